@@ -1,0 +1,1 @@
+"""CampusGate: campus access control and IoT gateway for epidemic prevention."""

@@ -1,0 +1,1 @@
+"""The contract's vocabulary as frozen dataclasses and enums; no I/O."""

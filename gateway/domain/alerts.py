@@ -1,0 +1,82 @@
+"""Alerts for the guard console (contract section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class AlertKind(StrEnum):
+    OUTSIDER = "outsider"
+    UNAUTHORIZED = "unauthorized"
+    ISOLATION_BREACH = "isolation_breach"
+    FEVER = "fever"
+    TEMPERATURE_INVALID = "temperature_invalid"
+    ZONE_FULL = "zone_full"
+    TAILGATING = "tailgating"
+    DOOR_FORCED = "door_forced"
+    DOOR_HELD_OPEN = "door_held_open"
+    DEVICE_OFFLINE = "device_offline"
+    UNKNOWN_DEVICE = "unknown_device"
+    CARD_REVOKED = "card_revoked"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+SEVERITY: dict[AlertKind, Severity] = {
+    AlertKind.OUTSIDER: Severity.HIGH,
+    AlertKind.UNAUTHORIZED: Severity.MEDIUM,
+    AlertKind.ISOLATION_BREACH: Severity.CRITICAL,
+    AlertKind.FEVER: Severity.CRITICAL,
+    AlertKind.TEMPERATURE_INVALID: Severity.LOW,
+    AlertKind.ZONE_FULL: Severity.MEDIUM,
+    AlertKind.TAILGATING: Severity.HIGH,
+    AlertKind.DOOR_FORCED: Severity.CRITICAL,
+    AlertKind.DOOR_HELD_OPEN: Severity.MEDIUM,
+    AlertKind.DEVICE_OFFLINE: Severity.HIGH,
+    AlertKind.UNKNOWN_DEVICE: Severity.MEDIUM,
+    AlertKind.CARD_REVOKED: Severity.MEDIUM,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert as raised; its lifecycle lives in the store."""
+
+    id: str
+    kind: AlertKind
+    ts: datetime
+    severity: Severity
+    door: str | None = None
+    zone: str | None = None
+    device: str | None = None
+    person: str | None = None
+    detail: dict[str, object] = field(default_factory=dict)
+    status: AlertStatus = AlertStatus.OPEN
+
+    def to_wire(self) -> dict[str, object]:
+        """The JSON published on P/alerts/{kind}; no health details."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "ts": self.ts.isoformat(),
+            "door": self.door,
+            "zone": self.zone,
+            "device": self.device,
+            "person": self.person,
+            "status": self.status.value,
+            "detail": self.detail,
+        }

@@ -1,0 +1,70 @@
+"""Door decisions and their reasons (contract section 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    """The `decision` field of a decision command."""
+
+    ADMIT = "admit"
+    DENY = "deny"
+    PENDING = "pending"
+
+
+class Reason(StrEnum):
+    """Why a card was admitted or denied, in the order the checks run."""
+
+    OK = "ok"
+    UNKNOWN_CARD = "unknown_card"
+    CARD_REVOKED = "card_revoked"
+    HEALTH_HOLD = "health_hold"
+    NOT_AUTHORIZED = "not_authorized"
+    TEMPERATURE_REQUIRED = "temperature_required"
+    TEMPERATURE_INVALID = "temperature_invalid"
+    FEVER = "fever"
+    ZONE_FULL = "zone_full"
+
+
+# Terminal texts: short, and never a health detail (contract section 3).
+MESSAGES: dict[Reason, str] = {
+    Reason.OK: "Welcome",
+    Reason.UNKNOWN_CARD: "Card not recognised, please see the guard",
+    Reason.CARD_REVOKED: "Card not valid, please see the guard",
+    Reason.HEALTH_HOLD: "Entry not possible, please see the guard",
+    Reason.NOT_AUTHORIZED: "No access here at this time",
+    Reason.TEMPERATURE_REQUIRED: "Please measure your temperature",
+    Reason.TEMPERATURE_INVALID: "Measurement failed, please measure again",
+    Reason.FEVER: "Entry not possible, please see the guard",
+    Reason.ZONE_FULL: "Area is full, please wait",
+}
+
+DEFAULT_UNLOCK_MS = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The command sent back for one card event."""
+
+    event_id: str
+    verdict: Verdict
+    reason: Reason
+    message: str
+    unlock_ms: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        return self.verdict is not Verdict.PENDING
+
+    def to_wire(self) -> dict[str, object]:
+        """The JSON object of contract section 3."""
+        return {
+            "type": "decision",
+            "event_id": self.event_id,
+            "decision": self.verdict.value,
+            "reason": self.reason.value,
+            "message": self.message,
+            "unlock_ms": self.unlock_ms,
+        }

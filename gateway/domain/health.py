@@ -1,0 +1,43 @@
+"""Health statuses (contract section 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class HealthStatus(StrEnum):
+    CLEAR = "clear"
+    FEVER_WATCH = "fever_watch"
+    HOME_ISOLATION = "home_isolation"
+    CLOSE_CONTACT = "close_contact"
+    SUSPECTED = "suspected"
+    CONFIRMED = "confirmed"
+    RECOVERED = "recovered"
+
+    @property
+    def blocks_entry(self) -> bool:
+        return self not in (HealthStatus.CLEAR, HealthStatus.RECOVERED)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRecord:
+    """A person's current health status; `until` returns it to clear by itself."""
+
+    person_id: str
+    status: HealthStatus
+    since: datetime
+    until: datetime | None = None
+    reason: str = ""
+    caretaker_id: str | None = None
+    set_by: str | None = None
+
+    def effective_status(self, now: datetime) -> HealthStatus:
+        if self.until is not None and now >= self.until:
+            return HealthStatus.CLEAR
+        return self.status
+
+    def holds(self, now: datetime) -> bool:
+        """True when this status blocks entry at `now`."""
+        return self.effective_status(now).blocks_entry
