@@ -1,0 +1,90 @@
+"""The `campusgate` command: the composition root.
+
+Each subcommand lives in its own module of this package and is loaded only
+when it runs, so `campusgate --help` stays quick and one broken extra cannot
+take the others down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from gateway.settings import Settings
+
+# name -> module holding a click command called `command`
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "gateway.cli.demo",
+    "serve": "gateway.cli.serve",
+    "worker": "gateway.cli.worker",
+    "migrate": "gateway.cli.migrate",
+    "import": "gateway.cli.importer",
+    "user": "gateway.cli.user",
+    "sim": "gateway.cli.sim",
+    "bench": "gateway.cli.bench",
+}
+
+_SETTING_FLAGS = (
+    ("--database-url", "database_url", str),
+    ("--mqtt-url", "mqtt_url", str),
+    ("--topic-prefix", "topic_prefix", str),
+    ("--data-dir", "data_dir", str),
+    ("--api-host", "api_host", str),
+    ("--api-port", "api_port", int),
+    ("--fever-threshold-c", "fever_threshold_c", float),
+    ("--timezone", "timezone", str),
+    ("--temperature-window-s", "temperature_window_s", float),
+    ("--log-level", "log_level", str),
+)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = SUBCOMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        return importlib.import_module(module).command
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The settings built by the top-level group for this run."""
+    return ctx.find_root().obj["settings"]
+
+
+def fail(message: str) -> None:
+    """Exit non-zero with a one-line error (contract section 2)."""
+    raise click.ClickException(message)
+
+
+def _settings_options(func: Any) -> Any:
+    for flag, name, kind in reversed(_SETTING_FLAGS):
+        func = click.option(flag, name, type=kind, default=None, help=f"overrides CAMPUSGATE_{name.upper()}")(func)
+    return func
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@_settings_options
+@click.pass_context
+def main(ctx: click.Context, **overrides: Any) -> None:
+    """CampusGate: campus access control and IoT gateway for epidemic prevention."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise click.ClickException(f"bad setting {field}: {first['msg']}") from None
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = {"settings": settings}

@@ -1,0 +1,119 @@
+"""Shared fixtures: a fresh PostgreSQL database and a private Mosquitto broker per session."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+ADMIN_DSN = os.environ.get("CAMPUSGATE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(coro):  # a tiny sync bridge for session fixtures
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+async def _create_database(name: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(name: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _dsn_for(name: str) -> str:
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_factory() -> Iterator:
+    """Creates fresh, empty databases on demand; drops them at the end of the session."""
+    created: list[str] = []
+
+    def make(label: str = "t") -> str:
+        name = f"cg_test_{label}_{os.getpid()}_{secrets.token_hex(3)}"
+        _run(_create_database(name))
+        created.append(name)
+        return _dsn_for(name)
+
+    yield make
+    for name in created:
+        _run(_drop_database(name))
+
+
+@pytest.fixture(scope="session")
+def empty_db(database_factory) -> str:
+    """A fresh database with no schema, for migration tests."""
+    return database_factory("empty")
+
+
+@pytest.fixture(scope="session")
+def db_dsn(database_factory) -> str:
+    """A fresh, migrated database shared by the session."""
+    from gateway.store.migrate import apply_migrations
+
+    dsn = database_factory("main")
+    _run(apply_migrations(dsn))
+    return dsn
+
+
+def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    conf = workdir / f"mosquitto-{port}.conf"
+    template = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
+    body = template.read_text() if template.exists() else ""
+    # The deploy file listens on 1883; the tests use a private port and no persistence file.
+    body = "\n".join(
+        line for line in body.splitlines() if not line.startswith(("listener", "persistence", "log_dest"))
+    )
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{body}\n")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("mosquitto did not start listening within 10 s")
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(tmp_path_factory) -> Iterator[str]:
+    """A private Mosquitto broker on a free port for this session."""
+    proc, port = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield f"mqtt://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
