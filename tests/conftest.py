@@ -14,7 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-ADMIN_DSN = os.environ.get("CAMPUSGATE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_DSN = os.environ.get(
+    "CAMPUSGATE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
@@ -90,14 +92,20 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen, int]:
     body = template.read_text() if template.exists() else ""
     # The deploy file listens on 1883; the tests use a private port and no persistence file.
     body = "\n".join(
-        line for line in body.splitlines() if not line.startswith(("listener", "persistence", "log_dest"))
+        line
+        for line in body.splitlines()
+        if not line.startswith(("listener", "persistence", "log_dest"))
     )
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{body}\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"mosquitto exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            raise RuntimeError(
+                f"mosquitto exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return proc, port

@@ -66,7 +66,9 @@ def fail(message: str) -> None:
 
 def _settings_options(func: Any) -> Any:
     for flag, name, kind in reversed(_SETTING_FLAGS):
-        func = click.option(flag, name, type=kind, default=None, help=f"overrides CAMPUSGATE_{name.upper()}")(func)
+        func = click.option(
+            flag, name, type=kind, default=None, help=f"overrides CAMPUSGATE_{name.upper()}"
+        )(func)
     return func
 
 

@@ -1,0 +1,371 @@
+"""An MQTT client driven by the asyncio event loop.
+
+paho-mqtt does the protocol; its socket is registered with the loop
+(`add_reader`/`add_writer`, as Home Assistant does), so there is no network
+thread and no cross-thread queue on the hot path. Messages read in one socket
+wake-up are handed over as one batch, outside paho's callback lock, so the
+receiver's replies are coalesced into few writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+_LOGGER = logging.getLogger(__name__)
+
+# Longest a session survives a disconnect when the broker does not cap it (MQTT 5).
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+class MqttError(Exception):
+    """The broker refused or dropped the connection."""
+
+
+class Protocol(StrEnum):
+    V5 = "5"
+    V311 = "3.1.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message as received; `mid` is what `ack` takes when acks are manual."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+    protocol: Protocol
+
+    @classmethod
+    def parse(cls, url: str, *, protocol: Protocol | None = None) -> BrokerAddress:
+        """`mqtt://[user:pass@]host:port` or `mqtts://...`; `?protocol=3.1.1` picks MQTT 3.1.1."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"bad MQTT URL {url!r}: expected mqtt://[user:pass@]host:port")
+        tls = parts.scheme == "mqtts"
+        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        chosen = protocol or Protocol(query.get("protocol", Protocol.V5.value))
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            protocol=chosen,
+        )
+
+
+MessageBatchHandler = Callable[[Sequence[Message]], None]
+
+
+class MqttClient:
+    """One MQTT session on the running event loop.
+
+    `on_messages` receives every batch of messages read in one wake-up. With
+    `manual_ack=True` the caller acknowledges each QoS 1 message by `ack(msg)`
+    once it has made the message durable; until then the broker redelivers it
+    after a reconnect.
+    """
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        *,
+        client_id: str,
+        on_messages: MessageBatchHandler | None = None,
+        clean_start: bool = True,
+        manual_ack: bool = False,
+        will: Will | None = None,
+        keepalive: int = 30,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        max_inflight: int = 0,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        self.address = address
+        self.client_id = client_id
+        self._on_messages = on_messages
+        self._clean_start = clean_start
+        self._keepalive = keepalive
+        self._subscriptions = list(subscriptions)
+        self._on_connected = on_connected
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._inbox: list[Message] = []
+        self._connected = asyncio.Event()
+        self._connect_error: MqttError | None = None
+        self._closing = False
+        self._misc_task: asyncio.Task[None] | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._sock: Any = None
+
+        v5 = address.protocol is Protocol.V5
+        self._client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else clean_start,
+            manual_ack=manual_ack,
+            reconnect_on_failure=False,
+        )
+        self._client.max_inflight_messages_set(max_inflight)
+        self._client.max_queued_messages_set(0)
+        if address.username:
+            self._client.username_pw_set(address.username, address.password)
+        if address.tls:
+            self._client.tls_set_context(ssl.create_default_context())
+        if will is not None:
+            self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_message = self._handle_message
+        self._client.on_socket_open = self._socket_open
+        self._client.on_socket_close = self._socket_close
+        self._client.on_socket_register_write = self._socket_register_write
+        self._client.on_socket_unregister_write = self._socket_unregister_write
+
+    # ---- public surface ---------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        """Connect and subscribe; raises MqttError when the broker is unreachable or refuses."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._closing = False
+        await self._connect_once(timeout)
+        self._misc_task = asyncio.create_task(self._misc_loop(), name=f"mqtt-misc-{self.client_id}")
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message; paho keeps it and resends after a reconnect at QoS 1."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def ack(self, message: Message) -> None:
+        """Acknowledge a message received with manual acks."""
+        if message.qos > 0:
+            self._client.ack(message.mid, message.qos)
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        self._subscriptions.append((topic, qos))
+        if self.is_connected:
+            self._client.subscribe(topic, qos)
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def close(self) -> None:
+        """Disconnect cleanly (no last will) and stop the background tasks."""
+        self._closing = True
+        for task in (self._misc_task, self._reconnect_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._client.is_connected():
+            self._client.disconnect()
+            self._client.loop_write()
+        self._detach_socket()
+        self._connected.clear()
+
+    async def drop(self) -> None:
+        """Close the socket without DISCONNECT, as a crash would (the broker sends the will)."""
+        self._closing = True
+        for task in (self._misc_task, self._reconnect_task):
+            if task is not None:
+                task.cancel()
+        sock = self._client.socket()
+        self._detach_socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._connected.clear()
+
+    # ---- connection management ---------------------------------------------
+
+    async def _connect_once(self, timeout: float) -> None:
+        self._connected.clear()
+        self._connect_error = None
+        props = None
+        if self.address.protocol is Protocol.V5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 0 if self._clean_start else SESSION_EXPIRY_S
+        try:
+            # The TCP connect may block on a remote broker: do it off the loop.
+            await asyncio.wait_for(
+                self._loop.run_in_executor(  # type: ignore[union-attr]
+                    None,
+                    lambda: self._client.connect(
+                        self.address.host,
+                        self.address.port,
+                        keepalive=self._keepalive,
+                        clean_start=self._clean_start
+                        if self.address.protocol is Protocol.V5
+                        else 3,
+                        properties=props,
+                    ),
+                ),
+                timeout,
+            )
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except (OSError, TimeoutError) as exc:
+            self._detach_socket()
+            raise MqttError(
+                f"cannot reach MQTT broker at {self.address.host}:{self.address.port}: {exc or 'timed out'}"
+            ) from None
+        if self._connect_error is not None:
+            raise self._connect_error
+
+    async def _reconnect_loop(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect_once(10.0)
+                _LOGGER.info(
+                    "MQTT %s reconnected to %s:%s",
+                    self.client_id,
+                    self.address.host,
+                    self.address.port,
+                )
+                return
+            except MqttError as exc:
+                _LOGGER.warning("MQTT %s: %s; retrying in %.1f s", self.client_id, exc, delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _misc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self._client.socket() is not None:
+                self._client.loop_misc()
+
+    # ---- paho callbacks (all on the loop thread but connect) ----------------
+
+    def _on_loop(self, func: Callable[..., None], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            func(*args)
+        else:
+            self._loop.call_soon_threadsafe(func, *args)  # type: ignore[union-attr]
+
+    def _handle_connect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._connect_error = MqttError(
+                f"broker refused connection of {self.client_id}: {reason}"
+            )
+            self._on_loop(self._connected.set)
+            return
+        for topic, qos in self._subscriptions:
+            client.subscribe(topic, qos)
+        self._on_loop(self._connected.set)
+        if self._on_connected is not None:
+            self._on_loop(self._on_connected)
+
+    def _handle_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        self._connected.clear()
+        self._detach_socket()
+        if self._closing:
+            return
+        _LOGGER.warning("MQTT %s lost its connection (%s); reconnecting", self.client_id, reason)
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
+
+    def _handle_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
+        self._inbox.append(Message(msg.topic, msg.payload, msg.qos, bool(msg.retain), msg.mid))
+
+    def _socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._on_loop(self._attach_socket, sock)
+
+    def _socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._detach_socket)
+
+    def _socket_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._watch_write, sock)
+
+    def _socket_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._unwatch_write, sock)
+
+    # ---- socket plumbing -----------------------------------------------------
+
+    def _attach_socket(self, sock: Any) -> None:
+        if self._sock is not None and self._sock is not sock:
+            self._detach_socket()
+        self._sock = sock
+        self._loop.add_reader(sock, self._readable)  # type: ignore[union-attr]
+        if self._client.want_write():
+            self._watch_write(sock)
+
+    def _detach_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None or self._loop is None:
+            return
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+
+    def _watch_write(self, sock: Any) -> None:
+        if self._sock is not None:
+            self._loop.add_writer(self._sock, self._writable)  # type: ignore[union-attr]
+
+    def _unwatch_write(self, sock: Any) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_writer(self._sock)  # type: ignore[union-attr]
+
+    def _writable(self) -> None:
+        self._client.loop_write()
+
+    def _readable(self) -> None:
+        rc = self._client.loop_read(max_packets=256)
+        if self._inbox:
+            batch, self._inbox = self._inbox, []
+            if self._on_messages is not None:
+                try:
+                    self._on_messages(batch)
+                except Exception:  # the receiver's bug must not kill the connection
+                    _LOGGER.exception(
+                        "MQTT %s: message handler failed on a batch of %d",
+                        self.client_id,
+                        len(batch),
+                    )
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            _LOGGER.debug("MQTT %s loop_read returned %s", self.client_id, rc)
