@@ -130,6 +130,7 @@ class MqttClient:
         self._misc_task: asyncio.Task[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._sock: Any = None
+        self._paused = False
 
         v5 = address.protocol is Protocol.V5
         self._client = paho.Client(
@@ -183,6 +184,22 @@ class MqttClient:
         self._subscriptions.append((topic, qos))
         if self.is_connected:
             self._client.subscribe(topic, qos)
+
+    def set_handler(self, on_messages: MessageBatchHandler) -> None:
+        """Set the receiver of message batches (before `connect`)."""
+        self._on_messages = on_messages
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (back-pressure); the broker holds what is not read."""
+        self._paused = True
+        if self._sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(self._sock)  # type: ignore[union-attr]
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        if self._sock is not None:
+            self._loop.add_reader(self._sock, self._readable)  # type: ignore[union-attr]
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout)
@@ -330,7 +347,8 @@ class MqttClient:
         if self._sock is not None and self._sock is not sock:
             self._detach_socket()
         self._sock = sock
-        self._loop.add_reader(sock, self._readable)  # type: ignore[union-attr]
+        if not self._paused:
+            self._loop.add_reader(sock, self._readable)  # type: ignore[union-attr]
         if self._client.want_write():
             self._watch_write(sock)
 

@@ -54,6 +54,12 @@ class Decision:
     message: str
     unlock_ms: int = 0
 
+    @classmethod
+    def recorded(cls, event_id: str, verdict: str, reason: str) -> Decision:
+        """A decision rebuilt from the access log, to answer a duplicate after a restart."""
+        v, r = Verdict(verdict), Reason(reason)
+        return cls(event_id, v, r, MESSAGES[r], DEFAULT_UNLOCK_MS if v is Verdict.ADMIT else 0)
+
     @property
     def is_final(self) -> bool:
         return self.verdict is not Verdict.PENDING

@@ -1,0 +1,104 @@
+"""Device presence: retained state and last will, heartbeats, unknown device ids."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+
+from devices.codecs.contract_json import decode_state
+from gateway.domain.alerts import Alert, AlertKind
+from gateway.domain.roster import Device
+from gateway.metrics import Counters
+from gateway.pipeline.alerting import Alerter
+from gateway.pipeline.journal import Journal
+from gateway.store import alerts as alert_store
+from gateway.store.devices import touch_devices
+
+_LOGGER = logging.getLogger(__name__)
+
+UNKNOWN_DEVICE_REALERT_S = 600.0
+TOUCH_INTERVAL_S = 5.0
+
+
+class DeviceWatch:
+    """Raises `device_offline` when a device goes dark and resolves it when it is back."""
+
+    def __init__(self, pool: asyncpg.Pool, journal: Journal, alerter: Alerter, counters: Counters) -> None:
+        self._pool = pool
+        self._journal = journal
+        self._alerter = alerter
+        self._counters = counters
+        self._offline: dict[str, Alert] = {}
+        self._unknown_alerted: dict[str, float] = {}
+        self._seen: dict[str, datetime] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with self._pool.acquire() as conn:
+            for alert in await alert_store.open_alerts(conn, AlertKind.DEVICE_OFFLINE):
+                if alert.device:
+                    self._offline[alert.device] = alert
+        self._task = asyncio.create_task(self._touch_loop(), name="device-touch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._flush_seen()
+
+    def seen(self, device_id: str) -> None:
+        self._seen[device_id] = datetime.now(UTC)
+
+    def on_state(self, device: Device, payload: bytes, door_zone: str | None) -> None:
+        online = decode_state(payload)
+        if online is None:
+            self._counters.reject("bad_state")
+            _LOGGER.warning("device %s: unreadable state payload %r", device.id, payload[:200])
+            return
+        now = datetime.now(UTC)
+        open_alert = self._offline.get(device.id)
+        if online and open_alert is not None:
+            del self._offline[device.id]
+            self._alerter.resolve(open_alert, note="device back online")
+        elif not online and open_alert is None:
+            self._offline[device.id] = self._alerter.raise_alert(
+                AlertKind.DEVICE_OFFLINE, now, door=device.door_id, zone=door_zone, device=device.id
+            )
+        self._journal.current().device_states.append((device.id, online, now, None))
+        self._journal.kick()
+
+    def on_unknown(self, device_id: str, event_id: str) -> None:
+        """A valid event from an unregistered device: alert (at most every ten minutes per id)."""
+        self._counters.unknown_device += 1
+        now = time.monotonic()
+        last = self._unknown_alerted.get(device_id)
+        _LOGGER.warning("event %s from unregistered device %r: not decided", event_id, device_id)
+        if last is not None and now - last < UNKNOWN_DEVICE_REALERT_S:
+            return
+        if len(self._unknown_alerted) > 10_000:  # ids are attacker-chosen: keep the map bounded
+            self._unknown_alerted.clear()
+        self._unknown_alerted[device_id] = now
+        self._alerter.raise_alert(
+            AlertKind.UNKNOWN_DEVICE, datetime.now(UTC), device=device_id[:128], detail={"event_id": event_id}
+        )
+
+    async def _touch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_INTERVAL_S)
+            await self._flush_seen()
+
+    async def _flush_seen(self) -> None:
+        if not self._seen:
+            return
+        seen, self._seen = self._seen, {}
+        try:
+            async with self._pool.acquire() as conn:
+                await touch_devices(conn, seen)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            _LOGGER.warning("could not record when devices were last seen: %s", exc)

@@ -1,0 +1,342 @@
+"""The per-event path: card, temperature and door events in, decisions out.
+
+Nothing here waits on I/O: the roster is an in-memory index, pairing and
+occupancy are in memory, and everything durable goes into the open journal
+batch, whose follow-ups publish the decision and acknowledge the message once
+the batch is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from devices.transports.mqtt import Message
+from gateway.domain.alerts import AlertKind
+from gateway.domain.campus import AccessRecord
+from gateway.domain.decisions import Decision, Verdict
+from gateway.domain.events import CardEvent, Direction, DoorEvent, DoorState, EventType, TemperatureEvent, ThermalFrameEvent
+from gateway.domain.health import HealthRecord
+from gateway.domain.roster import Device, Door
+from gateway.metrics import Counters
+from gateway.pipeline.alerting import Alerter
+from gateway.pipeline.dedupe import EventKey, SeenEvents
+from gateway.pipeline.journal import Journal
+from gateway.pipeline.publisher import Publisher
+from gateway.pipeline.roster_state import RosterState
+from gateway.policy.decide import Outcome, decide, resolve_direction, to_decision
+from gateway.policy.occupancy import Occupancy
+from gateway.policy.pairing import PairingBook
+
+_LOGGER = logging.getLogger(__name__)
+
+TEMPERATURE_MIN_C = 34.0
+TEMPERATURE_MAX_C = 43.0
+
+DOOR_ALERTS = {DoorState.FORCED: AlertKind.DOOR_FORCED, DoorState.HELD_OPEN: AlertKind.DOOR_HELD_OPEN}
+
+
+@dataclass(frozen=True, slots=True)
+class DoorPolicy:
+    """The settings a decision depends on."""
+
+    tz: ZoneInfo
+    fever_threshold_c: float
+    temperature_window_s: float
+
+
+@dataclass(slots=True)
+class Arrival:
+    """A received event with the clocks read when it arrived."""
+
+    message: Message
+    received_at: datetime
+    started: float  # perf_counter at receipt, for the decision latency
+
+
+@dataclass(slots=True)
+class WaitingCard:
+    arrival: Arrival
+    event: CardEvent
+    device: Device
+    door: Door
+    direction: Direction
+    companions: list[tuple[AccessRecord, Message, EventKey]] = field(default_factory=list)
+
+
+class DoorDesk:
+    """Decides card events and handles the other events of the doors."""
+
+    def __init__(
+        self,
+        *,
+        roster: RosterState,
+        journal: Journal,
+        publisher: Publisher,
+        alerter: Alerter,
+        seen: SeenEvents,
+        occupancy: Occupancy,
+        policy: DoorPolicy,
+        counters: Counters,
+    ) -> None:
+        self._roster = roster
+        self._journal = journal
+        self._publisher = publisher
+        self._alerter = alerter
+        self._seen = seen
+        self._occupancy = occupancy
+        self._policy = policy
+        self._counters = counters
+        self._book = PairingBook(window_s=policy.temperature_window_s)
+        self._waiting: dict[EventKey, WaitingCard] = {}
+        self._expiry_wake = asyncio.Event()
+        self._expiry_task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle --------------------------------------------------------
+
+    def start(self) -> None:
+        self._expiry_task = asyncio.create_task(self._expire_loop(), name="pairing-expiry")
+
+    async def stop(self) -> None:
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    # ---- card ---------------------------------------------------------------
+
+    def on_card(self, arrival: Arrival, event: CardEvent, device: Device, door: Door) -> None:
+        key = (device.id, event.event_id)
+        self._seen.begin(key)
+        direction = resolve_direction(event.direction, door)
+        outcome = self._decide(door, event.card_uid, direction, event.celsius, window_open=True)
+        celsius = event.celsius
+        if outcome.verdict is Verdict.PENDING:
+            paired = self._book.offer_card(door.id, key, event.card_uid, time.monotonic())
+            if paired is None:
+                self._waiting[key] = WaitingCard(arrival, event, device, door, direction)
+                self._publisher.decision(device.id, to_decision(event.event_id, outcome))
+                self._expiry_wake.set()
+                return
+            celsius = paired
+            outcome = self._decide(door, event.card_uid, direction, celsius, window_open=True)
+        self._finalize(WaitingCard(arrival, event, device, door, direction), outcome, celsius)
+
+    def _decide(self, door: Door, card_uid: str, direction: Direction, celsius: float | None, *, window_open: bool) -> Outcome:
+        return decide(
+            self._roster.index,
+            door=door,
+            card_uid=card_uid,
+            direction=direction,
+            now=datetime.now(UTC),
+            tz=self._policy.tz,
+            celsius=celsius,
+            fever_threshold_c=self._policy.fever_threshold_c,
+            occupancy=self._occupancy.count(door.zone_id),
+            temperature_window_open=window_open,
+        )
+
+    def _finalize(self, card: WaitingCard, outcome: Outcome, celsius: float | None) -> None:
+        event, device, door = card.event, card.device, card.door
+        key = (device.id, event.event_id)
+        decision = to_decision(event.event_id, outcome)
+        now = datetime.now(UTC)
+        person_id = outcome.person.id if outcome.person else None
+        batch = self._journal.current()
+        batch.records.append(
+            AccessRecord(
+                device_id=device.id,
+                event_id=event.event_id,
+                type=EventType.CARD,
+                device_ts=event.ts,
+                received_at=card.arrival.received_at,
+                door_id=door.id,
+                zone_id=door.zone_id,
+                person_id=person_id,
+                card_uid=event.card_uid,
+                direction=card.direction,
+                celsius=celsius,
+                verdict=decision.verdict,
+                reason=decision.reason,
+                decided_at=now,
+                latency_us=int((time.perf_counter() - card.arrival.started) * 1_000_000),
+            )
+        )
+        for record, _, _ in card.companions:
+            batch.records.append(record)
+        for kind in outcome.alerts:
+            detail: dict[str, object] = {"card_uid": event.card_uid, "reason": decision.reason.value}
+            if kind in (AlertKind.FEVER, AlertKind.TEMPERATURE_INVALID) and celsius is not None:
+                detail["celsius"] = celsius
+            self._alerter.raise_alert(
+                kind, now, door=door.id, zone=door.zone_id, device=device.id, person=person_id, detail=detail
+            )
+        if outcome.health_change is not None and person_id is not None:
+            record = HealthRecord(
+                person_id=person_id,
+                status=outcome.health_change,
+                since=now,
+                reason=f"fever {celsius:.1f} C at door {door.id}" if celsius is not None else "set at the door",
+                set_by="gateway",
+            )
+            self._roster.apply_health(record)
+            batch.health.append((record, "gateway"))
+        if decision.verdict is Verdict.ADMIT:
+            self._occupancy.passed(door.zone_id, card.direction)
+        self._counters.decided += 1
+        companions = card.companions
+        message = card.arrival.message
+
+        def publish_and_ack() -> None:
+            self._publisher.decision(device.id, decision)
+            self._publisher.ack(message)
+            self._answer_duplicates(key, decision)
+            for _, companion_message, companion_key in companions:
+                self._publisher.ack(companion_message)
+                self._answer_duplicates(companion_key, None)
+
+        batch.after.append(publish_and_ack)
+        self._journal.kick()
+
+    def _answer_duplicates(self, key: EventKey, decision: Decision | None) -> None:
+        flight = self._seen.finish(key, decision)
+        if flight is None:
+            return
+        for duplicate in flight.duplicates:
+            if decision is not None:
+                self._publisher.decision(key[0], decision)
+            self._publisher.ack(duplicate)
+
+    # ---- temperature --------------------------------------------------------
+
+    def on_temperature(self, arrival: Arrival, event: TemperatureEvent, device: Device, door: Door) -> None:
+        key = (device.id, event.event_id)
+        self._seen.begin(key)
+        person = self._roster.index.person_of_card(event.card_uid) if event.card_uid else None
+        paired_key = None
+        if door.requires_temperature:
+            paired_key = self._book.offer_temperature(door.id, event.celsius, event.card_uid, time.monotonic())
+        record = AccessRecord(
+            device_id=device.id,
+            event_id=event.event_id,
+            type=EventType.TEMPERATURE,
+            device_ts=event.ts,
+            received_at=arrival.received_at,
+            door_id=door.id,
+            zone_id=door.zone_id,
+            person_id=person.id if person else None,
+            card_uid=event.card_uid,
+            celsius=event.celsius,
+            detail={"paired_event_id": paired_key[1]} if paired_key else {},
+        )
+        waiting = self._waiting.pop(paired_key, None) if paired_key else None
+        if waiting is not None:
+            # The reading and the card it completes become durable together.
+            waiting.companions.append((record, arrival.message, key))
+            outcome = self._decide(waiting.door, waiting.event.card_uid, waiting.direction, event.celsius, window_open=True)
+            self._finalize(waiting, outcome, event.celsius)
+            return
+        if not door.requires_temperature:
+            self._alert_unpaired_reading(event.celsius, door, device.id)
+        self._journal_plain(record, arrival.message, key)
+
+    def _alert_unpaired_reading(self, celsius: float, door: Door, device_id: str | None) -> None:
+        """A fever reading no card claimed: someone with a fever stood at the door."""
+        if TEMPERATURE_MIN_C <= celsius <= TEMPERATURE_MAX_C and celsius >= self._policy.fever_threshold_c:
+            self._alerter.raise_alert(
+                AlertKind.FEVER,
+                datetime.now(UTC),
+                door=door.id,
+                zone=door.zone_id,
+                device=device_id,
+                detail={"celsius": celsius, "paired": False},
+            )
+
+    def _journal_plain(self, record: AccessRecord, message: Message, key: EventKey) -> None:
+        batch = self._journal.current()
+        batch.records.append(record)
+
+        def ack() -> None:
+            self._publisher.ack(message)
+            self._answer_duplicates(key, None)
+
+        batch.after.append(ack)
+        self._journal.kick()
+
+    # ---- door and frames ------------------------------------------------------
+
+    def on_door(self, arrival: Arrival, event: DoorEvent, device: Device, door: Door) -> None:
+        key = (device.id, event.event_id)
+        self._seen.begin(key)
+        kind = DOOR_ALERTS.get(event.state)
+        if kind is not None:
+            self._alerter.raise_alert(
+                kind, datetime.now(UTC), door=door.id, zone=door.zone_id, device=device.id, detail={"state": event.state.value}
+            )
+        record = AccessRecord(
+            device_id=device.id,
+            event_id=event.event_id,
+            type=EventType.DOOR,
+            device_ts=event.ts,
+            received_at=arrival.received_at,
+            door_id=door.id,
+            zone_id=door.zone_id,
+            detail={"state": event.state.value},
+        )
+        self._journal_plain(record, arrival.message, key)
+
+    def on_thermal_frame(self, arrival: Arrival, event: ThermalFrameEvent, device: Device, door: Door) -> None:
+        key = (device.id, event.event_id)
+        self._seen.begin(key)
+        record = AccessRecord(
+            device_id=device.id,
+            event_id=event.event_id,
+            type=EventType.THERMAL_FRAME,
+            device_ts=event.ts,
+            received_at=arrival.received_at,
+            door_id=door.id,
+            zone_id=door.zone_id,
+            card_uid=event.card_uid,
+            detail={"width": event.width, "height": event.height},
+        )
+        self._journal_plain(record, arrival.message, key)
+
+    # ---- the temperature window ---------------------------------------------
+
+    async def _expire_loop(self) -> None:
+        while True:
+            deadline = self._book.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(self._expiry_wake.wait(), timeout)
+            except TimeoutError:
+                pass
+            self._expiry_wake.clear()
+            self.expire(time.monotonic())
+
+    def expire(self, now: float) -> None:
+        """Deny the cards whose window passed; alert unpaired fever readings."""
+        cards, readings = self._book.expire(now)
+        for key in cards:
+            waiting = self._waiting.pop(key, None)
+            if waiting is None:
+                continue
+            outcome = self._decide(waiting.door, waiting.event.card_uid, waiting.direction, None, window_open=False)
+            if outcome.verdict is Verdict.PENDING:  # the policy must not leave a card waiting past its window
+                _LOGGER.error("policy returned pending after the window for %s", key)
+                continue
+            self._finalize(waiting, outcome, None)
+        index = self._roster.index
+        for reading in readings:
+            door = index.door(reading.door_id)
+            if door is not None:
+                self._alert_unpaired_reading(reading.celsius, door, None)
+        if cards and _LOGGER.isEnabledFor(logging.DEBUG):
+            _LOGGER.debug("denied %d cards with no temperature within the window", len(cards))
+

@@ -1,0 +1,159 @@
+"""One gateway worker: the MQTT session, the roster, the journal and the door desk."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from devices.transports.mqtt import BrokerAddress, MqttClient
+from gateway.domain.decisions import Decision
+from gateway.metrics import Counters
+from gateway.pipeline.alerting import Alerter
+from gateway.pipeline.dedupe import SeenEvents
+from gateway.pipeline.device_watch import DeviceWatch
+from gateway.pipeline.doors import DoorDesk, DoorPolicy
+from gateway.pipeline.ingest import Ingest
+from gateway.pipeline.journal import Journal
+from gateway.pipeline.publisher import Publisher
+from gateway.pipeline.roster_state import RosterState
+from gateway.pipeline.topics import Topics
+from gateway.policy.occupancy import Occupancy
+from gateway.store import access_log
+from gateway.store.db import create_pool
+
+_LOGGER = logging.getLogger(__name__)
+
+DEDUPE_HORIZON = timedelta(hours=24)
+STATS_INTERVAL_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    database_url: str
+    broker: BrokerAddress
+    topic_prefix: str
+    policy: DoorPolicy
+    client_id: str = "campusgate-gateway"
+    share_group: str | None = None  # MQTT 5 shared subscription group for scale-out
+
+
+class Gateway:
+    """Start, run and stop one worker; `counters` show what it did."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.counters = Counters()
+        self.topics = Topics(config.topic_prefix)
+        self._pool: asyncpg.Pool | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.mqtt: MqttClient | None = None
+        self.journal: Journal | None = None
+        self.roster: RosterState | None = None
+        self.desk: DoorDesk | None = None
+        self.devices: DeviceWatch | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        self._pool = await create_pool(config.database_url, min_size=2, max_size=6)
+        async with self._pool.acquire() as conn:
+            await access_log.ensure_partitions(conn, datetime.now(UTC))
+            recent = await access_log.recent_decisions(conn, datetime.now(UTC) - DEDUPE_HORIZON)
+            occupancy = Occupancy(await access_log.zone_occupancy(conn))
+        seen = SeenEvents()
+        for device_id, event_id, verdict, reason in recent:
+            seen.remember((device_id, event_id), Decision.recorded(event_id, verdict, reason))
+
+        self.roster = RosterState(self._pool, config.database_url)
+        await self.roster.start()
+
+        subscriptions = [(self._events_filter(), 1), (self.topics.states, 1)]
+        self.mqtt = MqttClient(
+            config.broker,
+            client_id=config.client_id,
+            clean_start=False,
+            manual_ack=True,
+            subscriptions=subscriptions,
+        )
+        publisher = Publisher(self.mqtt, self.topics)
+        self.journal = Journal(self._pool, on_pressure=self._pressure)
+        alerter = Alerter(self.journal, publisher, self.counters)
+        self.devices = DeviceWatch(self._pool, self.journal, alerter, self.counters)
+        await self.devices.start()
+        self.desk = DoorDesk(
+            roster=self.roster,
+            journal=self.journal,
+            publisher=publisher,
+            alerter=alerter,
+            seen=seen,
+            occupancy=occupancy,
+            policy=config.policy,
+            counters=self.counters,
+        )
+        ingest = Ingest(
+            topics=self.topics,
+            roster=self.roster,
+            desk=self.desk,
+            devices=self.devices,
+            seen=seen,
+            publisher=publisher,
+            counters=self.counters,
+        )
+        self.mqtt.set_handler(ingest.on_messages)
+        self.journal.start()
+        self.desk.start()
+        await self.mqtt.connect()
+        self._tasks.append(asyncio.create_task(self._stats_loop(), name="gateway-stats"))
+        _LOGGER.info(
+            "gateway %s up: broker %s:%s, prefix %r, %d recent decisions remembered",
+            config.client_id,
+            config.broker.host,
+            config.broker.port,
+            config.topic_prefix,
+            len(recent),
+        )
+
+    def _events_filter(self) -> str:
+        if self.config.share_group:
+            return f"$share/{self.config.share_group}/{self.topics.events}"
+        return self.topics.events
+
+    def _pressure(self, high: bool) -> None:
+        if self.mqtt is None:
+            return
+        if high:
+            self.mqtt.pause_reading()
+        else:
+            self.mqtt.resume_reading()
+
+    async def stop(self) -> None:
+        """Stop taking events, finish what was taken, close everything."""
+        for task in self._tasks:
+            task.cancel()
+        if self.mqtt is not None:
+            self.mqtt.pause_reading()
+        if self.journal is not None:
+            await self.journal.stop()
+        if self.mqtt is not None:
+            # Let the follow-ups' publishes and acks reach the broker before saying goodbye.
+            await asyncio.sleep(0.05)
+            await self.mqtt.close()
+        if self.desk is not None:
+            await self.desk.stop()
+        if self.devices is not None:
+            await self.devices.stop()
+        if self.roster is not None:
+            await self.roster.stop()
+        if self._pool is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._pool.close(), 5)
+        _LOGGER.info("gateway %s stopped: %s", self.config.client_id, self.counters.snapshot())
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_INTERVAL_S)
+            _LOGGER.info("gateway %s: %s", self.config.client_id, self.counters.snapshot())

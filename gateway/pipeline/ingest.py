@@ -1,0 +1,115 @@
+"""Routes each received message: validate, recognise duplicates, hand to the door desk."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from devices.codecs.contract_json import EventRejected, decode_event
+from devices.transports.mqtt import Message
+from gateway.domain.events import CardEvent, DoorEvent, HeartbeatEvent, TemperatureEvent, ThermalFrameEvent
+from gateway.metrics import Counters
+from gateway.pipeline.dedupe import SeenEvents
+from gateway.pipeline.device_watch import DeviceWatch
+from gateway.pipeline.doors import Arrival, DoorDesk
+from gateway.pipeline.publisher import Publisher
+from gateway.pipeline.roster_state import RosterState
+from gateway.pipeline.topics import Topics
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        topics: Topics,
+        roster: RosterState,
+        desk: DoorDesk,
+        devices: DeviceWatch,
+        seen: SeenEvents,
+        publisher: Publisher,
+        counters: Counters,
+    ) -> None:
+        self._topics = topics
+        self._roster = roster
+        self._desk = desk
+        self._devices = devices
+        self._seen = seen
+        self._publisher = publisher
+        self._counters = counters
+
+    def on_messages(self, messages: Sequence[Message]) -> None:
+        received_at = datetime.now(UTC)
+        started = time.perf_counter()
+        for message in messages:
+            try:
+                self._route(message, received_at, started)
+            except Exception:  # a bug on one message must not strand the rest of the batch
+                self._counters.reject("internal_error")
+                _LOGGER.exception("failed to handle message on %s", message.topic)
+                self._publisher.ack(message)
+
+    def _route(self, message: Message, received_at: datetime, started: float) -> None:
+        parsed = self._topics.parse(message.topic)
+        if parsed is None:
+            self._publisher.ack(message)
+            return
+        device_id, leaf = parsed
+        if leaf == "state":
+            device = self._roster.index.device(device_id)
+            if device is not None:
+                door = self._roster.index.door(device.door_id)
+                self._devices.on_state(device, message.payload, door.zone_id if door else None)
+            self._publisher.ack(message)
+            return
+        if leaf != "events":
+            self._publisher.ack(message)
+            return
+        self._on_event(message, device_id, Arrival(message, received_at, started))
+
+    def _on_event(self, message: Message, device_id: str, arrival: Arrival) -> None:
+        self._counters.received += 1
+        try:
+            event = decode_event(device_id, message.payload)
+        except EventRejected as exc:
+            self._counters.reject(exc.cause)
+            _LOGGER.warning("device %s: rejected event (%s): %s", device_id, exc.cause, exc)
+            self._publisher.ack(message)
+            return
+        index = self._roster.index
+        device = index.device(device_id)
+        if device is None:
+            self._devices.on_unknown(device_id, event.event_id)
+            self._publisher.ack(message)
+            return
+        self._devices.seen(device_id)
+        if isinstance(event, HeartbeatEvent):
+            self._publisher.ack(message)
+            return
+        seen, decision, flight = self._seen.lookup((device_id, event.event_id))
+        if seen:
+            self._counters.duplicate += 1
+            if flight is not None:
+                flight.duplicates.append(message)
+                return
+            if decision is not None:
+                self._publisher.decision(device_id, decision)
+            self._publisher.ack(message)
+            return
+        door = index.door(device.door_id)
+        if door is None:  # the store's foreign keys make this a roster mid-reload race
+            self._counters.reject("no_door")
+            _LOGGER.error("device %s has no door %s in the roster", device_id, device.door_id)
+            self._publisher.ack(message)
+            return
+        if isinstance(event, CardEvent):
+            self._desk.on_card(arrival, event, device, door)
+        elif isinstance(event, TemperatureEvent):
+            self._desk.on_temperature(arrival, event, device, door)
+        elif isinstance(event, DoorEvent):
+            self._desk.on_door(arrival, event, device, door)
+        elif isinstance(event, ThermalFrameEvent):
+            self._desk.on_thermal_frame(arrival, event, device, door)

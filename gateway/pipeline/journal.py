@@ -1,0 +1,181 @@
+"""The write-ahead journal: decisions become durable before they are sent.
+
+Everything a decision changes (the access record, alerts it raises, a health
+status it sets, a device's online state) goes into the current batch; one
+flush writes the batch in one transaction (COPY for the access log) and only
+then runs the batch's `after` callbacks, which publish the decisions and
+acknowledge the MQTT messages. A gateway killed between the two has its
+events redelivered by the broker, finds them in the log, and answers with the
+decision it recorded: no event lost, none decided twice. Flushes run back to
+back, so a batch is as large as the traffic of one flush (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from gateway.domain.alerts import Alert, AlertStatus
+from gateway.domain.campus import AccessRecord
+from gateway.domain.health import HealthRecord
+from gateway.store import access_log, alerts, devices, health
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    alert_id: str
+    status: AlertStatus
+    operator: str
+    note: str
+
+
+@dataclass
+class Batch:
+    records: list[AccessRecord] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    alert_changes: list[AlertChange] = field(default_factory=list)
+    health: list[tuple[HealthRecord, str]] = field(default_factory=list)
+    device_states: list[tuple[str, bool, datetime, str | None]] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.records)
+            + len(self.alerts)
+            + len(self.alert_changes)
+            + len(self.health)
+            + len(self.device_states)
+            + len(self.after)
+        )
+
+    def absorb(self, other: Batch) -> None:
+        self.records += other.records
+        self.alerts += other.alerts
+        self.alert_changes += other.alert_changes
+        self.health += other.health
+        self.device_states += other.device_states
+        self.after += other.after
+
+
+class Journal:
+    """Batches writes and runs their follow-ups once the batch is committed."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        high_water: int = 50_000,
+        on_pressure: Callable[[bool], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._batch = Batch()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._high_water = high_water
+        self._on_pressure = on_pressure
+        self._pressured = False
+        self._task: asyncio.Task[None] | None = None
+        self.flushes = 0
+        self.written = 0
+        self.failures = 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._batch)
+
+    def current(self) -> Batch:
+        """The open batch; add to it, then call `kick()`."""
+        return self._batch
+
+    def kick(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+        if not self._pressured and len(self._batch) >= self._high_water:
+            self._pressured = True
+            _LOGGER.warning("journal backlog at %d: pausing intake", len(self._batch))
+            if self._on_pressure:
+                self._on_pressure(True)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="journal")
+
+    async def drain(self) -> None:
+        """Wait until everything added so far is written and followed up."""
+        while len(self._batch):
+            self._wake.set()
+            await self._idle.wait()
+            if len(self._batch):
+                await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.drain(), 10)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        pending: Batch | None = None
+        while True:
+            if pending is None:
+                await self._wake.wait()
+                self._wake.clear()
+                pending, self._batch = self._batch, Batch()
+            elif len(self._batch):
+                pending.absorb(self._batch)
+                self._batch = Batch()
+            if not len(pending):
+                pending = None
+                self._idle.set()
+                continue
+            try:
+                await self._write(pending)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                self.failures += 1
+                _LOGGER.error("journal write of %d items failed (%s); retrying in %.1f s", len(pending), exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            self.flushes += 1
+            self.written += len(pending.records)
+            done, pending = pending, None
+            for follow_up in done.after:
+                try:
+                    follow_up()
+                except Exception:  # one bad follow-up must not strand the rest of the batch
+                    _LOGGER.exception("journal follow-up failed")
+            if self._pressured and len(self._batch) < self._high_water // 2:
+                self._pressured = False
+                _LOGGER.info("journal backlog down to %d: resuming intake", len(self._batch))
+                if self._on_pressure:
+                    self._on_pressure(False)
+            if not len(self._batch):
+                self._idle.set()
+
+    async def _write(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        async with self._pool.acquire() as conn, conn.transaction():
+            if batch.records:
+                await access_log.write_access_records(conn, batch.records)
+            if batch.alerts:
+                await alerts.insert_alerts(conn, batch.alerts)
+            for change in batch.alert_changes:
+                await alerts.set_alert_status(conn, change.alert_id, change.status, change.operator, change.note)
+            for record, changed_by in batch.health:
+                await health.set_health(conn, record, changed_by=changed_by)
+            for device_id, online, ts, firmware in batch.device_states:
+                await devices.set_device_state(conn, device_id, online=online, ts=ts, firmware=firmware)
+        _LOGGER.debug("journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000)

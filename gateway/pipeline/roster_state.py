@@ -1,0 +1,125 @@
+"""The in-memory roster snapshot, refreshed when the store says it changed.
+
+Triggers in the store send `NOTIFY campusgate_roster, '<table>'`. A change to
+health statuses reloads only the health map (small and frequent: a status set
+at the API takes effect at the door well within a second); any other table
+reloads the whole roster, built off the event loop and swapped in at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from gateway.domain.health import HealthRecord
+from gateway.policy.roster_index import RosterIndex
+from gateway.store.roster import load_health, load_roster
+
+_LOGGER = logging.getLogger(__name__)
+
+CHANNEL = "campusgate_roster"
+DEBOUNCE_S = 0.05
+SAFETY_RELOAD_S = 300.0
+
+
+class RosterState:
+    """Holds the current RosterIndex and keeps it fresh."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, *, on_reload: Callable[[RosterIndex], None] | None = None) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self.index = RosterIndex.build(_empty())
+        self._dirty_tables: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._on_reload = on_reload
+        self.reloads = 0
+
+    async def start(self) -> None:
+        await self.reload_all()
+        self._task = asyncio.create_task(self._run(), name="roster-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close_listener()
+
+    def apply_health(self, record: HealthRecord) -> None:
+        """Apply a status the gateway itself set (a fever) before the store echoes it back."""
+        self.index = self.index.with_health(record)
+
+    async def reload_all(self) -> None:
+        started = time.perf_counter()
+        async with self._pool.acquire() as conn:
+            roster = await load_roster(conn)
+        self.index = await asyncio.to_thread(RosterIndex.build, roster)
+        self.reloads += 1
+        _LOGGER.info(
+            "roster loaded: %d people, %d cards, %d doors in %.0f ms",
+            len(roster.people),
+            len(roster.cards),
+            len(roster.doors),
+            (time.perf_counter() - started) * 1000,
+        )
+        if self._on_reload:
+            self._on_reload(self.index)
+
+    async def reload_health(self) -> None:
+        async with self._pool.acquire() as conn:
+            records = await load_health(conn)
+        self.index = self.index.replace_health(records)
+
+    def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        self._dirty_tables.add(payload)
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        self._listener = await asyncpg.connect(self._dsn)
+        await self._listener.add_listener(CHANNEL, self._notified)
+        self._listener.add_termination_listener(lambda conn: self._wake.set())
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            with contextlib.suppress(asyncpg.InterfaceError, OSError):
+                await self._listener.close()
+        self._listener = None
+
+    async def _run(self) -> None:
+        last_full = time.monotonic()
+        while True:
+            try:
+                if self._listener is None or self._listener.is_closed():
+                    await self._close_listener()
+                    await self._listen()
+                    # Changes made while nobody listened are unknown: reload everything.
+                    self._dirty_tables.add("*")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), SAFETY_RELOAD_S)
+                self._wake.clear()
+                await asyncio.sleep(DEBOUNCE_S)  # let a burst of statements settle into one reload
+                tables, self._dirty_tables = self._dirty_tables, set()
+                if not tables and time.monotonic() - last_full < SAFETY_RELOAD_S:
+                    continue
+                if tables == {"health_status"}:
+                    await self.reload_health()
+                else:
+                    await self.reload_all()
+                    last_full = time.monotonic()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                _LOGGER.error("roster refresh failed (%s); retrying in 2 s", exc)
+                await self._close_listener()
+                await asyncio.sleep(2)
+
+
+def _empty():
+    from gateway.domain.campus import CampusRoster
+
+    return CampusRoster()

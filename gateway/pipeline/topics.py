@@ -1,0 +1,37 @@
+"""Topic names of contract section 3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}/devices/+/events"
+
+    @property
+    def states(self) -> str:
+        return f"{self.prefix}/devices/+/state"
+
+    def commands(self, device_id: str) -> str:
+        return f"{self.prefix}/devices/{device_id}/commands"
+
+    def state(self, device_id: str) -> str:
+        return f"{self.prefix}/devices/{device_id}/state"
+
+    def device_events(self, device_id: str) -> str:
+        return f"{self.prefix}/devices/{device_id}/events"
+
+    def alert(self, kind: str) -> str:
+        return f"{self.prefix}/alerts/{kind}"
+
+    def parse(self, topic: str) -> tuple[str, str] | None:
+        """`(device_id, leaf)` for `P/devices/{device_id}/{leaf}`, else None."""
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[0] != self.prefix or parts[1] != "devices" or not parts[2]:
+            return None
+        return parts[2], parts[3]
