@@ -1,0 +1,5 @@
+"""`python -m gateway` is `campusgate`."""
+
+from gateway.cli import main
+
+main()

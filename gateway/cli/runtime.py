@@ -1,0 +1,116 @@
+"""Composition helpers shared by serve, worker, demo and bench: database, broker, gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import click
+
+from devices.transports.mqtt import BrokerAddress, Protocol
+from gateway.pipeline.doors import DoorPolicy
+from gateway.pipeline.gateway import GatewayConfig
+from gateway.settings import Settings
+from gateway.store.db import redact_dsn
+from gateway.store.embedded import EmbeddedDatabaseError, resolve_database_url
+from gateway.store.migrate import apply_migrations
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class Broker:
+    address: BrokerAddress
+    embedded: object | None = None  # the in-process amqtt broker, when no URL is configured
+
+    async def close(self) -> None:
+        if self.embedded is not None:
+            with contextlib.suppress(Exception):  # amqtt raises assorted errors while closing sessions
+                await self.embedded.shutdown()  # type: ignore[attr-defined]
+
+
+async def open_database(settings: Settings, *, migrate: bool = True) -> str:
+    """The DSN to use, with the schema brought up to date; a one-line error when unreachable."""
+    try:
+        dsn = await asyncio.to_thread(resolve_database_url, settings)
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    if migrate:
+        try:
+            applied = await apply_migrations(dsn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise click.ClickException(
+                f"cannot use the database at {redact_dsn(dsn)}: {exc}; check CAMPUSGATE_DATABASE_URL and that PostgreSQL is running"
+            ) from None
+        if applied:
+            _LOGGER.info("applied migrations: %s", ", ".join(applied))
+    return dsn
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def open_broker(settings: Settings, *, port: int | None = None) -> Broker:
+    """The configured broker, or an in-process amqtt broker (MQTT 3.1.1) on 127.0.0.1."""
+    if settings.mqtt_url:
+        try:
+            return Broker(BrokerAddress.parse(settings.mqtt_url))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    from amqtt.broker import Broker as AmqttBroker
+
+    chosen = port or _free_port()
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{chosen}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+    broker = AmqttBroker(config)
+    await broker.start()
+    _LOGGER.info("embedded MQTT broker (amqtt, MQTT 3.1.1) on 127.0.0.1:%d", chosen)
+    return Broker(BrokerAddress.parse(f"mqtt://127.0.0.1:{chosen}", protocol=Protocol.V311), broker)
+
+
+def gateway_config(
+    settings: Settings, dsn: str, broker: BrokerAddress, *, client_id: str, share_group: str | None = None
+) -> GatewayConfig:
+    return GatewayConfig(
+        database_url=dsn,
+        broker=broker,
+        topic_prefix=settings.topic_prefix,
+        policy=DoorPolicy(
+            tz=settings.tz,
+            fever_threshold_c=settings.fever_threshold_c,
+            temperature_window_s=settings.temperature_window_s,
+        ),
+        client_id=client_id,
+        share_group=share_group,
+    )
+
+
+@contextlib.asynccontextmanager
+async def stop_signal() -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM, for a clean Ctrl-C."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    """Run an async command; Ctrl-C ends it cleanly."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
