@@ -1,0 +1,244 @@
+"""The decision for one card at one door (contract section 3): pure, no clock.
+
+The checks run in the contract's order and the first that fails decides:
+unknown_card, card_revoked, health_hold, not_authorized, temperature_required,
+temperature_invalid, fever, zone_full. Leaving (`out`) skips the temperature
+and capacity checks but nothing else: a person in isolation may not leave the
+dormitory either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from gateway.domain.alerts import AlertKind
+from gateway.domain.decisions import DEFAULT_UNLOCK_MS, MESSAGES, Decision, Reason, Verdict
+from gateway.domain.events import Direction
+from gateway.domain.health import HealthStatus
+from gateway.domain.roster import Card, Door, DoorDirection, Grant, Person, Zone
+from gateway.policy.roster_index import RosterIndex
+
+# A reading outside these bounds (inclusive) is a bad measurement, not a body.
+MIN_VALID_C = 34.0
+MAX_VALID_C = 43.0
+
+# Readings are compared at 0.01 C: a thermal frame's float32 37.3 is 37.29999923...,
+# which must still be a fever at a 37.3 threshold.
+_CELSIUS_DIGITS = 2
+
+_ALERT_FOR: dict[Reason, AlertKind] = {
+    Reason.UNKNOWN_CARD: AlertKind.OUTSIDER,
+    Reason.CARD_REVOKED: AlertKind.CARD_REVOKED,
+    Reason.HEALTH_HOLD: AlertKind.ISOLATION_BREACH,
+    Reason.NOT_AUTHORIZED: AlertKind.UNAUTHORIZED,
+    Reason.TEMPERATURE_INVALID: AlertKind.TEMPERATURE_INVALID,
+    Reason.FEVER: AlertKind.FEVER,
+    Reason.ZONE_FULL: AlertKind.ZONE_FULL,
+}
+
+# A fever reading paired with a card refused by one of these still raises `fever`.
+_REFUSED_BEFORE_TEMPERATURE = frozenset(
+    {Reason.UNKNOWN_CARD, Reason.CARD_REVOKED, Reason.HEALTH_HOLD, Reason.NOT_AUTHORIZED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `decide` found, with what the pipeline must do about it."""
+
+    verdict: Verdict
+    reason: Reason
+    zone: Zone
+    direction: Direction
+    person: Person | None = None
+    card: Card | None = None
+    celsius: float | None = None
+    alerts: tuple[AlertKind, ...] = ()
+    health_change: HealthStatus | None = None  # set the person's status to this
+
+    @property
+    def is_final(self) -> bool:
+        return self.verdict is not Verdict.PENDING
+
+    @property
+    def admitted(self) -> bool:
+        return self.verdict is Verdict.ADMIT
+
+    @property
+    def message(self) -> str:
+        """The terminal's text; never a health detail."""
+        if self.verdict is Verdict.ADMIT and self.person is not None:
+            return f"Welcome, {self.person.name}"
+        return MESSAGES[self.reason]
+
+    @property
+    def unlock_ms(self) -> int:
+        return DEFAULT_UNLOCK_MS if self.verdict is Verdict.ADMIT else 0
+
+
+def to_decision(event_id: str, outcome: Outcome) -> Decision:
+    """The command for the card event `event_id`."""
+    return Decision(
+        event_id=event_id,
+        verdict=outcome.verdict,
+        reason=outcome.reason,
+        message=outcome.message,
+        unlock_ms=outcome.unlock_ms,
+    )
+
+
+def resolve_direction(requested: Direction | None, door: Door) -> Direction:
+    """The event's direction if it gave one, else the door's; a `both` door means in."""
+    if requested is not None:
+        return requested
+    return Direction.OUT if door.direction is DoorDirection.OUT else Direction.IN
+
+
+def grant_allows(grant: Grant, now: datetime, local: datetime) -> bool:
+    """True when `grant` is valid at `now` and its schedule covers `local` (campus time)."""
+    if grant.valid_from is not None and now < grant.valid_from:
+        return False
+    if grant.valid_until is not None and now >= grant.valid_until:
+        return False
+    return grant.schedule is None or grant.schedule.allows(local)
+
+
+def _card_invalid(card: Card, person: Person, now: datetime) -> bool:
+    return (
+        card.revoked
+        or (card.valid_until is not None and now >= card.valid_until)
+        or not person.active
+        or (person.valid_until is not None and now >= person.valid_until)
+    )
+
+
+def _authorized(
+    index: RosterIndex, person: Person, zone: Zone, now: datetime, tz: ZoneInfo
+) -> bool:
+    local = now.astimezone(tz)
+    return any(grant_allows(g, now, local) for g in index.candidate_grants(person, zone.id))
+
+
+def is_fever_reading(celsius: float, threshold_c: float) -> bool:
+    """True when a reading is at or above the threshold (compared at 0.01 C)."""
+    return round(celsius, _CELSIUS_DIGITS) >= round(threshold_c, _CELSIUS_DIGITS)
+
+
+def is_valid_reading(celsius: float) -> bool:
+    """True when a reading lies in 34.0-43.0 C inclusive; NaN and infinities are invalid."""
+    return MIN_VALID_C <= round(celsius, _CELSIUS_DIGITS) <= MAX_VALID_C
+
+
+def decide(
+    index: RosterIndex,
+    *,
+    door: Door,
+    card_uid: str,
+    direction: Direction,
+    now: datetime,
+    tz: ZoneInfo,
+    celsius: float | None,
+    fever_threshold_c: float,
+    occupancy: int,
+    temperature_window_open: bool,
+) -> Outcome:
+    """Decide one card at `door` at `now` (timezone-aware; schedules read in `tz`).
+
+    `celsius` is the paired reading, if any; `temperature_window_open` says whether
+    a reading may still arrive (then a door that requires one answers `pending`);
+    `occupancy` is the zone's current count.
+
+    Besides the deciding reason's alert, a valid fever reading paired with a card
+    that an earlier check refused still raises a `fever` alert, so that it is not
+    lost; only a `fever` decision changes the person's health status.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    zone = index.zone_of_door(door)
+    measured = celsius if direction is Direction.IN else None
+    card = index.card(card_uid)
+    person = None if card is None else index.person(card.person_id)
+    if card is None or person is None:
+        verdict, reason = Verdict.DENY, Reason.UNKNOWN_CARD
+        card = None
+    else:
+        verdict, reason = _check(
+            index,
+            door=door,
+            zone=zone,
+            card=card,
+            person=person,
+            direction=direction,
+            now=now,
+            tz=tz,
+            measured=measured,
+            fever_threshold_c=fever_threshold_c,
+            occupancy=occupancy,
+            temperature_window_open=temperature_window_open,
+        )
+    return Outcome(
+        verdict=verdict,
+        reason=reason,
+        zone=zone,
+        direction=direction,
+        person=person,
+        card=card,
+        celsius=celsius,
+        alerts=_alerts(verdict, reason, measured, fever_threshold_c),
+        health_change=HealthStatus.FEVER_WATCH if reason is Reason.FEVER else None,
+    )
+
+
+def _check(
+    index: RosterIndex,
+    *,
+    door: Door,
+    zone: Zone,
+    card: Card,
+    person: Person,
+    direction: Direction,
+    now: datetime,
+    tz: ZoneInfo,
+    measured: float | None,
+    fever_threshold_c: float,
+    occupancy: int,
+    temperature_window_open: bool,
+) -> tuple[Verdict, Reason]:
+    """The checks after the card is known, in contract order."""
+    if _card_invalid(card, person, now):
+        return Verdict.DENY, Reason.CARD_REVOKED
+    record = index.health(person.id)
+    if record is not None and record.holds(now):
+        return Verdict.DENY, Reason.HEALTH_HOLD
+    if not _authorized(index, person, zone, now, tz):
+        return Verdict.DENY, Reason.NOT_AUTHORIZED
+    if direction is Direction.OUT:
+        return Verdict.ADMIT, Reason.OK
+    if measured is None:
+        if door.requires_temperature:
+            verdict = Verdict.PENDING if temperature_window_open else Verdict.DENY
+            return verdict, Reason.TEMPERATURE_REQUIRED
+    elif not is_valid_reading(measured):
+        return Verdict.DENY, Reason.TEMPERATURE_INVALID
+    elif is_fever_reading(measured, fever_threshold_c):
+        return Verdict.DENY, Reason.FEVER
+    if zone.capacity is not None and occupancy >= zone.capacity:
+        return Verdict.DENY, Reason.ZONE_FULL
+    return Verdict.ADMIT, Reason.OK
+
+
+def _alerts(
+    verdict: Verdict, reason: Reason, measured: float | None, fever_threshold_c: float
+) -> tuple[AlertKind, ...]:
+    kind = _ALERT_FOR.get(reason) if verdict is Verdict.DENY else None
+    alerts: tuple[AlertKind, ...] = () if kind is None else (kind,)
+    if (
+        reason in _REFUSED_BEFORE_TEMPERATURE
+        and measured is not None
+        and is_valid_reading(measured)
+        and is_fever_reading(measured, fever_threshold_c)
+    ):
+        alerts = (*alerts, AlertKind.FEVER)
+    return alerts
