@@ -28,7 +28,9 @@ TOUCH_INTERVAL_S = 5.0
 class DeviceWatch:
     """Raises `device_offline` when a device goes dark and resolves it when it is back."""
 
-    def __init__(self, pool: asyncpg.Pool, journal: Journal, alerter: Alerter, counters: Counters) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, journal: Journal, alerter: Alerter, counters: Counters
+    ) -> None:
         self._pool = pool
         self._journal = journal
         self._alerter = alerter
@@ -85,7 +87,10 @@ class DeviceWatch:
             self._unknown_alerted.clear()
         self._unknown_alerted[device_id] = now
         self._alerter.raise_alert(
-            AlertKind.UNKNOWN_DEVICE, datetime.now(UTC), device=device_id[:128], detail={"event_id": event_id}
+            AlertKind.UNKNOWN_DEVICE,
+            datetime.now(UTC),
+            device=device_id[:128],
+            detail={"event_id": event_id},
         )
 
     async def _touch_loop(self) -> None:

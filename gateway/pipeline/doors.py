@@ -9,6 +9,7 @@ the batch is committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,15 @@ from devices.transports.mqtt import Message
 from gateway.domain.alerts import AlertKind
 from gateway.domain.campus import AccessRecord
 from gateway.domain.decisions import Decision, Verdict
-from gateway.domain.events import CardEvent, Direction, DoorEvent, DoorState, EventType, TemperatureEvent, ThermalFrameEvent
+from gateway.domain.events import (
+    CardEvent,
+    Direction,
+    DoorEvent,
+    DoorState,
+    EventType,
+    TemperatureEvent,
+    ThermalFrameEvent,
+)
 from gateway.domain.health import HealthRecord
 from gateway.domain.roster import Device, Door
 from gateway.metrics import Counters
@@ -28,16 +37,23 @@ from gateway.pipeline.dedupe import EventKey, SeenEvents
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.publisher import Publisher
 from gateway.pipeline.roster_state import RosterState
-from gateway.policy.decide import Outcome, decide, resolve_direction, to_decision
+from gateway.policy.decide import (
+    Outcome,
+    decide,
+    is_fever_reading,
+    is_valid_reading,
+    resolve_direction,
+    to_decision,
+)
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.pairing import PairingBook
 
 _LOGGER = logging.getLogger(__name__)
 
-TEMPERATURE_MIN_C = 34.0
-TEMPERATURE_MAX_C = 43.0
-
-DOOR_ALERTS = {DoorState.FORCED: AlertKind.DOOR_FORCED, DoorState.HELD_OPEN: AlertKind.DOOR_HELD_OPEN}
+DOOR_ALERTS = {
+    DoorState.FORCED: AlertKind.DOOR_FORCED,
+    DoorState.HELD_OPEN: AlertKind.DOOR_HELD_OPEN,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +144,15 @@ class DoorDesk:
             outcome = self._decide(door, event.card_uid, direction, celsius, window_open=True)
         self._finalize(WaitingCard(arrival, event, device, door, direction), outcome, celsius)
 
-    def _decide(self, door: Door, card_uid: str, direction: Direction, celsius: float | None, *, window_open: bool) -> Outcome:
+    def _decide(
+        self,
+        door: Door,
+        card_uid: str,
+        direction: Direction,
+        celsius: float | None,
+        *,
+        window_open: bool,
+    ) -> Outcome:
         return decide(
             self._roster.index,
             door=door,
@@ -171,18 +195,29 @@ class DoorDesk:
         for record, _, _ in card.companions:
             batch.records.append(record)
         for kind in outcome.alerts:
-            detail: dict[str, object] = {"card_uid": event.card_uid, "reason": decision.reason.value}
+            detail: dict[str, object] = {
+                "card_uid": event.card_uid,
+                "reason": decision.reason.value,
+            }
             if kind in (AlertKind.FEVER, AlertKind.TEMPERATURE_INVALID) and celsius is not None:
                 detail["celsius"] = celsius
             self._alerter.raise_alert(
-                kind, now, door=door.id, zone=door.zone_id, device=device.id, person=person_id, detail=detail
+                kind,
+                now,
+                door=door.id,
+                zone=door.zone_id,
+                device=device.id,
+                person=person_id,
+                detail=detail,
             )
         if outcome.health_change is not None and person_id is not None:
             record = HealthRecord(
                 person_id=person_id,
                 status=outcome.health_change,
                 since=now,
-                reason=f"fever {celsius:.1f} C at door {door.id}" if celsius is not None else "set at the door",
+                reason=f"fever {celsius:.1f} C at door {door.id}"
+                if celsius is not None
+                else "set at the door",
                 set_by="gateway",
             )
             self._roster.apply_health(record)
@@ -215,13 +250,17 @@ class DoorDesk:
 
     # ---- temperature --------------------------------------------------------
 
-    def on_temperature(self, arrival: Arrival, event: TemperatureEvent, device: Device, door: Door) -> None:
+    def on_temperature(
+        self, arrival: Arrival, event: TemperatureEvent, device: Device, door: Door
+    ) -> None:
         key = (device.id, event.event_id)
         self._seen.begin(key)
-        person = self._roster.index.person_of_card(event.card_uid) if event.card_uid else None
+        card = self._roster.index.card(event.card_uid) if event.card_uid else None
         paired_key = None
         if door.requires_temperature:
-            paired_key = self._book.offer_temperature(door.id, event.celsius, event.card_uid, time.monotonic())
+            paired_key = self._book.offer_temperature(
+                door.id, event.celsius, event.card_uid, time.monotonic()
+            )
         record = AccessRecord(
             device_id=device.id,
             event_id=event.event_id,
@@ -230,7 +269,7 @@ class DoorDesk:
             received_at=arrival.received_at,
             door_id=door.id,
             zone_id=door.zone_id,
-            person_id=person.id if person else None,
+            person_id=card.person_id if card else None,
             card_uid=event.card_uid,
             celsius=event.celsius,
             detail={"paired_event_id": paired_key[1]} if paired_key else {},
@@ -239,7 +278,13 @@ class DoorDesk:
         if waiting is not None:
             # The reading and the card it completes become durable together.
             waiting.companions.append((record, arrival.message, key))
-            outcome = self._decide(waiting.door, waiting.event.card_uid, waiting.direction, event.celsius, window_open=True)
+            outcome = self._decide(
+                waiting.door,
+                waiting.event.card_uid,
+                waiting.direction,
+                event.celsius,
+                window_open=True,
+            )
             self._finalize(waiting, outcome, event.celsius)
             return
         if not door.requires_temperature:
@@ -248,7 +293,7 @@ class DoorDesk:
 
     def _alert_unpaired_reading(self, celsius: float, door: Door, device_id: str | None) -> None:
         """A fever reading no card claimed: someone with a fever stood at the door."""
-        if TEMPERATURE_MIN_C <= celsius <= TEMPERATURE_MAX_C and celsius >= self._policy.fever_threshold_c:
+        if is_valid_reading(celsius) and is_fever_reading(celsius, self._policy.fever_threshold_c):
             self._alerter.raise_alert(
                 AlertKind.FEVER,
                 datetime.now(UTC),
@@ -277,7 +322,12 @@ class DoorDesk:
         kind = DOOR_ALERTS.get(event.state)
         if kind is not None:
             self._alerter.raise_alert(
-                kind, datetime.now(UTC), door=door.id, zone=door.zone_id, device=device.id, detail={"state": event.state.value}
+                kind,
+                datetime.now(UTC),
+                door=door.id,
+                zone=door.zone_id,
+                device=device.id,
+                detail={"state": event.state.value},
             )
         record = AccessRecord(
             device_id=device.id,
@@ -291,7 +341,9 @@ class DoorDesk:
         )
         self._journal_plain(record, arrival.message, key)
 
-    def on_thermal_frame(self, arrival: Arrival, event: ThermalFrameEvent, device: Device, door: Door) -> None:
+    def on_thermal_frame(
+        self, arrival: Arrival, event: ThermalFrameEvent, device: Device, door: Door
+    ) -> None:
         key = (device.id, event.event_id)
         self._seen.begin(key)
         record = AccessRecord(
@@ -313,10 +365,8 @@ class DoorDesk:
         while True:
             deadline = self._book.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._expiry_wake.wait(), timeout)
-            except TimeoutError:
-                pass
             self._expiry_wake.clear()
             self.expire(time.monotonic())
 
@@ -327,8 +377,12 @@ class DoorDesk:
             waiting = self._waiting.pop(key, None)
             if waiting is None:
                 continue
-            outcome = self._decide(waiting.door, waiting.event.card_uid, waiting.direction, None, window_open=False)
-            if outcome.verdict is Verdict.PENDING:  # the policy must not leave a card waiting past its window
+            outcome = self._decide(
+                waiting.door, waiting.event.card_uid, waiting.direction, None, window_open=False
+            )
+            if (
+                outcome.verdict is Verdict.PENDING
+            ):  # the policy must not leave a card waiting past its window
                 _LOGGER.error("policy returned pending after the window for %s", key)
                 continue
             self._finalize(waiting, outcome, None)
@@ -339,4 +393,3 @@ class DoorDesk:
                 self._alert_unpaired_reading(reading.celsius, door, None)
         if cards and _LOGGER.isEnabledFor(logging.DEBUG):
             _LOGGER.debug("denied %d cards with no temperature within the window", len(cards))
-

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 
 from devices.codecs.contract_json import EventRejected, decode_event
 from devices.transports.mqtt import Message
-from gateway.domain.events import CardEvent, DoorEvent, HeartbeatEvent, TemperatureEvent, ThermalFrameEvent
+from gateway.domain.events import (
+    CardEvent,
+    DoorEvent,
+    HeartbeatEvent,
+    TemperatureEvent,
+    ThermalFrameEvent,
+)
 from gateway.metrics import Counters
 from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.device_watch import DeviceWatch

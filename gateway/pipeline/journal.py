@@ -144,7 +144,12 @@ class Journal:
                 await self._write(pending)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 self.failures += 1
-                _LOGGER.error("journal write of %d items failed (%s); retrying in %.1f s", len(pending), exc, backoff)
+                _LOGGER.error(
+                    "journal write of %d items failed (%s); retrying in %.1f s",
+                    len(pending),
+                    exc,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -173,9 +178,15 @@ class Journal:
             if batch.alerts:
                 await alerts.insert_alerts(conn, batch.alerts)
             for change in batch.alert_changes:
-                await alerts.set_alert_status(conn, change.alert_id, change.status, change.operator, change.note)
+                await alerts.set_alert_status(
+                    conn, change.alert_id, change.status, change.operator, change.note
+                )
             for record, changed_by in batch.health:
                 await health.set_health(conn, record, changed_by=changed_by)
             for device_id, online, ts, firmware in batch.device_states:
-                await devices.set_device_state(conn, device_id, online=online, ts=ts, firmware=firmware)
-        _LOGGER.debug("journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000)
+                await devices.set_device_state(
+                    conn, device_id, online=online, ts=ts, firmware=firmware
+                )
+        _LOGGER.debug(
+            "journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000
+        )

@@ -30,7 +30,13 @@ SAFETY_RELOAD_S = 300.0
 class RosterState:
     """Holds the current RosterIndex and keeps it fresh."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str, *, on_reload: Callable[[RosterIndex], None] | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        *,
+        on_reload: Callable[[RosterIndex], None] | None = None,
+    ) -> None:
         self._pool = pool
         self._dsn = dsn
         self.index = RosterIndex.build(_empty())

@@ -1,0 +1,167 @@
+"""`campusgate demo`: the whole system on one machine, with a simulated campus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.live import Live
+
+from devices.transports.mqtt import MqttError
+from firmware_sim import scenarios
+from firmware_sim.campus import dump_manifest, generate_campus
+from firmware_sim.fleet import AlertWatch, Fleet
+from gateway.cli import settings_of
+from gateway.cli.demo_view import LiveView
+from gateway.cli.runtime import gateway_config, open_broker, open_database, run, stop_signal
+from gateway.pipeline.gateway import Gateway
+from gateway.services.importer import ManifestError, import_file
+from gateway.store.db import connect
+
+_LOGGER = logging.getLogger(__name__)
+
+
+async def _import_campus(dsn: str, path, tz, console: Console) -> None:
+    conn = await connect(dsn)
+    try:
+        report = await import_file(conn, path, tz=tz, operator="demo")
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        await conn.close()
+    changed = "imported" if report.changed else "already up to date"
+    console.print(f"sample campus {changed} ({report.seconds:.1f} s): {path}")
+
+
+async def run_demo(
+    ctx: click.Context, *, people: int, rate: float, duration: float | None, live: bool
+) -> None:
+    settings = settings_of(ctx)
+    console = Console(stderr=False)
+    data_dir = settings.data_dir.expanduser()
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    with console.status(
+        "starting the database (embedded PostgreSQL unless CAMPUSGATE_DATABASE_URL is set)"
+    ):
+        dsn = await open_database(settings)
+    with console.status("starting the broker (in-process unless CAMPUSGATE_MQTT_URL is set)"):
+        broker = await open_broker(settings)
+    campus = generate_campus(seed=2020, people=people)
+    manifest_path = data_dir / "demo-campus.yaml"
+    dump_manifest(campus.manifest, manifest_path)
+    await _import_campus(dsn, manifest_path, settings.tz, console)
+
+    gateway = Gateway(
+        gateway_config(settings, dsn, broker.address, client_id="campusgate-demo-gateway")
+    )
+    view = LiveView(broker.address, settings.topic_prefix)
+    fleet = Fleet(broker.address, campus.facts.mqtt_devices, prefix=settings.topic_prefix)
+    alert_watch = AlertWatch(broker.address, prefix=settings.topic_prefix)
+    traffic_task: asyncio.Task | None = None
+    stop_traffic = asyncio.Event()
+    try:
+        async with stop_signal() as stop:
+            try:
+                await gateway.start()
+                await view.client.connect()
+                await alert_watch.start()
+                await fleet.start()
+            except MqttError as exc:
+                raise click.ClickException(str(exc)) from None
+            console.print(
+                f"gateway up: {len(campus.facts.mqtt_devices)} simulated door devices, "
+                f"{len(campus.manifest.get('people', []))} people; broker {broker.address.host}:{broker.address.port}"
+            )
+            console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
+            results = await scenarios.run_all(
+                fleet,
+                campus.facts,
+                alerts=alert_watch,
+                fever_which=random.randrange(len(campus.facts.fever_cards)),
+            )
+            for result in results:
+                console.print(str(result), highlight=False)
+            traffic_task = asyncio.create_task(
+                scenarios.traffic(fleet, campus.facts, rate, stop_traffic)
+            )
+            console.print(f"[bold]live traffic[/bold] at about {rate:g} actions/s; Ctrl-C stops")
+            await _watch(view, gateway, stop, duration, live, console)
+    finally:
+        stop_traffic.set()
+        if traffic_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(traffic_task, 5)
+        await fleet.stop()
+        await alert_watch.stop()
+        await view.client.close()
+        await gateway.stop()
+        await broker.close()
+        console.print(f"demo stopped: {gateway.counters.snapshot()}")
+
+
+async def _watch(
+    view: LiveView,
+    gateway: Gateway,
+    stop: asyncio.Event,
+    duration: float | None,
+    live: bool,
+    console: Console,
+) -> None:
+    deadline = None if duration is None else time.monotonic() + duration
+
+    def header() -> str:
+        c = gateway.counters
+        return (
+            f"received {c.received}  decided {c.decided}  rejected {c.rejected}  "
+            f"duplicates {c.duplicate}  alerts {c.alerts}  logged {gateway.journal.written if gateway.journal else 0}"
+        )
+
+    async def tick() -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+        return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
+
+    if live and console.is_terminal:
+        with Live(
+            view.render(header()), console=console, refresh_per_second=4, screen=False
+        ) as screen:
+            while await tick():
+                screen.update(view.render(header()))
+        return
+    last_print = 0.0
+    while await tick():
+        if time.monotonic() - last_print >= 5:
+            last_print = time.monotonic()
+            console.print(header())
+
+
+@click.command()
+@click.option("--people", default=3000, show_default=True, type=click.IntRange(50, 200_000))
+@click.option(
+    "--rate",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 2000),
+    help="traffic actions per second",
+)
+@click.option(
+    "--duration", default=None, type=click.FloatRange(1, None), help="stop after this many seconds"
+)
+@click.option(
+    "--live/--no-live", default=True, help="a live table (on a terminal) or periodic lines"
+)
+@click.pass_context
+def command(
+    ctx: click.Context, people: int, rate: float, duration: float | None, live: bool
+) -> None:
+    """The whole system on one machine: database, broker, sample campus, simulated doors, gateway."""
+    if not sys.stdout.isatty():
+        live = False
+    run(lambda: run_demo(ctx, people=people, rate=rate, duration=duration, live=live))
