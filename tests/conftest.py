@@ -26,10 +26,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(coro):  # a tiny sync bridge for session fixtures
+def _run(coro):
+    """Run a coroutine to completion from sync code, even inside a running loop."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
-    return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def _create_database(name: str) -> None:
