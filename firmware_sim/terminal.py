@@ -1,0 +1,366 @@
+"""One simulated door terminal speaking the MQTT wire protocol (CONTRACT.md section 3).
+
+The terminal builds its JSON itself rather than through `devices.codecs`, so a
+bug in the gateway's codec cannot hide behind the same bug on this side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from devices.transports.mqtt import BrokerAddress, Message, MqttClient, Will
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "campus"
+FIRMWARE = "campusgate-sim/1.0"
+OFFLINE_WILL = b'{"online": false}'
+DOOR_STATES = ("opened", "closed", "forced", "held_open")
+FINAL_VERDICTS = ("admit", "deny")
+
+DecisionHook = Callable[["SimTerminal", str, dict[str, Any], float], None]
+
+
+def _json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One message received on the terminal's commands topic."""
+
+    received_at: float  # time.perf_counter()
+    payload: bytes
+    body: dict[str, Any] | None  # None when the payload was not a JSON object
+
+    @property
+    def type(self) -> str | None:
+        return None if self.body is None else self.body.get("type")
+
+
+class SimTerminal:
+    """A door terminal (or temperature scanner) that is one MQTT client named by its device id.
+
+    Events are published at QoS 1 on `P/devices/{id}/events`; decisions arrive on
+    `P/devices/{id}/commands`. `decision()` awaits the final admit/deny of a card
+    event; every command received stays in `commands` for later checks.
+    """
+
+    def __init__(
+        self,
+        broker: BrokerAddress | str,
+        device_id: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        firmware: str = FIRMWARE,
+        tz: tzinfo | None = None,
+        clock_skew_s: float = 0.0,
+        heartbeat_every_s: float | None = None,
+        on_decision: DecisionHook | None = None,
+    ) -> None:
+        self.address = BrokerAddress.parse(broker) if isinstance(broker, str) else broker
+        self.device_id = device_id
+        self.prefix = prefix
+        self.firmware = firmware
+        self.tz = tz
+        self.clock_skew_s = clock_skew_s
+        self.heartbeat_every_s = heartbeat_every_s
+        self.on_decision = on_decision
+        self.events_topic = f"{prefix}/devices/{device_id}/events"
+        self.commands_topic = f"{prefix}/devices/{device_id}/commands"
+        self.state_topic = f"{prefix}/devices/{device_id}/state"
+        # A fresh prefix per instance: a restarted simulator must not repeat event ids
+        # that the gateway has already logged (it would answer them as duplicates).
+        self._boot = secrets.token_hex(4)
+        self._seq = 0
+        self._booted_at = time.monotonic()
+        self.commands: list[Command] = []
+        self.sent: dict[str, bytes] = {}  # event_id -> payload as first sent
+        self.sent_at: dict[str, float] = {}  # event_id -> perf_counter when due (or sent)
+        self.send_count: dict[str, int] = {}
+        self.decided_at: dict[str, float] = {}  # event_id -> perf_counter of first final
+        self._pendings: dict[str, list[dict[str, Any]]] = {}
+        self._finals: dict[str, list[dict[str, Any]]] = {}
+        self._watchers: dict[str, list[asyncio.Future[None]]] = {}
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._client = self._new_client()
+
+    def _new_client(self) -> MqttClient:
+        return MqttClient(
+            self.address,
+            client_id=self.device_id,
+            on_messages=self._handle_messages,
+            will=Will(self.state_topic, OFFLINE_WILL, qos=1, retain=True),
+            subscriptions=[(self.commands_topic, 1)],
+            on_connected=self._announce_online,
+        )
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._client.is_connected
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Connect, subscribe to the commands topic and publish the retained online state."""
+        if self._client.is_connected:
+            return
+        await self._client.connect(timeout)
+        if self.heartbeat_every_s and self._heartbeat_task is None:
+            self._heartbeat_task = asyncio.create_task(
+                self._heartbeat_loop(self.heartbeat_every_s), name=f"sim-heartbeat-{self.device_id}"
+            )
+
+    async def stop(self) -> None:
+        """Say `online: false` (retained) and disconnect cleanly; the broker sends no will."""
+        self._cancel_heartbeat()
+        if self._client.is_connected:
+            self._client.publish(
+                self.state_topic,
+                _json({"online": False, "reason": "shutdown", "ts": self._now()}),
+                qos=1,
+                retain=True,
+            )
+        await self._client.close()
+        self._client = self._new_client()
+
+    async def crash(self) -> None:
+        """Drop the socket without DISCONNECT, so the broker publishes the last will."""
+        self._cancel_heartbeat()
+        await self._client.drop()
+        self._client = self._new_client()
+
+    async def __aenter__(self) -> SimTerminal:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _cancel_heartbeat(self) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            self._heartbeat_task = None
+
+    async def _heartbeat_loop(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            if self._client.is_connected:
+                self.heartbeat()
+
+    def _announce_online(self) -> None:
+        # On every (re)connect: a will may have replaced the retained state meanwhile.
+        self._client.publish(
+            self.state_topic,
+            _json({"online": True, "firmware": self.firmware, "ts": self._now()}),
+            qos=1,
+            retain=True,
+        )
+
+    # ---- events --------------------------------------------------------------
+
+    def next_event_id(self) -> str:
+        self._seq += 1
+        return f"{self._boot}-{self._seq}"
+
+    def _now(self) -> str:
+        now = datetime.now(UTC) + timedelta(seconds=self.clock_skew_s)
+        local = now.astimezone(self.tz) if self.tz is not None else now.astimezone()
+        return local.isoformat(timespec="milliseconds")
+
+    def _send(
+        self, event_type: str, fields: dict[str, Any], event_id: str | None, due: float | None
+    ) -> str:
+        eid = event_id if event_id is not None else self.next_event_id()
+        body: dict[str, Any] = {"event_id": eid, "ts": self._now(), "type": event_type}
+        body.update({k: v for k, v in fields.items() if v is not None})
+        payload = _json(body)
+        self.sent[eid] = payload
+        self.sent_at[eid] = due if due is not None else time.perf_counter()
+        self.send_count[eid] = self.send_count.get(eid, 0) + 1
+        self._client.publish(self.events_topic, payload, qos=1)
+        return eid
+
+    def swipe(
+        self,
+        card_uid: str,
+        *,
+        direction: str | None = None,
+        celsius: float | None = None,
+        event_id: str | None = None,
+        due: float | None = None,
+    ) -> str:
+        """Publish a `card` event; returns its event id. `due` (perf_counter) backdates latency."""
+        if direction not in (None, "in", "out"):
+            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        fields = {"card_uid": card_uid, "direction": direction, "celsius": celsius}
+        return self._send("card", fields, event_id, due)
+
+    def measure(
+        self,
+        celsius: float,
+        *,
+        card_uid: str | None = None,
+        event_id: str | None = None,
+        due: float | None = None,
+    ) -> str:
+        """Publish a `temperature` reading, optionally bound to a card."""
+        return self._send("temperature", {"celsius": celsius, "card_uid": card_uid}, event_id, due)
+
+    def door(self, state: str, *, event_id: str | None = None) -> str:
+        """Publish a `door` event: opened, closed, forced or held_open."""
+        if state not in DOOR_STATES:
+            raise ValueError(f"door state must be one of {', '.join(DOOR_STATES)}, not {state!r}")
+        return self._send("door", {"state": state}, event_id, None)
+
+    def heartbeat(self, *, event_id: str | None = None) -> str:
+        uptime = round(time.monotonic() - self._booted_at, 3)
+        fields = {"uptime_s": uptime, "firmware": self.firmware}
+        return self._send("heartbeat", fields, event_id, None)
+
+    def send_raw(self, payload: bytes, *, qos: int = 1) -> None:
+        """Publish bytes as they are on the events topic (malformed payloads)."""
+        self._client.publish(self.events_topic, payload, qos=qos)
+
+    def resend(self, event_id: str) -> None:
+        """Publish the identical payload of an earlier event again: a duplicate."""
+        payload = self.sent[event_id]
+        self.send_count[event_id] += 1
+        self._client.publish(self.events_topic, payload, qos=1)
+
+    # ---- decisions -----------------------------------------------------------
+
+    def _handle_messages(self, batch: Sequence[Message]) -> None:
+        now = time.perf_counter()
+        for message in batch:
+            if message.topic != self.commands_topic:
+                continue
+            try:
+                body = json.loads(message.payload)
+            except (ValueError, UnicodeDecodeError):
+                body = None
+            if not isinstance(body, dict):
+                _LOGGER.warning(
+                    "%s: command is not a JSON object: %r", self.device_id, message.payload[:80]
+                )
+                self.commands.append(Command(now, message.payload, None))
+                continue
+            self.commands.append(Command(now, message.payload, body))
+            if body.get("type") == "decision":
+                self._record_decision(body, now)
+            # Devices ignore command types they do not know (config, allowlists, ...).
+
+    def _record_decision(self, body: dict[str, Any], now: float) -> None:
+        eid = body.get("event_id")
+        if not isinstance(eid, str):
+            _LOGGER.warning("%s: decision without an event_id: %r", self.device_id, body)
+            return
+        if body.get("decision") == "pending":
+            self._pendings.setdefault(eid, []).append(body)
+        else:
+            self._finals.setdefault(eid, []).append(body)
+            if eid not in self.decided_at:
+                self.decided_at[eid] = now
+                if self.on_decision is not None:
+                    self.on_decision(self, eid, body, now)
+        for watcher in self._watchers.pop(eid, ()):
+            if not watcher.done():
+                watcher.set_result(None)
+
+    async def _wait_until(self, event_id: str, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `done()` holds, re-checking whenever a decision for `event_id` arrives."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            watcher: asyncio.Future[None] = loop.create_future()
+            self._watchers.setdefault(event_id, []).append(watcher)
+            try:
+                await asyncio.wait_for(watcher, remaining)
+            except TimeoutError:
+                return done()
+        return True
+
+    async def decision(self, event_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The first final decision (admit or deny) for `event_id`; TimeoutError if none comes."""
+        if not await self._wait_until(event_id, lambda: event_id in self._finals, timeout):
+            raise TimeoutError(
+                f"{self.device_id}: no final decision for event {event_id} within {timeout} s"
+            )
+        return self._finals[event_id][0]
+
+    async def wait_finals(
+        self, event_id: str, count: int, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """Wait for `count` final decisions for `event_id` (after a resend); returns those that came."""
+        await self._wait_until(
+            event_id, lambda: len(self._finals.get(event_id, ())) >= count, timeout
+        )
+        return self.finals(event_id)
+
+    async def wait_pending(self, event_id: str, timeout: float = 5.0) -> dict[str, Any] | None:
+        """The first `pending` for `event_id`; None if the final came without one, or nothing did."""
+        await self._wait_until(
+            event_id, lambda: event_id in self._pendings or event_id in self._finals, timeout
+        )
+        pendings = self._pendings.get(event_id)
+        return pendings[0] if pendings else None
+
+    def pendings(self, event_id: str) -> list[dict[str, Any]]:
+        """The `pending` decisions received for `event_id` (before or after the final)."""
+        return list(self._pendings.get(event_id, ()))
+
+    def finals(self, event_id: str) -> list[dict[str, Any]]:
+        """Every final decision received for `event_id`; one per send is expected."""
+        return list(self._finals.get(event_id, ()))
+
+    def latency_s(self, event_id: str) -> float | None:
+        """Seconds from when the event was due (or sent) to its first final decision."""
+        if event_id not in self.decided_at:
+            return None
+        return self.decided_at[event_id] - self.sent_at[event_id]
+
+    def problems(self) -> list[str]:
+        """Deviations from 'exactly one final decision per card event sent' seen so far.
+
+        A duplicate is answered with the original decision, so an event sent twice may
+        get two finals, but they must agree. Events still undecided are not counted
+        here (see `undecided`).
+        """
+        found = []
+        for eid, finals in self._finals.items():
+            sends = self.send_count.get(eid, 0)
+            if sends == 0:
+                found.append(f"{self.device_id}: decision for event {eid} that was never sent")
+                continue
+            if len(finals) > sends:
+                found.append(
+                    f"{self.device_id}: {len(finals)} final decisions for {eid} sent {sends}x"
+                )
+            verdicts = {(f.get("decision"), f.get("reason")) for f in finals}
+            if len(verdicts) > 1:
+                found.append(
+                    f"{self.device_id}: conflicting decisions for {eid}: {sorted(verdicts)}"
+                )
+            if len(self._pendings.get(eid, ())) > sends:
+                found.append(f"{self.device_id}: more than one pending per send for {eid}")
+        return found
+
+    def undecided(self, event_ids: Sequence[str] | None = None) -> list[str]:
+        """Card events (of those given, or all sent) without a final decision yet."""
+        ids = (
+            event_ids
+            if event_ids is not None
+            else [eid for eid, payload in self.sent.items() if b'"type":"card"' in payload]
+        )
+        return [eid for eid in ids if eid not in self.decided_at]
