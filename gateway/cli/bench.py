@@ -1,0 +1,338 @@
+"""`campusgate bench`: the load benchmark of CONTRACT.md section 7.
+
+Registers the bench's own zone, doors, devices and people, drives N simulated
+terminals against the gateway (started here with `--spawn`), then drives the
+same load through the bare echo responder on the same broker, and compares.
+The load generation and measurement live in `firmware_sim.bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from devices.transports.mqtt import BrokerAddress, MqttClient, MqttError, Protocol
+from firmware_sim.bench import (
+    ECHO_PREFIX,
+    PEOPLE,
+    BenchError,
+    ChildProcess,
+    LoadSpec,
+    Phase,
+    PhaseProgress,
+    PhaseResult,
+    bench_manifest,
+    echo_process,
+    report,
+)
+from gateway.cli import settings_of
+from gateway.cli.runtime import Broker, open_broker, open_database
+from gateway.services.importer import ImportReport, import_manifest
+from gateway.services.manifest import ManifestError, parse_manifest
+from gateway.settings import Settings
+from gateway.store.db import connect, redact_dsn
+
+BENCH_GATEWAY_ID = "campusgate-bench-gateway"  # fixed: one dormant broker session, not one per run
+GATEWAY_READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+PLAIN_PROGRESS_EVERY_S = 2.0
+
+
+@click.command()
+@click.option(
+    "--doors", type=int, default=100, show_default=True, help="simulated terminals, one per door"
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=1000.0,
+    show_default=True,
+    help="card events per second in total; 0 = as fast as answered",
+)
+@click.option(
+    "--duration", type=float, default=20.0, show_default=True, help="seconds of load per phase"
+)
+@click.option(
+    "--spawn",
+    is_flag=True,
+    help="start a gateway (`campusgate serve`) for the run and stop it afterwards",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write the results (section 7) to FILE",
+)
+@click.option(
+    "--window",
+    type=int,
+    default=64,
+    show_default=True,
+    help="outstanding events per terminal at --rate 0",
+)
+@click.option(
+    "--grace", type=float, default=5.0, show_default=True, help="seconds to wait for late decisions"
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    doors: int,
+    rate: float,
+    duration: float,
+    spawn: bool,
+    json_path: Path | None,
+    window: int,
+    grace: float,
+) -> None:
+    """Measure the gateway against a bare MQTT echo responder under the same load."""
+    settings = settings_of(ctx)
+    spec = LoadSpec(doors=doors, rate=rate, duration_s=duration, window=window, grace_s=grace)
+    try:
+        spec.check()
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    if json_path is not None and not json_path.parent.is_dir():
+        raise click.ClickException(f"{json_path}: directory {json_path.parent} does not exist")
+    if not settings.mqtt_url and not spawn:
+        raise click.ClickException(
+            "no broker configured: pass --mqtt-url (or CAMPUSGATE_MQTT_URL) of the broker the gateway "
+            "serves, or --spawn to start a gateway on an embedded broker"
+        )
+    console = Console(stderr=True)
+    gateway, echo, failure = asyncio.run(_bench(settings, spec, spawn=spawn, console=console))
+    _print_table(spec, gateway, echo)
+    if failure is not None:
+        raise click.ClickException(failure)
+    assert gateway is not None and echo is not None
+    document = report(spec, gateway, echo)
+    if json_path is not None:
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        console.print(f"results written to {json_path}")
+
+
+async def _bench(
+    settings: Settings, spec: LoadSpec, *, spawn: bool, console: Console
+) -> tuple[PhaseResult | None, PhaseResult | None, str | None]:
+    """Both phases; the gateway's failure is returned (after the echo phase), setup failures raise."""
+    dsn = await open_database(settings, migrate=True)
+    broker = await open_broker(settings)
+    try:
+        await _check_broker(broker.address)
+        imported = await _register(dsn, settings, spec.doors)
+        changed = sum(c.inserted + c.updated for c in imported.sections.values())
+        console.print(
+            f"bench roster: {spec.doors} doors, {PEOPLE} people in bench-zone ({changed} rows changed)"
+        )
+        logs = Path(tempfile.mkdtemp(prefix="campusgate-bench-"))
+        url = _broker_url(settings, broker)
+        with _progress(console, spec) as show:
+            gateway, failure = await _gateway_phase(settings, spec, dsn, url, spawn, logs, show)
+            echo = await _echo_phase(spec, url, logs, show)
+        return gateway, echo, failure
+    finally:
+        await broker.close()
+
+
+async def _check_broker(address: BrokerAddress) -> None:
+    client = MqttClient(address, client_id=f"campusgate-bench-check-{os.getpid()}")
+    try:
+        await client.connect(5.0)
+    except MqttError as exc:
+        raise click.ClickException(f"{exc}; check CAMPUSGATE_MQTT_URL / --mqtt-url") from None
+    await client.close()
+
+
+async def _register(dsn: str, settings: Settings, doors: int) -> ImportReport:
+    """Upsert the bench roster (idempotent: a re-run changes nothing)."""
+    try:
+        manifest = parse_manifest(bench_manifest(doors), "bench roster", settings.tz)
+        conn = await connect(dsn, timeout=10.0)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(
+            f"cannot reach the database at {redact_dsn(dsn)}: {exc}"
+        ) from None
+    try:
+        return await import_manifest(conn, manifest, operator="bench")
+    except ManifestError as exc:
+        raise click.ClickException(f"cannot register the bench roster: {exc}") from None
+    finally:
+        await conn.close()
+
+
+def _broker_url(settings: Settings, broker: Broker) -> str:
+    if settings.mqtt_url:
+        return settings.mqtt_url
+    address = broker.address  # the embedded broker speaks MQTT 3.1.1 only
+    suffix = "?protocol=3.1.1" if address.protocol is Protocol.V311 else ""
+    return f"mqtt://{address.host}:{address.port}{suffix}"
+
+
+async def _gateway_phase(
+    settings: Settings, spec: LoadSpec, dsn: str, url: str, spawn: bool, logs: Path, show: Any
+) -> tuple[PhaseResult | None, str | None]:
+    phase = Phase(
+        "gateway",
+        url,
+        settings.topic_prefix,
+        spec,
+        progress=show,
+        ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
+    )
+    if not spawn:
+        try:
+            return await _run_phase(phase), None
+        except BenchError as exc:
+            return None, f"gateway phase failed: {exc}"
+    child = ChildProcess(
+        "gateway (campusgate serve)",
+        [sys.executable, "-m", "gateway", "serve", "--client-id", BENCH_GATEWAY_ID],
+        env=_gateway_env(settings, dsn, url),
+        log_path=logs / "gateway.log",
+    )
+    await child.start()
+    result: PhaseResult | None = None
+    failure: str | None = None
+    try:
+        result = await child.watch(_run_phase(phase))
+    except BenchError as exc:
+        failure = f"gateway phase failed: {exc} (log: {child.log_path})"
+    finally:
+        status = await child.stop(STOP_TIMEOUT_S)
+    if failure is None and status not in (0, None):
+        failure = f"the gateway exited with status {status} when stopped: {child.tail()} (log: {child.log_path})"
+    return result, failure
+
+
+def _gateway_env(settings: Settings, dsn: str, url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CAMPUSGATE_DATABASE_URL=dsn,
+        CAMPUSGATE_MQTT_URL=url,
+        CAMPUSGATE_TOPIC_PREFIX=settings.topic_prefix,
+        CAMPUSGATE_TIMEZONE=settings.timezone,
+        CAMPUSGATE_LOG_LEVEL=settings.log_level,
+        # Keep clear of an HTTP API already serving on the configured port.
+        CAMPUSGATE_API_PORT=str(_free_port()),
+    )
+    return env
+
+
+async def _echo_phase(spec: LoadSpec, url: str, logs: Path, show: Any) -> PhaseResult:
+    child = echo_process(url, logs / "echo.log")
+    await child.start()
+    try:
+        return await child.watch(_run_phase(Phase("echo", url, ECHO_PREFIX, spec, progress=show)))
+    except BenchError as exc:
+        raise click.ClickException(f"echo phase failed: {exc} (log: {child.log_path})") from None
+    finally:
+        await child.stop(STOP_TIMEOUT_S)
+
+
+async def _run_phase(phase: Phase) -> PhaseResult:
+    try:
+        return await phase.run()
+    except MqttError as exc:
+        raise BenchError(f"{phase.name}: {exc}") from None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _progress(console: Console, spec: LoadSpec) -> Iterator[Any]:
+    """A progress hook: a rich bar on a terminal, a line every few seconds otherwise."""
+    if not console.is_terminal:
+        last = {"at": 0.0}
+
+        def line(p: PhaseProgress) -> None:
+            now = time.monotonic()
+            if now - last["at"] >= PLAIN_PROGRESS_EVERY_S:
+                last["at"] = now
+                console.print(
+                    f"{p.phase} {p.stage}: {p.elapsed_s:5.1f} s, sent {p.sent}, decided {p.decided}",
+                    highlight=False,
+                )
+
+        yield line
+        return
+    bar = Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("sent {task.fields[sent]:>8}  decided {task.fields[decided]:>8}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(p: PhaseProgress) -> None:
+        if p.phase not in tasks:
+            tasks[p.phase] = bar.add_task(p.phase, total=spec.duration_s, sent=0, decided=0)
+        bar.update(
+            tasks[p.phase],
+            description=f"{p.phase} {p.stage}",
+            completed=min(p.elapsed_s, spec.duration_s) if p.stage != "probe" else 0,
+            sent=p.sent,
+            decided=p.decided,
+        )
+
+    with bar:
+        yield update
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
+
+
+def _print_table(spec: LoadSpec, gateway: PhaseResult | None, echo: PhaseResult | None) -> None:
+    load = "saturation" if not spec.open_loop else f"{spec.rate:g}/s"
+    table = Table(title=f"campusgate bench: {spec.doors} doors, {load}, {spec.duration_s:g} s")
+    for column in ("phase", "sent", "decided", "lost", "per_s", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    for name, result in (("gateway", gateway), ("echo", echo)):
+        if result is None:
+            table.add_row(name, "failed", "", "", "", "", "", "")
+            continue
+        table.add_row(
+            name,
+            str(result.sent),
+            str(result.decided),
+            str(result.lost),
+            f"{result.per_s:,.1f}",
+            _fmt(result.p50_ms),
+            _fmt(result.p95_ms),
+            _fmt(result.p99_ms),
+        )
+    if gateway is not None and echo is not None:
+        ratios = report(spec, gateway, echo)["ratio"]
+        table.add_row(
+            "gateway/echo", "", "", "", _fmt(ratios["per_s"]), "", "", _fmt(ratios["p99_ms"])
+        )
+    console = Console()
+    console.print(table)
+    if gateway is not None:
+        other = {k: v for k, v in gateway.verdicts.items() if k != "admit/ok"}
+        if other:
+            shown = ", ".join(f"{k} {v}" for k, v in sorted(other.items()))
+            Console(stderr=True).print(f"[yellow]gateway decisions other than admit/ok: {shown}")

@@ -1,0 +1,110 @@
+"""`campusgate bench` end to end: a spawned gateway and the echo responder on a private broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.bench import LoadSpec, PhaseResult, bench_manifest, percentile_ms, report
+from gateway.store.migrate import apply_migrations
+
+PHASE_KEYS = {"sent", "decided", "lost", "per_s", "p50_ms", "p95_ms", "p99_ms"}
+
+
+def campusgate(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def bench_db(database_factory) -> str:
+    dsn = database_factory("bench")
+    asyncio.run(apply_migrations(dsn))
+    return dsn
+
+
+def test_bench_spawned_gateway_and_echo(mqtt_url: str, bench_db: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = campusgate(
+        "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchtest",
+        "bench", "--doors", "4", "--rate", "200", "--duration", "2", "--spawn",
+        "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert set(document) == {"config", "gateway", "echo", "ratio"}
+    assert document["config"] == {"doors": 4, "rate": 200, "duration_s": 2}
+    for phase in ("gateway", "echo"):
+        figures = document[phase]
+        assert set(figures) == PHASE_KEYS
+        assert figures["sent"] == 400, figures  # 200/s for 2 s, open loop
+        assert figures["decided"] == figures["sent"]
+        assert figures["lost"] == 0
+        assert figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+    assert set(document["ratio"]) == {"per_s", "p99_ms"}
+    assert document["ratio"]["per_s"] == pytest.approx(
+        document["gateway"]["per_s"] / document["echo"]["per_s"], rel=1e-2
+    )
+    assert "gateway decisions other than admit/ok" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--rate", "-5"], "--rate"),
+        (["--doors", "0"], "--doors"),
+        (["--duration", "0"], "--duration"),
+    ],
+)
+def test_bench_refuses_bad_arguments(mqtt_url: str, args: list[str], complaint: str) -> None:
+    run = campusgate("--mqtt-url", mqtt_url, "bench", *args, timeout=30)
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and complaint in errors[0], run.stderr
+
+
+def test_bench_reports_an_unreachable_broker(bench_db: str) -> None:
+    from conftest import free_port
+
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    run = campusgate(
+        "--mqtt-url", url, "--database-url", bench_db, "bench", "--duration", "1", timeout=60
+    )
+    assert run.returncode != 0
+    assert "cannot reach MQTT broker" in run.stderr.strip().splitlines()[-1]
+
+
+def test_bench_manifest_is_confined_to_its_own_ids() -> None:
+    document = bench_manifest(3, people=5)
+    ids = [
+        row["id"]
+        for section in ("zones", "doors", "devices", "people", "org_units")
+        for row in document[section]
+    ]
+    assert all(i.startswith("bench-") for i in ids)
+    cards = [card for person in document["people"] for card in person["cards"]]
+    assert len(set(cards)) == 5 and all(c.startswith("BE") and len(c) == 8 for c in cards)
+    assert document["grants"] == [{"subject": {"org_unit": "bench-unit"}, "zone": "bench-zone"}]
+
+
+def test_percentiles_and_ratio() -> None:
+    ordered = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    assert percentile_ms(ordered, 50) == 50.0
+    assert percentile_ms(ordered, 99) == 99.0
+    assert percentile_ms([], 99) is None
+    spec = LoadSpec(doors=2, rate=0, duration_s=1.5)
+    fast = PhaseResult(10, 10, 0, 100.0, 1.0, 2.0, 4.0)
+    slow = PhaseResult(10, 10, 0, 50.0, 2.0, 4.0, 12.0)
+    document = report(spec, slow, fast)
+    assert document["config"] == {"doors": 2, "rate": 0, "duration_s": 1.5}
+    assert document["ratio"] == {"per_s": 0.5, "p99_ms": 3.0}
