@@ -28,9 +28,17 @@ _SELECT = "SELECT id, kind, ts, severity, door, zone, device, person, detail, st
 
 def _alert(r: asyncpg.Record) -> Alert:
     return Alert(
-        r[0], AlertKind(r[1]), r[2], Severity(r[3]), r[4], r[5], r[6], r[7], r[8],
+        r[0],
+        AlertKind(r[1]),
+        r[2],
+        Severity(r[3]),
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
         AlertStatus(r[9]),
-    )  # fmt: skip
+    )
 
 
 async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> None:
@@ -51,12 +59,20 @@ async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> No
             """,
             [
                 (
-                    a.id, a.kind.value, a.severity.value, a.ts, a.door, a.zone, a.device,
-                    a.person, a.detail, a.status.value,
+                    a.id,
+                    a.kind.value,
+                    a.severity.value,
+                    a.ts,
+                    a.door,
+                    a.zone,
+                    a.device,
+                    a.person,
+                    a.detail,
+                    a.status.value,
                 )
                 for a in alerts
             ],
-        )  # fmt: skip
+        )
 
 
 async def get_alert(conn: asyncpg.Connection, alert_id: str) -> Alert | None:

@@ -1,0 +1,176 @@
+"""The import use case: check a whole manifest, then upsert it in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from gateway.domain.roster import PersonKind
+from gateway.services.manifest import Manifest, ManifestError, read_manifest
+from gateway.store import roster_write
+from gateway.store.health import set_health_many
+from gateway.store.roster_write import RosterKeys, UpsertCounts
+
+__all__ = ["ImportReport", "ManifestError", "Progress", "import_file", "import_manifest"]
+
+_LOGGER = logging.getLogger(__name__)
+_IMPORT_LOCK = 0x43474950  # "CGIP": one import at a time per database
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """Rows inserted, updated and unchanged per section, in write order."""
+
+    source: str
+    sections: dict[str, UpsertCounts] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return any(c.inserted or c.updated for c in self.sections.values())
+
+
+async def import_file(
+    conn: asyncpg.Connection,
+    path: Path,
+    *,
+    tz: ZoneInfo,
+    operator: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Read, check and import a manifest or people CSV; raises ManifestError, writing nothing."""
+    report = progress or _no_progress
+    report("read", 0, 1)
+    manifest = await asyncio.to_thread(read_manifest, path, tz)
+    report("read", 1, 1)
+    return await import_manifest(conn, manifest, operator=operator, progress=progress)
+
+
+async def import_manifest(
+    conn: asyncpg.Connection,
+    manifest: Manifest,
+    *,
+    operator: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Check the manifest against itself and the database, then upsert it all in one transaction."""
+    report = progress or _no_progress
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sections: dict[str, UpsertCounts] = {}
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _IMPORT_LOCK)
+        report("check", 0, 1)
+        check_references(manifest, await roster_write.load_roster_keys(conn))
+        report("check", 1, 1)
+        steps = (
+            ("org_units", roster_write.upsert_org_units),
+            ("zones", roster_write.upsert_zones),
+            ("doors", roster_write.upsert_doors),
+            ("devices", roster_write.upsert_devices),
+            ("people", roster_write.upsert_people),
+            ("cards", roster_write.upsert_cards),
+            ("grants", roster_write.upsert_grants),
+        )
+        for name, upsert in steps:
+            rows = [r.item for r in getattr(manifest, name)]
+            if not rows:
+                continue
+            report(name, 0, len(rows))
+            sections[name] = await upsert(conn, rows)
+            report(name, len(rows), len(rows))
+        if manifest.health:
+            set_by = operator or "import"
+            records = [replace(r.item, set_by=set_by) for r in manifest.health]
+            report("health", 0, len(records))
+            sections["health"] = await set_health_many(conn, records, changed_by=set_by)
+            report("health", len(records), len(records))
+    seconds = loop.time() - started
+    _LOGGER.debug("imported %s in %.2f s: %s", manifest.source, seconds, sections)
+    return ImportReport(manifest.source, sections, seconds)
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def check_references(m: Manifest, keys: RosterKeys) -> None:
+    """Raise ManifestError for the first row naming something neither file nor database has."""
+
+    def fail(label: str, message: str) -> None:
+        raise ManifestError(f"{m.source}: {label}: {message}")
+
+    parents = dict(keys.org_unit_parents)
+    parents.update((r.item.id, r.item.parent_id) for r in m.org_units)
+    zones = keys.zones | {r.item.id for r in m.zones}
+    doors = keys.doors | {r.item.id for r in m.doors}
+    kinds = dict(keys.people)
+    kinds.update((r.item.id, r.item.kind.value) for r in m.people)
+
+    for row in m.org_units:
+        if row.item.parent_id is not None and row.item.parent_id not in parents:
+            fail(row.label, f"unknown parent org unit {row.item.parent_id!r}")
+    _check_cycles(m, parents)
+    for row in m.doors:
+        if row.item.zone_id not in zones:
+            fail(row.label, f"unknown zone {row.item.zone_id!r}")
+    for row in m.devices:
+        if row.item.door_id not in doors:
+            fail(row.label, f"unknown door {row.item.door_id!r}")
+    for row in m.people:
+        if row.item.org_unit_id is not None and row.item.org_unit_id not in parents:
+            fail(row.label, f"unknown org unit {row.item.org_unit_id!r}")
+    for row in m.cards:
+        holder = keys.card_holders.get(row.item.uid)
+        if holder is not None and holder != row.item.person_id:
+            fail(row.label, f"card {row.item.uid} is already held by person {holder!r}")
+    for row in m.grants:
+        subject = row.item.subject
+        if subject.person_id is not None and subject.person_id not in kinds:
+            fail(row.label, f"unknown person {subject.person_id!r}")
+        if subject.org_unit_id is not None and subject.org_unit_id not in parents:
+            fail(row.label, f"unknown org unit {subject.org_unit_id!r}")
+        if row.item.zone_id not in zones:
+            fail(row.label, f"unknown zone {row.item.zone_id!r}")
+    for row in m.health:
+        record = row.item
+        if record.person_id not in kinds:
+            fail(row.label, f"unknown person {record.person_id!r}")
+        if record.caretaker_id is not None:
+            caretaker_kind = kinds.get(record.caretaker_id)
+            if caretaker_kind is None:
+                fail(row.label, f"unknown caretaker {record.caretaker_id!r}")
+            elif caretaker_kind != PersonKind.STAFF.value:
+                fail(
+                    row.label, f"caretaker {record.caretaker_id!r} is a {caretaker_kind}, not staff"
+                )
+
+
+def _check_cycles(m: Manifest, parents: dict[str, str | None]) -> None:
+    """Org units must form a tree once the file's parents replace the stored ones."""
+    settled: set[str] = set()
+    for row in m.org_units:
+        path: list[str] = []
+        on_path: set[str] = set()
+        unit: str | None = row.item.id
+        while unit is not None and unit not in settled:
+            if unit in on_path:
+                cycle = " -> ".join([*path[path.index(unit) :], unit])
+                raise ManifestError(f"{m.source}: {row.label}: org units form a cycle: {cycle}")
+            path.append(unit)
+            on_path.add(unit)
+            unit = parents.get(unit)
+        settled.update(path)
+
+
+def describe(report: ImportReport) -> list[tuple[str, int, int, int]]:
+    """(section, inserted, updated, unchanged) rows for display."""
+    return [(s, c.inserted, c.updated, c.unchanged) for s, c in report.sections.items()]

@@ -1,0 +1,43 @@
+"""Where the database is: the configured DSN, or an embedded PostgreSQL under the data dir."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class _HasDatabase(Protocol):
+    database_url: str | None
+    data_dir: Path
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    """The embedded PostgreSQL could not be started."""
+
+
+def resolve_database_url(settings: _HasDatabase) -> str:
+    """The configured DSN, else the URI of the embedded server (started if not running).
+
+    The embedded server keeps running after this process exits
+    (cleanup_mode=None), so later commands reuse it.
+    """
+    if settings.database_url:
+        return settings.database_url
+    path = Path(settings.data_dir).expanduser() / "pg"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        import pgserver
+
+        server = pgserver.get_server(path, cleanup_mode=None)
+        uri = server.get_uri()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        raise EmbeddedDatabaseError(
+            f"cannot start the embedded PostgreSQL under {path}: {exc}; "
+            "set CAMPUSGATE_DATABASE_URL to use a PostgreSQL server instead"
+        ) from exc
+    _LOGGER.info("using the embedded PostgreSQL under %s", path)
+    return uri

@@ -1,0 +1,116 @@
+"""Health statuses: the current one per person, and the history that keeps every change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.store.roster_write import UpsertCounts
+
+_COLUMNS = ("person_id", "status", "since", "until", "reason", "caretaker_id", "set_by")
+
+_UPSERT_ONE = """
+INSERT INTO health_status AS h (person_id, status, since, until, reason, caretaker_id, set_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (person_id) DO UPDATE SET
+    status = EXCLUDED.status, since = EXCLUDED.since, until = EXCLUDED.until,
+    reason = EXCLUDED.reason, caretaker_id = EXCLUDED.caretaker_id,
+    set_by = EXCLUDED.set_by, updated_at = now()
+"""
+
+_HISTORY_ONE = """
+INSERT INTO health_history
+    (person_id, status, since, until, reason, caretaker_id, set_by, changed_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+"""
+
+
+def _row(record: HealthRecord) -> tuple[object, ...]:
+    return (
+        record.person_id,
+        record.status.value,
+        record.since,
+        record.until,
+        record.reason,
+        record.caretaker_id,
+        record.set_by,
+    )
+
+
+async def set_health(conn: asyncpg.Connection, record: HealthRecord, *, changed_by: str) -> None:
+    """Replace the person's current status and append it to the history, in one transaction."""
+    row = _row(record)
+    async with conn.transaction():
+        await conn.execute(_UPSERT_ONE, *row)
+        await conn.execute(_HISTORY_ONE, *row, changed_by)
+
+
+async def set_health_many(
+    conn: asyncpg.Connection, records: Sequence[HealthRecord], *, changed_by: str
+) -> UpsertCounts:
+    """Set many statuses at once (one per person), skipping those equal to the current one.
+
+    Equal means same status, until, reason and caretaker (`since` and `set_by`
+    of an unchanged status are kept). Every change is appended to the history.
+    """
+    if not records:
+        return UpsertCounts()
+    async with conn.transaction():
+        await conn.execute("DROP TABLE IF EXISTS _health_in")
+        await conn.execute(
+            "CREATE TEMP TABLE _health_in ON COMMIT DROP AS "
+            f"SELECT {', '.join(_COLUMNS)} FROM health_status WITH NO DATA"
+        )
+        await conn.copy_records_to_table(
+            "_health_in", records=[_row(r) for r in records], columns=_COLUMNS
+        )
+        row = await conn.fetchrow(
+            """
+            WITH changed AS (
+                SELECT i.*, h.person_id IS NULL AS is_new FROM _health_in i LEFT JOIN health_status h USING (person_id)
+                WHERE h.person_id IS NULL
+                   OR (h.status, h.until, h.reason, h.caretaker_id)
+                      IS DISTINCT FROM (i.status, i.until, i.reason, i.caretaker_id)
+            ), upserted AS (
+                INSERT INTO health_status AS h
+                    (person_id, status, since, until, reason, caretaker_id, set_by)
+                SELECT person_id, status, since, until, reason, caretaker_id, set_by FROM changed
+                ON CONFLICT (person_id) DO UPDATE SET
+                    status = EXCLUDED.status, since = EXCLUDED.since, until = EXCLUDED.until,
+                    reason = EXCLUDED.reason, caretaker_id = EXCLUDED.caretaker_id,
+                    set_by = EXCLUDED.set_by, updated_at = now()
+                RETURNING 1
+            ), logged AS (
+                INSERT INTO health_history
+                    (person_id, status, since, until, reason, caretaker_id, set_by, changed_by)
+                SELECT person_id, status, since, until, reason, caretaker_id, set_by, $1
+                FROM changed
+                RETURNING 1
+            )
+            SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new)
+            FROM changed
+            """,
+            changed_by,
+        )
+    inserted, updated = int(row[0]), int(row[1])
+    return UpsertCounts(inserted, updated, len(records) - inserted - updated)
+
+
+async def health_history(
+    conn: asyncpg.Connection, person_id: str
+) -> list[tuple[HealthRecord, str, datetime]]:
+    """Every status the person had, oldest first, with who changed it and when."""
+    rows = await conn.fetch(
+        """
+        SELECT person_id, status, since, until, reason, caretaker_id, set_by, changed_by, changed_at
+        FROM health_history WHERE person_id = $1 ORDER BY changed_at, id
+        """,
+        person_id,
+    )
+    return [
+        (HealthRecord(r[0], HealthStatus(r[1]), r[2], r[3], r[4], r[5], r[6]), r[7], r[8])
+        for r in rows
+    ]

@@ -1,0 +1,100 @@
+"""`campusgate migrate`, `import` and `user add` through the real command line entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import asyncpg
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import main
+
+MANIFEST = {
+    "org_units": [{"id": "cs", "name": "Computer Science"}],
+    "zones": [{"id": "lab", "name": "Lab", "kind": "lab", "capacity": 20}],
+    "people": [
+        {"id": "s1", "kind": "student", "name": "Li Hua", "org_unit": "cs", "cards": ["04A1B2C3D4"]}
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def empty_dsn(database_factory) -> str:
+    return database_factory("cli")
+
+
+def run(dsn: str, *args: str):
+    result = CliRunner().invoke(main, ["--database-url", dsn, *args])
+    return result
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def count(dsn: str, sql: str) -> int:
+    import asyncio
+
+    async def query() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(query())
+
+
+def test_commands_before_migrate_say_what_to_do(database_factory, tmp_path: Path) -> None:
+    empty_dsn = database_factory("cli-unmigrated")
+    path = tmp_path / "campus.json"
+    path.write_text(json.dumps(MANIFEST))
+    line = one_line_error(run(empty_dsn, "import", str(path)))
+    assert "run `campusgate migrate` first" in line
+
+
+def test_migrate_import_and_user_add(empty_dsn: str, tmp_path: Path) -> None:
+    first = run(empty_dsn, "migrate")
+    assert first.exit_code == 0, first.output
+    assert "applied 4 migrations" in first.stdout
+    again = run(empty_dsn, "migrate")
+    assert again.exit_code == 0 and "up to date" in again.stdout
+
+    path = tmp_path / "campus.json"
+    path.write_text(json.dumps(MANIFEST))
+    imported = run(empty_dsn, "import", "--quiet", str(path))
+    assert imported.exit_code == 0, imported.output
+    assert "people" in imported.stdout and "inserted" in imported.stdout
+    assert count(empty_dsn, "SELECT count(*) FROM cards") == 1
+
+    bad = dict(MANIFEST, people=[dict(MANIFEST["people"][0], id="s2", cards=["XYZ"])])
+    path.write_text(json.dumps(bad))
+    line = one_line_error(run(empty_dsn, "import", str(path)))
+    assert "campus.json: people[0] (id s2): card_uid 'XYZ'" in line
+    assert count(empty_dsn, "SELECT count(*) FROM people") == 1
+
+    line = one_line_error(run(empty_dsn, "import", str(tmp_path / "missing.yaml")))
+    assert "no such file" in line
+
+    added = run(empty_dsn, "user", "add", "alice", "--role", "guard")
+    assert added.exit_code == 0, added.output
+    token = added.stdout.strip()
+    assert len(token) >= 40 and "\n" not in token
+    assert count(empty_dsn, "SELECT count(*) FROM operators WHERE token_hash <> ''") == 1
+    assert "already exists" in one_line_error(
+        run(empty_dsn, "user", "add", "alice", "--role", "admin")
+    )
+    bad_role = run(empty_dsn, "user", "add", "bob", "--role", "janitor")
+    assert bad_role.exit_code != 0
+    assert count(empty_dsn, "SELECT count(*) FROM operators") == 1
+
+
+def test_unreachable_database_is_one_line() -> None:
+    line = one_line_error(run("postgresql://postgres:secret@127.0.0.1:1/none", "migrate"))
+    assert "cannot reach the database" in line and "secret" not in line
