@@ -8,6 +8,7 @@ import click
 
 from gateway.cli import settings_of
 from gateway.cli._database import database_url, open_database
+from gateway.store.audit import record_audit
 from gateway.store.operators import OperatorExistsError, OperatorRole, add_operator
 
 
@@ -38,6 +39,11 @@ def add(ctx: click.Context, name: str, role: str) -> None:
 async def _add(dsn: str, name: str, role: str) -> str:
     async with open_database(dsn) as conn:
         try:
-            return await add_operator(conn, name, role)
+            async with conn.transaction():
+                token = await add_operator(conn, name, role)
+                await record_audit(
+                    conn, "cli", "create", "operator", name.strip(), after={"role": role}
+                )
         except OperatorExistsError as exc:
             raise click.ClickException(str(exc)) from None
+        return token

@@ -14,6 +14,7 @@ import asyncpg
 from gateway.domain.roster import PersonKind
 from gateway.services.manifest import Manifest, ManifestError, read_manifest
 from gateway.store import roster_write
+from gateway.store.audit import record_audit
 from gateway.store.health import set_health_many
 from gateway.store.roster_write import RosterKeys, UpsertCounts
 
@@ -93,6 +94,11 @@ async def import_manifest(
             report("health", 0, len(records))
             sections["health"] = await set_health_many(conn, records, changed_by=set_by)
             report("health", len(records), len(records))
+        if any(c.inserted or c.updated for c in sections.values()):
+            counts = {name: [c.inserted, c.updated, c.unchanged] for name, c in sections.items()}
+            await record_audit(
+                conn, operator or "import", "import", "manifest", manifest.source, after=counts
+            )
     seconds = loop.time() - started
     _LOGGER.debug("imported %s in %.2f s: %s", manifest.source, seconds, sections)
     return ImportReport(manifest.source, sections, seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -29,15 +30,20 @@ def resolve_database_url(settings: _HasDatabase) -> str:
         return settings.database_url
     path = Path(settings.data_dir).expanduser() / "pg"
     path.mkdir(parents=True, exist_ok=True)
+    # pgserver logs each start and exit at INFO, and platformdirs warns without
+    # XDG_RUNTIME_DIR; neither tells the operator anything.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
-        import pgserver
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
 
-        server = pgserver.get_server(path, cleanup_mode=None)
-        uri = server.get_uri()
+            server = pgserver.get_server(path, cleanup_mode=None)
+            uri = server.get_uri()
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         raise EmbeddedDatabaseError(
             f"cannot start the embedded PostgreSQL under {path}: {exc}; "
             "set CAMPUSGATE_DATABASE_URL to use a PostgreSQL server instead"
         ) from exc
-    _LOGGER.info("using the embedded PostgreSQL under %s", path)
+    _LOGGER.debug("using the embedded PostgreSQL under %s", path)
     return uri

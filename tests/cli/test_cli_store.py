@@ -87,6 +87,7 @@ def test_migrate_import_and_user_add(empty_dsn: str, tmp_path: Path) -> None:
     token = added.stdout.strip()
     assert len(token) >= 40 and "\n" not in token
     assert count(empty_dsn, "SELECT count(*) FROM operators WHERE token_hash <> ''") == 1
+    assert count(empty_dsn, "SELECT count(*) FROM audit_log WHERE entity = 'operator'") == 1
     assert "already exists" in one_line_error(
         run(empty_dsn, "user", "add", "alice", "--role", "admin")
     )
@@ -98,3 +99,12 @@ def test_migrate_import_and_user_add(empty_dsn: str, tmp_path: Path) -> None:
 def test_unreachable_database_is_one_line() -> None:
     line = one_line_error(run("postgresql://postgres:secret@127.0.0.1:1/none", "migrate"))
     assert "cannot reach the database" in line and "secret" not in line
+
+
+def test_configured_database_url_is_used_as_is(tmp_path: Path) -> None:
+    from gateway.settings import Settings
+    from gateway.store.embedded import resolve_database_url
+
+    settings = Settings(database_url="postgresql://u@db.example:5432/cg", data_dir=tmp_path)
+    assert resolve_database_url(settings) == "postgresql://u@db.example:5432/cg"
+    assert not (tmp_path / "pg").exists()

@@ -136,6 +136,11 @@ async def test_contract_example_imports_and_second_import_changes_nothing(
     assert await conn.fetch("SELECT id, updated_at FROM people ORDER BY id") == stamps
     assert await roster_listener.settle() == []  # no useless roster reload
     assert await conn.fetchval("SELECT count(*) FROM health_history") == 1
+    audit = await conn.fetch("SELECT operator, action, entity_id, after FROM audit_log")
+    assert [(a["operator"], a["action"], a["entity_id"]) for a in audit] == [
+        ("import", "import", "campus.yaml")
+    ]
+    assert audit[0]["after"]["people"] == [4, 0, 0]
 
     roster = await load_roster(conn)
     li = next(p for p in roster.people if p.id == "2020110002")
