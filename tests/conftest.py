@@ -100,15 +100,14 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen, int]:
         if not line.startswith(("listener", "persistence", "log_dest"))
     )
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{body}\n")
-    proc = subprocess.Popen(
-        [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # The log goes to a file: an unread pipe would fill up and stall the broker.
+    log = workdir / f"mosquitto-{port}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"mosquitto exited: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
+            raise RuntimeError(f"mosquitto exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return proc, port

@@ -262,7 +262,7 @@ class MqttClient:
         except (OSError, TimeoutError) as exc:
             self._detach_socket()
             raise MqttError(
-                f"cannot reach MQTT broker at {self.address.host}:{self.address.port}: {exc or 'timed out'}"
+                f"cannot reach MQTT broker at {self.address.host}:{self.address.port}: {exc!r}"
             ) from None
         if self._connect_error is not None:
             raise self._connect_error

@@ -31,7 +31,9 @@ class Broker:
 
     async def close(self) -> None:
         if self.embedded is not None:
-            with contextlib.suppress(Exception):  # amqtt raises assorted errors while closing sessions
+            with contextlib.suppress(
+                Exception
+            ):  # amqtt raises assorted errors while closing sessions
                 await self.embedded.shutdown()  # type: ignore[attr-defined]
 
 
@@ -80,7 +82,12 @@ async def open_broker(settings: Settings, *, port: int | None = None) -> Broker:
 
 
 def gateway_config(
-    settings: Settings, dsn: str, broker: BrokerAddress, *, client_id: str, share_group: str | None = None
+    settings: Settings,
+    dsn: str,
+    broker: BrokerAddress,
+    *,
+    client_id: str,
+    share_group: str | None = None,
 ) -> GatewayConfig:
     return GatewayConfig(
         database_url=dsn,

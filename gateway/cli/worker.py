@@ -10,7 +10,9 @@ from gateway.cli.serve import default_worker_id, serve_gateway
 
 
 @click.command()
-@click.option("--worker-id", default=None, help="MQTT client id of this worker (stable across restarts)")
+@click.option(
+    "--worker-id", default=None, help="MQTT client id of this worker (stable across restarts)"
+)
 @click.pass_context
 def command(ctx: click.Context, worker_id: str | None) -> None:
     """Run one gateway worker sharing `P/devices/+/events` with the others (MQTT 5 shared subscription)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -74,9 +75,9 @@ def test_bench_refuses_bad_arguments(mqtt_url: str, args: list[str], complaint: 
 
 
 def test_bench_reports_an_unreachable_broker(bench_db: str) -> None:
-    from conftest import free_port
-
-    url = f"mqtt://127.0.0.1:{free_port()}"
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"mqtt://127.0.0.1:{probe.getsockname()[1]}"
     run = campusgate(
         "--mqtt-url", url, "--database-url", bench_db, "bench", "--duration", "1", timeout=60
     )

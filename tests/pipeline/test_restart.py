@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 
@@ -16,7 +17,7 @@ EVENTS = 600
 RATE = 400.0
 
 
-def spawn_gateway(dsn: str, mqtt_url: str, prefix: str) -> subprocess.Popen:
+def spawn_gateway(dsn: str, mqtt_url: str, prefix: str, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "CAMPUSGATE_DATABASE_URL": dsn,
@@ -24,12 +25,13 @@ def spawn_gateway(dsn: str, mqtt_url: str, prefix: str) -> subprocess.Popen:
         "CAMPUSGATE_TOPIC_PREFIX": prefix,
         "CAMPUSGATE_LOG_LEVEL": "WARNING",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--client-id", f"gw-{prefix}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with log.open("ab") as sink:  # a file, not a pipe nobody reads
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--client-id", f"gw-{prefix}"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def wait_ready(fleet: Fleet, device: str, card: str, attempts: int = 60) -> None:
@@ -45,11 +47,12 @@ async def wait_ready(fleet: Fleet, device: str, card: str, attempts: int = 60) -
     raise TimeoutError("the gateway did not answer within 30 s")
 
 
-async def test_kill_and_restart_mid_stream(campus_dsn, mqtt_url, prefix, campus):
+async def test_kill_and_restart_mid_stream(campus_dsn, mqtt_url, prefix, campus, tmp_path):
+    log = tmp_path / "gateway.log"
     facts = campus.facts
     devices = [facts.gate_device, facts.office_device, facts.lab_device, facts.dorm_exit_device]
     cards = facts.resident_cards
-    proc = spawn_gateway(campus_dsn, mqtt_url, prefix)
+    proc = spawn_gateway(campus_dsn, mqtt_url, prefix, log)
     sent: list[tuple[str, str]] = []
     try:
         async with Fleet(mqtt_url, devices, prefix=prefix) as fleet:
@@ -68,7 +71,7 @@ async def test_kill_and_restart_mid_stream(campus_dsn, mqtt_url, prefix, campus)
                     proc.wait(10)
                     killed = True
                 if killed and not restarted and k == EVENTS // 2:
-                    proc = spawn_gateway(campus_dsn, mqtt_url, prefix)
+                    proc = spawn_gateway(campus_dsn, mqtt_url, prefix, log)
                     restarted = True
             for device, eid in sent:
                 await fleet[device].decision(eid, timeout=60)
