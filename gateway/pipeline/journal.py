@@ -25,7 +25,9 @@ import asyncpg
 from gateway.domain.alerts import Alert, AlertStatus
 from gateway.domain.campus import AccessRecord
 from gateway.domain.health import HealthRecord
+from gateway.metrics import Counters
 from gateway.store import access_log, alerts, devices, health
+from gateway.store.db import connect
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -71,12 +73,16 @@ class Journal:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        dsn: str,
         *,
         high_water: int = 50_000,
         on_pressure: Callable[[bool], None] | None = None,
+        counters: Counters | None = None,
     ) -> None:
-        self._pool = pool
+        self._counters = counters
+        # A connection of its own: a pool's acquire/release costs a reset round trip per flush.
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
         self._batch = Batch()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -124,6 +130,9 @@ class Journal:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._conn is not None and not self._conn.is_closed():
+            with contextlib.suppress(asyncpg.InterfaceError, OSError):
+                await self._conn.close()
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -144,6 +153,8 @@ class Journal:
                 await self._write(pending)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 self.failures += 1
+                if self._conn is not None and self._conn.is_closed():
+                    self._conn = None
                 _LOGGER.error(
                     "journal write of %d items failed (%s); retrying in %.1f s",
                     len(pending),
@@ -156,6 +167,8 @@ class Journal:
             backoff = 0.1
             self.flushes += 1
             self.written += len(pending.records)
+            if self._counters is not None:
+                self._counters.logged += len(pending.records)
             done, pending = pending, None
             for follow_up in done.after:
                 try:
@@ -170,23 +183,32 @@ class Journal:
             if not len(self._batch):
                 self._idle.set()
 
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await connect(self._dsn)
+        return self._conn
+
     async def _write(self, batch: Batch) -> None:
         started = time.perf_counter()
-        async with self._pool.acquire() as conn, conn.transaction():
-            if batch.records:
+        conn = await self._connection()
+        if len(batch.records) + len(batch.after) == len(batch):
+            # Only log rows: one COPY is atomic by itself, so skip BEGIN and COMMIT round trips.
+            await access_log.write_access_records(conn, batch.records)
+        else:
+            async with conn.transaction():
                 await access_log.write_access_records(conn, batch.records)
-            if batch.alerts:
-                await alerts.insert_alerts(conn, batch.alerts)
-            for change in batch.alert_changes:
-                await alerts.set_alert_status(
-                    conn, change.alert_id, change.status, change.operator, change.note
-                )
-            for record, changed_by in batch.health:
-                await health.set_health(conn, record, changed_by=changed_by)
-            for device_id, online, ts, firmware in batch.device_states:
-                await devices.set_device_state(
-                    conn, device_id, online=online, ts=ts, firmware=firmware
-                )
+                if batch.alerts:
+                    await alerts.insert_alerts(conn, batch.alerts)
+                for change in batch.alert_changes:
+                    await alerts.set_alert_status(
+                        conn, change.alert_id, change.status, change.operator, change.note
+                    )
+                for record, changed_by in batch.health:
+                    await health.set_health(conn, record, changed_by=changed_by)
+                for device_id, online, ts, firmware in batch.device_states:
+                    await devices.set_device_state(
+                        conn, device_id, online=online, ts=ts, firmware=firmware
+                    )
         _LOGGER.debug(
             "journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000
         )

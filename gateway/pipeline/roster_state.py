@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -68,6 +69,7 @@ class RosterState:
             roster = await load_roster(conn)
         self.index = await asyncio.to_thread(RosterIndex.build, roster)
         self.reloads += 1
+        gc.freeze()  # the new index is long-lived; the old one goes by reference counting
         _LOGGER.info(
             "roster loaded: %d people, %d cards, %d doors in %.0f ms",
             len(roster.people),
