@@ -8,6 +8,8 @@ import logging
 import random
 import sys
 import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
@@ -15,37 +17,72 @@ from rich.live import Live
 
 from devices.transports.mqtt import MqttError
 from firmware_sim import scenarios
-from firmware_sim.campus import dump_manifest, generate_campus
+from firmware_sim.campus import Campus, dump_manifest, generate_campus
 from firmware_sim.fleet import AlertWatch, Fleet
 from gateway.cli import settings_of
 from gateway.cli.demo_view import LiveView
 from gateway.cli.runtime import gateway_config, open_broker, open_database, run, stop_signal
 from gateway.pipeline.gateway import Gateway
+from gateway.services.health import clear_fever_watch
 from gateway.services.importer import ManifestError, import_file
 from gateway.store.db import connect
 
 _LOGGER = logging.getLogger(__name__)
 
 
-async def _import_campus(dsn: str, path, tz, console: Console) -> None:
+async def _import_campus(
+    dsn: str, campus: Campus, path: Path, tz: ZoneInfo, console: Console
+) -> None:
     conn = await connect(dsn)
     try:
         report = await import_file(conn, path, tz=tz, operator="demo")
+        # An earlier demo run put its fever people on fever_watch; a health officer's
+        # re-measurement clears them, so the showcase can show a fever again.
+        fever_people = [
+            p.id for p in campus.facts.people if set(p.cards) & set(campus.facts.fever_cards)
+        ]
+        cleared = await clear_fever_watch(
+            conn, fever_people, by="demo", reason="re-measured normal before the demo"
+        )
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         await conn.close()
     changed = "imported" if report.changed else "already up to date"
     console.print(f"sample campus {changed} ({report.seconds:.1f} s): {path}")
+    if cleared:
+        console.print(f"cleared fever_watch of {len(cleared)} people from an earlier run")
+
+
+def _log_to_file(data_dir: Path, level: str) -> Path:
+    """The demo's screen belongs to the live view: logs go to a file, errors still show."""
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "demo.log"
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    to_file = logging.FileHandler(path)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_screen = logging.StreamHandler(sys.stderr)
+    to_screen.setLevel(logging.ERROR)
+    root.addHandler(to_file)
+    root.addHandler(to_screen)
+    root.setLevel(level.upper())
+    for chatty in ("amqtt", "transitions"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    return path
 
 
 async def run_demo(
     ctx: click.Context, *, people: int, rate: float, duration: float | None, live: bool
 ) -> None:
     settings = settings_of(ctx)
-    console = Console(stderr=False)
+    console = Console(soft_wrap=True)
     data_dir = settings.data_dir.expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = _log_to_file(data_dir, settings.log_level)
+    console.print(f"CampusGate demo: data in {data_dir}, log in {log_path}")
 
     with console.status(
         "starting the database (embedded PostgreSQL unless CAMPUSGATE_DATABASE_URL is set)"
@@ -56,7 +93,7 @@ async def run_demo(
     campus = generate_campus(seed=2020, people=people)
     manifest_path = data_dir / "demo-campus.yaml"
     dump_manifest(campus.manifest, manifest_path)
-    await _import_campus(dsn, manifest_path, settings.tz, console)
+    await _import_campus(dsn, campus, manifest_path, settings.tz, console)
 
     gateway = Gateway(
         gateway_config(settings, dsn, broker.address, client_id="campusgate-demo-gateway")
