@@ -10,14 +10,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-ADMIN_DSN = os.environ.get(
-    "CAMPUSGATE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+if not os.path.exists(MOSQUITTO):
+    raise pytest.UsageError(
+        "the tests need the mosquitto broker binary: install it (Debian: apt-get install mosquitto)"
+    )
 
 
 def free_port() -> int:
@@ -35,41 +38,66 @@ def _run(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _create_database(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
+async def _admin(admin_dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(sql)
     finally:
         await conn.close()
 
 
-async def _drop_database(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
+async def _reachable(dsn: str) -> bool:
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
 
 
-def _dsn_for(name: str) -> str:
-    base, _, _ = ADMIN_DSN.rpartition("/")
-    return f"{base}/{name}"
+def _dsn_for(admin_dsn: str, name: str) -> str:
+    parts = urlsplit(admin_dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session")
-def database_factory() -> Iterator:
+def admin_dsn(tmp_path_factory) -> Iterator[str]:
+    """A PostgreSQL server to make test databases on.
+
+    CAMPUSGATE_TEST_ADMIN_DSN if set, else the server on 127.0.0.1:5432, else an
+    embedded one (pgserver) for this session, so a newcomer needs no server of their own
+    (CAMPUSGATE_TEST_ADMIN_DSN=embedded forces that).
+    """
+    configured = os.environ.get("CAMPUSGATE_TEST_ADMIN_DSN")  # "embedded" forces pgserver
+    if configured and configured != "embedded":
+        yield configured
+        return
+    if not configured and _run(_reachable(DEFAULT_ADMIN_DSN)):
+        yield DEFAULT_ADMIN_DSN
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_factory(admin_dsn: str) -> Iterator:
     """Creates fresh, empty databases on demand; drops them at the end of the session."""
     created: list[str] = []
 
     def make(label: str = "t") -> str:
         name = f"cg_test_{label}_{os.getpid()}_{secrets.token_hex(3)}"
-        _run(_create_database(name))
+        _run(_admin(admin_dsn, f'CREATE DATABASE "{name}"'))
         created.append(name)
-        return _dsn_for(name)
+        return _dsn_for(admin_dsn, name)
 
     yield make
     for name in created:
-        _run(_drop_database(name))
+        _run(_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
