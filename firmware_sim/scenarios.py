@@ -537,6 +537,7 @@ async def traffic(
     *,
     seed: int | None = None,
     heartbeat_every_s: float = 30.0,
+    stats: TrafficStats | None = None,
 ) -> TrafficStats:
     """Play a realistic mix of door traffic at about `rate_per_s` actions per second.
 
@@ -544,10 +545,12 @@ async def traffic(
     dormitory main doors, in all three orders), and now and then an outsider, an
     unauthorized student, an inactive card, a bad reading, an isolation breach, a
     fever (each reserved fever card once) or a forced door. Runs until `stop_event`.
+    Pass `stats` to watch the counts while it runs. Doors whose terminal is not in
+    `fleet` are skipped, so a fleet of some of the campus's devices works too.
     """
     rng = random.Random(seed)
     mix = _Mix(fleet, facts, rng)
-    stats = TrafficStats()
+    stats = stats if stats is not None else TrafficStats()
     background: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
     interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
@@ -589,8 +592,8 @@ def _swipe(
     if door is None:
         return False
     device = f"term-{door}"
-    terminal = mix.fleet[device]
-    if not terminal.is_connected:
+    terminal = mix.fleet.get(device)
+    if terminal is None or not terminal.is_connected:
         return False
     eid = terminal.swipe(card, direction=direction, celsius=celsius)
     stats.card_events.append((device, eid))
@@ -607,7 +610,9 @@ def _temperature_entry(
 ) -> bool:
     """Card and reading at a temperature door, in one of the three orders a person uses."""
     rng = mix.rng
-    terminal = mix.fleet[f"term-{door}"]
+    terminal = mix.fleet.get(f"term-{door}")
+    if terminal is None:
+        return False
     scanner_id = f"scan-{door}"
     scanner = mix.fleet.get(scanner_id) or terminal
     style = rng.random()
@@ -686,7 +691,7 @@ def _play(action: str, mix: _Mix, stats: TrafficStats, background: set[asyncio.T
         person = rng.choice(mix.isolated)
         door = mix.door_of(person.dorm, "in") if person.dorm else facts.gate_door
         return _swipe(mix, stats, door, person.cards[0], celsius=_normal_reading(rng))
-    if action == "fever" and mix.fevers:
+    if action == "fever" and mix.fevers and facts.temperature_device in mix.fleet:
         card = mix.fevers.pop(0)
         return _temperature_entry(mix, stats, background, facts.temperature_door, card, FEVER_C)
     return False

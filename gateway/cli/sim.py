@@ -365,20 +365,22 @@ async def run_scenarios(
         await alerts.stop()
 
 
-def _scenario_hints(results: list[scenarios.ScenarioResult], settings: Settings) -> list[str]:
+def _scenario_hints(
+    results: list[scenarios.ScenarioResult], settings: Settings, campus_hint: str
+) -> list[str]:
     got = [c.got for r in results for c in r.checks if not c.ok]
     hints = []
     if got and all(g in ("no decision", "no alert") or g.startswith("none") for g in got):
         hints.append(
             f"no answers at all: is a gateway serving this broker with topic prefix "
-            f"'{settings.topic_prefix}'?"
+            f"'{settings.topic_prefix}'? {campus_hint}"
         )
     if "deny/unknown_card" in got:
-        hints.append("known cards were denied as unknown: the gateway serves another campus")
+        hints.append(f"known cards were denied as unknown: {campus_hint}")
     if "deny/health_hold" in got:
         hints.append(
             "a reserved fever person is on fever_watch from an earlier run or `sim doors`: "
-            "try another --fever-card, or have a health officer clear them"
+            "try another --fever-card (0-4), or have a health officer clear them"
         )
     return hints
 
@@ -434,9 +436,8 @@ def scenarios_command(
     if not results:
         raise click.ClickException("interrupted before any scenario finished")
     if failed:
-        for hint in _scenario_hints(results, settings):
+        for hint in _scenario_hints(results, settings, _campus_hint(people, seed)):
             click.echo(f"hint: {hint}", err=True)
         raise click.ClickException(
-            f"{len(failed)} of {len(results)} scenarios failed: {', '.join(failed)}; "
-            + _campus_hint(people, seed)
+            f"{len(failed)} of {len(results)} scenarios failed: {', '.join(failed)}"
         )
