@@ -62,7 +62,9 @@ def test_commands_before_migrate_say_what_to_do(database_factory, tmp_path: Path
 def test_migrate_import_and_user_add(empty_dsn: str, tmp_path: Path) -> None:
     first = run(empty_dsn, "migrate")
     assert first.exit_code == 0, first.output
-    assert "applied 4 migrations" in first.stdout
+    from gateway.store.migrate import available_migrations
+
+    assert f"applied {len(available_migrations())} migrations" in first.stdout
     again = run(empty_dsn, "migrate")
     assert again.exit_code == 0 and "up to date" in again.stdout
 
