@@ -64,6 +64,12 @@ def make_config(
 
 
 @pytest.fixture
+def config_factory():
+    """`make_config`, for tests that build their own gateway."""
+    return make_config
+
+
+@pytest.fixture
 def window_s() -> float:
     return WINDOW_S
 
