@@ -261,6 +261,8 @@ class DoorDesk:
             paired_key = self._book.offer_temperature(
                 door.id, event.celsius, event.card_uid, time.monotonic()
             )
+            if paired_key is None:
+                self._expiry_wake.set()  # the reading now waits: its deadline may be the next one
         record = AccessRecord(
             device_id=device.id,
             event_id=event.event_id,

@@ -161,3 +161,22 @@ async def test_bad_event_is_rejected_and_the_next_is_decided(gateway, fleet, cam
     assert outcome(await terminal.decision(eid)) == "admit/ok"
     assert gateway.counters.rejected == before + 1
     assert gateway.counters.rejected_by_cause["wrong_type"] >= 1
+
+
+async def test_bad_reading_is_denied_and_alerted(gateway, fleet, alerts, campus):
+    facts = campus.facts
+    terminal = fleet[facts.temperature_device]
+    eid = terminal.swipe(facts.resident_cards[6], celsius=33.0)
+    assert outcome(await terminal.decision(eid)) == "deny/temperature_invalid"
+    alert = await alerts.wait_for("temperature_invalid", device=facts.temperature_device)
+    assert alert is not None and alert["severity"] == "low"
+    assert alert["detail"]["celsius"] == 33.0
+
+
+async def test_fever_reading_nobody_claims_raises_a_fever_alert(gateway, fleet, alerts, campus, window_s):
+    """A 38.9 C reading at a temperature door with no card within the window: someone with a fever."""
+    facts = campus.facts
+    terminal = fleet[facts.temperature_device]
+    terminal.measure(38.9)
+    alert = await alerts.wait_for("fever", device=None, timeout=window_s + 5)
+    assert alert is not None and alert["person"] is None and alert["door"] == facts.temperature_door
