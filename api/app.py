@@ -1,0 +1,91 @@
+"""The FastAPI app factory: routers, the pool (opened in the lifespan), the console page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.routers import (
+    alerts,
+    audit,
+    auth,
+    campus,
+    doors,
+    events,
+    grants,
+    health,
+    imports,
+    people,
+    reports,
+    stream,
+)
+from api.routers.auth import LoginLimiter
+from api.stream import AlertHub
+from gateway.settings import Settings
+from gateway.store.db import create_pool
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings, dsn: str) -> FastAPI:
+    """An app serving the API and console against the database at `dsn` (migrated already)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(dsn, min_size=1, max_size=10)
+        hub = AlertHub(dsn, pool)
+        await hub.start()
+        app.state.pool = pool
+        app.state.alert_hub = hub
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="CampusGate operator API",
+        version="0.1.0",
+        description="Alerts, doors, devices, people, health statuses, grants, audit; "
+        "bearer API tokens (`campusgate user add`) or a console session.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.login_limiter = LoginLimiter()
+    for module in (
+        auth,
+        campus,
+        doors,
+        alerts,
+        people,
+        health,
+        events,
+        reports,
+        grants,
+        audit,
+        imports,
+        stream,
+    ):
+        app.include_router(module.router)
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _bad_value(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # e.g. a NUL byte or an out-of-range value the database cannot take: the input's fault.
+        return JSONResponse(
+            {"detail": [{"loc": ["query"], "msg": str(exc), "type": "data_error"}]},
+            status_code=422,
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def console_page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app

@@ -1,0 +1,101 @@
+"""Request dependencies: the pool, the current operator (bearer token or session), permissions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.permissions import Permission, allowed
+from gateway.store.accounts import Account, account_for_token, session_for_token
+
+SESSION_COOKIE = "cg_session"
+CSRF_COOKIE = "cg_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `campusgate user add`")
+
+
+async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as conn:
+        yield conn
+
+
+Conn = Annotated[asyncpg.Connection, Depends(_connection)]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The operator making a request, and how they proved it."""
+
+    account: Account
+    via: str  # "token" or "session"
+
+    @property
+    def name(self) -> str:
+        return self.account.name
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def authenticate(
+    conn: asyncpg.Connection, token: str | None, session_cookie: str | None
+) -> tuple[Account, str, str | None] | None:
+    """(account, via, csrf token) from a bearer token or a session cookie."""
+    if token:
+        account = await account_for_token(conn, token)
+        return (account, "token", None) if account else None
+    if session_cookie:
+        session = await session_for_token(conn, session_cookie)
+        return (session.account, "session", session.csrf_token) if session else None
+    return None
+
+
+async def current_operator(
+    request: Request,
+    conn: Conn,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    found = await authenticate(
+        conn, credentials.credentials if credentials else None, request.cookies.get(SESSION_COOKIE)
+    )
+    if found is None:
+        raise _unauthorized("not logged in: send a bearer API token or log in")
+    account, via, csrf = found
+    if via == "session" and request.method not in _SAFE_METHODS:
+        header = request.headers.get(CSRF_HEADER)
+        if not header or header != csrf or header != request.cookies.get(CSRF_COOKIE):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+    return Principal(account, via)
+
+
+CurrentOperator = Annotated[Principal, Depends(current_operator)]
+
+
+def require(permission: Permission) -> Callable[..., Principal]:
+    """A dependency that lets through only operators whose role has `permission`."""
+
+    async def check(operator: CurrentOperator) -> Principal:
+        if not allowed(operator.account.role, permission):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {operator.account.role.value} may not {permission.value.replace('_', ' ')}",
+            )
+        return operator
+
+    return check
+
+
+def Allowed(permission: Permission) -> type[Principal]:
+    """`operator: Allowed(Permission.X)` in a route signature."""
+    return Annotated[Principal, Depends(require(permission))]  # type: ignore[return-value]

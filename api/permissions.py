@@ -1,0 +1,82 @@
+"""The permission matrix: what each operator role may do (contract section 2 roles)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from gateway.domain.alerts import AlertKind
+from gateway.store.operators import OperatorRole
+
+
+class Permission(StrEnum):
+    READ_CAMPUS = "read_campus"  # org units, zones
+    READ_DOORS = "read_doors"  # doors, devices, occupancy
+    READ_ALERTS = "read_alerts"
+    ACT_ON_ALERTS = "act_on_alerts"
+    READ_COUNTS = "read_counts"
+    READ_PEOPLE = "read_people"
+    READ_HEALTH = "read_health"  # reasons, history
+    WRITE_HEALTH = "write_health"
+    READ_EVENTS = "read_events"
+    READ_GRANTS = "read_grants"
+    WRITE_GRANTS = "write_grants"
+    IMPORT = "import"
+    READ_AUDIT = "read_audit"
+    MANAGE_OPERATORS = "manage_operators"
+
+
+_P = Permission
+MATRIX: dict[OperatorRole, frozenset[Permission]] = {
+    OperatorRole.ADMIN: frozenset(Permission),
+    OperatorRole.GUARD: frozenset(
+        {
+            _P.READ_CAMPUS,
+            _P.READ_DOORS,
+            _P.READ_ALERTS,
+            _P.ACT_ON_ALERTS,
+            _P.READ_COUNTS,
+            _P.READ_PEOPLE,
+            _P.READ_EVENTS,
+        }
+    ),
+    OperatorRole.HEALTH_OFFICER: frozenset(
+        {
+            _P.READ_CAMPUS,
+            _P.READ_ALERTS,
+            _P.READ_COUNTS,
+            _P.READ_PEOPLE,
+            _P.READ_HEALTH,
+            _P.WRITE_HEALTH,
+        }
+    ),
+    OperatorRole.LIAISON: frozenset(
+        {_P.READ_CAMPUS, _P.READ_COUNTS, _P.READ_PEOPLE, _P.READ_EVENTS}
+    ),
+}
+
+# Alerts a role sees (REST and stream): health officers only the health ones.
+HEALTH_ALERTS = frozenset(
+    {AlertKind.FEVER, AlertKind.ISOLATION_BREACH, AlertKind.TEMPERATURE_INVALID}
+)
+
+
+def allowed(role: OperatorRole, permission: Permission) -> bool:
+    return permission in MATRIX[role]
+
+
+def visible_alert_kinds(role: OperatorRole) -> frozenset[AlertKind] | None:
+    """None: every kind."""
+    if role is OperatorRole.HEALTH_OFFICER:
+        return HEALTH_ALERTS
+    if allowed(role, Permission.READ_ALERTS):
+        return None
+    return frozenset()
+
+
+def sees_health_details(role: OperatorRole) -> bool:
+    return allowed(role, Permission.READ_HEALTH)
+
+
+def org_scoped(role: OperatorRole) -> bool:
+    """Liaisons see only their own org unit and what is under it."""
+    return role is OperatorRole.LIAISON

@@ -1,0 +1,94 @@
+"""Alerts: filtered lists, one alert with its lifecycle, acknowledge and resolve."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from api.deps import Allowed, Conn
+from api.permissions import Permission, visible_alert_kinds
+from gateway.domain.alerts import AlertKind, AlertStatus, Severity
+from gateway.services.operations import AlertNotFound, AlertTransitionError, change_alert
+from gateway.store import console
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+Reader = Allowed(Permission.READ_ALERTS)
+Actor = Allowed(Permission.ACT_ON_ALERTS)
+
+
+class Note(BaseModel):
+    note: str = Field(default="", max_length=2000)
+
+
+def _kinds(
+    role_kinds: frozenset[AlertKind] | None, wanted: list[AlertKind] | None
+) -> list[str] | None:
+    if role_kinds is None:
+        return [k.value for k in wanted] if wanted else None
+    chosen = [k for k in (wanted or role_kinds) if k in role_kinds]
+    return [k.value for k in chosen]
+
+
+@router.get("")
+async def list_alerts(
+    operator: Reader,
+    conn: Conn,
+    kind: Annotated[list[AlertKind] | None, Query()] = None,
+    severity: Severity | None = None,
+    zone: str | None = None,
+    status: AlertStatus | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    return await console.list_alerts(
+        conn,
+        kinds=_kinds(visible_alert_kinds(operator.account.role), kind),
+        severity=severity.value if severity else None,
+        zone=zone,
+        status=status.value if status else None,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def _visible(conn: Conn, operator: Reader, alert_id: str) -> dict[str, Any]:
+    alert = await console.get_alert(conn, alert_id)
+    kinds = visible_alert_kinds(operator.account.role)
+    if alert is None or (kinds is not None and alert["kind"] not in kinds):
+        raise HTTPException(404, f"no alert {alert_id!r}")
+    return alert
+
+
+@router.get("/{alert_id}")
+async def get_alert(alert_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
+    alert = await _visible(conn, operator, alert_id)
+    alert["history"] = await console.alert_history(conn, alert_id)
+    return alert
+
+
+async def _step(
+    alert_id: str, target: AlertStatus, body: Note, operator: Actor, conn: Conn
+) -> dict[str, Any]:
+    try:
+        return await change_alert(conn, alert_id, target, by=operator.name, note=body.note)
+    except AlertNotFound:
+        raise HTTPException(404, f"no alert {alert_id!r}") from None
+    except AlertTransitionError as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.post("/{alert_id}/acknowledge")
+async def acknowledge(alert_id: str, body: Note, operator: Actor, conn: Conn) -> dict[str, Any]:
+    return await _step(alert_id, AlertStatus.ACKNOWLEDGED, body, operator, conn)
+
+
+@router.post("/{alert_id}/resolve")
+async def resolve(alert_id: str, body: Note, operator: Actor, conn: Conn) -> dict[str, Any]:
+    return await _step(alert_id, AlertStatus.RESOLVED, body, operator, conn)

@@ -1,0 +1,55 @@
+"""Doors and devices with their online state, occupancy and who is inside."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from api.deps import Allowed, Conn
+from api.permissions import Permission
+from gateway.store import console
+
+router = APIRouter(prefix="/api", tags=["doors"])
+Reader = Allowed(Permission.READ_DOORS)
+# Passages older than this do not count as "inside now" (forgotten exits).
+PRESENCE_HORIZON = timedelta(days=2)
+
+
+@router.get("/doors")
+async def list_doors(_: Reader, conn: Conn, zone: str | None = None) -> list[dict[str, Any]]:
+    return await console.list_doors(conn, zone)
+
+
+@router.get("/doors/{door_id}")
+async def get_door(door_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
+    door = await console.get_door(conn, door_id)
+    if door is None:
+        raise HTTPException(404, f"no door {door_id!r}")
+    return door
+
+
+@router.get("/devices")
+async def list_devices(_: Reader, conn: Conn, online: bool | None = None) -> list[dict[str, Any]]:
+    return await console.list_devices(conn, online=online)
+
+
+@router.get("/devices/{device_id}")
+async def get_device(device_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
+    device = await console.get_device(conn, device_id)
+    if device is None:
+        raise HTTPException(404, f"no device {device_id!r}")
+    return device
+
+
+@router.get("/occupancy")
+async def occupancy(_: Reader, conn: Conn) -> list[dict[str, Any]]:
+    return await console.occupancy(conn, datetime.now(UTC) - PRESENCE_HORIZON)
+
+
+@router.get("/zones/{zone_id}/inside")
+async def inside(zone_id: str, _: Reader, conn: Conn) -> list[dict[str, Any]]:
+    if await console.get_zone(conn, zone_id) is None:
+        raise HTTPException(404, f"no zone {zone_id!r}")
+    return await console.inside_now(conn, zone_id, datetime.now(UTC) - PRESENCE_HORIZON)

@@ -1,0 +1,43 @@
+"""The access log: filtered by person, door, zone, time and decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from api.deps import Allowed, Conn
+from api.permissions import Permission
+from api.routers.people import scope_of
+from gateway.store import console
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+Reader = Allowed(Permission.READ_EVENTS)
+
+
+@router.get("")
+async def list_events(
+    operator: Reader,
+    conn: Conn,
+    person: str | None = None,
+    door: str | None = None,
+    zone: str | None = None,
+    decision: Literal["admit", "deny", "pending"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    return await console.list_access_events(
+        conn,
+        person=person,
+        door=door,
+        zone=zone,
+        decision=decision,
+        since=since,
+        until=until,
+        org_scope=scope_of(operator),
+        limit=limit,
+        offset=offset,
+    )

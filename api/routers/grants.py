@@ -1,0 +1,84 @@
+"""Grants: who may enter which zone, when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from api.deps import Allowed, Conn
+from api.permissions import Permission
+from gateway.domain.roster import PersonKind
+from gateway.domain.schedule import parse_schedule
+from gateway.services.operations import NotFoundError, ReferenceError_, create_grant, remove_grant
+from gateway.store import console
+
+router = APIRouter(prefix="/api/grants", tags=["grants"])
+Reader = Allowed(Permission.READ_GRANTS)
+Writer = Allowed(Permission.WRITE_GRANTS)
+GrantId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+class NewGrant(BaseModel):
+    subject_person: str | None = Field(default=None, min_length=1, max_length=200)
+    subject_org_unit: str | None = Field(default=None, min_length=1, max_length=200)
+    subject_kind: PersonKind | None = None
+    zone_id: str = Field(min_length=1, max_length=200)
+    schedule: str | None = Field(default=None, max_length=200)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value:
+            parse_schedule(value)  # raises ValueError naming the problem
+        return value or None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> NewGrant:
+        given = [self.subject_person, self.subject_org_unit, self.subject_kind]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of subject_person, subject_org_unit, subject_kind")
+        return self
+
+
+@router.get("")
+async def list_grants(
+    _: Reader, conn: Conn, zone: str | None = None, person: str | None = None
+) -> list[dict[str, Any]]:
+    return await console.list_grants(conn, zone_id=zone, person_id=person)
+
+
+@router.get("/{grant_id}")
+async def get_grant(grant_id: GrantId, _: Reader, conn: Conn) -> dict[str, Any]:
+    grant = await console.get_grant(conn, grant_id)
+    if grant is None:
+        raise HTTPException(404, f"no grant {grant_id}")
+    return grant
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def add_grant(body: NewGrant, operator: Writer, conn: Conn) -> dict[str, Any]:
+    grant = body.model_dump()
+    if body.subject_kind is not None:
+        grant["subject_kind"] = body.subject_kind.value
+    try:
+        return await create_grant(conn, grant, by=operator.name)
+    except ReferenceError_ as exc:
+        raise HTTPException(
+            422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "reference"}]
+        ) from None
+    except asyncpg.UniqueViolationError:
+        raise HTTPException(409, "this subject already has a grant for this zone") from None
+
+
+@router.delete("/{grant_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_grant(grant_id: GrantId, operator: Writer, conn: Conn) -> None:
+    try:
+        await remove_grant(conn, grant_id, by=operator.name)
+    except NotFoundError:
+        raise HTTPException(404, f"no grant {grant_id}") from None

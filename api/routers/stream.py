@@ -1,0 +1,130 @@
+"""WebSocket /api/alerts/stream: new alerts and lifecycle steps, filtered by role.
+
+Authenticated by the session cookie (console) or `?token=` (integrations). A client
+that reconnects with `?since=<cursor or RFC 3339 time>` first receives what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.encoders import jsonable_encoder
+
+from api.deps import SESSION_COOKIE, authenticate
+from api.permissions import visible_alert_kinds
+from gateway.store import console
+
+router = APIRouter()
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_BAD_REQUEST = 4400
+
+
+def _message(change: dict[str, Any]) -> dict[str, Any]:
+    alert = {
+        k: change[k]
+        for k in (
+            "id",
+            "kind",
+            "severity",
+            "ts",
+            "door",
+            "zone",
+            "device",
+            "person",
+            "detail",
+            "status",
+        )
+    }
+    return jsonable_encoder(
+        {
+            "type": "alert",
+            "cursor": change["cursor"],
+            "change": change["change"],
+            "operator": change["operator"],
+            "note": change["note"],
+            "changed_at": change["changed_at"],
+            "alert": alert,
+        }
+    )
+
+
+def _parse_since(since: str | None) -> tuple[int | None, datetime | None]:
+    if not since:
+        return None, None
+    if since.isdigit():
+        return int(since), None
+    return None, datetime.fromisoformat(since.replace("Z", "+00:00"))
+
+
+@router.websocket("/api/alerts/stream")
+async def alert_stream(websocket: WebSocket) -> None:
+    app = websocket.app
+    token = websocket.query_params.get("token")
+    async with app.state.pool.acquire() as conn:
+        found = await authenticate(conn, token, websocket.cookies.get(SESSION_COOKIE))
+    if found is None:
+        await websocket.close(CLOSE_UNAUTHORIZED)
+        return
+    kinds = visible_alert_kinds(found[0].role)
+    if kinds is not None and not kinds:
+        await websocket.close(CLOSE_FORBIDDEN)
+        return
+    try:
+        cursor, since = _parse_since(websocket.query_params.get("since"))
+    except ValueError:
+        await websocket.close(CLOSE_BAD_REQUEST)
+        return
+    await websocket.accept()
+    hub = app.state.alert_hub
+    queue = hub.subscribe()  # before the catch-up, so nothing falls between them
+    last = cursor or 0
+
+    def visible(change: dict[str, Any]) -> bool:
+        return kinds is None or change["kind"] in kinds
+
+    try:
+        if cursor is not None or since is not None:
+            async with app.state.pool.acquire() as conn:
+                missed = await console.alert_changes_after(conn, cursor=cursor, since=since)
+            for change in missed:
+                last = max(last, change["cursor"])
+                if visible(change):
+                    await websocket.send_json(_message(change))
+        await websocket.send_json({"type": "ready", "cursor": last})
+        receiver = asyncio.create_task(_drain(websocket))
+        try:
+            while True:
+                getter = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receiver in done:
+                    getter.cancel()
+                    return
+                change = getter.result()
+                if change is None:
+                    await websocket.close(1012)
+                    return
+                if change["cursor"] <= last or not visible(change):
+                    continue
+                last = change["cursor"]
+                await websocket.send_json(_message(change))
+        finally:
+            receiver.cancel()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unsubscribe(queue)
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it goes away."""
+    try:
+        while True:
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        return

@@ -1,0 +1,82 @@
+"""Live alert changes: one LISTEN connection per app fans out to the consoles' WebSockets.
+
+Every lifecycle step is an alert_history row whose insert fires NOTIFY on
+`campusgate_alert_changes` (migration 0006), whichever process made it; its id is the
+cursor a reconnecting console passes as `?since=` to receive what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from gateway.store import console
+from gateway.store.db import connect
+
+_LOGGER = logging.getLogger(__name__)
+CHANNEL = "campusgate_alert_changes"
+QUEUE_SIZE = 1000
+
+
+class AlertHub:
+    """Reads each notified change once and hands it to every subscriber's queue."""
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._listener: asyncpg.Connection | None = None
+        self._cursors: asyncio.Queue[int] = asyncio.Queue()
+        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener = await connect(self._dsn)
+        await self._listener.add_listener(CHANNEL, self._on_notify)
+        self._task = asyncio.create_task(self._fan_out(), name="alert-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None:
+            await self._listener.close()
+        for queue in self._subscribers:
+            queue.put_nowait(None)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload.isdigit():
+            self._cursors.put_nowait(int(payload))
+
+    async def _fan_out(self) -> None:
+        while True:
+            cursor = await self._cursors.get()
+            try:
+                async with self._pool.acquire() as conn:
+                    change = await console.alert_change(conn, cursor)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                _LOGGER.exception("cannot read alert change %d", cursor)
+                continue
+            if change is None:
+                continue
+            for queue in list(self._subscribers):
+                try:
+                    queue.put_nowait(change)
+                except asyncio.QueueFull:
+                    # A console that does not read is cut off; it reconnects with ?since=.
+                    self._subscribers.discard(queue)
+                    with contextlib.suppress(asyncio.QueueFull):
+                        queue.get_nowait()
+                    queue.put_nowait(None)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        self._subscribers.discard(queue)

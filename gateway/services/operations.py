@@ -1,0 +1,148 @@
+"""Changes operators make through the API: health statuses, alert steps, grants.
+
+Each runs in one transaction with its audit entry (who, what, before, after).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from gateway.domain.alerts import AlertStatus
+from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.domain.roster import PersonKind
+from gateway.store import console
+from gateway.store.alerts import AlertNotFound, AlertTransitionError, set_alert_status
+from gateway.store.audit import record_audit
+from gateway.store.health import set_health
+
+__all__ = [
+    "AlertNotFound",
+    "AlertTransitionError",
+    "NotFoundError",
+    "ReferenceError_",
+    "change_alert",
+    "create_grant",
+    "remove_grant",
+    "set_health_status",
+]
+
+
+class NotFoundError(LookupError):
+    """The thing named does not exist."""
+
+
+class ReferenceError_(ValueError):
+    """A field names something that does not exist or does not fit (e.g. a caretaker)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+async def set_health_status(
+    conn: asyncpg.Connection,
+    person_id: str,
+    status: HealthStatus,
+    *,
+    by: str,
+    reason: str,
+    until: datetime | None = None,
+    caretaker_id: str | None = None,
+) -> dict[str, Any]:
+    """Replace a person's health status (history kept; the gateways reload on NOTIFY)."""
+    async with conn.transaction():
+        exists, _ = await console.person_org_unit(conn, person_id)
+        if not exists:
+            raise NotFoundError(f"no person {person_id!r}")
+        if caretaker_id is not None:
+            kind = await conn.fetchval("SELECT kind FROM people WHERE id = $1", caretaker_id)
+            if kind is None:
+                raise ReferenceError_("caretaker_id", f"no person {caretaker_id!r}")
+            if kind != PersonKind.STAFF.value:
+                raise ReferenceError_("caretaker_id", f"caretaker {caretaker_id!r} is not staff")
+        before = await console.health_of(conn, person_id)
+        record = HealthRecord(
+            person_id,
+            status,
+            since=datetime.now(UTC),
+            until=until,
+            reason=reason,
+            caretaker_id=caretaker_id,
+            set_by=by,
+        )
+        await set_health(conn, record, changed_by=by)
+        after = await console.health_of(conn, person_id)
+        await record_audit(
+            conn,
+            by,
+            "set_health",
+            "health_status",
+            person_id,
+            before=_jsonable(before),
+            after=_jsonable(after),
+        )
+    assert after is not None
+    return after
+
+
+async def change_alert(
+    conn: asyncpg.Connection, alert_id: str, status: AlertStatus, *, by: str, note: str
+) -> dict[str, Any]:
+    """Acknowledge or resolve an alert; raises AlertNotFound / AlertTransitionError."""
+    async with conn.transaction():
+        before = await console.get_alert(conn, alert_id)
+        if before is None:
+            raise AlertNotFound(f"no alert {alert_id!r}")
+        await set_alert_status(conn, alert_id, status, by, note)
+        after = await console.get_alert(conn, alert_id)
+        await record_audit(
+            conn,
+            by,
+            status.value,
+            "alert",
+            alert_id,
+            before={"status": before["status"]},
+            after={"status": status.value, "note": note},
+        )
+    assert after is not None
+    return after
+
+
+async def create_grant(
+    conn: asyncpg.Connection, grant: dict[str, Any], *, by: str
+) -> dict[str, Any]:
+    """Insert a grant after checking what it names; raises ReferenceError_ or UniqueViolation."""
+    async with conn.transaction():
+        checks = (
+            ("zone_id", "zones", grant.get("zone_id")),
+            ("subject_person", "people", grant.get("subject_person")),
+            ("subject_org_unit", "org_units", grant.get("subject_org_unit")),
+        )
+        for field, table, value in checks:
+            if value is not None and not await conn.fetchval(
+                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)", value
+            ):
+                raise ReferenceError_(field, f"unknown {field.removeprefix('subject_')} {value!r}")
+        created = await console.insert_grant(conn, grant)
+        await record_audit(
+            conn, by, "create", "grant", str(created["id"]), after=_jsonable(created)
+        )
+    return created
+
+
+async def remove_grant(conn: asyncpg.Connection, grant_id: int, *, by: str) -> None:
+    async with conn.transaction():
+        before = await console.get_grant(conn, grant_id)
+        if before is None:
+            raise NotFoundError(f"no grant {grant_id}")
+        await console.delete_grant(conn, grant_id)
+        await record_audit(conn, by, "delete", "grant", str(grant_id), before=_jsonable(before))

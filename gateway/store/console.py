@@ -1,0 +1,428 @@
+"""Read queries for the operator API and the guard console.
+
+Rows leave as plain dicts of JSON-friendly values (never asyncpg records). Liaison
+scoping takes `org_scope`: an org unit id whose subtree the caller may see (None: all).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+_SUBTREE = """
+WITH RECURSIVE scope AS (
+    SELECT id FROM org_units WHERE id = $1
+    UNION ALL
+    SELECT o.id FROM org_units o JOIN scope s ON o.parent_id = s.id
+)
+"""
+
+
+def _dicts(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [dict(r) for r in rows]
+
+
+async def org_subtree(conn: asyncpg.Connection, org_unit_id: str) -> list[str]:
+    """The org unit and every unit under it."""
+    rows = await conn.fetch(_SUBTREE + "SELECT id FROM scope", org_unit_id)
+    return [r[0] for r in rows]
+
+
+async def list_org_units(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    return _dicts(
+        await conn.fetch(
+            "SELECT id, name, parent_id FROM org_units ORDER BY parent_id NULLS FIRST, id"
+        )
+    )
+
+
+async def list_zones(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    return _dicts(await conn.fetch("SELECT id, name, kind, capacity FROM zones ORDER BY id"))
+
+
+async def get_zone(conn: asyncpg.Connection, zone_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT id, name, kind, capacity FROM zones WHERE id = $1", zone_id)
+    return dict(row) if row else None
+
+
+_DOORS = """
+SELECT d.id, d.name, d.zone_id, d.direction, d.requires_temperature,
+       count(v.id)::int AS devices,
+       count(v.id) FILTER (WHERE coalesce(s.online, false))::int AS devices_online
+FROM doors d LEFT JOIN devices v ON v.door_id = d.id LEFT JOIN device_status s ON s.device_id = v.id
+"""
+
+
+async def list_doors(conn: asyncpg.Connection, zone_id: str | None = None) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        _DOORS + " WHERE ($1::text IS NULL OR d.zone_id = $1) GROUP BY d.id ORDER BY d.id", zone_id
+    )
+    return _dicts(rows)
+
+
+async def get_door(conn: asyncpg.Connection, door_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_DOORS + " WHERE d.id = $1 GROUP BY d.id", door_id)
+    return dict(row) if row else None
+
+
+_DEVICES = """
+SELECT v.id, v.door_id, d.zone_id, v.kind, v.transport, v.port, v.protocol,
+       coalesce(s.online, false) AS online, s.last_seen, s.firmware
+FROM devices v JOIN doors d ON d.id = v.door_id LEFT JOIN device_status s ON s.device_id = v.id
+"""
+
+
+async def list_devices(
+    conn: asyncpg.Connection, *, online: bool | None = None
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        _DEVICES + " WHERE ($1::boolean IS NULL OR coalesce(s.online, false) = $1) ORDER BY v.id",
+        online,
+    )
+    return _dicts(rows)
+
+
+async def get_device(conn: asyncpg.Connection, device_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_DEVICES + " WHERE v.id = $1", device_id)
+    return dict(row) if row else None
+
+
+_PEOPLE = """
+SELECT p.id, p.kind, p.name, p.org_unit_id, p.active, p.valid_until,
+       coalesce(array_agg(c.uid ORDER BY c.uid) FILTER (WHERE c.uid IS NOT NULL), '{}') AS cards,
+       h.status AS health_status, h.since AS health_since, h.until AS health_until,
+       h.reason AS health_reason, h.caretaker_id AS health_caretaker
+FROM people p LEFT JOIN cards c ON c.person_id = p.id LEFT JOIN health_status h ON h.person_id = p.id
+"""
+
+
+async def search_people(
+    conn: asyncpg.Connection,
+    *,
+    q: str | None,
+    org_scope: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[dict[str, Any]]]:
+    """People matching `q` (name substring, id prefix or card uid), with total count."""
+    where = """
+    WHERE ($2::text IS NULL OR p.org_unit_id IN (SELECT id FROM scope))
+      AND ($1::text IS NULL OR p.name ILIKE '%' || $1 || '%' OR p.id ILIKE $1 || '%'
+           OR EXISTS (SELECT 1 FROM cards k WHERE k.person_id = p.id AND k.uid = upper($1)))
+    """
+    total = await conn.fetchval(
+        _SUBTREE + "SELECT count(*) FROM people p " + where, q or None, org_scope
+    )
+    rows = await conn.fetch(
+        _SUBTREE
+        + _PEOPLE
+        + where
+        + " GROUP BY p.id, h.person_id ORDER BY p.name, p.id LIMIT $3 OFFSET $4",
+        q or None,
+        org_scope,
+        limit,
+        offset,
+    )
+    return int(total), _dicts(rows)
+
+
+async def get_person(conn: asyncpg.Connection, person_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_PEOPLE + " WHERE p.id = $1 GROUP BY p.id, h.person_id", person_id)
+    return dict(row) if row else None
+
+
+async def person_org_unit(conn: asyncpg.Connection, person_id: str) -> tuple[bool, str | None]:
+    """(exists, org_unit_id) of a person."""
+    row = await conn.fetchrow("SELECT org_unit_id FROM people WHERE id = $1", person_id)
+    return (row is not None, row[0] if row else None)
+
+
+_GRANTS = """
+SELECT id, subject_person, subject_org_unit, subject_kind, zone_id, schedule, valid_from, valid_until
+FROM grants
+"""
+
+
+async def list_grants(
+    conn: asyncpg.Connection, *, zone_id: str | None = None, person_id: str | None = None
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        _GRANTS
+        + " WHERE ($1::text IS NULL OR zone_id = $1) AND ($2::text IS NULL OR subject_person = $2)"
+        " ORDER BY id",
+        zone_id,
+        person_id,
+    )
+    return _dicts(rows)
+
+
+async def get_grant(conn: asyncpg.Connection, grant_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_GRANTS + " WHERE id = $1", grant_id)
+    return dict(row) if row else None
+
+
+async def insert_grant(conn: asyncpg.Connection, grant: dict[str, Any]) -> dict[str, Any]:
+    """Insert a grant; raises asyncpg.UniqueViolationError / ForeignKeyViolationError."""
+    row = await conn.fetchrow(
+        "INSERT INTO grants (subject_person, subject_org_unit, subject_kind, zone_id, schedule,"
+        " valid_from, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        grant.get("subject_person"),
+        grant.get("subject_org_unit"),
+        grant.get("subject_kind"),
+        grant["zone_id"],
+        grant.get("schedule"),
+        grant.get("valid_from"),
+        grant.get("valid_until"),
+    )
+    created = await get_grant(conn, row[0])
+    assert created is not None
+    return created
+
+
+async def delete_grant(conn: asyncpg.Connection, grant_id: int) -> None:
+    await conn.execute("DELETE FROM grants WHERE id = $1", grant_id)
+
+
+async def health_of(conn: asyncpg.Connection, person_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT person_id, status, since, until, reason, caretaker_id, set_by "
+        "FROM health_status WHERE person_id = $1",
+        person_id,
+    )
+    return dict(row) if row else None
+
+
+async def list_health(
+    conn: asyncpg.Connection, *, status: str | None, org_scope: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        _SUBTREE
+        + """
+        SELECT h.person_id, p.name, p.org_unit_id, h.status, h.since, h.until, h.reason,
+               h.caretaker_id, h.set_by
+        FROM health_status h JOIN people p ON p.id = h.person_id
+        WHERE ($2::text IS NULL OR p.org_unit_id IN (SELECT id FROM scope))
+          AND ($3::text IS NULL OR h.status = $3)
+        ORDER BY h.since DESC LIMIT $4 OFFSET $5
+        """,
+        org_scope,
+        org_scope,
+        status,
+        limit,
+        offset,
+    )
+    return _dicts(rows)
+
+
+_ALERTS = "SELECT id, kind, severity, ts, door, zone, device, person, detail, status FROM alerts"
+
+
+async def list_alerts(
+    conn: asyncpg.Connection,
+    *,
+    kinds: list[str] | None,
+    severity: str | None,
+    zone: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        _ALERTS
+        + """
+        WHERE ($1::text[] IS NULL OR kind = ANY($1)) AND ($2::text IS NULL OR severity = $2)
+          AND ($3::text IS NULL OR zone = $3) AND ($4::text IS NULL OR status = $4)
+          AND ($5::timestamptz IS NULL OR ts >= $5) AND ($6::timestamptz IS NULL OR ts < $6)
+        ORDER BY ts DESC, id LIMIT $7 OFFSET $8
+        """,
+        kinds,
+        severity,
+        zone,
+        status,
+        since,
+        until,
+        limit,
+        offset,
+    )
+    return _dicts(rows)
+
+
+async def get_alert(conn: asyncpg.Connection, alert_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_ALERTS + " WHERE id = $1", alert_id)
+    return dict(row) if row else None
+
+
+async def alert_history(conn: asyncpg.Connection, alert_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, status, operator, note, ts FROM alert_history WHERE alert_id = $1 ORDER BY id",
+        alert_id,
+    )
+    return _dicts(rows)
+
+
+_CHANGES = """
+SELECT h.id AS cursor, h.status AS change, h.operator, h.note, h.ts AS changed_at,
+       a.id, a.kind, a.severity, a.ts, a.door, a.zone, a.device, a.person, a.detail, a.status
+FROM alert_history h JOIN alerts a ON a.id = h.alert_id
+"""
+
+
+async def alert_change(conn: asyncpg.Connection, cursor: int) -> dict[str, Any] | None:
+    """One lifecycle step (alert_history row) with its alert as it is now."""
+    row = await conn.fetchrow(_CHANGES + " WHERE h.id = $1", cursor)
+    return dict(row) if row else None
+
+
+async def alert_changes_after(
+    conn: asyncpg.Connection, *, cursor: int | None, since: datetime | None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Steps after a cursor (history id) or a time, oldest first: what a console missed."""
+    rows = await conn.fetch(
+        _CHANGES
+        + " WHERE ($1::bigint IS NULL OR h.id > $1) AND ($2::timestamptz IS NULL OR h.ts > $2)"
+        " ORDER BY h.id LIMIT $3",
+        cursor,
+        since,
+        limit,
+    )
+    return _dicts(rows)
+
+
+async def list_access_events(
+    conn: asyncpg.Connection,
+    *,
+    person: str | None,
+    door: str | None,
+    zone: str | None,
+    decision: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    org_scope: str | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        _SUBTREE
+        + """
+        SELECT e.device_id, e.event_id, e.type, e.device_ts, e.received_at, e.door_id, e.zone_id,
+               e.person_id, e.card_uid, e.direction, e.celsius, e.decision, e.reason
+        FROM access_events e
+        WHERE ($2::text IS NULL OR e.person_id IN
+                  (SELECT id FROM people WHERE org_unit_id IN (SELECT id FROM scope)))
+          AND ($3::text IS NULL OR e.person_id = $3) AND ($4::text IS NULL OR e.door_id = $4)
+          AND ($5::text IS NULL OR e.zone_id = $5) AND ($6::text IS NULL OR e.decision = $6)
+          AND ($7::timestamptz IS NULL OR e.received_at >= $7)
+          AND ($8::timestamptz IS NULL OR e.received_at < $8)
+        ORDER BY e.received_at DESC LIMIT $9 OFFSET $10
+        """,
+        org_scope,
+        org_scope,
+        person,
+        door,
+        zone,
+        decision,
+        since,
+        until,
+        limit,
+        offset,
+    )
+    return _dicts(rows)
+
+
+_INSIDE = """
+WITH last AS (
+    SELECT DISTINCT ON (person_id, zone_id) person_id, zone_id, direction, received_at
+    FROM access_events
+    WHERE type = 'card' AND decision = 'admit' AND person_id IS NOT NULL AND zone_id IS NOT NULL
+      AND received_at >= $1
+    ORDER BY person_id, zone_id, received_at DESC
+)
+"""
+
+
+async def inside_now(
+    conn: asyncpg.Connection, zone_id: str, since: datetime
+) -> list[dict[str, Any]]:
+    """People whose last admitted passage into this zone (since `since`) was inwards."""
+    rows = await conn.fetch(
+        _INSIDE
+        + """
+        SELECT l.person_id, p.name, p.kind, p.org_unit_id, l.received_at AS entered_at
+        FROM last l JOIN people p ON p.id = l.person_id
+        WHERE l.zone_id = $2 AND l.direction = 'in' ORDER BY l.received_at
+        """,
+        since,
+        zone_id,
+    )
+    return _dicts(rows)
+
+
+async def occupancy(conn: asyncpg.Connection, since: datetime) -> list[dict[str, Any]]:
+    """Per zone: capacity and how many people are inside now."""
+    rows = await conn.fetch(
+        _INSIDE
+        + """
+        SELECT z.id AS zone_id, z.name, z.kind, z.capacity,
+               count(l.person_id) FILTER (WHERE l.direction = 'in')::int AS inside
+        FROM zones z LEFT JOIN last l ON l.zone_id = z.id
+        GROUP BY z.id ORDER BY z.id
+        """,
+        since,
+    )
+    return _dicts(rows)
+
+
+async def counts_since(
+    conn: asyncpg.Connection, since: datetime, org_scope: str | None = None
+) -> dict[str, Any]:
+    """Admitted, denied by reason, fevers and alerts by kind since `since`."""
+    rows = await conn.fetch(
+        _SUBTREE
+        + """
+        SELECT decision, reason, count(*)::int FROM access_events e
+        WHERE e.received_at >= $2 AND e.type = 'card' AND e.decision IN ('admit', 'deny')
+          AND ($1::text IS NULL OR e.person_id IN
+                  (SELECT id FROM people WHERE org_unit_id IN (SELECT id FROM scope)))
+        GROUP BY decision, reason
+        """,
+        org_scope,
+        since,
+    )
+    admitted = sum(r[2] for r in rows if r[0] == "admit")
+    denied = {r[1]: r[2] for r in rows if r[0] == "deny"}
+    alerts = await conn.fetch(
+        "SELECT kind, count(*)::int FROM alerts WHERE ts >= $1 GROUP BY kind", since
+    )
+    by_kind = {r[0]: r[1] for r in alerts}
+    return {
+        "since": since,
+        "admitted": admitted,
+        "denied": sum(denied.values()),
+        "denied_by_reason": denied,
+        "fevers": denied.get("fever", 0),
+        "alerts_by_kind": by_kind if org_scope is None else {},
+    }
+
+
+async def list_audit(
+    conn: asyncpg.Connection,
+    *,
+    entity: str | None,
+    operator: str | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, operator, action, entity, entity_id, before, after, ts FROM audit_log "
+        "WHERE ($1::text IS NULL OR entity = $1) AND ($2::text IS NULL OR operator = $2) "
+        "ORDER BY id DESC LIMIT $3 OFFSET $4",
+        entity,
+        operator,
+        limit,
+        offset,
+    )
+    return _dicts(rows)
