@@ -7,6 +7,7 @@ bug in the gateway's codec cannot hide behind the same bug on this side.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import secrets
@@ -214,6 +215,26 @@ class SimTerminal:
     ) -> str:
         """Publish a `temperature` reading, optionally bound to a card."""
         return self._send("temperature", {"celsius": celsius, "card_uid": card_uid}, event_id, due)
+
+    def thermal_frame(
+        self,
+        width: int,
+        height: int,
+        celsius_f32le: bytes,
+        *,
+        card_uid: str | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Publish a `thermal_frame`: width x height little-endian float32 readings, row-major."""
+        if len(celsius_f32le) != width * height * 4:
+            raise ValueError(f"{len(celsius_f32le)} bytes is not a {width}x{height} float32 frame")
+        fields = {
+            "width": width,
+            "height": height,
+            "celsius_f32le": base64.b64encode(celsius_f32le).decode("ascii"),
+            "card_uid": card_uid,
+        }
+        return self._send("thermal_frame", fields, event_id, None)
 
     def door(self, state: str, *, event_id: str | None = None) -> str:
         """Publish a `door` event: opened, closed, forced or held_open."""
