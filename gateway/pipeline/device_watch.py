@@ -63,6 +63,10 @@ class DeviceWatch:
             self._counters.reject("bad_state")
             _LOGGER.warning("device %s: unreadable state payload %r", device.id, payload[:200])
             return
+        self.set_online(device, online, door_zone)
+
+    def set_online(self, device: Device, online: bool, door_zone: str | None) -> None:
+        """Record a device's presence; raise or resolve its `device_offline` alert."""
         now = datetime.now(UTC)
         open_alert = self._offline.get(device.id)
         if online and open_alert is not None:

@@ -20,8 +20,8 @@ from gateway.pipeline.device_watch import DeviceWatch
 from gateway.pipeline.doors import DoorDesk, DoorPolicy
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
-from gateway.pipeline.publisher import Publisher
 from gateway.pipeline.roster_state import RosterState
+from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
 from gateway.store import access_log
@@ -57,6 +57,7 @@ class Gateway:
         self.roster: RosterState | None = None
         self.desk: DoorDesk | None = None
         self.devices: DeviceWatch | None = None
+        self.serial: SerialReaders | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -80,7 +81,7 @@ class Gateway:
             manual_ack=True,
             subscriptions=subscriptions,
         )
-        publisher = Publisher(self.mqtt, self.topics)
+        publisher = SerialAwarePublisher(self.mqtt, self.topics)
         self.journal = Journal(
             config.database_url, on_pressure=self._pressure, counters=self.counters
         )
@@ -107,12 +108,17 @@ class Gateway:
             counters=self.counters,
         )
         self.mqtt.set_handler(ingest.on_messages)
+        self.serial = SerialReaders(
+            roster=self.roster, desk=self.desk, devices=self.devices, counters=self.counters
+        )
+        publisher.serial = self.serial
         self.journal.start()
         self.desk.start()
         # The roster and the remembered decisions live as long as the process: keep them out
         # of the cyclic collector's full passes, which otherwise stall the loop for tens of ms.
         gc.freeze()
         await self.mqtt.connect()
+        await self.serial.start()
         self._tasks.append(asyncio.create_task(self._stats_loop(), name="gateway-stats"))
         _LOGGER.info(
             "gateway %s up: broker %s:%s, prefix %r, %d recent decisions remembered",
@@ -140,6 +146,8 @@ class Gateway:
         """Stop taking events, finish what was taken, close everything."""
         for task in self._tasks:
             task.cancel()
+        if self.serial is not None:
+            await self.serial.stop()
         if self.mqtt is not None:
             self.mqtt.pause_reading()
         if self.journal is not None:

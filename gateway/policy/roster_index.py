@@ -148,6 +148,10 @@ class RosterIndex:
     def device(self, device_id: str) -> Device | None:
         return self._devices.get(device_id)
 
+    def devices(self) -> Iterator[Device]:
+        """Every registered device."""
+        return iter(self._devices.values())
+
     def door(self, door_id: str) -> Door | None:
         return self._doors.get(door_id)
 
