@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -22,10 +23,15 @@ from firmware_sim.fleet import AlertWatch, Fleet
 from gateway.cli import settings_of
 from gateway.cli.demo_view import LiveView
 from gateway.cli.runtime import gateway_config, open_broker, open_database, run, stop_signal
+from gateway.cli.serve import api_server
 from gateway.pipeline.gateway import Gateway
+from gateway.services.accounts import set_password
 from gateway.services.health import clear_fever_watch
 from gateway.services.importer import ManifestError, import_file
 from gateway.store.db import connect
+from gateway.store.operators import OperatorExistsError, add_operator
+
+DEMO_LOGINS = (("demo-admin", "admin"), ("demo-guard", "guard"))
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,6 +58,22 @@ async def _import_campus(
     console.print(f"sample campus {changed} ({report.seconds:.1f} s): {path}")
     if cleared:
         console.print(f"cleared fever_watch of {len(cleared)} people from an earlier run")
+
+
+async def _demo_logins(dsn: str) -> list[tuple[str, str, str]]:
+    """(name, role, password) of the demo operators, with fresh passwords each run."""
+    conn = await connect(dsn)
+    logins = []
+    try:
+        for name, role in DEMO_LOGINS:
+            with contextlib.suppress(OperatorExistsError):
+                await add_operator(conn, name, role)
+            password = secrets.token_urlsafe(9)
+            await set_password(conn, name, password, by="demo")
+            logins.append((name, role, password))
+    finally:
+        await conn.close()
+    return logins
 
 
 def _log_to_file(data_dir: Path, level: str) -> Path:
@@ -102,6 +124,7 @@ async def run_demo(
     fleet = Fleet(broker.address, campus.facts.mqtt_devices, prefix=settings.topic_prefix)
     alert_watch = AlertWatch(broker.address, prefix=settings.topic_prefix)
     traffic_task: asyncio.Task | None = None
+    api_cm: contextlib.AbstractAsyncContextManager | None = None
     stop_traffic = asyncio.Event()
     try:
         async with stop_signal() as stop:
@@ -116,6 +139,13 @@ async def run_demo(
                 f"gateway up: {len(campus.facts.mqtt_devices)} simulated door devices, "
                 f"{len(campus.manifest.get('people', []))} people; broker {broker.address.host}:{broker.address.port}"
             )
+            url_cm = api_server(settings, dsn, any_port_if_busy=True)
+            url = await url_cm.__aenter__()
+            api_cm = url_cm
+            logins = await _demo_logins(dsn)
+            console.print(f"[bold]console[/bold]: {url}  (API docs: {url}docs)", highlight=False)
+            for name, role, password in logins:
+                console.print(f"  login {name} / {password}  ({role})", highlight=False)
             console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
             results = await scenarios.run_all(
                 fleet,
@@ -135,6 +165,8 @@ async def run_demo(
         if traffic_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(traffic_task, 5)
+        if api_cm is not None:
+            await api_cm.__aexit__(None, None, None)
         await fleet.stop()
         await alert_watch.stop()
         await view.client.close()

@@ -1,8 +1,11 @@
-"""`campusgate serve`: gateway workers (and, once it exists, the HTTP API)."""
+"""`campusgate serve`: the gateway and the HTTP API (console) in one asyncio loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
 import click
 
@@ -10,10 +13,61 @@ from devices.transports.mqtt import MqttError
 from gateway.cli import settings_of
 from gateway.cli.runtime import gateway_config, open_broker, open_database, run, stop_signal
 from gateway.pipeline.gateway import Gateway
+from gateway.settings import Settings
+
+
+def _listen(host: str, port: int, *, any_port_if_busy: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        if not any_port_if_busy:
+            sock.close()
+            raise click.ClickException(
+                f"the API cannot listen on {host}:{port} ({exc.strerror}); "
+                "set CAMPUSGATE_API_PORT / --api-port"
+            ) from None
+        sock.bind((host, 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def api_server(
+    settings: Settings, dsn: str, *, any_port_if_busy: bool = False
+) -> AsyncIterator[str]:
+    """The API and console served by uvicorn as a task of this loop; yields the console URL."""
+    import uvicorn
+
+    from api.app import create_app
+
+    sock = _listen(settings.api_host, settings.api_port, any_port_if_busy=any_port_if_busy)
+    config = uvicorn.Config(create_app(settings, dsn), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # Ctrl-C is ours
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="api-server")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise click.ClickException("the API did not start; see the log")
+            await asyncio.sleep(0.05)
+        host, port = sock.getsockname()[:2]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        yield f"http://{host}:{port}/"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, 10)
+        sock.close()
 
 
 async def serve_gateway(
-    ctx: click.Context, *, client_id: str, share_group: str | None, migrate: bool
+    ctx: click.Context, *, client_id: str, share_group: str | None, migrate: bool, api: bool = False
 ) -> None:
     settings = settings_of(ctx)
     dsn = await open_database(settings, migrate=migrate)
@@ -30,7 +84,12 @@ async def serve_gateway(
                     f"{exc}; check CAMPUSGATE_MQTT_URL and that the broker is running"
                 ) from None
             click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
-            await stop.wait()
+            if api:
+                async with api_server(settings, dsn) as url:
+                    click.echo(f"console and API on {url} (OpenAPI at {url}docs)", err=True)
+                    await stop.wait()
+            else:
+                await stop.wait()
     finally:
         await gateway.stop()
         await broker.close()
@@ -45,8 +104,8 @@ async def serve_gateway(
 )
 @click.pass_context
 def command(ctx: click.Context, client_id: str) -> None:
-    """Run the gateway against the configured database and broker (migrations first)."""
-    run(lambda: serve_gateway(ctx, client_id=client_id, share_group=None, migrate=True))
+    """Run the gateway and the HTTP API / console (migrations first)."""
+    run(lambda: serve_gateway(ctx, client_id=client_id, share_group=None, migrate=True, api=True))
 
 
 def default_worker_id() -> str:

@@ -112,11 +112,12 @@ async def search_people(
       AND ($1::text IS NULL OR p.name ILIKE '%' || $1 || '%' OR p.id ILIKE $1 || '%'
            OR EXISTS (SELECT 1 FROM cards k WHERE k.person_id = p.id AND k.uid = upper($1)))
     """
+    subtree = _SUBTREE.replace("$1", "$2")
     total = await conn.fetchval(
-        _SUBTREE + "SELECT count(*) FROM people p " + where, q or None, org_scope
+        subtree + "SELECT count(*) FROM people p " + where, q or None, org_scope
     )
     rows = await conn.fetch(
-        _SUBTREE
+        subtree
         + _PEOPLE
         + where
         + " GROUP BY p.id, h.person_id ORDER BY p.name, p.id LIMIT $3 OFFSET $4",

@@ -1,0 +1,74 @@
+"""The permission matrix, route by route and role by role (bearer tokens)."""
+
+from __future__ import annotations
+
+import pytest
+
+# (method, path, body, roles allowed); every other role gets 403, nobody gets 5xx.
+ROUTES = [
+    ("GET", "/api/org-units", None, {"admin", "guard", "health_officer", "liaison"}),
+    ("GET", "/api/zones", None, {"admin", "guard", "health_officer", "liaison"}),
+    ("GET", "/api/doors", None, {"admin", "guard"}),
+    ("GET", "/api/devices", None, {"admin", "guard"}),
+    ("GET", "/api/occupancy", None, {"admin", "guard"}),
+    ("GET", "/api/zones/dorm-1/inside", None, {"admin", "guard"}),
+    ("GET", "/api/alerts", None, {"admin", "guard", "health_officer"}),
+    ("GET", "/api/alerts/a-outsider-1", None, {"admin", "guard"}),  # 404 for health officers
+    ("POST", "/api/alerts/nope/acknowledge", {"note": "x"}, {"admin", "guard"}),  # 404 if allowed
+    ("GET", "/api/reports/today", None, {"admin", "guard", "health_officer", "liaison"}),
+    ("GET", "/api/people?q=Li", None, {"admin", "guard", "health_officer", "liaison"}),
+    ("GET", "/api/health", None, {"admin", "health_officer"}),
+    ("GET", "/api/health/S002", None, {"admin", "health_officer"}),
+    ("PUT", "/api/health/NOBODY", {"status": "clear", "reason": "r"}, {"admin", "health_officer"}),
+    ("GET", "/api/events", None, {"admin", "guard", "liaison"}),
+    ("GET", "/api/grants", None, {"admin"}),
+    ("DELETE", "/api/grants/999999", None, {"admin"}),
+    ("GET", "/api/audit", None, {"admin"}),
+]
+ROLES = ("admin", "guard", "health_officer", "liaison")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES]
+)
+async def test_permission_matrix(client_for, role, method, path, body, allowed):
+    client = client_for(role)
+    response = await client.request(method, path, json=body)
+    if role in allowed:
+        assert response.status_code in (200, 201, 204, 404), response.text
+        if path == "/api/alerts/a-outsider-1":
+            assert response.status_code == 200
+    elif path == "/api/alerts/a-outsider-1" and role == "health_officer":
+        assert response.status_code == 404  # outsider alerts are not theirs to see
+    else:
+        assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES]
+)
+async def test_anonymous_is_401(client_for, method, path, body, allowed):
+    response = await client_for(None).request(method, path, json=body)
+    assert response.status_code == 401
+
+
+async def test_guard_sees_health_hold_but_no_reason(client_for):
+    guard = (await client_for("guard").get("/api/people/S002")).json()
+    assert guard["health_hold"] is True
+    assert "health_reason" not in guard and "health_status" not in guard
+    officer = (await client_for("health_officer").get("/api/people/S002")).json()
+    assert officer["health_reason"] == "returned from an epidemic area"
+
+
+async def test_liaison_sees_only_own_org_unit_and_below(client_for):
+    liaison = client_for("liaison")
+    found = (await liaison.get("/api/people", params={"limit": 50})).json()
+    assert {p["id"] for p in found["items"]} == {"S001", "T001"}  # cs and cs-1, not math
+    assert (await liaison.get("/api/people/S002")).status_code == 404
+    assert (await liaison.get("/api/people/S001")).status_code == 200
+
+
+async def test_health_officer_sees_only_health_alerts(client_for):
+    kinds = {a["kind"] for a in (await client_for("health_officer").get("/api/alerts")).json()}
+    assert kinds <= {"fever", "isolation_breach", "temperature_invalid"} and "fever" in kinds
