@@ -38,7 +38,7 @@ HOT_SPOT_MIN_C = 35.4  # forehead and inner eye corners: body temperature shows 
 REFERENCE_PIXELS = 160 * 120  # sizes below are tuned on this resolution and scaled
 MIN_FACE_PX = 12  # at 160x120
 MIN_HOT_SPOT_PX = 2  # at 160x120
-TOP_PIXELS = 6  # at most this many hottest pixels are averaged
+TOP_PIXELS = 4  # at most this many hottest pixels are averaged
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,9 @@ def estimate(frame: np.ndarray, calibration: Calibration = Calibration()) -> The
     spotless: list[tuple[int, Face]] = []
     for blob in blobs:
         area = int(stats[blob, cv2.CC_STAT_AREA])
-        found, has_spot = _people_in_face(smooth, labels == blob, area, scale, ambient, calibration)
+        found, has_spot = _people_in_face(
+            pixels, smooth, labels == blob, area, scale, ambient, calibration
+        )
         (people if has_spot else spotless).extend((blob, face) for face in found)
     boxes = [stats[blob] for blob, _ in people]
     # Warm skin without a forehead right under a face is that person's neck or chin.
@@ -146,6 +148,7 @@ def _ambient(values: np.ndarray) -> float:
 
 
 def _people_in_face(
+    pixels: np.ndarray,
     smooth: np.ndarray,
     face_mask: np.ndarray,
     area: int,
@@ -160,12 +163,14 @@ def _people_in_face(
     spots = [s for s in range(1, count) if stats[s, cv2.CC_STAT_AREA] >= min_hot]
     if not spots:
         ys, xs = np.nonzero(face_mask)
-        raw = _top_mean(smooth[face_mask])
+        raw = _top_mean(pixels[face_mask])
         face = _face(raw, area, float(xs.mean()), float(ys.mean()), ambient, calibration)
         return [face], False
     faces = []
     for spot in spots:
-        raw = _top_mean(smooth[labels == spot])
+        # Found on the smoothed frame, read on the sensor's own pixels: smoothing
+        # would pull a small forehead down toward the face around it.
+        raw = _top_mean(pixels[labels == spot])
         x, y = centroids[spot]
         faces.append(_face(raw, area, float(x), float(y), ambient, calibration))
     return faces, True

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from devices.codecs.thermal import FrameError, ThermalEstimate
 from devices.transports.mqtt import Message
 from gateway.domain.alerts import AlertKind
 from gateway.domain.campus import AccessRecord
@@ -37,6 +38,7 @@ from gateway.pipeline.dedupe import EventKey, SeenEvents
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.publisher import Publisher
 from gateway.pipeline.roster_state import RosterState
+from gateway.pipeline.thermal import TAILGATE_SLACK_S, Busy, ThermalDesk
 from gateway.policy.decide import (
     Outcome,
     decide,
@@ -224,6 +226,7 @@ class DoorDesk:
             batch.health.append((record, "gateway"))
         if decision.verdict is Verdict.ADMIT:
             self._occupancy.passed(door.zone_id, card.direction)
+            self._thermal_admitted(door)  # tailgating counts the admits at a camera's door
         self._counters.decided += 1
         companions = card.companions
         message = card.arrival.message
@@ -346,9 +349,66 @@ class DoorDesk:
     def on_thermal_frame(
         self, arrival: Arrival, event: ThermalFrameEvent, device: Device, door: Door
     ) -> None:
+        """Read the frame off the loop; its nearest face is then a temperature reading."""
         key = (device.id, event.event_id)
         self._seen.begin(key)
-        record = AccessRecord(
+        thermal = self._thermal()
+        task = asyncio.create_task(
+            self._thermal_read(thermal, arrival, event, device, door),
+            name=f"thermal-{device.id}",
+        )
+        thermal.tasks.add(task)
+        task.add_done_callback(thermal.tasks.discard)
+
+    def _thermal(self) -> ThermalDesk:
+        thermal: ThermalDesk | None = getattr(self, "_thermal_desk", None)
+        if thermal is None:
+            thermal = ThermalDesk(window_s=self._policy.temperature_window_s)
+            self._thermal_desk = thermal
+        return thermal
+
+    def _thermal_admitted(self, door: Door) -> None:
+        self._thermal().admitted(door.id, time.monotonic())
+
+    async def _thermal_read(
+        self,
+        thermal: ThermalDesk,
+        arrival: Arrival,
+        event: ThermalFrameEvent,
+        device: Device,
+        door: Door,
+    ) -> None:
+        key = (device.id, event.event_id)
+        detail: dict[str, object] = {"width": event.width, "height": event.height}
+        try:
+            estimate = await thermal.estimate(event)
+        except (Busy, FrameError) as exc:
+            _LOGGER.warning("device %s: frame %s not read: %s", device.id, event.event_id, exc)
+            detail["error"] = str(exc)
+            estimate = None
+        if estimate is not None:
+            detail.update(
+                people=estimate.people,
+                ambient_c=round(estimate.ambient_c, 2),
+                faces_c=[face.celsius for face in estimate.faces],
+            )
+        if estimate is None or estimate.nearest is None:
+            record = self._thermal_record(arrival, event, device, door, detail, None)
+            self._journal_plain(record, arrival.message, key)
+            return
+        self._thermal_apply(thermal, arrival, event, device, door, detail, estimate)
+
+    def _thermal_record(
+        self,
+        arrival: Arrival,
+        event: ThermalFrameEvent,
+        device: Device,
+        door: Door,
+        detail: dict[str, object],
+        celsius: float | None,
+    ) -> AccessRecord:
+        card = self._roster.index.card(event.card_uid) if event.card_uid else None
+        return AccessRecord(
             device_id=device.id,
             event_id=event.event_id,
             type=EventType.THERMAL_FRAME,
@@ -356,10 +416,77 @@ class DoorDesk:
             received_at=arrival.received_at,
             door_id=door.id,
             zone_id=door.zone_id,
+            person_id=card.person_id if card else None,
             card_uid=event.card_uid,
-            detail={"width": event.width, "height": event.height},
+            celsius=celsius,
+            detail=detail,
         )
+
+    def _thermal_apply(
+        self,
+        thermal: ThermalDesk,
+        arrival: Arrival,
+        event: ThermalFrameEvent,
+        device: Device,
+        door: Door,
+        detail: dict[str, object],
+        estimate: ThermalEstimate,
+    ) -> None:
+        """The nearest face pairs like a temperature reading; the count feeds tailgating."""
+        key = (device.id, event.event_id)
+        nearest = estimate.nearest
+        assert nearest is not None
+        now = time.monotonic()
+        for face in estimate.faces[1:]:  # someone behind with a fever: nobody's card claims it
+            self._alert_unpaired_reading(face.celsius, door, device.id)
+        asyncio.get_running_loop().call_later(
+            self._policy.temperature_window_s + TAILGATE_SLACK_S,
+            self._thermal_check_tailgating,
+            thermal,
+            door,
+            device.id,
+            estimate.people,
+            now,
+        )
+        paired_key = None
+        if door.requires_temperature:
+            paired_key = self._book.offer_temperature(door.id, nearest.celsius, event.card_uid, now)
+            if paired_key is None:
+                self._expiry_wake.set()  # the reading now waits: its deadline may be the next one
+            else:
+                detail["paired_event_id"] = paired_key[1]
+        record = self._thermal_record(arrival, event, device, door, detail, nearest.celsius)
+        waiting = self._waiting.pop(paired_key, None) if paired_key else None
+        if waiting is not None:
+            # The reading and the card it completes become durable together.
+            waiting.companions.append((record, arrival.message, key))
+            outcome = self._decide(
+                waiting.door,
+                waiting.event.card_uid,
+                waiting.direction,
+                nearest.celsius,
+                window_open=True,
+            )
+            self._finalize(waiting, outcome, nearest.celsius)
+            return
+        if not door.requires_temperature:
+            self._alert_unpaired_reading(nearest.celsius, door, device.id)
         self._journal_plain(record, arrival.message, key)
+
+    def _thermal_check_tailgating(
+        self, thermal: ThermalDesk, door: Door, device_id: str, people: int, at: float
+    ) -> None:
+        admits = thermal.tailgating(door.id, people, at)
+        if admits is None:
+            return
+        self._alerter.raise_alert(
+            AlertKind.TAILGATING,
+            datetime.now(UTC),
+            door=door.id,
+            zone=door.zone_id,
+            device=device_id,
+            detail={"people": people, "admitted": admits, "window_s": thermal.window_s},
+        )
 
     # ---- the temperature window ---------------------------------------------
 

@@ -1,0 +1,122 @@
+"""Thermal frames at the doors: estimates off the event loop, and tailgating.
+
+A frame's estimate (devices.codecs.thermal) is CPU work: it runs on a small
+thread pool (OpenCV and numpy release the GIL for the heavy parts), so a card
+decided while a frame is being read is never kept waiting for it. At most
+`MAX_IN_FLIGHT` frames per gateway are being read or queued; a camera that sends
+faster than that has its surplus frames logged and dropped, not queued.
+
+Tailgating: a frame at a door that shows N people is an observation that N
+people are passing. It is judged `TAILGATE_SLACK_S` after the pairing window
+closes, when every card that could be paired with it has been decided: if
+fewer than N admits happened at that door within the window either side of the
+frame, more people passed than were admitted and a `tailgating` alert is
+raised (at most one per door per window, so a camera filming the same group
+over several frames raises it once). Exits that need no temperature count too:
+every passage through a camera door is meant to be a card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from devices.codecs.thermal import Calibration, ThermalEstimate, estimate_payload
+from gateway.domain.events import ThermalFrameEvent
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 8
+WORKERS = 2
+TAILGATE_SLACK_S = 0.5
+ADMIT_HISTORY = 256  # admits remembered per door
+
+# What the simulated cameras need (tests/thermal: fitted on seeds 1000-1199).
+# Real cameras get theirs from a reference blackbody per device.
+FINE_CALIBRATION = Calibration(offset_c=-0.07, ambient_coeff=0.06)  # 160x120 and finer
+COARSE_CALIBRATION = Calibration(offset_c=1.52, ambient_coeff=0.05)  # 32x24 and coarser
+COARSE_PIXELS = 80 * 60
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="thermal")
+    return _POOL
+
+
+def default_calibration(width: int, height: int) -> Calibration:
+    return COARSE_CALIBRATION if width * height <= COARSE_PIXELS else FINE_CALIBRATION
+
+
+class Busy(RuntimeError):
+    """Too many frames are being read already."""
+
+
+class ThermalDesk:
+    """Reads frames off the loop and keeps what tailgating needs per door."""
+
+    def __init__(
+        self,
+        *,
+        window_s: float,
+        calibrations: Mapping[str, Calibration] | None = None,
+        estimator: Callable[..., ThermalEstimate] | None = None,
+    ) -> None:
+        self.window_s = window_s
+        self.calibrations = dict(calibrations or {})
+        self._estimator = estimator
+        self._in_flight = 0
+        self.dropped = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._admits: dict[str, deque[float]] = {}
+        self._last_alert: dict[str, float] = {}
+
+    def calibration(self, device_id: str, width: int, height: int) -> Calibration:
+        return self.calibrations.get(device_id) or default_calibration(width, height)
+
+    async def estimate(self, event: ThermalFrameEvent) -> ThermalEstimate:
+        """The frame's estimate, computed on the thread pool; Busy when it is full."""
+        if self._in_flight >= MAX_IN_FLIGHT:
+            self.dropped += 1
+            raise Busy(f"{self._in_flight} frames in flight")
+        self._in_flight += 1
+        try:
+            estimator = self._estimator or estimate_payload
+            calibration = self.calibration(event.device_id, event.width, event.height)
+            return await asyncio.get_running_loop().run_in_executor(
+                _pool(), estimator, event.width, event.height, event.celsius_f32le, calibration
+            )
+        finally:
+            self._in_flight -= 1
+
+    # ---- tailgating ----------------------------------------------------------
+
+    def admitted(self, door_id: str, at: float) -> None:
+        """A card was admitted at the door at monotonic time `at`."""
+        admits = self._admits.setdefault(door_id, deque(maxlen=ADMIT_HISTORY))
+        admits.append(at)
+
+    def admits_around(self, door_id: str, at: float) -> int:
+        """Admits at the door within the pairing window either side of `at`."""
+        admits = list(self._admits.get(door_id, ()))
+        low = bisect.bisect_left(admits, at - self.window_s)
+        high = bisect.bisect_right(admits, at + self.window_s)
+        return high - low
+
+    def tailgating(self, door_id: str, people: int, at: float) -> int | None:
+        """The admits seen if `people` outnumber them (an alert is due), else None."""
+        admits = self.admits_around(door_id, at)
+        if people <= admits:
+            return None
+        last = self._last_alert.get(door_id)
+        if last is not None and at - last < self.window_s:
+            return None
+        self._last_alert[door_id] = at
+        return admits
