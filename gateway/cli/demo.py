@@ -34,6 +34,7 @@ from gateway.store.operators import OperatorExistsError, add_operator
 DEMO_LOGINS = (("demo-admin", "admin"), ("demo-guard", "guard"))
 
 _LOGGER = logging.getLogger(__name__)
+OWN_LOGGERS = frozenset({"gateway", "devices", "firmware_sim", "api"})
 
 
 async def _import_campus(
@@ -88,6 +89,10 @@ def _log_to_file(data_dir: Path, level: str) -> Path:
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     to_screen = logging.StreamHandler(sys.stderr)
     to_screen.setLevel(logging.ERROR)
+    # Only our own errors interrupt the view; the embedded broker's complaints (it gives up
+    # waiting for a PUBACK the gateway holds while a card waits for its temperature) stay
+    # in the file.
+    to_screen.addFilter(lambda record: record.name.split(".")[0] in OWN_LOGGERS)
     root.addHandler(to_file)
     root.addHandler(to_screen)
     root.setLevel(level.upper())
