@@ -21,7 +21,7 @@ class InFlight:
 class SeenEvents:
     """Events already handled, newest last, bounded; final decisions kept to answer duplicates."""
 
-    def __init__(self, capacity: int = 500_000) -> None:
+    def __init__(self, capacity: int = 200_000) -> None:
         self._capacity = capacity
         self._done: OrderedDict[EventKey, Decision | None] = OrderedDict()
         self._in_flight: dict[EventKey, InFlight] = {}
