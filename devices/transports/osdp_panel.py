@@ -23,6 +23,9 @@ _LOGGER = logging.getLogger(__name__)
 
 REOPEN_S = 0.5
 STATUS_POLL_S = 0.2
+# libosdp waits minutes before it polls an offline reader again; restart the reader's state
+# machine this often instead, so a replugged reader is back within seconds.
+RETRY_OFFLINE_S = 2.0
 
 
 class SerialChannel(osdp.Channel):
@@ -136,6 +139,10 @@ class OsdpPanel:
         """Queue a libosdp command dict for the reader; False if it was refused."""
         return bool(self._cp.submit_command(self.address, dict(command)))
 
+    def _restart(self) -> None:
+        self._cp.disable_pd(self.address)
+        self._cp.enable_pd(self.address)
+
     def _on_event(self, _pd: int, event: dict) -> int:  # libosdp's thread
         if event.get("event") == osdp.Event.CardRead and self._loop is not None:
             data = bytes(event.get("data") or b"")
@@ -145,8 +152,14 @@ class OsdpPanel:
         return 0
 
     async def _watch(self) -> None:
+        offline_since = time.monotonic()
         while True:
             online = await asyncio.to_thread(self._cp.is_online, self.address)
+            if online:
+                offline_since = time.monotonic()
+            elif time.monotonic() - offline_since > RETRY_OFFLINE_S:
+                offline_since = time.monotonic()
+                await asyncio.to_thread(self._restart)
             if online is not self._online:
                 self._online = online
                 _LOGGER.info(

@@ -213,8 +213,8 @@ class SerialReaders:
         devices: DeviceWatch,
         counters: Counters,
         osdp_keys: Mapping[str, OsdpKey] | None = None,
-        offline_after_s: float = OFFLINE_AFTER_S,
-        reconcile_s: float = RECONCILE_S,
+        offline_after_s: float | None = None,
+        reconcile_s: float | None = None,
     ) -> None:
         self._roster = roster
         self._desk = desk
@@ -223,8 +223,8 @@ class SerialReaders:
         if osdp_keys is None:
             osdp_keys = parse_osdp_keys(os.environ.get("CAMPUSGATE_OSDP_KEYS"))
         self._osdp_keys = dict(osdp_keys)
-        self._offline_after_s = offline_after_s
-        self._reconcile_s = reconcile_s
+        self._offline_after_s = OFFLINE_AFTER_S if offline_after_s is None else offline_after_s
+        self._reconcile_s = RECONCILE_S if reconcile_s is None else reconcile_s
         self._readers: dict[str, _Reader] = {}
         self._offline_timers: dict[str, asyncio.TimerHandle] = {}
         self._boot = f"s{int(time.time() * 1000):x}"
