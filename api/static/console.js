@@ -1,0 +1,250 @@
+"use strict";
+// CampusGate guard console: plain JavaScript, no build step.
+
+const I18N = {
+  zh: {
+    title: "CampusGate 门禁值班台", login: "登录", logout: "退出", name: "用户名", password: "密码",
+    alerts: "告警", all_zones: "全部区域", all_kinds: "全部类型", unresolved_only: "仅未处理",
+    time: "时间", severity: "级别", kind: "类型", zone: "区域", door: "门", person: "人员",
+    status: "状态", today: "今日统计", devices: "门禁设备", lookup: "人员查询",
+    lookup_hint: "姓名、学号/工号或卡号", search: "查询", note: "备注", cancel: "取消", confirm: "确定",
+    acknowledge: "确认", resolve: "处理完毕", admitted: "放行", denied: "拒绝", fevers: "发热",
+    online: "在线", offline: "离线", health_hold: "健康管控", login_failed: "用户名或密码错误",
+    too_many: "失败次数过多，请稍后再试", live: "实时连接",
+    sev: { critical: "紧急", high: "高", medium: "中", low: "低" },
+    st: { open: "未处理", acknowledged: "已确认", resolved: "已处理" },
+    kinds: { outsider: "外来人员", unauthorized: "无权限", isolation_breach: "隔离人员外出", fever: "发热",
+      temperature_invalid: "体温异常读数", zone_full: "区域满员", tailgating: "尾随", door_forced: "强行开门",
+      door_held_open: "门长时间未关", device_offline: "设备离线", unknown_device: "未知设备", card_revoked: "卡已注销" },
+    reasons: { unknown_card: "未知卡", card_revoked: "卡已注销", health_hold: "健康管控", not_authorized: "无权限",
+      temperature_required: "需测体温", temperature_invalid: "体温读数无效", fever: "发热", zone_full: "满员" },
+  },
+  en: {
+    title: "CampusGate guard console", login: "Log in", logout: "Log out", name: "Name", password: "Password",
+    alerts: "Alerts", all_zones: "All zones", all_kinds: "All kinds", unresolved_only: "Unresolved only",
+    time: "Time", severity: "Severity", kind: "Kind", zone: "Zone", door: "Door", person: "Person",
+    status: "Status", today: "Today", devices: "Door devices", lookup: "Person lookup",
+    lookup_hint: "name, id or card", search: "Search", note: "Note", cancel: "Cancel", confirm: "OK",
+    acknowledge: "Acknowledge", resolve: "Resolve", admitted: "Admitted", denied: "Denied", fevers: "Fevers",
+    online: "online", offline: "offline", health_hold: "health hold", login_failed: "Wrong name or password",
+    too_many: "Too many failed logins; try again later", live: "live",
+    sev: { critical: "critical", high: "high", medium: "medium", low: "low" },
+    st: { open: "open", acknowledged: "acknowledged", resolved: "resolved" },
+    kinds: {}, reasons: {},
+  },
+};
+
+const state = { lang: localStorage.getItem("cg-lang") || "zh", me: null, csrf: null, alerts: new Map(),
+  cursor: null, ws: null, zones: [], audio: null };
+
+const $ = (sel) => document.querySelector(sel);
+const t = (key) => I18N[state.lang][key] ?? I18N.en[key] ?? key;
+const tk = (group, key) => (I18N[state.lang][group] || {})[key] || key;
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
+  document.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
+  $("#lang").textContent = state.lang === "zh" ? "English" : "中文";
+  fillKindFilter();
+  renderAlerts();
+}
+
+async function api(path, options = {}) {
+  const headers = { "Content-Type": "application/json", ...(options.headers || {}) };
+  if (options.method && options.method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
+  const response = await fetch(path, { credentials: "same-origin", ...options, headers });
+  if (response.status === 401 && !path.startsWith("/api/auth/login")) { showLogin(); throw new Error("401"); }
+  return response;
+}
+
+function cookie(name) {
+  const hit = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
+  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : null;
+}
+
+function showLogin() {
+  $("#login-view").hidden = false; $("#console-view").hidden = true; $("#logout").hidden = true;
+  $("#who").textContent = "";
+  if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
+}
+
+async function showConsole(me) {
+  state.me = me; state.csrf = me.csrf_token || cookie("cg_csrf");
+  $("#login-view").hidden = true; $("#console-view").hidden = false; $("#logout").hidden = false;
+  $("#who").textContent = `${me.name} (${me.role})`;
+  await Promise.allSettled([loadZones(), loadAlerts(), loadCounts(), loadDevices()]);
+  connectStream();
+}
+
+async function login(event) {
+  event.preventDefault();
+  const body = JSON.stringify({ name: $("#login-name").value, password: $("#login-password").value });
+  const response = await api("/api/auth/login", { method: "POST", body });
+  if (!response.ok) { $("#login-error").textContent = response.status === 429 ? t("too_many") : t("login_failed"); return; }
+  $("#login-error").textContent = ""; $("#login-password").value = "";
+  ensureAudio();
+  await showConsole(await response.json());
+}
+
+async function logout() {
+  await api("/api/auth/logout", { method: "POST" }).catch(() => {});
+  state.alerts.clear(); showLogin();
+}
+
+async function loadZones() {
+  const response = await api("/api/zones");
+  if (!response.ok) return;
+  state.zones = await response.json();
+  const select = $("#filter-zone");
+  select.length = 1;
+  for (const z of state.zones) select.add(new Option(z.name || z.id, z.id));
+}
+
+function fillKindFilter() {
+  const select = $("#filter-kind"); const chosen = select.value;
+  select.length = 1;
+  for (const k of Object.keys(I18N.zh.kinds)) select.add(new Option(tk("kinds", k), k));
+  select.value = chosen;
+}
+
+async function loadAlerts() {
+  const response = await api("/api/alerts?limit=200");
+  if (!response.ok) return;
+  for (const a of await response.json()) state.alerts.set(a.id, a);
+  renderAlerts();
+}
+
+function renderAlerts() {
+  const body = $("#alerts tbody"); if (!body) return;
+  const zone = $("#filter-zone").value, kind = $("#filter-kind").value, openOnly = $("#filter-open").checked;
+  const rows = [...state.alerts.values()]
+    .filter((a) => (!zone || a.zone === zone) && (!kind || a.kind === kind) && (!openOnly || a.status !== "resolved"))
+    .sort((a, b) => (a.ts < b.ts ? 1 : -1)).slice(0, 300);
+  body.replaceChildren(...rows.map(alertRow));
+}
+
+function alertRow(a) {
+  const tr = document.createElement("tr");
+  tr.className = `sev-${a.severity} status-${a.status}` + (a.fresh ? " fresh" : "");
+  tr.dataset.alertId = a.id; tr.dataset.status = a.status;
+  const cells = [new Date(a.ts).toLocaleTimeString(state.lang === "zh" ? "zh-CN" : "en-GB"),
+    tk("sev", a.severity), tk("kinds", a.kind), a.zone || "", a.door || a.device || "", a.person || "", tk("st", a.status)];
+  for (const text of cells) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
+  tr.children[6].className = "status";
+  const actions = document.createElement("td"); actions.className = "actions";
+  const canAct = state.me && (state.me.role === "admin" || state.me.role === "guard");
+  if (canAct && a.status === "open") actions.append(actionButton(a, "acknowledge"));
+  if (canAct && a.status !== "resolved") actions.append(actionButton(a, "resolve"));
+  tr.append(actions);
+  return tr;
+}
+
+function actionButton(a, action) {
+  const b = document.createElement("button"); b.type = "button"; b.textContent = t(action);
+  b.className = `do-${action}`;
+  b.addEventListener("click", () => askNote(a, action));
+  return b;
+}
+
+function askNote(a, action) {
+  const dialog = $("#note-dialog");
+  $("#note-title").textContent = `${t(action)}: ${tk("kinds", a.kind)} ${a.door || ""}`;
+  $("#note-text").value = "";
+  dialog.onclose = async () => {
+    if (dialog.returnValue !== "ok") return;
+    const response = await api(`/api/alerts/${encodeURIComponent(a.id)}/${action}`,
+      { method: "POST", body: JSON.stringify({ note: $("#note-text").value }) });
+    if (response.ok) { const updated = await response.json(); state.alerts.set(updated.id, updated); renderAlerts(); }
+  };
+  dialog.showModal();
+}
+
+async function loadCounts() {
+  const response = await api("/api/reports/today"); if (!response.ok) return;
+  const c = await response.json();
+  const entries = [[t("admitted"), c.admitted], [t("denied"), c.denied], [t("fevers"), c.fevers],
+    ...Object.entries(c.denied_by_reason).map(([r, n]) => ["· " + tk("reasons", r), n])];
+  $("#counts").replaceChildren(...entries.flatMap(([k, v]) => {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v; return [dt, dd];
+  }));
+}
+
+async function loadDevices() {
+  const response = await api("/api/devices"); if (!response.ok) { $("#devices-panel").hidden = true; return; }
+  const devices = (await response.json()).sort((a, b) => (a.online === b.online ? a.id.localeCompare(b.id) : a.online ? 1 : -1));
+  $("#devices").replaceChildren(...devices.map((d) => {
+    const li = document.createElement("li"); li.className = d.online ? "online" : "offline";
+    li.textContent = `${d.id} · ${d.door_id}`;
+    const s = document.createElement("span");
+    s.textContent = d.online ? t("online") : `${t("offline")}${d.last_seen ? " " + new Date(d.last_seen).toLocaleTimeString() : ""}`;
+    li.append(s); return li;
+  }));
+}
+
+async function lookup(event) {
+  event.preventDefault();
+  const q = $("#lookup-q").value.trim(); if (!q) return;
+  const response = await api(`/api/people?limit=20&q=${encodeURIComponent(q)}`); if (!response.ok) return;
+  const found = await response.json();
+  $("#lookup-results").replaceChildren(...found.items.map((p) => {
+    const li = document.createElement("li");
+    li.textContent = `${p.name} · ${p.id} · ${p.kind} · ${p.org_unit_id || ""} · ${p.cards.join(", ")} `;
+    if (p.health_hold) { const s = document.createElement("span"); s.className = "hold"; s.textContent = t("health_hold"); li.append(s); }
+    return li;
+  }));
+}
+
+function ensureAudio() {
+  if (!state.audio && window.AudioContext) state.audio = new AudioContext();
+  if (state.audio && state.audio.state === "suspended") state.audio.resume();
+}
+
+function beep(severity) {
+  if (!state.audio) return;
+  const ctx = state.audio, osc = ctx.createOscillator(), gain = ctx.createGain();
+  osc.frequency.value = severity === "critical" ? 1046 : 784; osc.type = "square";
+  gain.gain.setValueAtTime(0.15, ctx.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.4);
+  osc.connect(gain).connect(ctx.destination); osc.start(); osc.stop(ctx.currentTime + 0.4);
+}
+
+function connectStream() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const since = state.cursor !== null ? `?since=${state.cursor}` : `?since=${new Date().toISOString()}`;
+  const ws = new WebSocket(`${scheme}://${location.host}/api/alerts/stream${since}`);
+  state.ws = ws;
+  ws.onopen = () => $("#live").classList.add("on");
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "ready") { state.cursor = message.cursor; return; }
+    if (message.type !== "alert") return;
+    state.cursor = message.cursor;
+    const a = message.alert; const isNew = !state.alerts.has(a.id);
+    a.fresh = isNew; state.alerts.set(a.id, a);
+    if (isNew && (a.severity === "critical" || a.severity === "high")) beep(a.severity);
+    if (isNew && (a.kind === "device_offline" || a.kind === "unknown_device")) loadDevices();
+    renderAlerts();
+  };
+  ws.onclose = () => {
+    $("#live").classList.remove("on");
+    if (state.me && state.ws === ws) setTimeout(connectStream, 2000);  // resumes from state.cursor
+  };
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  $("#login-form").addEventListener("submit", login);
+  $("#logout").addEventListener("click", logout);
+  $("#lookup-form").addEventListener("submit", lookup);
+  $("#lang").addEventListener("click", () => { state.lang = state.lang === "zh" ? "en" : "zh"; localStorage.setItem("cg-lang", state.lang); applyLanguage(); });
+  for (const id of ["#filter-zone", "#filter-kind", "#filter-open"]) $(id).addEventListener("change", renderAlerts);
+  document.addEventListener("click", ensureAudio);
+  applyLanguage();
+  setInterval(() => { if (state.me) { loadCounts(); loadDevices(); } }, 10000);
+  try {
+    const response = await fetch("/api/auth/me", { credentials: "same-origin" });
+    if (response.ok) await showConsole(await response.json()); else showLogin();
+  } catch { showLogin(); }
+});
