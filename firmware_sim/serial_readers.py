@@ -176,16 +176,17 @@ class OsdpReader:
     def present_uid(self, uid_hex: str) -> None:
         """A card whose UID (4, 5, 7 or 10 bytes) the reader reports as raw bits."""
         data = bytes.fromhex(uid_hex)
-        self._submit(osdp.CardFormat.Unspecified, len(data) * 8, data)
+        self.present_raw(osdp.CardFormat.Unspecified, len(data) * 8, data)
 
     def present_wiegand(self, facility: int, number: int, bits: int = 26) -> None:
         line = WiegandConverter.frame(facility, number, bits)
         value = int(line[4:].strip(), 16)
         size = (bits + 7) // 8
         data = (value << (size * 8 - bits)).to_bytes(size, "big")
-        self._submit(osdp.CardFormat.Wiegand, bits, data)
+        self.present_raw(osdp.CardFormat.Wiegand, bits, data)
 
-    def _submit(self, fmt: int, length: int, data: bytes) -> None:
+    def present_raw(self, fmt: int, length: int, data: bytes) -> None:
+        """Report card data as given: libosdp format code, bit count and packed bits."""
         event = {
             "event": osdp.Event.CardRead,
             "reader_no": 0,

@@ -184,3 +184,34 @@ async def test_unplug_raises_device_offline_and_replug_resolves_it(serial_campus
     assert not offline & {"rdr-rdm6300", "rdr-osdp"}
     Rdm6300Reader(ports["rdm6300"]).present(EM_CARD)  # and cards flow again
     await until(lambda: feedback(gateway, "rdr-rdm6300") == ["admit/ok"])
+
+
+@pytest.mark.parametrize("protocol", ["rdm6300", "wiegand"])
+async def test_fuzzed_line_between_cards_loses_no_card(serial_campus, protocol):
+    import random
+
+    gateway, ports, _, _ = serial_campus
+    rng = random.Random(4)
+    port = ports[protocol]
+    frame = (
+        Rdm6300Reader.frame(EM_CARD)
+        if protocol == "rdm6300"
+        else WiegandConverter.frame(123, 45678)
+    )
+    await until(lambda: gateway.serial.reader(f"rdr-{protocol}").link.connected)
+    rounds = 15
+    for _ in range(rounds):
+        port.write(rng.randbytes(rng.randrange(1, 40)) + frame)
+        await asyncio.sleep(0.02)
+    await until(lambda: len(feedback(gateway, f"rdr-{protocol}")) == rounds, timeout=15)
+    assert set(feedback(gateway, f"rdr-{protocol}")) == {"admit/ok"}
+
+
+async def test_osdp_card_data_of_no_known_length_is_dropped(serial_campus):
+    gateway, _, sim, _ = serial_campus
+    panel = gateway.serial.reader("rdr-osdp").panel
+    await until(lambda: panel.online and panel.secure, timeout=15)
+    sim.present_raw(0, 24, bytes.fromhex("A1B2C3"))  # 24 raw bits: no card_uid form
+    sim.present_wiegand(123, 45678)
+    await until(lambda: feedback(gateway, "rdr-osdp") == ["admit/ok"])
+    assert gateway.counters.rejected_by_cause["serial_bad_frame"] == 1
