@@ -2,8 +2,9 @@
 
 Ports open through ``serial.serial_for_url``, so a device path (``/dev/ttyUSB0``,
 a pseudo-terminal), ``loop://`` and ``socket://host:port`` all work. Reads run in
-a worker thread with a short timeout (pyserial is blocking); what they return is
-handed to the event loop. A read or write error, or a port that cannot be
+the link's own thread with a short timeout (pyserial is blocking; a thread per
+port keeps many readers from queueing behind the loop's default executor);
+what they return is handed to the event loop. A read or write error, or a port that cannot be
 opened, is "disconnected": ``on_connection(False)`` is called once, and the port
 is reopened after a backoff that doubles up to ``max_backoff_s``.
 """
@@ -14,10 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import serial
 
 _LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 READ_TIMEOUT_S = 0.1
 MAX_READ = 4096
@@ -46,6 +50,7 @@ class SerialLink:
         self._connected: bool | None = None
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"serial {url}")
 
     @property
     def connected(self) -> bool:
@@ -59,6 +64,7 @@ class SerialLink:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._thread.shutdown(wait=False)
 
     def write(self, data: bytes) -> bool:
         """Send bytes now; False when the port is not open or the write failed."""
@@ -76,7 +82,7 @@ class SerialLink:
         backoff = self._min_backoff_s
         while not self._closing:
             try:
-                self._port = await asyncio.to_thread(self._open)
+                self._port = await self._in_thread(self._open)
             except (serial.SerialException, OSError, ValueError) as exc:
                 self._set_connected(False, str(exc))
                 await asyncio.sleep(backoff)
@@ -86,7 +92,7 @@ class SerialLink:
             self._set_connected(True, "open")
             try:
                 while not self._closing:
-                    data = await asyncio.to_thread(self._read)
+                    data = await self._in_thread(self._read)
                     if data:
                         self._on_data(data)
             except (serial.SerialException, OSError) as exc:
@@ -96,6 +102,9 @@ class SerialLink:
                 if port is not None:
                     with contextlib.suppress(serial.SerialException, OSError):
                         port.close()
+
+    async def _in_thread(self, call: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
     def _open(self) -> serial.SerialBase:
         return serial.serial_for_url(self.url, baudrate=self._baudrate, timeout=READ_TIMEOUT_S)
