@@ -49,6 +49,7 @@ function applyLanguage() {
   $("#lang").textContent = state.lang === "zh" ? "English" : "中文";
   fillKindFilter();
   renderAlerts();
+  if (state.me) { loadCounts(); loadDevices(); }
 }
 
 async function api(path, options = {}) {

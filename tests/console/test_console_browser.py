@@ -42,6 +42,7 @@ async def test_outsider_alert_arrives_live_and_is_acknowledged(live_system):
             await page.fill("#login-password", PASSWORD)
             await page.click("#login-submit")
             await expect(page.locator("#console-view")).to_be_visible()
+            await expect(page.locator("#login-view")).to_be_hidden()
             await expect(page.locator("#live")).to_have_class("dot on", timeout=10_000)
 
             async with SimTerminal(
