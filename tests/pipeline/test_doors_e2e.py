@@ -173,7 +173,9 @@ async def test_bad_reading_is_denied_and_alerted(gateway, fleet, alerts, campus)
     assert alert["detail"]["celsius"] == 33.0
 
 
-async def test_fever_reading_nobody_claims_raises_a_fever_alert(gateway, fleet, alerts, campus, window_s):
+async def test_fever_reading_nobody_claims_raises_a_fever_alert(
+    gateway, fleet, alerts, campus, window_s
+):
     """A 38.9 C reading at a temperature door with no card within the window: someone with a fever."""
     facts = campus.facts
     terminal = fleet[facts.temperature_device]
