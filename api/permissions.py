@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from gateway.domain.alerts import AlertKind
 from gateway.store.operators import OperatorRole
@@ -75,6 +76,18 @@ def visible_alert_kinds(role: OperatorRole) -> frozenset[AlertKind] | None:
 
 def sees_health_details(role: OperatorRole) -> bool:
     return allowed(role, Permission.READ_HEALTH)
+
+
+# What of a health alert's detail a role without READ_HEALTH may see (no temperature).
+_PUBLIC_HEALTH_DETAIL = frozenset({"card_uid", "reason"})
+
+
+def present_alert(alert: dict[str, Any], role: OperatorRole) -> dict[str, Any]:
+    """An alert as this role may see it: health alerts lose their health detail for guards."""
+    if alert.get("kind") in HEALTH_ALERTS and not sees_health_details(role):
+        detail = alert.get("detail") or {}
+        alert["detail"] = {k: v for k, v in detail.items() if k in _PUBLIC_HEALTH_DETAIL}
+    return alert
 
 
 def org_scoped(role: OperatorRole) -> bool:

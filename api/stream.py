@@ -1,8 +1,9 @@
 """Live alert changes: one LISTEN connection per app fans out to the consoles' WebSockets.
 
-Every lifecycle step is an alert_history row whose insert fires NOTIFY on
-`campusgate_alert_changes` (migration 0006), whichever process made it; its id is the
-cursor a reconnecting console passes as `?since=` to receive what it missed.
+Every lifecycle step is an alert_history row; when its transaction commits it gets a
+commit-ordered alert_feed sequence number and a NOTIFY on `campusgate_alert_changes`
+(migration 0007), whichever process made it. That number is the cursor a reconnecting
+console passes as `?since=` to receive what it missed.
 """
 
 from __future__ import annotations

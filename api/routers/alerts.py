@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn
-from api.permissions import Permission, visible_alert_kinds
+from api.permissions import Permission, present_alert, visible_alert_kinds
 from gateway.domain.alerts import AlertKind, AlertStatus, Severity
 from gateway.services.operations import AlertNotFound, AlertTransitionError, change_alert
 from gateway.store import console
@@ -17,6 +17,7 @@ from gateway.store import console
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 Reader = Allowed(Permission.READ_ALERTS)
 Actor = Allowed(Permission.ACT_ON_ALERTS)
+CURSOR_HEADER = "X-Alert-Cursor"
 
 
 class Note(BaseModel):
@@ -36,6 +37,7 @@ def _kinds(
 async def list_alerts(
     operator: Reader,
     conn: Conn,
+    response: Response,
     kind: Annotated[list[AlertKind] | None, Query()] = None,
     severity: Severity | None = None,
     zone: str | None = None,
@@ -45,7 +47,9 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
-    return await console.list_alerts(
+    # Taken before the list, so the stream resumed from it (`?since=`) leaves no gap.
+    response.headers[CURSOR_HEADER] = str(await console.alert_cursor(conn))
+    rows = await console.list_alerts(
         conn,
         kinds=_kinds(visible_alert_kinds(operator.account.role), kind),
         severity=severity.value if severity else None,
@@ -56,6 +60,7 @@ async def list_alerts(
         limit=limit,
         offset=offset,
     )
+    return [present_alert(r, operator.account.role) for r in rows]
 
 
 async def _visible(conn: Conn, operator: Reader, alert_id: str) -> dict[str, Any]:
@@ -70,14 +75,15 @@ async def _visible(conn: Conn, operator: Reader, alert_id: str) -> dict[str, Any
 async def get_alert(alert_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
     alert = await _visible(conn, operator, alert_id)
     alert["history"] = await console.alert_history(conn, alert_id)
-    return alert
+    return present_alert(alert, operator.account.role)
 
 
 async def _step(
     alert_id: str, target: AlertStatus, body: Note, operator: Actor, conn: Conn
 ) -> dict[str, Any]:
     try:
-        return await change_alert(conn, alert_id, target, by=operator.name, note=body.note)
+        changed = await change_alert(conn, alert_id, target, by=operator.name, note=body.note)
+        return present_alert(changed, operator.account.role)
     except AlertNotFound:
         raise HTTPException(404, f"no alert {alert_id!r}") from None
     except AlertTransitionError as exc:

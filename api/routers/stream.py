@@ -1,7 +1,11 @@
 """WebSocket /api/alerts/stream: new alerts and lifecycle steps, filtered by role.
 
 Authenticated by the session cookie (console) or `?token=` (integrations). A client
-that reconnects with `?since=<cursor or RFC 3339 time>` first receives what it missed.
+that connects with `?since=<cursor or RFC 3339 time>` first receives what it missed. The
+cursor is the alert feed's commit-ordered sequence number (migration 0007): every message
+carries one, `GET /api/alerts` returns the current one in its `X-Alert-Cursor` header, and
+since a cursor is taken only after every lower one has committed, resuming from the last
+one seen never skips a change that committed late.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.encoders import jsonable_encoder
 
 from api.deps import SESSION_COOKIE, authenticate
-from api.permissions import visible_alert_kinds
+from api.permissions import present_alert, visible_alert_kinds
 from gateway.store import console
+from gateway.store.operators import OperatorRole
 
 router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401
@@ -23,7 +28,10 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
 
 
-def _message(change: dict[str, Any]) -> dict[str, Any]:
+REPLAY_PAGE = 1000
+
+
+def _message(change: dict[str, Any], role: OperatorRole) -> dict[str, Any]:
     alert = {
         k: change[k]
         for k in (
@@ -47,7 +55,7 @@ def _message(change: dict[str, Any]) -> dict[str, Any]:
             "operator": change["operator"],
             "note": change["note"],
             "changed_at": change["changed_at"],
-            "alert": alert,
+            "alert": present_alert(alert, role),
         }
     )
 
@@ -69,7 +77,8 @@ async def alert_stream(websocket: WebSocket) -> None:
     if found is None:
         await websocket.close(CLOSE_UNAUTHORIZED)
         return
-    kinds = visible_alert_kinds(found[0].role)
+    role = found[0].role
+    kinds = visible_alert_kinds(role)
     if kinds is not None and not kinds:
         await websocket.close(CLOSE_FORBIDDEN)
         return
@@ -87,13 +96,22 @@ async def alert_stream(websocket: WebSocket) -> None:
         return kinds is None or change["kind"] in kinds
 
     try:
-        if cursor is not None or since is not None:
+        async with app.state.pool.acquire() as conn:
+            # Read after subscribing: what committed later comes through the queue too.
+            head = await console.alert_cursor(conn)
+        while cursor is not None or since is not None:
             async with app.state.pool.acquire() as conn:
-                missed = await console.alert_changes_after(conn, cursor=cursor, since=since)
+                missed = await console.alert_changes_after(
+                    conn, cursor=cursor, since=since, limit=REPLAY_PAGE
+                )
             for change in missed:
                 last = max(last, change["cursor"])
                 if visible(change):
-                    await websocket.send_json(_message(change))
+                    await websocket.send_json(_message(change, role))
+            if len(missed) < REPLAY_PAGE:
+                break
+            cursor, since = last, None
+        last = max(last, head)  # without `since`: from now on
         await websocket.send_json({"type": "ready", "cursor": last})
         receiver = asyncio.create_task(_drain(websocket))
         try:
@@ -112,7 +130,7 @@ async def alert_stream(websocket: WebSocket) -> None:
                 if change["cursor"] <= last or not visible(change):
                     continue
                 last = change["cursor"]
-                await websocket.send_json(_message(change))
+                await websocket.send_json(_message(change, role))
         finally:
             receiver.cancel()
     except WebSocketDisconnect:

@@ -91,7 +91,7 @@ async function login(event) {
 
 async function logout() {
   await api("/api/auth/logout", { method: "POST" }).catch(() => {});
-  state.alerts.clear(); showLogin();
+  state.alerts.clear(); state.cursor = null; showLogin();
 }
 
 async function loadZones() {
@@ -113,6 +113,9 @@ function fillKindFilter() {
 async function loadAlerts() {
   const response = await api("/api/alerts?limit=200");
   if (!response.ok) return;
+  // The stream resumes from the cursor taken before this list, so nothing falls between them.
+  const cursor = response.headers.get("X-Alert-Cursor");
+  if (cursor !== null && state.cursor === null) state.cursor = Number(cursor);
   for (const a of await response.json()) state.alerts.set(a.id, a);
   renderAlerts();
 }
@@ -214,15 +217,16 @@ function beep(severity) {
 
 function connectStream() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const since = state.cursor !== null ? `?since=${state.cursor}` : `?since=${new Date().toISOString()}`;
+  const since = state.cursor !== null ? `?since=${state.cursor}` : "";
   const ws = new WebSocket(`${scheme}://${location.host}/api/alerts/stream${since}`);
   state.ws = ws;
   ws.onopen = () => $("#live").classList.add("on");
   ws.onmessage = (event) => {
     const message = JSON.parse(event.data);
-    if (message.type === "ready") { state.cursor = message.cursor; return; }
+    if (message.type === "ready") { state.cursor = Math.max(state.cursor ?? 0, message.cursor); return; }
     if (message.type !== "alert") return;
-    state.cursor = message.cursor;
+    if (state.cursor !== null && message.cursor <= state.cursor && state.alerts.has(message.alert.id)) return;
+    state.cursor = Math.max(state.cursor ?? 0, message.cursor);
     const a = message.alert; const isNew = !state.alerts.has(a.id);
     a.fresh = isNew; state.alerts.set(a.id, a);
     if (isNew && (a.severity === "critical" || a.severity === "high")) beep(a.severity);

@@ -266,31 +266,40 @@ async def alert_history(conn: asyncpg.Connection, alert_id: str) -> list[dict[st
 
 
 _CHANGES = """
-SELECT h.id AS cursor, h.status AS change, h.operator, h.note, h.ts AS changed_at,
+SELECT f.seq AS cursor, h.status AS change, h.operator, h.note, h.ts AS changed_at,
        a.id, a.kind, a.severity, a.ts, a.door, a.zone, a.device, a.person, a.detail, a.status
-FROM alert_history h JOIN alerts a ON a.id = h.alert_id
+FROM alert_feed f JOIN alert_history h ON h.id = f.history_id JOIN alerts a ON a.id = h.alert_id
 """
 
 
 async def alert_change(conn: asyncpg.Connection, cursor: int) -> dict[str, Any] | None:
-    """One lifecycle step (alert_history row) with its alert as it is now."""
-    row = await conn.fetchrow(_CHANGES + " WHERE h.id = $1", cursor)
+    """One lifecycle step (by its feed cursor) with its alert as it is now."""
+    row = await conn.fetchrow(_CHANGES + " WHERE f.seq = $1", cursor)
     return dict(row) if row else None
 
 
 async def alert_changes_after(
     conn: asyncpg.Connection, *, cursor: int | None, since: datetime | None, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """Steps after a cursor (history id) or a time, oldest first: what a console missed."""
+    """Steps after a cursor or a commit time, in commit order: what a console missed.
+
+    The cursor is the alert feed's sequence number (migration 0007), assigned in commit
+    order, so everything at or below a cursor a client has seen was already visible.
+    """
     rows = await conn.fetch(
-        _CHANGES
-        + " WHERE ($1::bigint IS NULL OR h.id > $1) AND ($2::timestamptz IS NULL OR h.ts > $2)"
-        " ORDER BY h.id LIMIT $3",
+        _CHANGES + " WHERE ($1::bigint IS NULL OR f.seq > $1)"
+        " AND ($2::timestamptz IS NULL OR f.committed_at > $2)"
+        " ORDER BY f.seq LIMIT $3",
         cursor,
         since,
         limit,
     )
     return _dicts(rows)
+
+
+async def alert_cursor(conn: asyncpg.Connection) -> int:
+    """The newest feed cursor: a list read after this is complete up to it."""
+    return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_feed"))
 
 
 async def list_access_events(
