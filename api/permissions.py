@@ -24,6 +24,7 @@ class Permission(StrEnum):
     IMPORT = "import"
     READ_AUDIT = "read_audit"
     MANAGE_OPERATORS = "manage_operators"
+    WRITE_ROSTER = "write_roster"  # org units, zones, doors, devices, people, cards
 
 
 _P = Permission

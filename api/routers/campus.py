@@ -1,13 +1,15 @@
-"""Org units and zones (read; the manifest import writes them)."""
+"""Org units and zones: read (everyone), create and update (administrators, audited)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, status
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
+from api.roster import Admin, OrgUnitIn, OrgUnitPatch, ZoneIn, ZonePatch, changes, run, values_of
+from gateway.services import roster_admin
 from gateway.store import console
 
 router = APIRouter(prefix="/api", tags=["campus"])
@@ -30,3 +32,27 @@ async def get_zone(zone_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
     if zone is None:
         raise HTTPException(404, f"no zone {zone_id!r}")
     return zone
+
+
+@router.post("/org-units", status_code=status.HTTP_201_CREATED)
+async def create_org_unit(body: OrgUnitIn, operator: Admin, conn: Conn) -> dict[str, Any]:
+    return await run(roster_admin.create(conn, "org_unit", values_of(body), by=operator.name))
+
+
+@router.patch("/org-units/{org_unit_id}")
+async def update_org_unit(
+    org_unit_id: str, body: OrgUnitPatch, operator: Admin, conn: Conn
+) -> dict[str, Any]:
+    return await run(
+        roster_admin.update(conn, "org_unit", org_unit_id, changes(body), by=operator.name)
+    )
+
+
+@router.post("/zones", status_code=status.HTTP_201_CREATED)
+async def create_zone(body: ZoneIn, operator: Admin, conn: Conn) -> dict[str, Any]:
+    return await run(roster_admin.create(conn, "zone", values_of(body), by=operator.name))
+
+
+@router.patch("/zones/{zone_id}")
+async def update_zone(zone_id: str, body: ZonePatch, operator: Admin, conn: Conn) -> dict[str, Any]:
+    return await run(roster_admin.update(conn, "zone", zone_id, changes(body), by=operator.name))

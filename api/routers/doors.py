@@ -1,14 +1,17 @@
-"""Doors and devices with their online state, occupancy and who is inside."""
+"""Doors and devices with their online state, occupancy and who is inside; administrators
+create and update doors and devices (audited; the gateways reload on the roster NOTIFY)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, status
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
+from api.roster import Admin, DeviceIn, DevicePatch, DoorIn, DoorPatch, changes, run, values_of
+from gateway.services import roster_admin
 from gateway.store import console
 
 router = APIRouter(prefix="/api", tags=["doors"])
@@ -53,3 +56,27 @@ async def inside(zone_id: str, _: Reader, conn: Conn) -> list[dict[str, Any]]:
     if await console.get_zone(conn, zone_id) is None:
         raise HTTPException(404, f"no zone {zone_id!r}")
     return await console.inside_now(conn, zone_id, datetime.now(UTC) - PRESENCE_HORIZON)
+
+
+@router.post("/doors", status_code=status.HTTP_201_CREATED)
+async def create_door(body: DoorIn, operator: Admin, conn: Conn) -> dict[str, Any]:
+    return await run(roster_admin.create(conn, "door", values_of(body), by=operator.name))
+
+
+@router.patch("/doors/{door_id}")
+async def update_door(door_id: str, body: DoorPatch, operator: Admin, conn: Conn) -> dict[str, Any]:
+    return await run(roster_admin.update(conn, "door", door_id, changes(body), by=operator.name))
+
+
+@router.post("/devices", status_code=status.HTTP_201_CREATED)
+async def create_device(body: DeviceIn, operator: Admin, conn: Conn) -> dict[str, Any]:
+    return await run(roster_admin.create(conn, "device", values_of(body), by=operator.name))
+
+
+@router.patch("/devices/{device_id}")
+async def update_device(
+    device_id: str, body: DevicePatch, operator: Admin, conn: Conn
+) -> dict[str, Any]:
+    return await run(
+        roster_admin.update(conn, "device", device_id, changes(body), by=operator.name)
+    )

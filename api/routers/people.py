@@ -1,14 +1,21 @@
-"""People and their cards: search by name, id or card, with paging; one person."""
+"""People and their cards: search by name, id or card, with paging; one person.
+
+Administrators create and update people, deactivate them, give and revoke cards
+(audited; the gateways reload on the roster NOTIFY).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from api.deps import Allowed, Conn, Principal
 from api.permissions import Permission, org_scoped, sees_health_details
+from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, run, values_of
+from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.health import HealthStatus
+from gateway.services import roster_admin
 from gateway.store import console
 
 router = APIRouter(prefix="/api/people", tags=["people"])
@@ -85,3 +92,58 @@ async def get_person(person_id: str, operator: Reader, conn: Conn) -> dict[str, 
     person = await console.get_person(conn, person_id)
     assert person is not None
     return present(person, operator)
+
+
+async def _person(conn: Conn, person_id: str, operator: Principal) -> dict[str, Any]:
+    person = await console.get_person(conn, person_id)
+    assert person is not None
+    return present(person, operator)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_person(body: PersonIn, operator: Admin, conn: Conn) -> dict[str, Any]:
+    values = values_of(body, exclude={"cards"})
+    await run(roster_admin.create(conn, "person", values, by=operator.name, cards=body.cards))
+    return await _person(conn, body.id, operator)
+
+
+@router.patch("/{person_id}")
+async def update_person(
+    person_id: str, body: PersonPatch, operator: Admin, conn: Conn
+) -> dict[str, Any]:
+    await run(roster_admin.update(conn, "person", person_id, changes(body), by=operator.name))
+    return await _person(conn, person_id, operator)
+
+
+@router.post("/{person_id}/deactivate")
+async def deactivate_person(person_id: str, operator: Admin, conn: Conn) -> dict[str, Any]:
+    await run(roster_admin.deactivate_person(conn, person_id, by=operator.name))
+    return await _person(conn, person_id, operator)
+
+
+@router.post("/{person_id}/cards")
+async def add_card(person_id: str, body: CardIn, operator: Admin, conn: Conn) -> dict[str, Any]:
+    """Give a card to a person (or renew it); 409 when another person holds it."""
+    return await run(
+        roster_admin.add_card(
+            conn, person_id, body.uid, by=operator.name, valid_until=body.valid_until
+        )
+    )
+
+
+@router.post("/{person_id}/cards/{uid}/revoke")
+async def revoke_card(
+    person_id: str,
+    uid: Annotated[str, Path(max_length=64)],
+    operator: Admin,
+    conn: Conn,
+) -> dict[str, Any]:
+    try:
+        canonical = normalize_card_uid(uid)
+    except CardUidError as exc:
+        raise HTTPException(
+            422, [{"loc": ["path", "uid"], "msg": str(exc), "type": "card_uid"}]
+        ) from None
+    return await run(
+        roster_admin.revoke_card(conn, canonical, by=operator.name, person_id=person_id)
+    )

@@ -1,0 +1,158 @@
+"""Request bodies of the administrators' roster changes, and their errors as HTTP errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import HTTPException
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from api.deps import Allowed
+from api.permissions import Permission
+from gateway.domain.cards import normalize_card_uid
+from gateway.domain.roster import DeviceKind, DoorDirection, PersonKind, Transport, ZoneKind
+from gateway.services.roster_admin import (
+    AlreadyExistsError,
+    CardHeldError,
+    NotFoundError,
+    ReferenceError_,
+)
+
+Admin = Allowed(Permission.WRITE_ROSTER)
+
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]+$")]
+Ref = Annotated[str | None, Field(default=None, min_length=1, max_length=200)]
+CardUid = Annotated[str, Field(max_length=64), AfterValidator(normalize_card_uid)]
+Protocol = Annotated[str | None, Field(default=None, pattern=r"^(rdm6300|wiegand|osdp)$")]
+Capacity = Annotated[int | None, Field(default=None, ge=0, le=2**31 - 1)]
+Baud = Annotated[int | None, Field(default=None, ge=1, le=2**31 - 1)]
+Text = Annotated[str | None, Field(default=None, max_length=500, pattern=r"^[^\x00]*$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrgUnitIn(_Body):
+    id: Id
+    name: Name
+    parent_id: Ref = None
+
+
+class OrgUnitPatch(_Body):
+    name: Name | None = None
+    parent_id: Ref = None
+
+
+class ZoneIn(_Body):
+    id: Id
+    name: Name
+    kind: ZoneKind
+    capacity: Capacity = None
+
+
+class ZonePatch(_Body):
+    name: Name | None = None
+    kind: ZoneKind | None = None
+    capacity: Capacity = None
+
+
+class DoorIn(_Body):
+    id: Id
+    zone_id: Id
+    direction: DoorDirection = DoorDirection.BOTH
+    requires_temperature: bool = False
+    name: Text = None
+
+
+class DoorPatch(_Body):
+    zone_id: Id | None = None
+    direction: DoorDirection | None = None
+    requires_temperature: bool | None = None
+    name: Text = None
+
+
+class DeviceIn(_Body):
+    id: Id
+    door_id: Id
+    kind: DeviceKind
+    transport: Transport = Transport.MQTT
+    port: Text = None
+    protocol: Protocol = None
+    baud: Baud = None
+
+
+class DevicePatch(_Body):
+    door_id: Id | None = None
+    kind: DeviceKind | None = None
+    transport: Transport | None = None
+    port: Text = None
+    protocol: Protocol = None
+    baud: Baud = None
+
+
+class PersonIn(_Body):
+    id: Id
+    kind: PersonKind
+    name: Name
+    org_unit_id: Ref = None
+    active: bool = True
+    valid_until: datetime | None = None
+    cards: list[CardUid] = Field(default_factory=list, max_length=20)
+
+
+class PersonPatch(_Body):
+    kind: PersonKind | None = None
+    name: Name | None = None
+    org_unit_id: Ref = None
+    active: bool | None = None
+    valid_until: datetime | None = None
+
+
+class CardIn(_Body):
+    uid: CardUid
+    valid_until: datetime | None = None
+
+
+# Fields that may not be set to null by a patch (the others, e.g. parent_id, may).
+_REQUIRED = frozenset({"name", "kind", "zone_id", "door_id", "direction", "transport", "active"})
+
+
+def changes(patch: BaseModel) -> dict[str, Any]:
+    """The fields a patch sets, as stored values; 422 for a required field set to null."""
+    values = patch.model_dump(exclude_unset=True, mode="json")
+    for field, value in values.items():
+        if value is None and field in _REQUIRED:
+            raise HTTPException(
+                422, [{"loc": ["body", field], "msg": f"{field} may not be null", "type": "null"}]
+            )
+    if "valid_until" in values and values["valid_until"] is not None:
+        values["valid_until"] = patch.valid_until
+    return values
+
+
+def values_of(body: BaseModel, *, exclude: set[str] | None = None) -> dict[str, Any]:
+    values = body.model_dump(mode="json", exclude=exclude)
+    if "valid_until" in values:
+        values["valid_until"] = body.valid_until
+    return values
+
+
+T = TypeVar("T")
+
+
+async def run(change: Awaitable[T]) -> T:
+    """Await a roster change, turning its errors into 404, 409 and 422 (naming the field)."""
+    try:
+        return await change
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except (AlreadyExistsError, CardHeldError) as exc:
+        raise HTTPException(409, str(exc)) from None
+    except ReferenceError_ as exc:
+        raise HTTPException(
+            422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "reference"}]
+        ) from None
