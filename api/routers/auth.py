@@ -17,6 +17,9 @@ MAX_FAILURES = 5
 FAILURE_WINDOW_S = 300.0
 
 
+MAX_TRACKED = 10_000  # (name, address) pairs kept before stale ones are swept
+
+
 class LoginLimiter:
     """At most MAX_FAILURES failed logins per (name, client address) in FAILURE_WINDOW_S."""
 
@@ -33,10 +36,22 @@ class LoginLimiter:
         return failures
 
     def blocked(self, key: tuple[str, str]) -> bool:
-        return len(self._recent(key)) >= self.limit
+        if key not in self._failures:  # do not grow the table for every name tried
+            return False
+        recent = self._recent(key)
+        if not recent:
+            del self._failures[key]
+        return len(recent) >= self.limit
 
     def fail(self, key: tuple[str, str]) -> None:
         self._recent(key).append(time.monotonic())
+        if len(self._failures) > MAX_TRACKED:
+            self._forget_stale()
+
+    def _forget_stale(self) -> None:
+        for key in list(self._failures):
+            if not self._recent(key):
+                del self._failures[key]
 
     def succeed(self, key: tuple[str, str]) -> None:
         self._failures.pop(key, None)
