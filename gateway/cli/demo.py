@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import random
 import secrets
 import sys
@@ -20,6 +22,7 @@ from devices.transports.mqtt import MqttError
 from firmware_sim import scenarios
 from firmware_sim.campus import Campus, dump_manifest, generate_campus
 from firmware_sim.fleet import AlertWatch, Fleet
+from firmware_sim.hardware import DoorHardware, demo_hardware
 from gateway.cli import settings_of
 from gateway.cli.demo_view import LiveView
 from gateway.cli.runtime import gateway_config, open_broker, open_database, run, stop_signal
@@ -118,9 +121,15 @@ async def run_demo(
     with console.status("starting the broker (in-process unless CAMPUSGATE_MQTT_URL is set)"):
         broker = await open_broker(settings)
     campus = generate_campus(seed=2020, people=people)
+    plan = demo_hardware(campus.manifest, campus.facts, data_dir / "dev")
     manifest_path = data_dir / "demo-campus.yaml"
     dump_manifest(campus.manifest, manifest_path)
+    dump_manifest(plan.manifest, data_dir / "demo-hardware.yaml")
     await _import_campus(dsn, campus, manifest_path, settings.tz, console)
+    await _import_campus(dsn, campus, data_dir / "demo-hardware.yaml", settings.tz, console)
+    # The simulated OSDP reader and the gateway's control panel share a fresh key each run.
+    keys = json.loads(os.environ.get("CAMPUSGATE_OSDP_KEYS") or "{}")
+    os.environ["CAMPUSGATE_OSDP_KEYS"] = json.dumps({**keys, plan.osdp_device: plan.osdp_key})
 
     gateway = Gateway(
         gateway_config(settings, dsn, broker.address, client_id="campusgate-demo-gateway")
@@ -128,56 +137,60 @@ async def run_demo(
     view = LiveView(broker.address, settings.topic_prefix)
     fleet = Fleet(broker.address, campus.facts.mqtt_devices, prefix=settings.topic_prefix)
     alert_watch = AlertWatch(broker.address, prefix=settings.topic_prefix)
-    traffic_task: asyncio.Task | None = None
-    api_cm: contextlib.AbstractAsyncContextManager | None = None
+    hardware = DoorHardware(
+        plan, broker.address, settings.topic_prefix
+    )  # ports exist before the gateway reads them
     stop_traffic = asyncio.Event()
-    try:
-        async with stop_signal() as stop:
-            try:
-                await gateway.start()
-                await view.client.connect()
-                await alert_watch.start()
-                await fleet.start()
-            except MqttError as exc:
-                raise click.ClickException(str(exc)) from None
-            console.print(
-                f"gateway up: {len(campus.facts.mqtt_devices)} simulated door devices, "
-                f"{len(campus.manifest.get('people', []))} people; broker {broker.address.host}:{broker.address.port}"
-            )
-            url_cm = api_server(settings, dsn, any_port_if_busy=True)
-            url = await url_cm.__aenter__()
-            api_cm = url_cm
-            logins = await _demo_logins(dsn)
-            console.print(f"[bold]console[/bold]: {url}  (API docs: {url}docs)", highlight=False)
-            for name, role, password in logins:
-                console.print(f"  login {name} / {password}  ({role})", highlight=False)
-            console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
-            results = await scenarios.run_all(
-                fleet,
-                campus.facts,
-                alerts=alert_watch,
-                fever_which=random.randrange(len(campus.facts.fever_cards)),
-            )
-            for result in results:
-                console.print(str(result), highlight=False)
-            traffic_task = asyncio.create_task(
-                scenarios.traffic(fleet, campus.facts, rate, stop_traffic)
-            )
-            console.print(f"[bold]live traffic[/bold] at about {rate:g} actions/s; Ctrl-C stops")
-            await _watch(view, gateway, stop, duration, live, console)
-    finally:
-        stop_traffic.set()
-        if traffic_task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(traffic_task, 5)
-        if api_cm is not None:
-            await api_cm.__aexit__(None, None, None)
-        await fleet.stop()
-        await alert_watch.stop()
-        await view.client.close()
-        await gateway.stop()
-        await broker.close()
-        console.print(f"demo stopped: {gateway.counters.snapshot()}")
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(broker.close)
+        stack.callback(lambda: console.print(f"demo stopped: {gateway.counters.snapshot()}"))
+        stop = await stack.enter_async_context(stop_signal())
+        try:
+            await gateway.start()
+            stack.push_async_callback(gateway.stop)
+            await view.client.connect()
+            stack.push_async_callback(view.client.close)
+            await alert_watch.start()
+            stack.push_async_callback(alert_watch.stop)
+            await fleet.start()
+            stack.push_async_callback(fleet.stop)
+            await hardware.start()
+            stack.push_async_callback(hardware.stop)
+        except MqttError as exc:
+            raise click.ClickException(str(exc)) from None
+        console.print(
+            f"gateway up: {len(campus.facts.mqtt_devices)} simulated MQTT door devices, an OSDP and an "
+            f"RDM6300 reader on pseudo-terminals, a thermal camera; "
+            f"{len(campus.manifest.get('people', []))} people; broker {broker.address.host}:{broker.address.port}"
+        )
+        url = await stack.enter_async_context(api_server(settings, dsn, any_port_if_busy=True))
+        logins = await _demo_logins(dsn)
+        console.print(f"[bold]console[/bold]: {url}  (API docs: {url}docs)", highlight=False)
+        for name, role, password in logins:
+            console.print(f"  login {name} / {password}  ({role})", highlight=False)
+        console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
+        results = await scenarios.run_all(
+            fleet,
+            campus.facts,
+            alerts=alert_watch,
+            fever_which=random.randrange(len(campus.facts.fever_cards)),
+        )
+        results += await hardware.showcase(fleet, campus.facts, alert_watch)
+        for result in results:
+            console.print(str(result), highlight=False)
+        tasks = [
+            asyncio.create_task(scenarios.traffic(fleet, campus.facts, rate, stop_traffic)),
+            asyncio.create_task(hardware.traffic(fleet, campus.facts, stop_traffic)),
+        ]
+
+        async def stop_tasks() -> None:
+            stop_traffic.set()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+        stack.push_async_callback(stop_tasks)
+        console.print(f"[bold]live traffic[/bold] at about {rate:g} actions/s; Ctrl-C stops")
+        await _watch(view, gateway, stop, duration, live, console)
 
 
 async def _watch(
