@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     temperature_window_s: float = Field(default=15.0, gt=0, le=300)
 
-    # Not in the contract table: tuning with safe defaults.
+    # Not in the contract table.
+    # OSDP secure-channel keys per reader: a JSON object of device id to 32 hex digits
+    # (or to {"scbk": ..., "address": N}); see gateway/pipeline/serial_readers.py.
+    osdp_keys: str | None = None
+    # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"
 

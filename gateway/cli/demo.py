@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
 import secrets
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -128,11 +128,10 @@ async def run_demo(
     await _import_campus(dsn, campus, manifest_path, settings.tz, console)
     await _import_campus(dsn, campus, data_dir / "demo-hardware.yaml", settings.tz, console)
     # The simulated OSDP reader and the gateway's control panel share a fresh key each run.
-    keys = json.loads(os.environ.get("CAMPUSGATE_OSDP_KEYS") or "{}")
-    os.environ["CAMPUSGATE_OSDP_KEYS"] = json.dumps({**keys, plan.osdp_device: plan.osdp_key})
-
+    config = gateway_config(settings, dsn, broker.address, client_id="campusgate-demo-gateway")
+    keys = json.loads(settings.osdp_keys or "{}")
     gateway = Gateway(
-        gateway_config(settings, dsn, broker.address, client_id="campusgate-demo-gateway")
+        replace(config, osdp_keys=json.dumps({**keys, plan.osdp_device: plan.osdp_key}))
     )
     view = LiveView(broker.address, settings.topic_prefix)
     fleet = Fleet(broker.address, campus.facts.mqtt_devices, prefix=settings.topic_prefix)

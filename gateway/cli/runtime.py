@@ -100,6 +100,7 @@ def gateway_config(
         ),
         client_id=client_id,
         share_group=share_group,
+        osdp_keys=settings.osdp_keys,
     )
 
 

@@ -83,6 +83,8 @@ async def serve_gateway(
                 raise click.ClickException(
                     f"{exc}; check CAMPUSGATE_MQTT_URL and that the broker is running"
                 ) from None
+            except ValueError as exc:  # configuration the gateway could only check at start
+                raise click.ClickException(str(exc)) from None
             click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
             if api:
                 async with api_server(settings, dsn) as url:

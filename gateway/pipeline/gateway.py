@@ -21,7 +21,7 @@ from gateway.pipeline.doors import DoorDesk, DoorPolicy
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.roster_state import RosterState
-from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders
+from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders, parse_osdp_keys
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
 from gateway.store import access_log
@@ -41,6 +41,7 @@ class GatewayConfig:
     policy: DoorPolicy
     client_id: str = "campusgate-gateway"
     share_group: str | None = None  # MQTT 5 shared subscription group for scale-out
+    osdp_keys: str | None = None  # CAMPUSGATE_OSDP_KEYS, parsed when the serial readers start
 
 
 class Gateway:
@@ -109,7 +110,11 @@ class Gateway:
         )
         self.mqtt.set_handler(ingest.on_messages)
         self.serial = SerialReaders(
-            roster=self.roster, desk=self.desk, devices=self.devices, counters=self.counters
+            roster=self.roster,
+            desk=self.desk,
+            devices=self.devices,
+            counters=self.counters,
+            osdp_keys=parse_osdp_keys(config.osdp_keys),
         )
         publisher.serial = self.serial
         self.journal.start()

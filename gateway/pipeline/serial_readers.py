@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -220,9 +219,7 @@ class SerialReaders:
         self._desk = desk
         self._devices = devices
         self._counters = counters
-        if osdp_keys is None:
-            osdp_keys = parse_osdp_keys(os.environ.get("CAMPUSGATE_OSDP_KEYS"))
-        self._osdp_keys = dict(osdp_keys)
+        self._osdp_keys = dict(osdp_keys or {})
         self._offline_after_s = OFFLINE_AFTER_S if offline_after_s is None else offline_after_s
         self._reconcile_s = RECONCILE_S if reconcile_s is None else reconcile_s
         self._readers: dict[str, _Reader] = {}

@@ -24,6 +24,7 @@ def spawn_gateway(dsn: str, mqtt_url: str, prefix: str, log: Path) -> subprocess
         "CAMPUSGATE_MQTT_URL": mqtt_url,
         "CAMPUSGATE_TOPIC_PREFIX": prefix,
         "CAMPUSGATE_LOG_LEVEL": "WARNING",
+        "CAMPUSGATE_API_PORT": "0",  # any free port: the console is not under test here
     }
     with log.open("ab") as sink:  # a file, not a pipe nobody reads
         return subprocess.Popen(

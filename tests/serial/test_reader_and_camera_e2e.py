@@ -69,7 +69,7 @@ async def dorm_door(tmp_path, database_factory, mqtt_url, monkeypatch):
         await import_file(conn, path, tz=TZ)
     finally:
         await conn.close()
-    monkeypatch.setenv("CAMPUSGATE_OSDP_KEYS", json.dumps({"rdr-dorm": KEY}))
+    osdp_keys = json.dumps({"rdr-dorm": KEY})
     monkeypatch.setattr(serial_readers, "OFFLINE_AFTER_S", 0.5)
     reader = OsdpReader(port, scbk=bytes.fromhex(KEY))
     reader.start()
@@ -81,6 +81,7 @@ async def dorm_door(tmp_path, database_factory, mqtt_url, monkeypatch):
             topic_prefix=prefix,
             policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=WINDOW_S),
             client_id=f"gw-{prefix}",
+            osdp_keys=osdp_keys,
         )
     )
     await gateway.start()

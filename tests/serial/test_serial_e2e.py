@@ -76,7 +76,7 @@ async def serial_campus(tmp_path, database_factory, mqtt_url, monkeypatch):
         await import_file(conn, path, tz=TZ)
     finally:
         await conn.close()
-    monkeypatch.setenv("CAMPUSGATE_OSDP_KEYS", json.dumps({"rdr-osdp": KEY}))
+    osdp_keys = json.dumps({"rdr-osdp": KEY})
     monkeypatch.setattr(serial_readers, "OFFLINE_AFTER_S", 0.5)
     osdp_sim = OsdpReader(ports["osdp"], scbk=bytes.fromhex(KEY))
     osdp_sim.start()
@@ -88,6 +88,7 @@ async def serial_campus(tmp_path, database_factory, mqtt_url, monkeypatch):
             topic_prefix=prefix,
             policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=2.0),
             client_id=f"gw-{prefix}",
+            osdp_keys=osdp_keys,
         )
     )
     await gateway.start()
