@@ -33,7 +33,20 @@ def _kinds(
     return [k.value for k in chosen]
 
 
-@router.get("")
+@router.get(
+    "",
+    responses={
+        200: {
+            "headers": {
+                CURSOR_HEADER: {
+                    "description": "the alert stream's cursor taken before this list: "
+                    "open /api/alerts/stream?since=<it> to miss nothing",
+                    "schema": {"type": "integer"},
+                }
+            }
+        }
+    },
+)
 async def list_alerts(
     operator: Reader,
     conn: Conn,

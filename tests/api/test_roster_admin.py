@@ -178,3 +178,37 @@ async def test_changes_notify_the_running_gateways(admin, api_world):
         assert [e["action"] for e in await _audit(admin, "zone", zone)] == ["create"]
     finally:
         await listener.close()
+
+
+async def _eventually(check, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    assert check()
+
+
+async def test_a_running_gateways_roster_follows_api_changes(admin, api_world):
+    """The gateway's own roster state (the one doors are decided against) reloads."""
+    from gateway.pipeline.roster_state import RosterState
+    from gateway.store.db import create_pool
+
+    pool = await create_pool(api_world.dsn, min_size=1, max_size=2)
+    state = RosterState(pool, api_world.dsn)
+    await state.start()
+    try:
+        pid, card = _id("P"), _uid()
+        await admin.post(
+            "/api/people", json={"id": pid, "kind": "student", "name": "Ma", "cards": [card]}
+        )
+        await _eventually(lambda: state.index.person_of_card(card) is not None)
+        await admin.post(f"/api/people/{pid}/cards/{card}/revoke")
+        await _eventually(lambda: state.index.card(card).revoked)
+        await admin.post(f"/api/people/{pid}/deactivate")
+        await _eventually(lambda: not state.index.person(pid).active)
+        door = _id("d")
+        await admin.post("/api/doors", json={"id": door, "zone_id": "lab-1"})
+        await _eventually(lambda: state.index.door(door) is not None)
+    finally:
+        await state.stop()
+        await pool.close()
