@@ -52,14 +52,16 @@ MATRIX: dict[OperatorRole, frozenset[Permission]] = {
         }
     ),
     OperatorRole.LIAISON: frozenset(
-        {_P.READ_CAMPUS, _P.READ_COUNTS, _P.READ_PEOPLE, _P.READ_EVENTS}
+        {_P.READ_CAMPUS, _P.READ_COUNTS, _P.READ_PEOPLE, _P.READ_EVENTS, _P.READ_ALERTS}
     ),
 }
 
-# Alerts a role sees (REST and stream): health officers only the health ones.
+# Alerts a role sees (REST and stream): health officers only the health ones; liaisons
+# the others, and only those about people of their org unit and below (org_scoped).
 HEALTH_ALERTS = frozenset(
     {AlertKind.FEVER, AlertKind.ISOLATION_BREACH, AlertKind.TEMPERATURE_INVALID}
 )
+NON_HEALTH_ALERTS = frozenset(AlertKind) - HEALTH_ALERTS
 
 
 def allowed(role: OperatorRole, permission: Permission) -> bool:
@@ -70,6 +72,8 @@ def visible_alert_kinds(role: OperatorRole) -> frozenset[AlertKind] | None:
     """None: every kind."""
     if role is OperatorRole.HEALTH_OFFICER:
         return HEALTH_ALERTS
+    if role is OperatorRole.LIAISON:
+        return NON_HEALTH_ALERTS
     if allowed(role, Permission.READ_ALERTS):
         return None
     return frozenset()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission, present_alert, visible_alert_kinds
+from api.routers.people import scope_of
 from gateway.domain.alerts import AlertKind, AlertStatus, Severity
 from gateway.services.operations import AlertNotFound, AlertTransitionError, change_alert
 from gateway.store import console
@@ -72,6 +73,7 @@ async def list_alerts(
         until=until,
         limit=limit,
         offset=offset,
+        org_scope=scope_of(operator),
     )
     return [present_alert(r, operator.account.role) for r in rows]
 
@@ -81,6 +83,11 @@ async def _visible(conn: Conn, operator: Reader, alert_id: str) -> dict[str, Any
     kinds = visible_alert_kinds(operator.account.role)
     if alert is None or (kinds is not None and alert["kind"] not in kinds):
         raise HTTPException(404, f"no alert {alert_id!r}")
+    scope = scope_of(operator)
+    if scope is not None:
+        _, org_unit = await console.person_org_unit(conn, alert["person"] or "")
+        if not scope or org_unit not in await console.org_subtree(conn, scope):
+            raise HTTPException(404, f"no alert {alert_id!r}")
     return alert
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.encoders import jsonable_encoder
 
 from api.deps import SESSION_COOKIE, authenticate
-from api.permissions import present_alert, visible_alert_kinds
+from api.permissions import org_scoped, present_alert, visible_alert_kinds
 from gateway.store import console
 from gateway.store.operators import OperatorRole
 
@@ -87,12 +87,19 @@ async def alert_stream(websocket: WebSocket) -> None:
     except ValueError:
         await websocket.close(CLOSE_BAD_REQUEST)
         return
+    units: frozenset[str] | None = None  # a liaison's org unit and those under it
+    if org_scoped(role):
+        scope = found[0].org_unit_id
+        async with app.state.pool.acquire() as conn:
+            units = frozenset(await console.org_subtree(conn, scope) if scope else ())
     await websocket.accept()
     hub = app.state.alert_hub
     queue = hub.subscribe()  # before the catch-up, so nothing falls between them
     last = cursor or 0
 
     def visible(change: dict[str, Any]) -> bool:
+        if units is not None and change["person_org_unit"] not in units:
+            return False
         return kinds is None or change["kind"] in kinds
 
     try:

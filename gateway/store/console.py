@@ -231,13 +231,18 @@ async def list_alerts(
     until: datetime | None,
     limit: int,
     offset: int,
+    org_scope: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Alerts by filter; with `org_scope`, only those about people of that subtree."""
     rows = await conn.fetch(
-        _ALERTS
+        _SUBTREE.replace("$1", "$9")
+        + _ALERTS
         + """
         WHERE ($1::text[] IS NULL OR kind = ANY($1)) AND ($2::text IS NULL OR severity = $2)
           AND ($3::text IS NULL OR zone = $3) AND ($4::text IS NULL OR status = $4)
           AND ($5::timestamptz IS NULL OR ts >= $5) AND ($6::timestamptz IS NULL OR ts < $6)
+          AND ($9::text IS NULL OR person IN
+                  (SELECT id FROM people WHERE org_unit_id IN (SELECT id FROM scope)))
         ORDER BY ts DESC, id LIMIT $7 OFFSET $8
         """,
         kinds,
@@ -248,6 +253,7 @@ async def list_alerts(
         until,
         limit,
         offset,
+        org_scope,
     )
     return _dicts(rows)
 
@@ -267,8 +273,10 @@ async def alert_history(conn: asyncpg.Connection, alert_id: str) -> list[dict[st
 
 _CHANGES = """
 SELECT f.seq AS cursor, h.status AS change, h.operator, h.note, h.ts AS changed_at,
-       a.id, a.kind, a.severity, a.ts, a.door, a.zone, a.device, a.person, a.detail, a.status
+       a.id, a.kind, a.severity, a.ts, a.door, a.zone, a.device, a.person, a.detail, a.status,
+       p.org_unit_id AS person_org_unit
 FROM alert_feed f JOIN alert_history h ON h.id = f.history_id JOIN alerts a ON a.id = h.alert_id
+LEFT JOIN people p ON p.id = a.person
 """
 
 

@@ -12,8 +12,9 @@ ROUTES = [
     ("GET", "/api/devices", None, {"admin", "guard"}),
     ("GET", "/api/occupancy", None, {"admin", "guard"}),
     ("GET", "/api/zones/dorm-1/inside", None, {"admin", "guard"}),
-    ("GET", "/api/alerts", None, {"admin", "guard", "health_officer"}),
-    ("GET", "/api/alerts/a-outsider-1", None, {"admin", "guard"}),  # 404 for health officers
+    ("GET", "/api/alerts", None, {"admin", "guard", "health_officer", "liaison"}),
+    # 404 for health officers (not a health alert) and liaisons (about nobody of theirs)
+    ("GET", "/api/alerts/a-outsider-1", None, {"admin", "guard"}),
     ("POST", "/api/alerts/nope/acknowledge", {"note": "x"}, {"admin", "guard"}),  # 404 if allowed
     ("GET", "/api/reports/today", None, {"admin", "guard", "health_officer", "liaison"}),
     ("GET", "/api/people?q=Li", None, {"admin", "guard", "health_officer", "liaison"}),
@@ -58,7 +59,7 @@ async def test_permission_matrix(client_for, role, method, path, body, allowed):
         assert response.status_code in (200, 201, 204, 404, 409), response.text
         if path == "/api/alerts/a-outsider-1":
             assert response.status_code == 200
-    elif path == "/api/alerts/a-outsider-1" and role == "health_officer":
+    elif path == "/api/alerts/a-outsider-1" and role in ("health_officer", "liaison"):
         assert response.status_code == 404  # outsider alerts are not theirs to see
     else:
         assert response.status_code == 403, response.text
@@ -92,3 +93,32 @@ async def test_liaison_sees_only_own_org_unit_and_below(client_for):
 async def test_health_officer_sees_only_health_alerts(client_for):
     kinds = {a["kind"] for a in (await client_for("health_officer").get("/api/alerts")).json()}
     assert kinds <= {"fever", "isolation_breach", "temperature_invalid"} and "fever" in kinds
+
+
+async def test_liaison_sees_only_non_health_alerts_about_own_people(client_for, api_world):
+    from datetime import UTC, datetime
+
+    from gateway.domain.alerts import Alert, AlertKind, Severity
+    from gateway.store.alerts import insert_alerts
+    from gateway.store.db import connect
+
+    now = datetime.now(UTC)
+    made = [
+        Alert("p-unauth-S001", AlertKind.UNAUTHORIZED, now, Severity.MEDIUM, person="S001"),
+        Alert("p-unauth-S002", AlertKind.UNAUTHORIZED, now, Severity.MEDIUM, person="S002"),
+        Alert("p-fever-S001", AlertKind.FEVER, now, Severity.CRITICAL, person="S001"),
+    ]
+    conn = await connect(api_world.dsn)
+    try:
+        await insert_alerts(conn, made)
+    finally:
+        await conn.close()
+    liaison = client_for("liaison")
+    ids = {a["id"] for a in (await liaison.get("/api/alerts", params={"limit": 1000})).json()}
+    assert "p-unauth-S001" in ids
+    assert not ids & {"p-unauth-S002", "p-fever-S001", "a-outsider-1", "a-fever-1"}
+    assert (await liaison.get("/api/alerts/p-unauth-S001")).status_code == 200
+    assert (await liaison.get("/api/alerts/p-unauth-S002")).status_code == 404
+    assert (await liaison.get("/api/alerts/p-fever-S001")).status_code == 404
+    step = await liaison.post("/api/alerts/p-unauth-S001/acknowledge", json={"note": ""})
+    assert step.status_code == 403

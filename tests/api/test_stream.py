@@ -129,15 +129,24 @@ async def test_roles_filter_the_stream(server, api_world, db):
         await officer.close()
 
 
-async def test_liaison_and_strangers_are_refused_like_the_rest_api(server, api_world):
-    # Liaisons may not read alerts over REST (403), so the stream refuses them too; so it
-    # does a bad token and a `since` that is neither a cursor nor a time (closed before the
-    # handshake completes, which the server answers with HTTP 403).
-    for token, since in (
-        (api_world.tokens["liaison"], None),
-        ("not-a-token", None),
-        (api_world.tokens["guard"], "not-a-time"),
-    ):
+async def test_liaison_sees_only_non_health_alerts_about_own_org_unit(server, api_world, db):
+    ws = await _open(server, api_world.tokens["liaison"])  # liaison of cs (and cs-1)
+    try:
+        await _until_ready(ws)
+        theirs = _alert(AlertKind.UNAUTHORIZED, person="S001")  # cs-1
+        other = _alert(AlertKind.UNAUTHORIZED, person="S002")  # math
+        fever = _alert(AlertKind.FEVER, person="T001", detail={"celsius": 38.0})  # cs, health
+        nobody = _alert(AlertKind.OUTSIDER)
+        await insert_alerts(db, [theirs, other, fever, nobody])  # in this order on the feed
+        assert (await _next_for(ws, theirs.id))["alert"]["person"] == "S001"
+        await _nothing_for(ws, {other.id, fever.id, nobody.id})
+    finally:
+        await ws.close()
+
+
+async def test_strangers_and_bad_since_are_refused(server, api_world):
+    # Closed before the handshake completes, which the server answers with HTTP 403.
+    for token, since in (("not-a-token", None), (api_world.tokens["guard"], "not-a-time")):
         with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
             await _open(server, token, since)
         assert refused.value.response.status_code == 403
