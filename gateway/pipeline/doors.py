@@ -499,22 +499,23 @@ class DoorDesk:
             self._expiry_wake.clear()
             self.expire(time.monotonic())
 
+    def close_windows(self) -> int:
+        """Deny every card still waiting for a reading, as if its window had passed.
+
+        Called when the gateway stops: a waiting card left unacknowledged would come
+        back from the broker after the restart and take the reading of whoever is at
+        the door then. The person gets "please measure again" and swipes again.
+        """
+        keys = list(self._waiting)
+        for key in keys:
+            self._book.cancel_card(key)
+        self._deny_without_reading(keys)
+        return len(keys)
+
     def expire(self, now: float) -> None:
         """Deny the cards whose window passed; alert unpaired fever readings."""
         cards, readings = self._book.expire(now)
-        for key in cards:
-            waiting = self._waiting.pop(key, None)
-            if waiting is None:
-                continue
-            outcome = self._decide(
-                waiting.door, waiting.event.card_uid, waiting.direction, None, window_open=False
-            )
-            if (
-                outcome.verdict is Verdict.PENDING
-            ):  # the policy must not leave a card waiting past its window
-                _LOGGER.error("policy returned pending after the window for %s", key)
-                continue
-            self._finalize(waiting, outcome, None)
+        self._deny_without_reading(cards)
         index = self._roster.index
         for reading in readings:
             door = index.door(reading.door_id)
@@ -522,3 +523,16 @@ class DoorDesk:
                 self._alert_unpaired_reading(reading.celsius, door, None)
         if cards and _LOGGER.isEnabledFor(logging.DEBUG):
             _LOGGER.debug("denied %d cards with no temperature within the window", len(cards))
+
+    def _deny_without_reading(self, cards: list[EventKey]) -> None:
+        for key in cards:
+            waiting = self._waiting.pop(key, None)
+            if waiting is None:
+                continue
+            outcome = self._decide(
+                waiting.door, waiting.event.card_uid, waiting.direction, None, window_open=False
+            )
+            if outcome.verdict is Verdict.PENDING:  # the policy must not leave it waiting now
+                _LOGGER.error("policy returned pending after the window for %s", key)
+                continue
+            self._finalize(waiting, outcome, None)

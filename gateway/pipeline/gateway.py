@@ -155,6 +155,10 @@ class Gateway:
             await self.serial.stop()
         if self.mqtt is not None:
             self.mqtt.pause_reading()
+        if self.desk is not None:
+            closed = self.desk.close_windows()
+            if closed:
+                _LOGGER.info("denied %d cards still waiting for a temperature", closed)
         if self.journal is not None:
             await self.journal.stop()
         if self.mqtt is not None:

@@ -9,7 +9,9 @@ import asyncpg
 import pytest
 
 from firmware_sim import scenarios
+from firmware_sim.fleet import Fleet
 from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.pipeline.gateway import Gateway
 from gateway.store.db import connect
 from gateway.store.health import set_health
 
@@ -187,3 +189,33 @@ async def test_fever_reading_nobody_claims_raises_a_fever_alert(
     terminal.measure(38.9)
     alert = await alerts.wait_for("fever", device=None, timeout=window_s + 5)
     assert alert is not None and alert["person"] is None and alert["door"] == facts.temperature_door
+
+
+async def test_stopping_denies_cards_still_waiting_for_a_reading(
+    campus, campus_dsn, mqtt_url, prefix, config_factory
+):
+    """A waiting card is not left for the broker to hand to the next gateway, where it
+    would take the reading of whoever stands at the door then."""
+    facts = campus.facts
+    gateway = Gateway(config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"))
+    await gateway.start()
+    try:
+        async with Fleet(mqtt_url, [facts.temperature_device], prefix=prefix) as fleet:
+            terminal = fleet[facts.temperature_device]
+            eid = terminal.swipe(facts.resident_cards[8])
+            assert await terminal.wait_pending(eid) is not None
+            await gateway.stop()
+            assert outcome(await terminal.decision(eid)) == "deny/temperature_required"
+
+            again = Gateway(config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"))
+            await again.start()
+            try:
+                fresh = terminal.swipe(facts.resident_cards[9])
+                await terminal.wait_pending(fresh)
+                terminal.measure(36.6)
+                assert outcome(await terminal.decision(fresh)) == "admit/ok"
+                assert again.desk.waiting == 0
+            finally:
+                await again.stop()
+    finally:
+        await gateway.stop()
