@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,9 +18,14 @@ from gateway.domain.alerts import Alert, AlertKind, AlertStatus, Severity
 from gateway.services.operations import change_alert
 from gateway.store.alerts import insert_alerts
 from gateway.store.db import connect
-from tests.conftest import free_port
 
 TIMEOUT = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
