@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -95,8 +95,10 @@ class SimTerminal:
         self._client = self._new_client()
 
     def _new_client(self) -> MqttClient:
+        # Client id and username are the device id (CONTRACT.md section 3), so a broker ACL
+        # can confine the device to its own topics; the URL may still carry a password.
         return MqttClient(
-            self.address,
+            replace(self.address, username=self.device_id),
             client_id=self.device_id,
             on_messages=self._handle_messages,
             will=Will(self.state_topic, OFFLINE_WILL, qos=1, retain=True),

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,11 @@ from gateway.domain.events import (
 )
 
 MAX_EVENT_BYTES = 512 * 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# RFC 3339 date-time (section 5.6): full date, "T" or space, full time with seconds, offset.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
 MAX_FRAME_PIXELS = 1024 * 1024
 
 
@@ -47,6 +53,11 @@ def _str(
         raise EventRejected("wrong_type", f"field {name!r} must be a string")
     if not value or len(value) > max_len:
         raise EventRejected("bad_value", f"field {name!r} must have 1-{max_len} characters")
+    if _CONTROL.search(value):
+        # NUL and lone surrogates cannot be stored or sent back; no control character belongs here.
+        raise EventRejected(
+            "bad_value", f"field {name!r} holds a control character or a lone surrogate"
+        )
     return value
 
 
@@ -76,13 +87,23 @@ def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int:
 
 def _ts(obj: dict[str, Any]) -> datetime:
     raw = _str(obj, "ts", max_len=64)
+    assert raw is not None
+    if not _RFC3339.match(raw):
+        if _RFC3339.match(raw + "Z") or _RFC3339.match(raw.replace(" ", "T") + "Z"):
+            raise EventRejected("bad_value", "field 'ts' needs a UTC offset (RFC 3339)")
+        raise EventRejected("bad_value", f"field 'ts' is not RFC 3339: {raw!r}")
     try:
-        ts = datetime.fromisoformat(raw)  # type: ignore[arg-type]
+        # Python 3.11 reads at most 6 fraction digits; RFC 3339 allows more.
+        head, dot, rest = raw.partition(".")
+        if dot:
+            digits = re.match(r"\d+", rest)
+            assert digits is not None
+            raw = f"{head}.{digits.group()[:6]}{rest[digits.end() :]}"
+        return datetime.fromisoformat(raw)
     except ValueError:
-        raise EventRejected("bad_value", f"field 'ts' is not RFC 3339: {raw!r}") from None
-    if ts.tzinfo is None:
-        raise EventRejected("bad_value", "field 'ts' needs a UTC offset (RFC 3339)")
-    return ts
+        raise EventRejected(
+            "bad_value", f"field 'ts' is not a real date and time: {raw!r}"
+        ) from None
 
 
 def _card(obj: dict[str, Any], *, required: bool) -> str | None:
@@ -113,9 +134,11 @@ def decode_event(device_id: str, payload: bytes) -> DeviceEvent:
             "too_large", f"payload of {len(payload)} bytes exceeds {MAX_EVENT_BYTES}"
         )
     try:
-        obj = json.loads(payload)
+        obj = json.loads(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise EventRejected("not_json", f"payload is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise EventRejected("not_json", "payload nests too deeply") from None
     if not isinstance(obj, dict):
         raise EventRejected("not_object", "payload must be a JSON object")
     event_id = _str(obj, "event_id", max_len=64)

@@ -83,14 +83,24 @@ class ThermalEstimate:
 
 
 class FrameError(ValueError):
-    """The pixel bytes do not match the frame's width and height."""
+    """The pixel bytes do not make a frame: wrong size, or readings no sensor gives."""
+
+
+# A thermal sensor reads nothing outside this; NaN, infinities and 1e38 are broken pixels
+# or a broken sender, and would otherwise flow into temperatures and the access log.
+PIXEL_MIN_C, PIXEL_MAX_C = -60.0, 400.0
 
 
 def decode_frame(width: int, height: int, celsius_f32le: bytes) -> np.ndarray:
     """The event's bytes as a height x width float32 array (little-endian, row-major)."""
     if width < 1 or height < 1 or len(celsius_f32le) != width * height * 4:
         raise FrameError(f"{len(celsius_f32le)} bytes is not a {width}x{height} float32 frame")
-    return np.frombuffer(celsius_f32le, dtype="<f4").reshape(height, width).astype(np.float32)
+    frame = np.frombuffer(celsius_f32le, dtype="<f4").reshape(height, width).astype(np.float32)
+    finite = np.isfinite(frame)
+    if not finite.all() or frame.min() < PIXEL_MIN_C or frame.max() > PIXEL_MAX_C:
+        bad = int((~finite).sum() + ((frame < PIXEL_MIN_C) | (frame > PIXEL_MAX_C))[finite].sum())
+        raise FrameError(f"{bad} pixels are not readings ({PIXEL_MIN_C:g} to {PIXEL_MAX_C:g} C)")
+    return frame
 
 
 def estimate_payload(

@@ -383,8 +383,14 @@ class DoorDesk:
         try:
             estimate = await thermal.estimate(event)
         except (Busy, FrameError) as exc:
+            self._counters.reject("bad_frame" if isinstance(exc, FrameError) else "frame_busy")
             _LOGGER.warning("device %s: frame %s not read: %s", device.id, event.event_id, exc)
             detail["error"] = str(exc)
+            estimate = None
+        except Exception as exc:  # a bug in the estimator must not leave the message in flight
+            self._counters.reject("internal_error")
+            _LOGGER.exception("device %s: frame %s failed", device.id, event.event_id)
+            detail["error"] = repr(exc)
             estimate = None
         if estimate is not None:
             detail.update(

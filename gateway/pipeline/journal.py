@@ -31,6 +31,17 @@ from gateway.store.db import connect
 
 _LOGGER = logging.getLogger(__name__)
 
+# Errors that mean "the database is not there right now", as opposed to "it refused this".
+TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class AlertChange:
@@ -91,13 +102,16 @@ class Journal:
         self._on_pressure = on_pressure
         self._pressured = False
         self._task: asyncio.Task[None] | None = None
+        self._pending: Batch | None = None
         self.flushes = 0
         self.written = 0
         self.failures = 0
+        self.dropped = 0
 
     @property
     def backlog(self) -> int:
-        return len(self._batch)
+        """Items not yet written: the open batch and one being retried."""
+        return len(self._batch) + (len(self._pending) if self._pending is not None else 0)
 
     def current(self) -> Batch:
         """The open batch; add to it, then call `kick()`."""
@@ -106,11 +120,7 @@ class Journal:
     def kick(self) -> None:
         self._idle.clear()
         self._wake.set()
-        if not self._pressured and len(self._batch) >= self._high_water:
-            self._pressured = True
-            _LOGGER.warning("journal backlog at %d: pausing intake", len(self._batch))
-            if self._on_pressure:
-                self._on_pressure(True)
+        self._check_pressure()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="journal")
@@ -136,22 +146,25 @@ class Journal:
 
     async def _run(self) -> None:
         backoff = 0.1
-        pending: Batch | None = None
+        self._pending = None
         while True:
-            if pending is None:
+            if self._pending is None:
                 await self._wake.wait()
                 self._wake.clear()
-                pending, self._batch = self._batch, Batch()
+                self._pending, self._batch = self._batch, Batch()
             elif len(self._batch):
-                pending.absorb(self._batch)
+                self._pending.absorb(self._batch)
                 self._batch = Batch()
+            pending = self._pending
             if not len(pending):
-                pending = None
+                self._pending = None
                 self._idle.set()
                 continue
             try:
                 await self._write(pending)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except TRANSIENT as exc:
+                # The database is away: keep the batch (its messages stay unacknowledged)
+                # and try again; intake pauses once the backlog reaches the high-water mark.
                 self.failures += 1
                 if self._conn is not None and self._conn.is_closed():
                     self._conn = None
@@ -161,27 +174,67 @@ class Journal:
                     exc,
                     backoff,
                 )
+                self._check_pressure()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            except Exception as exc:
+                self.failures += 1
+                _LOGGER.error(
+                    "journal write of %d items refused (%r); salvaging item by item",
+                    len(pending),
+                    exc,
+                )
+                await self._salvage(pending)
             backoff = 0.1
             self.flushes += 1
             self.written += len(pending.records)
             if self._counters is not None:
                 self._counters.logged += len(pending.records)
-            done, pending = pending, None
-            for follow_up in done.after:
+            self._pending = None
+            for follow_up in pending.after:
                 try:
                     follow_up()
                 except Exception:  # one bad follow-up must not strand the rest of the batch
                     _LOGGER.exception("journal follow-up failed")
-            if self._pressured and len(self._batch) < self._high_water // 2:
+            if self._pressured and self.backlog < self._high_water // 2:
                 self._pressured = False
-                _LOGGER.info("journal backlog down to %d: resuming intake", len(self._batch))
+                _LOGGER.info("journal backlog down to %d: resuming intake", self.backlog)
                 if self._on_pressure:
                     self._on_pressure(False)
             if not len(self._batch):
                 self._idle.set()
+
+    def _check_pressure(self) -> None:
+        if not self._pressured and self.backlog >= self._high_water:
+            self._pressured = True
+            _LOGGER.warning("journal backlog at %d: pausing intake", self.backlog)
+            if self._on_pressure:
+                self._on_pressure(True)
+
+    async def _salvage(self, batch: Batch) -> None:
+        """Write what can be written one item at a time; count and log what cannot.
+
+        Reached only when the database refused the batch for its content (a value it
+        cannot store): the follow-ups still run, so the doors get their decisions.
+        """
+        parts: list[tuple[str, Batch]] = (
+            [("record", Batch(records=[r])) for r in batch.records]
+            + [("alert", Batch(alerts=[a])) for a in batch.alerts]
+            + [("alert change", Batch(alert_changes=[c])) for c in batch.alert_changes]
+            + [("health", Batch(health=[h])) for h in batch.health]
+            + [("device state", Batch(device_states=[d])) for d in batch.device_states]
+        )
+        for what, part in parts:
+            try:
+                await self._write(part)
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                self.dropped += 1
+                if self._counters is not None:
+                    self._counters.reject("journal_refused")
+                _LOGGER.error("journal dropped a %s the database refused: %r", what, exc)
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
@@ -200,9 +253,11 @@ class Journal:
                 if batch.alerts:
                     await alerts.insert_alerts(conn, batch.alerts)
                 for change in batch.alert_changes:
-                    await alerts.set_alert_status(
-                        conn, change.alert_id, change.status, change.operator, change.note
-                    )
+                    # An operator (or another worker) may have resolved it already.
+                    with contextlib.suppress(alerts.AlertTransitionError, alerts.AlertNotFound):
+                        await alerts.set_alert_status(
+                            conn, change.alert_id, change.status, change.operator, change.note
+                        )
                 for record, changed_by in batch.health:
                     await health.set_health(conn, record, changed_by=changed_by)
                 for device_id, online, ts, firmware in batch.device_states:

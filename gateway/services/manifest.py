@@ -189,6 +189,8 @@ def read_manifest(path: Path, tz: ZoneInfo, now: datetime | None = None) -> Mani
             document = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{source}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ManifestError(f"{source}: not valid JSON: nested too deeply") from None
     else:
         try:
             document = load_yaml(raw)
@@ -197,6 +199,8 @@ def read_manifest(path: Path, tz: ZoneInfo, now: datetime | None = None) -> Mani
             at = f" at line {where.line + 1}" if where is not None else ""
             problem = getattr(exc, "problem", None) or "syntax error"
             raise ManifestError(f"{source}: not valid YAML{at}: {problem}") from None
+        except (ValueError, RecursionError) as exc:  # e.g. a date such as 2026-13-45
+            raise ManifestError(f"{source}: not valid YAML: {exc}") from None
     return parse_manifest(document, source, tz, now)
 
 

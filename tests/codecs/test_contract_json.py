@@ -103,6 +103,28 @@ def test_temperature_door_heartbeat_and_frame():
             "bad_value",
         ),
         (b" " * (MAX_EVENT_BYTES + 1), "too_large"),
+        (json.dumps({"event_id": "a\u0000", "ts": TS, "type": "heartbeat"}).encode(), "bad_value"),
+        (json.dumps({"event_id": "\ud800", "ts": TS, "type": "heartbeat"}).encode(), "bad_value"),
+        (
+            json.dumps(
+                {"event_id": "e", "ts": "2026-11-28T10+08:00", "type": "heartbeat"}
+            ).encode(),
+            "bad_value",
+        ),
+        (
+            json.dumps(
+                {"event_id": "e", "ts": "20261128T100000+0800", "type": "heartbeat"}
+            ).encode(),
+            "bad_value",
+        ),
+        (
+            json.dumps(
+                {"event_id": "e", "ts": "2026-02-30T10:00:00Z", "type": "heartbeat"}
+            ).encode(),
+            "bad_value",
+        ),
+        (json.dumps({"event_id": "e", "ts": TS, "type": "heartbeat"}).encode("utf-16"), "not_json"),
+        (b"[" * 100_000, "not_json"),
     ],
 )
 def test_bad_payloads_are_rejected_with_a_cause(body, cause):

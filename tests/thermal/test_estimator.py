@@ -163,3 +163,13 @@ def test_the_simulator_draws_zero_to_four_people_with_fevers():
     assert any(t >= 37.3 for t in temps) and any(t < 37.3 for t in temps)
     frame = render(scenes[0], 32, 24)
     assert frame.shape == (24, 32) and frame.dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 3.3e38, -300.0])
+def test_a_frame_with_pixels_no_sensor_gives_is_refused(bad):
+    from devices.codecs.thermal import FrameError, decode_frame
+
+    pixels = np.full((2, 2), 30.0, dtype="<f4")
+    pixels[1, 1] = bad
+    with pytest.raises(FrameError):
+        decode_frame(2, 2, pixels.tobytes())

@@ -1,0 +1,103 @@
+"""The journal against a real PostgreSQL: refused items are set aside, the doors still get answers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from gateway.domain.alerts import Alert, AlertKind, AlertStatus, Severity
+from gateway.domain.campus import AccessRecord
+from gateway.domain.decisions import Reason, Verdict
+from gateway.domain.events import EventType
+from gateway.pipeline.journal import AlertChange, Journal
+from gateway.store import alerts as alert_store
+from gateway.store.db import connect
+from gateway.store.migrate import apply_migrations
+
+
+@pytest.fixture
+async def journal_dsn(database_factory) -> str:
+    dsn = database_factory("journal")
+    await apply_migrations(dsn)
+    return dsn
+
+
+def record(event_id: str, **detail: object) -> AccessRecord:
+    now = datetime.now(UTC)
+    return AccessRecord(
+        device_id="dev-1",
+        event_id=event_id,
+        type=EventType.CARD,
+        device_ts=now,
+        received_at=now,
+        verdict=Verdict.DENY,
+        reason=Reason.UNKNOWN_CARD,
+        decided_at=now,
+        detail=dict(detail),
+    )
+
+
+async def logged(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [
+            r[0] for r in await conn.fetch("SELECT event_id FROM access_events ORDER BY event_id")
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_a_refused_item_is_set_aside_and_the_rest_goes_on(journal_dsn):
+    journal = Journal(journal_dsn)
+    journal.start()
+    answered: list[str] = []
+    batch = journal.current()
+    batch.records += [
+        record("e1"),
+        record("e2", reading=float("nan")),
+        record("e3"),
+    ]  # NaN: not JSON
+    batch.after.append(lambda: answered.append("published"))
+    journal.kick()
+    await journal.drain()
+    next_batch = journal.current()
+    next_batch.records.append(record("e4"))
+    next_batch.after.append(lambda: answered.append("next"))
+    journal.kick()
+    await journal.drain()
+    await journal.stop()
+    assert answered == ["published", "next"]
+    assert await logged(journal_dsn) == ["e1", "e3", "e4"]
+    assert journal.dropped == 1
+
+
+async def test_resolving_an_alert_someone_already_resolved_does_not_stall(journal_dsn):
+    alert = Alert(
+        uuid.uuid4().hex, AlertKind.DEVICE_OFFLINE, datetime.now(UTC), Severity.HIGH, device="dev-1"
+    )
+    conn = await connect(journal_dsn)
+    try:
+        await alert_store.insert_alerts(conn, [alert])
+        await alert_store.set_alert_status(
+            conn, alert.id, AlertStatus.RESOLVED, "guard-1", "fixed the cable"
+        )
+    finally:
+        await conn.close()
+    journal = Journal(journal_dsn)
+    journal.start()
+    answered: list[str] = []
+    batch = journal.current()
+    batch.alert_changes.append(
+        AlertChange(alert.id, AlertStatus.RESOLVED, "gateway", "device back online")
+    )
+    batch.records.append(record("e5"))
+    batch.after.append(lambda: answered.append("published"))
+    journal.kick()
+    await journal.drain()
+    await journal.stop()
+    assert answered == ["published"]
+    assert await logged(journal_dsn) == ["e5"]
+    assert journal.dropped == 0
