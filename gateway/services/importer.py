@@ -86,7 +86,10 @@ async def import_manifest(
             if not rows:
                 continue
             report(name, 0, len(rows))
-            sections[name] = await upsert(conn, rows)
+            if name in ("people", "cards"):
+                sections[name] = await upsert(conn, rows, identity_only=manifest.identity_only)
+            else:
+                sections[name] = await upsert(conn, rows)
             report(name, len(rows), len(rows))
         if manifest.health:
             set_by = operator or "import"

@@ -9,6 +9,7 @@ ManifestError whose message is one line naming the file and the row.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ class Manifest:
     cards: list[Labeled[Card]] = field(default_factory=list)
     grants: list[Labeled[Grant]] = field(default_factory=list)
     health: list[Labeled[HealthRecord]] = field(default_factory=list)
+    # A people CSV names who people are, not whether they may enter: importing one must
+    # not re-activate a deactivated person or un-revoke a card.
+    identity_only: bool = False
 
     def row_count(self) -> int:
         return sum(len(getattr(self, s)) for s in (*SECTIONS, "cards"))
@@ -412,11 +416,11 @@ def _check_duplicates(m: Manifest) -> None:
 
 def parse_people_csv(raw: str, source: str, tz: ZoneInfo) -> Manifest:
     """A people CSV: header id,kind,name,org_unit,card_uid; a person with two cards has two rows."""
-    reader = csv.reader(raw.splitlines())
+    reader = csv.reader(io.StringIO(raw, newline=""))
     header = next(reader, None)
     if header is None or tuple(h.strip().lower() for h in header) != CSV_HEADER:
         raise ManifestError(f"{source}: line 1: the header must be {','.join(CSV_HEADER)}")
-    manifest = Manifest(source, now=datetime.now(tz))
+    manifest = Manifest(source, now=datetime.now(tz), identity_only=True)
     people: dict[str, Labeled[Person]] = {}
     for line, values in enumerate(reader, start=2):
         if not values or all(not v.strip() for v in values):

@@ -145,7 +145,18 @@ async def upsert_devices(conn: asyncpg.Connection, devices: Sequence[Device]) ->
     )
 
 
-async def upsert_people(conn: asyncpg.Connection, people: Sequence[Person]) -> UpsertCounts:
+async def upsert_people(
+    conn: asyncpg.Connection, people: Sequence[Person], *, identity_only: bool = False
+) -> UpsertCounts:
+    """Upsert people; `identity_only` leaves `active` and `valid_until` of stored people alone."""
+    if identity_only:
+        return await _upsert(
+            conn,
+            "people",
+            ("id", "kind", "name", "org_unit_id"),
+            ("id",),
+            ((p.id, p.kind.value, p.name, p.org_unit_id) for p in people),
+        )
     return await _upsert(
         conn,
         "people",
@@ -155,7 +166,14 @@ async def upsert_people(conn: asyncpg.Connection, people: Sequence[Person]) -> U
     )
 
 
-async def upsert_cards(conn: asyncpg.Connection, cards: Sequence[Card]) -> UpsertCounts:
+async def upsert_cards(
+    conn: asyncpg.Connection, cards: Sequence[Card], *, identity_only: bool = False
+) -> UpsertCounts:
+    """Upsert cards; `identity_only` leaves `revoked` and `valid_until` of stored cards alone."""
+    if identity_only:
+        return await _upsert(
+            conn, "cards", ("uid", "person_id"), ("uid",), ((c.uid, c.person_id) for c in cards)
+        )
     return await _upsert(
         conn,
         "cards",

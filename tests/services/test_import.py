@@ -461,3 +461,29 @@ async def test_import_of_50k_people_takes_seconds(conn, tmp_path, suffix: str) -
     assert first.sections["cards"] == UpsertCounts(60_000, 0, 0)
     assert not second.changed
     assert first_s < 15 and second_s < 15
+
+
+async def test_people_csv_does_not_reactivate_or_unrevoke(conn, tmp_path):
+    """A CSV names who people are; who may enter stays as the manifest or an admin set it."""
+    from zoneinfo import ZoneInfo
+
+    from gateway.services.importer import import_file
+    from gateway.store.roster import load_roster
+
+    tz = ZoneInfo("Asia/Shanghai")
+    manifest = tmp_path / "campus.yaml"
+    manifest.write_text(
+        "org_units: [{id: cs, name: CS}]\n"
+        "people:\n"
+        '  - {id: "V1", kind: visitor, name: Zhao Lei, org_unit: cs, active: false,\n'
+        '     cards: [{uid: "0A0B0C0D", revoked: true}]}\n'
+    )
+    await import_file(conn, manifest, tz=tz)
+    people_csv = tmp_path / "people.csv"
+    people_csv.write_text('id,kind,name,org_unit,card_uid\nV1,visitor,"Zhao Lei",cs,0A0B0C0D\n')
+    await import_file(conn, people_csv, tz=tz)
+    roster = await load_roster(conn)
+    person = next(p for p in roster.people if p.id == "V1")
+    card = next(c for c in roster.cards if c.uid == "0A0B0C0D")
+    assert person.active is False
+    assert card.revoked is True
