@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # OSDP secure-channel keys per reader: a JSON object of device id to 32 hex digits
     # (or to {"scbk": ..., "address": N}); see gateway/pipeline/serial_readers.py.
     osdp_keys: str | None = None
+    # Thermal camera calibrations: a JSON object of device id to
+    # {"offset_c", "ambient_coeff", "ambient_ref_c"}; see gateway/pipeline/thermal.py.
+    thermal_calibrations: str | None = None
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import asyncpg
 import click
 
+from devices.codecs.thermal import Calibration
 from devices.transports.mqtt import BrokerAddress, Protocol
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.gateway import GatewayConfig
+from gateway.pipeline.thermal import parse_calibrations
 from gateway.settings import Settings
 from gateway.store.db import redact_dsn
 from gateway.store.embedded import EmbeddedDatabaseError, resolve_database_url
@@ -97,11 +99,19 @@ def gateway_config(
             tz=settings.tz,
             fever_threshold_c=settings.fever_threshold_c,
             temperature_window_s=settings.temperature_window_s,
+            thermal_calibrations=_calibrations(settings),
         ),
         client_id=client_id,
         share_group=share_group,
         osdp_keys=settings.osdp_keys,
     )
+
+
+def _calibrations(settings: Settings) -> dict[str, Calibration]:
+    try:
+        return parse_calibrations(settings.thermal_calibrations)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @contextlib.asynccontextmanager

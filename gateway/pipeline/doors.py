@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from devices.codecs.thermal import FrameError, ThermalEstimate
+from devices.codecs.thermal import Calibration, FrameError, ThermalEstimate
 from devices.transports.mqtt import Message
 from gateway.domain.alerts import AlertKind
 from gateway.domain.campus import AccessRecord
@@ -65,6 +66,8 @@ class DoorPolicy:
     tz: ZoneInfo
     fever_threshold_c: float
     temperature_window_s: float
+    # Per thermal camera (device id); cameras not named get the default for their resolution.
+    thermal_calibrations: Mapping[str, Calibration] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -363,7 +366,10 @@ class DoorDesk:
     def _thermal(self) -> ThermalDesk:
         thermal: ThermalDesk | None = getattr(self, "_thermal_desk", None)
         if thermal is None:
-            thermal = ThermalDesk(window_s=self._policy.temperature_window_s)
+            thermal = ThermalDesk(
+                window_s=self._policy.temperature_window_s,
+                calibrations=self._policy.thermal_calibrations,
+            )
             self._thermal_desk = thermal
         return thermal
 

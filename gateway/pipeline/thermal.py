@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +51,45 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="thermal")
     return _POOL
+
+
+def parse_calibrations(text: str | None) -> dict[str, Calibration]:
+    """``CAMPUSGATE_THERMAL_CALIBRATIONS``: a JSON object of camera device id to
+    ``{"offset_c": 0.3, "ambient_coeff": 0.05, "ambient_ref_c": 24}`` (each optional).
+
+    Raises ValueError with a one-line message naming what is wrong.
+    """
+    if not text:
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"CAMPUSGATE_THERMAL_CALIBRATIONS is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ValueError(
+            "CAMPUSGATE_THERMAL_CALIBRATIONS must be a JSON object of device id to calibration"
+        )
+    calibrations = {}
+    for device_id, fields in document.items():
+        where = f"CAMPUSGATE_THERMAL_CALIBRATIONS[{device_id!r}]"
+        if not isinstance(fields, dict):
+            raise ValueError(f'{where} must be an object such as {{"offset_c": 0.3}}')
+        unknown = set(fields) - {"offset_c", "ambient_coeff", "ambient_ref_c"}
+        if unknown:
+            raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+        values = {}
+        for name, value in fields.items():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise ValueError(f"{where}.{name} must be a number")
+            values[name] = float(value)
+        if abs(values.get("offset_c", 0.0)) > 10:
+            raise ValueError(f"{where}.offset_c of more than 10 C is not a calibration")
+        calibrations[device_id] = Calibration(**values)
+    return calibrations
 
 
 def default_calibration(width: int, height: int) -> Calibration:
