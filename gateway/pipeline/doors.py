@@ -282,22 +282,33 @@ class DoorDesk:
             celsius=event.celsius,
             detail={"paired_event_id": paired_key[1]} if paired_key else {},
         )
+        self._settle_reading(
+            record, arrival.message, key, paired_key, event.celsius, door, device.id
+        )
+
+    def _settle_reading(
+        self,
+        record: AccessRecord,
+        message: Message,
+        key: EventKey,
+        paired_key: EventKey | None,
+        celsius: float,
+        door: Door,
+        device_id: str,
+    ) -> None:
+        """Decide the card a reading completed, or log the reading to wait or stand alone."""
         waiting = self._waiting.pop(paired_key, None) if paired_key else None
         if waiting is not None:
             # The reading and the card it completes become durable together.
-            waiting.companions.append((record, arrival.message, key))
+            waiting.companions.append((record, message, key))
             outcome = self._decide(
-                waiting.door,
-                waiting.event.card_uid,
-                waiting.direction,
-                event.celsius,
-                window_open=True,
+                waiting.door, waiting.event.card_uid, waiting.direction, celsius, window_open=True
             )
-            self._finalize(waiting, outcome, event.celsius)
+            self._finalize(waiting, outcome, celsius)
             return
         if not door.requires_temperature:
-            self._alert_unpaired_reading(event.celsius, door, device.id)
-        self._journal_plain(record, arrival.message, key)
+            self._alert_unpaired_reading(celsius, door, device_id)
+        self._journal_plain(record, message, key)
 
     def _alert_unpaired_reading(self, celsius: float, door: Door, device_id: str | None) -> None:
         """A fever reading no card claimed: someone with a fever stood at the door."""
@@ -468,22 +479,9 @@ class DoorDesk:
             else:
                 detail["paired_event_id"] = paired_key[1]
         record = self._thermal_record(arrival, event, device, door, detail, nearest.celsius)
-        waiting = self._waiting.pop(paired_key, None) if paired_key else None
-        if waiting is not None:
-            # The reading and the card it completes become durable together.
-            waiting.companions.append((record, arrival.message, key))
-            outcome = self._decide(
-                waiting.door,
-                waiting.event.card_uid,
-                waiting.direction,
-                nearest.celsius,
-                window_open=True,
-            )
-            self._finalize(waiting, outcome, nearest.celsius)
-            return
-        if not door.requires_temperature:
-            self._alert_unpaired_reading(nearest.celsius, door, device.id)
-        self._journal_plain(record, arrival.message, key)
+        self._settle_reading(
+            record, arrival.message, key, paired_key, nearest.celsius, door, device.id
+        )
 
     def _thermal_check_tailgating(
         self, thermal: ThermalDesk, door: Door, device_id: str, people: int, at: float
