@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,7 +101,7 @@ class SerialAwarePublisher(Publisher):
         super().decision(device_id, decision)
 
 
-class _Reader:
+class _Reader(ABC):
     """One reader's transport and codec; reports cards and presence to SerialReaders."""
 
     def __init__(self, device: Device, owner: SerialReaders) -> None:
@@ -108,11 +109,13 @@ class _Reader:
         self.owner = owner
         self.feedback_log: list[Decision] = []
 
+    @abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Open the port and begin reading."""
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Stop reading and release the port."""
 
     def feedback(self, decision: Decision) -> None:
         self.feedback_log.append(decision)
