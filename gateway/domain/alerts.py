@@ -29,6 +29,10 @@ class Severity(StrEnum):
     LOW = "low"
 
 
+# Detail keys that are health data (a person's temperature): kept out of published alerts.
+HEALTH_DETAIL = frozenset({"celsius", "faces_c"})
+
+
 class AlertStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
@@ -67,7 +71,11 @@ class Alert:
     status: AlertStatus = AlertStatus.OPEN
 
     def to_wire(self) -> dict[str, object]:
-        """The JSON published on P/alerts/{kind}; no health details."""
+        """The JSON published on P/alerts/{kind}; no health details.
+
+        Every subscriber of the broker sees it, so readings stay in the store, where the
+        API shows them only to roles that may see health data.
+        """
         return {
             "id": self.id,
             "kind": self.kind.value,
@@ -78,5 +86,5 @@ class Alert:
             "device": self.device,
             "person": self.person,
             "status": self.status.value,
-            "detail": self.detail,
+            "detail": {k: v for k, v in self.detail.items() if k not in HEALTH_DETAIL},
         }

@@ -12,6 +12,7 @@ from firmware_sim import scenarios
 from firmware_sim.fleet import Fleet
 from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.pipeline.gateway import Gateway
+from gateway.store.alerts import get_alert
 from gateway.store.db import connect
 from gateway.store.health import set_health
 
@@ -170,14 +171,20 @@ async def test_bad_event_is_rejected_and_the_next_is_decided(gateway, fleet, cam
     assert gateway.counters.rejected_by_cause["wrong_type"] >= 1
 
 
-async def test_bad_reading_is_denied_and_alerted(gateway, fleet, alerts, campus):
+async def test_bad_reading_is_denied_and_alerted(gateway, fleet, alerts, campus, campus_dsn):
     facts = campus.facts
     terminal = fleet[facts.temperature_device]
     eid = terminal.swipe(facts.resident_cards[6], celsius=33.0)
     assert outcome(await terminal.decision(eid)) == "deny/temperature_invalid"
     alert = await alerts.wait_for("temperature_invalid", device=facts.temperature_device)
     assert alert is not None and alert["severity"] == "low"
-    assert alert["detail"]["celsius"] == 33.0
+    assert "celsius" not in alert["detail"]  # a reading is health data: not on the broker
+    conn = await connect(campus_dsn)
+    try:
+        stored = await get_alert(conn, alert["id"])
+    finally:
+        await conn.close()
+    assert stored is not None and stored.detail["celsius"] == 33.0
 
 
 async def test_fever_reading_nobody_claims_raises_a_fever_alert(

@@ -14,6 +14,7 @@ from firmware_sim.terminal import SimTerminal
 from firmware_sim.thermal_camera import SimThermalCamera, random_scene
 from gateway.pipeline import thermal as gateway_thermal
 from gateway.services.importer import import_file
+from gateway.store.alerts import get_alert
 from gateway.store.db import connect
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -88,13 +89,21 @@ async def test_the_frame_may_come_before_the_card(door_devices, staff_cards):
     assert outcome(await terminal.decision(eid)) == "admit/ok"
 
 
-async def test_a_fevered_face_is_denied_with_an_alert(door_devices, staff_cards, alerts):
+async def test_a_fevered_face_is_denied_with_an_alert(
+    door_devices, staff_cards, alerts, campus_dsn
+):
     terminal, camera = door_devices
     eid = terminal.swipe(staff_cards[2])
     camera.show(random_scene(23, temperatures=[38.5]))
     assert outcome(await terminal.decision(eid)) == "deny/fever"
     alert = await alerts.wait_for("fever", device="term-thermal")
-    assert alert is not None and abs(alert["detail"]["celsius"] - 38.5) <= 0.3
+    assert alert is not None and "celsius" not in alert["detail"]  # not on the broker
+    conn = await connect(campus_dsn)
+    try:
+        stored = await get_alert(conn, alert["id"])
+    finally:
+        await conn.close()
+    assert stored is not None and abs(stored.detail["celsius"] - 38.5) <= 0.3
 
 
 async def test_two_people_one_admit_is_tailgating(door_devices, staff_cards, alerts):
