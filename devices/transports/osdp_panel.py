@@ -22,6 +22,8 @@ import serial
 _LOGGER = logging.getLogger(__name__)
 
 REOPEN_S = 0.5
+WRITE_TIMEOUT_S = 0.5
+CLOSE_WAIT_S = 2.0
 STATUS_POLL_S = 0.2
 # libosdp waits minutes before it polls an offline reader again; restart the reader's state
 # machine this often instead, so a replugged reader is back within seconds.
@@ -42,7 +44,11 @@ class SerialChannel(osdp.Channel):
     def _ensure(self) -> serial.SerialBase | None:
         if self._port is None and time.monotonic() >= self._next_open:
             try:
-                self._port = serial.serial_for_url(self._url, baudrate=self._baudrate, timeout=0)
+                # A write must never block: a pseudo-terminal or a USB adapter whose other
+                # end is gone can otherwise hold libosdp's thread (and this lock) forever.
+                self._port = serial.serial_for_url(
+                    self._url, baudrate=self._baudrate, timeout=0, write_timeout=WRITE_TIMEOUT_S
+                )
             except (serial.SerialException, OSError, ValueError):
                 self._next_open = time.monotonic() + REOPEN_S
         return self._port
@@ -72,6 +78,8 @@ class SerialChannel(osdp.Channel):
                 return 0
             try:
                 return port.write(buf) or 0
+            except serial.SerialTimeoutException:
+                return 0
             except (serial.SerialException, OSError):
                 self._fail()
                 return 0
@@ -83,8 +91,13 @@ class SerialChannel(osdp.Channel):
                     self._port.flush()
 
     def close(self) -> None:
-        with self._lock:
+        # Closing must not wait on a stuck I/O call: after a while, close anyway.
+        locked = self._lock.acquire(timeout=CLOSE_WAIT_S)
+        try:
             self._fail()
+        finally:
+            if locked:
+                self._lock.release()
 
 
 class OsdpPanel:

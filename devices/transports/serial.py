@@ -107,7 +107,9 @@ class SerialLink:
         return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
     def _open(self) -> serial.SerialBase:
-        return serial.serial_for_url(self.url, baudrate=self._baudrate, timeout=READ_TIMEOUT_S)
+        return serial.serial_for_url(
+            self.url, baudrate=self._baudrate, timeout=READ_TIMEOUT_S, write_timeout=READ_TIMEOUT_S
+        )
 
     def _read(self) -> bytes:
         port = self._port
