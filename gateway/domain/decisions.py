@@ -44,6 +44,13 @@ MESSAGES: dict[Reason, str] = {
 DEFAULT_UNLOCK_MS = 3000
 
 
+def terminal_message(verdict: Verdict, reason: Reason, person_name: str | None) -> str:
+    """The terminal's text for a decision: a greeting by name on admit, never a health detail."""
+    if verdict is Verdict.ADMIT and person_name:
+        return f"Welcome, {person_name}"
+    return MESSAGES[reason]
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The command sent back for one card event."""
@@ -55,10 +62,13 @@ class Decision:
     unlock_ms: int = 0
 
     @classmethod
-    def recorded(cls, event_id: str, verdict: str, reason: str) -> Decision:
+    def recorded(
+        cls, event_id: str, verdict: str, reason: str, person_name: str | None = None
+    ) -> Decision:
         """A decision rebuilt from the access log, to answer a duplicate after a restart."""
         v, r = Verdict(verdict), Reason(reason)
-        return cls(event_id, v, r, MESSAGES[r], DEFAULT_UNLOCK_MS if v is Verdict.ADMIT else 0)
+        message = terminal_message(v, r, person_name)
+        return cls(event_id, v, r, message, DEFAULT_UNLOCK_MS if v is Verdict.ADMIT else 0)
 
     @property
     def is_final(self) -> bool:

@@ -65,14 +65,20 @@ class Gateway:
         self._pool = await create_pool(config.database_url, min_size=2, max_size=6)
         async with self._pool.acquire() as conn:
             await access_log.ensure_partitions(conn, datetime.now(UTC))
-            recent = await access_log.recent_decisions(conn, datetime.now(UTC) - DEDUPE_HORIZON)
+            recent = await access_log.recent_decisions(
+                conn, datetime.now(UTC) - DEDUPE_HORIZON, with_person=True
+            )
             occupancy = Occupancy(await access_log.zone_occupancy(conn))
-        seen = SeenEvents()
-        for device_id, event_id, verdict, reason in recent:
-            seen.remember((device_id, event_id), Decision.recorded(event_id, verdict, reason))
 
         self.roster = RosterState(self._pool, config.database_url)
         await self.roster.start()
+        # A duplicate gets the original decision, greeting included.
+        seen = SeenEvents()
+        index = self.roster.index
+        for device_id, event_id, verdict, reason, person_id in recent:
+            person = index.person(person_id) if person_id else None
+            decision = Decision.recorded(event_id, verdict, reason, person.name if person else None)
+            seen.remember((device_id, event_id), decision)
 
         subscriptions = [(self._events_filter(), 1), (self.topics.states, 1)]
         self.mqtt = MqttClient(

@@ -14,7 +14,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gateway.domain.alerts import AlertKind
-from gateway.domain.decisions import DEFAULT_UNLOCK_MS, MESSAGES, Decision, Reason, Verdict
+from gateway.domain.decisions import (
+    DEFAULT_UNLOCK_MS,
+    Decision,
+    Reason,
+    Verdict,
+    terminal_message,
+)
 from gateway.domain.events import Direction
 from gateway.domain.health import HealthStatus
 from gateway.domain.roster import Card, Door, DoorDirection, Grant, Person, Zone
@@ -69,9 +75,9 @@ class Outcome:
     @property
     def message(self) -> str:
         """The terminal's text; never a health detail."""
-        if self.verdict is Verdict.ADMIT and self.person is not None:
-            return f"Welcome, {self.person.name}"
-        return MESSAGES[self.reason]
+        return terminal_message(
+            self.verdict, self.reason, self.person.name if self.person else None
+        )
 
     @property
     def unlock_ms(self) -> int:

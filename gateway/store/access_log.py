@@ -64,20 +64,23 @@ async def write_access_records(conn: asyncpg.Connection, records: Sequence[Acces
 
 
 async def recent_decisions(
-    conn: asyncpg.Connection, since: datetime
-) -> list[tuple[str, str, str, str]]:
-    """(device_id, event_id, decision, reason) of card events finally decided since `since`.
+    conn: asyncpg.Connection, since: datetime, *, with_person: bool = False
+) -> list[tuple[str, ...]]:
+    """(device_id, event_id, decision, reason) of card events finally decided since `since`,
+    oldest first; `with_person` adds the person id (or None) as a fifth item.
 
-    Used to re-seed duplicate detection after a restart, oldest first.
+    Used to re-seed duplicate detection after a restart.
     """
     rows = await conn.fetch(
         """
-        SELECT device_id, event_id, decision, reason FROM access_events
+        SELECT device_id, event_id, decision, reason, person_id FROM access_events
         WHERE received_at >= $1 AND type = 'card' AND decision IN ('admit', 'deny')
         ORDER BY received_at
         """,
         since,
     )
+    if with_person:
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 

@@ -226,3 +226,27 @@ async def test_stopping_denies_cards_still_waiting_for_a_reading(
                 await again.stop()
     finally:
         await gateway.stop()
+
+
+async def test_a_duplicate_after_a_restart_gets_the_original_decision(
+    campus, campus_dsn, mqtt_url, prefix, config_factory
+):
+    facts = campus.facts
+    async with Fleet(mqtt_url, [facts.gate_device], prefix=prefix) as fleet:
+        terminal = fleet[facts.gate_device]
+        first = Gateway(config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"))
+        await first.start()
+        try:
+            eid = terminal.swipe(facts.resident_cards[3])
+            original = await terminal.decision(eid)
+        finally:
+            await first.stop()
+        assert original["message"].startswith("Welcome, ")
+        second = Gateway(config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"))
+        await second.start()
+        try:
+            terminal.resend(eid)
+            answers = await terminal.wait_finals(eid, 2, timeout=5)
+        finally:
+            await second.stop()
+    assert answers == [original, original]
