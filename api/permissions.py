@@ -25,6 +25,19 @@ class Permission(StrEnum):
     READ_AUDIT = "read_audit"
     MANAGE_OPERATORS = "manage_operators"
     WRITE_ROSTER = "write_roster"  # org units, zones, doors, devices, people, cards
+    # Epidemic-prevention workflows (issue #5).
+    RECORD_READING = "record_reading"  # a guard's manual re-measurement of a fever_watch person
+    READ_CARETAKING = "read_caretaking"  # caretakers and the people in their care
+    DECLARE_TRAVEL = "declare_travel"  # travel declarations, for oneself's org unit scope
+    MANAGE_AREAS = "manage_areas"  # the list of epidemic areas
+    TRACE_CONTACTS = "trace_contacts"  # contact tracing and marking close contacts
+    READ_MUSTER = "read_muster"  # who is inside a zone now
+    SET_RESPONSE_LEVEL = "set_response_level"
+    READ_REPORTS = "read_reports"  # daily reports (lists behind numbers need READ_HEALTH)
+    SEND_REPORTS = "send_reports"  # generate and deliver on demand
+    EXPORT_PERSON = "export_person"  # everything held about one person
+    UNMASK = "unmask"  # see full ID and phone numbers (each use is audited)
+    RUN_RETENTION = "run_retention"
 
 
 _P = Permission
@@ -39,6 +52,8 @@ MATRIX: dict[OperatorRole, frozenset[Permission]] = {
             _P.READ_COUNTS,
             _P.READ_PEOPLE,
             _P.READ_EVENTS,
+            _P.RECORD_READING,
+            _P.READ_MUSTER,
         }
     ),
     OperatorRole.HEALTH_OFFICER: frozenset(
@@ -49,10 +64,30 @@ MATRIX: dict[OperatorRole, frozenset[Permission]] = {
             _P.READ_PEOPLE,
             _P.READ_HEALTH,
             _P.WRITE_HEALTH,
+            _P.READ_CARETAKING,
+            _P.DECLARE_TRAVEL,
+            _P.MANAGE_AREAS,
+            _P.TRACE_CONTACTS,
+            _P.READ_MUSTER,
+            _P.SET_RESPONSE_LEVEL,
+            _P.READ_REPORTS,
+            _P.SEND_REPORTS,
+            _P.EXPORT_PERSON,
+            _P.UNMASK,
         }
     ),
     OperatorRole.LIAISON: frozenset(
-        {_P.READ_CAMPUS, _P.READ_COUNTS, _P.READ_PEOPLE, _P.READ_EVENTS, _P.READ_ALERTS}
+        {
+            _P.READ_CAMPUS,
+            _P.READ_COUNTS,
+            _P.READ_PEOPLE,
+            _P.READ_EVENTS,
+            _P.READ_ALERTS,
+            _P.READ_CARETAKING,
+            _P.DECLARE_TRAVEL,
+            _P.READ_REPORTS,
+            _P.SEND_REPORTS,
+        }
     ),
 }
 
@@ -66,6 +101,11 @@ NON_HEALTH_ALERTS = frozenset(AlertKind) - HEALTH_ALERTS
 
 def allowed(role: OperatorRole, permission: Permission) -> bool:
     return permission in MATRIX[role]
+
+
+def permissions_of(role: OperatorRole) -> list[str]:
+    """The role's permissions, sorted (what the console may offer)."""
+    return sorted(p.value for p in MATRIX[role])
 
 
 def visible_alert_kinds(role: OperatorRole) -> frozenset[AlertKind] | None:

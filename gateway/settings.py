@@ -32,6 +32,26 @@ class Settings(BaseSettings):
     # Thermal camera calibrations: a JSON object of device id to
     # {"offset_c", "ambient_coeff", "ambient_ref_c"}; see gateway/pipeline/thermal.py.
     thermal_calibrations: str | None = None
+    # Epidemic-prevention workflows (issue #5); not in the contract table.
+    # Days of isolation after a return from an epidemic area or after a close contact.
+    isolation_days: int = Field(default=14, ge=1, le=60)
+    # Contact tracing: how far back by default, how close two entries must be to count
+    # as a contact where no exit was logged, and the longest stay assumed without an exit.
+    trace_window_days: int = Field(default=14, ge=1, le=60)
+    trace_entry_gap_s: float = Field(default=900.0, gt=0, le=86_400)
+    trace_max_stay_h: float = Field(default=12.0, gt=0, le=72)
+    # Daily reports: when they are generated (campus time, HH:MM), where they go, how.
+    report_time: str = "08:00"
+    # JSON object: {"student": [addresses], "staff": [addresses]}; an address is
+    # "mailto:office@example.edu" or an http(s):// webhook URL.
+    report_recipients: str | None = None
+    smtp_url: str | None = None  # smtp://[user:pass@]host:port (smtps:// for TLS)
+    smtp_from: str = "campusgate@localhost"
+    # Retention: access events and health history older than this are deleted
+    # (or anonymized); reports older than retention_reports_days are deleted.
+    retention_access_days: int = Field(default=90, ge=15, le=3650)
+    retention_health_days: int = Field(default=180, ge=15, le=3650)
+    retention_reports_days: int = Field(default=365, ge=1, le=3650)
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"
@@ -78,6 +98,16 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("report_time")
+    @classmethod
+    def _check_report_time(cls, value: str) -> str:
+        hour, sep, minute = value.partition(":")
+        if not (
+            sep and hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60
+        ):
+            raise ValueError("must be HH:MM in the campus time zone, e.g. 08:00")
+        return f"{int(hour):02d}:{int(minute):02d}"
 
     @property
     def tz(self) -> ZoneInfo:

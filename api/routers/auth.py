@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.deps import CSRF_COOKIE, SESSION_COOKIE, Conn, CurrentOperator
+from api.permissions import permissions_of
 from gateway.services.accounts import SESSION_LIFETIME, check_password, close_session, open_session
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -67,6 +68,7 @@ class Me(BaseModel):
     role: str
     org_unit_id: str | None
     csrf_token: str | None = None
+    permissions: list[str] = []  # what the console may offer this operator
 
 
 @router.post("/login", response_model=Me)
@@ -96,6 +98,7 @@ async def login(body: Login, request: Request, response: Response, conn: Conn) -
         role=account.role.value,
         org_unit_id=account.org_unit_id,
         csrf_token=session.csrf_token,
+        permissions=permissions_of(account.role),
     )
 
 
@@ -117,4 +120,5 @@ async def me(operator: CurrentOperator, request: Request) -> Me:
         role=operator.account.role.value,
         org_unit_id=operator.account.org_unit_id,
         csrf_token=request.cookies.get(CSRF_COOKIE) if operator.via == "session" else None,
+        permissions=permissions_of(operator.account.role),
     )

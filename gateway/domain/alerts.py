@@ -20,6 +20,8 @@ class AlertKind(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     UNKNOWN_DEVICE = "unknown_device"
     CARD_REVOKED = "card_revoked"
+    # Not in contract section 5 (issue #5): a zone above its gathering threshold too long.
+    GATHERING = "gathering"
 
 
 class Severity(StrEnum):
@@ -52,6 +54,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.DEVICE_OFFLINE: Severity.HIGH,
     AlertKind.UNKNOWN_DEVICE: Severity.MEDIUM,
     AlertKind.CARD_REVOKED: Severity.MEDIUM,
+    AlertKind.GATHERING: Severity.HIGH,
 }
 
 

@@ -1,0 +1,18 @@
+"""The campus's scheduled jobs, composed once for `serve` and `demo`.
+
+Each workflow adds its job here: health expiry, travel re-evaluation, the
+gathering watch, daily reports, retention.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from gateway.services.scheduler import Job
+from gateway.settings import Settings
+
+
+def campus_jobs(pool: asyncpg.Pool, settings: Settings) -> list[Job]:
+    """Every scheduled job of a campus served from `pool`."""
+    jobs: list[Job] = []
+    return jobs
