@@ -21,6 +21,18 @@ class HealthStatus(StrEnum):
         return self not in (HealthStatus.CLEAR, HealthStatus.RECOVERED)
 
 
+# Statuses that keep a person at home under a caretaker's watch (fever_watch does not:
+# it lasts until a re-measurement, usually within the hour).
+ISOLATION_STATUSES = frozenset(
+    {
+        HealthStatus.HOME_ISOLATION,
+        HealthStatus.CLOSE_CONTACT,
+        HealthStatus.SUSPECTED,
+        HealthStatus.CONFIRMED,
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class HealthRecord:
     """A person's current health status; `until` returns it to clear by itself."""
