@@ -10,12 +10,13 @@ const I18N = {
     lookup_hint: "姓名、学号/工号或卡号", search: "查询", note: "备注", cancel: "取消", confirm: "确定",
     acknowledge: "确认", resolve: "处理完毕", admitted: "放行", denied: "拒绝", fevers: "发热",
     online: "在线", offline: "离线", health_hold: "健康管控", login_failed: "用户名或密码错误",
-    too_many: "失败次数过多，请稍后再试", live: "实时连接",
+    too_many: "失败次数过多，请稍后再试", live: "实时连接", tab_alerts: "告警值班",
     sev: { critical: "紧急", high: "高", medium: "中", low: "低" },
     st: { open: "未处理", acknowledged: "已确认", resolved: "已处理" },
     kinds: { outsider: "外来人员", unauthorized: "无权限", isolation_breach: "隔离人员外出", fever: "发热",
       temperature_invalid: "体温异常读数", zone_full: "区域满员", tailgating: "尾随", door_forced: "强行开门",
-      door_held_open: "门长时间未关", device_offline: "设备离线", unknown_device: "未知设备", card_revoked: "卡已注销" },
+      door_held_open: "门长时间未关", device_offline: "设备离线", unknown_device: "未知设备", card_revoked: "卡已注销",
+      gathering: "人员聚集" },
     reasons: { unknown_card: "未知卡", card_revoked: "卡已注销", health_hold: "健康管控", not_authorized: "无权限",
       temperature_required: "需测体温", temperature_invalid: "体温读数无效", fever: "发热", zone_full: "满员" },
   },
@@ -27,7 +28,7 @@ const I18N = {
     lookup_hint: "name, id or card", search: "Search", note: "Note", cancel: "Cancel", confirm: "OK",
     acknowledge: "Acknowledge", resolve: "Resolve", admitted: "Admitted", denied: "Denied", fevers: "Fevers",
     online: "online", offline: "offline", health_hold: "health hold", login_failed: "Wrong name or password",
-    too_many: "Too many failed logins; try again later", live: "live",
+    too_many: "Too many failed logins; try again later", live: "live", tab_alerts: "Alerts",
     sev: { critical: "critical", high: "high", medium: "medium", low: "low" },
     st: { open: "open", acknowledged: "acknowledged", resolved: "resolved" },
     kinds: {}, reasons: {},
@@ -38,6 +39,9 @@ const state = { lang: localStorage.getItem("cg-lang") || "zh", me: null, csrf: n
   cursor: null, ws: null, zones: [], audio: null };
 
 const $ = (sel) => document.querySelector(sel);
+// Pages beyond the alerts view, registered by /static/pages/*.js through CG.registerPage.
+const pages = new Map();
+const languageListeners = [];
 const t = (key) => I18N[state.lang][key] ?? I18N.en[key] ?? key;
 const tk = (group, key) => (I18N[state.lang][group] || {})[key] || key;
 
@@ -49,7 +53,8 @@ function applyLanguage() {
   $("#lang").textContent = state.lang === "zh" ? "English" : "中文";
   fillKindFilter();
   renderAlerts();
-  if (state.me) { loadCounts(); loadDevices(); }
+  if (state.me) { loadCounts(); loadDevices(); renderTabs(); }
+  for (const fn of languageListeners) { try { fn(state.lang); } catch (e) { console.error(e); } }
 }
 
 async function api(path, options = {}) {
@@ -67,6 +72,8 @@ function cookie(name) {
 
 function showLogin() {
   $("#login-view").hidden = false; $("#console-view").hidden = true; $("#logout").hidden = true;
+  $("#tabs").hidden = true;
+  for (const page of pages.values()) if (page.section) page.section.hidden = true;
   $("#who").textContent = "";
   if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
 }
@@ -75,9 +82,85 @@ async function showConsole(me) {
   state.me = me; state.csrf = me.csrf_token || cookie("cg_csrf");
   $("#login-view").hidden = true; $("#console-view").hidden = false; $("#logout").hidden = false;
   $("#who").textContent = `${me.name} (${me.role})`;
+  renderTabs();
+  showPage(location.hash.slice(1));
   await Promise.allSettled([loadZones(), loadAlerts(), loadCounts(), loadDevices()]);
   connectStream();
 }
+
+// -- pages ------------------------------------------------------------------
+
+function mayOpen(def) {
+  if (!def.permission) return true;
+  const need = Array.isArray(def.permission) ? def.permission : [def.permission];
+  const have = (state.me && state.me.permissions) || [];
+  return need.some((p) => have.includes(p));
+}
+
+function registerPage(def) {
+  if (!def || !def.id || typeof def.render !== "function") throw new Error("registerPage needs id and render");
+  for (const lang of ["zh", "en"]) Object.assign(I18N[lang], (def.i18n || {})[lang] || {});
+  pages.set(def.id, { def, section: null });
+  if (state.me) { renderTabs(); if (location.hash.slice(1) === def.id) showPage(def.id); }
+}
+
+function renderTabs() {
+  const nav = $("#tabs"); if (!nav || !state.me) return;
+  const current = state.page || "alerts";
+  const link = (id, title) => el("a", { href: `#${id}`, id: `tab-${id}`, class: id === current ? "active" : "" }, title);
+  const tabs = [link("alerts", t("tab_alerts"))];
+  for (const { def } of pages.values()) if (mayOpen(def)) tabs.push(link(def.id, (def.title || {})[state.lang] || def.id));
+  nav.replaceChildren(...tabs);
+  nav.hidden = false;
+}
+
+function showPage(id) {
+  if (!state.me) return;
+  const entry = pages.get(id);
+  const target = entry && mayOpen(entry.def) ? id : "alerts";
+  state.page = target;
+  $("#console-view").hidden = target !== "alerts";
+  for (const [pid, page] of pages) {
+    if (pid !== target) { if (page.section) page.section.hidden = true; continue; }
+    if (!page.section) {
+      page.section = el("section", { id: `page-${pid}`, class: "page" });
+      $("#pages").append(page.section);
+      try { page.def.render(page.section); } catch (e) { console.error(e); }
+    }
+    page.section.hidden = false;
+    if (page.def.show) { try { page.def.show(page.section); } catch (e) { console.error(e); } }
+  }
+  for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.id === `tab-${target}`);
+}
+
+// el("button", {class: "x", onclick: fn, dataset: {id: 1}}, "text", child): DOM without innerHTML.
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key in node && typeof value !== "string") node[key] = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const locale = () => (state.lang === "zh" ? "zh-CN" : "en-GB");
+const fmtTime = (ts) => (ts ? new Date(ts).toLocaleString(locale()) : "");
+const fmtDate = (ts) => (ts ? new Date(ts).toLocaleDateString(locale()) : "");
+
+window.CG = {
+  api, t, tk, state, el, fmtTime, fmtDate, registerPage,
+  onLanguage: (fn) => languageListeners.push(fn),
+  showPage: (id) => { location.hash = id; },
+};
 
 async function login(event) {
   event.preventDefault();
@@ -243,6 +326,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#login-form").addEventListener("submit", login);
   $("#logout").addEventListener("click", logout);
   $("#lookup-form").addEventListener("submit", lookup);
+  window.addEventListener("hashchange", () => showPage(location.hash.slice(1)));
   $("#lang").addEventListener("click", () => { state.lang = state.lang === "zh" ? "en" : "zh"; localStorage.setItem("cg-lang", state.lang); applyLanguage(); });
   for (const id of ["#filter-zone", "#filter-kind", "#filter-open"]) $(id).addEventListener("change", renderAlerts);
   document.addEventListener("click", ensureAudio);

@@ -25,7 +25,14 @@ from firmware_sim.fleet import AlertWatch, Fleet
 from firmware_sim.hardware import DoorHardware, demo_hardware
 from gateway.cli import settings_of
 from gateway.cli.demo_view import LiveView
-from gateway.cli.runtime import gateway_config, open_broker, open_database, run, stop_signal
+from gateway.cli.runtime import (
+    campus_scheduler,
+    gateway_config,
+    open_broker,
+    open_database,
+    run,
+    stop_signal,
+)
 from gateway.cli.serve import api_server
 from gateway.pipeline.gateway import Gateway
 from gateway.services.accounts import set_password
@@ -162,6 +169,7 @@ async def run_demo(
             f"RDM6300 reader on pseudo-terminals, a thermal camera; "
             f"{len(campus.manifest.get('people', []))} people; broker {broker.address.host}:{broker.address.port}"
         )
+        await stack.enter_async_context(campus_scheduler(settings, dsn))
         url = await stack.enter_async_context(api_server(settings, dsn, any_port_if_busy=True))
         logins = await _demo_logins(dsn)
         console.print(f"[bold]console[/bold]: {url}  (API docs: {url}docs)", highlight=False)

@@ -18,8 +18,10 @@ from devices.transports.mqtt import BrokerAddress, Protocol
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.gateway import GatewayConfig
 from gateway.pipeline.thermal import parse_calibrations
+from gateway.services.jobs import campus_jobs
+from gateway.services.scheduler import Scheduler
 from gateway.settings import Settings
-from gateway.store.db import redact_dsn
+from gateway.store.db import create_pool, redact_dsn
 from gateway.store.embedded import EmbeddedDatabaseError, resolve_database_url
 from gateway.store.migrate import apply_migrations
 
@@ -112,6 +114,24 @@ def _calibrations(settings: Settings) -> dict[str, Calibration]:
         return parse_calibrations(settings.thermal_calibrations)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def campus_scheduler(settings: Settings, dsn: str) -> AsyncIterator[Scheduler]:
+    """The campus's scheduled jobs (expiry, re-evaluation, reports, retention) while inside."""
+    pool = await create_pool(dsn, min_size=1, max_size=4)
+    try:
+        jobs = campus_jobs(pool, settings)
+    except ValueError as exc:  # a setting only the jobs can check, e.g. report recipients
+        await pool.close()
+        raise click.ClickException(str(exc)) from None
+    scheduler = Scheduler(jobs, settings.tz)
+    await scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        await scheduler.stop()
+        await pool.close()
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,14 @@ import click
 
 from devices.transports.mqtt import MqttError
 from gateway.cli import settings_of
-from gateway.cli.runtime import gateway_config, open_broker, open_database, run, stop_signal
+from gateway.cli.runtime import (
+    campus_scheduler,
+    gateway_config,
+    open_broker,
+    open_database,
+    run,
+    stop_signal,
+)
 from gateway.pipeline.gateway import Gateway
 from gateway.settings import Settings
 
@@ -87,7 +94,7 @@ async def serve_gateway(
                 raise click.ClickException(str(exc)) from None
             click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
             if api:
-                async with api_server(settings, dsn) as url:
+                async with campus_scheduler(settings, dsn), api_server(settings, dsn) as url:
                     click.echo(f"console and API on {url} (OpenAPI at {url}docs)", err=True)
                     await stop.wait()
             else:
