@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.domain.reports import parse_recipients
+
 
 class Settings(BaseSettings):
     """Everything an operator can set through `CAMPUSGATE_*` or a flag of the same name."""
@@ -108,6 +110,17 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be HH:MM in the campus time zone, e.g. 08:00")
         return f"{int(hour):02d}:{int(minute):02d}"
+
+    @field_validator("report_recipients")
+    @classmethod
+    def _check_report_recipients(cls, value: str | None) -> str | None:
+        try:
+            parse_recipients(value)
+        except ValueError as exc:
+            raise ValueError(
+                f'{exc}; expected {{"student": ["mailto:a@b.edu"], "staff": ["https://..."]}}'
+            ) from None
+        return value or None
 
     @property
     def tz(self) -> ZoneInfo:

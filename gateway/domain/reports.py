@@ -1,0 +1,116 @@
+"""Daily reports (issue 5, item 6): audiences, recipients, stored reports, deliveries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class Audience(StrEnum):
+    """Whose report: students go to the student-affairs office, staff to the school office."""
+
+    STUDENT = "student"
+    STAFF = "staff"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+# Lists whose rows carry health detail: shown only to roles with READ_HEALTH.
+HEALTH_LISTS = ("fevers", "health", "new_isolations")
+# Lists without health detail (who was not seen on campus).
+PLAIN_LISTS = ("absent",)
+LIST_NAMES = HEALTH_LISTS + PLAIN_LISTS
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One address of report_recipients: `mailto:office@example.edu` or an http(s) URL."""
+
+    address: str
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.EMAIL if self.address.startswith("mailto:") else Channel.WEBHOOK
+
+    @property
+    def email(self) -> str:
+        return self.address.removeprefix("mailto:")
+
+
+def _recipient(text: object, audience: str) -> Recipient:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{audience}: every address must be a non-empty string")
+    address = text.strip()
+    if address.startswith("mailto:"):
+        mailbox = address.removeprefix("mailto:")
+        local, at, domain = mailbox.partition("@")
+        if not (local and at and domain) or any(c in mailbox for c in " ,;<>\r\n"):
+            raise ValueError(f"{audience}: {address!r} is not mailto:name@domain")
+        return Recipient(address)
+    parts = urlsplit(address)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return Recipient(address)
+    raise ValueError(f"{audience}: {address!r} is neither mailto:... nor an http(s):// URL")
+
+
+def parse_recipients(text: str | None) -> dict[Audience, tuple[Recipient, ...]]:
+    """report_recipients as JSON {"student": [...], "staff": [...]}; ValueError when malformed."""
+    found: dict[Audience, tuple[Recipient, ...]] = {a: () for a in Audience}
+    if not text or not text.strip():
+        return found
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(parsed, dict):
+        raise ValueError('must be a JSON object {"student": [...], "staff": [...]}')
+    for key, addresses in parsed.items():
+        if key not in Audience.__members__.values():
+            raise ValueError(f"unknown audience {key!r}; use student and staff")
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        if not isinstance(addresses, list):
+            raise ValueError(f"{key}: must be a list of addresses")
+        found[Audience(key)] = tuple(_recipient(a, key) for a in addresses)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class DailyReport:
+    """One stored generation of a (day, org unit, audience) report.
+
+    `org_unit_id` None is the campus-wide roll-up. `summary` holds the numbers and
+    `lists` the rows behind them; the renderers are pure functions of these.
+    """
+
+    id: int
+    day: date
+    org_unit_id: str | None
+    audience: Audience
+    generated_at: datetime
+    generated_by: str
+    scheduled: bool
+    cutoff: datetime
+    summary: dict[str, Any]
+    lists: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt to send a report to one recipient."""
+
+    id: int
+    report_id: int
+    channel: Channel
+    recipient: str
+    sent_at: datetime
+    status: str  # ok | failed
+    error: str | None
+    sent_by: str
