@@ -91,6 +91,9 @@ async def import_manifest(
             else:
                 sections[name] = await upsert(conn, rows)
             report(name, len(rows), len(rows))
+        if manifest.contacts:
+            contacts = [r.item for r in manifest.contacts]
+            sections["contacts"] = await roster_write.upsert_contacts(conn, contacts)
         if manifest.health:
             set_by = operator or "import"
             records = [replace(r.item, set_by=set_by) for r in manifest.health]

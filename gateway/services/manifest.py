@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +23,12 @@ import yaml
 
 from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.domain.privacy import (
+    ContactError,
+    PersonContact,
+    normalize_id_number,
+    normalize_phone,
+)
 from gateway.domain.roster import (
     Card,
     Device,
@@ -43,6 +49,7 @@ from gateway.services.fast_yaml import load_yaml
 
 SECTIONS = ("org_units", "zones", "doors", "devices", "people", "grants", "health")
 CSV_HEADER = ("id", "kind", "name", "org_unit", "card_uid")
+CSV_CONTACT_COLUMNS = ("phone", "id_number")  # optional, after the contract's header
 SERIAL_PROTOCOLS = ("rdm6300", "wiegand", "osdp")
 
 E = TypeVar("E", bound=StrEnum)
@@ -75,6 +82,8 @@ class Manifest:
     cards: list[Labeled[Card]] = field(default_factory=list)
     grants: list[Labeled[Grant]] = field(default_factory=list)
     health: list[Labeled[HealthRecord]] = field(default_factory=list)
+    # Phones and ID numbers given for people (apart from Person: the roster never holds them).
+    contacts: list[Labeled[PersonContact]] = field(default_factory=list)
     # A people CSV names who people are, not whether they may enter: importing one must
     # not re-activate a deactivated person or un-revoke a card.
     identity_only: bool = False
@@ -299,7 +308,7 @@ def _device(m: Manifest, label: str, data: object, tz: ZoneInfo) -> None:
 
 def _person(m: Manifest, label: str, data: object, tz: ZoneInfo) -> None:
     fields = ("id", "kind", "name", "org_unit", "active", "valid_until", "cards")
-    row = _Row(m.source, label, data, fields)
+    row = _Row(m.source, label, data, (*fields, *CSV_CONTACT_COLUMNS))
     person = Person(
         row.ident("id"),
         row.choice("kind", PersonKind),
@@ -309,11 +318,29 @@ def _person(m: Manifest, label: str, data: object, tz: ZoneInfo) -> None:
         row.when("valid_until", tz),
     )
     m.people.append(Labeled(label, person))
+    _contact(m, row, person.id)
     cards = row.data.get("cards") or []
     if not isinstance(cards, list):
         row.fail(f"cards must be a list, got {_kind(cards)}")
     for entry in cards:
         m.cards.append(Labeled(label, _card(row, entry, person.id, tz)))
+
+
+def _contact(m: Manifest, row: _Row, person_id: str) -> None:
+    """The person's optional phone and id_number, normalized; nothing when neither is given."""
+    values: dict[str, str | None] = {}
+    for name, normalize in (("phone", normalize_phone), ("id_number", normalize_id_number)):
+        raw = row.data.get(name)
+        if raw is not None and not isinstance(raw, str):
+            # An unquoted number loses leading zeros (or reads as octal) in YAML.
+            row.fail(f"{name} must be quoted text, got {_kind(raw)}")
+        text = row.text(name)
+        try:
+            values[name] = normalize(text) if text else None
+        except ContactError as exc:
+            row.fail(str(exc))
+    if values["phone"] is not None or values["id_number"] is not None:
+        m.contacts.append(Labeled(row.label, PersonContact(person_id, **values)))
 
 
 def _card(row: _Row, entry: object, person_id: str, tz: ZoneInfo) -> Card:
@@ -415,21 +442,32 @@ def _check_duplicates(m: Manifest) -> None:
 
 
 def parse_people_csv(raw: str, source: str, tz: ZoneInfo) -> Manifest:
-    """A people CSV: header id,kind,name,org_unit,card_uid; a person with two cards has two rows."""
+    """A people CSV: header id,kind,name,org_unit,card_uid; a person with two cards has two rows.
+
+    Optional columns phone and id_number may follow the contract's header; a person's
+    rows must agree on them or leave them blank.
+    """
     reader = csv.reader(io.StringIO(raw, newline=""))
     header = next(reader, None)
-    if header is None or tuple(h.strip().lower() for h in header) != CSV_HEADER:
-        raise ManifestError(f"{source}: line 1: the header must be {','.join(CSV_HEADER)}")
+    columns = _csv_columns(header)
+    if columns is None:
+        raise ManifestError(
+            f"{source}: line 1: the header must be {','.join(CSV_HEADER)}"
+            f" (optionally followed by {','.join(CSV_CONTACT_COLUMNS)})"
+        )
     manifest = Manifest(source, now=datetime.now(tz), identity_only=True)
     people: dict[str, Labeled[Person]] = {}
+    contacts: dict[str, Labeled[PersonContact]] = {}
     for line, values in enumerate(reader, start=2):
         if not values or all(not v.strip() for v in values):
             continue
         label = f"line {line}" + (f" (id {values[0].strip()})" if values[0].strip() else "")
-        if len(values) != len(CSV_HEADER):
-            raise ManifestError(f"{source}: {label}: expected 5 columns, got {len(values)}")
-        data = {k: v.strip() for k, v in zip(CSV_HEADER, values, strict=True)}
-        row = _Row(source, label, data, CSV_HEADER)
+        if len(values) != len(columns):
+            raise ManifestError(
+                f"{source}: {label}: expected {len(columns)} columns, got {len(values)}"
+            )
+        data = {k: v.strip() for k, v in zip(columns, values, strict=True)}
+        row = _Row(source, label, data, columns)
         person = Person(
             row.ident("id"),
             row.choice("kind", PersonKind),
@@ -444,5 +482,39 @@ def parse_people_csv(raw: str, source: str, tz: ZoneInfo) -> Manifest:
             row.fail(f"kind, name or org_unit differ from {earlier.label} of the same person")
         if data["card_uid"]:
             manifest.cards.append(Labeled(label, _card(row, data["card_uid"], person.id, tz)))
+        _merge_csv_contact(row, person.id, contacts)
+    manifest.contacts.extend(contacts.values())
     _check_duplicates(manifest)
     return manifest
+
+
+def _csv_columns(header: list[str] | None) -> tuple[str, ...] | None:
+    """The file's columns: the contract's header, then any of the contact columns once."""
+    if header is None:
+        return None
+    names = tuple(h.strip().lower() for h in header)
+    extra = names[len(CSV_HEADER) :]
+    if names[: len(CSV_HEADER)] != CSV_HEADER or len(set(extra)) != len(extra):
+        return None
+    return names if all(c in CSV_CONTACT_COLUMNS for c in extra) else None
+
+
+def _merge_csv_contact(row: _Row, person_id: str, seen: dict[str, Labeled[PersonContact]]) -> None:
+    """Fold one row's phone and id_number into the person's; rows must not disagree."""
+    scratch = Manifest(row.source, now=datetime.min)
+    _contact(scratch, row, person_id)
+    if not scratch.contacts:
+        return
+    given = scratch.contacts[0].item
+    earlier = seen.get(person_id)
+    if earlier is None:
+        seen[person_id] = scratch.contacts[0]
+        return
+    merged = earlier.item
+    for name in CSV_CONTACT_COLUMNS:
+        old, new = getattr(merged, name), getattr(given, name)
+        if old is not None and new is not None and old != new:
+            row.fail(f"{name} differs from {earlier.label} of the same person")
+        if old is None and new is not None:
+            merged = replace(merged, **{name: new})
+    seen[person_id] = Labeled(earlier.label, merged)

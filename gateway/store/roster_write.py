@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from gateway.domain.privacy import PersonContact
 from gateway.domain.roster import Card, Device, Door, Grant, OrgUnit, Person, Zone
 
 
@@ -211,3 +212,42 @@ async def upsert_grants(conn: asyncpg.Connection, grants: Sequence[Grant]) -> Up
         ),
         conflict=("subject_key", "zone_id"),
     )
+
+
+async def upsert_contacts(
+    conn: asyncpg.Connection, contacts: Sequence[PersonContact]
+) -> UpsertCounts:
+    """Set the given phones and ID numbers of existing people; a None leaves the stored value.
+
+    Counted as updated or unchanged (a contact never inserts a person).
+    """
+    if not contacts:
+        return UpsertCounts()
+    async with conn.transaction():
+        await conn.execute("DROP TABLE IF EXISTS _import_contacts")
+        await conn.execute(
+            "CREATE TEMP TABLE _import_contacts (id text, phone text, id_number text)"
+            " ON COMMIT DROP"
+        )
+        await conn.copy_records_to_table(
+            "_import_contacts",
+            records=[(c.person_id, c.phone, c.id_number) for c in contacts],
+            columns=["id", "phone", "id_number"],
+        )
+        updated = await conn.fetchval(
+            """
+            WITH up AS (
+                UPDATE people p SET phone = coalesce(i.phone, p.phone),
+                                    id_number = coalesce(i.id_number, p.id_number),
+                                    updated_at = now()
+                FROM _import_contacts i
+                WHERE p.id = i.id
+                  AND (coalesce(i.phone, p.phone), coalesce(i.id_number, p.id_number))
+                      IS DISTINCT FROM (p.phone, p.id_number)
+                RETURNING 1
+            )
+            SELECT count(*) FROM up
+            """
+        )
+        await conn.execute("DROP TABLE _import_contacts")
+    return UpsertCounts(0, int(updated), len(contacts) - int(updated))

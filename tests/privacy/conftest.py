@@ -1,0 +1,5 @@
+from db_fixtures import (  # noqa: F401
+    conn,
+    fresh_db,
+    new_database,
+)
