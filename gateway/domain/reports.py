@@ -22,6 +22,9 @@ class Channel(StrEnum):
     WEBHOOK = "webhook"
 
 
+# A change into one of these on the day is a "new isolation".
+ISOLATING = ("home_isolation", "close_contact", "suspected", "confirmed")
+
 # Lists whose rows carry health detail: shown only to roles with READ_HEALTH.
 HEALTH_LISTS = ("fevers", "health", "new_isolations")
 # Lists without health detail (who was not seen on campus).
@@ -114,3 +117,62 @@ class Delivery:
     status: str  # ok | failed
     error: str | None
     sent_by: str
+
+
+# ---- the facts of one campus day, as the store reads them ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersonDay:
+    """One person's day: presence, readings, denials, and their status at the cut-off."""
+
+    person_id: str
+    name: str
+    kind: str
+    org_unit_id: str | None
+    active: bool
+    present: bool  # at least one admitted passage that day
+    screenings: int  # card events with a temperature reading
+    fever_c: float | None  # the highest reading of a fever decision, if any
+    denied: dict[str, int]  # reason -> denied card events
+    status: str  # effective at the cut-off ('clear' without history)
+    since: datetime | None = None
+    until: datetime | None = None
+    reason: str = ""
+    caretaker_id: str | None = None
+    caretaker_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeverReading:
+    person_id: str
+    at: datetime
+    celsius: float | None
+    door_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A change into an isolating status (a new isolation) on the day."""
+
+    person_id: str
+    status: str
+    previous: str
+    since: datetime
+    until: datetime | None
+    reason: str
+    caretaker_id: str | None
+    caretaker_name: str | None
+    changed_at: datetime
+    changed_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    """Per day, org unit and kind: distinct people present and with a fever."""
+
+    day: date
+    org_unit_id: str | None
+    kind: str
+    present: int
+    fevers: int

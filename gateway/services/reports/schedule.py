@@ -1,0 +1,71 @@
+"""The daily report job: at CAMPUSGATE_REPORT_TIME (campus time) it reports the day
+before, as a liaison expects of a morning report, and sends it.
+
+The run first retries deliveries that failed earlier, then generates the previous
+day's scheduled reports that do not exist yet (so a second run, or a second server,
+never sends them twice), writes their files and sends them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import asyncpg
+
+from gateway.domain.reports import Audience
+from gateway.services.reports.compute import UnitTree
+from gateway.services.reports.service import generate_reports, retry_failed
+from gateway.services.scheduler import Job
+from gateway.settings import Settings
+from gateway.store import reports as store
+
+_LOGGER = logging.getLogger(__name__)
+_LOCK_KEY = 0x43475250  # "CGRP": one report run at a time per database
+BY = "schedule"
+_ALL = tuple(Audience)
+
+
+async def run_daily_reports(
+    conn: asyncpg.Connection, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    """One scheduled run for the campus day before `now`; returns what it did."""
+    day = now.astimezone(settings.tz).date() - timedelta(days=1)
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
+        return {"day": day.isoformat(), "skipped": "another run holds the lock"}
+    try:
+        retried = await retry_failed(conn, settings, by=BY, now=now)
+        have = {
+            (r.org_unit_id, r.audience)
+            for r in await store.list_reports(conn, day=day, scheduled=True, limit=10_000)
+        }
+        tree = UnitTree(await store.org_units(conn))
+        units = [u for u in [None, *tree.top_level()] if any((u, a) not in have for a in _ALL)]
+        made = []
+        if units:
+            made = await generate_reports(
+                conn,
+                day=day,
+                settings=settings,
+                by=BY,
+                org_units=units,
+                send=True,
+                write_files=True,
+                scheduled=True,
+                now=now,
+            )
+        return {"day": day.isoformat(), "generated": len(made), "retried": len(retried)}
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+
+
+def daily_report_job(pool: asyncpg.Pool, settings: Settings) -> Job:
+    """The job for gateway/services/jobs.py's campus_jobs."""
+    hour, minute = (int(x) for x in settings.report_time.split(":"))
+
+    async def run(now: datetime) -> dict[str, Any]:
+        async with pool.acquire() as conn:
+            return await run_daily_reports(conn, settings, now)
+
+    return Job("daily_reports", run, daily_at=time(hour, minute))
