@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 
 class HealthStatus(StrEnum):
@@ -53,3 +54,8 @@ class HealthRecord:
     def holds(self, now: datetime) -> bool:
         """True when this status blocks entry at `now`."""
         return self.effective_status(now).blocks_entry
+
+
+def isolation_day(since: datetime, now: datetime, tz: ZoneInfo) -> int:
+    """The day of isolation `now` falls on: day 1 is the campus-local date of `since`."""
+    return (now.astimezone(tz).date() - since.astimezone(tz).date()).days + 1

@@ -1,15 +1,233 @@
-"""Health status changes that operators make (shared by the API and the CLI)."""
+"""Health status changes that operators make (shared by the API and the CLI).
+
+Every change goes through health_status + health_history (append-only); the roster
+trigger on health_status tells the gateways, so doors follow within a second.
+Changes of one person are serialised by a lock on that person's row.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
-from gateway.domain.health import HealthRecord, HealthStatus
-from gateway.store.health import set_health_many
+from gateway.domain.health import ISOLATION_STATUSES, HealthRecord, HealthStatus
+from gateway.services.caretaking import choose_caretakers
+from gateway.services.operations import NotFoundError, ReferenceError_, _jsonable
+from gateway.store import console
+from gateway.store.audit import record_audit
+from gateway.store.caretaking import is_active_staff
+from gateway.store.health import expire_due, set_health, set_health_many
+from gateway.store.readings import insert_reading
 from gateway.store.roster import load_health
+
+__all__ = [
+    "NotFoundError",
+    "ReferenceError_",
+    "StatusConflict",
+    "change_status",
+    "clear_fever_watch",
+    "expire_statuses",
+    "lock_people",
+    "record_reading",
+    "resolve_fever_watch",
+]
+
+EXPIRY_ACTOR = "expiry"
+# A reading may carry a device clock a little ahead of ours; more than this is a mistake.
+_FUTURE_SLACK = timedelta(minutes=5)
+
+
+class StatusConflict(RuntimeError):
+    """The person's current status does not allow this step (e.g. not on fever_watch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentStatus:
+    status: HealthStatus
+    until: datetime | None
+    set_by: str | None
+    caretaker_id: str | None
+
+    def effective(self, now: datetime) -> HealthStatus:
+        """Expired statuses count as clear (the gateway treats them so already)."""
+        if self.until is not None and now >= self.until:
+            return HealthStatus.CLEAR
+        return self.status
+
+
+async def lock_people(conn: asyncpg.Connection, person_ids: Iterable[str]) -> set[str]:
+    """Lock the named people's rows for this transaction (in id order, so never a
+    deadlock); returns those that exist."""
+    rows = await conn.fetch(
+        "SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE",
+        sorted(set(person_ids)),
+    )
+    return {r[0] for r in rows}
+
+
+async def current_status(conn: asyncpg.Connection, person_id: str) -> CurrentStatus | None:
+    row = await conn.fetchrow(
+        "SELECT status, until, set_by, caretaker_id FROM health_status WHERE person_id = $1",
+        person_id,
+    )
+    if row is None:
+        return None
+    return CurrentStatus(HealthStatus(row[0]), row[1], row[2], row[3])
+
+
+async def change_status(
+    conn: asyncpg.Connection,
+    person_id: str,
+    status: HealthStatus,
+    *,
+    by: str,
+    reason: str,
+    until: datetime | None = None,
+    caretaker_id: str | None = None,
+    expect: HealthStatus | None = None,
+) -> dict[str, Any]:
+    """Set a person's status with its history row and audit entry.
+
+    A caretaker must be active staff and not the person. Isolation statuses without
+    a caretaker get one chosen (choose_caretakers; None when no staff is found).
+    `until` must lie ahead. `expect`: refuse (StatusConflict) unless the person's
+    effective status is that one now (e.g. a fever review that someone else settled).
+    """
+    now = datetime.now(UTC)
+    async with conn.transaction():
+        if not await lock_people(conn, [person_id]):
+            raise NotFoundError(f"no person {person_id!r}")
+        await _check_change(conn, person_id, status, until, caretaker_id, now)
+        before = await console.health_of(conn, person_id)
+        if expect is not None:
+            current = await current_status(conn, person_id)
+            actual = current.effective(now) if current else HealthStatus.CLEAR
+            if actual is not expect:
+                raise StatusConflict(f"{person_id} is {actual.value}, not {expect.value}")
+        if caretaker_id is None and status in ISOLATION_STATUSES:
+            caretaker_id = (await choose_caretakers(conn, [person_id]))[person_id]
+        record = HealthRecord(person_id, status, now, until, reason, caretaker_id, by)
+        await set_health(conn, record, changed_by=by)
+        after = await console.health_of(conn, person_id)
+        await record_audit(
+            conn,
+            by,
+            "set_health",
+            "health_status",
+            person_id,
+            before=_jsonable(before),
+            after=_jsonable(after),
+        )
+    assert after is not None
+    return after
+
+
+async def _check_change(
+    conn: asyncpg.Connection,
+    person_id: str,
+    status: HealthStatus,
+    until: datetime | None,
+    caretaker_id: str | None,
+    now: datetime,
+) -> None:
+    if until is not None:
+        if until.tzinfo is None:
+            raise ReferenceError_("until", "until needs a time zone offset")
+        if until <= now:
+            raise ReferenceError_("until", "until must lie in the future")
+        if status in (HealthStatus.CLEAR, HealthStatus.RECOVERED):
+            raise ReferenceError_("until", f"{status.value} takes no until")
+    if caretaker_id is not None:
+        if caretaker_id == person_id:
+            raise ReferenceError_("caretaker_id", "a person cannot be their own caretaker")
+        problem = await is_active_staff(conn, caretaker_id, now)
+        if problem:
+            raise ReferenceError_("caretaker_id", problem)
+
+
+async def resolve_fever_watch(
+    conn: asyncpg.Connection,
+    person_id: str,
+    *,
+    escalate: bool,
+    by: str,
+    reason: str,
+    until: datetime | None = None,
+    caretaker_id: str | None = None,
+) -> dict[str, Any]:
+    """After a re-measurement: back to clear, or escalate to `suspected` (with a caretaker).
+
+    Only for a person on fever_watch now (StatusConflict otherwise), so two officers
+    reviewing at once cannot undo each other's decision.
+    """
+    if escalate:
+        status = HealthStatus.SUSPECTED
+    else:
+        status, until, caretaker_id = HealthStatus.CLEAR, None, None
+    return await change_status(
+        conn,
+        person_id,
+        status,
+        by=by,
+        reason=reason,
+        until=until,
+        caretaker_id=caretaker_id,
+        expect=HealthStatus.FEVER_WATCH,
+    )
+
+
+async def record_reading(
+    conn: asyncpg.Connection,
+    person_id: str,
+    celsius: float,
+    *,
+    by: str,
+    threshold_c: float,
+    measured_at: datetime | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """A manual re-measurement of a person on fever_watch; `fever` flags a reading at or
+    above the threshold. The status is left to a health officer."""
+    now = datetime.now(UTC)
+    when = measured_at or now
+    if when.tzinfo is None:
+        raise ReferenceError_("measured_at", "measured_at needs a time zone offset")
+    if when > now + _FUTURE_SLACK:
+        raise ReferenceError_("measured_at", "measured_at lies in the future")
+    async with conn.transaction():
+        if not await lock_people(conn, [person_id]):
+            raise NotFoundError(f"no person {person_id!r}")
+        current = await current_status(conn, person_id)
+        if current is None or current.effective(now) is not HealthStatus.FEVER_WATCH:
+            raise StatusConflict(f"{person_id} is not on fever_watch")
+        reading = await insert_reading(
+            conn,
+            person_id,
+            celsius,
+            fever=celsius >= threshold_c,
+            measured_at=when,
+            by=by,
+            note=note,
+        )
+        await record_audit(
+            conn,
+            by,
+            "record_reading",
+            "health_reading",
+            str(reading["id"]),
+            after=_jsonable(reading),
+        )
+    return reading
+
+
+async def expire_statuses(conn: asyncpg.Connection, now: datetime | None = None) -> list[str]:
+    """Turn statuses whose `until` passed into clear (history: changed_by "expiry")."""
+    async with conn.transaction():
+        return await expire_due(conn, now or datetime.now(UTC))
 
 
 async def clear_fever_watch(

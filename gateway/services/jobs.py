@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from gateway.services.health_jobs import health_jobs
+from gateway.services.reports.schedule import daily_report_job
 from gateway.services.scheduler import Job
 from gateway.settings import Settings
 
@@ -15,4 +17,6 @@ from gateway.settings import Settings
 def campus_jobs(pool: asyncpg.Pool, settings: Settings) -> list[Job]:
     """Every scheduled job of a campus served from `pool`."""
     jobs: list[Job] = []
+    jobs.extend(health_jobs(pool, settings))
+    jobs.append(daily_report_job(pool, settings))
     return jobs

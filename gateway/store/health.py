@@ -114,3 +114,32 @@ async def health_history(
         (HealthRecord(r[0], HealthStatus(r[1]), r[2], r[3], r[4], r[5], r[6]), r[7], r[8])
         for r in rows
     ]
+
+
+async def expire_due(conn: asyncpg.Connection, now: datetime) -> list[str]:
+    """Turn every status whose `until` has passed into `clear` (since = that `until`), with a
+    history row changed by "expiry". Returns the people cleared. One statement, so an
+    operator's change made meanwhile is either seen whole or not touched."""
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT person_id, status, until FROM health_status
+            WHERE until IS NOT NULL AND until <= $1
+            FOR UPDATE
+        ), cleared AS (
+            UPDATE health_status h SET
+                status = 'clear', since = due.until, until = NULL,
+                reason = 'expired: ' || due.status || ' ended at its until',
+                caretaker_id = NULL, set_by = 'expiry', updated_at = now()
+            FROM due WHERE h.person_id = due.person_id
+            RETURNING h.person_id, h.since, h.reason
+        ), logged AS (
+            INSERT INTO health_history
+                (person_id, status, since, until, reason, caretaker_id, set_by, changed_by)
+            SELECT person_id, 'clear', since, NULL, reason, NULL, 'expiry', 'expiry' FROM cleared
+        )
+        SELECT person_id FROM cleared ORDER BY person_id
+        """,
+        now,
+    )
+    return [r[0] for r in rows]

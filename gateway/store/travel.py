@@ -1,0 +1,232 @@
+"""Epidemic areas and travel declarations (rows in, domain objects and dicts out)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from gateway.domain.travel import EpidemicArea, TravelDeclaration
+
+_AREA_COLUMNS = (
+    "id, name, match, effective_from, effective_until, created_by, created_at, "
+    "updated_by, updated_at"
+)
+_DECLARATION_COLUMNS = (
+    "d.id, d.person_id, p.name AS person_name, p.org_unit_id, d.destination, "
+    "d.departure_date, d.return_date, d.note, d.declared_by, d.declared_at, d.source, "
+    "d.matched_areas, d.evaluated_at, d.isolated_at, d.lifted_at, d.waived_by, d.waived_at"
+)
+
+
+def _area(r: asyncpg.Record) -> EpidemicArea:
+    return EpidemicArea(r["id"], r["name"], r["match"], r["effective_from"], r["effective_until"])
+
+
+async def load_areas(conn: asyncpg.Connection) -> list[EpidemicArea]:
+    rows = await conn.fetch(f"SELECT {_AREA_COLUMNS} FROM epidemic_areas ORDER BY id")
+    return [_area(r) for r in rows]
+
+
+async def list_areas(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_AREA_COLUMNS} FROM epidemic_areas ORDER BY effective_from DESC, id"
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_area(conn: asyncpg.Connection, area_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {_AREA_COLUMNS} FROM epidemic_areas WHERE id = $1", area_id)
+    return dict(row) if row else None
+
+
+async def insert_area(
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    match: str,
+    effective_from: date,
+    effective_until: date | None,
+    by: str,
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO epidemic_areas (name, match, effective_from, effective_until,
+                                    created_by, updated_by)
+        VALUES ($1, $2, $3, $4, $5, $5) RETURNING {_AREA_COLUMNS}
+        """,
+        name,
+        match,
+        effective_from,
+        effective_until,
+        by,
+    )
+    return dict(row)
+
+
+async def update_area(
+    conn: asyncpg.Connection, area_id: int, changes: dict[str, Any], *, by: str
+) -> dict[str, Any] | None:
+    """Apply `changes` (name, match, effective_from, effective_until); None if no such area."""
+    allowed = ("name", "match", "effective_from", "effective_until")
+    fields = [k for k in allowed if k in changes]
+    sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(fields))
+    row = await conn.fetchrow(
+        f"UPDATE epidemic_areas SET {sets + ', ' if sets else ''}"
+        f"updated_by = ${len(fields) + 2}, updated_at = now() "
+        f"WHERE id = $1 RETURNING {_AREA_COLUMNS}",
+        area_id,
+        *(changes[k] for k in fields),
+        by,
+    )
+    return dict(row) if row else None
+
+
+async def delete_area(conn: asyncpg.Connection, area_id: int) -> bool:
+    return await conn.fetchval("DELETE FROM epidemic_areas WHERE id = $1 RETURNING true", area_id)
+
+
+async def insert_declarations(
+    conn: asyncpg.Connection,
+    rows: Sequence[tuple[str, str, date, date, str]],
+    *,
+    by: str,
+    source: str,
+) -> list[int]:
+    """Insert (person, destination, departure, return, note) rows; a repeated trip is kept
+    once. Returns the ids of the rows now on file for the given trips, new or old."""
+    ids = await conn.fetch(
+        """
+        WITH given AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::date[], $5::text[])
+                AS g(person_id, destination, departure_date, return_date, note)
+        ), added AS (
+            INSERT INTO travel_declarations
+                (person_id, destination, departure_date, return_date, note, declared_by, source)
+            SELECT person_id, destination, departure_date, return_date, note, $6, $7 FROM given
+            ON CONFLICT (person_id, destination, departure_date, return_date) DO NOTHING
+            RETURNING id
+        )
+        SELECT id FROM added
+        UNION
+        SELECT d.id FROM travel_declarations d JOIN given g
+          USING (person_id, destination, departure_date, return_date)
+        """,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+        by,
+        source,
+    )
+    return sorted(r[0] for r in ids)
+
+
+def _declaration(r: asyncpg.Record) -> TravelDeclaration:
+    return TravelDeclaration(
+        r["id"],
+        r["person_id"],
+        r["destination"],
+        r["departure_date"],
+        r["return_date"],
+        r["isolated_at"],
+        r["waived_at"],
+        tuple(r["matched_areas"]),
+    )
+
+
+async def open_declarations(
+    conn: asyncpg.Connection, *, still_open_on: date, person_ids: Sequence[str] | None = None
+) -> list[TravelDeclaration]:
+    """Declarations whose isolation would not have ended by `still_open_on` (the last
+    return date that still matters), optionally only for some people."""
+    rows = await conn.fetch(
+        """
+        SELECT id, person_id, destination, departure_date, return_date, isolated_at, waived_at,
+               matched_areas
+        FROM travel_declarations
+        WHERE return_date >= $1 AND ($2::text[] IS NULL OR person_id = ANY($2::text[]))
+        ORDER BY person_id, id
+        """,
+        still_open_on,
+        list(person_ids) if person_ids is not None else None,
+    )
+    return [_declaration(r) for r in rows]
+
+
+async def record_evaluation(
+    conn: asyncpg.Connection,
+    declaration_id: int,
+    *,
+    matched: Sequence[str],
+    now: datetime,
+    isolated: bool | None,
+) -> None:
+    """Store what an evaluation found; `isolated` True marks it applied, False lifted."""
+    await conn.execute(
+        """
+        UPDATE travel_declarations SET matched_areas = $2, evaluated_at = $3,
+            isolated_at = CASE WHEN $4::boolean IS NULL THEN isolated_at
+                               WHEN $4 THEN coalesce(isolated_at, $3) ELSE NULL END,
+            lifted_at = CASE WHEN $4::boolean IS FALSE THEN $3
+                             WHEN $4 THEN NULL ELSE lifted_at END
+        WHERE id = $1
+        """,
+        declaration_id,
+        list(matched),
+        now,
+        isolated,
+    )
+
+
+async def waive(conn: asyncpg.Connection, declaration_id: int, *, by: str) -> None:
+    await conn.execute(
+        "UPDATE travel_declarations SET waived_by = $2, waived_at = now() WHERE id = $1",
+        declaration_id,
+        by,
+    )
+
+
+async def get_declaration(conn: asyncpg.Connection, declaration_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT {_DECLARATION_COLUMNS} FROM travel_declarations d "
+        "JOIN people p ON p.id = d.person_id WHERE d.id = $1",
+        declaration_id,
+    )
+    return dict(row) if row else None
+
+
+async def list_declarations(
+    conn: asyncpg.Connection,
+    *,
+    person_id: str | None,
+    org_scope: str | None,
+    returned_since: date | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Newest returns first; `org_scope` limits to people of that org unit's subtree."""
+    rows = await conn.fetch(
+        f"""
+        WITH RECURSIVE scope AS (
+            SELECT id FROM org_units WHERE id = $2
+            UNION ALL
+            SELECT o.id FROM org_units o JOIN scope s ON o.parent_id = s.id
+        )
+        SELECT {_DECLARATION_COLUMNS}
+        FROM travel_declarations d JOIN people p ON p.id = d.person_id
+        WHERE ($1::text IS NULL OR d.person_id = $1)
+          AND ($2::text IS NULL OR p.org_unit_id IN (SELECT id FROM scope))
+          AND ($3::date IS NULL OR d.return_date >= $3)
+        ORDER BY d.return_date DESC, d.id DESC LIMIT $4 OFFSET $5
+        """,
+        person_id,
+        org_scope,
+        returned_since,
+        limit,
+        offset,
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.services.health import (
+    ReferenceError_,
+    StatusConflict,
+    change_status,
+    expire_statuses,
+    record_reading,
+    resolve_fever_watch,
+)
+from gateway.store.health import health_history, set_health
+
+
+async def _status(conn: asyncpg.Connection, pid: str) -> asyncpg.Record:
+    return await conn.fetchrow("SELECT * FROM health_status WHERE person_id = $1", pid)
+
+
+async def _fever_watch(conn: asyncpg.Connection, pid: str) -> None:
+    now = datetime.now(UTC) - timedelta(minutes=10)
+    record = HealthRecord(pid, HealthStatus.FEVER_WATCH, now, None, "fever at door", None, "gw")
+    await set_health(conn, record, changed_by="gateway")
+
+
+async def test_expiry_clears_in_store_and_history(
+    campus: asyncpg.Connection, roster_listener
+) -> None:
+    now = datetime.now(UTC)
+    await change_status(
+        campus,
+        "S1",
+        HealthStatus.HOME_ISOLATION,
+        by="ho",
+        reason="r",
+        until=now + timedelta(hours=1),
+    )
+    await change_status(
+        campus, "S2", HealthStatus.CONFIRMED, by="ho", reason="r", until=now + timedelta(days=3)
+    )
+    await roster_listener.settle()
+    assert await expire_statuses(campus, now + timedelta(minutes=30)) == []
+    assert await expire_statuses(campus, now + timedelta(hours=2)) == ["S1"]
+    assert "health_status" in await roster_listener.settle()  # doors hear of it
+    row = await _status(campus, "S1")
+    assert (row["status"], row["until"], row["caretaker_id"]) == ("clear", None, None)
+    assert row["since"] == now + timedelta(hours=1)  # cleared as of its until
+    last, changed_by, _ = (await health_history(campus, "S1"))[-1]
+    assert (last.status, changed_by, last.set_by) == (HealthStatus.CLEAR, "expiry", "expiry")
+    assert "home_isolation" in last.reason
+    assert (await _status(campus, "S2"))["status"] == "confirmed"
+    assert await expire_statuses(campus, now + timedelta(hours=2)) == []  # nothing twice
+
+
+async def test_isolation_gets_a_caretaker_chosen_or_checked(campus: asyncpg.Connection) -> None:
+    chosen = await change_status(campus, "S1", HealthStatus.SUSPECTED, by="ho", reason="r")
+    assert chosen["caretaker_id"] == "T1"
+    given = await change_status(
+        campus, "S2", HealthStatus.HOME_ISOLATION, by="ho", reason="r", caretaker_id="T3"
+    )
+    assert given["caretaker_id"] == "T3"  # any active staff may be chosen by hand
+    watch = await change_status(campus, "S3", HealthStatus.FEVER_WATCH, by="ho", reason="r")
+    assert watch["caretaker_id"] is None  # not an isolation status
+    for caretaker, message in (
+        ("S4", "not staff"),
+        ("T4", "not active"),
+        ("ghost", "no person"),
+        ("S1", "own caretaker"),
+    ):
+        with pytest.raises(ReferenceError_, match=message):
+            await change_status(
+                campus, "S1", HealthStatus.CONFIRMED, by="ho", reason="r", caretaker_id=caretaker
+            )
+    with pytest.raises(ReferenceError_, match="future"):
+        await change_status(
+            campus,
+            "S1",
+            HealthStatus.CONFIRMED,
+            by="ho",
+            reason="r",
+            until=datetime.now(UTC) - timedelta(seconds=1),
+        )
+    assert (await _status(campus, "S1"))["status"] == "suspected"  # refusals change nothing
+
+
+async def test_reading_flags_fever_and_needs_fever_watch(campus: asyncpg.Connection) -> None:
+    with pytest.raises(StatusConflict):
+        await record_reading(campus, "S1", 36.5, by="guard", threshold_c=37.3)
+    await _fever_watch(campus, "S1")
+    low = await record_reading(campus, "S1", 36.6, by="guard", threshold_c=37.3, note="ear")
+    high = await record_reading(campus, "S1", 37.3, by="guard", threshold_c=37.3)
+    assert (low["fever"], high["fever"]) == (False, True)
+    assert (low["celsius"], low["recorded_by"], low["note"]) == (36.6, "guard", "ear")
+    with pytest.raises(ReferenceError_, match="future"):
+        await record_reading(
+            campus,
+            "S1",
+            36.6,
+            by="guard",
+            threshold_c=37.3,
+            measured_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+    assert (await _status(campus, "S1"))["status"] == "fever_watch"  # a reading decides nothing
+
+
+async def test_review_clears_or_escalates_once(campus: asyncpg.Connection) -> None:
+    await _fever_watch(campus, "S1")
+    await _fever_watch(campus, "S2")
+    cleared = await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="36.6 C")
+    assert (cleared["status"], cleared["caretaker_id"]) == ("clear", None)
+    escalated = await resolve_fever_watch(
+        campus,
+        "S2",
+        escalate=True,
+        by="ho",
+        reason="38.2 C twice",
+        until=datetime.now(UTC) + timedelta(days=14),
+    )
+    assert (escalated["status"], escalated["caretaker_id"]) == ("suspected", "T1")
+    with pytest.raises(StatusConflict, match="suspected"):
+        await resolve_fever_watch(campus, "S2", escalate=False, by="ho2", reason="late click")
+    history = [(r.status.value, by) for r, by, _ in await health_history(campus, "S2")]
+    assert history == [("fever_watch", "gateway"), ("suspected", "ho")]
+    audit = await campus.fetchval(
+        "SELECT count(*) FROM audit_log WHERE entity = 'health_status' AND operator = 'ho'"
+    )
+    assert audit == 2
