@@ -12,7 +12,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from api.deps import Allowed
 from api.permissions import Permission
 from gateway.domain.cards import normalize_card_uid
-from gateway.domain.roster import DeviceKind, DoorDirection, PersonKind, Transport, ZoneKind
+from gateway.domain.roster import (
+    CapacityMode,
+    DeviceKind,
+    DoorDirection,
+    PersonKind,
+    Transport,
+    ZoneKind,
+)
 from gateway.services.roster_admin import (
     AlreadyExistsError,
     CardHeldError,
@@ -28,6 +35,8 @@ Ref = Annotated[str | None, Field(default=None, min_length=1, max_length=200)]
 CardUid = Annotated[str, Field(max_length=64), AfterValidator(normalize_card_uid)]
 Protocol = Annotated[str | None, Field(default=None, pattern=r"^(rdm6300|wiegand|osdp)$")]
 Capacity = Annotated[int | None, Field(default=None, ge=0, le=2**31 - 1)]
+Threshold = Annotated[int | None, Field(default=None, ge=1, le=2**31 - 1)]
+Minutes = Annotated[int, Field(ge=0, le=1440)]
 Baud = Annotated[int | None, Field(default=None, ge=1, le=2**31 - 1)]
 Text = Annotated[str | None, Field(default=None, max_length=500, pattern=r"^[^\x00]*$")]
 
@@ -52,12 +61,18 @@ class ZoneIn(_Body):
     name: Name
     kind: ZoneKind
     capacity: Capacity = None
+    capacity_mode: CapacityMode = CapacityMode.ENFORCE
+    gathering_threshold: Threshold = None
+    gathering_minutes: Minutes = 10
 
 
 class ZonePatch(_Body):
     name: Name | None = None
     kind: ZoneKind | None = None
     capacity: Capacity = None
+    capacity_mode: CapacityMode | None = None
+    gathering_threshold: Threshold = None
+    gathering_minutes: Minutes | None = None
 
 
 class DoorIn(_Body):
@@ -118,7 +133,19 @@ class CardIn(_Body):
 
 
 # Fields that may not be set to null by a patch (the others, e.g. parent_id, may).
-_REQUIRED = frozenset({"name", "kind", "zone_id", "door_id", "direction", "transport", "active"})
+_REQUIRED = frozenset(
+    {
+        "name",
+        "kind",
+        "zone_id",
+        "door_id",
+        "direction",
+        "transport",
+        "active",
+        "capacity_mode",
+        "gathering_minutes",
+    }
+)
 
 
 def changes(patch: BaseModel) -> dict[str, Any]:

@@ -101,6 +101,7 @@ def gateway_config(
             tz=settings.tz,
             fever_threshold_c=settings.fever_threshold_c,
             temperature_window_s=settings.temperature_window_s,
+            max_stay_h=settings.trace_max_stay_h,
             thermal_calibrations=_calibrations(settings),
         ),
         client_id=client_id,

@@ -8,6 +8,7 @@ from datetime import datetime
 from gateway.domain.decisions import Reason, Verdict
 from gateway.domain.events import Direction, EventType
 from gateway.domain.health import HealthRecord
+from gateway.domain.levels import ActiveLevels, ResponseLevel
 from gateway.domain.roster import Card, Device, Door, Grant, OrgUnit, Person, Zone
 
 
@@ -23,6 +24,8 @@ class CampusRoster:
     cards: tuple[Card, ...] = ()
     grants: tuple[Grant, ...] = ()
     health: tuple[HealthRecord, ...] = ()
+    levels: tuple[ResponseLevel, ...] = ()  # the defined response levels
+    active_levels: ActiveLevels = field(default_factory=ActiveLevels)
 
 
 @dataclass(frozen=True, slots=True)

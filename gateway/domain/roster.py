@@ -18,6 +18,13 @@ class ZoneKind(StrEnum):
     OTHER = "other"
 
 
+class CapacityMode(StrEnum):
+    """At capacity: `enforce` denies with zone_full, `alert` admits and raises zone_full."""
+
+    ENFORCE = "enforce"
+    ALERT = "alert"
+
+
 class DoorDirection(StrEnum):
     IN = "in"
     OUT = "out"
@@ -55,6 +62,10 @@ class Zone:
     name: str
     kind: ZoneKind
     capacity: int | None = None
+    capacity_mode: CapacityMode = CapacityMode.ENFORCE
+    # A gathering alert when at least this many people stay inside this many minutes.
+    gathering_threshold: int | None = None
+    gathering_minutes: int = 10
 
 
 @dataclass(frozen=True, slots=True)

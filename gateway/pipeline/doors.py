@@ -66,6 +66,9 @@ class DoorPolicy:
     tz: ZoneInfo
     fever_threshold_c: float
     temperature_window_s: float
+    # The longest stay assumed without an exit outside dormitories (CAMPUSGATE_TRACE_MAX_STAY_H);
+    # see gateway/domain/presence.py.
+    max_stay_h: float = 12.0
     # Per thermal camera (device id); cameras not named get the default for their resolution.
     thermal_calibrations: Mapping[str, Calibration] = field(default_factory=dict)
 
@@ -114,6 +117,9 @@ class DoorDesk:
         self._counters = counters
         self._book = PairingBook(window_s=policy.temperature_window_s)
         self._waiting: dict[EventKey, WaitingCard] = {}
+        # Zones in capacity mode `alert` whose zone_full alert is raised already: one alert
+        # per crossing, not one per person, until the count is below capacity again.
+        self._full_alerted: set[str] = set()
         self._expiry_wake = asyncio.Event()
         self._expiry_task: asyncio.Task[None] | None = None
 
@@ -129,6 +135,16 @@ class DoorDesk:
     @property
     def waiting(self) -> int:
         return len(self._waiting)
+
+    @property
+    def occupancy(self) -> Occupancy:
+        return self._occupancy
+
+    def _needs_reading(self, door: Door) -> bool:
+        """The door requires a temperature, itself or under a response level."""
+        if door.requires_temperature:
+            return True
+        return self._roster.index.zone_rules(door.zone_id).require_temperature
 
     # ---- card ---------------------------------------------------------------
 
@@ -199,11 +215,18 @@ class DoorDesk:
         )
         for record, _, _ in card.companions:
             batch.records.append(record)
-        for kind in outcome.alerts:
+        for kind in self._throttle_zone_full(outcome, door):
             detail: dict[str, object] = {
                 "card_uid": event.card_uid,
                 "reason": decision.reason.value,
             }
+            if kind is AlertKind.ZONE_FULL:
+                rules = self._roster.index.zone_rules(door.zone_id)
+                detail.update(
+                    occupancy=self._occupancy.count(door.zone_id),
+                    capacity=rules.capacity,
+                    mode=rules.capacity_mode.value,
+                )
             if kind in (AlertKind.FEVER, AlertKind.TEMPERATURE_INVALID) and celsius is not None:
                 detail["celsius"] = celsius
             self._alerter.raise_alert(
@@ -228,7 +251,11 @@ class DoorDesk:
             self._roster.apply_health(record)
             batch.health.append((record, "gateway"))
         if decision.verdict is Verdict.ADMIT:
-            self._occupancy.passed(door.zone_id, card.direction)
+            count = self._occupancy.passed(door.zone_id, card.direction, person_id, now)
+            if door.zone_id in self._full_alerted:
+                capacity = self._roster.index.zone_rules(door.zone_id).capacity
+                if capacity is None or count < capacity:
+                    self._full_alerted.discard(door.zone_id)
             self._thermal_admitted(door)  # tailgating counts the admits at a camera's door
         self._counters.decided += 1
         companions = card.companions
@@ -244,6 +271,15 @@ class DoorDesk:
 
         batch.after.append(publish_and_ack)
         self._journal.kick()
+
+    def _throttle_zone_full(self, outcome: Outcome, door: Door) -> tuple[AlertKind, ...]:
+        """The outcome's alerts, less an admitted zone_full already raised for this crossing."""
+        if not outcome.admitted or AlertKind.ZONE_FULL not in outcome.alerts:
+            return outcome.alerts
+        if door.zone_id in self._full_alerted:
+            return tuple(k for k in outcome.alerts if k is not AlertKind.ZONE_FULL)
+        self._full_alerted.add(door.zone_id)
+        return outcome.alerts
 
     def _answer_duplicates(self, key: EventKey, decision: Decision | None) -> None:
         flight = self._seen.finish(key, decision)
@@ -263,7 +299,7 @@ class DoorDesk:
         self._seen.begin(key)
         card = self._roster.index.card(event.card_uid) if event.card_uid else None
         paired_key = None
-        if door.requires_temperature:
+        if self._needs_reading(door):
             paired_key = self._book.offer_temperature(
                 door.id, event.celsius, event.card_uid, time.monotonic()
             )
@@ -306,7 +342,7 @@ class DoorDesk:
             )
             self._finalize(waiting, outcome, celsius)
             return
-        if not door.requires_temperature:
+        if not self._needs_reading(door):
             self._alert_unpaired_reading(celsius, door, device_id)
         self._journal_plain(record, message, key)
 
@@ -472,7 +508,7 @@ class DoorDesk:
             now,
         )
         paired_key = None
-        if door.requires_temperature:
+        if self._needs_reading(door):
             paired_key = self._book.offer_temperature(door.id, nearest.celsius, event.card_uid, now)
             if paired_key is None:
                 self._expiry_wake.set()  # the reading now waits: its deadline may be the next one

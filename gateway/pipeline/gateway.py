@@ -18,6 +18,7 @@ from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.device_watch import DeviceWatch
 from gateway.pipeline.doors import DoorDesk, DoorPolicy
+from gateway.pipeline.gathering import GatheringWatch
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.roster_state import RosterState
@@ -25,6 +26,7 @@ from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders,
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
 from gateway.store import access_log
+from gateway.store import occupancy as occupancy_store
 from gateway.store.db import create_pool
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class Gateway:
         self.roster: RosterState | None = None
         self.desk: DoorDesk | None = None
         self.devices: DeviceWatch | None = None
+        self.gathering: GatheringWatch | None = None
         self.serial: SerialReaders | None = None
 
     async def start(self) -> None:
@@ -68,7 +71,13 @@ class Gateway:
             recent = await access_log.recent_decisions(
                 conn, datetime.now(UTC) - DEDUPE_HORIZON, with_person=True
             )
-            occupancy = Occupancy(await access_log.zone_occupancy(conn))
+            # Who is inside now, from the log: the counts survive a restart.
+            occupancy = Occupancy()
+            occupancy.enter_all(
+                await occupancy_store.inside_entries(
+                    conn, datetime.now(UTC), config.policy.max_stay_h
+                )
+            )
 
         self.roster = RosterState(self._pool, config.database_url)
         await self.roster.start()
@@ -105,6 +114,10 @@ class Gateway:
             policy=config.policy,
             counters=self.counters,
         )
+        self.gathering = GatheringWatch(
+            self._pool, self.roster, occupancy, alerter, max_stay_h=config.policy.max_stay_h
+        )
+        await self.gathering.start()
         ingest = Ingest(
             topics=self.topics,
             roster=self.roster,
@@ -157,6 +170,8 @@ class Gateway:
         """Stop taking events, finish what was taken, close everything."""
         for task in self._tasks:
             task.cancel()
+        if self.gathering is not None:  # it raises alerts: stop it before the journal
+            await self.gathering.stop()
         if self.serial is not None:
             await self.serial.stop()
         if self.mqtt is not None:

@@ -3,7 +3,9 @@
 Triggers in the store send `NOTIFY campusgate_roster, '<table>'`. A change to
 health statuses reloads only the health map (small and frequent: a status set
 at the API takes effect at the door well within a second); any other table
-reloads the whole roster, built off the event loop and swapped in at once.
+reloads the whole roster, built off the event loop and swapped in at once. A change
+of response levels (issue #5) recomputes only the zones' rules: a level set at the API
+takes effect at the doors within a second however large the roster.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncpg
 
 from gateway.domain.health import HealthRecord
 from gateway.policy.roster_index import RosterIndex
+from gateway.store.levels import load_levels
 from gateway.store.roster import load_health, load_roster
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,6 +29,8 @@ _LOGGER = logging.getLogger(__name__)
 CHANNEL = "campusgate_roster"
 DEBOUNCE_S = 0.05
 SAFETY_RELOAD_S = 300.0
+HEALTH_TABLES = frozenset({"health_status"})
+LEVEL_TABLES = frozenset({"response_levels", "response_level_state"})
 
 
 class RosterState:
@@ -85,6 +90,12 @@ class RosterState:
             records = await load_health(conn)
         self.index = self.index.replace_health(records)
 
+    async def reload_levels(self) -> None:
+        async with self._pool.acquire() as conn:
+            definitions, active = await load_levels(conn)
+        self.index = self.index.with_levels(definitions, active)
+        _LOGGER.info("response levels reloaded: campus %s, zones %s", active.campus, active.zones)
+
     def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
         self._dirty_tables.add(payload)
         self._wake.set()
@@ -116,8 +127,11 @@ class RosterState:
                 tables, self._dirty_tables = self._dirty_tables, set()
                 if not tables and time.monotonic() - last_full < SAFETY_RELOAD_S:
                     continue
-                if tables == {"health_status"}:
-                    await self.reload_health()
+                if tables and tables <= HEALTH_TABLES | LEVEL_TABLES:
+                    if tables & HEALTH_TABLES:
+                        await self.reload_health()
+                    if tables & LEVEL_TABLES:
+                        await self.reload_levels()
                 else:
                     await self.reload_all()
                     last_full = time.monotonic()

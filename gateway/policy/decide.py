@@ -5,6 +5,12 @@ unknown_card, card_revoked, health_hold, not_authorized, temperature_required,
 temperature_invalid, fever, zone_full. Leaving (`out`) skips the temperature
 and capacity checks but nothing else: a person in isolation may not leave the
 dormitory either.
+
+The zone's effective rules (its capacity mode, and the response levels in force,
+issue #5) fit into that order without new reasons: barred visitors and labs open
+only to named people are grant checks (not_authorized), temperature at every door
+is the temperature_required check, scaled capacity is zone_full. A zone in capacity
+mode `alert` admits at capacity and raises zone_full instead of denying.
 """
 
 from __future__ import annotations
@@ -23,7 +29,17 @@ from gateway.domain.decisions import (
 )
 from gateway.domain.events import Direction
 from gateway.domain.health import HealthStatus
-from gateway.domain.roster import Card, Door, DoorDirection, Grant, Person, Zone
+from gateway.domain.levels import ZoneRules
+from gateway.domain.roster import (
+    CapacityMode,
+    Card,
+    Door,
+    DoorDirection,
+    Grant,
+    Person,
+    PersonKind,
+    Zone,
+)
 from gateway.policy.roster_index import RosterIndex
 
 # A reading outside these bounds (inclusive) is a bad measurement, not a body.
@@ -121,9 +137,14 @@ def _card_invalid(card: Card, person: Person, now: datetime) -> bool:
 
 
 def _authorized(
-    index: RosterIndex, person: Person, zone: Zone, now: datetime, tz: ZoneInfo
+    index: RosterIndex, person: Person, zone: Zone, rules: ZoneRules, now: datetime, tz: ZoneInfo
 ) -> bool:
+    if rules.bar_visitors and person.kind is PersonKind.VISITOR:
+        return False
     local = now.astimezone(tz)
+    if rules.labs_named_only:  # only grants that name this person count
+        grants = index.zone_grants(zone.id).by_person.get(person.id, ())
+        return any(grant_allows(g, now, local) for g in grants)
     return any(grant_allows(g, now, local) for g in index.candidate_grants(person, zone.id))
 
 
@@ -149,12 +170,14 @@ def decide(
     fever_threshold_c: float,
     occupancy: int,
     temperature_window_open: bool,
+    rules: ZoneRules | None = None,
 ) -> Outcome:
     """Decide one card at `door` at `now` (timezone-aware; schedules read in `tz`).
 
     `celsius` is the paired reading, if any; `temperature_window_open` says whether
     a reading may still arrive (then a door that requires one answers `pending`);
-    `occupancy` is the zone's current count.
+    `occupancy` is the zone's current count; `rules` the zone's effective rules
+    (default: the index's, under its response levels).
 
     Besides the deciding reason's alert, a valid fever reading paired with a card
     that an earlier check refused still raises a `fever` alert, so that it is not
@@ -163,7 +186,10 @@ def decide(
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     zone = index.zone_of_door(door)
+    if rules is None:
+        rules = index.zone_rules(zone.id)
     measured = celsius if direction is Direction.IN else None
+    over_capacity = False
     card = index.card(card_uid)
     person = None if card is None else index.person(card.person_id)
     if card is None or person is None:
@@ -174,6 +200,7 @@ def decide(
             index,
             door=door,
             zone=zone,
+            rules=rules,
             card=card,
             person=person,
             direction=direction,
@@ -184,6 +211,15 @@ def decide(
             occupancy=occupancy,
             temperature_window_open=temperature_window_open,
         )
+        over_capacity = (
+            verdict is Verdict.ADMIT
+            and direction is Direction.IN
+            and rules.capacity is not None
+            and occupancy >= rules.capacity
+        )
+    alerts = _alerts(verdict, reason, measured, fever_threshold_c)
+    if over_capacity:  # capacity mode `alert`: admitted, but the guards hear of it
+        alerts = (*alerts, AlertKind.ZONE_FULL)
     return Outcome(
         verdict=verdict,
         reason=reason,
@@ -192,7 +228,7 @@ def decide(
         person=person,
         card=card,
         celsius=celsius,
-        alerts=_alerts(verdict, reason, measured, fever_threshold_c),
+        alerts=alerts,
         health_change=HealthStatus.FEVER_WATCH if reason is Reason.FEVER else None,
     )
 
@@ -202,6 +238,7 @@ def _check(
     *,
     door: Door,
     zone: Zone,
+    rules: ZoneRules,
     card: Card,
     person: Person,
     direction: Direction,
@@ -218,19 +255,23 @@ def _check(
     record = index.health(person.id)
     if record is not None and record.holds(now):
         return Verdict.DENY, Reason.HEALTH_HOLD
-    if not _authorized(index, person, zone, now, tz):
+    if not _authorized(index, person, zone, rules, now, tz):
         return Verdict.DENY, Reason.NOT_AUTHORIZED
     if direction is Direction.OUT:
         return Verdict.ADMIT, Reason.OK
     if measured is None:
-        if door.requires_temperature:
+        if door.requires_temperature or rules.require_temperature:
             verdict = Verdict.PENDING if temperature_window_open else Verdict.DENY
             return verdict, Reason.TEMPERATURE_REQUIRED
     elif not is_valid_reading(measured):
         return Verdict.DENY, Reason.TEMPERATURE_INVALID
     elif is_fever_reading(measured, fever_threshold_c):
         return Verdict.DENY, Reason.FEVER
-    if zone.capacity is not None and occupancy >= zone.capacity:
+    if (
+        rules.capacity is not None
+        and occupancy >= rules.capacity
+        and rules.capacity_mode is CapacityMode.ENFORCE
+    ):
         return Verdict.DENY, Reason.ZONE_FULL
     return Verdict.ADMIT, Reason.OK
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from gateway.domain.campus import CampusRoster
 from gateway.domain.health import HealthRecord
+from gateway.domain.levels import ActiveLevels, ResponseLevel, ZoneRules, zone_rules
 from gateway.domain.roster import Card, Device, Door, Grant, OrgUnit, Person, PersonKind, Zone
 
 
@@ -30,6 +31,7 @@ class ZoneGrants:
 
 
 _NO_GRANTS = ZoneGrants()
+_NO_ZONE_RULES = ZoneRules()
 
 
 class RosterIndex:
@@ -44,6 +46,7 @@ class RosterIndex:
         "_health",
         "_org_units",
         "_people",
+        "_rules",
         "_zones",
     )
 
@@ -59,6 +62,7 @@ class RosterIndex:
         ancestors: dict[str, tuple[str, ...]],
         grants: dict[str, ZoneGrants],
         health: dict[str, HealthRecord],
+        rules: dict[str, ZoneRules] | None = None,
     ) -> None:
         # Use `build`; this constructor trusts its arguments.
         self._cards = cards
@@ -70,6 +74,7 @@ class RosterIndex:
         self._ancestors = ancestors
         self._grants = grants
         self._health = health
+        self._rules = rules if rules is not None else _zone_rules(zones, (), ActiveLevels())
 
     # -- construction -------------------------------------------------------
 
@@ -106,6 +111,7 @@ class RosterIndex:
             ancestors=_ancestor_chains(org_units),
             grants=_index_grants(roster.grants),
             health={h.person_id: h for h in roster.health},
+            rules=_zone_rules(zones, roster.levels, roster.active_levels),
         )
 
     def with_health(self, record: HealthRecord) -> RosterIndex:
@@ -118,7 +124,16 @@ class RosterIndex:
         """A new index whose health statuses are exactly `records` (a health-only reload)."""
         return self._with_health_map({h.person_id: h for h in records})
 
+    def with_levels(
+        self, definitions: Iterable[ResponseLevel], active: ActiveLevels
+    ) -> RosterIndex:
+        """A new index under these response levels (a levels-only reload); self is unchanged."""
+        return self._copy(self._health, _zone_rules(self._zones, definitions, active))
+
     def _with_health_map(self, health: dict[str, HealthRecord]) -> RosterIndex:
+        return self._copy(health, self._rules)
+
+    def _copy(self, health: dict[str, HealthRecord], rules: dict[str, ZoneRules]) -> RosterIndex:
         return RosterIndex(
             cards=self._cards,
             people=self._people,
@@ -129,6 +144,7 @@ class RosterIndex:
             ancestors=self._ancestors,
             grants=self._grants,
             health=health,
+            rules=rules,
         )
 
     # -- lookups ------------------------------------------------------------
@@ -173,6 +189,13 @@ class RosterIndex:
         except KeyError:
             raise KeyError(f"door {door.id!r} names unknown zone {door.zone_id!r}") from None
 
+    def zone_rules(self, zone_id: str) -> ZoneRules:
+        """The zone's effective rules under the active response levels."""
+        return self._rules.get(zone_id) or _NO_ZONE_RULES
+
+    def zones(self) -> Iterator[Zone]:
+        return iter(self._zones.values())
+
     def health(self, person_id: str) -> HealthRecord | None:
         """The person's current health record, or None when none was ever set."""
         return self._health.get(person_id)
@@ -201,6 +224,13 @@ class RosterIndex:
             f"doors={len(self._doors)}, zones={len(self._zones)}, "
             f"grant_zones={len(self._grants)}, health={len(self._health)})"
         )
+
+
+def _zone_rules(
+    zones: dict[str, Zone], definitions: Iterable[ResponseLevel], active: ActiveLevels
+) -> dict[str, ZoneRules]:
+    by_name = {level.name: level for level in definitions}
+    return {zone_id: zone_rules(zone, by_name, active) for zone_id, zone in zones.items()}
 
 
 def _ancestor_chains(org_units: dict[str, OrgUnit]) -> dict[str, tuple[str, ...]]:

@@ -30,6 +30,7 @@ from gateway.domain.privacy import (
     normalize_phone,
 )
 from gateway.domain.roster import (
+    CapacityMode,
     Card,
     Device,
     DeviceKind,
@@ -263,12 +264,27 @@ def _org_unit(m: Manifest, label: str, data: object, tz: ZoneInfo) -> None:
 
 
 def _zone(m: Manifest, label: str, data: object, tz: ZoneInfo) -> None:
-    row = _Row(m.source, label, data, ("id", "name", "kind", "capacity"))
+    fields = (
+        "id",
+        "name",
+        "kind",
+        "capacity",
+        "capacity_mode",
+        "gathering_threshold",
+        "gathering_minutes",
+    )
+    row = _Row(m.source, label, data, fields)
+    minutes = row.count("gathering_minutes", minimum=0)
+    if minutes is not None and minutes > 1440:
+        row.fail(f"gathering_minutes must be at most 1440 (a day), got {minutes}")
     zone = Zone(
         row.ident("id"),
         row.text("name", required=True),
         row.choice("kind", ZoneKind),
         row.count("capacity", minimum=0),
+        row.choice("capacity_mode", CapacityMode, CapacityMode.ENFORCE),
+        row.count("gathering_threshold", minimum=1),
+        10 if minutes is None else minutes,
     )
     m.zones.append(Labeled(label, zone))
 

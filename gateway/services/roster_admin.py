@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from gateway.domain.roster import (
+    CapacityMode,
     Card,
     Device,
     DeviceKind,
@@ -73,7 +74,15 @@ ENTITIES: dict[str, _Entity] = {
     "zone": _Entity(
         "zones",
         "zone",
-        lambda r: Zone(r["id"], r["name"], ZoneKind(r["kind"]), r["capacity"]),
+        lambda r: Zone(
+            r["id"],
+            r["name"],
+            ZoneKind(r["kind"]),
+            r["capacity"],
+            CapacityMode(r["capacity_mode"]),
+            r["gathering_threshold"],
+            r["gathering_minutes"],
+        ),
         roster_write.upsert_zones,
         (),
     ),
@@ -123,7 +132,12 @@ ENTITIES: dict[str, _Entity] = {
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "org_units": {"parent_id": None},
-    "zones": {"capacity": None},
+    "zones": {
+        "capacity": None,
+        "capacity_mode": "enforce",
+        "gathering_threshold": None,
+        "gathering_minutes": 10,
+    },
     "doors": {"direction": "both", "requires_temperature": False, "name": None},
     "devices": {"transport": "mqtt", "port": None, "protocol": None, "baud": None},
     "people": {"org_unit_id": None, "active": True, "valid_until": None},

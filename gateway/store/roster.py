@@ -7,6 +7,7 @@ import asyncpg
 from gateway.domain.campus import CampusRoster
 from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.domain.roster import (
+    CapacityMode,
     Card,
     Device,
     DeviceKind,
@@ -22,6 +23,7 @@ from gateway.domain.roster import (
     ZoneKind,
 )
 from gateway.domain.schedule import Schedule, parse_schedule
+from gateway.store.levels import load_active_levels, load_level_definitions
 
 # Enum lookups through dicts: much cheaper than Enum(value) over 100k rows.
 _PERSON_KIND = {k.value: k for k in PersonKind}
@@ -45,8 +47,11 @@ async def _load_roster(conn: asyncpg.Connection) -> CampusRoster:
         for r in await conn.fetch("SELECT id, name, parent_id FROM org_units ORDER BY id")
     )
     zones = tuple(
-        Zone(r[0], r[1], ZoneKind(r[2]), r[3])
-        for r in await conn.fetch("SELECT id, name, kind, capacity FROM zones ORDER BY id")
+        Zone(r[0], r[1], ZoneKind(r[2]), r[3], CapacityMode(r[4]), r[5], r[6])
+        for r in await conn.fetch(
+            "SELECT id, name, kind, capacity, capacity_mode, gathering_threshold,"
+            " gathering_minutes FROM zones ORDER BY id"
+        )
     )
     doors = tuple(
         Door(r[0], r[1], DoorDirection(r[2]), r[3], r[4])
@@ -74,7 +79,18 @@ async def _load_roster(conn: asyncpg.Connection) -> CampusRoster:
     schedules: dict[str, Schedule] = {}
     grants = tuple(_grant(r, schedules) for r in await conn.fetch(_GRANTS_SQL))
     health = await _load_health(conn)
-    return CampusRoster(org_units, zones, doors, devices, people, cards, grants, health)
+    return CampusRoster(
+        org_units,
+        zones,
+        doors,
+        devices,
+        people,
+        cards,
+        grants,
+        health,
+        await load_level_definitions(conn),
+        await load_active_levels(conn),
+    )
 
 
 _GRANTS_SQL = """

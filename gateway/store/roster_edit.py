@@ -14,7 +14,15 @@ import asyncpg
 # Columns an administrator sees and changes (never updated_at).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "org_units": ("id", "name", "parent_id"),
-    "zones": ("id", "name", "kind", "capacity"),
+    "zones": (
+        "id",
+        "name",
+        "kind",
+        "capacity",
+        "capacity_mode",
+        "gathering_threshold",
+        "gathering_minutes",
+    ),
     "doors": ("id", "zone_id", "direction", "requires_temperature", "name"),
     "devices": ("id", "door_id", "kind", "transport", "port", "protocol", "baud"),
     "people": ("id", "kind", "name", "org_unit_id", "active", "valid_until"),

@@ -117,9 +117,28 @@ async def upsert_zones(conn: asyncpg.Connection, zones: Sequence[Zone]) -> Upser
     return await _upsert(
         conn,
         "zones",
-        ("id", "name", "kind", "capacity"),
+        (
+            "id",
+            "name",
+            "kind",
+            "capacity",
+            "capacity_mode",
+            "gathering_threshold",
+            "gathering_minutes",
+        ),
         ("id",),
-        ((z.id, z.name, z.kind.value, z.capacity) for z in zones),
+        (
+            (
+                z.id,
+                z.name,
+                z.kind.value,
+                z.capacity,
+                z.capacity_mode.value,
+                z.gathering_threshold,
+                z.gathering_minutes,
+            )
+            for z in zones
+        ),
     )
 
 

@@ -1,0 +1,121 @@
+"""The gathering watch: a zone that stays at or above its threshold for its minutes.
+
+`gathering` is not among contract section 5's alert kinds (issue #5 adds it). It is
+raised once when a zone has held at least `gathering_threshold` people for
+`gathering_minutes`, and resolved by the gateway when the count drops below the
+threshold, as `device_offline` is. The watch runs in the gateway because the live
+counts are there; open gathering alerts are picked up again after a restart. The
+same loop drops entries older than the zones' presence horizons from the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from gateway.domain.alerts import Alert, AlertKind
+from gateway.domain.presence import presence_horizon
+from gateway.domain.roster import ZoneKind
+from gateway.pipeline.alerting import Alerter
+from gateway.pipeline.roster_state import RosterState
+from gateway.policy.occupancy import Occupancy
+from gateway.store import alerts as alert_store
+
+_LOGGER = logging.getLogger(__name__)
+
+TICK_S = 1.0
+EXPIRE_EVERY_S = 60.0
+
+
+class GatheringWatch:
+    """Raises and resolves `gathering` alerts from the live occupancy counts."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        roster: RosterState,
+        occupancy: Occupancy,
+        alerter: Alerter,
+        *,
+        max_stay_h: float,
+        tick_s: float = TICK_S,
+    ) -> None:
+        self._pool = pool
+        self._roster = roster
+        self._occupancy = occupancy
+        self._alerter = alerter
+        self._max_stay_h = max_stay_h
+        self._tick_s = tick_s
+        self._open: dict[str, Alert] = {}
+        self._since: dict[str, datetime] = {}  # zone -> since when it is at or above threshold
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with self._pool.acquire() as conn:
+            for alert in await alert_store.open_alerts(conn, AlertKind.GATHERING):
+                if alert.zone:
+                    self._open[alert.zone] = alert
+        self._task = asyncio.create_task(self._run(), name="gathering-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def check(self, now: datetime) -> None:
+        """Raise or resolve each zone's gathering alert at `now`."""
+        index = self._roster.index
+        for zone in index.zones():
+            threshold = zone.gathering_threshold
+            count = self._occupancy.count(zone.id)
+            open_alert = self._open.get(zone.id)
+            if threshold is None or count < threshold:
+                self._since.pop(zone.id, None)
+                if open_alert is not None:
+                    del self._open[zone.id]
+                    self._alerter.resolve(open_alert, note=f"{count} inside, below {threshold}")
+                continue
+            since = self._since.setdefault(zone.id, now)
+            if open_alert is None and now - since >= timedelta(minutes=zone.gathering_minutes):
+                self._open[zone.id] = self._alerter.raise_alert(
+                    AlertKind.GATHERING,
+                    now,
+                    zone=zone.id,
+                    detail={
+                        "people": count,
+                        "threshold": threshold,
+                        "minutes": zone.gathering_minutes,
+                        "since": since.isoformat(),
+                    },
+                )
+
+    def expire(self, now: datetime) -> int:
+        """Drop entries older than their zone's presence horizon from the counts."""
+        index = self._roster.index
+
+        def horizon(zone_id: str) -> timedelta:
+            zone = index.zone(zone_id)
+            return presence_horizon(zone.kind if zone else ZoneKind.OTHER, self._max_stay_h)
+
+        return self._occupancy.expire(now, horizon)
+
+    async def _run(self) -> None:
+        last_expire = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._tick_s)
+            now = datetime.now(UTC)
+            try:
+                if loop.time() - last_expire >= EXPIRE_EVERY_S:
+                    last_expire = loop.time()
+                    dropped = self.expire(now)
+                    if dropped:
+                        _LOGGER.info("%d entries without an exit aged out of the counts", dropped)
+                self.check(now)
+            except Exception:  # a bug here must not end the watch for good
+                _LOGGER.exception("gathering watch failed; trying again")
