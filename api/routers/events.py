@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
+from api.redaction import present_event
 from api.routers.people import scope_of
 from gateway.store import console
 
@@ -29,7 +30,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
-    return await console.list_access_events(
+    rows = await console.list_access_events(
         conn,
         person=person,
         door=door,
@@ -41,3 +42,4 @@ async def list_events(
         limit=limit,
         offset=offset,
     )
+    return [present_event(r, operator.account.role) for r in rows]

@@ -11,12 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from api.deps import Allowed, Conn, Principal
-from api.permissions import Permission, org_scoped, sees_health_details
+from api.permissions import Permission, allowed, org_scoped, sees_health_details
 from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, run, values_of
 from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.health import HealthStatus
+from gateway.domain.privacy import mask_id_number, mask_phone
 from gateway.services import roster_admin
 from gateway.store import console
+from gateway.store.audit import record_audit
 
 router = APIRouter(prefix="/api/people", tags=["people"])
 Reader = Allowed(Permission.READ_PEOPLE)
@@ -30,8 +32,15 @@ _HEALTH_KEYS = (
 )
 
 
-def present(person: dict[str, Any], operator: Principal) -> dict[str, Any]:
-    """A person as this operator may see them: without health details unless allowed."""
+def present(
+    person: dict[str, Any], operator: Principal, *, unmasked: bool = False
+) -> dict[str, Any]:
+    """A person as this operator may see them: without health details unless allowed,
+    phone and ID number masked unless `unmasked` (checked and audited by the caller)."""
+    if not unmasked:
+        person["phone"] = mask_phone(person.get("phone"))
+        person["id_number"] = mask_id_number(person.get("id_number"))
+    person["contact_masked"] = not unmasked
     status = person.get("health_status")
     person["health_hold"] = (
         bool(status)
@@ -87,11 +96,28 @@ async def ensure_in_scope(conn: Conn, operator: Principal, person_id: str) -> No
 
 
 @router.get("/{person_id}")
-async def get_person(person_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
+async def get_person(
+    person_id: str,
+    operator: Reader,
+    conn: Conn,
+    unmask: Annotated[
+        bool, Query(description="full phone and ID number (UNMASK only; audited)")
+    ] = False,
+) -> dict[str, Any]:
     await ensure_in_scope(conn, operator, person_id)
+    if unmask and not allowed(operator.account.role, Permission.UNMASK):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"role {operator.account.role.value} may not unmask"
+        )
     person = await console.get_person(conn, person_id)
     assert person is not None
-    return present(person, operator)
+    if unmask:
+        # Who saw whose what, and when (the entry's ts); never the values themselves.
+        shown = [f for f in ("phone", "id_number") if person.get(f)]
+        await record_audit(
+            conn, operator.name, "unmask", "person", person_id, after={"fields": shown}
+        )
+    return present(person, operator, unmasked=unmask)
 
 
 async def _person(conn: Conn, person_id: str, operator: Principal) -> dict[str, Any]:

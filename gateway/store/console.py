@@ -90,7 +90,7 @@ async def get_device(conn: asyncpg.Connection, device_id: str) -> dict[str, Any]
 
 
 _PEOPLE = """
-SELECT p.id, p.kind, p.name, p.org_unit_id, p.active, p.valid_until,
+SELECT p.id, p.kind, p.name, p.org_unit_id, p.active, p.valid_until, p.phone, p.id_number,
        coalesce(array_agg(c.uid ORDER BY c.uid) FILTER (WHERE c.uid IS NOT NULL), '{}') AS cards,
        h.status AS health_status, h.since AS health_since, h.until AS health_until,
        h.reason AS health_reason, h.caretaker_id AS health_caretaker
