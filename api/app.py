@@ -22,6 +22,7 @@ from api.routers import (
     health,
     imports,
     people,
+    privacy,
     reports,
     stream,
 )
@@ -64,6 +65,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         doors,
         alerts,
         people,
+        privacy,
         health,
         events,
         reports,

@@ -1,0 +1,73 @@
+"""Everything held about one person, read for an export (rows as plain dicts).
+
+Tables of other workflows (manual readings, travel declarations) are read only when they
+exist. Access events, alerts, audit entries and report appearances are not part of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from gateway.store.retention import exists
+
+
+def _dicts(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [dict(r) for r in rows]
+
+
+async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, Any] | None:
+    """The person's row and everything naming them; None when no such person."""
+    person = await conn.fetchrow(
+        "SELECT id, kind, name, org_unit_id, active, valid_until, phone, id_number, updated_at"
+        " FROM people WHERE id = $1",
+        person_id,
+    )
+    if person is None:
+        return None
+    record: dict[str, Any] = {"person": dict(person)}
+    record["cards"] = _dicts(
+        await conn.fetch(
+            "SELECT uid, revoked, valid_until, updated_at FROM cards WHERE person_id = $1"
+            " ORDER BY uid",
+            person_id,
+        )
+    )
+    record["grants"] = _dicts(
+        await conn.fetch(
+            "SELECT id, zone_id, schedule, valid_from, valid_until, updated_at FROM grants"
+            " WHERE subject_person = $1 ORDER BY id",
+            person_id,
+        )
+    )
+    current = await conn.fetchrow(
+        "SELECT status, since, until, reason, caretaker_id, set_by, updated_at"
+        " FROM health_status WHERE person_id = $1",
+        person_id,
+    )
+    record["health_status"] = dict(current) if current else None
+    record["health_history"] = _dicts(
+        await conn.fetch(
+            "SELECT id, status, since, until, reason, caretaker_id, set_by, changed_by, changed_at"
+            " FROM health_history WHERE person_id = $1 ORDER BY changed_at, id",
+            person_id,
+        )
+    )
+    if await exists(conn, "health_readings"):
+        record["health_readings"] = _dicts(
+            await conn.fetch(
+                "SELECT id, celsius, fever, measured_at, recorded_by, note, recorded_at"
+                " FROM health_readings WHERE person_id = $1 ORDER BY measured_at, id",
+                person_id,
+            )
+        )
+    if await exists(conn, "travel_declarations"):
+        record["travel_declarations"] = _dicts(
+            await conn.fetch(
+                "SELECT * FROM travel_declarations WHERE person_id = $1"
+                " ORDER BY departure_date, id",
+                person_id,
+            )
+        )
+    return record
