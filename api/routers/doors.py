@@ -1,5 +1,6 @@
-"""Doors and devices with their online state, occupancy and who is inside; administrators
-create and update doors and devices (audited; the gateways reload on the roster NOTIFY)."""
+"""Doors and devices with their online state and who is inside; administrators create and
+update doors and devices (audited; the gateways reload on the roster NOTIFY). Occupancy
+per zone and the muster list are in api/routers/occupancy.py."""
 
 from __future__ import annotations
 
@@ -44,11 +45,6 @@ async def get_device(device_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
     if device is None:
         raise HTTPException(404, f"no device {device_id!r}")
     return device
-
-
-@router.get("/occupancy")
-async def occupancy(_: Reader, conn: Conn) -> list[dict[str, Any]]:
-    return await console.occupancy(conn, datetime.now(UTC) - PRESENCE_HORIZON)
 
 
 @router.get("/zones/{zone_id}/inside")
