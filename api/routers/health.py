@@ -1,35 +1,73 @@
-"""Health statuses: list, one person's status and history, set and clear (health officers)."""
+"""Health statuses: list, one person's status and history, set and clear (health officers);
+fever re-measurement: guards record a reading, health officers review and clear or escalate.
+
+Guards (RECORD_READING) see only who is on fever_watch and the readings they enter:
+never reasons, history or other statuses.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
 from api.routers.people import ensure_in_scope, scope_of
 from gateway.domain.health import HealthStatus
-from gateway.services.operations import NotFoundError, ReferenceError_, set_health_status
+from gateway.services import health as service
 from gateway.store import console
 from gateway.store.health import health_history
+from gateway.store.readings import fever_review, fever_watch_people, readings_of
 
 router = APIRouter(prefix="/api/health", tags=["health"])
 Reader = Allowed(Permission.READ_HEALTH)
 Writer = Allowed(Permission.WRITE_HEALTH)
+Measurer = Allowed(Permission.RECORD_READING)
+
+_Text = Field(min_length=1, max_length=2000)
+_PersonRef = Field(default=None, min_length=1, max_length=200)
 
 
 class HealthChange(BaseModel):
     status: HealthStatus
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = _Text
     until: datetime | None = None
-    caretaker_id: str | None = Field(default=None, max_length=200)
+    caretaker_id: str | None = _PersonRef
 
 
 class HealthClear(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = _Text
+
+
+class ReadingIn(BaseModel):
+    celsius: float = Field(ge=30.0, le=45.0)
+    measured_at: datetime | None = None
+    note: str = Field(default="", max_length=500)
+
+
+class FeverDecision(BaseModel):
+    outcome: Literal["clear", "suspected"]
+    reason: str = _Text
+    until: datetime | None = None  # suspected only
+    caretaker_id: str | None = _PersonRef  # suspected only; chosen when left out
+
+
+async def _run(change: Awaitable[dict[str, Any]], person_id: str) -> dict[str, Any]:
+    """Service errors as HTTP: 404 unknown person, 422 bad reference, 409 wrong status."""
+    try:
+        return await change
+    except service.NotFoundError:
+        raise HTTPException(404, f"no person {person_id!r}") from None
+    except service.ReferenceError_ as exc:
+        raise HTTPException(
+            422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "reference"}]
+        ) from None
+    except service.StatusConflict as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 @router.get("")
@@ -49,6 +87,23 @@ async def list_health(
     )
 
 
+@router.get("/fever-watch")
+async def fever_watch(
+    operator: Measurer,
+    conn: Conn,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    """People awaiting a re-measurement (id, name, unit, since, readings so far): no reasons."""
+    return await fever_watch_people(conn, datetime.now(UTC), q=q or None, limit=limit)
+
+
+@router.get("/fever-review")
+async def review_list(operator: Reader, conn: Conn) -> list[dict[str, Any]]:
+    """People on fever_watch with the readings taken since the watch began."""
+    return await fever_review(conn, datetime.now(UTC))
+
+
 @router.get("/{person_id}")
 async def get_health(person_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
     await ensure_in_scope(conn, operator, person_id)
@@ -66,32 +121,26 @@ async def get_health(person_id: str, operator: Reader, conn: Conn) -> dict[str, 
         }
         for r, by, at in await health_history(conn, person_id)
     ]
-    return {"person_id": person_id, "current": current, "history": history}
-
-
-async def _set(conn: Conn, person_id: str, by: str, **change: Any) -> dict[str, Any]:
-    try:
-        return await set_health_status(conn, person_id, by=by, **change)
-    except NotFoundError:
-        raise HTTPException(404, f"no person {person_id!r}") from None
-    except ReferenceError_ as exc:
-        raise HTTPException(
-            422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "reference"}]
-        ) from None
+    readings = await readings_of(conn, person_id)
+    return {"person_id": person_id, "current": current, "history": history, "readings": readings}
 
 
 @router.put("/{person_id}")
 async def set_status(
     person_id: str, body: HealthChange, operator: Writer, conn: Conn
 ) -> dict[str, Any]:
-    return await _set(
-        conn,
+    """Set a status; isolation statuses without a caretaker get one chosen."""
+    return await _run(
+        service.change_status(
+            conn,
+            person_id,
+            body.status,
+            by=operator.name,
+            reason=body.reason,
+            until=body.until,
+            caretaker_id=body.caretaker_id,
+        ),
         person_id,
-        operator.name,
-        status=body.status,
-        reason=body.reason,
-        until=body.until,
-        caretaker_id=body.caretaker_id,
     )
 
 
@@ -99,4 +148,69 @@ async def set_status(
 async def clear_status(
     person_id: str, body: HealthClear, operator: Writer, conn: Conn
 ) -> dict[str, Any]:
-    return await _set(conn, person_id, operator.name, status=HealthStatus.CLEAR, reason=body.reason)
+    return await _run(
+        service.change_status(
+            conn, person_id, HealthStatus.CLEAR, by=operator.name, reason=body.reason
+        ),
+        person_id,
+    )
+
+
+@router.post("/{person_id}/readings", status_code=201)
+async def record_reading(
+    person_id: str, body: ReadingIn, operator: Measurer, request: Request, conn: Conn
+) -> dict[str, Any]:
+    """A manual re-measurement of a fever_watch person (409 for anyone else); `fever` is
+    true at or above the fever threshold."""
+    threshold = request.app.state.settings.fever_threshold_c
+    reading = await _run(
+        service.record_reading(
+            conn,
+            person_id,
+            body.celsius,
+            by=operator.name,
+            threshold_c=threshold,
+            measured_at=body.measured_at,
+            note=body.note,
+        ),
+        person_id,
+    )
+    return {**reading, "threshold_c": threshold}
+
+
+@router.get("/{person_id}/readings")
+async def list_readings(person_id: str, operator: Reader, conn: Conn) -> list[dict[str, Any]]:
+    await ensure_in_scope(conn, operator, person_id)
+    return await readings_of(conn, person_id)
+
+
+@router.post("/{person_id}/fever-review")
+async def decide_fever(
+    person_id: str, body: FeverDecision, operator: Writer, conn: Conn
+) -> dict[str, Any]:
+    """After a re-measurement: back to clear, or escalate to suspected (with a caretaker).
+    409 when the person is no longer on fever_watch (someone decided already)."""
+    escalate = body.outcome == "suspected"
+    if not escalate and (body.until or body.caretaker_id):
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "until"],
+                    "msg": "clear takes no until or caretaker",
+                    "type": "value_error",
+                }
+            ],
+        )
+    return await _run(
+        service.resolve_fever_watch(
+            conn,
+            person_id,
+            escalate=escalate,
+            by=operator.name,
+            reason=body.reason,
+            until=body.until,
+            caretaker_id=body.caretaker_id,
+        ),
+        person_id,
+    )

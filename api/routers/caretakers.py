@@ -1,0 +1,91 @@
+"""Caretakers and the people in their care, with the day of isolation each is on.
+
+Health officers, admins and liaisons (READ_CARETAKING; liaisons only for people of
+their org unit). No health reasons here. Phone numbers are masked unless an operator
+with UNMASK asks for them (`unmask=true`), which is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from api.deps import Allowed, Conn, Principal
+from api.permissions import Permission, allowed
+from api.routers.people import scope_of
+from gateway.domain.health import isolation_day
+from gateway.domain.privacy import mask_phone
+from gateway.store.audit import record_audit
+from gateway.store.caretaking import caretaker_cases
+
+router = APIRouter(prefix="/api/caretakers", tags=["caretakers"])
+Reader = Allowed(Permission.READ_CARETAKING)
+Unmask = Annotated[bool, Query(description="full phone numbers (UNMASK only; audited)")]
+
+
+async def _cases(
+    request: Request,
+    conn: Conn,
+    operator: Principal,
+    caretaker_id: str | None,
+    unmask: bool,
+) -> list[dict[str, Any]]:
+    if unmask and not allowed(operator.account.role, Permission.UNMASK):
+        raise HTTPException(403, f"role {operator.account.role.value} may not unmask")
+    now = datetime.now(UTC)
+    tz = request.app.state.settings.tz
+    cases = await caretaker_cases(
+        conn, now, caretaker_id=caretaker_id, org_scope=scope_of(operator)
+    )
+    for case in cases:
+        case["day"] = isolation_day(case["since"], now, tz)
+        if not unmask:
+            case["phone"] = mask_phone(case["phone"])
+    if unmask:
+        await record_audit(
+            conn,
+            operator.name,
+            "unmask",
+            "caretaker_cases",
+            caretaker_id,
+            after={"people": [c["person_id"] for c in cases]},
+        )
+    return cases
+
+
+@router.get("")
+async def list_caretakers(request: Request, operator: Reader, conn: Conn) -> list[dict[str, Any]]:
+    """Every caretaker with current cases, with their count; `unassigned` people last
+    (caretaker_id null) so nobody in isolation is forgotten."""
+    summary: dict[str | None, dict[str, Any]] = {}
+    for case in await _cases(request, conn, operator, None, False):
+        entry = summary.setdefault(
+            case["caretaker_id"],
+            {
+                "caretaker_id": case["caretaker_id"],
+                "caretaker_name": case["caretaker_name"],
+                "cases": 0,
+                "longest_day": 0,
+            },
+        )
+        entry["cases"] += 1
+        entry["longest_day"] = max(entry["longest_day"], case["day"])
+    return list(summary.values())
+
+
+@router.get("/cases")
+async def all_cases(
+    request: Request, operator: Reader, conn: Conn, unmask: Unmask = False
+) -> list[dict[str, Any]]:
+    """All current isolation cases with their caretaker and day of isolation."""
+    return await _cases(request, conn, operator, None, unmask)
+
+
+@router.get("/{caretaker_id}/cases")
+async def cases_of(
+    caretaker_id: str, request: Request, operator: Reader, conn: Conn, unmask: Unmask = False
+) -> list[dict[str, Any]]:
+    """The people in one caretaker's care (an empty list for a caretaker with none)."""
+    return await _cases(request, conn, operator, caretaker_id, unmask)

@@ -1,0 +1,215 @@
+"""Travel declarations (liaisons for their org unit, health officers, admins) and the
+epidemic area list (MANAGE_AREAS). Every change is audited and re-evaluates open
+declarations at once (rules: gateway/services/travel.py)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, UploadFile, status
+from pydantic import BaseModel, Field, model_validator
+
+from api.deps import Allowed, Conn
+from api.permissions import Permission
+from api.routers.people import ensure_in_scope, scope_of
+from gateway.services import travel as service
+from gateway.services.travel_import import TravelImportError, import_declarations
+from gateway.store import travel as store
+
+router = APIRouter(prefix="/api/travel", tags=["travel"])
+Declarer = Allowed(Permission.DECLARE_TRAVEL)
+AreaManager = Allowed(Permission.MANAGE_AREAS)
+Waiver = Allowed(Permission.WRITE_HEALTH)
+MAX_BYTES = 8 * 1024 * 1024
+# Farther out than this a date is a typing mistake, not a trip.
+_MAX_YEARS = 2
+
+
+def _check_dates(first: date, last: date | None, names: tuple[str, str]) -> None:
+    if last is not None and last < first:
+        raise ValueError(f"{names[1]} lies before {names[0]}")
+    today = date.today()
+    for value in (first, last):
+        if value is not None and abs((value - today).days) > 366 * _MAX_YEARS:
+            raise ValueError(f"dates more than {_MAX_YEARS} years away are refused")
+
+
+class DeclarationIn(BaseModel):
+    person_id: str = Field(min_length=1, max_length=200)
+    destination: str = Field(min_length=1, max_length=500, pattern=r"\S")
+    departure_date: date
+    return_date: date
+    note: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _dates(self) -> DeclarationIn:
+        _check_dates(self.departure_date, self.return_date, ("departure_date", "return_date"))
+        return self
+
+
+class AreaIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    match: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    effective_from: date
+    effective_until: date | None = None
+
+    @model_validator(mode="after")
+    def _dates(self) -> AreaIn:
+        _check_dates(
+            self.effective_from, self.effective_until, ("effective_from", "effective_until")
+        )
+        return self
+
+
+class AreaPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    match: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    effective_from: date | None = None
+    effective_until: date | None = None
+
+
+def _rules(request: Request) -> service.TravelRules:
+    settings = request.app.state.settings
+    return service.TravelRules(settings.isolation_days, settings.tz)
+
+
+def _not_found(exc: LookupError) -> HTTPException:
+    return HTTPException(404, str(exc))
+
+
+@router.get("/declarations")
+async def list_declarations(
+    operator: Declarer,
+    conn: Conn,
+    request: Request,
+    person_id: Annotated[str | None, Query(max_length=200)] = None,
+    open_only: Annotated[bool, Query(alias="open")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    """Newest returns first; `open=true`: only those whose isolation period is not over."""
+    since = None
+    if open_only:
+        rules = _rules(request)
+        today = datetime.now(rules.tz).date()
+        since = today - timedelta(days=rules.isolation_days - 1)
+    return await store.list_declarations(
+        conn,
+        person_id=person_id,
+        org_scope=scope_of(operator),
+        returned_since=since,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post("/declarations", status_code=status.HTTP_201_CREATED)
+async def declare(
+    body: DeclarationIn, operator: Declarer, request: Request, conn: Conn
+) -> dict[str, Any]:
+    """File a trip for a person (a liaison: only for people of their org unit). The
+    answer holds the declaration and what the evaluation changed."""
+    await ensure_in_scope(conn, operator, body.person_id)
+    trip = service.Trip(
+        body.person_id, body.destination, body.departure_date, body.return_date, body.note
+    )
+    try:
+        ids, evaluation = await service.declare(conn, [trip], _rules(request), by=operator.name)
+    except service.NotFoundError as exc:
+        raise _not_found(exc) from None
+    declaration = await store.get_declaration(conn, ids[0])
+    return {"declaration": declaration, "evaluation": evaluation.as_dict()}
+
+
+@router.post("/declarations/import")
+async def import_file(
+    file: UploadFile, operator: Declarer, request: Request, conn: Conn
+) -> dict[str, Any]:
+    """A CSV of declarations (person_id,destination,departure_date,return_date[,note]),
+    checked whole first: one error naming the row, and nothing written."""
+    name = file.filename or "declarations.csv"
+    body = await file.read(MAX_BYTES + 1)
+    if len(body) > MAX_BYTES:
+        raise HTTPException(413, "file too large")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _file_error(f"{name}: not UTF-8 text") from None
+    try:
+        rows, ids, evaluation = await import_declarations(
+            conn, text, name, _rules(request), by=operator.name, org_scope=scope_of(operator)
+        )
+    except TravelImportError as exc:
+        raise _file_error(f"{exc}; nothing was imported") from None
+    return {"source": name, "rows": rows, "declarations": ids, "evaluation": evaluation.as_dict()}
+
+
+def _file_error(message: str) -> HTTPException:
+    return HTTPException(422, [{"loc": ["body", "file"], "msg": message, "type": "travel_csv"}])
+
+
+@router.post("/declarations/{declaration_id}/waive")
+async def waive(
+    declaration_id: int, operator: Waiver, request: Request, conn: Conn
+) -> dict[str, Any]:
+    """Exempt a trip (health officers); an isolation it alone caused is lifted."""
+    try:
+        declaration, evaluation = await service.waive_declaration(
+            conn, declaration_id, _rules(request), by=operator.name
+        )
+    except service.NotFoundError as exc:
+        raise _not_found(exc) from None
+    return {"declaration": declaration, "evaluation": evaluation.as_dict()}
+
+
+@router.get("/areas")
+async def list_areas(operator: Declarer, conn: Conn) -> list[dict[str, Any]]:
+    return await store.list_areas(conn)
+
+
+@router.post("/areas", status_code=status.HTTP_201_CREATED)
+async def add_area(
+    body: AreaIn, operator: AreaManager, request: Request, conn: Conn
+) -> dict[str, Any]:
+    """List an area; `match` (default: the name) is looked for in trip destinations."""
+    values = body.model_dump()
+    values["match"] = (body.match or body.name).strip()
+    values["name"] = body.name.strip()
+    area, evaluation = await service.add_area(conn, values, _rules(request), by=operator.name)
+    return {"area": area, "evaluation": evaluation.as_dict()}
+
+
+@router.patch("/areas/{area_id}")
+async def change_area(
+    area_id: int, body: AreaPatch, operator: AreaManager, request: Request, conn: Conn
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("name", "match", "effective_from"):
+        if key in changes and changes[key] is None:
+            raise _field_error(key, f"{key} cannot be null")
+    try:
+        area, evaluation = await service.change_area(
+            conn, area_id, changes, _rules(request), by=operator.name
+        )
+    except service.NotFoundError as exc:
+        raise _not_found(exc) from None
+    except ValueError as exc:
+        raise _field_error("effective_until", str(exc)) from None
+    return {"area": area, "evaluation": evaluation.as_dict()}
+
+
+@router.delete("/areas/{area_id}")
+async def remove_area(
+    area_id: int, operator: AreaManager, request: Request, conn: Conn
+) -> dict[str, Any]:
+    """Delist an area; isolations it alone caused are lifted (officers' statuses stay)."""
+    try:
+        evaluation = await service.remove_area(conn, area_id, _rules(request), by=operator.name)
+    except service.NotFoundError as exc:
+        raise _not_found(exc) from None
+    return {"removed": area_id, "evaluation": evaluation.as_dict()}
+
+
+def _field_error(field: str, message: str) -> HTTPException:
+    return HTTPException(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
