@@ -25,7 +25,7 @@ def _header(sheet: Worksheet, cells: list[str]) -> None:
     sheet.append(cells)
     for cell in sheet[sheet.max_row]:
         cell.font = _BOLD
-    sheet.freeze_panes = sheet.cell(row=sheet.max_row + 1, column=1)
+    sheet.freeze_panes = f"A{sheet.max_row + 1}"
 
 
 def _widths(sheet: Worksheet) -> None:
