@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, str] = {
     "user": "gateway.cli.user",
     "sim": "gateway.cli.sim",
     "bench": "gateway.cli.bench",
+    "trace": "gateway.cli.trace",
+    "trace-bench": "gateway.cli.trace_bench",
+    "retention": "gateway.cli.retention",
+    "export": "gateway.cli.export",
 }
 
 _SETTING_FLAGS = (
