@@ -19,6 +19,7 @@ from gateway.services.travel import Evaluation, TravelRules, Trip, declare
 REQUIRED = ("person_id", "destination", "departure_date", "return_date")
 OPTIONAL = ("note",)
 MAX_ROWS = 200_000
+MAX_DAYS_AWAY = 732
 _MAX_FIELD = 500
 
 
@@ -80,6 +81,8 @@ def _trip(row: dict[str, str], fields: list[str], header: list[str], source: str
     returned = _date(row["return_date"], "return_date", fail)
     if returned < departure:
         raise fail(f"return_date {returned} lies before departure_date {departure}")
+    if max(abs((d - date.today()).days) for d in (departure, returned)) > MAX_DAYS_AWAY:
+        raise fail("dates more than two years away are refused (a typing mistake?)")
     return Trip(person_id, destination, departure, returned, row.get("note", "").strip())
 
 
