@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "trace-bench": "gateway.cli.trace_bench",
     "retention": "gateway.cli.retention",
     "export": "gateway.cli.export",
+    "travel": "gateway.cli.travel",
 }
 
 _SETTING_FLAGS = (
