@@ -189,6 +189,8 @@ async def mark_close_contacts(
     if not reason.strip():
         raise TraceError("give a reason")
     async with conn.transaction():
+        if not (await store.person_name(conn, index_person))[0]:
+            raise UnknownPerson(f"no person {index_person!r}")
         known = await store.existing_people(conn, wanted)
         unknown = [p for p in wanted if p not in known]
         if unknown:

@@ -1,0 +1,136 @@
+"""Contact tracing: a person's contacts as JSON or CSV, and marking chosen contacts.
+
+Health officers and administrators (TRACE_CONTACTS); every trace and mark is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from api.deps import Allowed, Conn
+from api.permissions import Permission
+from gateway.domain.tracing import MIN_OVERLAP_S, Contact, TraceResult
+from gateway.services.tracing import (
+    MAX_WINDOW_DAYS,
+    TraceError,
+    TraceRequest,
+    UnknownPerson,
+    contacts_csv,
+    mark_close_contacts,
+    trace,
+)
+from gateway.settings import Settings
+
+router = APIRouter(prefix="/api/tracing", tags=["tracing"])
+Tracer = Allowed(Permission.TRACE_CONTACTS)
+PersonId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class MarkRequest(BaseModel):
+    contacts: list[PersonId] = Field(min_length=1, max_length=5000)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _contact(c: Contact) -> dict[str, Any]:
+    return {
+        "person_id": c.person_id,
+        "name": c.name,
+        "generation": c.generation,
+        "method": c.method.value,
+        "zones": list(c.zones),
+        "first_encounter": c.first_encounter,
+        "last_encounter": c.last_encounter,
+        "exposure_s": c.exposure_s,
+        "overlap_s": c.overlap_s,
+        "encounters": c.encounters,
+        "proximity_encounters": c.proximity_encounters,
+    }
+
+
+def _body(result: TraceResult) -> dict[str, Any]:
+    w = result.window
+    return {
+        "person_id": result.person_id,
+        "name": result.name,
+        "from": w.start,
+        "to": w.end,
+        "generations": result.generations,
+        "min_overlap_s": w.min_overlap_s,
+        "entry_gap_s": w.entry_gap_s,
+        "max_stay_s": w.max_stay_s,
+        "truncated": result.truncated,
+        "count": len(result.contacts),
+        "contacts": [_contact(c) for c in result.contacts],
+    }
+
+
+@router.get("/{person_id}", response_model=None)
+async def trace_person(
+    person_id: str,
+    request: Request,
+    operator: Tracer,
+    conn: Conn,
+    days: Annotated[int | None, Query(ge=1, le=MAX_WINDOW_DAYS)] = None,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    generations: Annotated[int, Query(ge=1, le=2)] = 1,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    min_overlap_s: Annotated[float, Query(ge=0, le=86_400)] = MIN_OVERLAP_S,
+    format: Literal["json", "csv"] = "json",
+) -> dict[str, Any] | Response:
+    """Everyone who shared a zone with the person, ranked by exposure (`format=csv`: a file)."""
+    settings: Settings = request.app.state.settings
+    query = TraceRequest(person_id, start, end, days, generations, limit, min_overlap_s)
+    try:
+        result = await trace(conn, query, settings, by=operator.name)
+    except UnknownPerson as exc:
+        raise HTTPException(404, str(exc)) from None
+    except TraceError as exc:
+        raise HTTPException(
+            422, [{"loc": ["query"], "msg": str(exc), "type": "value_error"}]
+        ) from None
+    if format == "csv":
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in person_id)[:60]
+        return Response(
+            contacts_csv(result),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="contacts-{safe}.csv"'},
+        )
+    return _body(result)
+
+
+@router.post("/{person_id}/mark")
+async def mark_contacts(
+    person_id: str, body: MarkRequest, request: Request, operator: Tracer, conn: Conn
+) -> dict[str, Any]:
+    """Mark chosen contacts `close_contact` until now + isolation days, with caretakers.
+
+    Stronger statuses (suspected, confirmed) and longer isolations are left alone and
+    listed under `skipped` with the reason.
+    """
+    settings: Settings = request.app.state.settings
+    try:
+        outcome = await mark_close_contacts(
+            conn,
+            person_id,
+            body.contacts,
+            reason=body.reason,
+            by=operator.name,
+            isolation_days=settings.isolation_days,
+        )
+    except UnknownPerson as exc:
+        raise HTTPException(404, str(exc)) from None
+    except TraceError as exc:
+        raise HTTPException(
+            422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
+        ) from None
+    return {
+        "person_id": person_id,
+        "until": outcome.until,
+        "marked": [{"person_id": p, "caretaker_id": c} for p, c in outcome.marked],
+        "skipped": [{"person_id": p, "why": why} for p, why in outcome.skipped],
+    }
