@@ -29,6 +29,7 @@ from api.routers import (
     privacy,
     reports,
     stream,
+    tracing,
     travel,
 )
 from api.routers.auth import LoginLimiter
@@ -82,6 +83,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         grants,
         audit,
         imports,
+        tracing,
         stream,
     ):
         app.include_router(module.router)
