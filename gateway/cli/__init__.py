@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "user": "gateway.cli.user",
     "sim": "gateway.cli.sim",
     "bench": "gateway.cli.bench",
+    "report": "gateway.cli.report",
     "trace": "gateway.cli.trace",
     "trace-bench": "gateway.cli.trace_bench",
     "retention": "gateway.cli.retention",
