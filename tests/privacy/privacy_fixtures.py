@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import httpx
 import pytest
 
@@ -48,6 +49,7 @@ people:
   - {{id: S001, kind: student, name: Li Hua, org_unit: cs-1, cards: ["04A1B2C3"],
      phone: "{PHONE}", id_number: "{ID_NUMBER}"}}
   - {{id: S002, kind: student, name: Wang Fang, org_unit: math, cards: ["04A1B2C4"]}}
+  - {{id: S003, kind: student, name: Zhao Lei, org_unit: cs-1, cards: ["04A1B2C6"]}}
   - {{id: T001, kind: staff, name: Zhang Wei, org_unit: cs, cards: ["04A1B2C5"],
      phone: "+8613912345678"}}
 grants:
@@ -56,6 +58,7 @@ grants:
 health:
   - {{person: S001, status: close_contact, until: "2099-01-01",
      reason: "{SENTINEL_REASON}", caretaker: T001}}
+  - {{person: S003, status: fever_watch, reason: "{SENTINEL_REASON}"}}
 """
 
 
@@ -110,8 +113,27 @@ async def _seed_health_data(dsn: str) -> None:
                 now - timedelta(minutes=20),
                 SENTINEL_HISTORY_REASON,
             )
+            await conn.execute(
+                "INSERT INTO health_readings (person_id, celsius, fever, measured_at, recorded_by,"
+                " note) VALUES ('S003', $1, true, $2, 'guard', $3)",
+                READING_CELSIUS,
+                now - timedelta(minutes=10),
+                SENTINEL_HISTORY_REASON,
+            )
+        await _generate_reports(conn)
     finally:
         await conn.close()
+
+
+async def _generate_reports(conn: asyncpg.Connection) -> None:
+    """Today's daily reports, when that workflow is there (their lists name people)."""
+    try:
+        from gateway.services.reports.service import generate_reports
+    except ImportError:
+        return
+    await generate_reports(
+        conn, day=datetime.now(TZ).date(), settings=Settings(), by="test", org_units=[None, "cs"]
+    )
 
 
 @pytest.fixture(scope="module")
