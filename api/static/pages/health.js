@@ -1,0 +1,307 @@
+// Health page: statuses and history, fever re-measurement (guards enter readings,
+// health officers review), caretakers and their cases, travel declarations and areas.
+// Each part appears only for operators whose permissions allow it; built with CG.el only.
+(() => {
+  "use strict";
+  const CG = window.CG;
+  if (!CG) return;
+  const { el, t } = CG;
+  const STATUSES = ["fever_watch", "home_isolation", "close_contact", "suspected", "confirmed", "recovered", "clear"];
+
+  const I18N = {
+    zh: {
+      h_tab: "健康", h_measure: "复测体温", h_find: "查找发热观察人员", h_celsius: "体温 (°C)", h_note: "备注",
+      h_record: "记录", h_fever: "发热", h_normal: "正常", h_recorded: "已记录", h_review: "复测审核",
+      h_clear: "解除", h_escalate: "升级为疑似", h_statuses: "健康状态", h_all: "全部", h_person: "人员",
+      h_status: "状态", h_since: "开始", h_until: "截至", h_reason: "原因", h_caretaker: "看护人",
+      h_history: "历史", h_readings: "复测记录", h_set: "设置状态", h_changed_by: "操作人", h_load: "查看",
+      h_caretakers: "看护人与看护对象", h_day: "隔离第几天", h_phone: "电话", h_cases: "对象数",
+      h_unassigned: "未分配", h_travel: "出行申报", h_destination: "目的地", h_departure: "出发日期",
+      h_return: "返回日期", h_declare: "申报", h_import: "导入 CSV", h_areas: "疫区列表", h_area_name: "名称",
+      h_match: "匹配文字", h_from: "生效日期", h_to: "截止日期", h_add: "添加", h_remove: "移除",
+      h_waive: "豁免", h_isolated: "已隔离", h_result: "结果", h_none: "无", h_error: "出错",
+      h_search: "搜索", h_select_hint: "选择一个人查看详情", h_readings_n: "复测次数",
+      st_clear: "正常", st_fever_watch: "发热观察", st_home_isolation: "居家隔离", st_close_contact: "密切接触",
+      st_suspected: "疑似", st_confirmed: "确诊", st_recovered: "康复",
+    },
+    en: {
+      h_tab: "Health", h_measure: "Re-measurement", h_find: "Find a person on fever watch", h_celsius: "Reading (°C)",
+      h_note: "Note", h_record: "Record", h_fever: "fever", h_normal: "normal", h_recorded: "Recorded",
+      h_review: "Re-measurement review", h_clear: "Clear", h_escalate: "Escalate to suspected",
+      h_statuses: "Health statuses", h_all: "All", h_person: "Person", h_status: "Status", h_since: "Since",
+      h_until: "Until", h_reason: "Reason", h_caretaker: "Caretaker", h_history: "History",
+      h_readings: "Readings", h_set: "Set status", h_changed_by: "Changed by", h_load: "Open",
+      h_caretakers: "Caretakers and their cases", h_day: "Day of isolation", h_phone: "Phone", h_cases: "Cases",
+      h_unassigned: "unassigned", h_travel: "Travel declarations", h_destination: "Destination",
+      h_departure: "Departure", h_return: "Return", h_declare: "Declare", h_import: "Import CSV",
+      h_areas: "Epidemic areas", h_area_name: "Name", h_match: "Match text", h_from: "Effective from",
+      h_to: "Effective until", h_add: "Add", h_remove: "Remove", h_waive: "Waive", h_isolated: "isolated",
+      h_result: "Result", h_none: "none", h_error: "Error", h_search: "Search",
+      h_select_hint: "Pick a person to see the details", h_readings_n: "Readings",
+      st_clear: "clear", st_fever_watch: "fever watch", st_home_isolation: "home isolation",
+      st_close_contact: "close contact", st_suspected: "suspected", st_confirmed: "confirmed", st_recovered: "recovered",
+    },
+  };
+
+  const may = (p) => ((CG.state.me && CG.state.me.permissions) || []).includes(p);
+  const st = (s) => (s ? t("st_" + s) : "");
+  const parts = {};
+
+  async function call(path, options, out) {
+    const response = await CG.api(path, options);
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const detail = body && body.detail;
+      const msg = Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail || response.status;
+      if (out) out.textContent = `${t("h_error")}: ${msg}`;
+      throw new Error(String(msg));
+    }
+    return body;
+  }
+  const post = (path, body, out, method = "POST") => call(path, { method, body: JSON.stringify(body) }, out);
+  const table = (headers, rows) =>
+    el("table", { class: "grid" }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows));
+  const field = (label, input) => el("label", {}, label, " ", input);
+  const block = (id, title, ...body) => el("div", { id, class: "health-block" }, el("h3", {}, title), ...body);
+  const msg = (id) => el("p", { id, class: "health-msg", role: "status" });
+  // A campus-local date (YYYY-MM-DD) to the start of that day, as the API expects a time.
+  const dayStart = (value) => (value ? `${value}T00:00:00${offset()}` : null);
+  function offset() {
+    const m = -new Date().getTimezoneOffset();
+    const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
+    return `${m >= 0 ? "+" : "-"}${pad(m / 60)}:${pad(m % 60)}`;
+  }
+
+  // -- guards: find a fever_watch person and enter a reading ---------------------
+  function measureBlock() {
+    const q = el("input", { id: "hm-q", placeholder: t("h_find") });
+    const list = el("ul", { id: "hm-list" });
+    const out = msg("hm-msg");
+    async function find(event) {
+      if (event) event.preventDefault();
+      const people = await call(`/api/health/fever-watch?q=${encodeURIComponent(q.value)}`, {}, out);
+      list.replaceChildren(...people.map((p) => el("li", {},
+        `${p.name} (${p.person_id}, ${p.org_unit_id || ""}) · ${t("h_readings_n")}: ${p.readings} `,
+        readingForm(p.person_id, out, find))));
+      if (!people.length) list.append(el("li", {}, t("h_none")));
+    }
+    parts.measure = find;
+    return block("health-measure", t("h_measure"),
+      el("form", { onsubmit: find }, q, el("button", {}, t("h_search"))), list, out);
+  }
+
+  function readingForm(personId, out, after) {
+    const celsius = el("input", { type: "number", step: "0.1", min: "30", max: "45", required: true, class: "hm-celsius" });
+    const note = el("input", { class: "hm-note", maxlength: "500" });
+    return el("form", { class: "hm-form", dataset: { person: personId }, onsubmit: async (event) => {
+      event.preventDefault();
+      const r = await post(`/api/health/${encodeURIComponent(personId)}/readings`,
+        { celsius: Number(celsius.value), note: note.value }, out);
+      out.textContent = `${t("h_recorded")}: ${personId} ${r.celsius} °C — ${r.fever ? t("h_fever") : t("h_normal")}`;
+      out.classList.toggle("fever", r.fever);
+      await after();
+    } }, field(t("h_celsius"), celsius), field(t("h_note"), note), el("button", {}, t("h_record")));
+  }
+
+  // -- health officers: review readings, clear or escalate -------------------------
+  function reviewBlock() {
+    const body = el("div", { id: "hr-list" });
+    const out = msg("hr-msg");
+    async function load() {
+      const people = await call("/api/health/fever-review", {}, out);
+      body.replaceChildren(table([t("h_person"), t("h_since"), t("h_readings"), ""], people.map((p) =>
+        el("tr", { dataset: { person: p.person_id } },
+          el("td", {}, `${p.name} (${p.person_id})`), el("td", {}, CG.fmtTime(p.since)),
+          el("td", {}, p.readings.map((r) => el("span", { class: r.fever ? "fever" : "" },
+            `${r.celsius} °C ${CG.fmtTime(r.measured_at)} (${r.recorded_by}) `))),
+          el("td", {}, may("write_health") ? decideButtons(p.person_id, out, load) : "")))));
+    }
+    parts.review = load;
+    return block("health-review", t("h_review"), body, out);
+  }
+
+  function decideButtons(personId, out, after) {
+    const decide = (outcome) => async () => {
+      const reason = prompt(t("h_reason"));
+      if (!reason) return;
+      await post(`/api/health/${encodeURIComponent(personId)}/fever-review`, { outcome, reason }, out);
+      out.textContent = `${personId}: ${st(outcome)}`;
+      await after();
+    };
+    return [el("button", { class: "hr-clear", onclick: decide("clear") }, t("h_clear")), " ",
+      el("button", { class: "hr-escalate", onclick: decide("suspected") }, t("h_escalate"))];
+  }
+
+  // -- statuses: list by status, one person's status, history and actions ----------
+  function statusBlock() {
+    const filter = el("select", { id: "hs-filter" }, el("option", { value: "" }, t("h_all")),
+      STATUSES.map((s) => el("option", { value: s }, st(s))));
+    const list = el("div", { id: "hs-list" });
+    const detail = el("div", { id: "hs-detail" }, t("h_select_hint"));
+    const out = msg("hs-msg");
+    async function load() {
+      const rows = await call(`/api/health?limit=500${filter.value ? "&status=" + filter.value : ""}`, {}, out);
+      list.replaceChildren(table([t("h_person"), t("h_status"), t("h_since"), t("h_until"), t("h_caretaker"), ""],
+        rows.map((r) => el("tr", { dataset: { person: r.person_id } },
+          el("td", {}, `${r.name} (${r.person_id})`), el("td", {}, st(r.status)),
+          el("td", {}, CG.fmtTime(r.since)), el("td", {}, CG.fmtTime(r.until)), el("td", {}, r.caretaker_id || ""),
+          el("td", {}, el("button", { class: "hs-open", onclick: () => openPerson(r.person_id) }, t("h_load")))))));
+    }
+    async function openPerson(personId) {
+      const info = await call(`/api/health/${encodeURIComponent(personId)}`, {}, out);
+      const c = info.current || {};
+      detail.replaceChildren(
+        el("h4", {}, `${personId}: ${st(c.status) || t("h_none")}`),
+        el("p", {}, `${t("h_reason")}: ${c.reason || ""} · ${t("h_until")}: ${CG.fmtTime(c.until)} · ${t("h_caretaker")}: ${c.caretaker_id || ""}`),
+        may("write_health") ? setForm(personId, out, async () => { await openPerson(personId); await load(); }) : "",
+        el("h4", {}, t("h_history")),
+        table([t("h_status"), t("h_since"), t("h_until"), t("h_reason"), t("h_caretaker"), t("h_changed_by")],
+          info.history.slice().reverse().map((h) => el("tr", {}, el("td", {}, st(h.status)),
+            el("td", {}, CG.fmtTime(h.since)), el("td", {}, CG.fmtTime(h.until)), el("td", {}, h.reason),
+            el("td", {}, h.caretaker_id || ""), el("td", {}, `${h.changed_by} ${CG.fmtTime(h.changed_at)}`)))),
+        el("h4", {}, t("h_readings")),
+        el("ul", {}, info.readings.map((r) => el("li", { class: r.fever ? "fever" : "" },
+          `${r.celsius} °C ${CG.fmtTime(r.measured_at)} (${r.recorded_by}) ${r.note}`))));
+    }
+    filter.addEventListener("change", load);
+    parts.statuses = load;
+    return block("health-statuses", t("h_statuses"), field(t("h_status"), filter), list, out, detail);
+  }
+
+  function setForm(personId, out, after) {
+    const status = el("select", { class: "hs-status" }, STATUSES.map((s) => el("option", { value: s }, st(s))));
+    const reason = el("input", { class: "hs-reason", required: true, maxlength: "2000" });
+    const until = el("input", { type: "date", class: "hs-until" });
+    const caretaker = el("input", { class: "hs-caretaker", maxlength: "200" });
+    return el("form", { class: "hs-form", onsubmit: async (event) => {
+      event.preventDefault();
+      await post(`/api/health/${encodeURIComponent(personId)}`, { status: status.value, reason: reason.value,
+        until: dayStart(until.value), caretaker_id: caretaker.value || null }, out, "PUT");
+      out.textContent = `${personId}: ${st(status.value)}`;
+      await after();
+    } }, field(t("h_status"), status), field(t("h_reason"), reason), field(t("h_until"), until),
+    field(t("h_caretaker"), caretaker), el("button", {}, t("h_set")));
+  }
+
+  // -- caretakers and their cases ---------------------------------------------------
+  function caretakerBlock() {
+    const body = el("div", { id: "hc-list" });
+    const out = msg("hc-msg");
+    async function load() {
+      const cases = await call("/api/caretakers/cases", {}, out);
+      body.replaceChildren(table([t("h_caretaker"), t("h_person"), t("h_status"), t("h_day"), t("h_until"), t("h_phone")],
+        cases.map((c) => el("tr", { dataset: { person: c.person_id } },
+          el("td", {}, c.caretaker_id ? `${c.caretaker_name} (${c.caretaker_id})` : t("h_unassigned")),
+          el("td", {}, `${c.name} (${c.person_id})`), el("td", {}, st(c.status)), el("td", { class: "hc-day" }, String(c.day)),
+          el("td", {}, CG.fmtTime(c.until)), el("td", {}, c.phone || "")))));
+    }
+    parts.caretakers = load;
+    return block("health-caretakers", t("h_caretakers"), body, out);
+  }
+
+  // -- travel declarations and epidemic areas ---------------------------------------
+  function travelBlock() {
+    const list = el("div", { id: "ht-list" });
+    const out = msg("ht-msg");
+    const inputs = {
+      person_id: el("input", { class: "ht-person", required: true }),
+      destination: el("input", { class: "ht-destination", required: true }),
+      departure_date: el("input", { type: "date", class: "ht-departure", required: true }),
+      return_date: el("input", { type: "date", class: "ht-return", required: true }),
+    };
+    const file = el("input", { type: "file", accept: ".csv", class: "ht-file" });
+    async function load() {
+      const rows = await call("/api/travel/declarations?limit=200", {}, out);
+      list.replaceChildren(table([t("h_person"), t("h_destination"), t("h_departure"), t("h_return"), t("h_result"), ""],
+        rows.map((d) => el("tr", { dataset: { id: d.id } }, el("td", {}, `${d.person_name} (${d.person_id})`),
+          el("td", {}, d.destination), el("td", {}, d.departure_date), el("td", {}, d.return_date),
+          el("td", {}, d.waived_at ? t("h_waive") : d.isolated_at ? t("h_isolated") : (d.matched_areas || []).join(", ")),
+          el("td", {}, may("write_health") && !d.waived_at ? el("button", { class: "ht-waive", onclick: async () => {
+            await post(`/api/travel/declarations/${d.id}/waive`, {}, out); await load();
+          } }, t("h_waive")) : "")))));
+    }
+    const summary = (ev) => Object.entries(ev).filter(([, v]) => v.length).map(([k, v]) => `${k}: ${v.join(", ")}`).join("; ");
+    const declare = el("form", { id: "ht-form", onsubmit: async (event) => {
+      event.preventDefault();
+      const body = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.value]));
+      const r = await post("/api/travel/declarations", body, out);
+      out.textContent = `#${r.declaration.id} ${summary(r.evaluation)}`;
+      await load();
+    } }, field(t("h_person"), inputs.person_id), field(t("h_destination"), inputs.destination),
+    field(t("h_departure"), inputs.departure_date), field(t("h_return"), inputs.return_date), el("button", {}, t("h_declare")));
+    const upload = el("form", { id: "ht-upload", onsubmit: async (event) => {
+      event.preventDefault();
+      if (!file.files.length) return;
+      const data = new FormData(); data.append("file", file.files[0]);
+      // multipart: not through CG.api, which sends JSON; same CSRF header.
+      const response = await fetch("/api/travel/declarations/import", { method: "POST", body: data,
+        credentials: "same-origin", headers: CG.state.csrf ? { "X-CSRF-Token": CG.state.csrf } : {} });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) { out.textContent = `${t("h_error")}: ${(body && body.detail && body.detail[0] && body.detail[0].msg) || response.status}`; return; }
+      out.textContent = `${body.rows} · ${summary(body.evaluation)}`;
+      await load();
+    } }, file, el("button", {}, t("h_import")));
+    parts.travel = load;
+    return block("health-travel", t("h_travel"), declare, upload, out, list);
+  }
+
+  function areaBlock() {
+    const list = el("div", { id: "ha-list" });
+    const out = msg("ha-msg");
+    const inputs = {
+      name: el("input", { class: "ha-name", required: true }),
+      match: el("input", { class: "ha-match" }),
+      effective_from: el("input", { type: "date", class: "ha-from", required: true }),
+      effective_until: el("input", { type: "date", class: "ha-until" }),
+    };
+    async function load() {
+      const areas = await call("/api/travel/areas", {}, out);
+      list.replaceChildren(table([t("h_area_name"), t("h_match"), t("h_from"), t("h_to"), ""],
+        areas.map((a) => el("tr", { dataset: { id: a.id } }, el("td", {}, a.name), el("td", {}, a.match),
+          el("td", {}, a.effective_from), el("td", {}, a.effective_until || ""),
+          el("td", {}, may("manage_areas") ? el("button", { class: "ha-remove", onclick: async () => {
+            const r = await call(`/api/travel/areas/${a.id}`, { method: "DELETE" }, out);
+            out.textContent = `${a.name}: ${r.evaluation.lifted.length} ${t("h_remove")}`;
+            await load(); if (parts.travel) await parts.travel();
+          } }, t("h_remove")) : "")))));
+    }
+    const add = el("form", { id: "ha-form", onsubmit: async (event) => {
+      event.preventDefault();
+      const body = { name: inputs.name.value, match: inputs.match.value || null,
+        effective_from: inputs.effective_from.value, effective_until: inputs.effective_until.value || null };
+      const r = await post("/api/travel/areas", body, out);
+      out.textContent = `${r.area.name}: ${t("h_isolated")} ${r.evaluation.isolated.length}`;
+      await load(); if (parts.travel) await parts.travel();
+    } }, field(t("h_area_name"), inputs.name), field(t("h_match"), inputs.match),
+    field(t("h_from"), inputs.effective_from), field(t("h_to"), inputs.effective_until), el("button", {}, t("h_add")));
+    parts.areas = load;
+    return block("health-areas", t("h_areas"), may("manage_areas") ? add : "", out, list);
+  }
+
+  function render(section) {
+    for (const key of Object.keys(parts)) delete parts[key];
+    const blocks = [el("h2", {}, t("h_tab"))];
+    if (may("record_reading")) blocks.push(measureBlock());
+    if (may("read_health")) blocks.push(reviewBlock(), statusBlock());
+    if (may("read_caretaking")) blocks.push(caretakerBlock());
+    if (may("declare_travel")) blocks.push(travelBlock(), areaBlock());
+    section.replaceChildren(...blocks);
+  }
+
+  function show() {
+    for (const load of Object.values(parts)) load().catch((e) => console.error(e));
+  }
+
+  let current = null;
+  CG.registerPage({
+    id: "health",
+    permission: ["record_reading", "read_health", "read_caretaking", "declare_travel"],
+    title: { zh: "健康", en: "Health" },
+    i18n: I18N,
+    render(section) { current = section; render(section); },
+    show,
+  });
+  // Texts are built in the current language: rebuild on a switch.
+  CG.onLanguage(() => { if (current) { render(current); if (!current.hidden) show(); } });
+})();

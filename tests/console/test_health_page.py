@@ -1,0 +1,110 @@
+"""The health page in a real browser: a guard enters a re-measurement (no health details),
+a health officer escalates it, sees the caretaker's case, lists an area and declares a trip."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.services.accounts import set_password
+from gateway.store.db import connect
+from gateway.store.health import set_health
+from gateway.store.operators import add_operator
+
+from .conftest import GUARD, PASSWORD, TZ
+from .test_console_browser import ARGS, ARTIFACTS, CHROMIUM
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"
+)
+OFFICER = "officer-1"
+
+
+async def _prepare(live_system) -> tuple[str, str]:
+    people = [
+        p
+        for p in live_system.campus.facts.people
+        if p.kind == "student" and p.active and not p.isolated and p.cards
+    ]
+    fever, traveller = people[-1].id, people[-2].id
+    conn = await connect(live_system.dsn)
+    try:
+        await add_operator(conn, OFFICER, "health_officer")
+        await set_password(conn, OFFICER, PASSWORD, by="test")
+        since = datetime.now(UTC) - timedelta(minutes=3)
+        record = HealthRecord(fever, HealthStatus.FEVER_WATCH, since, reason="38.1 at the door")
+        await set_health(conn, record, changed_by="gateway")
+    finally:
+        await conn.close()
+    return fever, traveller
+
+
+async def _login(browser, url: str, name: str):
+    page = await browser.new_page(viewport={"width": 1600, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url + "/")
+    await page.fill("#login-name", name)
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-submit")
+    return page, errors
+
+
+async def test_health_page_for_guard_and_officer(live_system):
+    from playwright.async_api import async_playwright, expect
+
+    fever, traveller = await _prepare(live_system)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            guard, guard_errors = await _login(browser, live_system.url, GUARD)
+            await guard.click("#tab-health")
+            await expect(guard.locator("#health-measure")).to_be_visible()
+            await expect(guard.locator("#health-statuses")).to_have_count(0)
+            await expect(guard.locator("#health-travel")).to_have_count(0)
+            form = guard.locator(f'.hm-form[data-person="{fever}"]')
+            await expect(form).to_be_visible()
+            await form.locator(".hm-celsius").fill("38.2")
+            await form.locator("button").click()
+            await expect(guard.locator("#hm-msg")).to_contain_text("38.2")
+            await expect(guard.locator("#hm-msg")).to_have_class("health-msg fever")
+            assert "38.1 at the door" not in await guard.content()  # no reasons for guards
+            assert guard_errors == []
+
+            officer, officer_errors = await _login(browser, live_system.url, OFFICER)
+            await officer.goto(live_system.url + "/#health")
+            await officer.click("#lang")  # English, rebuilt in place
+            row = officer.locator(f'#hr-list tr[data-person="{fever}"]')
+            await expect(row).to_contain_text("38.2")
+            officer.once("dialog", lambda dialog: dialog.accept("38.2 twice"))
+            await row.locator(".hr-escalate").click()
+            await expect(officer.locator("#hr-msg")).to_contain_text("suspected")
+            await officer.click("#tab-alerts")
+            await officer.click("#tab-health")  # show() reloads every part
+            case = officer.locator(f'#hc-list tr[data-person="{fever}"]')
+            await expect(case.locator(".hc-day")).to_have_text("1")
+
+            today = datetime.now(TZ).date()
+            await officer.fill(".ha-name", "Harbin")
+            await officer.fill(".ha-from", str(today - timedelta(days=20)))
+            await officer.click("#ha-form button")
+            await expect(officer.locator("#ha-list")).to_contain_text("Harbin")
+            await officer.fill(".ht-person", traveller)
+            await officer.fill(".ht-destination", "Harbin <b>city</b>")
+            await officer.fill(".ht-departure", str(today - timedelta(days=5)))
+            await officer.fill(".ht-return", str(today - timedelta(days=1)))
+            await officer.click("#ht-form button")
+            await expect(officer.locator("#ht-msg")).to_contain_text(f"isolated: {traveller}")
+            await expect(officer.locator("#ht-list")).to_contain_text("Harbin <b>city</b>")
+            await officer.select_option("#hs-filter", "home_isolation")
+            listed = officer.locator(f'#hs-list tr[data-person="{traveller}"]')
+            await listed.locator(".hs-open").click()
+            await expect(officer.locator("#hs-detail")).to_contain_text("travel declaration")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await officer.screenshot(path=str(ARTIFACTS / "console-health.png"), full_page=True)
+            assert officer_errors == []
+        finally:
+            await browser.close()
