@@ -1,0 +1,115 @@
+"use strict";
+// Zones page: occupancy per zone (capacity bars, mode, levels in force) and muster lists.
+(() => {
+  const CG = window.CG;
+  const { el, t } = CG;
+  const REFRESH_MS = 10000;
+  let section = null;
+  let timer = null;
+  let mustered = null; // the zone whose muster list is open
+
+  const i18n = {
+    zh: {
+      zones_title: "区域在场", zones_zone: "区域", zones_kind: "类型", zones_inside: "在场人数",
+      zones_capacity: "容量", zones_mode: "满员处理", zones_levels: "防控等级", zones_gathering: "聚集阈值",
+      zones_mode_enforce: "拒绝进入", zones_mode_alert: "仅告警", zones_muster: "在场名单",
+      zones_csv: "下载 CSV", zones_person: "人员", zones_name: "姓名", zones_org: "单位",
+      zones_since: "进入时间", zones_door: "进入门", zones_none: "无人在场", zones_full: "已满",
+      zones_minutes: "分钟", zones_close: "关闭", zones_refresh: "刷新",
+      zones_scaled: "（原 {0}）",
+    },
+    en: {
+      zones_title: "Zone occupancy", zones_zone: "Zone", zones_kind: "Kind", zones_inside: "Inside",
+      zones_capacity: "Capacity", zones_mode: "At capacity", zones_levels: "Levels", zones_gathering: "Gathering at",
+      zones_mode_enforce: "deny", zones_mode_alert: "alert only", zones_muster: "Muster list",
+      zones_csv: "Download CSV", zones_person: "Person", zones_name: "Name", zones_org: "Org unit",
+      zones_since: "Since", zones_door: "Entered by", zones_none: "Nobody inside", zones_full: "full",
+      zones_minutes: "min", zones_close: "Close", zones_refresh: "Refresh",
+      zones_scaled: " (of {0})",
+    },
+  };
+
+  function capacityCell(z) {
+    if (z.effective_capacity === null || z.effective_capacity === undefined) return el("td", {}, "—");
+    const scaled = z.effective_capacity !== z.capacity ? t("zones_scaled").replace("{0}", z.capacity) : "";
+    const meter = el("meter", {
+      min: 0, max: Math.max(z.effective_capacity, 1), value: Math.min(z.inside, Math.max(z.effective_capacity, 1)),
+      low: Math.floor(z.effective_capacity * 0.7), high: Math.floor(z.effective_capacity * 0.9),
+      optimum: 0, class: "capacity-bar",
+    });
+    return el("td", { class: "capacity" }, meter, ` ${z.inside}/${z.effective_capacity}${scaled}`,
+      z.full ? el("strong", { class: "error" }, ` ${t("zones_full")}`) : null);
+  }
+
+  function row(z) {
+    const gathering = z.gathering_threshold ? `≥ ${z.gathering_threshold} / ${z.gathering_minutes} ${t("zones_minutes")}` : "—";
+    return el("tr", { dataset: { zone: z.zone_id }, class: z.full ? "full" : "" },
+      el("td", {}, z.name || z.zone_id),
+      el("td", {}, z.kind),
+      el("td", { class: "inside" }, String(z.inside)),
+      capacityCell(z),
+      el("td", { class: "mode" }, t(`zones_mode_${z.capacity_mode}`)),
+      el("td", {}, (z.levels || []).join(", ") || "—"),
+      el("td", { class: z.gathering ? "error" : "" }, gathering),
+      el("td", {}, el("button", { type: "button", class: "do-muster", onclick: () => openMuster(z) }, t("zones_muster"))));
+  }
+
+  async function load() {
+    if (!section) return;
+    const response = await CG.api("/api/occupancy");
+    if (!response.ok) return;
+    const zones = await response.json();
+    const table = section.querySelector("table.occupancy");
+    table.replaceChildren(
+      el("thead", {}, el("tr", {}, ...["zones_zone", "zones_kind", "zones_inside", "zones_capacity", "zones_mode",
+        "zones_levels", "zones_gathering", ""].map((k) => el("th", {}, k ? t(k) : "")))),
+      el("tbody", {}, ...zones.map(row)));
+    if (mustered) {
+      const fresh = zones.find((z) => z.zone_id === mustered.zone_id);
+      if (fresh) await openMuster(fresh);
+    }
+  }
+
+  async function openMuster(zone) {
+    mustered = zone;
+    const box = section.querySelector(".muster");
+    const path = `/api/zones/${encodeURIComponent(zone.zone_id)}/muster`;
+    const response = await CG.api(path);
+    if (!response.ok) { box.replaceChildren(el("p", { class: "error" }, String(response.status))); return; }
+    const people = await response.json();
+    const head = el("tr", {}, ...["zones_person", "zones_name", "zones_org", "zones_since", "zones_door"].map((k) => el("th", {}, t(k))));
+    const rows = people.map((p) => el("tr", { dataset: { person: p.person_id } },
+      el("td", {}, p.person_id), el("td", {}, p.name), el("td", {}, p.org_unit_name || p.org_unit_id || ""),
+      el("td", {}, CG.fmtTime(p.since)), el("td", {}, p.door_name || p.door_id || "")));
+    box.replaceChildren(
+      el("h3", {}, `${t("zones_muster")}: ${zone.name || zone.zone_id} (${people.length})`),
+      el("p", {},
+        el("a", { href: `${path}?format=csv`, download: "", class: "muster-csv" }, t("zones_csv")), " ",
+        el("button", { type: "button", onclick: () => { mustered = null; box.replaceChildren(); } }, t("zones_close"))),
+      people.length ? el("table", { class: "muster-list" }, el("thead", {}, head), el("tbody", {}, ...rows))
+        : el("p", { class: "muted" }, t("zones_none")));
+  }
+
+  function render(target) {
+    section = target;
+    section.append(
+      el("h2", {}, t("zones_title"), " ",
+        el("button", { type: "button", class: "do-refresh", onclick: load }, t("zones_refresh"))),
+      el("table", { class: "occupancy" }),
+      el("div", { class: "muster" }));
+  }
+
+  function show() {
+    load();
+    clearInterval(timer);
+    timer = setInterval(() => { if (section && !section.hidden) load(); }, REFRESH_MS);
+  }
+
+  CG.registerPage({ id: "zones", permission: "read_muster", title: { zh: "区域在场", en: "Occupancy" }, i18n, render, show });
+  CG.onLanguage(() => {
+    if (!section) return;
+    section.querySelector("h2").firstChild.textContent = t("zones_title");
+    section.querySelector(".do-refresh").textContent = t("zones_refresh");
+    if (!section.hidden) load();
+  });
+})();
