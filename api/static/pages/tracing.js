@@ -1,0 +1,188 @@
+"use strict";
+// Contact tracing page: find a person, trace their contacts, download CSV, mark close contacts.
+(function () {
+  const CG = window.CG;
+  if (!CG) return;
+  const { el, t } = CG;
+  const ui = { person: null, result: null, section: null };
+
+  const I18N = {
+    zh: {
+      tr_title: "密接追踪", tr_find: "查找人员", tr_hint: "姓名、学号/工号或卡号", tr_search: "查找",
+      tr_days: "回溯天数", tr_from: "开始", tr_to: "结束", tr_gen: "代数", tr_gen1: "一代密接",
+      tr_gen2: "一代 + 二代", tr_run: "追踪", tr_csv: "下载 CSV", tr_none: "未选择人员",
+      tr_index: "追踪对象", tr_rank: "排名", tr_person: "人员", tr_generation: "代",
+      tr_exposure: "暴露时长(分钟)", tr_encounters: "接触次数", tr_zones: "区域", tr_first: "首次接触",
+      tr_last: "末次接触", tr_method: "判定方式", tr_overlap: "同时在场", tr_entry_proximity: "进入时间相近",
+      tr_both: "两者", tr_mark: "标记为密切接触者", tr_reason: "原因", tr_confirm_q: "确认将以下人员标记为密切接触者？",
+      tr_marked: "已标记", tr_skipped: "未标记", tr_found: "名接触者", tr_truncated: "(已截断)",
+      tr_error: "出错", tr_select_all: "全选", tr_loading: "追踪中…", tr_caretaker: "照护人",
+      tr_need_reason: "请填写原因并至少选择一人",
+    },
+    en: {
+      tr_title: "Contact tracing", tr_find: "Find a person", tr_hint: "name, id or card", tr_search: "Find",
+      tr_days: "Days back", tr_from: "From", tr_to: "To", tr_gen: "Generations", tr_gen1: "first generation",
+      tr_gen2: "first and second", tr_run: "Trace", tr_csv: "Download CSV", tr_none: "no person chosen",
+      tr_index: "Index person", tr_rank: "#", tr_person: "Person", tr_generation: "Gen",
+      tr_exposure: "Exposure (min)", tr_encounters: "Encounters", tr_zones: "Zones", tr_first: "First",
+      tr_last: "Last", tr_method: "Found by", tr_overlap: "overlap", tr_entry_proximity: "entry proximity",
+      tr_both: "both", tr_mark: "Mark close contacts", tr_reason: "Reason", tr_confirm_q: "Mark these people close_contact?",
+      tr_marked: "Marked", tr_skipped: "Skipped", tr_found: "contacts", tr_truncated: "(truncated)",
+      tr_error: "Error", tr_select_all: "All", tr_loading: "Tracing…", tr_caretaker: "caretaker",
+      tr_need_reason: "Give a reason and choose at least one contact",
+    },
+  };
+
+  function query() {
+    const q = new URLSearchParams();
+    const from = ui.section.querySelector("#tr-from").value;
+    const to = ui.section.querySelector("#tr-to").value;
+    if (from) q.set("from", new Date(from).toISOString());
+    if (to) q.set("to", new Date(to).toISOString());
+    if (!from) q.set("days", ui.section.querySelector("#tr-days").value || "14");
+    q.set("generations", ui.section.querySelector("#tr-gen").value);
+    return q;
+  }
+
+  async function search(event) {
+    event.preventDefault();
+    const q = ui.section.querySelector("#tr-q").value.trim();
+    const list = ui.section.querySelector("#tr-people");
+    if (!q) return;
+    const response = await CG.api(`/api/people?q=${encodeURIComponent(q)}&limit=20`);
+    if (!response.ok) { list.replaceChildren(el("li", { class: "error" }, t("tr_error"))); return; }
+    const body = await response.json();
+    list.replaceChildren(...body.items.map((p) => el("li", {},
+      el("button", { type: "button", class: "link", dataset: { person: p.id }, onclick: () => choose(p) },
+        `${p.name} (${p.id})`))));
+  }
+
+  function choose(person) {
+    ui.person = person;
+    ui.section.querySelector("#tr-person").textContent = `${person.name} (${person.id})`;
+    ui.section.querySelector("#tr-run").disabled = false;
+    ui.section.querySelector("#tr-people").replaceChildren();
+  }
+
+  async function run() {
+    if (!ui.person) return;
+    const status = ui.section.querySelector("#tr-status");
+    status.textContent = t("tr_loading");
+    const q = query();
+    const response = await CG.api(`/api/tracing/${encodeURIComponent(ui.person.id)}?${q}`);
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
+      status.textContent = `${t("tr_error")}: ${detail || response.status}`;
+      return;
+    }
+    ui.result = await response.json();
+    q.set("format", "csv");
+    const csv = ui.section.querySelector("#tr-csv");
+    csv.href = `/api/tracing/${encodeURIComponent(ui.person.id)}?${q}`;
+    csv.hidden = false;
+    status.textContent = `${ui.result.count} ${t("tr_found")} ${ui.result.truncated ? t("tr_truncated") : ""}`;
+    renderRows();
+  }
+
+  function renderRows() {
+    const tbody = ui.section.querySelector("#tr-table tbody");
+    const contacts = (ui.result && ui.result.contacts) || [];
+    tbody.replaceChildren(...contacts.map((c, i) => el("tr", { dataset: { person: c.person_id, generation: c.generation } },
+      el("td", {}, el("input", { type: "checkbox", class: "tr-pick", value: c.person_id })),
+      el("td", {}, String(i + 1)),
+      el("td", {}, `${c.name || ""} (${c.person_id})`),
+      el("td", {}, String(c.generation)),
+      el("td", {}, (c.exposure_s / 60).toFixed(1)),
+      el("td", {}, String(c.encounters)),
+      el("td", {}, c.zones.join(", ")),
+      el("td", {}, CG.fmtTime(c.first_encounter)),
+      el("td", {}, CG.fmtTime(c.last_encounter)),
+      el("td", {}, t(`tr_${c.method}`)))));
+    ui.section.querySelector("#tr-mark-form").hidden = contacts.length === 0;
+  }
+
+  function picked() {
+    return [...ui.section.querySelectorAll(".tr-pick:checked")].map((box) => box.value);
+  }
+
+  function askMark(event) {
+    event.preventDefault();
+    const chosen = picked();
+    const reason = ui.section.querySelector("#tr-reason").value.trim();
+    const out = ui.section.querySelector("#tr-mark-result");
+    if (!chosen.length || !reason) { out.textContent = t("tr_need_reason"); return; }
+    const dialog = ui.section.querySelector("#tr-confirm");
+    dialog.querySelector("#tr-confirm-list").textContent = chosen.join(", ");
+    dialog.showModal();
+  }
+
+  async function mark() {
+    const out = ui.section.querySelector("#tr-mark-result");
+    const body = JSON.stringify({ contacts: picked(), reason: ui.section.querySelector("#tr-reason").value.trim() });
+    const response = await CG.api(`/api/tracing/${encodeURIComponent(ui.person.id)}/mark`, { method: "POST", body });
+    if (!response.ok) { out.textContent = `${t("tr_error")}: ${response.status}`; return; }
+    const result = await response.json();
+    const marked = result.marked.map((m) => `${m.person_id}${m.caretaker_id ? ` (${t("tr_caretaker")} ${m.caretaker_id})` : ""}`);
+    const skipped = result.skipped.map((s) => `${s.person_id}: ${s.why}`);
+    out.replaceChildren(
+      el("p", { class: "tr-marked" }, `${t("tr_marked")}: ${marked.join(", ") || "-"}`),
+      skipped.length ? el("p", { class: "tr-skipped" }, `${t("tr_skipped")}: ${skipped.join("; ")}`) : null);
+  }
+
+  function render(section) {
+    ui.section = section;
+    const label = (key, input) => el("label", {}, el("span", { "data-tr": key }, t(key)), " ", input);
+    const confirm = el("dialog", { id: "tr-confirm" },
+      el("form", { method: "dialog" },
+        el("p", { "data-tr": "tr_confirm_q" }, t("tr_confirm_q")),
+        el("p", { id: "tr-confirm-list" }),
+        el("menu", {},
+          el("button", { value: "cancel", "data-i18n": "cancel" }, t("cancel")),
+          el("button", { value: "ok", id: "tr-confirm-ok", onclick: () => { mark(); } }, t("confirm")))));
+    section.append(
+      el("h2", { "data-tr": "tr_title" }, t("tr_title")),
+      el("form", { id: "tr-find", onsubmit: search },
+        label("tr_find", el("input", { id: "tr-q", placeholder: t("tr_hint") })),
+        el("button", { id: "tr-search", "data-tr": "tr_search" }, t("tr_search"))),
+      el("ul", { id: "tr-people" }),
+      el("p", {}, el("span", { "data-tr": "tr_index" }, t("tr_index")), ": ",
+        el("strong", { id: "tr-person" }, t("tr_none"))),
+      el("div", { class: "filters" },
+        label("tr_days", el("input", { id: "tr-days", type: "number", min: "1", max: "60", value: "14" })),
+        label("tr_from", el("input", { id: "tr-from", type: "datetime-local" })),
+        label("tr_to", el("input", { id: "tr-to", type: "datetime-local" })),
+        label("tr_gen", el("select", { id: "tr-gen" },
+          el("option", { value: "1", "data-tr": "tr_gen1" }, t("tr_gen1")),
+          el("option", { value: "2", "data-tr": "tr_gen2" }, t("tr_gen2")))),
+        el("button", { id: "tr-run", type: "button", disabled: true, onclick: run, "data-tr": "tr_run" }, t("tr_run")),
+        el("a", { id: "tr-csv", hidden: true, download: "contacts.csv", "data-tr": "tr_csv" }, t("tr_csv"))),
+      el("p", { id: "tr-status" }),
+      el("table", { id: "tr-table" },
+        el("thead", {}, el("tr", {}, el("th", {}),
+          ...["tr_rank", "tr_person", "tr_generation", "tr_exposure", "tr_encounters", "tr_zones",
+            "tr_first", "tr_last", "tr_method"].map((key) => el("th", { "data-tr": key }, t(key))))),
+        el("tbody", {})),
+      el("form", { id: "tr-mark-form", hidden: true, onsubmit: askMark },
+        label("tr_reason", el("input", { id: "tr-reason", maxlength: "2000" })),
+        el("button", { id: "tr-mark", "data-tr": "tr_mark" }, t("tr_mark")),
+        el("div", { id: "tr-mark-result" })),
+      confirm);
+  }
+
+  CG.onLanguage(() => {
+    if (!ui.section) return;
+    for (const node of ui.section.querySelectorAll("[data-tr]")) node.textContent = t(node.dataset.tr);
+    ui.section.querySelector("#tr-q").placeholder = t("tr_hint");
+    renderRows();
+  });
+
+  CG.registerPage({
+    id: "tracing",
+    permission: "trace_contacts",
+    title: { zh: "密接追踪", en: "Contact tracing" },
+    i18n: I18N,
+    render,
+    show() {},
+  });
+})();
