@@ -1,0 +1,66 @@
+"""`campusgate trace-bench` (tiny) and `campusgate trace` through the real entry point."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import main
+
+
+@pytest.fixture(scope="module")
+def bench_dsn(database_factory) -> str:
+    dsn = database_factory("tracecli")
+    assert CliRunner().invoke(main, ["--database-url", dsn, "migrate"]).exit_code == 0
+    return dsn
+
+
+def run(dsn: str, *args: str):
+    return CliRunner().invoke(main, ["--database-url", dsn, *args])
+
+
+def error_line(result) -> str:
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def test_bench_then_trace(bench_dsn: str, tmp_path: Path) -> None:
+    figures = tmp_path / "bench.json"
+    result = run(bench_dsn, "trace-bench", "--people", "80", "--days", "2", "--queries", "2",
+                 "--json", str(figures))  # fmt: skip
+    assert result.exit_code == 0, result.output + result.stderr
+    data = json.loads(figures.read_text())
+    assert data["rows"] > 500 and data["generation_2"]["queries"] == 2
+    assert "generation 1: p50" in result.stdout
+
+    again = run(bench_dsn, "trace-bench", "--people", "80", "--days", "1")
+    assert "not empty" in error_line(again)
+
+    table = run(bench_dsn, "trace", "S000001", "--days", "5", "--generations", "2")
+    assert table.exit_code == 0, table.stderr
+    assert "contacts" in table.stdout
+
+    out = tmp_path / "contacts.csv"
+    result = run(bench_dsn, "trace", "S000001", "--days", "5", "--csv", str(out))
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert rows and rows[0]["generation"] == "1" and rows[0]["name"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("trace", "nobody"), "no person 'nobody'"),
+        (("trace", "S000001", "--days", "0"), "days must be"),
+        (("trace", "S000001", "--from", "yesterday"), "--from"),
+        (("trace", "S000001", "--csv", "/no/such/dir/x.csv"), "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line(bench_dsn: str, args: tuple[str, ...], words: str) -> None:
+    assert words in error_line(run(bench_dsn, *args))
