@@ -12,6 +12,8 @@ from firmware_sim.campus import Campus, SimPerson
 from gateway.domain.reports import Audience
 from gateway.services.reports import generate_reports
 from gateway.services.reports.compute import UnknownOrgUnitError, day_window
+from gateway.services.reports.render_csv import render_csv
+from gateway.services.reports.render_html import render_html
 from gateway.settings import Settings
 from gateway.store import reports as store
 
@@ -207,3 +209,11 @@ async def test_today_so_far_and_bad_input(scenario):
         await generate_reports(conn, day=day + timedelta(days=2), settings=settings, by="t")
     stored = await store.get_report(conn, report.id)
     assert stored == report
+    # What is stored renders exactly as what was generated (jsonb keeps no key order).
+    for with_health in (True, False):
+        assert render_html(stored, with_health=with_health) == render_html(
+            report, with_health=with_health
+        )
+        assert render_csv(stored, with_health=with_health) == render_csv(
+            report, with_health=with_health
+        )

@@ -74,5 +74,5 @@ def trend_chart(trend: list[dict[str, Any]]) -> str:
     fevers.set_ylim(bottom=0, top=max(1, *(p["fevers"] for p in trend)) * 1.2)
     axes.set_ylim(bottom=0)
     axes.set_title("Last 7 days")
-    figure.legend(loc="upper left", fontsize="small")
+    figure.legend(loc="lower center", ncol=2, fontsize="small", bbox_to_anchor=(0.5, -0.1))
     return _svg(figure)

@@ -103,6 +103,12 @@ NOTES = (
 )
 
 
+def health_counts(summary: dict[str, Any]) -> list[tuple[str, int]]:
+    """(status, people) in the contract's order (jsonb does not keep key order)."""
+    health = summary["health"]
+    return [(status, health.get(status, 0)) for status in STATUSES]
+
+
 def bilingual(pair: tuple[str, str]) -> str:
     return f"{pair[0]} / {pair[1]}"
 
@@ -142,11 +148,11 @@ def summary_rows(report: DailyReport) -> list[tuple[str, Any]]:
     ]
     for key in ("people", "present", "absent", "screenings", "fevers", "fever_readings"):
         rows.append((label(METRICS, key), s[key]))
-    for status, n in s["health"].items():
+    for status, n in health_counts(s):
         rows.append((f"健康状态 / Health: {label(STATUSES, status)}", n))
     rows.append((label(METRICS, "new_isolations"), s["new_isolations"]))
     rows.append((label(METRICS, "denied_total"), s["denied_total"]))
-    for reason, n in s["denied"].items():
+    for reason, n in sorted(s["denied"].items()):
         rows.append((f"拒绝 / Denied: {label(REASONS, reason)}", n))
     rows.append((label(METRICS, "outsiders_blocked"), s["outsiders_blocked"]["total"]))
     return rows

@@ -19,6 +19,7 @@ from gateway.services.reports.labels import (
     REASONS,
     STATUSES,
     bilingual,
+    health_counts,
     label,
     summary_rows,
     title,
@@ -79,8 +80,8 @@ def render_html(report: DailyReport, *, with_health: bool, charts_on: bool = Tru
         parts += [
             '<div class="charts">',
             charts.trend_chart(s["trend"]),
-            charts.health_chart(s["health"]),
-            charts.denied_chart(s["denied"]),
+            charts.health_chart(dict(health_counts(s))),
+            charts.denied_chart(dict(sorted(s["denied"].items()))),
             "</div>",
         ]
     parts.append("<h2>汇总 / Summary</h2>")
@@ -89,13 +90,13 @@ def render_html(report: DailyReport, *, with_health: bool, charts_on: bool = Tru
             ["指标 / Metric", "数值 / Value"], [list(r) for r in summary_rows(report)], "summary"
         )
     )
-    health = [[label(STATUSES, k), v] for k, v in s["health"].items()]
+    health = [[label(STATUSES, k), v] for k, v in health_counts(s)]
     parts.append("<h2>健康状态 / Health statuses</h2>")
     parts.append(_table(["状态 / Status", "人数 / People"], health, "health-counts"))
-    denied = [[label(REASONS, k), v] for k, v in s["denied"].items()]
+    denied = [[label(REASONS, k), v] for k, v in sorted(s["denied"].items())]
     parts.append("<h2>拒绝原因 / Denied by reason</h2>")
     parts.append(_table(["原因 / Reason", "次数 / Attempts"], denied, "denied"))
-    doors = [[k, v] for k, v in s["outsiders_blocked"]["by_door"].items()]
+    doors = sorted([k, v] for k, v in s["outsiders_blocked"]["by_door"].items())
     parts.append(f"<h2>{escape(label(METRICS, 'outsiders_blocked'))}</h2>")
     parts.append(_table(["门 / Door", "次数 / Attempts"], doors, "outsiders"))
     for name in visible_lists(report, with_health):
