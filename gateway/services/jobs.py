@@ -11,7 +11,6 @@ import asyncpg
 from gateway.services.health_jobs import health_jobs
 from gateway.services.reports.schedule import daily_report_job
 from gateway.services.retention import retention_job
-from gateway.services.reports.schedule import daily_report_job
 from gateway.services.scheduler import Job
 from gateway.settings import Settings
 
@@ -22,5 +21,4 @@ def campus_jobs(pool: asyncpg.Pool, settings: Settings) -> list[Job]:
     jobs.extend(health_jobs(pool, settings))
     jobs.append(daily_report_job(pool, settings))
     jobs.append(retention_job(pool, settings))
-    jobs.append(daily_report_job(pool, settings))
     return jobs
