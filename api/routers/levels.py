@@ -42,7 +42,7 @@ class LevelDefinition(_Body):
     description: Note = ""
     bar_visitors: bool = False
     require_temperature: bool = False
-    capacity_factor: float = Field(default=1.0, gt=0, le=1)  # stored to three decimals
+    capacity_factor: float = Field(default=1.0, ge=0.001, le=1)  # stored to three decimals
     labs_named_only: bool = False
 
 

@@ -54,6 +54,9 @@ class RosterState:
         self.reloads = 0
 
     async def start(self) -> None:
+        # Listen before loading: a change committed in between is then both loaded and
+        # notified (one extra reload), never missed.
+        await self._listen()
         await self.reload_all()
         self._task = asyncio.create_task(self._run(), name="roster-refresh")
 
@@ -118,8 +121,9 @@ class RosterState:
                 if self._listener is None or self._listener.is_closed():
                     await self._close_listener()
                     await self._listen()
-                    # Changes made while nobody listened are unknown: reload everything.
+                    # Changes made while nobody listened are unknown: reload everything, now.
                     self._dirty_tables.add("*")
+                    self._wake.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), SAFETY_RELOAD_S)
                 self._wake.clear()
