@@ -294,3 +294,21 @@ async def test_nothing_to_do_on_an_empty_campus(conn: asyncpg.Connection) -> Non
     assert (
         report.as_dict()["cutoffs"]["access"] < (datetime.now(UTC) - timedelta(days=89)).isoformat()
     )
+
+
+async def test_the_daily_job_runs_retention(
+    fresh_db: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    from gateway.services.jobs import campus_jobs
+    from gateway.store.db import create_pool
+
+    await _seed(conn, tmp_path)
+    pool = await create_pool(fresh_db, min_size=1, max_size=2)
+    try:
+        job = next(j for j in campus_jobs(pool, SETTINGS) if j.name == "retention")
+        assert job.daily_at is not None and job.every_s is None
+        counts = await job.run(NOW)
+    finally:
+        await pool.close()
+    assert counts.items() >= EXPECTED.items()
+    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE operator = 'retention'") == 1
