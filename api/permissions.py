@@ -64,6 +64,7 @@ MATRIX: dict[OperatorRole, frozenset[Permission]] = {
             _P.READ_PEOPLE,
             _P.READ_HEALTH,
             _P.WRITE_HEALTH,
+            _P.RECORD_READING,
             _P.READ_CARETAKING,
             _P.DECLARE_TRAVEL,
             _P.MANAGE_AREAS,

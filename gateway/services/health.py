@@ -21,7 +21,7 @@ from gateway.store import console
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import is_active_staff
 from gateway.store.health import expire_due, set_health, set_health_many
-from gateway.store.readings import insert_reading
+from gateway.store.readings import insert_reading, latest_watch_reading
 from gateway.store.roster import load_health
 
 __all__ = [
@@ -162,8 +162,23 @@ async def resolve_fever_watch(
     """After a re-measurement: back to clear, or escalate to `suspected` (with a caretaker).
 
     Only for a person on fever_watch now (StatusConflict otherwise), so two officers
-    reviewing at once cannot undo each other's decision.
+    reviewing at once cannot undo each other's decision. Clearing needs a manual
+    re-measurement since the watch began whose newest reading is not a fever (contract
+    section 4: cleared "after a manual re-measurement"); escalating needs none.
     """
+    current = await console.health_of(conn, person_id)
+    on_watch = current is not None and current["status"] == HealthStatus.FEVER_WATCH.value
+    if not escalate and on_watch:  # otherwise change_status refuses with the real status
+        latest = await latest_watch_reading(conn, person_id)
+        if latest is None:
+            raise StatusConflict(
+                f"{person_id} has no re-measurement since the fever: record one first"
+            )
+        if latest["fever"]:
+            raise StatusConflict(
+                f"{person_id}'s latest re-measurement ({latest['celsius']} C) is a fever: "
+                "escalate, or measure again"
+            )
     if escalate:
         status = HealthStatus.SUSPECTED
     else:

@@ -47,6 +47,21 @@ async def readings_of(
     return [dict(r) for r in rows]
 
 
+async def latest_watch_reading(conn: asyncpg.Connection, person_id: str) -> dict[str, Any] | None:
+    """The newest re-measurement since the person's current fever_watch began, or None."""
+    row = await conn.fetchrow(
+        """
+        SELECT r.id, r.person_id, r.celsius::float8 AS celsius, r.fever, r.measured_at,
+               r.recorded_by, r.note
+        FROM health_readings r JOIN health_status h ON h.person_id = r.person_id
+        WHERE r.person_id = $1 AND h.status = 'fever_watch' AND r.measured_at >= h.since
+        ORDER BY r.measured_at DESC, r.id DESC LIMIT 1
+        """,
+        person_id,
+    )
+    return None if row is None else dict(row)
+
+
 async def fever_watch_people(
     conn: asyncpg.Connection, now: datetime, *, q: str | None, limit: int
 ) -> list[dict[str, Any]]:

@@ -74,8 +74,13 @@ TRIP = {
 AREA = {"name": "Nowhere-perm", "effective_from": str(TODAY - timedelta(days=400))}
 # (method, path, body, roles allowed): the others get 403, anonymous 401, nobody a 5xx.
 ROUTES = [
-    ("GET", "/api/health/fever-watch", None, {"admin", "guard"}),
-    ("POST", "/api/health/NOBODY/readings", {"celsius": 36.5}, {"admin", "guard"}),
+    ("GET", "/api/health/fever-watch", None, {"admin", "guard", "health_officer"}),
+    (
+        "POST",
+        "/api/health/NOBODY/readings",
+        {"celsius": 36.5},
+        {"admin", "guard", "health_officer"},
+    ),
     ("GET", "/api/health/fever-review", None, {"admin", "health_officer"}),
     ("GET", "/api/health/S1/readings", None, {"admin", "health_officer"}),
     ("GET", "/api/health/S1", None, {"admin", "health_officer"}),

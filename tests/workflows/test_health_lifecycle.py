@@ -110,6 +110,12 @@ async def test_reading_flags_fever_and_needs_fever_watch(campus: asyncpg.Connect
 async def test_review_clears_or_escalates_once(campus: asyncpg.Connection) -> None:
     await _fever_watch(campus, "S1")
     await _fever_watch(campus, "S2")
+    with pytest.raises(StatusConflict, match="no re-measurement"):
+        await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="looks fine")
+    await record_reading(campus, "S1", 37.6, by="guard", threshold_c=37.3)
+    with pytest.raises(StatusConflict, match="is a fever"):
+        await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="37.6 C")
+    await record_reading(campus, "S1", 36.6, by="guard", threshold_c=37.3)
     cleared = await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="36.6 C")
     assert (cleared["status"], cleared["caretaker_id"]) == ("clear", None)
     escalated = await resolve_fever_watch(
