@@ -25,6 +25,7 @@ from firmware_sim.fleet import AlertWatch, Fleet
 from firmware_sim.hardware import DoorHardware, demo_hardware
 from gateway.cli import settings_of
 from gateway.cli.demo_view import LiveView
+from gateway.cli.demo_workflows import show_daily_report, show_traced_chain
 from gateway.cli.runtime import (
     campus_scheduler,
     gateway_config,
@@ -41,7 +42,11 @@ from gateway.services.importer import ManifestError, import_file
 from gateway.store.db import connect
 from gateway.store.operators import OperatorExistsError, add_operator
 
-DEMO_LOGINS = (("demo-admin", "admin"), ("demo-guard", "guard"))
+DEMO_LOGINS = (
+    ("demo-admin", "admin"),
+    ("demo-guard", "guard"),
+    ("demo-officer", "health_officer"),
+)
 
 _LOGGER = logging.getLogger(__name__)
 OWN_LOGGERS = frozenset({"gateway", "devices", "firmware_sim", "api"})
@@ -185,6 +190,13 @@ async def run_demo(
         results += await hardware.showcase(fleet, campus.facts, alert_watch)
         for result in results:
             console.print(str(result), highlight=False)
+        console.print("[bold]contact tracing[/bold]: a chain of contacts through the doors")
+        index_person = await show_traced_chain(fleet, campus.facts, dsn, settings, console)
+        console.print(
+            f"  trace it yourself: {url}#tracing (log in as demo-officer, person {index_person})",
+            highlight=False,
+        )
+        await show_daily_report(dsn, settings, console)
         tasks = [
             asyncio.create_task(scenarios.traffic(fleet, campus.facts, rate, stop_traffic)),
             asyncio.create_task(hardware.traffic(fleet, campus.facts, stop_traffic)),

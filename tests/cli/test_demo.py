@@ -38,13 +38,26 @@ def check_showcase(run: subprocess.CompletedProcess) -> None:
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAIL ")]
     assert not failed, run.stdout
     assert len(passed) >= 15  # 12 MQTT scenarios, the OSDP and RDM6300 readers, the camera
+    # Issue 5: a traced chain (B first generation, C second) and a generated daily report.
+    assert any(line.startswith("PASS  traced chain") for line in passed), run.stdout
+    assert "daily report" in run.stdout and "students campus-wide" in run.stdout
     assert "demo stopped" in run.stdout
+
+
+def check_report_files(data_dir) -> None:
+    days = list((data_dir / "reports").iterdir())
+    assert len(days) == 1
+    files = {p.suffix for p in days[0].iterdir()}
+    assert files == {".html", ".csv", ".xlsx"}
+    campus_html = next(days[0].glob("campusgate-student-campus-*.html")).read_text()
+    assert "<svg" in campus_html  # the charts
 
 
 def test_demo_on_configured_services(database_factory, mqtt_url, tmp_path):
     dsn = database_factory("demo")
     run = run_demo({"CAMPUSGATE_DATABASE_URL": dsn, "CAMPUSGATE_MQTT_URL": mqtt_url}, tmp_path)
     check_showcase(run)
+    check_report_files(tmp_path)
     # A second run reuses the data: the campus is already there, and the showcase still passes.
     again = run_demo(
         {"CAMPUSGATE_DATABASE_URL": dsn, "CAMPUSGATE_MQTT_URL": mqtt_url}, tmp_path, seconds=2
