@@ -10,7 +10,9 @@ The zone's effective rules (its capacity mode, and the response levels in force,
 issue #5) fit into that order without new reasons: barred visitors and labs open
 only to named people are grant checks (not_authorized), temperature at every door
 is the temperature_required check, scaled capacity is zone_full. A zone in capacity
-mode `alert` admits at capacity and raises zone_full instead of denying.
+mode `alert` admits at capacity and raises zone_full instead of denying. The level
+rules govern entering only: a lockdown gets visitors and lab guests out, it does not
+lock them in (their ordinary grant still decides whether they may pass).
 """
 
 from __future__ import annotations
@@ -137,12 +139,19 @@ def _card_invalid(card: Card, person: Person, now: datetime) -> bool:
 
 
 def _authorized(
-    index: RosterIndex, person: Person, zone: Zone, rules: ZoneRules, now: datetime, tz: ZoneInfo
+    index: RosterIndex,
+    person: Person,
+    zone: Zone,
+    rules: ZoneRules,
+    now: datetime,
+    tz: ZoneInfo,
+    *,
+    entering: bool,
 ) -> bool:
-    if rules.bar_visitors and person.kind is PersonKind.VISITOR:
+    if entering and rules.bar_visitors and person.kind is PersonKind.VISITOR:
         return False
     local = now.astimezone(tz)
-    if rules.labs_named_only:  # only grants that name this person count
+    if entering and rules.labs_named_only:  # only grants that name this person count
         grants = index.zone_grants(zone.id).by_person.get(person.id, ())
         return any(grant_allows(g, now, local) for g in grants)
     return any(grant_allows(g, now, local) for g in index.candidate_grants(person, zone.id))
@@ -255,7 +264,7 @@ def _check(
     record = index.health(person.id)
     if record is not None and record.holds(now):
         return Verdict.DENY, Reason.HEALTH_HOLD
-    if not _authorized(index, person, zone, rules, now, tz):
+    if not _authorized(index, person, zone, rules, now, tz, entering=direction is Direction.IN):
         return Verdict.DENY, Reason.NOT_AUTHORIZED
     if direction is Direction.OUT:
         return Verdict.ADMIT, Reason.OK

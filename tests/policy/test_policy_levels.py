@@ -132,7 +132,8 @@ CASES = {
         A,
         Reason.OK,
     ),
-    "barred-visitor-leaving-is-barred-too": (
+    # a lockdown gets visitors out; it does not lock them in
+    "barred-visitor-may-leave": (
         "lockdown",
         {},
         "office-door",
@@ -142,8 +143,8 @@ CASES = {
         None,
         0,
         False,
-        D,
-        Reason.NOT_AUTHORIZED,
+        A,
+        Reason.OK,
     ),
     # temperature at every door: lab-ai-door does not require one itself
     "normal-lab-no-reading": (
@@ -329,6 +330,19 @@ CASES = {
         False,
         D,
         Reason.NOT_AUTHORIZED,
+    ),
+    "lockdown-lab-org-grant-may-leave": (
+        "lockdown",
+        {},
+        "lab-ai-door",
+        SUN_CLEAR,
+        MONDAY_NOON,
+        OUT,
+        None,
+        0,
+        False,
+        A,
+        Reason.OK,
     ),
     "lockdown-lab-named-admitted": (
         "lockdown",
