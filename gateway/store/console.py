@@ -38,12 +38,15 @@ async def list_org_units(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     )
 
 
+_ZONE_COLUMNS = "id, name, kind, capacity, capacity_mode, gathering_threshold, gathering_minutes"
+
+
 async def list_zones(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-    return _dicts(await conn.fetch("SELECT id, name, kind, capacity FROM zones ORDER BY id"))
+    return _dicts(await conn.fetch(f"SELECT {_ZONE_COLUMNS} FROM zones ORDER BY id"))
 
 
 async def get_zone(conn: asyncpg.Connection, zone_id: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow("SELECT id, name, kind, capacity FROM zones WHERE id = $1", zone_id)
+    row = await conn.fetchrow(f"SELECT {_ZONE_COLUMNS} FROM zones WHERE id = $1", zone_id)
     return dict(row) if row else None
 
 

@@ -81,6 +81,15 @@ async def test_bad_input_is_422_naming_the_field(admin, path, params, field):
     assert any(field in err["loc"] for err in response.json()["detail"])
 
 
+async def test_zones_show_their_capacity_rules(admin):
+    zones = {z["id"]: z for z in (await admin.get("/api/zones")).json()}
+    assert zones["lab-1"]["capacity"] == 10
+    assert zones["lab-1"]["capacity_mode"] == "enforce"  # the default
+    assert zones["lab-1"]["gathering_threshold"] is None
+    one = (await admin.get("/api/zones/dorm-1")).json()
+    assert (one["capacity_mode"], one["gathering_minutes"]) == ("enforce", 10)
+
+
 async def test_unknown_ids_are_404(admin):
     for path in (
         "/api/doors/nope",
