@@ -22,12 +22,18 @@ _MAX_SLEEP_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """`run(now)` every `every_s` seconds, or once a day at `daily_at` (campus time)."""
+    """`run(now)` every `every_s` seconds, or once a day at `daily_at` (campus time).
+
+    `catch_up(last_due)`, for a daily job, runs once at start with the latest time the
+    job was due, so a run missed while the server was down is made up (the job decides
+    whether anything was missed).
+    """
 
     name: str
     run: Callable[[datetime], Awaitable[object]]
     every_s: float | None = None
     daily_at: time | None = None
+    catch_up: Callable[[datetime], Awaitable[object]] | None = None
 
     def __post_init__(self) -> None:
         if (self.every_s is None) == (self.daily_at is None):
@@ -40,6 +46,15 @@ def next_daily(after: datetime, at: time, tz: ZoneInfo) -> datetime:
     candidate = datetime.combine(local.date(), at, tzinfo=tz)
     if candidate <= local:
         candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=tz)
+    return candidate.astimezone(UTC)
+
+
+def previous_daily(now: datetime, at: time, tz: ZoneInfo) -> datetime:
+    """The latest moment at or before `now` whose campus-local time is `at` (UTC)."""
+    local = now.astimezone(tz)
+    candidate = datetime.combine(local.date(), at, tzinfo=tz)
+    if candidate > local:
+        candidate = datetime.combine(local.date() - timedelta(days=1), at, tzinfo=tz)
     return candidate.astimezone(UTC)
 
 
@@ -80,13 +95,17 @@ class Scheduler:
             raise KeyError(f"no job {name!r}; jobs: {', '.join(j.name for j in self.jobs)}")
         return await self._run(job)
 
-    async def _run(self, job: Job) -> object:
+    async def _run(self, job: Job, *, catching_up: bool = False) -> object:
         stats = self.stats.setdefault(job.name, JobStats())
         now = self.clock()
         stats.runs += 1
         stats.last_run = now
         try:
-            result = await job.run(now)
+            if catching_up:
+                assert job.catch_up is not None and job.daily_at is not None
+                result = await job.catch_up(previous_daily(now, job.daily_at, self.tz))
+            else:
+                result = await job.run(now)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -103,6 +122,8 @@ class Scheduler:
                 await self._run(job)
                 await asyncio.sleep(job.every_s)
         assert job.daily_at is not None
+        if job.catch_up is not None:
+            await self._run(job, catching_up=True)
         due = next_daily(self.clock(), job.daily_at, self.tz)
         while True:
             wait = (due - self.clock()).total_seconds()

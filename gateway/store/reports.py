@@ -8,8 +8,9 @@ org unit. Nothing here returns asyncpg records.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -182,6 +183,18 @@ async def trend(
         timezone,
     )
     return [TrendPoint(*r) for r in rows]
+
+
+async def day_has_events(conn: asyncpg.Connection, day: date, tz: ZoneInfo) -> bool:
+    """True when the access log holds any event received on the campus day `day`."""
+    start = datetime.combine(day, time(), tzinfo=tz)
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM access_events WHERE received_at >= $1 AND received_at < $2)",
+            start,
+            start + timedelta(days=1),
+        )
+    )
 
 
 async def org_units(conn: asyncpg.Connection) -> list[OrgUnit]:

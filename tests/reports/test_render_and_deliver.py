@@ -270,3 +270,28 @@ def test_recipients_are_checked_at_start_up():
     ):
         with pytest.raises(ValidationError, match=message):
             Settings(report_recipients=bad)
+
+
+async def test_a_missed_run_is_caught_up_at_start_only_for_days_with_events(
+    campus_conn, small_campus, tmp_path
+):
+    from gateway.services.reports.schedule import catch_up_daily_reports
+
+    settings = Settings(data_dir=tmp_path)
+    day = await _one_day(campus_conn, small_campus)
+    due = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=TZ) + timedelta(
+        hours=8
+    )
+    # The day before had no door events: nothing to make up (a fresh install stays quiet).
+    quiet = await catch_up_daily_reports(campus_conn, settings, due - timedelta(days=1))
+    assert quiet == {
+        "day": (day - timedelta(days=1)).isoformat(),
+        "skipped": "no door events that day",
+    }
+    made = await catch_up_daily_reports(campus_conn, settings, due)
+    assert made["day"] == day.isoformat() and made["generated"] > 0
+    scheduled = await store.list_reports(campus_conn, day=day, scheduled=True)
+    assert len(scheduled) == made["generated"]
+    assert all(r.cutoff == due - timedelta(hours=8) for r in scheduled)  # the whole day
+    again = await catch_up_daily_reports(campus_conn, settings, due)
+    assert again["generated"] == 0  # a restart later that day does not report twice

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.services.scheduler import Job, Scheduler, next_daily
+from gateway.services.scheduler import Job, Scheduler, next_daily, previous_daily
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -106,3 +106,44 @@ async def test_a_daily_job_runs_when_its_time_comes_and_on_demand() -> None:
             await scheduler.run_now("nope")
     finally:
         await scheduler.stop()
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # 09:00 campus time: today's 08:00.
+        (datetime(2026, 11, 28, 1, 0, tzinfo=UTC), datetime(2026, 11, 28, 0, 0, tzinfo=UTC)),
+        # Exactly 08:00 counts as due.
+        (datetime(2026, 11, 28, 0, 0, tzinfo=UTC), datetime(2026, 11, 28, 0, 0, tzinfo=UTC)),
+        # 02:00 campus time: yesterday's 08:00.
+        (datetime(2026, 11, 27, 18, 0, tzinfo=UTC), datetime(2026, 11, 27, 0, 0, tzinfo=UTC)),
+    ],
+)
+def test_previous_daily(now: datetime, expected: datetime) -> None:
+    assert previous_daily(now, time(8), SHANGHAI) == expected
+
+
+async def test_a_daily_job_catches_up_once_at_start_with_its_last_due_time() -> None:
+    caught: list[datetime] = []
+    ran: list[datetime] = []
+
+    async def catch_up(due: datetime) -> None:
+        caught.append(due)
+
+    async def run(now: datetime) -> None:
+        ran.append(now)
+
+    now = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)  # 11:00 campus time
+    scheduler = Scheduler(
+        [Job("report", run, daily_at=time(8), catch_up=catch_up)], SHANGHAI, clock=lambda: now
+    )
+    await scheduler.start()
+    try:
+        for _ in range(100):
+            if caught:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await scheduler.stop()
+    assert caught == [datetime(2026, 11, 28, 0, 0, tzinfo=UTC)]
+    assert ran == []  # the next regular run is tomorrow at 08:00

@@ -3,13 +3,15 @@ before, as a liaison expects of a morning report, and sends it.
 
 The run first retries deliveries that failed earlier, then generates the previous
 day's scheduled reports that do not exist yet (so a second run, or a second server,
-never sends them twice), writes their files and sends them.
+never sends them twice), writes their files and sends them. At start the job
+catches up the run last due, when the server was down then and that day saw door
+events (a fresh install does not report the days before it existed).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -28,10 +30,11 @@ _ALL = tuple(Audience)
 
 
 async def run_daily_reports(
-    conn: asyncpg.Connection, settings: Settings, now: datetime
+    conn: asyncpg.Connection, settings: Settings, now: datetime, *, day: date | None = None
 ) -> dict[str, Any]:
-    """One scheduled run for the campus day before `now`; returns what it did."""
-    day = now.astimezone(settings.tz).date() - timedelta(days=1)
+    """One scheduled run for `day` (default: the campus day before `now`); returns what it did."""
+    if day is None:
+        day = now.astimezone(settings.tz).date() - timedelta(days=1)
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
         return {"day": day.isoformat(), "skipped": "another run holds the lock"}
     try:
@@ -60,6 +63,16 @@ async def run_daily_reports(
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
 
 
+async def catch_up_daily_reports(
+    conn: asyncpg.Connection, settings: Settings, due: datetime, now: datetime | None = None
+) -> dict[str, Any]:
+    """Make up the run that was due at `due`, if its day had door events (else skip)."""
+    day = due.astimezone(settings.tz).date() - timedelta(days=1)
+    if not await store.day_has_events(conn, day, settings.tz):
+        return {"day": day.isoformat(), "skipped": "no door events that day"}
+    return await run_daily_reports(conn, settings, now or datetime.now(UTC), day=day)
+
+
 def daily_report_job(pool: asyncpg.Pool, settings: Settings) -> Job:
     """The job for gateway/services/jobs.py's campus_jobs."""
     hour, minute = (int(x) for x in settings.report_time.split(":"))
@@ -68,4 +81,8 @@ def daily_report_job(pool: asyncpg.Pool, settings: Settings) -> Job:
         async with pool.acquire() as conn:
             return await run_daily_reports(conn, settings, now)
 
-    return Job("daily_reports", run, daily_at=time(hour, minute))
+    async def catch_up(due: datetime) -> dict[str, Any]:
+        async with pool.acquire() as conn:
+            return await catch_up_daily_reports(conn, settings, due)
+
+    return Job("daily_reports", run, daily_at=time(hour, minute), catch_up=catch_up)
