@@ -1,7 +1,10 @@
 """Everything held about one person, read for an export (rows as plain dicts).
 
 Tables of other workflows (manual readings, travel declarations) are read only when they
-exist. Access events, alerts, audit entries and report appearances are not part of it.
+exist. Besides the roster and health rows: the person's passages in the access log,
+the alerts naming them, the audit entries about them (who changed, traced, unmasked
+or exported them) and whom they care for as a caretaker. Daily reports are not
+searched: they are aggregates, and their lists age out with retention.
 """
 
 from __future__ import annotations
@@ -70,4 +73,36 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
                 person_id,
             )
         )
+    record["access_events"] = _dicts(
+        await conn.fetch(
+            "SELECT received_at, device_ts, device_id, event_id, type, door_id, zone_id,"
+            " card_uid, direction, celsius, decision, reason FROM access_events"
+            " WHERE person_id = $1 ORDER BY received_at, device_id, event_id",
+            person_id,
+        )
+    )
+    record["alerts"] = _dicts(
+        await conn.fetch(
+            "SELECT id, kind, severity, ts, door, zone, device, status, detail FROM alerts"
+            " WHERE person = $1 ORDER BY ts, id",
+            person_id,
+        )
+    )
+    record["audit"] = _dicts(
+        await conn.fetch(
+            "SELECT ts, operator, action, entity, entity_id, before, after FROM audit_log"
+            " WHERE (entity_id = $1 AND entity IN ('person', 'health_status', 'health_reading'))"
+            " OR (entity = 'card' AND entity_id = ANY($2::text[]))"
+            " ORDER BY ts, id",
+            person_id,
+            [c["uid"] for c in record["cards"]],
+        )
+    )
+    record["caretaker_of"] = _dicts(
+        await conn.fetch(
+            "SELECT person_id, status, since, until FROM health_status"
+            " WHERE caretaker_id = $1 ORDER BY person_id",
+            person_id,
+        )
+    )
     return record

@@ -91,6 +91,11 @@ async def test_export_holds_everything_and_is_audited(
     assert [h["status"] for h in doc["health_history"]] == ["fever_watch", "close_contact"]
     assert [r["celsius"] for r in doc["health_readings"]] == [READING_CELSIUS]
     assert [t["destination"] for t in doc["travel_declarations"]] == ["Harbin"]
+    assert [(e["event_id"], e["reason"]) for e in doc["access_events"]] == [("e-fever", "fever")]
+    assert [a["id"] for a in doc["alerts"]] == ["a-fever-s001"]
+    assert doc["caretaker_of"] == []  # S001 cares for nobody
+    assert all(e["entity"] in ("person", "health_status", "health_reading", "card")
+               for e in doc["audit"])  # fmt: skip
     entries = await _audit(privacy_world.dsn, "export", "S001")
     assert len(entries) == before + 1 and entries[-1]["operator"] == role
     assert entries[-1]["after"]["sections"]["health_history"] == 2
@@ -132,3 +137,9 @@ async def test_retention_dry_run_over_the_api(client_for, privacy_world: Privacy
     finally:
         await conn.close()
     assert entry["operator"] == "retention" and entry["after"]["requested_by"] == "admin"
+
+
+async def test_export_of_a_caretaker_lists_whom_they_care_for(client_for) -> None:
+    doc = (await client_for("health_officer").get("/api/people/T001/export")).json()
+    assert "S001" in [c["person_id"] for c in doc["caretaker_of"]]
+    assert doc["access_events"] == [] and doc["alerts"] == []
