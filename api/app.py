@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.routers import (
@@ -95,6 +98,13 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
             {"detail": [{"loc": ["query"], "msg": str(exc), "type": "data_error"}]},
             status_code=422,
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own handler echoes the input as UTF-8; a lone surrogate ("\\ud800" is
+        # valid JSON) cannot be encoded so, and became a 500. ASCII JSON escapes it.
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
