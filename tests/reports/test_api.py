@@ -121,6 +121,8 @@ async def test_liaison_scope_and_bad_input(api):
     bad = [
         ({"day": "2026-13-01"}, 422),
         ({"day": (today() + timedelta(days=3)).isoformat()}, 422),
+        ({"day": "0001-01-01"}, 422),
+        ({"day": "9999-12-31"}, 422),
         ({"day": day.isoformat(), "org_unit": "nowhere"}, 404),
         ({"day": day.isoformat(), "audience": "visitor"}, 422),
     ]

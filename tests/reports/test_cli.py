@@ -54,3 +54,10 @@ async def test_bad_input_is_one_line(fresh_db, tmp_path):
         assert result.exit_code != 0, args
         assert message in result.output
         assert "Traceback" not in result.output
+
+
+async def test_days_out_of_datetime_range_are_one_line(fresh_db, tmp_path):
+    for day, message in (("0001-01-01", "lies before 1970-01-01"), ("9999-12-31", "has not begun")):
+        result = await asyncio.to_thread(_run, fresh_db, tmp_path, "generate", "--day", day)
+        assert result.exit_code == 1, result.output
+        assert message in result.output and "Traceback" not in result.output
