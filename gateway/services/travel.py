@@ -10,7 +10,8 @@ What a health officer can rely on (each evaluation follows these rules):
   every area change re-evaluate every open declaration).
 - Travel only ever touches a person who is clear (or recovered, or whose status has
   expired), or a `home_isolation` it set itself, which it may lengthen, shorten or lift.
-  An officer's own `home_isolation` that ends too early is lengthened to the trip's end.
+  An officer's own `home_isolation` that ends too early is lengthened to the trip's end
+  (it stays the officer's: travel never lifts it).
   Any other status (fever_watch, close_contact, suspected, confirmed) is left alone: the
   trip waits and applies, if still open, once that status is over.
 - A declaration isolates once. If an officer clears the person afterwards, that decision
@@ -175,6 +176,9 @@ async def _isolate(
         f"returned on {trip.return_date.isoformat()} from {trip.destination} "
         f"(epidemic area: {', '.join(matched[trip.id])}); travel declaration #{trip.id}"
     )
+    # A status travel lengthens keeps its owner: an officer's isolation stays the officer's,
+    # so that travel never lifts it later (only its own isolations are travel's to lift).
+    owner = TRAVEL_ACTOR if current is None else current.set_by
     record = HealthRecord(
         trip.person_id,
         HealthStatus.HOME_ISOLATION,
@@ -182,7 +186,7 @@ async def _isolate(
         window[trip.id][1],
         reason,
         caretaker,
-        TRAVEL_ACTOR,
+        owner,
     )
     await _write(conn, record, by, action)
 

@@ -199,3 +199,27 @@ async def test_csv_import_checks_the_whole_file(campus: asyncpg.Connection, tmp_
     assert again == ids
     source = await campus.fetchval("SELECT DISTINCT source FROM travel_declarations")
     assert source == "csv"
+
+
+async def test_lengthened_officer_isolation_is_not_lifted_by_travel(
+    campus: asyncpg.Connection,
+) -> None:
+    """An officer's home_isolation that travel lengthened stays the officer's: delisting the
+    area must not clear it (travel never lifts what an officer set)."""
+    area = await _area(campus, "Wuhan")
+    await change_status(
+        campus,
+        "S2",
+        HealthStatus.HOME_ISOLATION,
+        by="ho",
+        reason="contact at home",
+        until=start(day(3)),
+        caretaker_id="T2",
+    )
+    _, result = await declare(campus, [Trip("S2", "Wuhan", day(-6), day(-3))], RULES, by="ho")
+    assert result.extended == ["S2"]
+    result = await remove_area(campus, area["id"], RULES, by="ho")
+    row = await _status(campus, "S2")
+    assert result.lifted == []
+    assert (row["status"], row["set_by"]) == ("home_isolation", "ho")
+    assert row["until"] >= start(day(3))
