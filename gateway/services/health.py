@@ -164,35 +164,41 @@ async def resolve_fever_watch(
     Only for a person on fever_watch now (StatusConflict otherwise), so two officers
     reviewing at once cannot undo each other's decision. Clearing needs a manual
     re-measurement since the watch began whose newest reading is not a fever (contract
-    section 4: cleared "after a manual re-measurement"); escalating needs none.
+    section 4: cleared "after a manual re-measurement"); escalating needs none. The
+    reading is checked under the person's lock, in the same transaction as the change.
     """
-    current = await console.health_of(conn, person_id)
-    on_watch = current is not None and current["status"] == HealthStatus.FEVER_WATCH.value
-    if not escalate and on_watch:  # otherwise change_status refuses with the real status
-        latest = await latest_watch_reading(conn, person_id)
-        if latest is None:
-            raise StatusConflict(
-                f"{person_id} has no re-measurement since the fever: record one first"
-            )
-        if latest["fever"]:
-            raise StatusConflict(
-                f"{person_id}'s latest re-measurement ({latest['celsius']} C) is a fever: "
-                "escalate, or measure again"
-            )
-    if escalate:
-        status = HealthStatus.SUSPECTED
-    else:
-        status, until, caretaker_id = HealthStatus.CLEAR, None, None
-    return await change_status(
-        conn,
-        person_id,
-        status,
-        by=by,
-        reason=reason,
-        until=until,
-        caretaker_id=caretaker_id,
-        expect=HealthStatus.FEVER_WATCH,
-    )
+    async with conn.transaction():
+        # Lock first: a guard's reading (record_reading takes the same lock) committed
+        # while we decide is then seen below, never cleared over.
+        if not await lock_people(conn, [person_id]):
+            raise NotFoundError(f"no person {person_id!r}")
+        current = await console.health_of(conn, person_id)
+        on_watch = current is not None and current["status"] == HealthStatus.FEVER_WATCH.value
+        if not escalate and on_watch:  # otherwise change_status refuses with the real status
+            latest = await latest_watch_reading(conn, person_id)
+            if latest is None:
+                raise StatusConflict(
+                    f"{person_id} has no re-measurement since the fever: record one first"
+                )
+            if latest["fever"]:
+                raise StatusConflict(
+                    f"{person_id}'s latest re-measurement ({latest['celsius']} C) is a fever: "
+                    "escalate, or measure again"
+                )
+        if escalate:
+            status = HealthStatus.SUSPECTED
+        else:
+            status, until, caretaker_id = HealthStatus.CLEAR, None, None
+        return await change_status(
+            conn,
+            person_id,
+            status,
+            by=by,
+            reason=reason,
+            until=until,
+            caretaker_id=caretaker_id,
+            expect=HealthStatus.FEVER_WATCH,
+        )
 
 
 async def record_reading(

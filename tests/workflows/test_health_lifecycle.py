@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -14,6 +15,7 @@ from gateway.services.health import (
     record_reading,
     resolve_fever_watch,
 )
+from gateway.store.db import connect
 from gateway.store.health import health_history, set_health
 
 
@@ -135,3 +137,27 @@ async def test_review_clears_or_escalates_once(campus: asyncpg.Connection) -> No
         "SELECT count(*) FROM audit_log WHERE entity = 'health_status' AND operator = 'ho'"
     )
     assert audit == 2
+
+
+async def test_clearing_sees_a_fever_reading_recorded_meanwhile(
+    campus: asyncpg.Connection, fresh_db: str
+) -> None:
+    """A guard's fever re-measurement committed while an officer clears must stop the clear:
+    the review reads the latest reading under the person's lock, not before it."""
+    await _fever_watch(campus, "S1")
+    await record_reading(campus, "S1", 36.6, by="guard", threshold_c=37.3)
+    guard = await connect(fresh_db)
+    try:
+        in_flight = guard.transaction()
+        await in_flight.start()
+        await record_reading(guard, "S1", 38.2, by="guard", threshold_c=37.3)
+        clearing = asyncio.create_task(
+            resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="36.6 C")
+        )
+        await asyncio.sleep(0.3)
+        await in_flight.commit()
+        with pytest.raises(StatusConflict, match="is a fever"):
+            await clearing
+    finally:
+        await guard.close()
+    assert (await _status(campus, "S1"))["status"] == "fever_watch"
