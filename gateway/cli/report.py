@@ -157,7 +157,7 @@ async def _list(
 
 
 @command.command("send")
-@click.argument("report_id", type=int)
+@click.argument("report_id", type=click.IntRange(1, 2**63 - 1))  # a bigint id
 @click.option("--only-failed", is_flag=True, help="only recipients whose last try failed")
 @click.pass_context
 def send(ctx: click.Context, report_id: int, only_failed: bool) -> None:

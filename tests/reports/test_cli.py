@@ -61,3 +61,9 @@ async def test_days_out_of_datetime_range_are_one_line(fresh_db, tmp_path):
         result = await asyncio.to_thread(_run, fresh_db, tmp_path, "generate", "--day", day)
         assert result.exit_code == 1, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+async def test_report_id_beyond_bigint_is_one_line(fresh_db, tmp_path):
+    result = await asyncio.to_thread(_run, fresh_db, tmp_path, "send", str(2**63))
+    assert result.exit_code == 2 and "REPORT_ID" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
