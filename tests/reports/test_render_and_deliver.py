@@ -295,3 +295,20 @@ async def test_a_missed_run_is_caught_up_at_start_only_for_days_with_events(
     assert all(r.cutoff == due - timedelta(hours=8) for r in scheduled)  # the whole day
     again = await catch_up_daily_reports(campus_conn, settings, due)
     assert again["generated"] == 0  # a restart later that day does not report twice
+
+
+async def test_a_scheduled_run_makes_only_the_missing_audience(campus_conn, small_campus, tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    day = await _one_day(campus_conn, small_campus)
+    now = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=TZ)
+    # An earlier, interrupted run stored the campus student report only.
+    await generate_reports(
+        campus_conn, day=day, settings=settings, by="schedule", org_units=[None],
+        audiences=[Audience.STUDENT], scheduled=True, now=now,
+    )  # fmt: skip
+    result = await run_daily_reports(campus_conn, settings, now + timedelta(hours=8))
+    scheduled = await store.list_reports(campus_conn, day=day, scheduled=True, limit=1000)
+    pairs = [(r.org_unit_id, r.audience) for r in scheduled]
+    assert len(pairs) == len(set(pairs))  # nothing made twice
+    assert (None, Audience.STAFF) in pairs
+    assert result["generated"] == len(pairs) - 1

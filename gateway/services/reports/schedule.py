@@ -44,15 +44,18 @@ async def run_daily_reports(
             for r in await store.list_reports(conn, day=day, scheduled=True, limit=10_000)
         }
         tree = UnitTree(await store.org_units(conn))
-        units = [u for u in [None, *tree.top_level()] if any((u, a) not in have for a in _ALL)]
         made = []
-        if units:
-            made = await generate_reports(
+        for audience in _ALL:  # only the (unit, audience) pairs still missing
+            units = [u for u in [None, *tree.top_level()] if (u, audience) not in have]
+            if not units:
+                continue
+            made += await generate_reports(
                 conn,
                 day=day,
                 settings=settings,
                 by=BY,
                 org_units=units,
+                audiences=[audience],
                 send=True,
                 write_files=True,
                 scheduled=True,
