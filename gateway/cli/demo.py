@@ -53,7 +53,12 @@ OWN_LOGGERS = frozenset({"gateway", "devices", "firmware_sim", "api"})
 
 
 async def _import_campus(
-    dsn: str, campus: Campus, path: Path, tz: ZoneInfo, console: Console
+    dsn: str,
+    campus: Campus,
+    path: Path,
+    tz: ZoneInfo,
+    console: Console,
+    fever_threshold_c: float,
 ) -> None:
     conn = await connect(dsn)
     try:
@@ -64,7 +69,12 @@ async def _import_campus(
             p.id for p in campus.facts.people if set(p.cards) & set(campus.facts.fever_cards)
         ]
         cleared = await clear_fever_watch(
-            conn, fever_people, by="demo", reason="re-measured normal before the demo"
+            conn,
+            fever_people,
+            by="demo",
+            reason="re-measured normal before the demo",
+            celsius=36.5,
+            threshold_c=fever_threshold_c,
         )
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from None
@@ -137,8 +147,8 @@ async def run_demo(
     manifest_path = data_dir / "demo-campus.yaml"
     dump_manifest(campus.manifest, manifest_path)
     dump_manifest(plan.manifest, data_dir / "demo-hardware.yaml")
-    await _import_campus(dsn, campus, manifest_path, settings.tz, console)
-    await _import_campus(dsn, campus, data_dir / "demo-hardware.yaml", settings.tz, console)
+    for path in (manifest_path, data_dir / "demo-hardware.yaml"):
+        await _import_campus(dsn, campus, path, settings.tz, console, settings.fever_threshold_c)
     # The simulated OSDP reader and the gateway's control panel share a fresh key each run.
     config = gateway_config(settings, dsn, broker.address, client_id="campusgate-demo-gateway")
     keys = json.loads(settings.osdp_keys or "{}")

@@ -20,7 +20,7 @@ from gateway.services.operations import NotFoundError, ReferenceError_, _jsonabl
 from gateway.store import console
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import is_active_staff
-from gateway.store.health import expire_due, set_health, set_health_many
+from gateway.store.health import expire_due, set_health
 from gateway.store.readings import insert_reading, latest_watch_reading
 from gateway.store.roster import load_health
 
@@ -252,9 +252,16 @@ async def expire_statuses(conn: asyncpg.Connection, now: datetime | None = None)
 
 
 async def clear_fever_watch(
-    conn: asyncpg.Connection, person_ids: Iterable[str], *, by: str, reason: str
+    conn: asyncpg.Connection,
+    person_ids: Iterable[str],
+    *,
+    by: str,
+    reason: str,
+    celsius: float,
+    threshold_c: float,
 ) -> list[str]:
-    """Clear `fever_watch` (after a manual re-measurement) for those of `person_ids` on it.
+    """Record a normal re-measurement (`celsius`) for those of `person_ids` on fever_watch
+    and clear them, as a guard and an officer would; audited like theirs.
 
     Returns the people cleared; other statuses are left alone.
     """
@@ -264,10 +271,7 @@ async def clear_fever_watch(
         for r in await load_health(conn)
         if r.person_id in wanted and r.status is HealthStatus.FEVER_WATCH
     ]
-    now = datetime.now(UTC)
-    records = [
-        HealthRecord(pid, HealthStatus.CLEAR, since=now, reason=reason, set_by=by)
-        for pid in on_watch
-    ]
-    await set_health_many(conn, records, changed_by=by)
+    for person_id in on_watch:
+        await record_reading(conn, person_id, celsius, by=by, threshold_c=threshold_c, note=reason)
+        await resolve_fever_watch(conn, person_id, escalate=False, by=by, reason=reason)
     return on_watch
