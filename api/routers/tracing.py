@@ -13,7 +13,14 @@ from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
-from gateway.domain.tracing import MIN_OVERLAP_S, Contact, TraceResult
+from gateway.domain.tracing import (
+    MIN_OVERLAP_S,
+    SECOND_MAX_SEEDS,
+    SECOND_MAX_SEEDS_LIMIT,
+    SECOND_MIN_EXPOSURE_S,
+    Contact,
+    TraceResult,
+)
 from gateway.services.tracing import (
     MAX_WINDOW_DAYS,
     TraceError,
@@ -48,6 +55,7 @@ def _contact(c: Contact) -> dict[str, Any]:
         "overlap_s": c.overlap_s,
         "encounters": c.encounters,
         "proximity_encounters": c.proximity_encounters,
+        "via": list(c.via),
     }
 
 
@@ -63,6 +71,11 @@ def _body(result: TraceResult) -> dict[str, Any]:
         "entry_gap_s": w.entry_gap_s,
         "max_stay_s": w.max_stay_s,
         "truncated": result.truncated,
+        "second_min_exposure_s": result.second_min_exposure_s,
+        "second_max_seeds": result.second_max_seeds,
+        "second_seeds": list(result.second_seeds),
+        "second_seeds_eligible": result.second_seeds_eligible,
+        "second_seeds_truncated": result.second_seeds_truncated,
         "count": len(result.contacts),
         "contacts": [_contact(c) for c in result.contacts],
     }
@@ -80,11 +93,28 @@ async def trace_person(
     generations: Annotated[int, Query(ge=1, le=2)] = 1,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     min_overlap_s: Annotated[float, Query(ge=0, le=86_400)] = MIN_OVERLAP_S,
+    second_min_exposure_s: Annotated[float, Query(ge=0, le=86_400 * 60)] = SECOND_MIN_EXPOSURE_S,
+    second_max_seeds: Annotated[int, Query(ge=1, le=SECOND_MAX_SEEDS_LIMIT)] = SECOND_MAX_SEEDS,
     format: Literal["json", "csv"] = "json",
 ) -> dict[str, Any] | Response:
-    """Everyone who shared a zone with the person, ranked by exposure (`format=csv`: a file)."""
+    """Everyone who shared a zone with the person, ranked by exposure (`format=csv`: a file).
+
+    `generations=2` also traces the contacts of the close first-generation contacts:
+    exposure at least `second_min_exposure_s`, the top `second_max_seeds` of them
+    (`second_seeds`; `second_seeds_truncated` when the cap left some out).
+    """
     settings: Settings = request.app.state.settings
-    query = TraceRequest(person_id, start, end, days, generations, limit, min_overlap_s)
+    query = TraceRequest(
+        person_id,
+        start,
+        end,
+        days,
+        generations,
+        limit,
+        min_overlap_s,
+        second_min_exposure_s=second_min_exposure_s,
+        second_max_seeds=second_max_seeds,
+    )
     try:
         result = await trace(conn, query, settings, by=operator.name)
     except UnknownPerson as exc:
@@ -98,7 +128,11 @@ async def trace_person(
         return Response(
             contacts_csv(result),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="contacts-{safe}.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="contacts-{safe}.csv"',
+                "X-Second-Seeds": str(len(result.second_seeds)),
+                "X-Second-Seeds-Truncated": str(result.second_seeds_truncated).lower(),
+            },
         )
     return _body(result)
 

@@ -40,7 +40,12 @@ async def show_traced_chain(
         result = await trace(
             conn,
             TraceRequest(
-                chain.a, days=1, generations=2, limit=50, min_overlap_s=DEMO_MIN_OVERLAP_S
+                chain.a,
+                days=1,
+                generations=2,
+                limit=50,
+                min_overlap_s=DEMO_MIN_OVERLAP_S,
+                second_min_exposure_s=DEMO_MIN_OVERLAP_S,
             ),
             settings,
             by="demo",
@@ -51,8 +56,10 @@ async def show_traced_chain(
     first = {c.person_id: tree.add(_label(c)) for c in result.contacts if c.generation == 1}
     second = [c for c in result.contacts if c.generation == 2]
     for contact in second:
-        # Hang each second-generation contact under the chain's B when it is B's contact.
-        parent = first.get(chain.b) or tree
+        # Hang each second-generation contact under the first-generation contact it was
+        # found through: the chain's B when B is among them, else the most exposed one.
+        through = [p for p in contact.via if p in first]
+        parent = first[chain.b] if chain.b in through else first[through[0]] if through else tree
         parent.add(_label(contact))
     console.print(tree)
     found = {c.person_id: c.generation for c in result.contacts}

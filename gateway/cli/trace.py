@@ -12,7 +12,12 @@ from rich.table import Table
 
 from gateway.cli import fail, settings_of
 from gateway.cli._database import database_url, open_database
-from gateway.domain.tracing import TraceResult
+from gateway.domain.tracing import (
+    SECOND_MAX_SEEDS,
+    SECOND_MAX_SEEDS_LIMIT,
+    SECOND_MIN_EXPOSURE_S,
+    TraceResult,
+)
 from gateway.services.tracing import TraceError, TraceRequest, contacts_csv, trace
 from gateway.settings import Settings
 
@@ -46,6 +51,21 @@ async def _run(settings: Settings, request: TraceRequest) -> TraceResult:
 @click.option("--generations", type=click.IntRange(1, 2), default=1, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="at most this many contacts")
 @click.option(
+    "--second-min-exposure",
+    "second_min_exposure_s",
+    type=click.FloatRange(0),
+    default=SECOND_MIN_EXPOSURE_S,
+    show_default=True,
+    help="seconds of exposure a first-generation contact needs to seed the second",
+)
+@click.option(
+    "--second-max-seeds",
+    type=click.IntRange(1, SECOND_MAX_SEEDS_LIMIT),
+    default=SECOND_MAX_SEEDS,
+    show_default=True,
+    help="trace the second generation from at most this many (the most exposed)",
+)
+@click.option(
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -61,6 +81,8 @@ def command(
     end: str | None,
     generations: int,
     limit: int | None,
+    second_min_exposure_s: float,
+    second_max_seeds: int,
     csv_path: Path | None,
 ) -> None:
     """Everyone who shared a zone with PERSON, ranked by exposure (audited as `cli`)."""
@@ -74,6 +96,8 @@ def command(
         days=days,
         generations=generations,
         limit=limit,
+        second_min_exposure_s=second_min_exposure_s,
+        second_max_seeds=second_max_seeds,
     )
     result = asyncio.run(_run(settings, request))
     if csv_path is not None:
@@ -83,6 +107,8 @@ def command(
             return
         csv_path.write_text(text, encoding="utf-8")
         click.echo(f"{len(result.contacts)} contacts written to {csv_path}", err=True)
+        if result.generations == 2:
+            click.echo(_seeds_line(result), err=True)
         return
     _print(result, settings)
 
@@ -95,7 +121,8 @@ def _print(result: TraceResult, settings: Settings) -> None:
         f"{w.end.astimezone(settings.tz):%Y-%m-%d %H:%M}"
     )
     table = Table(title=title)
-    for column in ("gen", "person", "name", "exposure min", "encounters", "method", "zones"):
+    columns = ("gen", "person", "name", "exposure min", "encounters", "method", "zones", "via")
+    for column in columns:
         table.add_column(column)
     for c in result.contacts:
         table.add_row(
@@ -106,7 +133,23 @@ def _print(result: TraceResult, settings: Settings) -> None:
             str(c.encounters),
             c.method.value,
             ", ".join(c.zones[:4]) + (" …" if len(c.zones) > 4 else ""),
+            ", ".join(c.via),
         )
     Console().print(table)
     more = " (truncated by --limit)" if result.truncated else ""
     click.echo(f"{len(result.contacts)} contacts{more}")
+    if result.generations == 2:
+        click.echo(_seeds_line(result))
+
+
+def _seeds_line(result: TraceResult) -> str:
+    """Which first-generation contacts the second generation was traced from."""
+    minutes = result.second_min_exposure_s / 60
+    line = (
+        f"second generation traced from {len(result.second_seeds)} first-generation "
+        f"contact(s) with at least {minutes:g} min exposure"
+    )
+    if result.second_seeds_truncated:
+        left = result.second_seeds_eligible - len(result.second_seeds)
+        line += f"; {left} more left out by --second-max-seeds {result.second_max_seeds}"
+    return line

@@ -9,6 +9,14 @@ from enum import StrEnum
 # Two people are contacts when their presence in one zone overlapped at least this
 # long in total; the simulator's ground truth uses the same threshold.
 MIN_OVERLAP_S = 60.0
+# The second generation starts from close first-generation contacts only: at least this
+# much exposure (15 minutes, the usual close-contact duration), and at most the top
+# SECOND_MAX_SEEDS of them by exposure (SECOND_MAX_SEEDS_LIMIT at the most).
+SECOND_MIN_EXPOSURE_S = 900.0
+SECOND_MAX_SEEDS = 50
+SECOND_MAX_SEEDS_LIMIT = 500
+# A second-generation contact names at most this many first-generation contacts in `via`.
+MAX_VIA = 3
 
 
 class Method(StrEnum):
@@ -47,6 +55,9 @@ class Contact:
     encounters: int
     proximity_encounters: int
     exposure_s: float
+    # Second generation: the first-generation contacts through whom this person was found,
+    # the one with the most exposure first (at most MAX_VIA).
+    via: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,13 @@ class TraceResult:
     generations: int
     contacts: tuple[Contact, ...]
     truncated: bool = False  # more contacts were found than `limit` let through
+    # The first-generation contacts the second generation was traced from, by exposure;
+    # truncated when more than `second_max_seeds` had enough exposure.
+    second_seeds: tuple[str, ...] = ()
+    second_seeds_eligible: int = 0  # first-generation contacts with enough exposure
+    second_seeds_truncated: bool = False
+    second_min_exposure_s: float = SECOND_MIN_EXPOSURE_S
+    second_max_seeds: int = SECOND_MAX_SEEDS
 
 
 @dataclass(frozen=True, slots=True)

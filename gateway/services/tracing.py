@@ -14,7 +14,16 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from gateway.domain.health import HealthRecord, HealthStatus
-from gateway.domain.tracing import MIN_OVERLAP_S, Contact, MarkOutcome, TraceResult, TraceWindow
+from gateway.domain.tracing import (
+    MIN_OVERLAP_S,
+    SECOND_MAX_SEEDS,
+    SECOND_MAX_SEEDS_LIMIT,
+    SECOND_MIN_EXPOSURE_S,
+    Contact,
+    MarkOutcome,
+    TraceResult,
+    TraceWindow,
+)
 from gateway.services.caretaking import choose_caretakers
 from gateway.settings import Settings
 from gateway.store import tracing as store
@@ -45,6 +54,10 @@ class TraceRequest:
     generations: int = 1
     limit: int | None = None
     min_overlap_s: float = MIN_OVERLAP_S
+    # Second generation: traced from first-generation contacts with at least this much
+    # exposure, the top `second_max_seeds` of them.
+    second_min_exposure_s: float = SECOND_MIN_EXPOSURE_S
+    second_max_seeds: int = SECOND_MAX_SEEDS
 
 
 def window_of(
@@ -70,6 +83,10 @@ def window_of(
         raise TraceError("generations must be 1 or 2")
     if request.min_overlap_s < 0:
         raise TraceError("min_overlap_s must not be negative")
+    if request.second_min_exposure_s < 0:
+        raise TraceError("second_min_exposure_s must not be negative")
+    if not 1 <= request.second_max_seeds <= SECOND_MAX_SEEDS_LIMIT:
+        raise TraceError(f"second_max_seeds must be 1-{SECOND_MAX_SEEDS_LIMIT}")
     return TraceWindow(
         start=start,
         end=end,
@@ -89,8 +106,10 @@ async def trace(
 ) -> TraceResult:
     """Everyone who shared a zone with the person in the window, ranked by exposure.
 
-    Second generation: contacts of each first-generation contact from that contact's
-    first encounter with the index person on, without the index and the first generation.
+    Second generation: contacts of the close first-generation contacts (exposure at least
+    `second_min_exposure_s`, the top `second_max_seeds`) from each one's first encounter
+    with the index person on, without the index and the first generation; each names
+    the first-generation contacts it was found through (`via`).
     """
     window = window_of(request, settings, now)
     exists, name = await store.person_name(conn, request.person_id)
@@ -98,10 +117,18 @@ async def trace(
         raise UnknownPerson(f"no person {request.person_id!r}")
     first = await store.find_contacts(conn, [(request.person_id, window.start)], window)
     contacts: list[Contact] = list(first)
-    if request.generations == 2 and first:
-        seeds = [(c.person_id, c.first_encounter) for c in first]
+    eligible: list[Contact] = []
+    seeds: list[Contact] = []
+    if request.generations == 2:
+        # `first` is ranked by exposure, so the cap keeps the closest contacts.
+        eligible = [c for c in first if c.exposure_s >= request.second_min_exposure_s]
+        seeds = eligible[: request.second_max_seeds]
         contacts += await store.find_contacts(
-            conn, seeds, window, exclude=[request.person_id], generation=2
+            conn,
+            [(c.person_id, c.first_encounter) for c in seeds],
+            window,
+            exclude=[request.person_id, *(c.person_id for c in first)],
+            generation=2,
         )
     truncated = request.limit is not None and len(contacts) > request.limit
     if request.limit is not None:
@@ -118,11 +145,23 @@ async def trace(
             "end": window.end.isoformat(),
             "generations": request.generations,
             "first_generation": len(first),
+            "second_seeds": len(seeds),
+            "second_min_exposure_s": request.second_min_exposure_s,
             "returned": len(contacts),
         },
     )
     return TraceResult(
-        request.person_id, name, window, request.generations, tuple(contacts), truncated
+        request.person_id,
+        name,
+        window,
+        request.generations,
+        tuple(contacts),
+        truncated,
+        second_seeds=tuple(c.person_id for c in seeds),
+        second_seeds_eligible=len(eligible),
+        second_seeds_truncated=len(eligible) > len(seeds),
+        second_min_exposure_s=request.second_min_exposure_s,
+        second_max_seeds=request.second_max_seeds,
     )
 
 
@@ -138,11 +177,20 @@ CSV_HEADER = (
     "first_encounter",
     "last_encounter",
     "zones",
+    "via",
+    "second_seed",
 )
 
 
 def contacts_csv(result: TraceResult) -> str:
-    """The contacts as CSV with a header row (times in UTC, RFC 3339)."""
+    """The contacts as CSV with a header row (times in UTC, RFC 3339).
+
+    `via`: the first-generation contacts a second-generation one was found through.
+    `second_seed` (first generation of a two-generation trace): `yes` when the second
+    generation was traced from this contact, `capped` when its exposure was enough but
+    `second_max_seeds` left it out, `no` when its exposure was too short.
+    """
+    seeds = set(result.second_seeds)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
@@ -160,9 +208,19 @@ def contacts_csv(result: TraceResult) -> str:
                 c.first_encounter.astimezone(UTC).isoformat(),
                 c.last_encounter.astimezone(UTC).isoformat(),
                 " ".join(c.zones),
+                " ".join(c.via),
+                _seed_mark(c, result, seeds),
             )
         )
     return out.getvalue()
+
+
+def _seed_mark(contact: Contact, result: TraceResult, seeds: set[str]) -> str:
+    if result.generations < 2 or contact.generation != 1:
+        return ""
+    if contact.person_id in seeds:
+        return "yes"
+    return "capped" if contact.exposure_s >= result.second_min_exposure_s else "no"
 
 
 async def mark_close_contacts(

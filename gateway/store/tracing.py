@@ -18,8 +18,12 @@ from datetime import datetime
 import asyncpg
 
 from gateway.domain.health import HealthRecord, HealthStatus
-from gateway.domain.tracing import Contact, Method, TraceWindow
+from gateway.domain.tracing import MAX_VIA, Contact, Method, TraceWindow
 
+_TEMP_TABLES = (
+    "_tr_pass", "_tr_zone", "_tr_sstay", "_tr_sentry", "_tr_island", "_tr_eisland",
+    "_tr_range", "_tr_other", "_tr_enc",
+)  # fmt: skip
 _ADMITTED = "type = 'card' AND decision = 'admit'"  # must match the partial indexes of 0010
 
 _SEED_PASSAGES = f"""
@@ -62,10 +66,12 @@ GROUP BY zone_id, grp
 """
 
 
-# The seeds' stays in two-way zones, from their first encounter (`since`) on.
+# The seeds' stays in two-way zones, from their first encounter (`since`) on; kept per
+# seed, so that a contact can say through whom (`via`) it was found.
 _SEED_STAYS = """
+CREATE TEMP TABLE _tr_sstay ON COMMIT DROP AS
 SELECT * FROM (
-SELECT p.zone_id,
+SELECT p.person_id, p.zone_id,
        greatest(p.t, p.since, $1::timestamptz) AS s,
        least(coalesce(p.next_t, p.t + make_interval(secs => $3)),
              p.t + make_interval(secs => $3), $2::timestamptz) AS e
@@ -76,21 +82,23 @@ WHERE p.direction = 'in' AND p.t < $2
 
 # Around each seed entry in a one-way zone, the span within which another entry counts.
 _SEED_ENTRIES = """
-SELECT p.zone_id, greatest(p.t - make_interval(secs => $3), $1::timestamptz) AS s,
+CREATE TEMP TABLE _tr_sentry ON COMMIT DROP AS
+SELECT p.person_id, p.zone_id, greatest(p.t - make_interval(secs => $3), $1::timestamptz) AS s,
        least(p.t + make_interval(secs => $3), $2::timestamptz) AS e
 FROM _tr_pass p JOIN _tr_zone z ON z.zone_id = p.zone_id AND NOT z.two_way
 WHERE p.direction = 'in' AND p.t >= greatest(p.since, $1::timestamptz) AND p.t < $2
 """
 
-# Where to read others' passages: a max stay either side of every island, merged.
+# Where to read others' passages: from a max stay before every island (a stay that
+# began earlier ended before the island) to its end, merged. A stay that began in a
+# range may close after it: its closing passage is looked up by person (_OVERLAPS).
 _RANGES = """
-SELECT zone_id, s - make_interval(secs => $1) AS s, e + make_interval(secs => $1) AS e
-FROM _tr_island
+SELECT zone_id, s - make_interval(secs => $1) AS s, e FROM _tr_island
 """
 
 _OTHERS = f"""
 CREATE TEMP TABLE _tr_other ON COMMIT DROP AS
-SELECT e.person_id, e.zone_id, e.direction, e.received_at AS t,
+SELECT e.person_id, e.zone_id, e.direction, e.received_at AS t, r.e AS range_e,
        lead(e.received_at) OVER w AS next_t, lead(e.direction) OVER w AS next_dir
 FROM _tr_range r
 JOIN access_events e ON e.zone_id = r.zone_id AND e.received_at >= r.s AND e.received_at < r.e
@@ -98,19 +106,32 @@ WHERE e.{_ADMITTED.replace(" AND ", " AND e.")} AND e.person_id IS NOT NULL
 WINDOW w AS (PARTITION BY e.person_id, e.zone_id ORDER BY e.received_at)
 """
 
-# Others' stays overlapping a seed island; a stay not closed by an out in its zone
-# ends at the person's next passage anywhere (looked up only for those).
+# Others' stays overlapping a seed island. A stay ends at the person's next passage in
+# its zone when that is an out within a max stay; otherwise at their next passage
+# anywhere (or after a max stay). Both lookups by person run only where the passages
+# read (up to the end of the stay's range) do not tell. MATERIALIZED: each stay's end
+# is worked out once, not again for every island of its zone in the join.
 _OVERLAPS = f"""
-WITH cand AS (
-    SELECT o.* FROM _tr_other o
+WITH cand AS MATERIALIZED (
+    SELECT o.person_id, o.zone_id, o.t,
+           CASE WHEN o.next_t < o.range_e
+                THEN CASE WHEN o.next_dir = 'out' THEN o.next_t END
+                ELSE (SELECT CASE WHEN a.direction = 'out' THEN a.received_at END
+                      FROM access_events a
+                      WHERE a.person_id = o.person_id AND a.{_ADMITTED.replace(" AND ", " AND a.")}
+                        AND a.zone_id = o.zone_id AND a.received_at >= o.range_e
+                        AND a.received_at <= o.t + make_interval(secs => $2)
+                      ORDER BY a.received_at LIMIT 1)
+           END AS out_t
+    FROM _tr_other o
     WHERE o.direction = 'in' AND NOT (o.person_id = ANY($1::text[]))
       AND EXISTS (SELECT 1 FROM _tr_island i
                   WHERE i.zone_id = o.zone_id AND i.s < o.t + make_interval(secs => $2)
                     AND i.e > o.t)
-), stays AS (
+), stays AS MATERIALIZED (
     SELECT c.person_id, c.zone_id, c.t AS s,
-           CASE WHEN c.next_dir = 'out' AND c.next_t <= c.t + make_interval(secs => $2)
-                THEN c.next_t
+           CASE WHEN c.out_t <= c.t + make_interval(secs => $2)
+                THEN c.out_t
                 ELSE coalesce(
                     (SELECT a.received_at FROM access_events a
                      WHERE a.person_id = c.person_id AND a.{_ADMITTED.replace(" AND ", " AND a.")}
@@ -133,23 +154,49 @@ WHERE e.{_ADMITTED.replace(" AND ", " AND e.")} AND e.direction = 'in'
   AND e.person_id IS NOT NULL AND NOT (e.person_id = ANY($1::text[]))
 """
 
-_CONTACTS = f"""
-WITH enc AS (
-    SELECT person_id, zone_id, os, oe, extract(epoch FROM oe - os) AS secs, false AS prox
-    FROM ({_OVERLAPS}) ov
-    UNION ALL
-    SELECT person_id, zone_id, os, oe, 0, true FROM ({_PROXIMITY}) px
-), per AS (
+# Every encounter with a seed island: (person, zone, os, oe, overlap seconds, proximity).
+_ENCOUNTERS = f"""
+CREATE TEMP TABLE _tr_enc ON COMMIT DROP AS
+SELECT person_id, zone_id, os, oe, extract(epoch FROM oe - os)::float8 AS secs, false AS prox
+FROM ({_OVERLAPS}) ov
+UNION ALL
+SELECT person_id, zone_id, os, oe, 0, true FROM ({_PROXIMITY}) px
+"""
+
+_CONTACTS = """
+WITH per AS (
     SELECT person_id,
            coalesce(sum(secs) FILTER (WHERE NOT prox), 0)::float8 AS overlap_s,
            count(*) FILTER (WHERE NOT prox AND secs > 0)::int AS overlaps,
            count(*) FILTER (WHERE prox)::int AS prox,
            min(os) AS first_at, max(oe) AS last_at,
            array_agg(DISTINCT zone_id ORDER BY zone_id) AS zones
-    FROM enc GROUP BY person_id
+    FROM _tr_enc GROUP BY person_id
 )
 SELECT per.*, p.name FROM per LEFT JOIN people p ON p.id = per.person_id
-WHERE per.overlap_s >= $3 OR per.prox > 0
+WHERE per.overlap_s >= $1 OR per.prox > 0
+"""
+
+# Through whom each contact was found: the seeds whose own stays (or entry spans) their
+# encounters met, weighted like exposure (overlap seconds; `entry_gap_s` an entry).
+_VIA = """
+WITH met AS (
+    SELECT en.person_id, ss.person_id AS seed,
+           extract(epoch FROM least(ss.e, en.oe) - greatest(ss.s, en.os))::float8 AS secs
+    FROM _tr_enc en JOIN _tr_sstay ss
+      ON ss.zone_id = en.zone_id AND ss.s < en.oe AND ss.e > en.os
+    WHERE NOT en.prox AND en.person_id = ANY($1::text[])
+    UNION ALL
+    SELECT en.person_id, se.person_id, $2::float8
+    FROM _tr_enc en JOIN _tr_sentry se
+      ON se.zone_id = en.zone_id AND se.s <= en.os AND se.e >= en.os
+    WHERE en.prox AND en.person_id = ANY($1::text[])
+), ranked AS (
+    SELECT person_id, seed,
+           row_number() OVER (PARTITION BY person_id ORDER BY sum(secs) DESC, seed) AS n
+    FROM met GROUP BY person_id, seed
+)
+SELECT person_id, array_agg(seed ORDER BY n) AS via FROM ranked WHERE n <= $3 GROUP BY person_id
 """
 
 
@@ -164,44 +211,48 @@ async def find_contacts(
     """Everyone whose presence met a seed's in one zone from that seed's `since` on.
 
     `seeds` are (person, since) pairs; seeds and `exclude` are never contacts. Ranked
-    by exposure, then encounters.
+    by exposure, then encounters. In the second generation each contact names the seeds
+    it was found through (`via`).
     """
     if not seeds:
         return []
     people = [s[0] for s in seeds]
     excluded = sorted({*people, *exclude})
+    m = window.max_stay_s
     async with conn.transaction():
-        for table in ("_tr_pass", "_tr_zone", "_tr_island", "_tr_eisland", "_tr_range"):
+        # JIT compiling these statements costs more than it saves (tens of ms each).
+        await conn.execute("SET LOCAL jit = off")
+        for table in _TEMP_TABLES:
             await conn.execute(f"DROP TABLE IF EXISTS {table}")
-        await conn.execute("DROP TABLE IF EXISTS _tr_other")
         await conn.execute(
-            _SEED_PASSAGES,
-            people,
-            [s[1] for s in seeds],
-            window.start,
-            window.end,
-            window.max_stay_s,
+            _SEED_PASSAGES, people, [s[1] for s in seeds], window.start, window.end, m
         )
-        await conn.execute(_ZONES, window.start, window.end, window.max_stay_s)
-        await conn.execute(
-            _islands(_SEED_STAYS, "_tr_island"),
-            window.start,
-            window.end,
-            window.max_stay_s,
-        )
-        await conn.execute(
-            _islands(_SEED_ENTRIES, "_tr_eisland"), window.start, window.end, window.entry_gap_s
-        )
-        await conn.execute(_islands(_RANGES, "_tr_range"), window.max_stay_s)
+        await conn.execute(_ZONES, window.start, window.end, m)
+        await conn.execute(_SEED_STAYS, window.start, window.end, m)
+        await conn.execute(_SEED_ENTRIES, window.start, window.end, window.entry_gap_s)
+        await conn.execute(_islands("SELECT zone_id, s, e FROM _tr_sstay", "_tr_island"))
+        await conn.execute(_islands("SELECT zone_id, s, e FROM _tr_sentry", "_tr_eisland"))
+        await conn.execute("ANALYZE _tr_island")
+        await conn.execute(_islands(_RANGES, "_tr_range"), m)
         await conn.execute(_OTHERS)
         await conn.execute("ANALYZE _tr_other")
-        rows = await conn.fetch(_CONTACTS, excluded, window.max_stay_s, window.min_overlap_s)
-    contacts = [_contact(r, window, generation) for r in rows]
+        await conn.execute(_ENCOUNTERS, excluded, m)
+        await conn.execute("ANALYZE _tr_enc")
+        rows = await conn.fetch(_CONTACTS, window.min_overlap_s)
+        via: dict[str, tuple[str, ...]] = {}
+        if generation > 1 and rows:
+            await conn.execute("ANALYZE _tr_sstay, _tr_sentry")
+            found = [r["person_id"] for r in rows]
+            via_rows = await conn.fetch(_VIA, found, window.entry_gap_s, MAX_VIA)
+            via = {r["person_id"]: tuple(r["via"]) for r in via_rows}
+    contacts = [_contact(r, window, generation, via.get(r["person_id"], ())) for r in rows]
     contacts.sort(key=lambda c: (-c.exposure_s, -c.encounters, c.person_id))
     return contacts
 
 
-def _contact(row: asyncpg.Record, window: TraceWindow, generation: int) -> Contact:
+def _contact(
+    row: asyncpg.Record, window: TraceWindow, generation: int, via: tuple[str, ...]
+) -> Contact:
     overlap_s = float(row["overlap_s"])
     prox = int(row["prox"])
     overlapped = overlap_s >= window.min_overlap_s
@@ -223,6 +274,7 @@ def _contact(row: asyncpg.Record, window: TraceWindow, generation: int) -> Conta
         encounters=int(row["overlaps"]) + prox,
         proximity_encounters=prox,
         exposure_s=round(overlap_s + prox * window.entry_gap_s, 1),
+        via=via,
     )
 
 

@@ -99,6 +99,19 @@ async def test_trace_and_mark_from_the_console(live_system):
             assert csv.splitlines()[0].startswith("generation,person_id,name")
             assert contact in csv
 
+            assert (await page.text_content("#tr-seeds")) == ""
+
+            # Two generations: the contact (50 min) seeds the second; the page says so.
+            await page.select_option("#tr-gen", "2")
+            await page.fill("#tr-second-max", "3")
+            await page.click("#tr-run")
+            await expect(page.locator("#tr-seeds")).to_contain_text(f"({contact})")
+            href = await page.get_attribute("#tr-csv", "href")
+            assert href and "second_max_seeds=3" in href and "second_min_exposure_s=900" in href
+            csv = await page.evaluate("(u) => fetch(u).then((r) => r.text())", href)
+            assert csv.splitlines()[0].endswith(",via,second_seed")
+            await expect(page.locator("#tr-table thead")).to_contain_text("经由")
+
             await row.locator("input.tr-pick").check()
             await page.fill("#tr-reason", "index person confirmed")
             await page.click("#tr-mark")

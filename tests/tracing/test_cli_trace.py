@@ -42,9 +42,12 @@ def test_bench_then_trace(bench_dsn: str, tmp_path: Path) -> None:
     again = run(bench_dsn, "trace-bench", "--people", "80", "--days", "1")
     assert "not empty" in error_line(again)
 
-    table = run(bench_dsn, "trace", "S000001", "--days", "5", "--generations", "2")
+    table = run(bench_dsn, "trace", "S000001", "--days", "5", "--generations", "2",
+                "--second-min-exposure", "60", "--second-max-seeds", "1")  # fmt: skip
     assert table.exit_code == 0, table.stderr
     assert "contacts" in table.stdout
+    assert "second generation traced from 1 first-generation contact(s)" in table.stdout
+    assert "left out by --second-max-seeds 1" in table.stdout
 
     out = tmp_path / "contacts.csv"
     result = run(bench_dsn, "trace", "S000001", "--days", "5", "--csv", str(out))
@@ -64,3 +67,8 @@ def test_bench_then_trace(bench_dsn: str, tmp_path: Path) -> None:
 )
 def test_bad_input_is_one_line(bench_dsn: str, args: tuple[str, ...], words: str) -> None:
     assert words in error_line(run(bench_dsn, *args))
+
+
+def test_seed_cap_out_of_range_is_refused(bench_dsn: str) -> None:
+    result = run(bench_dsn, "trace", "S000001", "--generations", "2", "--second-max-seeds", "501")
+    assert result.exit_code == 2 and "--second-max-seeds" in result.stderr

@@ -93,7 +93,7 @@ async def test_chain_is_traced_and_marked_contact_is_denied(world):
     assert chain.result.ok, str(chain.result)
     await _logged(dsn, chain.c, 2)
     officer = auth(tokens["health_officer"])
-    query = {"days": 1, "generations": 2, "min_overlap_s": 1}
+    query = {"days": 1, "generations": 2, "min_overlap_s": 1, "second_min_exposure_s": 1}
     response = await client.get(f"/api/tracing/{chain.a}", params=query, headers=officer)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -102,6 +102,8 @@ async def test_chain_is_traced_and_marked_contact_is_denied(world):
     assert by_person[chain.b]["zones"] == [chain.zone_ab]
     assert by_person[chain.c]["generation"] == 2
     assert by_person[chain.c]["zones"] == [chain.zone_bc]
+    assert by_person[chain.c]["via"] == [chain.b] and chain.b in body["second_seeds"]
+    assert body["second_seeds_truncated"] is False
     assert by_person[chain.b]["overlap_s"] >= 1 and by_person[chain.b]["name"]
 
     response = await client.get(
@@ -109,7 +111,19 @@ async def test_chain_is_traced_and_marked_contact_is_denied(world):
     )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(response.text)))
-    assert {r["person_id"]: r["generation"] for r in table}[chain.c] == "2"
+    assert {r["person_id"]: (r["generation"], r["via"]) for r in table}[chain.c] == ("2", chain.b)
+    # At the default 15 minutes, the seconds-long stays of the chain seed no second generation.
+    response = await client.get(
+        f"/api/tracing/{chain.a}",
+        params={**query, "second_min_exposure_s": 900},
+        headers=officer,
+    )
+    assert response.json()["second_seeds"] == []
+    assert chain.c not in {c["person_id"] for c in response.json()["contacts"]}
+    capped = {**query, "second_max_seeds": 501}
+    assert (
+        await client.get(f"/api/tracing/{chain.a}", params=capped, headers=officer)
+    ).status_code == 422
 
     guard = auth(tokens["guard"])
     assert (await client.get(f"/api/tracing/{chain.a}", headers=guard)).status_code == 403

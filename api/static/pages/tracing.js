@@ -17,7 +17,9 @@
       tr_both: "两者", tr_mark: "标记为密切接触者", tr_reason: "原因", tr_confirm_q: "确认将以下人员标记为密切接触者？",
       tr_marked: "已标记", tr_skipped: "未标记", tr_found: "名接触者", tr_truncated: "(已截断)",
       tr_error: "出错", tr_select_all: "全选", tr_loading: "追踪中…", tr_caretaker: "照护人",
-      tr_need_reason: "请填写原因并至少选择一人",
+      tr_need_reason: "请填写原因并至少选择一人", tr_via: "经由", tr_second_min: "二代起点最短暴露(分钟)",
+      tr_second_max: "二代起点人数上限", tr_seeds: "二代追踪起点：暴露不少于 {min} 分钟的一代密接 {n} 人",
+      tr_seeds_cut: "另有 {left} 人因人数上限未纳入",
     },
     en: {
       tr_title: "Contact tracing", tr_find: "Find a person", tr_hint: "name, id or card", tr_search: "Find",
@@ -29,7 +31,10 @@
       tr_both: "both", tr_mark: "Mark close contacts", tr_reason: "Reason", tr_confirm_q: "Mark these people close_contact?",
       tr_marked: "Marked", tr_skipped: "Skipped", tr_found: "contacts", tr_truncated: "(truncated)",
       tr_error: "Error", tr_select_all: "All", tr_loading: "Tracing…", tr_caretaker: "caretaker",
-      tr_need_reason: "Give a reason and choose at least one contact",
+      tr_need_reason: "Give a reason and choose at least one contact", tr_via: "Via",
+      tr_second_min: "2nd gen from exposure ≥ (min)", tr_second_max: "2nd gen from at most",
+      tr_seeds: "Second generation traced from {n} first-generation contacts with at least {min} min exposure",
+      tr_seeds_cut: "{left} more left out by the cap",
     },
   };
 
@@ -40,7 +45,13 @@
     if (from) q.set("from", new Date(from).toISOString());
     if (to) q.set("to", new Date(to).toISOString());
     if (!from) q.set("days", ui.section.querySelector("#tr-days").value || "14");
-    q.set("generations", ui.section.querySelector("#tr-gen").value);
+    const generations = ui.section.querySelector("#tr-gen").value;
+    q.set("generations", generations);
+    if (generations === "2") {
+      const minutes = Number(ui.section.querySelector("#tr-second-min").value || "15");
+      q.set("second_min_exposure_s", String(Math.max(0, minutes) * 60));
+      q.set("second_max_seeds", ui.section.querySelector("#tr-second-max").value || "50");
+    }
     return q;
   }
 
@@ -85,6 +96,22 @@
     renderRows();
   }
 
+  function fill(text, values) {
+    return text.replace(/\{(\w+)\}/g, (_, key) => String(values[key]));
+  }
+
+  function renderSeeds() {
+    const out = ui.section.querySelector("#tr-seeds");
+    const r = ui.result;
+    if (!r || r.generations !== 2) { out.textContent = ""; return; }
+    const left = r.second_seeds_eligible - r.second_seeds.length;
+    const shown = r.second_seeds.slice(0, 10).join(", ") + (r.second_seeds.length > 10 ? " …" : "");
+    out.textContent = fill(t("tr_seeds"), { n: r.second_seeds.length, min: r.second_min_exposure_s / 60 })
+      + (shown ? ` (${shown})` : "")
+      + (r.second_seeds_truncated ? `; ${fill(t("tr_seeds_cut"), { left })}` : "");
+    out.classList.toggle("warning", r.second_seeds_truncated);
+  }
+
   function renderRows() {
     const tbody = ui.section.querySelector("#tr-table tbody");
     const contacts = (ui.result && ui.result.contacts) || [];
@@ -98,8 +125,10 @@
       el("td", {}, c.zones.join(", ")),
       el("td", {}, CG.fmtTime(c.first_encounter)),
       el("td", {}, CG.fmtTime(c.last_encounter)),
-      el("td", {}, t(`tr_${c.method}`)))));
+      el("td", {}, t(`tr_${c.method}`)),
+      el("td", { class: "tr-via" }, (c.via || []).join(", ")))));
     ui.section.querySelector("#tr-mark-form").hidden = contacts.length === 0;
+    renderSeeds();
   }
 
   function picked() {
@@ -155,13 +184,16 @@
         label("tr_gen", el("select", { id: "tr-gen" },
           el("option", { value: "1", "data-tr": "tr_gen1" }, t("tr_gen1")),
           el("option", { value: "2", "data-tr": "tr_gen2" }, t("tr_gen2")))),
+        label("tr_second_min", el("input", { id: "tr-second-min", type: "number", min: "0", step: "1", value: "15" })),
+        label("tr_second_max", el("input", { id: "tr-second-max", type: "number", min: "1", max: "500", value: "50" })),
         el("button", { id: "tr-run", type: "button", disabled: true, onclick: run, "data-tr": "tr_run" }, t("tr_run")),
         el("a", { id: "tr-csv", hidden: true, download: "contacts.csv", "data-tr": "tr_csv" }, t("tr_csv"))),
       el("p", { id: "tr-status" }),
+      el("p", { id: "tr-seeds" }),
       el("table", { id: "tr-table" },
         el("thead", {}, el("tr", {}, el("th", {}),
           ...["tr_rank", "tr_person", "tr_generation", "tr_exposure", "tr_encounters", "tr_zones",
-            "tr_first", "tr_last", "tr_method"].map((key) => el("th", { "data-tr": key }, t(key))))),
+            "tr_first", "tr_last", "tr_method", "tr_via"].map((key) => el("th", { "data-tr": key }, t(key))))),
         el("tbody", {})),
       el("form", { id: "tr-mark-form", hidden: true, onsubmit: askMark },
         label("tr_reason", el("input", { id: "tr-reason", maxlength: "2000" })),
