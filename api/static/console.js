@@ -10,7 +10,7 @@ const I18N = {
     lookup_hint: "姓名、学号/工号或卡号", search: "查询", note: "备注", cancel: "取消", confirm: "确定",
     acknowledge: "确认", resolve: "处理完毕", admitted: "放行", denied: "拒绝", fevers: "发热",
     online: "在线", offline: "离线", health_hold: "健康管控", login_failed: "用户名或密码错误",
-    too_many: "失败次数过多，请稍后再试", live: "实时连接", tab_alerts: "告警值班",
+    too_many: "失败次数过多，请稍后再试", live: "实时连接", tab_alerts: "告警值班", action_failed: "未保存",
     sev: { critical: "紧急", high: "高", medium: "中", low: "低" },
     st: { open: "未处理", acknowledged: "已确认", resolved: "已处理" },
     kinds: { outsider: "外来人员", unauthorized: "无权限", isolation_breach: "隔离人员外出", fever: "发热",
@@ -31,7 +31,14 @@ const I18N = {
     too_many: "Too many failed logins; try again later", live: "live", tab_alerts: "Alerts",
     sev: { critical: "critical", high: "high", medium: "medium", low: "low" },
     st: { open: "open", acknowledged: "acknowledged", resolved: "resolved" },
-    kinds: {}, reasons: {},
+    kinds: { outsider: "outsider", unauthorized: "unauthorized", isolation_breach: "isolation breach", fever: "fever",
+      temperature_invalid: "invalid temperature reading", zone_full: "zone full", tailgating: "tailgating",
+      door_forced: "door forced", door_held_open: "door held open", device_offline: "device offline",
+      unknown_device: "unknown device", card_revoked: "card revoked", gathering: "gathering" },
+    reasons: { unknown_card: "unknown card", card_revoked: "card revoked", health_hold: "health hold",
+      not_authorized: "not authorized", temperature_required: "temperature required",
+      temperature_invalid: "invalid temperature reading", fever: "fever", zone_full: "zone full" },
+    action_failed: "Not saved",
   },
 };
 
@@ -210,6 +217,8 @@ function renderAlerts() {
     .filter((a) => (!zone || a.zone === zone) && (!kind || a.kind === kind) && (!openOnly || a.status !== "resolved"))
     .sort((a, b) => (a.ts < b.ts ? 1 : -1)).slice(0, 300);
   body.replaceChildren(...rows.map(alertRow));
+  // Flash a new alert once: later re-renders (every new alert) must not flash it again.
+  for (const a of rows) a.fresh = false;
 }
 
 function alertRow(a) {
@@ -243,9 +252,31 @@ function askNote(a, action) {
     if (dialog.returnValue !== "ok") return;
     const response = await api(`/api/alerts/${encodeURIComponent(a.id)}/${action}`,
       { method: "POST", body: JSON.stringify({ note: $("#note-text").value }) });
-    if (response.ok) { const updated = await response.json(); state.alerts.set(updated.id, updated); renderAlerts(); }
+    if (response.ok) { const updated = await response.json(); state.alerts.set(updated.id, updated); renderAlerts(); alertsMessage(""); return; }
+    // Someone else may have acted on it first: say so and show the alert as it is now.
+    const body = await response.json().catch(() => null);
+    alertsMessage(`${t("action_failed")}: ${(body && typeof body.detail === "string" && body.detail) || response.status}`);
+    await loadAlerts();
   };
   dialog.showModal();
+}
+
+function alertsMessage(text) {
+  let box = $("#alerts-msg");
+  if (!box) {
+    box = document.createElement("p"); box.id = "alerts-msg"; box.className = "error"; box.setAttribute("role", "alert");
+    $("#alerts-panel .filters").after(box);
+  }
+  box.textContent = text; box.hidden = !text;
+}
+
+// A console left open all night: keep the newest alerts, forget the oldest resolved ones first.
+const MAX_ALERTS = 2000;
+function pruneAlerts() {
+  if (state.alerts.size <= MAX_ALERTS) return;
+  const oldest = [...state.alerts.values()].sort((a, b) =>
+    (a.status === "resolved") === (b.status === "resolved") ? (a.ts < b.ts ? -1 : 1) : a.status === "resolved" ? -1 : 1);
+  for (const a of oldest.slice(0, state.alerts.size - MAX_ALERTS)) state.alerts.delete(a.id);
 }
 
 async function loadCounts() {
@@ -260,7 +291,10 @@ async function loadCounts() {
 }
 
 async function loadDevices() {
+  // Only roles that may read doors: no 403 every ten seconds for the others.
+  if (!mayOpen({ permission: "read_doors" })) { $("#devices-panel").hidden = true; return; }
   const response = await api("/api/devices"); if (!response.ok) { $("#devices-panel").hidden = true; return; }
+  $("#devices-panel").hidden = false;
   const devices = (await response.json()).sort((a, b) => (a.online === b.online ? a.id.localeCompare(b.id) : a.online ? 1 : -1));
   $("#devices").replaceChildren(...devices.map((d) => {
     const li = document.createElement("li"); li.className = d.online ? "online" : "offline";
@@ -311,7 +345,7 @@ function connectStream() {
     if (state.cursor !== null && message.cursor <= state.cursor && state.alerts.has(message.alert.id)) return;
     state.cursor = Math.max(state.cursor ?? 0, message.cursor);
     const a = message.alert; const isNew = !state.alerts.has(a.id);
-    a.fresh = isNew; state.alerts.set(a.id, a);
+    a.fresh = isNew; state.alerts.set(a.id, a); pruneAlerts();
     if (isNew && (a.severity === "critical" || a.severity === "high")) beep(a.severity);
     if (isNew && (a.kind === "device_offline" || a.kind === "unknown_device")) loadDevices();
     renderAlerts();

@@ -79,6 +79,7 @@ async def test_muster_and_lockdown_from_the_console(live_system):
             await expect(guard.locator("#page-levels form.set-level")).to_have_count(0)
 
             admin = await login(browser, live_system.url, ADMIN)
+            admin.on("dialog", lambda dialog: dialog.accept())  # a level change asks first
             await admin.click("#tab-levels")
             form = admin.locator("#page-levels form.set-level")
             await form.locator('select[name="level"]').select_option("lockdown")

@@ -23,6 +23,10 @@
       h_search: "搜索", h_select_hint: "选择一个人查看详情", h_readings_n: "复测次数",
       st_clear: "正常", st_fever_watch: "发热观察", st_home_isolation: "居家隔离", st_close_contact: "密切接触",
       st_suspected: "疑似", st_confirmed: "确诊", st_recovered: "康复",
+      h_caretaker_hint: "工号，留空自动分配", h_clear_needs: "需先记录一次正常复测", h_declared: "已申报",
+      h_ev_isolated: "已隔离", h_ev_extended: "隔离延长", h_ev_lifted: "解除隔离", h_ev_waiting: "待返回后隔离",
+      h_confirm_waive: "豁免这次出行？仅由它引起的隔离将解除。", h_confirm_remove: "移除疫区 {0}？仅由它引起的隔离将解除。",
+      h_lifted: "解除隔离", h_refreshed: "更新于",
     },
     en: {
       h_tab: "Health", h_measure: "Re-measurement", h_find: "Find a person on fever watch", h_celsius: "Reading (°C)",
@@ -40,6 +44,11 @@
       h_select_hint: "Pick a person to see the details", h_readings_n: "Readings",
       st_clear: "clear", st_fever_watch: "fever watch", st_home_isolation: "home isolation",
       st_close_contact: "close contact", st_suspected: "suspected", st_confirmed: "confirmed", st_recovered: "recovered",
+      h_caretaker_hint: "staff id; empty: chosen automatically", h_clear_needs: "Record a normal re-measurement first",
+      h_declared: "Declared", h_ev_isolated: "isolated", h_ev_extended: "extended", h_ev_lifted: "lifted",
+      h_ev_waiting: "waiting", h_confirm_waive: "Waive this trip? An isolation only it caused is lifted.",
+      h_confirm_remove: "Remove the area {0}? Isolations only it caused are lifted.", h_lifted: "lifted",
+      h_refreshed: "updated",
     },
   };
 
@@ -53,11 +62,18 @@
     if (!response.ok) {
       const detail = body && body.detail;
       const msg = Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail || response.status;
-      if (out) out.textContent = `${t("h_error")}: ${msg}`;
-      throw new Error(String(msg));
+      if (out) { out.textContent = `${t("h_error")}: ${msg}`; out.classList.add("error"); }
+      throw new HandledError(String(msg));
     }
+    if (out) out.classList.remove("error");
     return body;
   }
+  // An error already shown next to the form: not an uncaught page error.
+  class HandledError extends Error {}
+  const guarded = (fn) => (...args) => Promise.resolve(fn(...args)).catch((e) => { if (!(e instanceof HandledError)) console.error(e); });
+  // After an action every list on the page may have changed (a cleared person leaves the
+  // fever lists, a new isolation joins the statuses and the caretakers' cases).
+  const refreshAll = () => Promise.all(Object.values(parts).map((load) => load().catch(() => {})));
   const post = (path, body, out, method = "POST") => call(path, { method, body: JSON.stringify(body) }, out);
   const table = (headers, rows) =>
     el("table", { class: "grid" }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
@@ -83,25 +99,25 @@
       const people = await call(`/api/health/fever-watch?q=${encodeURIComponent(q.value)}`, {}, out);
       list.replaceChildren(...people.map((p) => el("li", {},
         `${p.name} (${p.person_id}, ${p.org_unit_id || ""}) · ${t("h_readings_n")}: ${p.readings} `,
-        readingForm(p.person_id, out, find))));
+        readingForm(p.person_id, out, refreshAll))));
       if (!people.length) list.append(el("li", {}, t("h_none")));
     }
     parts.measure = find;
     return block("health-measure", t("h_measure"),
-      el("form", { onsubmit: find }, q, el("button", {}, t("h_search"))), list, out);
+      el("form", { onsubmit: guarded(find) }, q, el("button", {}, t("h_search"))), list, out);
   }
 
   function readingForm(personId, out, after) {
     const celsius = el("input", { type: "number", step: "0.1", min: "30", max: "45", required: true, class: "hm-celsius" });
     const note = el("input", { class: "hm-note", maxlength: "500" });
-    return el("form", { class: "hm-form", dataset: { person: personId }, onsubmit: async (event) => {
+    return el("form", { class: "hm-form", dataset: { person: personId }, onsubmit: guarded(async (event) => {
       event.preventDefault();
       const r = await post(`/api/health/${encodeURIComponent(personId)}/readings`,
         { celsius: Number(celsius.value), note: note.value }, out);
       out.textContent = `${t("h_recorded")}: ${personId} ${r.celsius} °C — ${r.fever ? t("h_fever") : t("h_normal")}`;
       out.classList.toggle("fever", r.fever);
       await after();
-    } }, field(t("h_celsius"), celsius), field(t("h_note"), note), el("button", {}, t("h_record")));
+    }) }, field(t("h_celsius"), celsius), field(t("h_note"), note), el("button", {}, t("h_record")));
   }
 
   // -- health officers: review readings, clear or escalate -------------------------
@@ -115,21 +131,25 @@
           el("td", {}, `${p.name} (${p.person_id})`), el("td", {}, CG.fmtTime(p.since)),
           el("td", {}, p.readings.map((r) => el("span", { class: r.fever ? "fever" : "" },
             `${r.celsius} °C ${CG.fmtTime(r.measured_at)} (${r.recorded_by}) `))),
-          el("td", {}, may("write_health") ? decideButtons(p.person_id, out, load) : "")))));
+          el("td", {}, may("write_health") ? decideButtons(p, out, refreshAll) : "")))));
     }
     parts.review = load;
     return block("health-review", t("h_review"), body, out);
   }
 
-  function decideButtons(personId, out, after) {
-    const decide = (outcome) => async () => {
+  function decideButtons(p, out, after) {
+    const personId = p.person_id;
+    // Clearing needs a normal re-measurement since the fever (the API refuses it otherwise).
+    const normal = p.readings.some((r) => !r.fever);
+    const decide = (outcome) => guarded(async () => {
       const reason = prompt(t("h_reason"));
       if (!reason) return;
       await post(`/api/health/${encodeURIComponent(personId)}/fever-review`, { outcome, reason }, out);
       out.textContent = `${personId}: ${st(outcome)}`;
       await after();
-    };
-    return [el("button", { class: "hr-clear", onclick: decide("clear") }, t("h_clear")), " ",
+    });
+    return [el("button", { class: "hr-clear", onclick: decide("clear"), disabled: !normal,
+      title: normal ? null : t("h_clear_needs") }, t("h_clear")), " ",
       el("button", { class: "hr-escalate", onclick: decide("suspected") }, t("h_escalate"))];
   }
 
@@ -146,7 +166,7 @@
         rows.map((r) => el("tr", { dataset: { person: r.person_id } },
           el("td", {}, `${r.name} (${r.person_id})`), el("td", {}, st(r.status)),
           el("td", {}, CG.fmtTime(r.since)), el("td", {}, CG.fmtTime(r.until)), el("td", {}, r.caretaker_id || ""),
-          el("td", {}, el("button", { class: "hs-open", onclick: () => openPerson(r.person_id) }, t("h_load")))))));
+          el("td", {}, el("button", { class: "hs-open", onclick: guarded(() => openPerson(r.person_id)) }, t("h_load")))))));
     }
     async function openPerson(personId) {
       const info = await call(`/api/health/${encodeURIComponent(personId)}`, {}, out);
@@ -154,7 +174,7 @@
       detail.replaceChildren(
         el("h4", {}, `${personId}: ${st(c.status) || t("h_none")}`),
         el("p", {}, `${t("h_reason")}: ${c.reason || ""} · ${t("h_until")}: ${CG.fmtTime(c.until)} · ${t("h_caretaker")}: ${c.caretaker_id || ""}`),
-        may("write_health") ? setForm(personId, out, async () => { await openPerson(personId); await load(); }) : "",
+        may("write_health") ? setForm(personId, out, async () => { await openPerson(personId); await refreshAll(); }) : "",
         el("h4", {}, t("h_history")),
         table([t("h_status"), t("h_since"), t("h_until"), t("h_reason"), t("h_caretaker"), t("h_changed_by")],
           info.history.slice().reverse().map((h) => el("tr", {}, el("td", {}, st(h.status)),
@@ -164,7 +184,7 @@
         el("ul", {}, info.readings.map((r) => el("li", { class: r.fever ? "fever" : "" },
           `${r.celsius} °C ${CG.fmtTime(r.measured_at)} (${r.recorded_by}) ${r.note}`))));
     }
-    filter.addEventListener("change", load);
+    filter.addEventListener("change", guarded(load));
     parts.statuses = load;
     return block("health-statuses", t("h_statuses"), field(t("h_status"), filter), list, out, detail);
   }
@@ -173,14 +193,14 @@
     const status = el("select", { class: "hs-status" }, STATUSES.map((s) => el("option", { value: s }, st(s))));
     const reason = el("input", { class: "hs-reason", required: true, maxlength: "2000" });
     const until = el("input", { type: "date", class: "hs-until" });
-    const caretaker = el("input", { class: "hs-caretaker", maxlength: "200" });
-    return el("form", { class: "hs-form", onsubmit: async (event) => {
+    const caretaker = el("input", { class: "hs-caretaker", maxlength: "200", placeholder: t("h_caretaker_hint") });
+    return el("form", { class: "hs-form", onsubmit: guarded(async (event) => {
       event.preventDefault();
       await post(`/api/health/${encodeURIComponent(personId)}`, { status: status.value, reason: reason.value,
         until: dayStart(until.value), caretaker_id: caretaker.value || null }, out, "PUT");
       out.textContent = `${personId}: ${st(status.value)}`;
       await after();
-    } }, field(t("h_status"), status), field(t("h_reason"), reason), field(t("h_until"), until),
+    }) }, field(t("h_status"), status), field(t("h_reason"), reason), field(t("h_until"), until),
     field(t("h_caretaker"), caretaker), el("button", {}, t("h_set")));
   }
 
@@ -217,20 +237,25 @@
         rows.map((d) => el("tr", { dataset: { id: d.id } }, el("td", {}, `${d.person_name} (${d.person_id})`),
           el("td", {}, d.destination), el("td", {}, d.departure_date), el("td", {}, d.return_date),
           el("td", {}, d.waived_at ? t("h_waive") : d.isolated_at ? t("h_isolated") : (d.matched_areas || []).join(", ")),
-          el("td", {}, may("write_health") && !d.waived_at ? el("button", { class: "ht-waive", onclick: async () => {
-            await post(`/api/travel/declarations/${d.id}/waive`, {}, out); await load();
-          } }, t("h_waive")) : "")))));
+          el("td", {}, may("write_health") && !d.waived_at ? el("button", { class: "ht-waive", onclick: guarded(async () => {
+            if (!confirm(t("h_confirm_waive"))) return;
+            const r = await post(`/api/travel/declarations/${d.id}/waive`, {}, out);
+            out.textContent = `#${d.id} ${t("h_waive")} ${summary((r && r.evaluation) || {})}`;
+            await refreshAll();
+          }) }, t("h_waive")) : "")))));
     }
-    const summary = (ev) => Object.entries(ev).filter(([, v]) => v.length).map(([k, v]) => `${k}: ${v.join(", ")}`).join("; ");
-    const declare = el("form", { id: "ht-form", onsubmit: async (event) => {
+    const summary = (ev) => Object.entries(ev || {}).filter(([, v]) => Array.isArray(v) && v.length)
+      .map(([k, v]) => `${t("h_ev_" + k)}: ${v.join(", ")}`).join("; ");
+    const declare = el("form", { id: "ht-form", onsubmit: guarded(async (event) => {
       event.preventDefault();
       const body = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.value]));
       const r = await post("/api/travel/declarations", body, out);
-      out.textContent = `#${r.declaration.id} ${summary(r.evaluation)}`;
-      await load();
-    } }, field(t("h_person"), inputs.person_id), field(t("h_destination"), inputs.destination),
+      out.textContent = `${t("h_declared")} #${r.declaration.id} ${r.declaration.person_id} ${r.declaration.destination} `
+        + summary(r.evaluation);
+      await refreshAll();
+    }) }, field(t("h_person"), inputs.person_id), field(t("h_destination"), inputs.destination),
     field(t("h_departure"), inputs.departure_date), field(t("h_return"), inputs.return_date), el("button", {}, t("h_declare")));
-    const upload = el("form", { id: "ht-upload", onsubmit: async (event) => {
+    const upload = el("form", { id: "ht-upload", onsubmit: guarded(async (event) => {
       event.preventDefault();
       if (!file.files.length) return;
       const data = new FormData(); data.append("file", file.files[0]);
@@ -238,10 +263,16 @@
       const response = await fetch("/api/travel/declarations/import", { method: "POST", body: data,
         credentials: "same-origin", headers: CG.state.csrf ? { "X-CSRF-Token": CG.state.csrf } : {} });
       const body = await response.json().catch(() => null);
-      if (!response.ok) { out.textContent = `${t("h_error")}: ${(body && body.detail && body.detail[0] && body.detail[0].msg) || response.status}`; return; }
+      if (!response.ok) {
+        const detail = body && body.detail;
+        out.textContent = `${t("h_error")}: ${(typeof detail === "string" && detail) || (detail && detail[0] && detail[0].msg) || response.status}`;
+        out.classList.add("error");
+        return;
+      }
+      out.classList.remove("error");
       out.textContent = `${body.rows} · ${summary(body.evaluation)}`;
-      await load();
-    } }, file, el("button", {}, t("h_import")));
+      await refreshAll();
+    }) }, file, el("button", {}, t("h_import")));
     parts.travel = load;
     return block("health-travel", t("h_travel"), declare, upload, out, list);
   }
@@ -260,20 +291,22 @@
       list.replaceChildren(table([t("h_area_name"), t("h_match"), t("h_from"), t("h_to"), ""],
         areas.map((a) => el("tr", { dataset: { id: a.id } }, el("td", {}, a.name), el("td", {}, a.match),
           el("td", {}, a.effective_from), el("td", {}, a.effective_until || ""),
-          el("td", {}, may("manage_areas") ? el("button", { class: "ha-remove", onclick: async () => {
+          el("td", {}, may("manage_areas") ? el("button", { class: "ha-remove", onclick: guarded(async () => {
+            if (!confirm(t("h_confirm_remove").replace("{0}", a.name))) return;
             const r = await call(`/api/travel/areas/${a.id}`, { method: "DELETE" }, out);
-            out.textContent = `${a.name}: ${r.evaluation.lifted.length} ${t("h_remove")}`;
-            await load(); if (parts.travel) await parts.travel();
-          } }, t("h_remove")) : "")))));
+            out.textContent = `${a.name}: ${t("h_remove")} · ${t("h_lifted")} ${r.evaluation.lifted.length}`;
+            await refreshAll();
+          }) }, t("h_remove")) : "")))));
     }
-    const add = el("form", { id: "ha-form", onsubmit: async (event) => {
+    const add = el("form", { id: "ha-form", onsubmit: guarded(async (event) => {
       event.preventDefault();
       const body = { name: inputs.name.value, match: inputs.match.value || null,
         effective_from: inputs.effective_from.value, effective_until: inputs.effective_until.value || null };
       const r = await post("/api/travel/areas", body, out);
-      out.textContent = `${r.area.name}: ${t("h_isolated")} ${r.evaluation.isolated.length}`;
-      await load(); if (parts.travel) await parts.travel();
-    } }, field(t("h_area_name"), inputs.name), field(t("h_match"), inputs.match),
+      out.textContent = `${r.area.name}: ${t("h_isolated")} ${r.evaluation.isolated.length}`
+        + (r.evaluation.isolated.length ? ` (${r.evaluation.isolated.join(", ")})` : "");
+      await refreshAll();
+    }) }, field(t("h_area_name"), inputs.name), field(t("h_match"), inputs.match),
     field(t("h_from"), inputs.effective_from), field(t("h_to"), inputs.effective_until), el("button", {}, t("h_add")));
     parts.areas = load;
     return block("health-areas", t("h_areas"), may("manage_areas") ? add : "", out, list);
@@ -290,7 +323,20 @@
   }
 
   function show() {
-    for (const load of Object.values(parts)) load().catch((e) => console.error(e));
+    for (const load of Object.values(parts)) load().catch((e) => { if (!(e instanceof HandledError)) console.error(e); });
+    clearInterval(timer);
+    timer = setInterval(poll, REFRESH_MS);
+  }
+
+  // A guard keeps this page open all night: new fever_watch people show up without a click,
+  // but a reading being typed is never wiped out (the lists wait until the forms are empty).
+  const REFRESH_MS = 30000;
+  let timer = null;
+  function poll() {
+    if (!current || current.hidden || !CG.state.me) return;
+    const busy = [...current.querySelectorAll(".hm-form input")].some((i) => i.value || i === document.activeElement);
+    if (busy) return;
+    for (const key of ["measure", "review"]) if (parts[key]) parts[key]().catch(() => {});
   }
 
   let current = null;

@@ -18,7 +18,8 @@
       lv_bar_visitors: "禁止访客", lv_require_temperature: "所有门测温", lv_capacity_factor: "容量系数",
       lv_labs_named_only: "实验室仅限指名人员", lv_rank: "顺序", lv_title_zh: "中文名", lv_title_en: "英文名",
       lv_description: "说明", lv_saved: "已保存", lv_in_force: "当前生效", lv_since: "设置于",
-      lv_pick_zone: "请至少选择一个区域",
+      lv_pick_zone: "请至少选择一个区域", lv_confirm: "将{0}设为「{1}」？各门禁立即按新等级执行。",
+      lv_confirm_clear: "取消 {0} 的区域等级？", lv_failed: "未保存",
     },
     en: {
       lv_title: "Response levels", lv_campus: "campus-wide", lv_scope: "Scope", lv_level: "Level", lv_note: "Note",
@@ -29,6 +30,8 @@
       lv_capacity_factor: "capacity factor", lv_labs_named_only: "labs only for named people", lv_rank: "Order",
       lv_title_zh: "Chinese title", lv_title_en: "English title", lv_description: "Description", lv_saved: "Saved",
       lv_in_force: "In force", lv_since: "Set", lv_pick_zone: "Choose at least one zone",
+      lv_confirm: "Set {0} to \u201c{1}\u201d? The doors apply it at once.", lv_confirm_clear: "Clear the zone level of {0}?",
+      lv_failed: "Not saved",
     },
   };
 
@@ -113,11 +116,12 @@
     const response = await CG.api("/api/levels", { method: "PUT", body: JSON.stringify({ level, zones, note }) });
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
-      status.textContent = typeof body.detail === "string" ? body.detail : (body.detail || []).map((d) => d.msg).join("; ") || String(response.status);
-      status.className = "error";
+      const detail = typeof body.detail === "string" ? body.detail : (body.detail || []).map((d) => d.msg).join("; ");
+      status.textContent = `${t("lv_failed")}: ${detail || response.status}`;
+      status.className = "status error"; // keeps "status": the clear buttons write here too
       return;
     }
-    status.textContent = t("lv_saved"); status.className = "notice";
+    status.textContent = `${t("lv_saved")} ${CG.fmtTime(new Date())}`; status.className = "status notice";
     await refresh();
     await loadHistory();
   }
@@ -133,7 +137,10 @@
     const submit = async (event) => {
       event.preventDefault();
       const chosen = scope.value === "zones" ? [...zones.selectedOptions].map((o) => o.value) : null;
-      if (chosen && chosen.length === 0) { status.textContent = t("lv_pick_zone"); status.className = "error"; return; }
+      if (chosen && chosen.length === 0) { status.textContent = t("lv_pick_zone"); status.className = "status error"; return; }
+      // Every door follows at once: say what is about to change before doing it.
+      const where = chosen ? chosen.map(zoneName).join(", ") : t("lv_campus");
+      if (!confirm(t("lv_confirm").replace("{0}", where).replace("{1}", title(level.value)))) return;
       await setLevel(level.value, chosen, note.value, status);
     };
     return el("form", { class: "inline set-level", onsubmit: submit },
@@ -148,7 +155,10 @@
       el("td", {}, s.set_by), el("td", {}, CG.fmtTime(s.set_at)), el("td", {}, s.note || ""),
       el("td", {}, s.zone_id && can("set_response_level")
         ? el("button", { type: "button", class: "do-clear",
-          onclick: () => setLevel(null, [s.zone_id], "", section.querySelector(".set-level .status") || el("span")) }, t("lv_clear"))
+          onclick: () => {
+            if (!confirm(t("lv_confirm_clear").replace("{0}", s.zone_name || zoneName(s.zone_id)))) return;
+            setLevel(null, [s.zone_id], "", section.querySelector(".set-level .status") || el("span"));
+          } }, t("lv_clear"))
         : "")));
     return el("table", { class: "in-force" },
       el("thead", {}, el("tr", {}, ...["lv_scope", "lv_level", "lv_who", "lv_since", "lv_note", ""].map((k) => el("th", {}, k ? t(k) : "")))),
@@ -177,8 +187,10 @@
         labs_named_only: f.labs_named_only.checked,
       };
       const response = await CG.api(`/api/levels/definitions/${encodeURIComponent(f.name.value)}`, { method: "PUT", body: JSON.stringify(body) });
-      status.textContent = response.ok ? t("lv_saved") : String(response.status);
-      status.className = response.ok ? "notice" : "error";
+      const answer = response.ok ? null : await response.json().catch(() => ({}));
+      const detail = answer && (typeof answer.detail === "string" ? answer.detail : (answer.detail || []).map((d) => d.msg).join("; "));
+      status.textContent = response.ok ? t("lv_saved") : `${t("lv_failed")}: ${detail || response.status}`;
+      status.className = response.ok ? "status notice" : "status error";
       if (response.ok) await refresh();
     });
     return form;

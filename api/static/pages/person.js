@@ -74,7 +74,8 @@
     const box = section.querySelector(".person-record");
     if (!current) { box.replaceChildren(); return; }
     const p = current.record;
-    const maskNote = p.contact_masked ? el("small", { class: "muted" }, ` (${t("person_masked")})`) : null;
+    // "(masked)" only beside a number there is: "— (masked)" reads as if something were hidden.
+    const maskNote = (value) => (p.contact_masked && value ? el("small", { class: "muted" }, ` (${t("person_masked")})`) : null);
     const rows = [
       field("person_id", p.id, "person-id"),
       field("person_name", p.name, "person-name"),
@@ -82,8 +83,8 @@
       field("person_org", p.org_unit_id),
       field("person_active", p.active ? t("person_active_yes") : t("person_active_no")),
       field("person_cards", (p.cards || []).join(", ")),
-      [el("dt", {}, t("person_phone")), el("dd", { class: "person-phone" }, p.phone || "—", maskNote)],
-      [el("dt", {}, t("person_id_number")), el("dd", { class: "person-id-number" }, p.id_number || "—", maskNote)],
+      [el("dt", {}, t("person_phone")), el("dd", { class: "person-phone" }, p.phone || "—", maskNote(p.phone))],
+      [el("dt", {}, t("person_id_number")), el("dd", { class: "person-id-number" }, p.id_number || "—", maskNote(p.id_number))],
       field("person_hold", p.health_hold ? t("person_hold_yes") : t("person_hold_no"), p.health_hold ? "error person-hold" : "person-hold"),
     ];
     if ("health_status" in p) { // only for roles that may read health details

@@ -17,7 +17,9 @@
       reports_deliveries: "发送记录", reports_channel: "方式", reports_recipient: "收件方", reports_sent_at: "时间",
       reports_status: "结果", reports_error: "错误", reports_none: "该日暂无报告", reports_no_deliveries: "尚未发送",
       reports_ok: "成功", reports_failed: "失败", reports_partial: "（当天未结束）", reports_busy: "处理中…",
-      reports_scheduled: "定时", reports_list: "已生成的报告",
+      reports_scheduled: "定时", reports_list: "已生成的报告", reports_made: "已生成报告 #{0}",
+      reports_sent: "已发送：{0} 成功，{1} 失败", reports_no_recipients: "未配置收件方（CAMPUSGATE_REPORT_RECIPIENTS），未发送",
+      reports_latest: "最近一份报告：{0}",
     },
     en: {
       reports_title: "Daily reports", reports_day: "Day", reports_unit: "Org unit", reports_audience: "Audience",
@@ -27,7 +29,9 @@
       reports_deliveries: "Deliveries", reports_channel: "Channel", reports_recipient: "Recipient", reports_sent_at: "Time",
       reports_status: "Result", reports_error: "Error", reports_none: "No report for this day yet", reports_no_deliveries: "Not sent yet",
       reports_ok: "ok", reports_failed: "failed", reports_partial: " (day not over)", reports_busy: "Working…",
-      reports_scheduled: "schedule", reports_list: "Generated reports",
+      reports_scheduled: "schedule", reports_list: "Generated reports", reports_made: "Generated report #{0}",
+      reports_sent: "Sent: {0} ok, {1} failed", reports_no_recipients: "No recipients configured (CAMPUSGATE_REPORT_RECIPIENTS): nothing sent",
+      reports_latest: "Latest report: {0}",
     },
   };
 
@@ -84,7 +88,23 @@
       el("td", { class: "delivered" }, `${r.deliveries.ok} ${t("reports_ok")} / ${r.deliveries.failed} ${t("reports_failed")}`))));
     $("#reports-empty").hidden = items.length > 0;
     if (items.length && (!current || !items.some((r) => r.id === current.id))) await open(items[0].id);
-    if (!items.length) clearView();
+    if (!items.length) { clearView(); await offerLatest(audience); } else $("#reports-latest").hidden = true;
+  }
+
+  // Nothing for the chosen day: offer the newest report there is, one click away.
+  async function offerLatest(audience) {
+    const link = $("#reports-latest");
+    link.hidden = true;
+    const unit = $("#reports-unit").value;
+    const query = new URLSearchParams({ audience, limit: "1" });
+    if (unit) query.set("org_unit", unit);
+    const response = await CG.api(`/api/daily-reports?${query}`);
+    if (!response.ok) return;
+    const [latest] = (await response.json()).items;
+    if (!latest || String(latest.day) === $("#reports-day").value) return;
+    link.dataset.day = String(latest.day);
+    link.textContent = t("reports_latest").replace("{0}", String(latest.day));
+    link.hidden = false;
   }
 
   function clearView() {
@@ -120,7 +140,7 @@
     const response = await CG.api("/api/daily-reports/generate", { method: "POST", body: JSON.stringify({ day, org_unit: unit || null, audience }) });
     if (!response.ok) { status(await detail(response), true); return; }
     const [made] = (await response.json()).items;
-    status("");
+    status(made ? t("reports_made").replace("{0}", made.id) : "");
     current = null;
     await loadList();
     if (made) await open(made.id);
@@ -131,7 +151,10 @@
     status(t("reports_busy"));
     const response = await CG.api(`/api/daily-reports/${current.id}/send`, { method: "POST", body: JSON.stringify({ only_failed: onlyFailed }) });
     if (!response.ok) { status(await detail(response), true); return; }
-    status("");
+    const done = (await response.json()).deliveries || [];
+    const failed = done.filter((d) => d.status !== "ok").length;
+    status(done.length ? t("reports_sent").replace("{0}", done.length - failed).replace("{1}", failed)
+      : t("reports_no_recipients"), failed > 0 || !done.length);
     await open(current.id);
     await loadList();
   }
@@ -140,6 +163,8 @@
     if (!section) return;
     for (const node of section.querySelectorAll("[data-rt]")) node.textContent = t(node.dataset.rt);
     for (const option of $("#reports-audience").options) option.textContent = t(`reports_${option.value}`);
+    const latest = $("#reports-latest");
+    if (latest && latest.dataset.day) latest.textContent = t("reports_latest").replace("{0}", latest.dataset.day);
     const campus = $("#reports-unit").querySelector('option[value="*"]');
     if (campus) campus.textContent = t("reports_campus");
   }
@@ -163,6 +188,9 @@
       el("table", { id: "reports-list" }, el("thead", {}, el("tr", {}, el("th", {}, "#"), th("reports_unit"),
         th("reports_audience"), th("reports_generated"), th("reports_by"), th("reports_deliveries"))), el("tbody")),
       el("p", { id: "reports-empty", dataset: { rt: "reports_none" }, hidden: true }),
+      el("p", {}, el("button", { type: "button", id: "reports-latest", class: "link", hidden: true, onclick: (e) => {
+        $("#reports-day").value = e.currentTarget.dataset.day; current = null; loadList();
+      } })),
       el("div", { class: "reports-view", hidden: true },
         el("p", { class: "reports-actions" },
           el("a", { id: "reports-csv", download: "", dataset: { rt: "reports_csv" } }), " ",

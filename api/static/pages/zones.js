@@ -16,7 +16,9 @@
       zones_csv: "下载 CSV", zones_person: "人员", zones_name: "姓名", zones_org: "单位",
       zones_since: "进入时间", zones_door: "进入门", zones_none: "无人在场", zones_full: "已满",
       zones_minutes: "分钟", zones_close: "关闭", zones_refresh: "刷新",
-      zones_scaled: "（原 {0}）",
+      zones_scaled: "（原 {0}）", zones_failed: "无法加载",
+      zones_k_dormitory: "宿舍", zones_k_lab: "实验室", zones_k_office: "办公室", zones_k_teaching: "教学楼",
+      zones_k_gate: "校门", zones_k_other: "其他",
     },
     en: {
       zones_title: "Zone occupancy", zones_zone: "Zone", zones_kind: "Kind", zones_inside: "Inside",
@@ -25,9 +27,24 @@
       zones_csv: "Download CSV", zones_person: "Person", zones_name: "Name", zones_org: "Org unit",
       zones_since: "Since", zones_door: "Entered by", zones_none: "Nobody inside", zones_full: "full",
       zones_minutes: "min", zones_close: "Close", zones_refresh: "Refresh",
-      zones_scaled: " (of {0})",
+      zones_scaled: " (of {0})", zones_failed: "Could not load",
+      zones_k_dormitory: "dormitory", zones_k_lab: "lab", zones_k_office: "office", zones_k_teaching: "teaching",
+      zones_k_gate: "gate", zones_k_other: "other",
     },
   };
+
+  const I18N_HAS = (key) => key in i18n.en;
+  // Level names as the levels page shows them (title_zh / title_en), the name if unknown.
+  let levelTitles = {};
+  const levelTitle = (name) => {
+    const d = levelTitles[name];
+    return d ? (CG.state.lang === "zh" ? d.title_zh : d.title_en) : name;
+  };
+  async function loadLevelTitles() {
+    const response = await CG.api("/api/levels").catch(() => null);
+    if (!response || !response.ok) return;
+    levelTitles = Object.fromEntries(((await response.json()).definitions || []).map((d) => [d.name, d]));
+  }
 
   function capacityCell(z) {
     if (z.effective_capacity === null || z.effective_capacity === undefined) return el("td", {}, "—");
@@ -45,19 +62,21 @@
     const gathering = z.gathering_threshold ? `≥ ${z.gathering_threshold} / ${z.gathering_minutes} ${t("zones_minutes")}` : "—";
     return el("tr", { dataset: { zone: z.zone_id }, class: z.full ? "full" : "" },
       el("td", {}, z.name || z.zone_id),
-      el("td", {}, z.kind),
+      el("td", {}, I18N_HAS(`zones_k_${z.kind}`) ? t(`zones_k_${z.kind}`) : z.kind),
       el("td", { class: "inside" }, String(z.inside)),
       capacityCell(z),
       el("td", { class: "mode" }, t(`zones_mode_${z.capacity_mode}`)),
-      el("td", {}, (z.levels || []).join(", ") || "—"),
+      el("td", {}, (z.levels || []).map(levelTitle).join(", ") || "—"),
       el("td", { class: z.gathering ? "error" : "" }, gathering),
       el("td", {}, el("button", { type: "button", class: "do-muster", onclick: () => openMuster(z) }, t("zones_muster"))));
   }
 
   async function load() {
     if (!section) return;
+    if (!Object.keys(levelTitles).length) await loadLevelTitles();
     const response = await CG.api("/api/occupancy");
-    if (!response.ok) return;
+    if (!response.ok) { section.querySelector("table.occupancy").replaceChildren(
+      el("caption", { class: "error" }, `${t("zones_failed")} (${response.status})`)); return; }
     const zones = await response.json();
     const table = section.querySelector("table.occupancy");
     table.replaceChildren(
@@ -75,7 +94,7 @@
     const box = section.querySelector(".muster");
     const path = `/api/zones/${encodeURIComponent(zone.zone_id)}/muster`;
     const response = await CG.api(path);
-    if (!response.ok) { box.replaceChildren(el("p", { class: "error" }, String(response.status))); return; }
+    if (!response.ok) { box.replaceChildren(el("p", { class: "error" }, `${t("zones_failed")} (${response.status})`)); return; }
     const people = await response.json();
     const head = el("tr", {}, ...["zones_person", "zones_name", "zones_org", "zones_since", "zones_door"].map((k) => el("th", {}, t(k))));
     const rows = people.map((p) => el("tr", { dataset: { person: p.person_id } },
