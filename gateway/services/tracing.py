@@ -25,6 +25,7 @@ from gateway.domain.tracing import (
     TraceWindow,
 )
 from gateway.services.caretaking import choose_caretakers
+from gateway.services.health import lock_people
 from gateway.settings import Settings
 from gateway.store import tracing as store
 from gateway.store.audit import record_audit
@@ -249,7 +250,9 @@ async def mark_close_contacts(
     async with conn.transaction():
         if not (await store.person_name(conn, index_person))[0]:
             raise UnknownPerson(f"no person {index_person!r}")
-        known = await store.existing_people(conn, wanted)
+        # Lock them as every other status change does, so an officer's concurrent
+        # `confirmed` is seen here and never replaced by the weaker close_contact.
+        known = await lock_people(conn, wanted)
         unknown = [p for p in wanted if p not in known]
         if unknown:
             raise UnknownPerson(f"no person {unknown[0]!r}")

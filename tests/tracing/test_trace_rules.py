@@ -160,3 +160,37 @@ async def test_mark_close_contacts(traced):
         await mark_close_contacts(
             traced, "A", ["nobody"], reason="x", by="officer", isolation_days=14
         )
+
+
+async def test_mark_waits_for_an_officers_concurrent_change_and_respects_it(traced, fresh_db):
+    """An officer confirming B while the mark runs: the mark sees `confirmed` and skips B."""
+    import asyncio
+
+    from gateway.services.health import lock_people
+    from gateway.store.db import connect
+
+    officer = await connect(fresh_db)
+    try:
+        tx = officer.transaction()
+        await tx.start()
+        await lock_people(officer, ["B"])
+        await set_health(
+            officer,
+            HealthRecord("B", HealthStatus.CONFIRMED, datetime.now(UTC), reason="positive"),
+            changed_by="officer",
+        )
+        marking = asyncio.create_task(
+            mark_close_contacts(
+                traced, "A", ["B", "G"], reason="A confirmed", by="tracer", isolation_days=14
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not marking.done()  # it waits for the officer's lock
+        await tx.commit()
+        outcome = await asyncio.wait_for(marking, 10)
+    finally:
+        await officer.close()
+    assert [p for p, _ in outcome.marked] == ["G"]
+    assert "confirmed" in dict(outcome.skipped)["B"]
+    status = await traced.fetchval("SELECT status FROM health_status WHERE person_id = 'B'")
+    assert status == "confirmed"
