@@ -121,6 +121,18 @@ async def test_trace_and_mark_from_the_console(live_system):
             await expect(page.locator("#tr-mark-result .tr-marked")).to_contain_text(
                 contact, timeout=10_000
             )
+            # Nothing skipped: no stray "null" after the marked line.
+            assert "null" not in (await page.text_content("#tr-mark-result"))
+            # Marking again with no reason is refused in the page; a server refusal shows
+            # the server's words, not a bare status code.
+            await page.fill("#tr-reason", "x")
+            await page.evaluate(
+                "() => { const b = document.querySelector('input.tr-pick');"
+                " b.value = 'NO-SUCH-PERSON'; b.checked = true; }"
+            )
+            await page.click("#tr-mark")
+            await page.click("#tr-confirm-ok")
+            await expect(page.locator("#tr-mark-result")).to_contain_text("NO-SUCH-PERSON")
             await page.click("#lang")  # English labels follow the switch
             await expect(page.locator("#tr-run")).to_have_text("Trace")
 

@@ -55,6 +55,21 @@
     return q;
   }
 
+  // The server's words for a refusal (422 lists, 4xx strings), else the status code.
+  async function errorText(response) {
+    const body = await response.json().catch(() => ({}));
+    const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
+    return `${t("tr_error")}: ${detail || response.status}`;
+  }
+
+  // A network failure or a lost session must not end as an uncaught rejection.
+  const guarded = (fn, where) => async (...args) => {
+    try { await fn(...args); } catch (error) {
+      const out = ui.section && ui.section.querySelector(where);
+      if (out) out.textContent = `${t("tr_error")}: ${error.message || error}`;
+    }
+  };
+
   async function search(event) {
     event.preventDefault();
     const q = ui.section.querySelector("#tr-q").value.trim();
@@ -81,12 +96,7 @@
     status.textContent = t("tr_loading");
     const q = query();
     const response = await CG.api(`/api/tracing/${encodeURIComponent(ui.person.id)}?${q}`);
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
-      status.textContent = `${t("tr_error")}: ${detail || response.status}`;
-      return;
-    }
+    if (!response.ok) { status.textContent = await errorText(response); return; }
     ui.result = await response.json();
     q.set("format", "csv");
     const csv = ui.section.querySelector("#tr-csv");
@@ -150,13 +160,14 @@
     const out = ui.section.querySelector("#tr-mark-result");
     const body = JSON.stringify({ contacts: picked(), reason: ui.section.querySelector("#tr-reason").value.trim() });
     const response = await CG.api(`/api/tracing/${encodeURIComponent(ui.person.id)}/mark`, { method: "POST", body });
-    if (!response.ok) { out.textContent = `${t("tr_error")}: ${response.status}`; return; }
+    if (!response.ok) { out.textContent = await errorText(response); return; }
     const result = await response.json();
     const marked = result.marked.map((m) => `${m.person_id}${m.caretaker_id ? ` (${t("tr_caretaker")} ${m.caretaker_id})` : ""}`);
     const skipped = result.skipped.map((s) => `${s.person_id}: ${s.why}`);
-    out.replaceChildren(
+    out.replaceChildren(...[
       el("p", { class: "tr-marked" }, `${t("tr_marked")}: ${marked.join(", ") || "-"}`),
-      skipped.length ? el("p", { class: "tr-skipped" }, `${t("tr_skipped")}: ${skipped.join("; ")}`) : null);
+      skipped.length ? el("p", { class: "tr-skipped" }, `${t("tr_skipped")}: ${skipped.join("; ")}`) : null,
+    ].filter(Boolean));
   }
 
   function render(section) {
@@ -168,10 +179,10 @@
         el("p", { id: "tr-confirm-list" }),
         el("menu", {},
           el("button", { value: "cancel", "data-i18n": "cancel" }, t("cancel")),
-          el("button", { value: "ok", id: "tr-confirm-ok", onclick: () => { mark(); } }, t("confirm")))));
+          el("button", { value: "ok", id: "tr-confirm-ok", onclick: () => { guarded(mark, "#tr-mark-result")(); } }, t("confirm")))));
     section.append(
       el("h2", { "data-tr": "tr_title" }, t("tr_title")),
-      el("form", { id: "tr-find", onsubmit: search },
+      el("form", { id: "tr-find", onsubmit: guarded(search, "#tr-status") },
         label("tr_find", el("input", { id: "tr-q", placeholder: t("tr_hint") })),
         el("button", { id: "tr-search", "data-tr": "tr_search" }, t("tr_search"))),
       el("ul", { id: "tr-people" }),
@@ -186,7 +197,7 @@
           el("option", { value: "2", "data-tr": "tr_gen2" }, t("tr_gen2")))),
         label("tr_second_min", el("input", { id: "tr-second-min", type: "number", min: "0", step: "1", value: "15" })),
         label("tr_second_max", el("input", { id: "tr-second-max", type: "number", min: "1", max: "500", value: "50" })),
-        el("button", { id: "tr-run", type: "button", disabled: true, onclick: run, "data-tr": "tr_run" }, t("tr_run")),
+        el("button", { id: "tr-run", type: "button", disabled: true, onclick: guarded(run, "#tr-status"), "data-tr": "tr_run" }, t("tr_run")),
         el("a", { id: "tr-csv", hidden: true, download: "contacts.csv", "data-tr": "tr_csv" }, t("tr_csv"))),
       el("p", { id: "tr-status" }),
       el("p", { id: "tr-seeds" }),
