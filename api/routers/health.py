@@ -8,11 +8,12 @@ never reasons, history or other statuses.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
@@ -32,10 +33,28 @@ _Text = Field(min_length=1, max_length=2000)
 _PersonRef = Field(default=None, min_length=1, max_length=200)
 
 
-class HealthChange(BaseModel):
+class _Until(BaseModel):
+    """`until` (a time with its offset) or `until_date`: the start of that campus-local day,
+    as a date alone means in the manifest (contract section 6)."""
+
+    until: datetime | None = None
+    until_date: date | None = None
+
+    @model_validator(mode="after")
+    def _one_until(self) -> _Until:
+        if self.until is not None and self.until_date is not None:
+            raise ValueError("give until or until_date, not both")
+        return self
+
+    def until_in(self, tz: ZoneInfo) -> datetime | None:
+        if self.until_date is not None:
+            return datetime.combine(self.until_date, time(), tzinfo=tz)
+        return self.until
+
+
+class HealthChange(_Until):
     status: HealthStatus
     reason: str = _Text
-    until: datetime | None = None
     caretaker_id: str | None = _PersonRef
 
 
@@ -49,10 +68,10 @@ class ReadingIn(BaseModel):
     note: str = Field(default="", max_length=500)
 
 
-class FeverDecision(BaseModel):
+class FeverDecision(_Until):
     outcome: Literal["clear", "suspected"]
     reason: str = _Text
-    until: datetime | None = None  # suspected only
+    # until / until_date: suspected only
     caretaker_id: str | None = _PersonRef  # suspected only; chosen when left out
 
 
@@ -127,7 +146,7 @@ async def get_health(person_id: str, operator: Reader, conn: Conn) -> dict[str, 
 
 @router.put("/{person_id}")
 async def set_status(
-    person_id: str, body: HealthChange, operator: Writer, conn: Conn
+    person_id: str, body: HealthChange, operator: Writer, conn: Conn, request: Request
 ) -> dict[str, Any]:
     """Set a status; isolation statuses without a caretaker get one chosen."""
     return await _run(
@@ -137,7 +156,7 @@ async def set_status(
             body.status,
             by=operator.name,
             reason=body.reason,
-            until=body.until,
+            until=body.until_in(request.app.state.settings.tz),
             caretaker_id=body.caretaker_id,
         ),
         person_id,
@@ -186,12 +205,12 @@ async def list_readings(person_id: str, operator: Reader, conn: Conn) -> list[di
 
 @router.post("/{person_id}/fever-review")
 async def decide_fever(
-    person_id: str, body: FeverDecision, operator: Writer, conn: Conn
+    person_id: str, body: FeverDecision, operator: Writer, conn: Conn, request: Request
 ) -> dict[str, Any]:
     """After a re-measurement: back to clear, or escalate to suspected (with a caretaker).
     409 when the person is no longer on fever_watch (someone decided already)."""
     escalate = body.outcome == "suspected"
-    if not escalate and (body.until or body.caretaker_id):
+    if not escalate and (body.until or body.until_date or body.caretaker_id):
         raise HTTPException(
             422,
             [
@@ -209,7 +228,7 @@ async def decide_fever(
             escalate=escalate,
             by=operator.name,
             reason=body.reason,
-            until=body.until,
+            until=body.until_in(request.app.state.settings.tz),
             caretaker_id=body.caretaker_id,
         ),
         person_id,

@@ -233,3 +233,27 @@ async def test_declarations_and_areas_over_http(client_for, world) -> None:
         ("health_officer", "import"),
     } <= actions
     assert ("health_officer", "delete") in actions
+
+
+async def test_until_date_means_the_start_of_that_campus_day(client_for) -> None:
+    officer = client_for("health_officer")
+    day = TODAY + timedelta(days=10)
+    response = await officer.put(
+        "/api/health/S4",
+        json={"status": "home_isolation", "reason": "returned", "until_date": str(day)},
+    )
+    assert response.status_code == 200, response.text
+    until = datetime.fromisoformat(response.json()["until"])
+    assert until == datetime.combine(
+        day, datetime.min.time(), tzinfo=TZ
+    )  # 16:00 UTC the day before
+    both = await officer.put(
+        "/api/health/S4",
+        json={
+            "status": "home_isolation",
+            "reason": "r",
+            "until_date": str(day),
+            "until": f"{day}T00:00:00+08:00",
+        },
+    )
+    assert both.status_code == 422 and "not both" in both.text

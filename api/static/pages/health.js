@@ -82,12 +82,6 @@
   const block = (id, title, ...body) => el("div", { id, class: "health-block" }, el("h3", {}, title), ...body);
   const msg = (id) => el("p", { id, class: "health-msg", role: "status" });
   // A campus-local date (YYYY-MM-DD) to the start of that day, as the API expects a time.
-  const dayStart = (value) => (value ? `${value}T00:00:00${offset()}` : null);
-  function offset() {
-    const m = -new Date().getTimezoneOffset();
-    const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
-    return `${m >= 0 ? "+" : "-"}${pad(m / 60)}:${pad(m % 60)}`;
-  }
 
   // -- guards: find a fever_watch person and enter a reading ---------------------
   function measureBlock() {
@@ -197,7 +191,7 @@
     return el("form", { class: "hs-form", onsubmit: guarded(async (event) => {
       event.preventDefault();
       await post(`/api/health/${encodeURIComponent(personId)}`, { status: status.value, reason: reason.value,
-        until: dayStart(until.value), caretaker_id: caretaker.value || null }, out, "PUT");
+        until_date: until.value || null, caretaker_id: caretaker.value || null }, out, "PUT");
       out.textContent = `${personId}: ${st(status.value)}`;
       await after();
     }) }, field(t("h_status"), status), field(t("h_reason"), reason), field(t("h_until"), until),
