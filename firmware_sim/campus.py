@@ -10,6 +10,7 @@ state what they expect.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 import re
@@ -65,6 +66,16 @@ class SimPerson:
     dorm: str | None = None
     active: bool = True
     isolated: bool = False
+
+
+def _contact_numbers(person_id: str) -> dict[str, str]:
+    """A made-up mobile number and ID number, fixed by the person id (not the generator's
+    random stream, so adding them changed no other part of a seeded campus)."""
+    digits = "".join(str(b % 10) for b in hashlib.sha256(person_id.encode()).digest())
+    birth = (
+        f"{1998 + int(digits[0]) % 8}{1 + int(digits[1:3]) % 12:02d}{1 + int(digits[3:5]) % 28:02d}"
+    )
+    return {"phone": f"13{digits[5:14]}", "id_number": f"110108{birth}{digits[14:17]}{digits[17]}"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +372,7 @@ def generate_campus(
             "name": names(),
             "org_unit": p.org_unit,
             "cards": list(p.cards),
+            **_contact_numbers(p.id),
         }
         if not p.active:
             row["active"] = False
