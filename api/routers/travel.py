@@ -176,7 +176,10 @@ async def add_area(
     values = body.model_dump()
     values["match"] = (body.match or body.name).strip()
     values["name"] = body.name.strip()
-    area, evaluation = await service.add_area(conn, values, _rules(request), by=operator.name)
+    try:
+        area, evaluation = await service.add_area(conn, values, _rules(request), by=operator.name)
+    except service.DuplicateAreaError as exc:
+        raise HTTPException(409, str(exc)) from None
     return {"area": area, "evaluation": evaluation.as_dict()}
 
 

@@ -305,11 +305,33 @@ async def waive_declaration(
 # --- epidemic areas -----------------------------------------------------------------
 
 
+class DuplicateAreaError(ValueError):
+    """The same area is already listed for an overlapping period."""
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when the effective periods of two areas share a day (until is inclusive)."""
+    a_until, b_until = a["effective_until"] or date.max, b["effective_until"] or date.max
+    return a["effective_from"] <= b_until and b["effective_from"] <= a_until
+
+
 async def add_area(
     conn: asyncpg.Connection, values: dict[str, Any], rules: TravelRules, *, by: str
 ) -> tuple[dict[str, Any], Evaluation]:
-    """List an area (name, match, effective_from, effective_until) and re-evaluate."""
+    """List an area (name, match, effective_from, effective_until) and re-evaluate.
+
+    DuplicateAreaError when an area of the same name is listed for an overlapping period
+    (change that one's dates instead: two rows would make a later delisting ambiguous).
+    """
     async with conn.transaction():
+        # One add at a time, so two officers listing the same area cannot both pass the check.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('campusgate_epidemic_areas'))")
+        for other in await store.list_areas(conn):
+            if other["name"].casefold() == values["name"].casefold() and _overlap(other, values):
+                raise DuplicateAreaError(
+                    f"{other['name']!r} is already listed (area {other['id']}) for an "
+                    "overlapping period: change its dates instead"
+                )
         area = await store.insert_area(conn, by=by, **values)
         await record_audit(
             conn, by, "create", "epidemic_area", str(area["id"]), after=_jsonable(area)

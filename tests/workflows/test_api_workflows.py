@@ -180,6 +180,20 @@ async def test_declarations_and_areas_over_http(client_for, world) -> None:
     )
     assert area.status_code == 201 and area.json()["area"]["match"] == "Harbin"
     area_id = area.json()["area"]["id"]
+    twice = await officer.post(
+        "/api/travel/areas",
+        json={"name": "harbin", "effective_from": str(TODAY - timedelta(days=3))},
+    )
+    assert twice.status_code == 409 and "already listed" in twice.text
+    later = await officer.post(  # the same name for a period that does not overlap is fine
+        "/api/travel/areas",
+        json={
+            "name": "Harbin",
+            "effective_from": str(TODAY - timedelta(days=300)),
+            "effective_until": str(TODAY - timedelta(days=200)),
+        },
+    )
+    assert later.status_code == 201, later.text
     trip = {
         "person_id": "S3",
         "destination": "Harbin",
