@@ -1,7 +1,8 @@
 """`campusgate trace-bench`: load a simulated month into the access log and time tracing.
 
 Writes into the configured database's access log (ids `S…`/`T…`, zones `dorm-…` and
-so on): use a scratch database. Prints rows, load time and p50/max query seconds for
+so on): use a scratch database. Prints rows, load time, how long storing the stays took
+(as the campus job would, up to a max stay before now) and p50/max query seconds for
 first- and second-generation traces of several index people.
 """
 
@@ -13,7 +14,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from firmware_sim.presence import SimulatedWeek, simulate
 from gateway.cli import fail, settings_of
 from gateway.cli._database import database_url, open_database
 from gateway.services.tracing import TraceRequest, trace
+from gateway.services.tracing_stays import refresh_stays
 from gateway.settings import Settings
 from gateway.store.access_log import write_access_records
 
@@ -85,6 +87,11 @@ async def _bench(
 
         _, rows = await load_week(conn, week, progress=show)
         load_s = time.perf_counter() - started
+        click.echo("materializing stays ...", err=True)
+        started = time.perf_counter()
+        stored = await refresh_stays(conn, settings, datetime.now(UTC))
+        await conn.execute("VACUUM ANALYZE presence_stays")
+        stays_s = time.perf_counter() - started
         rng = random.Random(seed)
         chosen = rng.sample([p.id for p in week.people], min(queries, len(week.people)))
         figures: dict[str, Any] = {
@@ -93,6 +100,9 @@ async def _bench(
             "rows": rows,
             "load_s": round(load_s, 1),
             "rows_per_s": round(rows / load_s),
+            "stays": stored["stays"],
+            "stays_upto": stored["upto"],
+            "stays_s": round(stays_s, 1),
         }
         for generations in (1, 2):
             seconds: list[float] = []
@@ -139,7 +149,7 @@ def command(
         fail(f"{json_path}: directory {json_path.parent} does not exist")
     dsn = database_url(settings)
     figures = asyncio.run(_bench(dsn, settings, people, days, queries, seed))
-    for key in ("people", "days", "rows", "load_s", "rows_per_s"):
+    for key in ("people", "days", "rows", "load_s", "rows_per_s", "stays", "stays_upto", "stays_s"):
         click.echo(f"{key:>12}: {figures[key]}")
     for generations in (1, 2):
         g = figures[f"generation_{generations}"]

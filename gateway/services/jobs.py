@@ -12,6 +12,7 @@ from gateway.services.health_jobs import health_jobs
 from gateway.services.reports.schedule import daily_report_job
 from gateway.services.retention import retention_job
 from gateway.services.scheduler import Job
+from gateway.services.tracing_stays import stays_job
 from gateway.settings import Settings
 
 
@@ -21,4 +22,5 @@ def campus_jobs(pool: asyncpg.Pool, settings: Settings) -> list[Job]:
     jobs.extend(health_jobs(pool, settings))
     jobs.append(daily_report_job(pool, settings))
     jobs.append(retention_job(pool, settings))
+    jobs.append(stays_job(pool, settings))
     return jobs

@@ -68,8 +68,13 @@ async def old_access_partitions(conn: asyncpg.Connection, cutoff: datetime) -> l
 async def purge_access_events(
     conn: asyncpg.Connection, cutoff: datetime, mode: AccessMode, *, dry_run: bool
 ) -> dict[str, int]:
-    """Old access events: whole partitions dropped (delete mode), then older rows."""
+    """Old access events: whole partitions dropped (delete mode), then older rows.
+
+    Contact tracing's stays stored from them (presence_stays) go in either mode.
+    """
     counts: dict[str, int] = {}
+    if await exists(conn, "presence_stays"):
+        counts["presence_stays"] = await _delete(conn, "presence_stays", "s < $1", cutoff, dry_run)
     if mode is AccessMode.ANONYMIZE:
         where = "received_at < $1 AND (person_id IS NOT NULL OR card_uid IS NOT NULL)"
         if dry_run:
@@ -81,7 +86,7 @@ async def purge_access_events(
                 cutoff,
             )
             n = _affected(status)
-        return {"access_events_anonymized": int(n)}
+        return counts | {"access_events_anonymized": int(n)}
     dropped = rows_in_dropped = 0
     for name in await old_access_partitions(conn, cutoff):
         rows = int(await conn.fetchval(f'SELECT count(*) FROM "{name}"'))

@@ -8,22 +8,32 @@ entries at most `entry_gap_s` apart.
 
 The seeds' presence in each zone is merged into islands first, so tracing from hundreds
 of seeds (second generation) costs about what one seed does per zone visited.
+
+Other people's stays that started before the stays watermark are read precomputed from
+`presence_stays` (gateway/store/tracing_stays.py: the same rule, stored by a campus
+job), an index range scan per island; only the stays after it are rebuilt from the log
+here. Without a usable watermark (none yet, or built with another max stay) everything
+comes from the log. The trace runs in one snapshot (repeatable read when it owns the
+transaction), so the watermark and the stays it reads agree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 
 from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.domain.tracing import MAX_VIA, Contact, Method, TraceWindow
+from gateway.store.tracing_stays import usable_upto
 
 _TEMP_TABLES = (
     "_tr_pass", "_tr_zone", "_tr_sstay", "_tr_sentry", "_tr_island", "_tr_eisland",
     "_tr_range", "_tr_other", "_tr_enc",
 )  # fmt: skip
+# No stored stays are used: every stay comes from the log.
+_NEVER = datetime.min.replace(tzinfo=UTC)
 _ADMITTED = "type = 'card' AND decision = 'admit'"  # must match the partial indexes of 0010
 
 _SEED_PASSAGES = f"""
@@ -90,10 +100,12 @@ WHERE p.direction = 'in' AND p.t >= greatest(p.since, $1::timestamptz) AND p.t <
 """
 
 # Where to read others' passages: from a max stay before every island (a stay that
-# began earlier ended before the island) to its end, merged. A stay that began in a
-# range may close after it: its closing passage is looked up by person (_OVERLAPS).
+# began earlier ended before the island) to its end, merged; but not before the stays
+# watermark ($2): earlier stays are stored (_STORED). A stay that began in a range may
+# close after it: its closing passage is looked up by person (_OVERLAPS).
 _RANGES = """
-SELECT zone_id, s - make_interval(secs => $1) AS s, e FROM _tr_island
+SELECT zone_id, greatest(s - make_interval(secs => $1), $2::timestamptz) AS s, e
+FROM _tr_island WHERE e > $2::timestamptz
 """
 
 _OTHERS = f"""
@@ -146,6 +158,17 @@ SELECT st.person_id, st.zone_id, greatest(st.s, i.s) AS os, least(st.e, i.e) AS 
 FROM stays st JOIN _tr_island i ON i.zone_id = st.zone_id AND i.s < st.e AND i.e > st.s
 """
 
+# Stored stays that started before the watermark ($3) and overlap a seed island: they
+# last at most a max stay, so they start within a max stay before the island.
+_STORED = """
+SELECT st.person_id, st.zone_id, greatest(st.s, i.s) AS os, least(st.e, i.e) AS oe
+FROM _tr_island i
+JOIN presence_stays st
+  ON st.zone_id = i.zone_id AND st.s > i.s - make_interval(secs => $2) AND st.s < i.e
+ AND st.s < $3::timestamptz AND st.e > i.s
+WHERE NOT (st.person_id = ANY($1::text[]))
+"""
+
 _PROXIMITY = f"""
 SELECT e.person_id, e.zone_id, e.received_at AS os, e.received_at AS oe
 FROM _tr_eisland i
@@ -159,6 +182,9 @@ _ENCOUNTERS = f"""
 CREATE TEMP TABLE _tr_enc ON COMMIT DROP AS
 SELECT person_id, zone_id, os, oe, extract(epoch FROM oe - os)::float8 AS secs, false AS prox
 FROM ({_OVERLAPS}) ov
+UNION ALL
+SELECT person_id, zone_id, os, oe, extract(epoch FROM oe - os)::float8, false
+FROM ({_STORED}) st
 UNION ALL
 SELECT person_id, zone_id, os, oe, 0, true FROM ({_PROXIMITY}) px
 """
@@ -219,9 +245,16 @@ async def find_contacts(
     people = [s[0] for s in seeds]
     excluded = sorted({*people, *exclude})
     m = window.max_stay_s
-    async with conn.transaction():
+    # One snapshot for the watermark, the stored stays and the log (see the docstring).
+    isolation = None if conn.is_in_transaction() else "repeatable_read"
+    async with conn.transaction(isolation=isolation):
         # JIT compiling these statements costs more than it saves (tens of ms each).
         await conn.execute("SET LOCAL jit = off")
+        # Plan each statement for its own parameters: after five runs PostgreSQL may
+        # switch a prepared statement to a generic plan, which for these (ranges of
+        # unknown width over temp tables) was measured 4-10 times slower.
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        stored_upto = await usable_upto(conn, m)
         for table in _TEMP_TABLES:
             await conn.execute(f"DROP TABLE IF EXISTS {table}")
         await conn.execute(
@@ -233,10 +266,10 @@ async def find_contacts(
         await conn.execute(_islands("SELECT zone_id, s, e FROM _tr_sstay", "_tr_island"))
         await conn.execute(_islands("SELECT zone_id, s, e FROM _tr_sentry", "_tr_eisland"))
         await conn.execute("ANALYZE _tr_island")
-        await conn.execute(_islands(_RANGES, "_tr_range"), m)
+        await conn.execute(_islands(_RANGES, "_tr_range"), m, stored_upto or _NEVER)
         await conn.execute(_OTHERS)
         await conn.execute("ANALYZE _tr_other")
-        await conn.execute(_ENCOUNTERS, excluded, m)
+        await conn.execute(_ENCOUNTERS, excluded, m, stored_upto or _NEVER)
         await conn.execute("ANALYZE _tr_enc")
         rows = await conn.fetch(_CONTACTS, window.min_overlap_s)
         via: dict[str, tuple[str, ...]] = {}
