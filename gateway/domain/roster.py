@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 
@@ -66,6 +66,10 @@ class Zone:
     # A gathering alert when at least this many people stay inside this many minutes.
     gathering_threshold: int | None = None
     gathering_minutes: int = 10
+
+
+# The manifest's zone fields, which are also the zones table's columns.
+ZONE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Zone))
 
 
 @dataclass(frozen=True, slots=True)

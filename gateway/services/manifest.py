@@ -30,6 +30,7 @@ from gateway.domain.privacy import (
     normalize_phone,
 )
 from gateway.domain.roster import (
+    ZONE_FIELDS,
     CapacityMode,
     Card,
     Device,
@@ -264,16 +265,7 @@ def _org_unit(m: Manifest, label: str, data: object, tz: ZoneInfo) -> None:
 
 
 def _zone(m: Manifest, label: str, data: object, tz: ZoneInfo) -> None:
-    fields = (
-        "id",
-        "name",
-        "kind",
-        "capacity",
-        "capacity_mode",
-        "gathering_threshold",
-        "gathering_minutes",
-    )
-    row = _Row(m.source, label, data, fields)
+    row = _Row(m.source, label, data, ZONE_FIELDS)
     minutes = row.count("gathering_minutes", minimum=0)
     if minutes is not None and minutes > 1440:
         row.fail(f"gathering_minutes must be at most 1440 (a day), got {minutes}")

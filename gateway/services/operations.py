@@ -1,22 +1,19 @@
-"""Changes operators make through the API: health statuses, alert steps, grants.
+"""Changes operators make through the API: alert steps and grants (health: services.health).
 
 Each runs in one transaction with its audit entry (who, what, before, after).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from gateway.domain.alerts import AlertStatus
-from gateway.domain.health import HealthRecord, HealthStatus
-from gateway.domain.roster import PersonKind
 from gateway.store import console
 from gateway.store.alerts import AlertNotFound, AlertTransitionError, set_alert_status
 from gateway.store.audit import record_audit
-from gateway.store.health import set_health
 
 __all__ = [
     "AlertNotFound",
@@ -26,7 +23,6 @@ __all__ = [
     "change_alert",
     "create_grant",
     "remove_grant",
-    "set_health_status",
 ]
 
 
@@ -46,52 +42,6 @@ def _jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-
-
-async def set_health_status(
-    conn: asyncpg.Connection,
-    person_id: str,
-    status: HealthStatus,
-    *,
-    by: str,
-    reason: str,
-    until: datetime | None = None,
-    caretaker_id: str | None = None,
-) -> dict[str, Any]:
-    """Replace a person's health status (history kept; the gateways reload on NOTIFY)."""
-    async with conn.transaction():
-        exists, _ = await console.person_org_unit(conn, person_id)
-        if not exists:
-            raise NotFoundError(f"no person {person_id!r}")
-        if caretaker_id is not None:
-            kind = await conn.fetchval("SELECT kind FROM people WHERE id = $1", caretaker_id)
-            if kind is None:
-                raise ReferenceError_("caretaker_id", f"no person {caretaker_id!r}")
-            if kind != PersonKind.STAFF.value:
-                raise ReferenceError_("caretaker_id", f"caretaker {caretaker_id!r} is not staff")
-        before = await console.health_of(conn, person_id)
-        record = HealthRecord(
-            person_id,
-            status,
-            since=datetime.now(UTC),
-            until=until,
-            reason=reason,
-            caretaker_id=caretaker_id,
-            set_by=by,
-        )
-        await set_health(conn, record, changed_by=by)
-        after = await console.health_of(conn, person_id)
-        await record_audit(
-            conn,
-            by,
-            "set_health",
-            "health_status",
-            person_id,
-            before=_jsonable(before),
-            after=_jsonable(after),
-        )
-    assert after is not None
-    return after
 
 
 async def change_alert(

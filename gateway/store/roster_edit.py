@@ -11,18 +11,12 @@ from typing import Any
 
 import asyncpg
 
+from gateway.domain.roster import ZONE_FIELDS
+
 # Columns an administrator sees and changes (never updated_at).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "org_units": ("id", "name", "parent_id"),
-    "zones": (
-        "id",
-        "name",
-        "kind",
-        "capacity",
-        "capacity_mode",
-        "gathering_threshold",
-        "gathering_minutes",
-    ),
+    "zones": ZONE_FIELDS,
     "doors": ("id", "zone_id", "direction", "requires_temperature", "name"),
     "devices": ("id", "door_id", "kind", "transport", "port", "protocol", "baud"),
     "people": ("id", "kind", "name", "org_unit_id", "active", "valid_until"),

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 import asyncpg
 
 from gateway.domain.privacy import PersonContact
-from gateway.domain.roster import Card, Device, Door, Grant, OrgUnit, Person, Zone
+from gateway.domain.roster import (
+    ZONE_FIELDS,
+    Card,
+    Device,
+    Door,
+    Grant,
+    OrgUnit,
+    Person,
+    Zone,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +126,7 @@ async def upsert_zones(conn: asyncpg.Connection, zones: Sequence[Zone]) -> Upser
     return await _upsert(
         conn,
         "zones",
-        (
-            "id",
-            "name",
-            "kind",
-            "capacity",
-            "capacity_mode",
-            "gathering_threshold",
-            "gathering_minutes",
-        ),
+        ZONE_FIELDS,
         ("id",),
         (
             (

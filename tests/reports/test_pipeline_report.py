@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from gateway_fixtures import running_gateway
 
-from devices.transports.mqtt import BrokerAddress
 from firmware_sim.terminal import SimTerminal
 from gateway.domain.reports import Audience
-from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.reports import generate_reports
 from gateway.settings import Settings
 
-from .conftest import TZ, today
+from .conftest import today
 
 
 @pytest.fixture
 async def gateway(campus_conn, fresh_db, mqtt_url) -> AsyncIterator[str]:
-    prefix = f"r{secrets.token_hex(4)}"
-    gw = Gateway(
-        GatewayConfig(
-            database_url=fresh_db,
-            broker=BrokerAddress.parse(mqtt_url),
-            topic_prefix=prefix,
-            policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=2.0),
-            client_id=f"gw-{prefix}",
-        )
-    )
-    await gw.start()
-    try:
+    async with running_gateway(fresh_db, mqtt_url, label="r") as (_, prefix):
         yield prefix
-    finally:
-        await gw.stop()
 
 
 async def _until(check, timeout: float = 15.0) -> None:

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from gateway_fixtures import running_gateway
 from test_travel_e2e import CARD, _door
 
-from devices.transports.mqtt import BrokerAddress
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.health import StatusConflict, record_reading, resolve_fever_watch
-
-TZ = ZoneInfo("Asia/Shanghai")
 
 
 async def _until(terminal, want: tuple[str, str], *, within_s: float = 5.0) -> dict:  # type: ignore[no-untyped-def]
@@ -35,36 +29,23 @@ async def test_fever_then_re_measurement_then_cleared_admits_again(
     campus: asyncpg.Connection, fresh_db: str, mqtt_url: str
 ) -> None:
     await _door(campus)
-    prefix = f"wf{secrets.token_hex(4)}"
-    gateway = Gateway(
-        GatewayConfig(
-            database_url=fresh_db,
-            broker=BrokerAddress.parse(mqtt_url),
-            topic_prefix=prefix,
-            policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=2.0),
-            client_id=f"gw-{prefix}",
-        )
-    )
-    await gateway.start()
-    try:
-        async with Fleet(mqtt_url, ["term-dorm"], prefix=prefix) as fleet:
-            terminal = fleet["term-dorm"]
-            fever = await terminal.decision(terminal.swipe(CARD, direction="in", celsius=38.4))
-            assert (fever["decision"], fever["reason"]) == ("deny", "fever")
-            # The gateway put S1 on fever_watch: held at the door even with a normal reading.
-            await _until(terminal, ("deny", "health_hold"))
-            status = await campus.fetchval(
-                "SELECT status FROM health_status WHERE person_id = 'S1'"
-            )
-            assert status == "fever_watch"
-            # No clearing without a re-measurement; a fever re-measurement does not clear.
-            with pytest.raises(StatusConflict, match="no re-measurement"):
-                await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="ok?")
-            await record_reading(campus, "S1", 37.9, by="guard", threshold_c=37.3)
-            with pytest.raises(StatusConflict, match="is a fever"):
-                await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="37.9")
-            await record_reading(campus, "S1", 36.6, by="guard", threshold_c=37.3)
-            await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="36.6 twice")
-            await _until(terminal, ("admit", "ok"))
-    finally:
-        await gateway.stop()
+    async with (
+        running_gateway(fresh_db, mqtt_url, label="wf") as (_, prefix),
+        Fleet(mqtt_url, ["term-dorm"], prefix=prefix) as fleet,
+    ):
+        terminal = fleet["term-dorm"]
+        fever = await terminal.decision(terminal.swipe(CARD, direction="in", celsius=38.4))
+        assert (fever["decision"], fever["reason"]) == ("deny", "fever")
+        # The gateway put S1 on fever_watch: held at the door even with a normal reading.
+        await _until(terminal, ("deny", "health_hold"))
+        status = await campus.fetchval("SELECT status FROM health_status WHERE person_id = 'S1'")
+        assert status == "fever_watch"
+        # No clearing without a re-measurement; a fever re-measurement does not clear.
+        with pytest.raises(StatusConflict, match="no re-measurement"):
+            await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="ok?")
+        await record_reading(campus, "S1", 37.9, by="guard", threshold_c=37.3)
+        with pytest.raises(StatusConflict, match="is a fever"):
+            await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="37.9")
+        await record_reading(campus, "S1", 36.6, by="guard", threshold_c=37.3)
+        await resolve_fever_watch(campus, "S1", escalate=False, by="ho", reason="36.6 twice")
+        await _until(terminal, ("admit", "ok"))

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from gateway_fixtures import running_gateway
 
-from devices.transports.mqtt import BrokerAddress
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.travel import TravelRules, Trip, add_area, declare
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -36,41 +33,30 @@ async def test_declared_return_from_epidemic_area_is_denied_health_hold(
     campus: asyncpg.Connection, fresh_db: str, mqtt_url: str
 ) -> None:
     await _door(campus)
-    prefix = f"wf{secrets.token_hex(4)}"
-    gateway = Gateway(
-        GatewayConfig(
-            database_url=fresh_db,
-            broker=BrokerAddress.parse(mqtt_url),
-            topic_prefix=prefix,
-            policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=2.0),
-            client_id=f"gw-{prefix}",
-        )
-    )
-    await gateway.start()
-    try:
-        async with Fleet(mqtt_url, ["term-dorm"], prefix=prefix) as fleet:
-            terminal = fleet["term-dorm"]
-            first = await terminal.decision(terminal.swipe(CARD, direction="in"))
-            assert (first["decision"], first["reason"]) == ("admit", "ok")
-            today = datetime.now(TZ).date()
-            values = {
-                "name": "Wuhan",
-                "match": "wuhan",
-                "effective_from": today - timedelta(days=30),
-                "effective_until": None,
-            }
-            await add_area(campus, values, RULES, by="ho")
-            trip = Trip("S1", "Wuhan", today - timedelta(days=5), today - timedelta(days=1))
-            _, evaluation = await declare(campus, [trip], RULES, by="liaison")
-            assert evaluation.isolated == ["S1"]
-            loop = asyncio.get_running_loop()
-            declared_at = loop.time()
-            while True:
-                decision = await terminal.decision(terminal.swipe(CARD, direction="in"))
-                if (decision["decision"], decision["reason"]) == ("deny", "health_hold"):
-                    break
-                assert loop.time() - declared_at < 5, "the isolation never reached the door"
-                await asyncio.sleep(0.05)
-            assert loop.time() - declared_at < 1.5  # doors react within about a second
-    finally:
-        await gateway.stop()
+    async with (
+        running_gateway(fresh_db, mqtt_url, label="wf") as (_, prefix),
+        Fleet(mqtt_url, ["term-dorm"], prefix=prefix) as fleet,
+    ):
+        terminal = fleet["term-dorm"]
+        first = await terminal.decision(terminal.swipe(CARD, direction="in"))
+        assert (first["decision"], first["reason"]) == ("admit", "ok")
+        today = datetime.now(TZ).date()
+        values = {
+            "name": "Wuhan",
+            "match": "wuhan",
+            "effective_from": today - timedelta(days=30),
+            "effective_until": None,
+        }
+        await add_area(campus, values, RULES, by="ho")
+        trip = Trip("S1", "Wuhan", today - timedelta(days=5), today - timedelta(days=1))
+        _, evaluation = await declare(campus, [trip], RULES, by="liaison")
+        assert evaluation.isolated == ["S1"]
+        loop = asyncio.get_running_loop()
+        declared_at = loop.time()
+        while True:
+            decision = await terminal.decision(terminal.swipe(CARD, direction="in"))
+            if (decision["decision"], decision["reason"]) == ("deny", "health_hold"):
+                break
+            assert loop.time() - declared_at < 5, "the isolation never reached the door"
+            await asyncio.sleep(0.05)
+        assert loop.time() - declared_at < 1.5  # doors react within about a second

@@ -1,0 +1,36 @@
+"""A gateway on the private test broker, for end-to-end tests (imported, not a conftest)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
+
+from devices.transports.mqtt import BrokerAddress
+from gateway.pipeline.doors import DoorPolicy
+from gateway.pipeline.gateway import Gateway, GatewayConfig
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    dsn: str, mqtt_url: str, *, label: str = "gw", window_s: float = 2.0
+) -> AsyncIterator[tuple[Gateway, str]]:
+    """A started gateway on a topic prefix of its own; yields (gateway, prefix)."""
+    prefix = f"{label}{secrets.token_hex(4)}"
+    gateway = Gateway(
+        GatewayConfig(
+            database_url=dsn,
+            broker=BrokerAddress.parse(mqtt_url),
+            topic_prefix=prefix,
+            policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=window_s),
+            client_id=f"gw-{prefix}",
+        )
+    )
+    await gateway.start()
+    try:
+        yield gateway, prefix
+    finally:
+        await gateway.stop()
