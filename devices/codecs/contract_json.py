@@ -69,9 +69,13 @@ def _number(obj: dict[str, Any], name: str, *, required: bool = True) -> float |
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise EventRejected("wrong_type", f"field {name!r} must be a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)  # an integer beyond float range overflows
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
         raise EventRejected("bad_value", f"field {name!r} must be finite")
-    return float(value)
+    return number
 
 
 def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int:

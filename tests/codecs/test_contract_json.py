@@ -102,6 +102,7 @@ def test_temperature_door_heartbeat_and_frame():
             + b'", "type": "temperature", "celsius": NaN}',
             "bad_value",
         ),
+        (payload(type="temperature", celsius=10**400), "bad_value"),
         (b" " * (MAX_EVENT_BYTES + 1), "too_large"),
         (json.dumps({"event_id": "a\u0000", "ts": TS, "type": "heartbeat"}).encode(), "bad_value"),
         (json.dumps({"event_id": "\ud800", "ts": TS, "type": "heartbeat"}).encode(), "bad_value"),
