@@ -35,6 +35,7 @@ from gateway.cli.runtime import (
     stop_signal,
 )
 from gateway.cli.serve import api_server
+from gateway.cli.sim import MAX_PEOPLE, MIN_PEOPLE
 from gateway.pipeline.gateway import Gateway
 from gateway.services.accounts import set_password
 from gateway.services.health import clear_fever_watch
@@ -259,7 +260,9 @@ async def _watch(
 
 
 @click.command()
-@click.option("--people", default=3000, show_default=True, type=click.IntRange(50, 200_000))
+@click.option(
+    "--people", default=3000, show_default=True, type=click.IntRange(MIN_PEOPLE, MAX_PEOPLE)
+)
 @click.option(
     "--rate",
     default=5.0,
