@@ -37,6 +37,7 @@ from gateway.cli.runtime import (
 from gateway.cli.serve import api_server
 from gateway.cli.sim import MAX_PEOPLE, MIN_PEOPLE
 from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.serial_readers import parse_osdp_keys
 from gateway.services.accounts import set_password
 from gateway.services.health import clear_fever_watch
 from gateway.services.importer import ManifestError, import_file
@@ -131,6 +132,10 @@ async def run_demo(
     ctx: click.Context, *, people: int, rate: float, duration: float | None, live: bool
 ) -> None:
     settings = settings_of(ctx)
+    try:  # merged with the demo reader's key below: a bad setting fails before anything starts
+        parse_osdp_keys(settings.osdp_keys)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     console = Console(soft_wrap=True)
     data_dir = settings.data_dir.expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
