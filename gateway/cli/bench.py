@@ -121,7 +121,10 @@ def command(
     assert gateway is not None and echo is not None
     document = report(spec, gateway, echo)
     if json_path is not None:
-        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        try:
+            json_path.write_text(json.dumps(document, indent=2) + "\n")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") from None
         console.print(f"results written to {json_path}")
 
 
