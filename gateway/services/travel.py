@@ -315,6 +315,27 @@ def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["effective_from"] <= b_until and b["effective_from"] <= a_until
 
 
+async def _refuse_duplicate(
+    conn: asyncpg.Connection, values: dict[str, Any], area_id: int | None = None
+) -> None:
+    """DuplicateAreaError when another area of that name is listed for an overlapping period.
+
+    Takes a lock for the rest of the transaction, so two officers listing (or moving) the
+    same area cannot both pass the check.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('campusgate_epidemic_areas'))")
+    for other in await store.list_areas(conn):
+        if (
+            other["id"] != area_id
+            and other["name"].casefold() == values["name"].casefold()
+            and _overlap(other, values)
+        ):
+            raise DuplicateAreaError(
+                f"{other['name']!r} is already listed (area {other['id']}) for an "
+                "overlapping period: change its dates instead"
+            )
+
+
 async def add_area(
     conn: asyncpg.Connection, values: dict[str, Any], rules: TravelRules, *, by: str
 ) -> tuple[dict[str, Any], Evaluation]:
@@ -324,14 +345,7 @@ async def add_area(
     (change that one's dates instead: two rows would make a later delisting ambiguous).
     """
     async with conn.transaction():
-        # One add at a time, so two officers listing the same area cannot both pass the check.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('campusgate_epidemic_areas'))")
-        for other in await store.list_areas(conn):
-            if other["name"].casefold() == values["name"].casefold() and _overlap(other, values):
-                raise DuplicateAreaError(
-                    f"{other['name']!r} is already listed (area {other['id']}) for an "
-                    "overlapping period: change its dates instead"
-                )
+        await _refuse_duplicate(conn, values)
         area = await store.insert_area(conn, by=by, **values)
         await record_audit(
             conn, by, "create", "epidemic_area", str(area["id"]), after=_jsonable(area)
@@ -348,14 +362,17 @@ async def change_area(
     *,
     by: str,
 ) -> tuple[dict[str, Any], Evaluation]:
+    """Change an area's name, match or dates and re-evaluate; ValueError for dates out of
+    order, DuplicateAreaError when it would overlap another listing of the same name."""
     async with conn.transaction():
         before = await store.get_area(conn, area_id)
         if before is None:
             raise NotFoundError(f"no epidemic area {area_id}")
-        until = changes.get("effective_until", before["effective_until"])
-        start = changes.get("effective_from", before["effective_from"])
+        merged = {**before, **changes}
+        until, start = merged["effective_until"], merged["effective_from"]
         if until is not None and until < start:
             raise ValueError("effective_until lies before effective_from")
+        await _refuse_duplicate(conn, merged, area_id)
         after = await store.update_area(conn, area_id, changes, by=by)
         assert after is not None
         await record_audit(

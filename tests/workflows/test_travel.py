@@ -10,6 +10,7 @@ import pytest
 from gateway.domain.health import HealthStatus
 from gateway.services.health import change_status
 from gateway.services.travel import (
+    DuplicateAreaError,
     TravelRules,
     Trip,
     add_area,
@@ -223,3 +224,19 @@ async def test_lengthened_officer_isolation_is_not_lifted_by_travel(
     assert result.lifted == []
     assert (row["status"], row["set_by"]) == ("home_isolation", "ho")
     assert row["until"] >= start(day(3))
+
+
+async def test_an_area_cannot_be_renamed_or_moved_onto_another_listing(
+    campus: asyncpg.Connection,
+) -> None:
+    first = await _area(campus, "Wuhan", first=-30, last=-20)
+    other = await _area(campus, "Xian", first=-25)
+    with pytest.raises(DuplicateAreaError):
+        await change_area(campus, other["id"], {"name": "wuhan"}, RULES, by="ho")
+    with pytest.raises(DuplicateAreaError):
+        await change_area(campus, first["id"], {"name": "Xian"}, RULES, by="ho")
+    # An area's own dates may move; once the periods are apart, the name may be shared.
+    moved, _ = await change_area(campus, first["id"], {"effective_until": day(-26)}, RULES, by="ho")
+    assert moved["effective_until"] == day(-26)
+    renamed, _ = await change_area(campus, other["id"], {"name": "Wuhan"}, RULES, by="ho")
+    assert renamed["name"] == "Wuhan"
