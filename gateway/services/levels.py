@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.domain.levels import LevelRules, ResponseLevel, ZoneRules, zone_rules
+from gateway.domain.levels import ResponseLevel, ZoneRules, zone_rules
 from gateway.domain.roster import CapacityMode, Zone, ZoneKind
 from gateway.services.operations import NotFoundError, ReferenceError_
 from gateway.store import levels as store
@@ -114,15 +114,6 @@ async def define_level(
             after=_jsonable(after),
         )
     return after
-
-
-def rules_of(values: dict[str, Any]) -> LevelRules:
-    return LevelRules(
-        bar_visitors=values["bar_visitors"],
-        require_temperature=values["require_temperature"],
-        capacity_factor=float(values["capacity_factor"]),
-        labs_named_only=values["labs_named_only"],
-    )
 
 
 async def effective_rules(

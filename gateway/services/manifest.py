@@ -90,9 +90,6 @@ class Manifest:
     # not re-activate a deactivated person or un-revoke a card.
     identity_only: bool = False
 
-    def row_count(self) -> int:
-        return sum(len(getattr(self, s)) for s in (*SECTIONS, "cards"))
-
 
 class _Row:
     """One mapping of the file, with typed accessors that raise ManifestError."""

@@ -76,11 +76,6 @@ async def set_org_unit(conn: asyncpg.Connection, name: str, org_unit_id: str | N
     return done != "UPDATE 0"
 
 
-async def list_accounts(conn: asyncpg.Connection) -> list[Account]:
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM operators o ORDER BY o.name")
-    return [_account(r) for r in rows]
-
-
 async def create_session(
     conn: asyncpg.Connection, account: Account, token: str, csrf_token: str, expires_at: datetime
 ) -> None:
