@@ -5,13 +5,12 @@ Hashing itself is the services' job; this module only stores and finds the hashe
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from gateway.store.operators import OperatorRole
+from gateway.store.operators import OperatorRole, hash_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +30,6 @@ class Session:
     expires_at: datetime
 
 
-def _sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 _COLUMNS = "o.id, o.name, o.role, o.org_unit_id"
 
 
@@ -45,7 +40,7 @@ def _account(r: asyncpg.Record) -> Account:
 async def account_for_token(conn: asyncpg.Connection, token: str) -> Account | None:
     """The operator whose API token this is."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM operators o WHERE o.token_hash = $1", _sha(token)
+        f"SELECT {_COLUMNS} FROM operators o WHERE o.token_hash = $1", hash_token(token)
     )
     return _account(row) if row else None
 
@@ -82,7 +77,7 @@ async def create_session(
     await conn.execute(
         "INSERT INTO operator_sessions (token_hash, operator_id, csrf_token, expires_at) "
         "VALUES ($1, $2, $3, $4)",
-        _sha(token),
+        hash_token(token),
         account.id,
         csrf_token,
         expires_at,
@@ -95,10 +90,10 @@ async def session_for_token(conn: asyncpg.Connection, token: str) -> Session | N
         f"SELECT {_COLUMNS}, s.csrf_token, s.expires_at FROM operator_sessions s "
         "JOIN operators o ON o.id = s.operator_id "
         "WHERE s.token_hash = $1 AND s.expires_at > now()",
-        _sha(token),
+        hash_token(token),
     )
     return Session(_account(row), row[4], row[5]) if row else None
 
 
 async def delete_session(conn: asyncpg.Connection, token: str) -> None:
-    await conn.execute("DELETE FROM operator_sessions WHERE token_hash = $1", _sha(token))
+    await conn.execute("DELETE FROM operator_sessions WHERE token_hash = $1", hash_token(token))
