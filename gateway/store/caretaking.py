@@ -77,21 +77,15 @@ async def caretaker_cases(
 
     `org_scope` limits the cases to people of that org unit's subtree (None: all).
     """
-    has_phone = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.columns "
-        "WHERE table_name = 'people' AND column_name = 'phone' AND table_schema = current_schema())"
-    )
-    # people.phone arrives with a later migration; read it only when it is there.
-    phone = "p.phone" if has_phone else "NULL::text"
     rows = await conn.fetch(
-        f"""
+        """
         WITH RECURSIVE scope AS (
             SELECT id FROM org_units WHERE id = $4
             UNION ALL
             SELECT o.id FROM org_units o JOIN scope s ON o.parent_id = s.id
         )
         SELECT h.caretaker_id, c.name AS caretaker_name, h.person_id, p.name,
-               p.org_unit_id, h.status, h.since, h.until, {phone} AS phone
+               p.org_unit_id, h.status, h.since, h.until, p.phone
         FROM health_status h
         JOIN people p ON p.id = h.person_id
         LEFT JOIN people c ON c.id = h.caretaker_id
