@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException
@@ -39,6 +39,19 @@ Threshold = Annotated[int | None, Field(default=None, ge=1, le=2**31 - 1)]
 Minutes = Annotated[int, Field(ge=0, le=1440)]
 Baud = Annotated[int | None, Field(default=None, ge=1, le=2**31 - 1)]
 Text = Annotated[str | None, Field(default=None, max_length=500, pattern=r"^[^\x00]*$")]
+
+
+def _storable(value: datetime) -> datetime:
+    # 9999-12-31T23:59-14:00 parses, but its UTC form lies past year 9999: the driver
+    # cannot encode it (an OverflowError on the COPY path, a 500 before this check).
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("time out of range (years 1-9999 in UTC)") from None
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_storable)]
 
 
 class _Body(BaseModel):
@@ -115,7 +128,7 @@ class PersonIn(_Body):
     name: Name
     org_unit_id: Ref = None
     active: bool = True
-    valid_until: datetime | None = None
+    valid_until: Moment | None = None
     cards: list[CardUid] = Field(default_factory=list, max_length=20)
 
 
@@ -124,12 +137,12 @@ class PersonPatch(_Body):
     name: Name | None = None
     org_unit_id: Ref = None
     active: bool | None = None
-    valid_until: datetime | None = None
+    valid_until: Moment | None = None
 
 
 class CardIn(_Body):
     uid: CardUid
-    valid_until: datetime | None = None
+    valid_until: Moment | None = None
 
 
 # Fields that may not be set to null by a patch (the others, e.g. parent_id, may).
