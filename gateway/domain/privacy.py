@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 MASK = "*"
-# Longest accepted values: an international phone with extension, a passport or ID.
-PHONE_MAX = 32
-ID_NUMBER_MAX = 32
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _PHONE_OK = re.compile(r"^\+?[0-9]{3,30}$")
@@ -36,11 +32,6 @@ class PersonContact:
     person_id: str
     phone: str | None = None
     id_number: str | None = None
-
-
-class ContactField(StrEnum):
-    PHONE = "phone"
-    ID_NUMBER = "id_number"
 
 
 def normalize_phone(value: str) -> str:

@@ -317,11 +317,6 @@ async def person_name(conn: asyncpg.Connection, person_id: str) -> tuple[bool, s
     return (row is not None, row["name"] if row is not None else None)
 
 
-async def existing_people(conn: asyncpg.Connection, person_ids: Sequence[str]) -> set[str]:
-    rows = await conn.fetch("SELECT id FROM people WHERE id = ANY($1::text[])", list(person_ids))
-    return {r[0] for r in rows}
-
-
 async def current_statuses(
     conn: asyncpg.Connection, person_ids: Sequence[str]
 ) -> dict[str, HealthRecord]:
