@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -11,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
+from api.roster import Moment
 from gateway.domain.roster import PersonKind
 from gateway.domain.schedule import parse_schedule
 from gateway.services.operations import NotFoundError, ReferenceError_, create_grant, remove_grant
@@ -28,8 +28,8 @@ class NewGrant(BaseModel):
     subject_kind: PersonKind | None = None
     zone_id: str = Field(min_length=1, max_length=200)
     schedule: str | None = Field(default=None, max_length=200)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: Moment | None = None
+    valid_until: Moment | None = None
 
     @field_validator("schedule")
     @classmethod
@@ -43,6 +43,8 @@ class NewGrant(BaseModel):
         given = [self.subject_person, self.subject_org_unit, self.subject_kind]
         if sum(v is not None for v in given) != 1:
             raise ValueError("give exactly one of subject_person, subject_org_unit, subject_kind")
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must lie after valid_from")  # it could never apply
         return self
 
 

@@ -23,3 +23,22 @@ async def test_times_out_of_range_are_422_naming_the_field(admin, method, path, 
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"][-1] == "valid_until"
     assert (await admin.get("/api/people/RV1")).status_code == 404
+
+
+async def test_a_grant_that_ends_before_it_begins_is_422(admin) -> None:
+    body = {
+        "subject_kind": "visitor",
+        "zone_id": "lab-1",
+        "valid_from": "2030-01-01T00:00:00Z",
+        "valid_until": "2020-01-01T00:00:00Z",
+    }
+    response = await admin.post("/api/grants", json=body)
+    assert response.status_code == 422, response.text
+    assert "valid_until must lie after valid_from" in response.text
+    assert not [
+        g for g in (await admin.get("/api/grants")).json() if g["subject_kind"] == "visitor"
+    ]
+    body["valid_until"] = LATE
+    response = await admin.post("/api/grants", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "valid_until"]
