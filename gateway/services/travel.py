@@ -87,16 +87,21 @@ async def evaluate(
     now = now or datetime.now(UTC)
     today = now.astimezone(rules.tz).date()
     result = Evaluation()
+    still_open_on = today - timedelta(days=rules.isolation_days - 1)
     async with conn.transaction():
         declarations = await store.open_declarations(
-            conn,
-            still_open_on=today - timedelta(days=rules.isolation_days - 1),
-            person_ids=person_ids,
+            conn, still_open_on=still_open_on, person_ids=person_ids
+        )
+        people = sorted({d.person_id for d in declarations})
+        await lock_people(conn, people)
+        # Read them again under the locks (declare and waive commit under the same ones):
+        # from a list read before, a trip waived or declared meanwhile would be missed.
+        declarations = await store.open_declarations(
+            conn, still_open_on=still_open_on, person_ids=people
         )
         by_person: dict[str, list[TravelDeclaration]] = defaultdict(list)
         for declaration in declarations:
             by_person[declaration.person_id].append(declaration)
-        await lock_people(conn, by_person)
         areas = await store.load_areas(conn)
         for person_id, trips in by_person.items():
             await _evaluate_person(conn, person_id, trips, areas, rules, now, by, result)
