@@ -27,7 +27,6 @@ from gateway.domain.events import (
     Direction,
     DoorEvent,
     DoorState,
-    EventType,
     TemperatureEvent,
     ThermalFrameEvent,
 )
@@ -120,6 +119,9 @@ class DoorDesk:
         # Zones in capacity mode `alert` whose zone_full alert is raised already: one alert
         # per crossing, not one per person, until the count is below capacity again.
         self._full_alerted: set[str] = set()
+        self._thermal = ThermalDesk(
+            window_s=policy.temperature_window_s, calibrations=policy.thermal_calibrations
+        )
         self._expiry_wake = asyncio.Event()
         self._expiry_task: asyncio.Task[None] | None = None
 
@@ -195,14 +197,10 @@ class DoorDesk:
         person_id = outcome.person.id if outcome.person else None
         batch = self._journal.current()
         batch.records.append(
-            AccessRecord(
-                device_id=device.id,
-                event_id=event.event_id,
-                type=EventType.CARD,
-                device_ts=event.ts,
-                received_at=card.arrival.received_at,
-                door_id=door.id,
-                zone_id=door.zone_id,
+            _record(
+                card.arrival,
+                event,
+                door,
                 person_id=person_id,
                 card_uid=event.card_uid,
                 direction=card.direction,
@@ -256,7 +254,7 @@ class DoorDesk:
                 capacity = self._roster.index.zone_rules(door.zone_id).capacity
                 if capacity is None or count < capacity:
                     self._full_alerted.discard(door.zone_id)
-            self._thermal_admitted(door)  # tailgating counts the admits at a camera's door
+            self._thermal.admitted(door.id, time.monotonic())  # tailgating counts them
         self._counters.decided += 1
         companions = card.companions
         message = card.arrival.message
@@ -297,7 +295,6 @@ class DoorDesk:
     ) -> None:
         key = (device.id, event.event_id)
         self._seen.begin(key)
-        card = self._roster.index.card(event.card_uid) if event.card_uid else None
         paired_key = None
         if self._needs_reading(door):
             paired_key = self._book.offer_temperature(
@@ -305,15 +302,11 @@ class DoorDesk:
             )
             if paired_key is None:
                 self._expiry_wake.set()  # the reading now waits: its deadline may be the next one
-        record = AccessRecord(
-            device_id=device.id,
-            event_id=event.event_id,
-            type=EventType.TEMPERATURE,
-            device_ts=event.ts,
-            received_at=arrival.received_at,
-            door_id=door.id,
-            zone_id=door.zone_id,
-            person_id=card.person_id if card else None,
+        record = _record(
+            arrival,
+            event,
+            door,
+            person_id=self._holder_id(event.card_uid),
             card_uid=event.card_uid,
             celsius=event.celsius,
             detail={"paired_event_id": paired_key[1]} if paired_key else {},
@@ -384,16 +377,7 @@ class DoorDesk:
                 device=device.id,
                 detail={"state": event.state.value},
             )
-        record = AccessRecord(
-            device_id=device.id,
-            event_id=event.event_id,
-            type=EventType.DOOR,
-            device_ts=event.ts,
-            received_at=arrival.received_at,
-            door_id=door.id,
-            zone_id=door.zone_id,
-            detail={"state": event.state.value},
-        )
+        record = _record(arrival, event, door, detail={"state": event.state.value})
         self._journal_plain(record, arrival.message, key)
 
     def on_thermal_frame(
@@ -402,30 +386,14 @@ class DoorDesk:
         """Read the frame off the loop; its nearest face is then a temperature reading."""
         key = (device.id, event.event_id)
         self._seen.begin(key)
-        thermal = self._thermal()
         task = asyncio.create_task(
-            self._thermal_read(thermal, arrival, event, device, door),
-            name=f"thermal-{device.id}",
+            self._thermal_read(arrival, event, device, door), name=f"thermal-{device.id}"
         )
-        thermal.tasks.add(task)
-        task.add_done_callback(thermal.tasks.discard)
-
-    def _thermal(self) -> ThermalDesk:
-        thermal: ThermalDesk | None = getattr(self, "_thermal_desk", None)
-        if thermal is None:
-            thermal = ThermalDesk(
-                window_s=self._policy.temperature_window_s,
-                calibrations=self._policy.thermal_calibrations,
-            )
-            self._thermal_desk = thermal
-        return thermal
-
-    def _thermal_admitted(self, door: Door) -> None:
-        self._thermal().admitted(door.id, time.monotonic())
+        self._thermal.tasks.add(task)
+        task.add_done_callback(self._thermal.tasks.discard)
 
     async def _thermal_read(
         self,
-        thermal: ThermalDesk,
         arrival: Arrival,
         event: ThermalFrameEvent,
         device: Device,
@@ -434,7 +402,7 @@ class DoorDesk:
         key = (device.id, event.event_id)
         detail: dict[str, object] = {"width": event.width, "height": event.height}
         try:
-            estimate = await thermal.estimate(event)
+            estimate = await self._thermal.estimate(event)
         except (Busy, FrameError) as exc:
             self._counters.reject("bad_frame" if isinstance(exc, FrameError) else "frame_busy")
             _LOGGER.warning("device %s: frame %s not read: %s", device.id, event.event_id, exc)
@@ -452,38 +420,36 @@ class DoorDesk:
                 faces_c=[face.celsius for face in estimate.faces],
             )
         if estimate is None or estimate.nearest is None:
-            record = self._thermal_record(arrival, event, device, door, detail, None)
+            record = self._frame_record(arrival, event, door, detail, None)
             self._journal_plain(record, arrival.message, key)
             return
-        self._thermal_apply(thermal, arrival, event, device, door, detail, estimate)
+        self._thermal_apply(arrival, event, device, door, detail, estimate)
 
-    def _thermal_record(
+    def _frame_record(
         self,
         arrival: Arrival,
         event: ThermalFrameEvent,
-        device: Device,
         door: Door,
         detail: dict[str, object],
         celsius: float | None,
     ) -> AccessRecord:
-        card = self._roster.index.card(event.card_uid) if event.card_uid else None
-        return AccessRecord(
-            device_id=device.id,
-            event_id=event.event_id,
-            type=EventType.THERMAL_FRAME,
-            device_ts=event.ts,
-            received_at=arrival.received_at,
-            door_id=door.id,
-            zone_id=door.zone_id,
-            person_id=card.person_id if card else None,
+        return _record(
+            arrival,
+            event,
+            door,
+            person_id=self._holder_id(event.card_uid),
             card_uid=event.card_uid,
             celsius=celsius,
             detail=detail,
         )
 
+    def _holder_id(self, card_uid: str | None) -> str | None:
+        """The person holding the card a reading was bound to, if the roster knows it."""
+        card = self._roster.index.card(card_uid) if card_uid else None
+        return card.person_id if card else None
+
     def _thermal_apply(
         self,
-        thermal: ThermalDesk,
         arrival: Arrival,
         event: ThermalFrameEvent,
         device: Device,
@@ -501,7 +467,6 @@ class DoorDesk:
         asyncio.get_running_loop().call_later(
             self._policy.temperature_window_s + TAILGATE_SLACK_S,
             self._thermal_check_tailgating,
-            thermal,
             door,
             device.id,
             estimate.people,
@@ -514,15 +479,13 @@ class DoorDesk:
                 self._expiry_wake.set()  # the reading now waits: its deadline may be the next one
             else:
                 detail["paired_event_id"] = paired_key[1]
-        record = self._thermal_record(arrival, event, device, door, detail, nearest.celsius)
+        record = self._frame_record(arrival, event, door, detail, nearest.celsius)
         self._settle_reading(
             record, arrival.message, key, paired_key, nearest.celsius, door, device.id
         )
 
-    def _thermal_check_tailgating(
-        self, thermal: ThermalDesk, door: Door, device_id: str, people: int, at: float
-    ) -> None:
-        admits = thermal.tailgating(door.id, people, at)
+    def _thermal_check_tailgating(self, door: Door, device_id: str, people: int, at: float) -> None:
+        admits = self._thermal.tailgating(door.id, people, at)
         if admits is None:
             return
         self._alerter.raise_alert(
@@ -531,7 +494,7 @@ class DoorDesk:
             door=door.id,
             zone=door.zone_id,
             device=device_id,
-            detail={"people": people, "admitted": admits, "window_s": thermal.window_s},
+            detail={"people": people, "admitted": admits, "window_s": self._thermal.window_s},
         )
 
     # ---- the temperature window ---------------------------------------------
@@ -582,3 +545,22 @@ class DoorDesk:
                 _LOGGER.error("policy returned pending after the window for %s", key)
                 continue
             self._finalize(waiting, outcome, None)
+
+
+def _record(
+    arrival: Arrival,
+    event: CardEvent | TemperatureEvent | ThermalFrameEvent | DoorEvent,
+    door: Door,
+    **fields: object,
+) -> AccessRecord:
+    """The access-log row of an event at `door`; `fields` are what its type adds."""
+    return AccessRecord(
+        device_id=event.device_id,
+        event_id=event.event_id,
+        type=event.type,
+        device_ts=event.ts,
+        received_at=arrival.received_at,
+        door_id=door.id,
+        zone_id=door.zone_id,
+        **fields,  # type: ignore[arg-type]
+    )
