@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any
 
 import asyncpg
@@ -43,8 +44,11 @@ class NewGrant(BaseModel):
         given = [self.subject_person, self.subject_org_unit, self.subject_kind]
         if sum(v is not None for v in given) != 1:
             raise ValueError("give exactly one of subject_person, subject_org_unit, subject_kind")
-        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must lie after valid_from")  # it could never apply
+        # A grant that ends before it begins could never apply. astimezone: a naive and an
+        # aware time do not compare (a TypeError, a 500).
+        start, end = self.valid_from, self.valid_until
+        if start and end and end.astimezone(UTC) <= start.astimezone(UTC):
+            raise ValueError("valid_until must lie after valid_from")
         return self
 
 

@@ -38,6 +38,8 @@ async def test_a_grant_that_ends_before_it_begins_is_422(admin) -> None:
     assert not [
         g for g in (await admin.get("/api/grants")).json() if g["subject_kind"] == "visitor"
     ]
+    body["valid_from"] = "2030-01-01T00:00:00"  # naive beside an aware valid_until
+    assert (await admin.post("/api/grants", json=body)).status_code == 422
     body["valid_until"] = LATE
     response = await admin.post("/api/grants", json=body)
     assert response.status_code == 422
