@@ -88,14 +88,18 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
             person_id,
         )
     )
+    # Cards and manual readings are audited under their own ids, not the person's.
+    readings = [str(r["id"]) for r in record.get("health_readings", ())]
     record["audit"] = _dicts(
         await conn.fetch(
             "SELECT ts, operator, action, entity, entity_id, before, after FROM audit_log"
-            " WHERE (entity_id = $1 AND entity IN ('person', 'health_status', 'health_reading'))"
+            " WHERE (entity_id = $1 AND entity IN ('person', 'health_status'))"
             " OR (entity = 'card' AND entity_id = ANY($2::text[]))"
+            " OR (entity = 'health_reading' AND entity_id = ANY($3::text[]))"
             " ORDER BY ts, id",
             person_id,
             [c["uid"] for c in record["cards"]],
+            readings,
         )
     )
     record["caretaker_of"] = _dicts(
