@@ -403,9 +403,12 @@ def _health(m: Manifest, label: str, data: object, tz: ZoneInfo) -> None:
     until = row.when("until", tz)
     if since and until and until <= since:
         row.fail("until must be after since")
+    status = row.choice("status", HealthStatus)
+    if until and status in (HealthStatus.CLEAR, HealthStatus.RECOVERED):
+        row.fail(f"{status.value} takes no until (a status returns to clear at its until)")
     record = HealthRecord(
         row.ident("person"),
-        row.choice("status", HealthStatus),
+        status,
         since or m.now,
         until,
         row.text("reason", default="") or "",

@@ -315,6 +315,11 @@ ERRORS = [
         _set(("health", 0, "caretaker"), "2020110001"),
         "caretaker '2020110001' is a student, not staff",
     ),
+    (
+        "clear_with_until",
+        _set(("health", 0, "status"), "clear"),
+        "health[0] (person 2020110002): clear takes no until",
+    ),
     ("unknown_section", _set(("rooms",), []), "campus.json: unknown section 'rooms'"),
     (
         "negative_capacity",
