@@ -91,6 +91,13 @@ class SimulatedWeek:
     days: int
     seed: int
     noise: NoiseRates = field(default_factory=NoiseRates)
+    # Derived from `zones` (in their order): canteen halls and labs, drawn from by the days.
+    canteens: list[str] = field(init=False)
+    labs: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.canteens = [z.id for z in self.zones.values() if z.kind == "other"]
+        self.labs = [z.id for z in self.zones.values() if z.kind == "lab"]
 
     @property
     def window_start(self) -> datetime:
@@ -144,7 +151,7 @@ def _day_plan(
         if rng.random() < probability:
             lo, hi = MEALS[index]
             start = _hour(midnight, rng.uniform(lo, hi - 0.5))
-            hall = person.canteen if rng.random() < 0.7 else rng.choice(week._canteens)  # type: ignore[attr-defined]
+            hall = person.canteen if rng.random() < 0.7 else rng.choice(week.canteens)
             plan.append((hall, start, start + rng.uniform(10, 35) * M))
 
     def lecture(slot: int) -> None:
@@ -318,8 +325,7 @@ def _denied(
     outings: list[tuple[str, float, float]],
 ) -> None:
     """A try at a lab the person may not enter, during a walk: denied, so never inside."""
-    labs = week._labs  # type: ignore[attr-defined]
-    zone = week.zones[rng.choice(labs)]
+    zone = week.zones[rng.choice(week.labs)]
     _, _, end = outings[0]
     records.append(
         _passage(
@@ -392,12 +398,9 @@ def simulate(
                 name=f"{rng.choice(SURNAMES)} {rng.choice(GIVEN)}",
             )
         )
-    week = SimulatedWeek(
+    return SimulatedWeek(
         zones, crowd, start.astimezone(CAMPUS_TZ), days, seed, noise or NoiseRates()
     )
-    week._canteens = canteens  # type: ignore[attr-defined]
-    week._labs = labs  # type: ignore[attr-defined]
-    return week
 
 
 class TruthIndex:
