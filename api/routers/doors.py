@@ -1,24 +1,24 @@
 """Doors and devices with their online state and who is inside; administrators create and
 update doors and devices (audited; the gateways reload on the roster NOTIFY). Occupancy
-per zone and the muster list are in api/routers/occupancy.py."""
+per zone and the muster list are in api/routers/occupancy.py; `inside` answers with that
+same list, so "who is inside" has one meaning."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
 from api.roster import Admin, DeviceIn, DevicePatch, DoorIn, DoorPatch, changes, run, values_of
+from api.routers.occupancy import people_inside
 from gateway.services import roster_admin
 from gateway.store import console
 
 router = APIRouter(prefix="/api", tags=["doors"])
 Reader = Allowed(Permission.READ_DOORS)
-# Passages older than this do not count as "inside now" (forgotten exits).
-PRESENCE_HORIZON = timedelta(days=2)
 
 
 @router.get("/doors")
@@ -48,10 +48,9 @@ async def get_device(device_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
 
 
 @router.get("/zones/{zone_id}/inside")
-async def inside(zone_id: str, _: Reader, conn: Conn) -> list[dict[str, Any]]:
-    if await console.get_zone(conn, zone_id) is None:
-        raise HTTPException(404, f"no zone {zone_id!r}")
-    return await console.inside_now(conn, zone_id, datetime.now(UTC) - PRESENCE_HORIZON)
+async def inside(zone_id: str, request: Request, _: Reader, conn: Conn) -> list[dict[str, Any]]:
+    """Who is inside now: the zone's muster list (the presence horizons of the muster)."""
+    return await people_inside(conn, request, zone_id, datetime.now(UTC))
 
 
 @router.post("/doors", status_code=status.HTTP_201_CREATED)

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from api.deps import Allowed, Conn
 from api.permissions import Permission
 from gateway.services import occupancy as service
+from gateway.store import console
 
 router = APIRouter(prefix="/api", tags=["occupancy"])
 Reader = Allowed(Permission.READ_MUSTER)
@@ -18,6 +19,15 @@ Reader = Allowed(Permission.READ_MUSTER)
 
 def _max_stay_h(request: Request) -> float:
     return request.app.state.settings.trace_max_stay_h
+
+
+async def people_inside(
+    conn: Conn, request: Request, zone_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The muster list of a zone (404 for an unknown zone): also GET /api/zones/{id}/inside."""
+    if await console.get_zone(conn, zone_id) is None:
+        raise HTTPException(404, f"no zone {zone_id!r}")
+    return await service.muster(conn, zone_id, now, _max_stay_h(request))
 
 
 @router.get("/occupancy")
@@ -48,10 +58,7 @@ async def muster(
     the zone's presence horizon (72 h in dormitories, CAMPUSGATE_TRACE_MAX_STAY_H elsewhere).
     """
     now = datetime.now(UTC)
-    found = await service.zone_occupancy(conn, now, _max_stay_h(request), zone_id)
-    if not found:
-        raise HTTPException(404, f"no zone {zone_id!r}")
-    rows = await service.muster(conn, zone_id, now, _max_stay_h(request))
+    rows = await people_inside(conn, request, zone_id, now)
     if format == "json":
         return rows
     stamp = now.strftime("%Y%m%dT%H%MZ")

@@ -119,6 +119,11 @@ async def test_muster_list_after_ins_and_outs(gateway, fleet, api):
     muster = (await api["guard"].get("/api/zones/office/muster")).json()
     assert {m["person_id"]: m["door_id"] for m in muster} == expected
     assert [m["person_id"] for m in muster] == ["T1", "S3", "S1"]  # by entry time
+    # The doors' "who is inside" is the muster list, not a second idea of presence.
+    inside = (await api["guard"].get("/api/zones/office/inside")).json()
+    assert [(m["person_id"], m["door_id"]) for m in inside] == [
+        (m["person_id"], m["door_id"]) for m in muster
+    ]
     li = next(m for m in muster if m["person_id"] == "S1")
     assert (li["name"], li["org_unit_id"], li["org_unit_name"]) == (
         "Li Hua",
