@@ -105,7 +105,10 @@ def command(
         if str(csv_path) == "-":
             click.echo(text, nl=False)
             return
-        csv_path.write_text(text, encoding="utf-8")
+        try:
+            csv_path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"{csv_path}: cannot write: {exc.strerror or exc}")
         click.echo(f"{len(result.contacts)} contacts written to {csv_path}", err=True)
         if result.generations == 2:
             click.echo(_seeds_line(result), err=True)

@@ -79,6 +79,9 @@ async def _bench(
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM access_events LIMIT 1)"):
             fail("the access log is not empty: run trace-bench against a scratch database")
         week = simulate(people=people, days=days, seed=seed)
+        ids = [p.id for p in week.people]
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM people WHERE id = ANY($1))", ids):
+            fail("the roster already holds simulated ids (S…/T…): use a scratch database")
         click.echo(f"simulating {people} people over {days} days and loading ...", err=True)
         started = time.perf_counter()
 
@@ -158,4 +161,7 @@ def command(
             f"{g['queries']} queries, median {g['contacts_median']} contacts"
         )
     if json_path is not None:
-        json_path.write_text(json.dumps(figures, indent=2) + "\n")
+        try:
+            json_path.write_text(json.dumps(figures, indent=2) + "\n")
+        except OSError as exc:
+            fail(f"{json_path}: cannot write: {exc.strerror or exc}")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import errno
 import json
 from pathlib import Path
 
+import asyncpg
 import pytest
 from click.testing import CliRunner
 
@@ -72,3 +75,40 @@ def test_bad_input_is_one_line(bench_dsn: str, args: tuple[str, ...], words: str
 def test_seed_cap_out_of_range_is_refused(bench_dsn: str) -> None:
     result = run(bench_dsn, "trace", "S000001", "--generations", "2", "--second-max-seeds", "501")
     assert result.exit_code == 2 and "--second-max-seeds" in result.stderr
+
+
+@pytest.fixture
+def roster_only_dsn(database_factory) -> str:
+    """A migrated database with one person whose id the simulator also uses, no traffic."""
+    dsn = database_factory("tracecli-roster")
+    assert CliRunner().invoke(main, ["--database-url", dsn, "migrate"]).exit_code == 0
+
+    async def add_person() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO people (id, kind, name) VALUES ('S000001', 'student', 'x')"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(add_person())
+    return dsn
+
+
+def test_bench_refuses_a_roster_holding_its_ids(roster_only_dsn: str) -> None:
+    result = run(roster_only_dsn, "trace-bench", "--people", "80", "--days", "1")
+    assert "already holds simulated ids" in error_line(result)
+
+
+def test_unwritable_csv_is_one_line(
+    roster_only_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "contacts.csv"
+
+    def full_disk(self: Path, *args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    result = run(roster_only_dsn, "trace", "S000001", "--days", "5", "--csv", str(out))
+    assert "cannot write: No space left on device" in error_line(result)
