@@ -108,6 +108,11 @@ async def _generate(
                 )
             except (UnknownOrgUnitError, ValueError) as exc:
                 raise click.ClickException(str(exc)) from None
+            except OSError as exc:  # the reports are stored; only their files are missing
+                raise click.ClickException(
+                    f"reports stored, but their files could not be written under "
+                    f"{reports_dir(settings)}: {exc.strerror or exc}"
+                ) from None
         deliveries = await store.deliveries_of(conn, [r.id for r in reports])
     rows = []
     for r in reports:

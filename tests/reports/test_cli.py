@@ -67,3 +67,12 @@ async def test_report_id_beyond_bigint_is_one_line(fresh_db, tmp_path):
     result = await asyncio.to_thread(_run, fresh_db, tmp_path, "send", str(2**63))
     assert result.exit_code == 2 and "REPORT_ID" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+async def test_unwritable_report_files_are_one_line(fresh_db, tmp_path):
+    (tmp_path / "reports").write_text("a file where the reports folder should be")
+    day = (today() - timedelta(days=1)).isoformat()
+    result = await asyncio.to_thread(_run, fresh_db, tmp_path, "generate", "--day", day)
+    assert result.exit_code == 1, result.output
+    assert "reports stored, but their files could not be written" in result.output
+    assert "Traceback" not in result.output
