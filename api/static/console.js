@@ -65,11 +65,23 @@ function applyLanguage() {
 }
 
 async function api(path, options = {}) {
-  const headers = { "Content-Type": "application/json", ...(options.headers || {}) };
+  // JSON unless the body is a form (a file upload): the browser then sets the multipart type.
+  const json = !(options.body instanceof FormData);
+  const headers = { ...(json ? { "Content-Type": "application/json" } : {}), ...(options.headers || {}) };
   if (options.method && options.method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
   const response = await fetch(path, { credentials: "same-origin", ...options, headers });
   if (response.status === 401 && !path.startsWith("/api/auth/login")) { showLogin(); throw new Error("401"); }
   return response;
+}
+
+// The server's words for a refused request: a 4xx detail string, or the messages of a 422
+// list; the status code when the body says nothing.
+async function errorText(response) {
+  const body = await response.json().catch(() => null);
+  const detail = body && body.detail;
+  if (typeof detail === "string" && detail) return detail;
+  if (Array.isArray(detail) && detail.length) return detail.map((d) => (d && d.msg) || JSON.stringify(d)).join("; ");
+  return String(response.status);
 }
 
 function cookie(name) {
@@ -103,6 +115,7 @@ function mayOpen(def) {
   const have = (state.me && state.me.permissions) || [];
   return need.some((p) => have.includes(p));
 }
+const may = (permission) => mayOpen({ permission });
 
 function registerPage(def) {
   if (!def || !def.id || typeof def.render !== "function") throw new Error("registerPage needs id and render");
@@ -164,7 +177,7 @@ const fmtTime = (ts) => (ts ? new Date(ts).toLocaleString(locale()) : "");
 const fmtDate = (ts) => (ts ? new Date(ts).toLocaleDateString(locale()) : "");
 
 window.CG = {
-  api, t, tk, state, el, fmtTime, fmtDate, registerPage,
+  api, errorText, may, t, tk, state, el, fmtTime, fmtDate, registerPage,
   onLanguage: (fn) => languageListeners.push(fn),
   showPage: (id) => { location.hash = id; },
 };
@@ -230,7 +243,7 @@ function alertRow(a) {
   for (const text of cells) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
   tr.children[6].className = "status";
   const actions = document.createElement("td"); actions.className = "actions";
-  const canAct = state.me && (state.me.role === "admin" || state.me.role === "guard");
+  const canAct = may("act_on_alerts");
   if (canAct && a.status === "open") actions.append(actionButton(a, "acknowledge"));
   if (canAct && a.status !== "resolved") actions.append(actionButton(a, "resolve"));
   tr.append(actions);
@@ -254,8 +267,7 @@ function askNote(a, action) {
       { method: "POST", body: JSON.stringify({ note: $("#note-text").value }) });
     if (response.ok) { const updated = await response.json(); state.alerts.set(updated.id, updated); renderAlerts(); alertsMessage(""); return; }
     // Someone else may have acted on it first: say so and show the alert as it is now.
-    const body = await response.json().catch(() => null);
-    alertsMessage(`${t("action_failed")}: ${(body && typeof body.detail === "string" && body.detail) || response.status}`);
+    alertsMessage(`${t("action_failed")}: ${await errorText(response)}`);
     await loadAlerts();
   };
   dialog.showModal();
@@ -292,7 +304,7 @@ async function loadCounts() {
 
 async function loadDevices() {
   // Only roles that may read doors: no 403 every ten seconds for the others.
-  if (!mayOpen({ permission: "read_doors" })) { $("#devices-panel").hidden = true; return; }
+  if (!may("read_doors")) { $("#devices-panel").hidden = true; return; }
   const response = await api("/api/devices"); if (!response.ok) { $("#devices-panel").hidden = true; return; }
   $("#devices-panel").hidden = false;
   const devices = (await response.json()).sort((a, b) => (a.online === b.online ? a.id.localeCompare(b.id) : a.online ? 1 : -1));

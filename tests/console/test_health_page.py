@@ -108,3 +108,49 @@ async def test_health_page_for_guard_and_officer(live_system):
             assert officer_errors == []
         finally:
             await browser.close()
+
+
+async def test_declarations_csv_upload_goes_through_the_console_api(live_system):
+    """A multipart upload through CG.api (with the CSRF header): a refused file shows the
+    server's message as an error, an accepted one the rows imported."""
+    from playwright.async_api import async_playwright, expect
+
+    officer_name = "officer-upload"
+    conn = await connect(live_system.dsn)
+    try:
+        await add_operator(conn, officer_name, "health_officer")
+        await set_password(conn, officer_name, PASSWORD, by="test")
+    finally:
+        await conn.close()
+    person = next(
+        p.id
+        for p in reversed(live_system.campus.facts.people)
+        if p.kind == "student" and p.active and not p.isolated
+    )
+    today = datetime.now(TZ).date()
+    header = "person_id,destination,departure_date,return_date\n"
+    trip = f"{today - timedelta(days=3)},{today - timedelta(days=2)}\n"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            officer, errors = await _login(browser, live_system.url, officer_name)
+            await officer.click("#tab-health")
+            upload = officer.locator("#ht-upload")
+            bad = (header + f"nobody-at-all,Nowhere,{trip}").encode()
+            await upload.locator(".ht-file").set_input_files(
+                {"name": "bad.csv", "mimeType": "text/csv", "buffer": bad}
+            )
+            await upload.locator("button").click()
+            await expect(officer.locator("#ht-msg")).to_contain_text("nothing was imported")
+            await expect(officer.locator("#ht-msg")).to_have_class("health-msg error")
+            good = (header + f"{person},Nowhere,{trip}").encode()
+            await upload.locator(".ht-file").set_input_files(
+                {"name": "good.csv", "mimeType": "text/csv", "buffer": good}
+            )
+            await upload.locator("button").click()
+            await expect(officer.locator("#ht-msg")).to_have_class("health-msg")
+            await expect(officer.locator("#ht-msg")).to_contain_text("1 ·")
+            await expect(officer.locator("#ht-list")).to_contain_text(person)
+            assert errors == []
+        finally:
+            await browser.close()

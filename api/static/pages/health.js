@@ -5,7 +5,7 @@
   "use strict";
   const CG = window.CG;
   if (!CG) return;
-  const { el, t } = CG;
+  const { el, t, may } = CG;
   const STATUSES = ["fever_watch", "home_isolation", "close_contact", "suspected", "confirmed", "recovered", "clear"];
 
   const I18N = {
@@ -52,21 +52,18 @@
     },
   };
 
-  const may = (p) => ((CG.state.me && CG.state.me.permissions) || []).includes(p);
   const st = (s) => (s ? t("st_" + s) : "");
   const parts = {};
 
   async function call(path, options, out) {
     const response = await CG.api(path, options);
-    const body = await response.json().catch(() => null);
     if (!response.ok) {
-      const detail = body && body.detail;
-      const msg = Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail || response.status;
+      const msg = await CG.errorText(response);
       if (out) { out.textContent = `${t("h_error")}: ${msg}`; out.classList.add("error"); }
-      throw new HandledError(String(msg));
+      throw new HandledError(msg);
     }
     if (out) out.classList.remove("error");
-    return body;
+    return response.json().catch(() => null);
   }
   // An error already shown next to the form: not an uncaught page error.
   class HandledError extends Error {}
@@ -81,7 +78,6 @@
   const field = (label, input) => el("label", {}, label, " ", input);
   const block = (id, title, ...body) => el("div", { id, class: "health-block" }, el("h3", {}, title), ...body);
   const msg = (id) => el("p", { id, class: "health-msg", role: "status" });
-  // A campus-local date (YYYY-MM-DD) to the start of that day, as the API expects a time.
 
   // -- guards: find a fever_watch person and enter a reading ---------------------
   function measureBlock() {
@@ -253,17 +249,7 @@
       event.preventDefault();
       if (!file.files.length) return;
       const data = new FormData(); data.append("file", file.files[0]);
-      // multipart: not through CG.api, which sends JSON; same CSRF header.
-      const response = await fetch("/api/travel/declarations/import", { method: "POST", body: data,
-        credentials: "same-origin", headers: CG.state.csrf ? { "X-CSRF-Token": CG.state.csrf } : {} });
-      const body = await response.json().catch(() => null);
-      if (!response.ok) {
-        const detail = body && body.detail;
-        out.textContent = `${t("h_error")}: ${(typeof detail === "string" && detail) || (detail && detail[0] && detail[0].msg) || response.status}`;
-        out.classList.add("error");
-        return;
-      }
-      out.classList.remove("error");
+      const body = await call("/api/travel/declarations/import", { method: "POST", body: data }, out);
       out.textContent = `${body.rows} · ${summary(body.evaluation)}`;
       await refreshAll();
     }) }, file, el("button", {}, t("h_import")));

@@ -35,7 +35,7 @@
     },
   };
 
-  const can = (permission) => ((CG.state.me && CG.state.me.permissions) || []).includes(permission);
+  const can = CG.may;
   const definition = (name) => ((current && current.definitions) || []).find((d) => d.name === name);
   const title = (name) => {
     if (!name) return t("lv_none");
@@ -115,9 +115,7 @@
   async function setLevel(level, zones, note, status) {
     const response = await CG.api("/api/levels", { method: "PUT", body: JSON.stringify({ level, zones, note }) });
     if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      const detail = typeof body.detail === "string" ? body.detail : (body.detail || []).map((d) => d.msg).join("; ");
-      status.textContent = `${t("lv_failed")}: ${detail || response.status}`;
+      status.textContent = `${t("lv_failed")}: ${await CG.errorText(response)}`;
       status.className = "status error"; // keeps "status": the clear buttons write here too
       return;
     }
@@ -187,9 +185,7 @@
         labs_named_only: f.labs_named_only.checked,
       };
       const response = await CG.api(`/api/levels/definitions/${encodeURIComponent(f.name.value)}`, { method: "PUT", body: JSON.stringify(body) });
-      const answer = response.ok ? null : await response.json().catch(() => ({}));
-      const detail = answer && (typeof answer.detail === "string" ? answer.detail : (answer.detail || []).map((d) => d.msg).join("; "));
-      status.textContent = response.ok ? t("lv_saved") : `${t("lv_failed")}: ${detail || response.status}`;
+      status.textContent = response.ok ? t("lv_saved") : `${t("lv_failed")}: ${await CG.errorText(response)}`;
       status.className = response.ok ? "status notice" : "status error";
       if (response.ok) await refresh();
     });

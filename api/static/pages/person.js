@@ -4,7 +4,7 @@
 // everything held about them (operators allowed to export; audited too).
 (() => {
   const CG = window.CG;
-  const { el, t } = CG;
+  const { el, t, may } = CG;
   let section = null;
   let current = null; // the person shown: {record, unmasked}
   // Labels beside values (console.css is the shell's; this page keeps its one rule here).
@@ -41,7 +41,6 @@
     },
   };
 
-  const may = (permission) => ((CG.state.me && CG.state.me.permissions) || []).includes(permission);
   const personPath = (id) => `/api/people/${encodeURIComponent(id)}`;
 
   async function search(event) {

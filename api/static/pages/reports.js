@@ -4,7 +4,7 @@
 // and send now (SEND_REPORTS).
 (() => {
   const CG = window.CG;
-  const { el, t } = CG;
+  const { el, t, may } = CG;
   let section = null;
   let current = null; // the report shown
 
@@ -36,7 +36,6 @@
   };
 
   const $ = (sel) => section.querySelector(sel);
-  const may = (perm) => ((CG.state.me && CG.state.me.permissions) || []).includes(perm);
 
   function yesterday() {
     const d = new Date(Date.now() - 86400000);
@@ -48,11 +47,6 @@
     const box = $(".reports-status");
     box.textContent = message || "";
     box.className = `reports-status${isError ? " error" : ""}`;
-  }
-
-  async function detail(response) {
-    try { const body = await response.json(); return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail); }
-    catch { return String(response.status); }
   }
 
   async function loadUnits() {
@@ -76,7 +70,7 @@
     const query = new URLSearchParams({ day, audience });
     if (unit) query.set("org_unit", unit);
     const response = await CG.api(`/api/daily-reports?${query}`);
-    if (!response.ok) { status(await detail(response), true); return; }
+    if (!response.ok) { status(await CG.errorText(response), true); return; }
     const items = (await response.json()).items;
     const body = $("#reports-list tbody");
     body.replaceChildren(...items.map((r) => el("tr", { dataset: { reportId: r.id }, class: current && current.id === r.id ? "active" : "", onclick: () => open(r.id) },
@@ -114,7 +108,7 @@
 
   async function open(id) {
     const [meta, page] = await Promise.all([CG.api(`/api/daily-reports/${id}`), CG.api(`/api/daily-reports/${id}/html`)]);
-    if (!meta.ok || !page.ok) { status(await detail(meta.ok ? page : meta), true); return; }
+    if (!meta.ok || !page.ok) { status(await CG.errorText(meta.ok ? page : meta), true); return; }
     current = await meta.json();
     const frame = $("#reports-frame");
     frame.srcdoc = await page.text(); // sandboxed: the report is data, never script
@@ -138,7 +132,7 @@
     const { day, unit, audience } = selection();
     status(t("reports_busy"));
     const response = await CG.api("/api/daily-reports/generate", { method: "POST", body: JSON.stringify({ day, org_unit: unit || null, audience }) });
-    if (!response.ok) { status(await detail(response), true); return; }
+    if (!response.ok) { status(await CG.errorText(response), true); return; }
     const [made] = (await response.json()).items;
     status(made ? t("reports_made").replace("{0}", made.id) : "");
     current = null;
@@ -150,7 +144,7 @@
     if (!current) return;
     status(t("reports_busy"));
     const response = await CG.api(`/api/daily-reports/${current.id}/send`, { method: "POST", body: JSON.stringify({ only_failed: onlyFailed }) });
-    if (!response.ok) { status(await detail(response), true); return; }
+    if (!response.ok) { status(await CG.errorText(response), true); return; }
     const done = (await response.json()).deliveries || [];
     const failed = done.filter((d) => d.status !== "ok").length;
     status(done.length ? t("reports_sent").replace("{0}", done.length - failed).replace("{1}", failed)

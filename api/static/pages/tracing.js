@@ -55,12 +55,7 @@
     return q;
   }
 
-  // The server's words for a refusal (422 lists, 4xx strings), else the status code.
-  async function errorText(response) {
-    const body = await response.json().catch(() => ({}));
-    const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
-    return `${t("tr_error")}: ${detail || response.status}`;
-  }
+  const errorText = async (response) => `${t("tr_error")}: ${await CG.errorText(response)}`;
 
   // A network failure or a lost session must not end as an uncaught rejection.
   const guarded = (fn, where) => async (...args) => {
