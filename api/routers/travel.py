@@ -68,6 +68,14 @@ class AreaPatch(BaseModel):
     effective_from: date | None = None
     effective_until: date | None = None
 
+    @model_validator(mode="after")
+    def _dates(self) -> AreaPatch:
+        # The order against the stored dates is checked by the service.
+        for value in (self.effective_from, self.effective_until):
+            if value is not None:
+                _check_dates(value, None, ("effective_from", "effective_until"))
+        return self
+
 
 def _rules(request: Request) -> service.TravelRules:
     settings = request.app.state.settings
@@ -197,6 +205,8 @@ async def change_area(
         )
     except service.NotFoundError as exc:
         raise _not_found(exc) from None
+    except service.DuplicateAreaError as exc:  # a ValueError too: before the next clause
+        raise HTTPException(409, str(exc)) from None
     except ValueError as exc:
         raise _field_error("effective_until", str(exc)) from None
     return {"area": area, "evaluation": evaluation.as_dict()}

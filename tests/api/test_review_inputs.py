@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 # Parses as a time, but its UTC form lies past the year 9999 (and before the year 1).
@@ -44,3 +46,34 @@ async def test_a_grant_that_ends_before_it_begins_is_422(admin) -> None:
     response = await admin.post("/api/grants", json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "valid_until"]
+
+
+async def test_moving_an_area_onto_another_listing_of_it_is_409(admin) -> None:
+    today = date.today()
+    name = "Zzyzx review area"
+    first = await admin.post(
+        "/api/travel/areas",
+        json={
+            "name": name,
+            "effective_from": str(today - timedelta(days=20)),
+            "effective_until": str(today - timedelta(days=10)),
+        },
+    )
+    second = await admin.post(
+        "/api/travel/areas", json={"name": name, "effective_from": str(today - timedelta(days=5))}
+    )
+    assert first.status_code == second.status_code == 201, second.text
+    ids = [first.json()["area"]["id"], second.json()["area"]["id"]]
+    try:
+        moved = await admin.patch(
+            f"/api/travel/areas/{ids[1]}", json={"effective_from": str(today - timedelta(days=15))}
+        )
+        assert moved.status_code == 409, moved.text
+        assert "already listed" in moved.json()["detail"]
+        far = await admin.patch(
+            f"/api/travel/areas/{ids[1]}", json={"effective_until": "2999-01-01"}
+        )
+        assert far.status_code == 422
+    finally:
+        for area_id in ids:
+            await admin.delete(f"/api/travel/areas/{area_id}")
