@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import click
 
 from gateway.cli import settings_of
@@ -17,7 +18,13 @@ from gateway.store.migrate import apply_migrations_on
 def command(ctx: click.Context) -> None:
     """Apply the pending schema migrations; safe to run again."""
     dsn = database_url(settings_of(ctx))
-    applied = asyncio.run(_migrate(dsn))
+    try:
+        applied = asyncio.run(_migrate(dsn))
+    except asyncpg.PostgresError as exc:
+        # Each migration runs in its own transaction: the failing one left nothing behind.
+        raise click.ClickException(
+            f"a migration failed on {redact_dsn(dsn)} and was rolled back: {exc}"
+        ) from None
     if applied:
         click.echo(f"applied {len(applied)} migrations to {redact_dsn(dsn)}: {', '.join(applied)}")
     else:

@@ -29,7 +29,13 @@ def resolve_database_url(settings: _HasDatabase) -> str:
     if settings.database_url:
         return settings.database_url
     path = Path(settings.data_dir).expanduser() / "pg"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EmbeddedDatabaseError(
+            f"cannot create the embedded database folder {path}: {exc.strerror}; "
+            "set CAMPUSGATE_DATA_DIR to a writable folder or CAMPUSGATE_DATABASE_URL"
+        ) from None
     # pgserver logs each start and exit at INFO, and platformdirs warns without
     # XDG_RUNTIME_DIR; neither tells the operator anything.
     logging.getLogger("pgserver").setLevel(logging.WARNING)

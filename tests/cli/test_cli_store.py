@@ -110,3 +110,31 @@ def test_configured_database_url_is_used_as_is(tmp_path: Path) -> None:
     settings = Settings(database_url="postgresql://u@db.example:5432/cg", data_dir=tmp_path)
     assert resolve_database_url(settings) == "postgresql://u@db.example:5432/cg"
     assert not (tmp_path / "pg").exists()
+
+
+def test_unwritable_data_dir_for_the_embedded_database_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(main, ["--data-dir", str(blocker / "data"), "migrate"])
+    line = one_line_error(result)
+    assert "cannot create the embedded database folder" in line
+
+
+def test_a_failing_migration_is_one_line_and_rolled_back(database_factory) -> None:
+    import asyncio
+
+    import asyncpg
+
+    dsn = database_factory("badmig")
+
+    async def squat() -> None:  # a table in the way of the first migration
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("CREATE TABLE org_units (x int)")
+        finally:
+            await conn.close()
+
+    asyncio.run(squat())
+    line = one_line_error(run(dsn, "migrate"))
+    assert "a migration failed" in line and "rolled back" in line
+    assert count(dsn, "SELECT count(*) FROM schema_migrations") == 0
