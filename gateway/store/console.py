@@ -354,49 +354,6 @@ async def list_access_events(
     return _dicts(rows)
 
 
-_INSIDE = """
-WITH last AS (
-    SELECT DISTINCT ON (person_id, zone_id) person_id, zone_id, direction, received_at
-    FROM access_events
-    WHERE type = 'card' AND decision = 'admit' AND person_id IS NOT NULL AND zone_id IS NOT NULL
-      AND received_at >= $1
-    ORDER BY person_id, zone_id, received_at DESC
-)
-"""
-
-
-async def inside_now(
-    conn: asyncpg.Connection, zone_id: str, since: datetime
-) -> list[dict[str, Any]]:
-    """People whose last admitted passage into this zone (since `since`) was inwards."""
-    rows = await conn.fetch(
-        _INSIDE
-        + """
-        SELECT l.person_id, p.name, p.kind, p.org_unit_id, l.received_at AS entered_at
-        FROM last l JOIN people p ON p.id = l.person_id
-        WHERE l.zone_id = $2 AND l.direction = 'in' ORDER BY l.received_at
-        """,
-        since,
-        zone_id,
-    )
-    return _dicts(rows)
-
-
-async def occupancy(conn: asyncpg.Connection, since: datetime) -> list[dict[str, Any]]:
-    """Per zone: capacity and how many people are inside now."""
-    rows = await conn.fetch(
-        _INSIDE
-        + """
-        SELECT z.id AS zone_id, z.name, z.kind, z.capacity,
-               count(l.person_id) FILTER (WHERE l.direction = 'in')::int AS inside
-        FROM zones z LEFT JOIN last l ON l.zone_id = z.id
-        GROUP BY z.id ORDER BY z.id
-        """,
-        since,
-    )
-    return _dicts(rows)
-
-
 async def counts_since(
     conn: asyncpg.Connection, since: datetime, org_scope: str | None = None
 ) -> dict[str, Any]:
