@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from firmware_sim.campus import CampusFacts, SimPerson
 from firmware_sim.fleet import Fleet
@@ -27,6 +28,7 @@ class Chain:
     zone_ab: str
     zone_bc: str
     result: ScenarioResult
+    began: datetime  # after the three left wherever they were: trace from here
 
 
 def chain_people(facts: CampusFacts) -> tuple[SimPerson, SimPerson, SimPerson]:
@@ -89,6 +91,13 @@ async def traced_chain(
     async def leave_dorm(person: SimPerson) -> bool:
         return await _pass(result, f"{person.id} out", dorm_out, person.cards[0], "out", timeout)
 
+    # Earlier traffic may have left any of them inside somewhere: a passage ends every
+    # stay of theirs, so C cannot still be in the dormitory from before when A is there.
+    for person in (a, b, c):
+        await leave_dorm(person)
+    await asyncio.sleep(0.1)
+    began = datetime.now(UTC)
+
     # A and B: the lab when its schedule lets them in now, else the dormitory.
     eid = lab.swipe(a.cards[0], direction="in")
     try:
@@ -115,4 +124,4 @@ async def traced_chain(
     await asyncio.sleep(dwell_s)
     await leave_dorm(b)
     await leave_dorm(c)
-    return Chain(a.id, b.id, c.id, zone_ab, facts.dorm, result)
+    return Chain(a.id, b.id, c.id, zone_ab, facts.dorm, result, began)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from rich.console import Console
 from rich.tree import Tree
@@ -33,9 +33,6 @@ async def show_traced_chain(
 
     Prints the chain as a tree and returns the index person's id.
     """
-    # Trace from the chain's start: earlier runs' traffic (same people, same day) would
-    # add contacts of their own and could make C a first-generation contact.
-    started = datetime.now(UTC) - timedelta(seconds=1)
     chain = await traced_chain(fleet, facts, dwell_s=DEMO_DWELL_S)
     console.print(str(chain.result), highlight=False)
     conn = await connect(dsn)
@@ -44,7 +41,9 @@ async def show_traced_chain(
             conn,
             TraceRequest(
                 chain.a,
-                start=started,
+                # From the chain's start: earlier runs' traffic the same day would add
+                # contacts of its own and could make C a first-generation contact.
+                start=chain.began,
                 generations=2,
                 limit=50,
                 min_overlap_s=DEMO_MIN_OVERLAP_S,
