@@ -84,20 +84,41 @@ def admin_dsn(tmp_path_factory) -> Iterator[str]:
         server.cleanup()
 
 
+# Databases to drop when the session ends: (admin DSN, name). Dropped in
+# pytest_sessionfinish, not in the fixture's teardown: that teardown runs inside the
+# last test's pytest-timeout, and a few hundred DROP DATABASE on a loaded machine
+# can take longer than one test may.
+_CREATED_DATABASES: list[tuple[str, str]] = []
+
+
 @pytest.fixture(scope="session")
 def database_factory(admin_dsn: str) -> Iterator:
-    """Creates fresh, empty databases on demand; drops them at the end of the session."""
-    created: list[str] = []
+    """Creates fresh, empty databases on demand; they are dropped when the session ends."""
+    configured = os.environ.get("CAMPUSGATE_TEST_ADMIN_DSN")
+    embedded = configured == "embedded" or (not configured and admin_dsn != DEFAULT_ADMIN_DSN)
 
     def make(label: str = "t") -> str:
         name = f"cg_test_{label}_{os.getpid()}_{secrets.token_hex(3)}"
         _run(_admin(admin_dsn, f'CREATE DATABASE "{name}"'))
-        created.append(name)
+        if not embedded:  # an embedded server is removed whole at the end of the session
+            _CREATED_DATABASES.append((admin_dsn, name))
         return _dsn_for(admin_dsn, name)
 
     yield make
-    for name in created:
-        _run(_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _drop_all(databases: list[tuple[str, str]]) -> None:
+    for admin_dsn, name in databases:
+        try:
+            await _admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except (OSError, asyncpg.PostgresError) as exc:
+            print(f"could not drop test database {name}: {exc}")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _CREATED_DATABASES:
+        _run(_drop_all(list(_CREATED_DATABASES)))
+        _CREATED_DATABASES.clear()
 
 
 @pytest.fixture(scope="session")
