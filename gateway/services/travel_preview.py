@@ -35,7 +35,8 @@ async def preview_area(
 
     Answer: {area, affected: [trip...], evaluation, truncated}. Each trip: person_id,
     person_name, declaration_id, destination, departure_date, return_date, matched (what
-    the destination resolved to), until (proposed end of isolation) and outcome:
+    the destination resolved to), until (proposed end of isolation: the start of
+    until_date, campus time) and outcome:
     isolate, extend, waiting (another status holds the person; applies once it ends),
     on_return (not back yet), unchanged (already isolated long enough, or an officer
     cleared the person after this trip), waived, or period_over (return + isolation days
@@ -99,6 +100,7 @@ async def _affected(
                 "return_date": row["return_date"],
                 "matched": matched,
                 "until": until,
+                "until_date": trip.return_date + timedelta(days=rules.isolation_days),
                 "outcome": _outcome(row, trip, evaluation, start, now, still_open_on),
             }
         )

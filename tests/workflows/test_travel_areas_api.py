@@ -80,6 +80,7 @@ async def test_preview_then_confirm_isolates_who_came_back_before_the_listing(
     }
     assert rows["S1"]["matched"] == WUHAN and rows["S1"]["destination"] == "武汉市"
     assert datetime.fromisoformat(rows["S1"]["until"]) == start(day(11))  # return + 14
+    assert rows["S1"]["until_date"] == str(day(11))
     assert rows["S1"]["person_name"] == "Li Hua" and body["truncated"] is False
     # nothing was written
     assert await _status(campus, "S1") is None
