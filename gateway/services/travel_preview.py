@@ -7,7 +7,8 @@ what confirming (listing the area) does, with nothing written.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ from gateway.services import places, travel
 from gateway.store import travel as store
 
 MAX_LISTED = 2000  # trips shown by one preview; the answer says when there were more
+_PAGE = 5000
 
 
 class _Rollback(Exception):
@@ -64,12 +66,10 @@ async def _affected(
     listed = next(a for a in await store.load_areas(conn) if a.id == area["id"])
     today = now.astimezone(rules.tz).date()
     still_open_on = today - timedelta(days=rules.isolation_days - 1)
-    trips = await store.returned_between(
-        conn, listed.effective_from, today + timedelta(days=366 * 2), limit=MAX_LISTED + 1
-    )
-    truncated = len(trips) > MAX_LISTED
-    affected = []
-    for row in trips[:MAX_LISTED]:
+    affected: list[dict[str, Any]] = []
+    async for row in _returned_since(conn, listed.effective_from, today):
+        if len(affected) > MAX_LISTED:
+            break
         matched = row["place_match"]
         if row["divisions"] is None:  # closed before places were resolved: not stored
             found = places.resolve(row["destination"])
@@ -104,6 +104,8 @@ async def _affected(
                 "outcome": _outcome(row, trip, evaluation, start, now, still_open_on),
             }
         )
+    truncated = len(affected) > MAX_LISTED
+    del affected[MAX_LISTED:]
     public = {k: area[k] for k in ("name", "match", "effective_from", "effective_until")}
     public.update(division_code=area["division_code"], place_match=area["place_match"])
     return {
@@ -114,13 +116,29 @@ async def _affected(
     }
 
 
+async def _returned_since(
+    conn: asyncpg.Connection, first: date, today: date
+) -> AsyncIterator[dict[str, Any]]:
+    """Every declaration returning from `first` on (to the farthest date accepted), by pages."""
+    offset = 0
+    while True:
+        page = await store.returned_between(
+            conn, first, today + timedelta(days=366 * 2), limit=_PAGE, offset=offset
+        )
+        for row in page:
+            yield row
+        if len(page) < _PAGE:
+            return
+        offset += _PAGE
+
+
 def _outcome(
     row: dict[str, Any],
     trip: TravelDeclaration,
     evaluation: travel.Evaluation,
     start: datetime,
     now: datetime,
-    still_open_on: Any,
+    still_open_on: date,
 ) -> str:
     if row["waived_at"] is not None:
         return "waived"

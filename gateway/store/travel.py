@@ -225,7 +225,7 @@ async def open_declarations(
 
 
 async def returned_between(
-    conn: asyncpg.Connection, first: date, last: date, *, limit: int
+    conn: asyncpg.Connection, first: date, last: date, *, limit: int, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Declarations with a return date from `first` to `last` (inclusive), oldest first."""
     rows = await conn.fetch(
@@ -233,11 +233,12 @@ async def returned_between(
         SELECT {_DECLARATION_COLUMNS}
         FROM travel_declarations d JOIN people p ON p.id = d.person_id
         WHERE d.return_date BETWEEN $1 AND $2
-        ORDER BY d.return_date, d.id LIMIT $3
+        ORDER BY d.return_date, d.id LIMIT $3 OFFSET $4
         """,
         first,
         last,
         limit,
+        offset,
     )
     return [dict(r) for r in rows]
 

@@ -196,3 +196,26 @@ async def test_csv_import_resolves_chinese_and_english_destinations(
         ("S2", ["420100"], WUHAN),
         ("S4", [], "text match"),
     ]
+
+
+async def test_a_long_preview_is_read_by_pages_and_cut(
+    campus: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.services import travel_preview
+
+    monkeypatch.setattr(travel_preview, "_PAGE", 2)
+    monkeypatch.setattr(travel_preview, "MAX_LISTED", 2)
+    trips = [Trip(p, "Wuhan", day(-6), day(-k)) for k, p in enumerate(["S1", "S2", "S3"], 1)]
+    await declare(campus, [*trips, Trip("S4", "Milan", day(-6), day(-1))], RULES, by="ho")
+    values = {"name": "Wuhan", "match": "Wuhan", "effective_from": day(-14)}
+    answer = await travel_preview.preview_area(
+        campus, {**values, "effective_until": None}, RULES, by="ho"
+    )
+    assert answer["truncated"] is True
+    assert [r["person_id"] for r in answer["affected"]] == ["S3", "S2"]  # oldest return first
+    monkeypatch.setattr(travel_preview, "MAX_LISTED", 3)
+    answer = await travel_preview.preview_area(
+        campus, {**values, "effective_until": None}, RULES, by="ho"
+    )
+    assert answer["truncated"] is False and len(answer["affected"]) == 3
+    assert await campus.fetchval("SELECT count(*) FROM health_status") == 0
