@@ -3,7 +3,11 @@
 What a health officer can rely on (each evaluation follows these rules):
 
 - A trip isolates when its destination matches a listed area that was effective on
-  any day of the trip (departure to return, inclusive). The person is put in
+  any day of the trip (departure to return, inclusive). Destinations and areas are
+  resolved to administrative divisions when filed (gateway/services/places.py): an area
+  covers the trips in its division (a province its cities); a destination that names no
+  division (abroad, ambiguous) is matched by text. An area may be listed from a past
+  date, so that people already back from it are caught (preview: travel_preview.py). The person is put in
   `home_isolation` from the start of the return date (campus time) until the start of
   return date + isolation_days, with a caretaker from their org unit. A trip declared
   ahead isolates when its return date comes (the scheduled job, every declaration and
