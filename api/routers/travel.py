@@ -15,6 +15,7 @@ from api.permissions import Permission
 from api.routers.people import ensure_in_scope, scope_of
 from gateway.services import travel as service
 from gateway.services.travel_import import TravelImportError, import_declarations
+from gateway.services.travel_preview import preview_area
 from gateway.store import travel as store
 
 router = APIRouter(prefix="/api/travel", tags=["travel"])
@@ -24,6 +25,9 @@ Waiver = Allowed(Permission.WRITE_HEALTH)
 MAX_BYTES = 8 * 1024 * 1024
 # Farther out than this a date is a typing mistake, not a trip.
 _MAX_YEARS = 2
+# An area's listing may start in the past (people already back are caught), but not
+# farther back than this: a trip that old has no isolation left to apply.
+MAX_BACKDATE_DAYS = 366
 
 
 def _check_dates(first: date, last: date | None, names: tuple[str, str]) -> None:
@@ -51,14 +55,19 @@ class DeclarationIn(BaseModel):
 class AreaIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"\S")
     match: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
-    effective_from: date
+    # Since when the area is an epidemic area; may lie in the past. Default: today minus
+    # the isolation days (14), so whoever came back from it within them is caught.
+    effective_from: date | None = None
     effective_until: date | None = None
 
     @model_validator(mode="after")
     def _dates(self) -> AreaIn:
-        _check_dates(
-            self.effective_from, self.effective_until, ("effective_from", "effective_until")
-        )
+        if self.effective_from is not None:
+            _check_dates(
+                self.effective_from, self.effective_until, ("effective_from", "effective_until")
+            )
+        elif self.effective_until is not None:
+            _check_dates(self.effective_until, None, ("effective_until", "effective_until"))
         return self
 
 
@@ -176,18 +185,61 @@ async def list_areas(operator: Declarer, conn: Conn) -> list[dict[str, Any]]:
     return await store.list_areas(conn)
 
 
+def _refuse_backdating(start: date, rules: service.TravelRules) -> None:
+    if (datetime.now(rules.tz).date() - start).days > MAX_BACKDATE_DAYS:
+        raise _field_error(
+            "effective_from",
+            f"effective_from more than {MAX_BACKDATE_DAYS} days back is refused: a trip "
+            f"that old has no isolation left (the default is {rules.isolation_days} days back)",
+        )
+
+
+def _area_values(body: AreaIn, rules: service.TravelRules) -> dict[str, Any]:
+    """The area to list: match defaults to the name, effective_from to isolation days back."""
+    today = datetime.now(rules.tz).date()
+    start = body.effective_from or today - timedelta(days=rules.isolation_days)
+    _refuse_backdating(start, rules)
+    if body.effective_until is not None and body.effective_until < start:
+        raise _field_error("effective_until", "effective_until lies before effective_from")
+    return {
+        "name": body.name.strip(),
+        "match": (body.match or body.name).strip(),
+        "effective_from": start,
+        "effective_until": body.effective_until,
+    }
+
+
+@router.post("/areas/preview")
+async def preview_new_area(
+    body: AreaIn, operator: AreaManager, request: Request, conn: Conn
+) -> dict[str, Any]:
+    """What listing this area would do, written nowhere: the division its match names and
+    every trip it covers (person, destination, matched division, proposed until, outcome).
+    Confirm by POSTing the same body to /api/travel/areas."""
+    rules = _rules(request)
+    values = _area_values(body, rules)
+    try:
+        return await preview_area(conn, values, rules, by=operator.name)
+    except service.DuplicateAreaError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except service.AmbiguousPlaceError as exc:
+        raise _field_error("match", str(exc)) from None
+
+
 @router.post("/areas", status_code=status.HTTP_201_CREATED)
 async def add_area(
     body: AreaIn, operator: AreaManager, request: Request, conn: Conn
 ) -> dict[str, Any]:
-    """List an area; `match` (default: the name) is looked for in trip destinations."""
-    values = body.model_dump()
-    values["match"] = (body.match or body.name).strip()
-    values["name"] = body.name.strip()
+    """List an area; `match` (default: the name) is resolved to an administrative division
+    (or, for a place outside China's gazetteer, looked for as text in destinations)."""
+    rules = _rules(request)
+    values = _area_values(body, rules)
     try:
-        area, evaluation = await service.add_area(conn, values, _rules(request), by=operator.name)
+        area, evaluation = await service.add_area(conn, values, rules, by=operator.name)
     except service.DuplicateAreaError as exc:
         raise HTTPException(409, str(exc)) from None
+    except service.AmbiguousPlaceError as exc:
+        raise _field_error("match", str(exc)) from None
     return {"area": area, "evaluation": evaluation.as_dict()}
 
 
@@ -199,14 +251,19 @@ async def change_area(
     for key in ("name", "match", "effective_from"):
         if key in changes and changes[key] is None:
             raise _field_error(key, f"{key} cannot be null")
+    rules = _rules(request)
+    if "effective_from" in changes:
+        _refuse_backdating(changes["effective_from"], rules)
     try:
         area, evaluation = await service.change_area(
-            conn, area_id, changes, _rules(request), by=operator.name
+            conn, area_id, changes, rules, by=operator.name
         )
     except service.NotFoundError as exc:
         raise _not_found(exc) from None
     except service.DuplicateAreaError as exc:  # a ValueError too: before the next clause
         raise HTTPException(409, str(exc)) from None
+    except service.AmbiguousPlaceError as exc:  # a ValueError too
+        raise _field_error("match", str(exc)) from None
     except ValueError as exc:
         raise _field_error("effective_until", str(exc)) from None
     return {"area": area, "evaluation": evaluation.as_dict()}

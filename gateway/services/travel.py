@@ -3,7 +3,11 @@
 What a health officer can rely on (each evaluation follows these rules):
 
 - A trip isolates when its destination matches a listed area that was effective on
-  any day of the trip (departure to return, inclusive). The person is put in
+  any day of the trip (departure to return, inclusive). Destinations and areas are
+  resolved to administrative divisions when filed (gateway/services/places.py): an area
+  covers the trips in its division (a province its cities); a destination that names no
+  division (abroad, ambiguous) is matched by text. An area may be listed from a past
+  date, so that people already back from it are caught (preview: travel_preview.py). The person is put in
   `home_isolation` from the start of the return date (campus time) until the start of
   return date + isolation_days, with a caretaker from their org unit. A trip declared
   ahead isolates when its return date comes (the scheduled job, every declaration and
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,6 +43,7 @@ from gateway.domain.travel import (
     isolation_window,
     matching_areas,
 )
+from gateway.services import places
 from gateway.services.caretaking import choose_caretakers
 from gateway.services.health import CurrentStatus, current_status, lock_people
 from gateway.services.operations import NotFoundError, _jsonable
@@ -99,6 +104,8 @@ async def evaluate(
         declarations = await store.open_declarations(
             conn, still_open_on=still_open_on, person_ids=people
         )
+        declarations = await _resolve_missing(conn, declarations)
+        await _resolve_missing_areas(conn)
         by_person: dict[str, list[TravelDeclaration]] = defaultdict(list)
         for declaration in declarations:
             by_person[declaration.person_id].append(declaration)
@@ -106,6 +113,37 @@ async def evaluate(
         for person_id, trips in by_person.items():
             await _evaluate_person(conn, person_id, trips, areas, rules, now, by, result)
     return result
+
+
+async def _resolve_missing(
+    conn: asyncpg.Connection, declarations: list[TravelDeclaration]
+) -> list[TravelDeclaration]:
+    """Resolve (and store) the places of trips filed before places were resolved."""
+    done = []
+    for declaration in declarations:
+        if declaration.divisions is None:
+            found = places.resolve(declaration.destination)
+            await store.record_declaration_place(
+                conn, declaration.id, divisions=found.codes, place_match=found.describe()
+            )
+            declaration = replace(declaration, divisions=found.codes)
+        done.append(declaration)
+    return done
+
+
+async def _resolve_missing_areas(conn: asyncpg.Connection) -> None:
+    """Resolve areas listed before places were resolved (an ambiguous one: by text)."""
+    for area_id, match in await store.unresolved_areas(conn):
+        try:
+            place = area_place(match)
+        except AmbiguousPlaceError:
+            found = places.resolve(match)
+            place = {
+                "division_code": None,
+                "place_match": found.describe(),
+                "match_terms": [places.normalise(match)],
+            }
+        await store.record_area_place(conn, area_id, **place)
 
 
 async def _evaluate_person(
@@ -259,10 +297,20 @@ async def declare(
         missing = people - await lock_people(conn, people)
         if missing:
             raise NotFoundError(f"no person {sorted(missing)[0]!r}")
-        rows = [
-            (t.person_id, t.destination.strip(), t.departure_date, t.return_date, t.note)
-            for t in trips
-        ]
+        rows = []
+        for t in trips:
+            found = places.resolve(t.destination)
+            rows.append(
+                (
+                    t.person_id,
+                    t.destination.strip(),
+                    t.departure_date,
+                    t.return_date,
+                    t.note,
+                    found.codes,
+                    found.describe(),
+                )
+            )
         ids = await store.insert_declarations(conn, rows, by=by, source=source)
         await record_audit(
             conn,
@@ -314,6 +362,35 @@ class DuplicateAreaError(ValueError):
     """The same area is already listed for an overlapping period."""
 
 
+class AmbiguousPlaceError(ValueError):
+    """An area's match text names several divisions, or one name that fits several."""
+
+
+def area_place(match: str) -> dict[str, Any]:
+    """The division an area's `match` names (division_code, place_match, match_terms): a
+    division, or None and a text match for a place outside the gazetteer (Milan).
+
+    AmbiguousPlaceError when it names several places or a name several divisions share.
+    """
+    found = places.resolve(match)
+    if len(found.divisions) > 1:
+        raise AmbiguousPlaceError(
+            f"{match!r} names several places ({found.describe()}): list one area at a time"
+        )
+    if found.ambiguous and not found.divisions:
+        options = " or ".join(d.label for d in found.ambiguous[0])
+        raise AmbiguousPlaceError(
+            f"{match!r} could be {options}: add the province (e.g. 'Fuzhou, Fujian') "
+            "or write the name in Chinese"
+        )
+    division = found.divisions[0].code if found.divisions else None
+    return {
+        "division_code": division,
+        "place_match": found.describe(),
+        "match_terms": places.text_terms(match, found),
+    }
+
+
 def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """True when the effective periods of two areas share a day (until is inclusive)."""
     a_until, b_until = a["effective_until"] or date.max, b["effective_until"] or date.max
@@ -344,11 +421,13 @@ async def _refuse_duplicate(
 async def add_area(
     conn: asyncpg.Connection, values: dict[str, Any], rules: TravelRules, *, by: str
 ) -> tuple[dict[str, Any], Evaluation]:
-    """List an area (name, match, effective_from, effective_until) and re-evaluate.
+    """List an area (name, match, effective_from, effective_until) and re-evaluate; the
+    match is resolved to a division (see area_place; AmbiguousPlaceError).
 
     DuplicateAreaError when an area of the same name is listed for an overlapping period
     (change that one's dates instead: two rows would make a later delisting ambiguous).
     """
+    values = {**values, **area_place(values["match"])}
     async with conn.transaction():
         await _refuse_duplicate(conn, values)
         area = await store.insert_area(conn, by=by, **values)
@@ -368,7 +447,10 @@ async def change_area(
     by: str,
 ) -> tuple[dict[str, Any], Evaluation]:
     """Change an area's name, match or dates and re-evaluate; ValueError for dates out of
-    order, DuplicateAreaError when it would overlap another listing of the same name."""
+    order, DuplicateAreaError when it would overlap another listing of the same name,
+    AmbiguousPlaceError for a match that names no single place."""
+    if "match" in changes:
+        changes = {**changes, **area_place(changes["match"])}
     async with conn.transaction():
         before = await store.get_area(conn, area_id)
         if before is None:

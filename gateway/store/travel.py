@@ -12,22 +12,66 @@ from gateway.domain.travel import EpidemicArea, TravelDeclaration
 
 _AREA_COLUMNS = (
     "id, name, match, effective_from, effective_until, created_by, created_at, "
-    "updated_by, updated_at"
+    "updated_by, updated_at, division_code, place_match, match_terms"
 )
 _DECLARATION_COLUMNS = (
     "d.id, d.person_id, p.name AS person_name, p.org_unit_id, d.destination, "
     "d.departure_date, d.return_date, d.note, d.declared_by, d.declared_at, d.source, "
-    "d.matched_areas, d.evaluated_at, d.isolated_at, d.lifted_at, d.waived_by, d.waived_at"
+    "d.matched_areas, d.evaluated_at, d.isolated_at, d.lifted_at, d.waived_by, d.waived_at, "
+    "d.divisions, d.place_match"
 )
 
 
 def _area(r: asyncpg.Record) -> EpidemicArea:
-    return EpidemicArea(r["id"], r["name"], r["match"], r["effective_from"], r["effective_until"])
+    return EpidemicArea(
+        r["id"],
+        r["name"],
+        r["match"],
+        r["effective_from"],
+        r["effective_until"],
+        r["division_code"],
+        tuple(r["match_terms"] or ()),
+    )
 
 
 async def load_areas(conn: asyncpg.Connection) -> list[EpidemicArea]:
     rows = await conn.fetch(f"SELECT {_AREA_COLUMNS} FROM epidemic_areas ORDER BY id")
     return [_area(r) for r in rows]
+
+
+async def unresolved_areas(conn: asyncpg.Connection) -> list[tuple[int, str]]:
+    """(id, match) of areas listed before places were resolved."""
+    rows = await conn.fetch("SELECT id, match FROM epidemic_areas WHERE place_match IS NULL")
+    return [(r[0], r[1]) for r in rows]
+
+
+async def record_area_place(
+    conn: asyncpg.Connection,
+    area_id: int,
+    *,
+    division_code: str | None,
+    place_match: str,
+    match_terms: Sequence[str],
+) -> None:
+    await conn.execute(
+        "UPDATE epidemic_areas SET division_code = $2, place_match = $3, match_terms = $4 "
+        "WHERE id = $1",
+        area_id,
+        division_code,
+        place_match,
+        list(match_terms),
+    )
+
+
+async def record_declaration_place(
+    conn: asyncpg.Connection, declaration_id: int, *, divisions: Sequence[str], place_match: str
+) -> None:
+    await conn.execute(
+        "UPDATE travel_declarations SET divisions = $2, place_match = $3 WHERE id = $1",
+        declaration_id,
+        list(divisions),
+        place_match,
+    )
 
 
 async def list_areas(conn: asyncpg.Connection) -> list[dict[str, Any]]:
@@ -49,19 +93,26 @@ async def insert_area(
     match: str,
     effective_from: date,
     effective_until: date | None,
+    division_code: str | None,
+    place_match: str,
+    match_terms: Sequence[str],
     by: str,
 ) -> dict[str, Any]:
     row = await conn.fetchrow(
         f"""
         INSERT INTO epidemic_areas (name, match, effective_from, effective_until,
-                                    created_by, updated_by)
-        VALUES ($1, $2, $3, $4, $5, $5) RETURNING {_AREA_COLUMNS}
+                                    created_by, updated_by, division_code, place_match,
+                                    match_terms)
+        VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) RETURNING {_AREA_COLUMNS}
         """,
         name,
         match,
         effective_from,
         effective_until,
         by,
+        division_code,
+        place_match,
+        list(match_terms),
     )
     return dict(row)
 
@@ -69,8 +120,17 @@ async def insert_area(
 async def update_area(
     conn: asyncpg.Connection, area_id: int, changes: dict[str, Any], *, by: str
 ) -> dict[str, Any] | None:
-    """Apply `changes` (name, match, effective_from, effective_until); None if no such area."""
-    allowed = ("name", "match", "effective_from", "effective_until")
+    """Apply `changes` (name, match, effective_from, effective_until, and the place `match`
+    resolved to: division_code, place_match, match_terms); None if no such area."""
+    allowed = (
+        "name",
+        "match",
+        "effective_from",
+        "effective_until",
+        "division_code",
+        "place_match",
+        "match_terms",
+    )
     fields = [k for k in allowed if k in changes]
     sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(fields))
     row = await conn.fetchrow(
@@ -90,22 +150,26 @@ async def delete_area(conn: asyncpg.Connection, area_id: int) -> bool:
 
 async def insert_declarations(
     conn: asyncpg.Connection,
-    rows: Sequence[tuple[str, str, date, date, str]],
+    rows: Sequence[tuple[str, str, date, date, str, Sequence[str], str]],
     *,
     by: str,
     source: str,
 ) -> list[int]:
-    """Insert (person, destination, departure, return, note) rows; a repeated trip is kept
-    once. Returns the ids of the rows now on file for the given trips, new or old."""
+    """Insert (person, destination, departure, return, note, divisions, place_match) rows;
+    a repeated trip is kept once. Returns the ids of the rows now on file for the given
+    trips, new or old."""
     ids = await conn.fetch(
         """
         WITH given AS (
-            SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::date[], $5::text[])
-                AS g(person_id, destination, departure_date, return_date, note)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::date[], $5::text[],
+                                 $8::text[], $9::text[])
+                AS g(person_id, destination, departure_date, return_date, note, divs, place)
         ), added AS (
             INSERT INTO travel_declarations
-                (person_id, destination, departure_date, return_date, note, declared_by, source)
-            SELECT person_id, destination, departure_date, return_date, note, $6, $7 FROM given
+                (person_id, destination, departure_date, return_date, note, declared_by, source,
+                 divisions, place_match)
+            SELECT person_id, destination, departure_date, return_date, note, $6, $7,
+                   string_to_array(divs, ','), place FROM given
             ON CONFLICT (person_id, destination, departure_date, return_date) DO NOTHING
             RETURNING id
         )
@@ -121,6 +185,8 @@ async def insert_declarations(
         [r[4] for r in rows],
         by,
         source,
+        [",".join(r[5]) for r in rows],  # codes are digits: a comma cannot be in one
+        [r[6] for r in rows],
     )
     return sorted(r[0] for r in ids)
 
@@ -135,6 +201,7 @@ def _declaration(r: asyncpg.Record) -> TravelDeclaration:
         r["isolated_at"],
         r["waived_at"],
         tuple(r["matched_areas"]),
+        None if r["divisions"] is None else tuple(r["divisions"]),
     )
 
 
@@ -146,7 +213,7 @@ async def open_declarations(
     rows = await conn.fetch(
         """
         SELECT id, person_id, destination, departure_date, return_date, isolated_at, waived_at,
-               matched_areas
+               matched_areas, divisions
         FROM travel_declarations
         WHERE return_date >= $1 AND ($2::text[] IS NULL OR person_id = ANY($2::text[]))
         ORDER BY person_id, id
@@ -155,6 +222,25 @@ async def open_declarations(
         list(person_ids) if person_ids is not None else None,
     )
     return [_declaration(r) for r in rows]
+
+
+async def returned_between(
+    conn: asyncpg.Connection, first: date, last: date, *, limit: int, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Declarations with a return date from `first` to `last` (inclusive), oldest first."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_DECLARATION_COLUMNS}
+        FROM travel_declarations d JOIN people p ON p.id = d.person_id
+        WHERE d.return_date BETWEEN $1 AND $2
+        ORDER BY d.return_date, d.id LIMIT $3 OFFSET $4
+        """,
+        first,
+        last,
+        limit,
+        offset,
+    )
+    return [dict(r) for r in rows]
 
 
 async def record_evaluation(

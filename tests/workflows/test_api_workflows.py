@@ -71,7 +71,7 @@ TRIP = {
     "departure_date": str(TODAY),
     "return_date": str(TODAY),
 }
-AREA = {"name": "Nowhere-perm", "effective_from": str(TODAY - timedelta(days=400))}
+AREA = {"name": "Nowhere-perm", "effective_from": str(TODAY - timedelta(days=300))}
 # (method, path, body, roles allowed): the others get 403, anonymous 401, nobody a 5xx.
 ROUTES = [
     ("GET", "/api/health/fever-watch", None, {"admin", "guard", "health_officer"}),
@@ -97,6 +97,7 @@ ROUTES = [
     ("POST", "/api/travel/declarations", TRIP, {"admin", "health_officer", "liaison"}),
     ("POST", "/api/travel/declarations/999999/waive", None, {"admin", "health_officer"}),
     ("GET", "/api/travel/areas", None, {"admin", "health_officer", "liaison"}),
+    ("POST", "/api/travel/areas/preview", AREA, {"admin", "health_officer"}),
     ("POST", "/api/travel/areas", AREA, {"admin", "health_officer"}),
     ("PATCH", "/api/travel/areas/999999", {"name": "y"}, {"admin", "health_officer"}),
     ("DELETE", "/api/travel/areas/999999", None, {"admin", "health_officer"}),

@@ -27,6 +27,11 @@
       h_ev_isolated: "已隔离", h_ev_extended: "隔离延长", h_ev_lifted: "解除隔离", h_ev_waiting: "待返回后隔离",
       h_confirm_waive: "豁免这次出行？仅由它引起的隔离将解除。", h_confirm_remove: "移除疫区 {0}？仅由它引起的隔离将解除。",
       h_lifted: "解除隔离", h_refreshed: "更新于",
+      h_matched: "匹配区划", h_text_match: "文字匹配", h_preview: "预览", h_confirm_area: "确认列为疫区并隔离",
+      h_cancel: "取消", h_from_hint: "留空：14 天前", h_would: "将受影响的人员", h_outcome: "处理",
+      h_out_isolate: "将隔离", h_out_extend: "将延长隔离", h_out_waiting: "待当前状态结束后隔离",
+      h_out_on_return: "返回当日隔离", h_out_unchanged: "不变", h_out_waived: "已豁免",
+      h_out_period_over: "隔离期已过，不隔离", h_nobody: "没有人会被隔离", h_truncated: "仅显示前 2000 条",
     },
     en: {
       h_tab: "Health", h_measure: "Re-measurement", h_find: "Find a person on fever watch", h_celsius: "Reading (°C)",
@@ -49,10 +54,18 @@
       h_ev_waiting: "waiting", h_confirm_waive: "Waive this trip? An isolation only it caused is lifted.",
       h_confirm_remove: "Remove the area {0}? Isolations only it caused are lifted.", h_lifted: "lifted",
       h_refreshed: "updated",
+      h_matched: "Matched", h_text_match: "text match", h_preview: "Preview", h_confirm_area: "Confirm: list and isolate",
+      h_cancel: "Cancel", h_from_hint: "empty: 14 days back", h_would: "Who listing this area affects",
+      h_outcome: "Outcome", h_out_isolate: "will be isolated", h_out_extend: "isolation lengthened",
+      h_out_waiting: "isolated once the current status ends", h_out_on_return: "isolated on return",
+      h_out_unchanged: "unchanged", h_out_waived: "waived", h_out_period_over: "period over: not isolated",
+      h_nobody: "Nobody would be isolated", h_truncated: "only the first 2000 are shown",
     },
   };
 
   const st = (s) => (s ? t("st_" + s) : "");
+  // What a destination or an area resolved to: "武汉市 (湖北省) 420100", or a text match.
+  const matchedText = (m) => (!m ? "" : m.replace(/text match/g, t("h_text_match")));
   const parts = {};
 
   async function call(path, options, out) {
@@ -223,9 +236,10 @@
     const file = el("input", { type: "file", accept: ".csv", class: "ht-file" });
     async function load() {
       const rows = await call("/api/travel/declarations?limit=200", {}, out);
-      list.replaceChildren(table([t("h_person"), t("h_destination"), t("h_departure"), t("h_return"), t("h_result"), ""],
+      list.replaceChildren(table([t("h_person"), t("h_destination"), t("h_matched"), t("h_departure"), t("h_return"), t("h_result"), ""],
         rows.map((d) => el("tr", { dataset: { id: d.id } }, el("td", {}, `${d.person_name} (${d.person_id})`),
-          el("td", {}, d.destination), el("td", {}, d.departure_date), el("td", {}, d.return_date),
+          el("td", {}, d.destination), el("td", { class: "ht-matched" }, matchedText(d.place_match)),
+          el("td", {}, d.departure_date), el("td", {}, d.return_date),
           el("td", {}, d.waived_at ? t("h_waive") : d.isolated_at ? t("h_isolated") : (d.matched_areas || []).join(", ")),
           el("td", {}, may("write_health") && !d.waived_at ? el("button", { class: "ht-waive", onclick: guarded(async () => {
             if (!confirm(t("h_confirm_waive"))) return;
@@ -259,17 +273,19 @@
 
   function areaBlock() {
     const list = el("div", { id: "ha-list" });
+    const preview = el("div", { id: "ha-preview" });
     const out = msg("ha-msg");
     const inputs = {
       name: el("input", { class: "ha-name", required: true }),
       match: el("input", { class: "ha-match" }),
-      effective_from: el("input", { type: "date", class: "ha-from", required: true }),
+      effective_from: el("input", { type: "date", class: "ha-from", title: t("h_from_hint") }),
       effective_until: el("input", { type: "date", class: "ha-until" }),
     };
     async function load() {
       const areas = await call("/api/travel/areas", {}, out);
-      list.replaceChildren(table([t("h_area_name"), t("h_match"), t("h_from"), t("h_to"), ""],
+      list.replaceChildren(table([t("h_area_name"), t("h_match"), t("h_matched"), t("h_from"), t("h_to"), ""],
         areas.map((a) => el("tr", { dataset: { id: a.id } }, el("td", {}, a.name), el("td", {}, a.match),
+          el("td", { class: "ha-matched" }, matchedText(a.place_match)),
           el("td", {}, a.effective_from), el("td", {}, a.effective_until || ""),
           el("td", {}, may("manage_areas") ? el("button", { class: "ha-remove", onclick: guarded(async () => {
             if (!confirm(t("h_confirm_remove").replace("{0}", a.name))) return;
@@ -278,18 +294,40 @@
             await refreshAll();
           }) }, t("h_remove")) : "")))));
     }
+    // Listing takes two steps: the preview shows who would be isolated (nothing written),
+    // the officer confirms, and only then is the area listed.
+    const body = () => ({ name: inputs.name.value, match: inputs.match.value || null,
+      effective_from: inputs.effective_from.value || null, effective_until: inputs.effective_until.value || null });
+    function showPreview(p, sent) {
+      const rows = p.affected.map((r) => el("tr", { class: `ha-row out-${r.outcome}`, dataset: { person: r.person_id } },
+        el("td", {}, `${r.person_name} (${r.person_id})`), el("td", {}, r.destination),
+        el("td", {}, matchedText(r.matched)), el("td", {}, r.return_date),
+        el("td", { title: CG.fmtTime(r.until) }, r.until_date), el("td", { class: "ha-outcome" }, t("h_out_" + r.outcome))));
+      const confirmButton = el("button", { id: "ha-confirm", onclick: guarded(async () => {
+        const r = await post("/api/travel/areas", sent, out);
+        preview.replaceChildren();
+        out.textContent = `${r.area.name} (${matchedText(r.area.place_match)}): ${t("h_isolated")} ${r.evaluation.isolated.length}`
+          + (r.evaluation.isolated.length ? ` (${r.evaluation.isolated.join(", ")})` : "");
+        await refreshAll();
+      }) }, t("h_confirm_area"));
+      const cancel = el("button", { id: "ha-cancel", onclick: () => preview.replaceChildren() }, t("h_cancel"));
+      preview.replaceChildren(
+        el("p", { class: "ha-summary" }, `${p.area.name} → ${matchedText(p.area.place_match)} · ${t("h_from")} ${p.area.effective_from}`),
+        el("h4", {}, t("h_would")),
+        rows.length ? table([t("h_person"), t("h_destination"), t("h_matched"), t("h_return"), t("h_until"), t("h_outcome")], rows)
+          : el("p", {}, t("h_nobody")),
+        p.truncated ? el("p", {}, t("h_truncated")) : "", confirmButton, " ", cancel);
+    }
     const add = el("form", { id: "ha-form", onsubmit: guarded(async (event) => {
       event.preventDefault();
-      const body = { name: inputs.name.value, match: inputs.match.value || null,
-        effective_from: inputs.effective_from.value, effective_until: inputs.effective_until.value || null };
-      const r = await post("/api/travel/areas", body, out);
-      out.textContent = `${r.area.name}: ${t("h_isolated")} ${r.evaluation.isolated.length}`
-        + (r.evaluation.isolated.length ? ` (${r.evaluation.isolated.join(", ")})` : "");
-      await refreshAll();
+      const sent = body();
+      const p = await post("/api/travel/areas/preview", sent, out);
+      out.textContent = "";
+      showPreview(p, sent);
     }) }, field(t("h_area_name"), inputs.name), field(t("h_match"), inputs.match),
-    field(t("h_from"), inputs.effective_from), field(t("h_to"), inputs.effective_until), el("button", {}, t("h_add")));
+    field(t("h_from"), inputs.effective_from), field(t("h_to"), inputs.effective_until), el("button", {}, t("h_preview")));
     parts.areas = load;
-    return block("health-areas", t("h_areas"), may("manage_areas") ? add : "", out, list);
+    return block("health-areas", t("h_areas"), may("manage_areas") ? add : "", preview, out, list);
   }
 
   function render(section) {
