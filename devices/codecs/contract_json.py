@@ -7,7 +7,7 @@ import binascii
 import json
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.domain.cards import CardUidError, normalize_card_uid
@@ -103,11 +103,20 @@ def _ts(obj: dict[str, Any]) -> datetime:
             digits = re.match(r"\d+", rest)
             assert digits is not None
             raw = f"{head}.{digits.group()[:6]}{rest[digits.end() :]}"
-        return datetime.fromisoformat(raw)
+        ts = datetime.fromisoformat(raw)
     except ValueError:
         raise EventRejected(
             "bad_value", f"field 'ts' is not a real date and time: {raw!r}"
         ) from None
+    try:
+        # 0001-01-01T00:00:00+01:00 is a valid RFC 3339 time whose UTC instant is in year 0:
+        # no datetime can hold it, and storing or comparing it would fail far from here.
+        ts.astimezone(UTC)
+    except OverflowError:
+        raise EventRejected(
+            "bad_value", f"field 'ts' falls outside the years 1-9999 in UTC: {raw!r}"
+        ) from None
+    return ts
 
 
 def _card(obj: dict[str, Any], *, required: bool) -> str | None:

@@ -22,6 +22,9 @@ class AlertKind(StrEnum):
     CARD_REVOKED = "card_revoked"
     # Not in contract section 5 (issue #5): a zone above its gathering threshold too long.
     GATHERING = "gathering"
+    # Not in contract section 5 (issue #10): the gateway's database stopped answering, so
+    # every door waits; resolved by the gateway when its writes go through again.
+    DATABASE_STALL = "database_stall"
 
 
 class Severity(StrEnum):
@@ -55,6 +58,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.UNKNOWN_DEVICE: Severity.MEDIUM,
     AlertKind.CARD_REVOKED: Severity.MEDIUM,
     AlertKind.GATHERING: Severity.HIGH,
+    AlertKind.DATABASE_STALL: Severity.CRITICAL,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gateway.domain.alerts import SEVERITY, Alert, AlertKind, AlertStatus
 from gateway.metrics import Counters
@@ -17,6 +17,7 @@ class Alerter:
         self._journal = journal
         self._publisher = publisher
         self._counters = counters
+        self._stall: Alert | None = None
 
     def raise_alert(
         self,
@@ -54,3 +55,30 @@ class Alerter:
         resolved = replace(alert, status=AlertStatus.RESOLVED)
         batch.after.append(lambda: self._publisher.alert(resolved))
         self._journal.kick()
+
+    def database_stall(self, stalled: bool, detail: str) -> None:
+        """The journal's report of a database stall (begun or over): raise or resolve
+        `database_stall`.
+
+        Raised alerts are otherwise published once stored; this one is published at once,
+        since the store it would wait for is what hangs. It is journaled all the same and
+        stored when the database answers again, with its resolution.
+        """
+        if stalled:
+            if self._stall is not None:
+                return
+            alert = Alert(
+                id=uuid.uuid4().hex,
+                kind=AlertKind.DATABASE_STALL,
+                ts=datetime.now(UTC),
+                severity=SEVERITY[AlertKind.DATABASE_STALL],
+                detail={"error": detail[:500]},
+            )
+            self._stall = alert
+            self._counters.alerts += 1
+            self._publisher.alert(alert)
+            self._journal.current().alerts.append(alert)
+            self._journal.kick()
+        elif self._stall is not None:
+            alert, self._stall = self._stall, None
+            self.resolve(alert, note=detail)

@@ -17,12 +17,14 @@ from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.journal import Journal
 from gateway.store import alerts as alert_store
+from gateway.store.db import acquire
 from gateway.store.devices import touch_devices
 
 _LOGGER = logging.getLogger(__name__)
 
 UNKNOWN_DEVICE_REALERT_S = 600.0
 TOUCH_INTERVAL_S = 5.0
+DEADLINE_S = 10.0  # a hung connection must not hold the touch loop (or a stop) for ever
 
 
 class DeviceWatch:
@@ -41,7 +43,7 @@ class DeviceWatch:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool, DEADLINE_S) as conn:
             for alert in await alert_store.open_alerts(conn, AlertKind.DEVICE_OFFLINE):
                 if alert.device:
                     self._offline[alert.device] = alert
@@ -107,7 +109,7 @@ class DeviceWatch:
             return
         seen, self._seen = self._seen, {}
         try:
-            async with self._pool.acquire() as conn:
+            async with acquire(self._pool, DEADLINE_S) as conn:
                 await touch_devices(conn, seen)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             _LOGGER.warning("could not record when devices were last seen: %s", exc)

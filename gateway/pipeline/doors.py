@@ -196,21 +196,20 @@ class DoorDesk:
         now = datetime.now(UTC)
         person_id = outcome.person.id if outcome.person else None
         batch = self._journal.current()
-        batch.records.append(
-            _record(
-                card.arrival,
-                event,
-                door,
-                person_id=person_id,
-                card_uid=event.card_uid,
-                direction=card.direction,
-                celsius=celsius,
-                verdict=decision.verdict,
-                reason=decision.reason,
-                decided_at=now,
-                latency_us=int((time.perf_counter() - card.arrival.started) * 1_000_000),
-            )
+        decided = _record(
+            card.arrival,
+            event,
+            door,
+            person_id=person_id,
+            card_uid=event.card_uid,
+            direction=card.direction,
+            celsius=celsius,
+            verdict=decision.verdict,
+            reason=decision.reason,
+            decided_at=now,
+            latency_us=int((time.perf_counter() - card.arrival.started) * 1_000_000),
         )
+        batch.records.append(decided)
         for record, _, _ in card.companions:
             batch.records.append(record)
         for kind in self._throttle_zone_full(outcome, door):
@@ -267,7 +266,23 @@ class DoorDesk:
                 self._publisher.ack(companion_message)
                 self._answer_duplicates(companion_key, None)
 
-        batch.after.append(publish_and_ack)
+        def refused() -> None:
+            # Its row could not be stored: no decision goes out (the device times out and
+            # the door stays shut), and the message is acknowledged, since a redelivery
+            # would be refused the same way.
+            _LOGGER.error(
+                "event %s of %s: its log row was refused, so its %s is not sent",
+                event.event_id,
+                device.id,
+                decision.verdict.value,
+            )
+            self._publisher.ack(message)
+            self._answer_duplicates(key, None)
+            for _, companion_message, companion_key in companions:
+                self._publisher.ack(companion_message)
+                self._answer_duplicates(companion_key, None)
+
+        batch.follow(publish_and_ack, needs=(decided,), refused=refused)
         self._journal.kick()
 
     def _throttle_zone_full(self, outcome: Outcome, door: Door) -> tuple[AlertKind, ...]:

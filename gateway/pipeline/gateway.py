@@ -102,6 +102,7 @@ class Gateway:
             config.database_url, on_pressure=self._pressure, counters=self.counters
         )
         alerter = Alerter(self.journal, publisher, self.counters)
+        self.journal.on_stall = alerter.database_stall
         self.devices = DeviceWatch(self._pool, self.journal, alerter, self.counters)
         await self.devices.start()
         self.desk = DoorDesk(

@@ -24,11 +24,13 @@ from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.roster_state import RosterState
 from gateway.policy.occupancy import Occupancy
 from gateway.store import alerts as alert_store
+from gateway.store.db import acquire
 
 _LOGGER = logging.getLogger(__name__)
 
 TICK_S = 1.0
 EXPIRE_EVERY_S = 60.0
+STARTUP_DEADLINE_S = 10.0
 
 
 class GatheringWatch:
@@ -55,7 +57,7 @@ class GatheringWatch:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool, STARTUP_DEADLINE_S) as conn:
             for alert in await alert_store.open_alerts(conn, AlertKind.GATHERING):
                 if alert.zone:
                     self._open[alert.zone] = alert

@@ -8,6 +8,16 @@ acknowledge the MQTT messages. A gateway killed between the two has its
 events redelivered by the broker, finds them in the log, and answers with the
 decision it recorded: no event lost, none decided twice. Flushes run back to
 back, so a batch is as large as the traffic of one flush (group commit).
+
+Every call to the database has a deadline. A connection that misses it may never
+answer (packets dropped, a peer gone without a word): it is dropped, its server
+process ended, and the batch written again on a fresh connection, after checking
+that the first try did not commit (the log has no unique key to lean on). A
+stall is logged once and reported through `on_stall` (the gateway raises a
+`database_stall` alert), and again once the database answers.
+
+A follow-up added with `Batch.follow(..., needs=...)` runs only if everything it
+needs was written: a decision is never published whose log row was refused.
 """
 
 from __future__ import annotations
@@ -27,9 +37,20 @@ from gateway.domain.campus import AccessRecord
 from gateway.domain.health import HealthRecord
 from gateway.metrics import Counters
 from gateway.store import access_log, alerts, devices, health
-from gateway.store.db import connect
+from gateway.store.db import DatabaseStalled, backend_identity, connect, end_backend, within
 
 _LOGGER = logging.getLogger(__name__)
+
+# A flush of an ordinary batch takes milliseconds; a large one (the backlog after an
+# outage) more, so its deadline grows with its size. Each deadline missed in a row
+# doubles the next (up to 8x), so a slow but living database is not given up on forever.
+DEADLINE_S = 2.0
+DEADLINE_PER_ITEM_S = 0.0002  # 50,000 items: +10 s
+CONNECT_DEADLINE_S = 3.0
+# Retrying: the database is probed again this often while it is away, so doors resume
+# within about this long of its return.
+BACKOFF_START_S = 0.05
+BACKOFF_CAP_S = 0.5
 
 # Errors that mean "the database is not there right now", as opposed to "it refused this".
 TRANSIENT = (
@@ -51,6 +72,18 @@ class AlertChange:
     note: str
 
 
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A follow-up that needs items of its batch written: otherwise `refused` runs instead."""
+
+    run: Callable[[], None]
+    needs: tuple[object, ...]
+    refused: Callable[[], None] | None = None
+
+    def __call__(self) -> None:
+        self.run()
+
+
 @dataclass
 class Batch:
     records: list[AccessRecord] = field(default_factory=list)
@@ -68,6 +101,27 @@ class Batch:
             + len(self.health)
             + len(self.device_states)
             + len(self.after)
+        )
+
+    def follow(
+        self,
+        run: Callable[[], None],
+        *,
+        needs: tuple[object, ...] = (),
+        refused: Callable[[], None] | None = None,
+    ) -> None:
+        """Run `run` once the batch is committed, if every item in `needs` (records, alerts
+        of this batch) was written; if one was refused, run `refused` (if given) instead."""
+        self.after.append(FollowUp(run, needs, refused) if needs else run)
+
+    def parts(self) -> list[tuple[str, Batch, object]]:
+        """The batch one item at a time: (what, a batch of that item alone, the item)."""
+        return (
+            [("record", Batch(records=[r]), r) for r in self.records]
+            + [("alert", Batch(alerts=[a]), a) for a in self.alerts]
+            + [("alert change", Batch(alert_changes=[c]), c) for c in self.alert_changes]
+            + [("health", Batch(health=[h]), h) for h in self.health]
+            + [("device state", Batch(device_states=[d]), d) for d in self.device_states]
         )
 
     def absorb(self, other: Batch) -> None:
@@ -88,25 +142,38 @@ class Journal:
         *,
         high_water: int = 50_000,
         on_pressure: Callable[[bool], None] | None = None,
+        on_stall: Callable[[bool, str], None] | None = None,
         counters: Counters | None = None,
+        deadline_s: float = DEADLINE_S,
     ) -> None:
         self._counters = counters
         # A connection of its own: a pool's acquire/release costs a reset round trip per flush.
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
+        self._backend: tuple[int, object] | None = None  # the server process behind _conn
         self._batch = Batch()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._high_water = high_water
         self._on_pressure = on_pressure
+        self.on_stall = on_stall
         self._pressured = False
         self._task: asyncio.Task[None] | None = None
         self._pending: Batch | None = None
+        self._deadline_s = deadline_s
+        self._misses = 0  # deadlines missed in a row
+        # The write of this batch (or salvage part) failed midway: it may have committed.
+        self._unsure: Batch | None = None
+        self._unsure_backend: tuple[int, object] | None = None
+        self._parts: list[tuple[str, Batch, object]] | None = None  # salvage still to do
+        self._refused: set[int] = set()  # id() of the pending batch's refused items
+        self._stalled_since: float | None = None
         self.flushes = 0
         self.written = 0
         self.failures = 0
         self.dropped = 0
+        self.stalls = 0
 
     @property
     def backlog(self) -> int:
@@ -141,62 +208,51 @@ class Journal:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._conn is not None and not self._conn.is_closed():
-            with contextlib.suppress(asyncpg.InterfaceError, OSError):
-                await self._conn.close()
+            try:
+                await asyncio.wait_for(self._conn.close(), CONNECT_DEADLINE_S)
+            except (TimeoutError, asyncpg.InterfaceError, OSError):
+                self._conn.terminate()
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = BACKOFF_START_S
         self._pending = None
         while True:
             if self._pending is None:
                 await self._wake.wait()
                 self._wake.clear()
                 self._pending, self._batch = self._batch, Batch()
-            elif len(self._batch):
-                self._pending.absorb(self._batch)
-                self._batch = Batch()
+                self._refused = set()
+            # A batch being retried is not merged with newer items: if its first try
+            # committed after all, exactly it is known to be written.
             pending = self._pending
             if not len(pending):
                 self._pending = None
                 self._idle.set()
                 continue
             try:
-                await self._write(pending)
+                await self._commit(pending)
             except TRANSIENT as exc:
-                # The database is away: keep the batch (its messages stay unacknowledged)
-                # and try again; intake pauses once the backlog reaches the high-water mark.
+                # The database is away or hung: keep the batch (its messages stay
+                # unacknowledged) and try again; intake pauses at the high-water mark.
                 self.failures += 1
-                if self._conn is not None and self._conn.is_closed():
-                    self._conn = None
-                _LOGGER.error(
-                    "journal write of %d items failed (%s); retrying in %.1f s",
-                    len(pending),
-                    exc,
-                    backoff,
-                )
+                self._stalled(pending, exc, backoff)
                 self._check_pressure()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, BACKOFF_CAP_S)
                 continue
-            except Exception as exc:
-                self.failures += 1
-                _LOGGER.error(
-                    "journal write of %d items refused (%r); salvaging item by item",
-                    len(pending),
-                    exc,
-                )
-                await self._salvage(pending)
-            backoff = 0.1
+            backoff = BACKOFF_START_S
+            self._recovered()
             self.flushes += 1
-            self.written += len(pending.records)
+            refused = self._refused
+            written = sum(1 for r in pending.records if id(r) not in refused)
+            self.written += written
             if self._counters is not None:
-                self._counters.logged += len(pending.records)
+                self._counters.logged += written
             self._pending = None
+            self._parts = None
+            self._refused = set()
             for follow_up in pending.after:
-                try:
-                    follow_up()
-                except Exception:  # one bad follow-up must not strand the rest of the batch
-                    _LOGGER.exception("journal follow-up failed")
+                self._follow(follow_up, refused)
             if self._pressured and self.backlog < self._high_water // 2:
                 self._pressured = False
                 _LOGGER.info("journal backlog down to %d: resuming intake", self.backlog)
@@ -205,6 +261,49 @@ class Journal:
             if not len(self._batch):
                 self._idle.set()
 
+    @staticmethod
+    def _follow(follow_up: Callable[[], None], refused: set[int]) -> None:
+        try:
+            if isinstance(follow_up, FollowUp) and any(id(n) in refused for n in follow_up.needs):
+                if follow_up.refused is not None:
+                    follow_up.refused()
+                return
+            follow_up()
+        except Exception:  # one bad follow-up must not strand the rest of the batch
+            _LOGGER.exception("journal follow-up failed")
+
+    def _stalled(self, pending: Batch, exc: BaseException, backoff: float) -> None:
+        if self._stalled_since is not None:
+            _LOGGER.debug("journal write still failing (%s); retrying in %.2f s", exc, backoff)
+            return
+        self._stalled_since = time.monotonic()
+        self.stalls += 1
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        _LOGGER.error(
+            "database stalled: journal write of %d items failed (%s); doors wait for their "
+            "decisions until it answers, retrying every %.1f s at most",
+            len(pending),
+            detail,
+            BACKOFF_CAP_S,
+        )
+        self._report_stall(True, detail)
+
+    def _recovered(self) -> None:
+        if self._stalled_since is None:
+            return
+        lasted = time.monotonic() - self._stalled_since
+        self._stalled_since = None
+        _LOGGER.warning("database answers again: journal writes resumed after %.1f s", lasted)
+        self._report_stall(False, f"writes resumed after {lasted:.1f} s")
+
+    def _report_stall(self, stalled: bool, detail: str) -> None:
+        if self.on_stall is None:
+            return
+        try:
+            self.on_stall(stalled, detail)
+        except Exception:
+            _LOGGER.exception("reporting a database stall failed")
+
     def _check_pressure(self) -> None:
         if not self._pressured and self.backlog >= self._high_water:
             self._pressured = True
@@ -212,38 +311,108 @@ class Journal:
             if self._on_pressure:
                 self._on_pressure(True)
 
-    async def _salvage(self, batch: Batch) -> None:
-        """Write what can be written one item at a time; count and log what cannot.
+    async def _commit(self, batch: Batch) -> None:
+        """Write the batch whole or, once the database refused it whole, item by item.
 
-        Reached only when the database refused the batch for its content (a value it
-        cannot store): the follow-ups still run, so the doors get their decisions.
+        Salvage resumes where it stopped if the database goes away in the middle, so no
+        item is written twice. Refused items are noted in `_refused`.
         """
-        parts: list[tuple[str, Batch]] = (
-            [("record", Batch(records=[r])) for r in batch.records]
-            + [("alert", Batch(alerts=[a])) for a in batch.alerts]
-            + [("alert change", Batch(alert_changes=[c])) for c in batch.alert_changes]
-            + [("health", Batch(health=[h])) for h in batch.health]
-            + [("device state", Batch(device_states=[d])) for d in batch.device_states]
-        )
-        for what, part in parts:
+        if self._parts is None:
             try:
-                await self._write(part)
+                await self._write_once(batch)
+                return
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                _LOGGER.error(
+                    "journal write of %d items refused (%r); salvaging item by item",
+                    len(batch),
+                    exc,
+                )
+                self._parts = batch.parts()
+        while self._parts:
+            what, part, item = self._parts[0]
+            try:
+                await self._write_once(part)
             except TRANSIENT:
                 raise
             except Exception as exc:
                 self.dropped += 1
+                self._refused.add(id(item))
                 if self._counters is not None:
                     self._counters.reject("journal_refused")
-                _LOGGER.error("journal dropped a %s the database refused: %r", what, exc)
+                _LOGGER.error(
+                    "journal dropped a %s the database refused%s: %r",
+                    what,
+                    _which(item),
+                    exc,
+                )
+            self._parts.pop(0)
+
+    async def _write_once(self, batch: Batch) -> None:
+        """Write `batch` exactly once: if an earlier try's outcome is unknown, look first."""
+        conn = await self._connection()
+        if self._unsure is batch:
+            if await self._already_written(conn, batch):
+                _LOGGER.info("journal: the write given up on had committed; not writing again")
+                self._unsure = None
+                return
+            self._unsure = None
+        deadline = (self._deadline_s + len(batch) * DEADLINE_PER_ITEM_S) * 2 ** min(self._misses, 3)
+        self._unsure, self._unsure_backend = batch, self._backend
+        try:
+            async with within(conn, deadline):
+                await self._write(conn, batch)
+        except DatabaseStalled:
+            self._misses += 1
+            self._conn = None
+            _LOGGER.warning(
+                "journal write of %d items got no answer within %.1f s: connection dropped",
+                len(batch),
+                deadline,
+            )
+            raise
+        except TRANSIENT:
+            if conn.is_closed():
+                self._conn = None
+            raise
+        except BaseException:
+            # Refused (rolled back) or cancelled before a reply: nothing was written.
+            self._unsure = None
+            raise
+        self._unsure = None
+        self._misses = 0
+
+    async def _already_written(self, conn: asyncpg.Connection, batch: Batch) -> bool:
+        """Whether the earlier, unanswered write of `batch` committed.
+
+        The server process of that write is ended first, so that it cannot commit after
+        the look. A batch commits whole, so its first record tells; a batch without
+        records is written again (alerts and device states are idempotent).
+        """
+        async with within(conn, self._deadline_s * 2):
+            if self._unsure_backend is not None:
+                await end_backend(conn, self._unsure_backend, wait_s=self._deadline_s)
+            if not batch.records:
+                return False
+            return await access_log.is_logged(conn, batch.records[0])
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            self._conn = await connect(self._dsn)
+            self._conn = None
+            conn = await connect(self._dsn, deadline_s=CONNECT_DEADLINE_S)
+            try:
+                async with within(conn, CONNECT_DEADLINE_S):
+                    self._backend = await backend_identity(conn)
+            except BaseException:
+                conn.terminate()
+                raise
+            self._conn = conn
         return self._conn
 
-    async def _write(self, batch: Batch) -> None:
+    async def _write(self, conn: asyncpg.Connection, batch: Batch) -> None:
         started = time.perf_counter()
-        conn = await self._connection()
         if len(batch.records) + len(batch.after) == len(batch):
             # Only log rows: one COPY is atomic by itself, so skip BEGIN and COMMIT round trips.
             await access_log.write_access_records(conn, batch.records)
@@ -267,3 +436,11 @@ class Journal:
         _LOGGER.debug(
             "journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000
         )
+
+
+def _which(item: object) -> str:
+    if isinstance(item, AccessRecord):
+        return f" (device {item.device_id!r}, event {item.event_id!r})"
+    if isinstance(item, Alert):
+        return f" (alert {item.kind.value} {item.id})"
+    return ""

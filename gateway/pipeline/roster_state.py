@@ -6,6 +6,11 @@ at the API takes effect at the door well within a second); any other table
 reloads the whole roster, built off the event loop and swapped in at once. A change
 of response levels (issue #5) recomputes only the zones' rules: a level set at the API
 takes effect at the doors within a second however large the roster.
+
+Every read has a deadline, and the LISTEN connection is pinged: a connection that
+hangs without an error (packets dropped) would otherwise leave the snapshot stale
+for good, with no notification ever arriving. A missed deadline drops the
+connection; a new listener is made and everything reloaded.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncpg
 
 from gateway.domain.health import HealthRecord
 from gateway.policy.roster_index import RosterIndex
+from gateway.store.db import DatabaseStalled, acquire, set_keepalive, within
 from gateway.store.levels import load_levels
 from gateway.store.roster import load_health, load_roster
 
@@ -31,6 +37,12 @@ DEBOUNCE_S = 0.05
 SAFETY_RELOAD_S = 300.0
 HEALTH_TABLES = frozenset({"health_status"})
 LEVEL_TABLES = frozenset({"response_levels", "response_level_state"})
+# Deadlines: a whole roster of 100,000 people loads in a few seconds; the rest is small.
+RELOAD_DEADLINE_S = 60.0
+SMALL_DEADLINE_S = 10.0
+CONNECT_DEADLINE_S = 5.0
+PING_EVERY_S = 5.0
+PING_DEADLINE_S = 3.0
 
 
 class RosterState:
@@ -73,7 +85,7 @@ class RosterState:
 
     async def reload_all(self) -> None:
         started = time.perf_counter()
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool, RELOAD_DEADLINE_S) as conn:
             roster = await load_roster(conn)
         self.index = await asyncio.to_thread(RosterIndex.build, roster)
         self.reloads += 1
@@ -89,12 +101,12 @@ class RosterState:
             self._on_reload(self.index)
 
     async def reload_health(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool, SMALL_DEADLINE_S) as conn:
             records = await load_health(conn)
         self.index = self.index.replace_health(records)
 
     async def reload_levels(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with acquire(self._pool, SMALL_DEADLINE_S) as conn:
             definitions, active = await load_levels(conn)
         self.index = self.index.with_levels(definitions, active)
         _LOGGER.info("response levels reloaded: campus %s, zones %s", active.campus, active.zones)
@@ -104,15 +116,30 @@ class RosterState:
         self._wake.set()
 
     async def _listen(self) -> None:
-        self._listener = await asyncpg.connect(self._dsn)
-        await self._listener.add_listener(CHANNEL, self._notified)
-        self._listener.add_termination_listener(lambda conn: self._wake.set())
+        listener = await asyncpg.connect(self._dsn, timeout=CONNECT_DEADLINE_S)
+        set_keepalive(listener)
+        try:
+            async with within(listener, CONNECT_DEADLINE_S):
+                await listener.add_listener(CHANNEL, self._notified)
+        except BaseException:
+            listener.terminate()
+            raise
+        listener.add_termination_listener(lambda conn: self._wake.set())
+        self._listener = listener
+
+    async def _ping(self) -> None:
+        """Make sure the listener still answers; drop it (DatabaseStalled) if not."""
+        if self._listener is not None and not self._listener.is_closed():
+            async with within(self._listener, PING_DEADLINE_S):
+                await self._listener.execute("SELECT 1")
 
     async def _close_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            with contextlib.suppress(asyncpg.InterfaceError, OSError):
-                await self._listener.close()
-        self._listener = None
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            try:
+                await asyncio.wait_for(listener.close(), PING_DEADLINE_S)
+            except (TimeoutError, asyncpg.InterfaceError, OSError):
+                listener.terminate()
 
     async def _run(self) -> None:
         last_full = time.monotonic()
@@ -124,8 +151,12 @@ class RosterState:
                     # Changes made while nobody listened are unknown: reload everything, now.
                     self._dirty_tables.add("*")
                     self._wake.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), SAFETY_RELOAD_S)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), PING_EVERY_S)
+                except TimeoutError:
+                    await self._ping()
+                    if time.monotonic() - last_full < SAFETY_RELOAD_S:
+                        continue
                 self._wake.clear()
                 await asyncio.sleep(DEBOUNCE_S)  # let a burst of statements settle into one reload
                 tables, self._dirty_tables = self._dirty_tables, set()
@@ -139,7 +170,13 @@ class RosterState:
                 else:
                     await self.reload_all()
                     last_full = time.monotonic()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except DatabaseStalled as exc:
+                _LOGGER.error(
+                    "roster refresh: the database did not answer (%s); reconnecting in 1 s", exc
+                )
+                await self._close_listener()
+                await asyncio.sleep(1)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 _LOGGER.error("roster refresh failed (%s); retrying in 2 s", exc)
                 await self._close_listener()
                 await asyncio.sleep(2)

@@ -109,3 +109,18 @@ async def ensure_partitions(conn: asyncpg.Connection, now: datetime) -> list[str
         await conn.fetchval("SELECT campusgate_ensure_access_partition($1)", when)
         for when in (this_month, next_month)
     ]
+
+
+async def is_logged(conn: asyncpg.Connection, record: AccessRecord) -> bool:
+    """Whether this very record (device, event and receipt time) is in the log."""
+    return bool(
+        await conn.fetchval(
+            """
+            SELECT EXISTS (SELECT 1 FROM access_events
+                           WHERE device_id = $1 AND event_id = $2 AND received_at = $3)
+            """,
+            record.device_id,
+            record.event_id,
+            record.received_at,
+        )
+    )

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import struct
+from datetime import UTC
 
 import pytest
 from hypothesis import given, settings
@@ -206,3 +207,69 @@ def test_any_near_event_decodes_or_is_rejected(obj):
         assert exc.cause in {"missing_field", "wrong_type", "bad_value", "not_object", "not_json"}
         return
     assert event.event_id == obj["event_id"]
+
+
+def _heartbeat(ts: str) -> bytes:
+    return json.dumps({"event_id": "e", "ts": ts, "type": "heartbeat"}).encode()
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "0001-01-01T00:00:00+01:00",
+        "0001-01-01T00:59:59.999999+01:00",
+        "9999-12-31T23:59:59-12:00",
+        "9999-12-31T12:00:00-12:00",
+        "0001-01-01T00:00:00+23:59",
+        "9999-12-31T23:59:59-00:01",
+    ],
+)
+def test_a_time_whose_utc_instant_leaves_years_1_to_9999_is_refused(ts):
+    with pytest.raises(EventRejected) as info:
+        decode_event("d", _heartbeat(ts))
+    assert info.value.cause == "bad_value"
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T01:00:00+01:00",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T11:59:59-12:00",
+        "0001-01-01T00:00:00-00:00",
+    ],
+)
+def test_the_extreme_times_that_fit_in_utc_are_kept(ts):
+    assert decode_event("d", _heartbeat(ts)).ts.astimezone(UTC).tzinfo is UTC
+
+
+offsets = st.builds(
+    lambda sign, h, m: "Z" if (h, m) == (0, 0) and sign == "+" else f"{sign}{h:02d}:{m:02d}",
+    st.sampled_from("+-"),
+    st.integers(0, 23),
+    st.integers(0, 59),
+)
+edge_times = st.builds(
+    lambda date, hms, offset: f"{date}T{hms}{offset}",
+    st.sampled_from(["0001-01-01", "0001-01-02", "9999-12-30", "9999-12-31"]),
+    st.builds(
+        lambda h, m, s: f"{h:02d}:{m:02d}:{s:02d}",
+        st.integers(0, 23),
+        st.integers(0, 59),
+        st.integers(0, 59),
+    ),
+    offsets,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(edge_times)
+def test_every_decoded_time_has_a_utc_instant(ts):
+    """Whatever passes the codec converts to UTC (the log stores it as timestamptz)."""
+    try:
+        event = decode_event("d", _heartbeat(ts))
+    except EventRejected as exc:
+        assert exc.cause == "bad_value"
+        return
+    assert 1 <= event.ts.astimezone(UTC).year <= 9999

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -12,6 +13,7 @@ from gateway.domain.alerts import Alert, AlertKind, AlertStatus, Severity
 from gateway.domain.campus import AccessRecord
 from gateway.domain.decisions import Reason, Verdict
 from gateway.domain.events import EventType
+from gateway.metrics import Counters
 from gateway.pipeline.journal import AlertChange, Journal
 from gateway.store import alerts as alert_store
 from gateway.store.db import connect
@@ -101,3 +103,35 @@ async def test_resolving_an_alert_someone_already_resolved_does_not_stall(journa
     assert answered == ["published"]
     assert await logged(journal_dsn) == ["e5"]
     assert journal.dropped == 0
+
+
+async def test_a_decision_whose_row_is_refused_is_never_published(journal_dsn):
+    """Issue #10 point 4: the COPY cannot encode a time before year 1 in UTC (OverflowError);
+    the row is set aside, its decision is held back, and `logged` counts only rows written."""
+    counters = Counters()
+    journal = Journal(journal_dsn, counters=counters)
+    journal.start()
+    out: list[str] = []
+    admitted = record("ok-1")
+    unwritable = replace(
+        record("bad-1"), device_ts=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    )
+    batch = journal.current()
+    batch.records += [admitted, unwritable]
+    batch.follow(
+        lambda: out.append("sent ok-1"), needs=(admitted,), refused=lambda: out.append("held ok-1")
+    )
+    batch.follow(
+        lambda: out.append("sent bad-1"),
+        needs=(unwritable,),
+        refused=lambda: out.append("held bad-1"),
+    )
+    batch.after.append(lambda: out.append("plain follow-up"))
+    journal.kick()
+    await journal.drain()
+    await journal.stop()
+    assert out == ["sent ok-1", "held bad-1", "plain follow-up"]
+    assert await logged(journal_dsn) == ["ok-1"]
+    assert (journal.written, journal.dropped) == (1, 1)
+    assert counters.logged == 1
+    assert counters.rejected_by_cause == {"journal_refused": 1}
