@@ -26,7 +26,8 @@
       h_caretaker_hint: "工号，留空自动分配", h_clear_needs: "需先记录一次正常复测", h_declared: "已申报",
       h_ev_isolated: "已隔离", h_ev_extended: "隔离延长", h_ev_lifted: "解除隔离", h_ev_waiting: "待返回后隔离",
       h_confirm_waive: "豁免这次出行？仅由它引起的隔离将解除。", h_confirm_remove: "移除疫区 {0}？仅由它引起的隔离将解除。",
-      h_lifted: "解除隔离", h_refreshed: "更新于",
+      h_lifted: "解除隔离", h_refreshed: "更新于", h_ev_reassigned: "看护人已更换",
+      h_reassigned: "其看护对象已更换看护人", h_no_caretaker: "无可用看护人，请指定",
     },
     en: {
       h_tab: "Health", h_measure: "Re-measurement", h_find: "Find a person on fever watch", h_celsius: "Reading (°C)",
@@ -48,7 +49,9 @@
       h_declared: "Declared", h_ev_isolated: "isolated", h_ev_extended: "extended", h_ev_lifted: "lifted",
       h_ev_waiting: "waiting", h_confirm_waive: "Waive this trip? An isolation only it caused is lifted.",
       h_confirm_remove: "Remove the area {0}? Isolations only it caused are lifted.", h_lifted: "lifted",
-      h_refreshed: "updated",
+      h_refreshed: "updated", h_ev_reassigned: "caretaker reassigned",
+      h_reassigned: "People in their care got another caretaker",
+      h_no_caretaker: "no eligible caretaker: name one",
     },
   };
 
@@ -78,6 +81,22 @@
   const field = (label, input) => el("label", {}, label, " ", input);
   const block = (id, title, ...body) => el("div", { id, class: "health-block" }, el("h3", {}, title), ...body);
   const msg = (id) => el("p", { id, class: "health-msg", role: "status" });
+  // What a status change did besides the status: the caretaker it got (or that none was
+  // free), and the people whose caretaker it put under a hold, with who cares now.
+  function changeNotice(personId, r) {
+    const lines = [];
+    if (r && r.status && !["clear", "recovered", "fever_watch"].includes(r.status) && !r.caretaker_id) {
+      lines.push(el("li", { class: "hs-no-caretaker error" }, `${personId}: ${t("h_no_caretaker")}`));
+    }
+    for (const m of (r && r.reassigned) || []) {
+      lines.push(el("li", { class: m.caretaker_id ? "hs-reassigned" : "hs-reassigned error", dataset: { person: m.person_id } },
+        `${m.person_id}: ${m.previous_caretaker_id} → ${m.caretaker_id || t("h_no_caretaker")}`));
+    }
+    if (!lines.length) return "";
+    const title = (r.reassigned || []).length ? el("strong", {}, `${t("h_reassigned")}:`) : "";
+    return el("div", { class: "hs-notice" }, title, el("ul", {}, lines));
+  }
+  const announce = (out, text, personId, r) => out.replaceChildren(text, changeNotice(personId, r));
 
   // -- guards: find a fever_watch person and enter a reading ---------------------
   function measureBlock() {
@@ -134,8 +153,8 @@
     const decide = (outcome) => guarded(async () => {
       const reason = prompt(t("h_reason"));
       if (!reason) return;
-      await post(`/api/health/${encodeURIComponent(personId)}/fever-review`, { outcome, reason }, out);
-      out.textContent = `${personId}: ${st(outcome)}`;
+      const r = await post(`/api/health/${encodeURIComponent(personId)}/fever-review`, { outcome, reason }, out);
+      announce(out, `${personId}: ${st(outcome)}`, personId, r);
       await after();
     });
     return [el("button", { class: "hr-clear", onclick: decide("clear"), disabled: !normal,
@@ -186,10 +205,11 @@
     const caretaker = el("input", { class: "hs-caretaker", maxlength: "200", placeholder: t("h_caretaker_hint") });
     return el("form", { class: "hs-form", onsubmit: guarded(async (event) => {
       event.preventDefault();
-      await post(`/api/health/${encodeURIComponent(personId)}`, { status: status.value, reason: reason.value,
+      const r = await post(`/api/health/${encodeURIComponent(personId)}`, { status: status.value, reason: reason.value,
         until_date: until.value || null, caretaker_id: caretaker.value || null }, out, "PUT");
-      out.textContent = `${personId}: ${st(status.value)}`;
       await after();
+      // After the refresh, which may rebuild the lists around this message.
+      announce(out, `${personId}: ${st(status.value)}`, personId, r);
     }) }, field(t("h_status"), status), field(t("h_reason"), reason), field(t("h_until"), until),
     field(t("h_caretaker"), caretaker), el("button", {}, t("h_set")));
   }
