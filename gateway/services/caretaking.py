@@ -86,7 +86,10 @@ async def reassign_cases(
     without caretaker, and its history says so.
 
     Call it in the transaction that set the hold, after writing it (the held caretaker
-    is then no candidate); the cases are locked as every status change locks them.
+    is then no candidate); the cases are locked as every status change locks them. A
+    case another transaction holds at that moment is skipped rather than waited for
+    (waiting while holding the caretaker's lock could deadlock): the scheduled sweep
+    reassigns it within a minute.
     """
     now = now or datetime.now(UTC)
     if caretakers is not None and not caretakers:
@@ -95,9 +98,13 @@ async def reassign_cases(
         found = await cases_of_held_caretakers(conn, now, caretakers)
         if not found:
             return []
-        await lock_people(conn, [c.person_id for c in found])
+        locked = await lock_people(conn, [c.person_id for c in found], skip_locked=True)
         # Read again under the locks: a case cleared or reassigned meanwhile is left alone.
-        cases = await cases_of_held_caretakers(conn, now, caretakers)
+        cases = [
+            c
+            for c in await cases_of_held_caretakers(conn, now, caretakers)
+            if c.person_id in locked
+        ]
         chosen = await choose_caretakers(conn, [c.person_id for c in cases])
         done: list[Reassignment] = []
         for case in cases:

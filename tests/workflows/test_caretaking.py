@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +15,8 @@ from gateway.services.importer import ManifestError, import_file
 from gateway.services.tracing import mark_close_contacts
 from gateway.services.travel import TravelRules, Trip, add_area, declare
 from gateway.store.caretaking import caretaker_cases
-from gateway.store.health import set_health
+from gateway.store.db import connect
+from gateway.store.health import lock_people, set_health
 
 TZ = ZoneInfo("Asia/Shanghai")
 RULES = TravelRules(isolation_days=14, tz=TZ)
@@ -268,3 +270,53 @@ async def test_a_returnee_back_five_days_is_on_day_six(campus: asyncpg.Connectio
     row = await campus.fetchrow("SELECT since, until FROM health_status WHERE person_id = 'S1'")
     assert row["since"] == start
     assert row["until"] == datetime.combine(today + timedelta(days=13), time(), tzinfo=TZ)
+
+
+async def test_a_large_batch_on_a_generated_campus_assigns_no_held_caretaker(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Marking a quarter of a generated campus at once (staff among them) as tracing does:
+    every caretaker chosen is staff who is neither in the batch nor otherwise held."""
+    from firmware_sim.campus import dump_manifest, generate_campus
+
+    campus = generate_campus(seed=7, people=400)
+    path = tmp_path / "campus.yaml"
+    dump_manifest(campus.manifest, path)
+    await import_file(conn, path, tz=TZ)
+    people = [p for p in campus.facts.people if p.active and p.kind in ("student", "staff")]
+    batch = [p.id for p in people[::4]]
+    assert any(p.kind == "staff" for p in people[::4])
+    outcome = await mark_close_contacts(
+        conn, people[1].id, batch, reason="shared a lecture", by="ho", isolation_days=14
+    )
+    chosen = {carer for _, carer in outcome.marked if carer is not None}
+    assert chosen, "some caretaker was chosen"
+    held = await conn.fetch(
+        "SELECT person_id FROM health_status WHERE person_id = ANY($1::text[]) "
+        "AND status NOT IN ('clear', 'recovered') AND (until IS NULL OR until > now())",
+        sorted(chosen),
+    )
+    assert held == []
+
+
+async def test_a_case_locked_elsewhere_is_left_to_the_sweep_not_waited_for(
+    campus: asyncpg.Connection, fresh_db: str
+) -> None:
+    """Holding T1's lock while waiting for S1's could deadlock against a transaction that
+    holds S1 and wants T1: the reassignment skips S1 and the job takes it up later."""
+    await _isolate(campus, "S1", "T1")
+    await _isolate(campus, "S2", "T1")
+    other = await connect(fresh_db)
+    try:
+        busy = other.transaction()
+        await busy.start()
+        await lock_people(other, ["S1"])
+        changed = await asyncio.wait_for(
+            change_status(campus, "T1", HealthStatus.CONFIRMED, by="ho", reason="PCR+"), 10
+        )
+        assert [r["person_id"] for r in changed["reassigned"]] == ["S2"]
+        await busy.rollback()
+    finally:
+        await other.close()
+    moved = await reassign_cases(campus, by=REASSIGN_ACTOR)
+    assert [(r.person_id, r.caretaker_id) for r in moved] == [("S1", "T2")]
