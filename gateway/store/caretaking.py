@@ -12,14 +12,8 @@ import asyncpg
 from gateway.domain.health import ISOLATION_STATUSES, HealthStatus
 
 _ISOLATION = [s.value for s in ISOLATION_STATUSES]
-# Statuses that hold nobody (contract section 4): anyone else under one is held.
+# Statuses that hold nobody (contract section 4): anyone under another one is held.
 _FREE = [s.value for s in HealthStatus if not s.blocks_entry]
-# `p` is held at $now: a status that blocks entry and has not reached its until.
-_HELD = """
-EXISTS (SELECT 1 FROM health_status hs
-        WHERE hs.person_id = p.id AND hs.status <> ALL({free}::text[])
-          AND (hs.until IS NULL OR hs.until > {now}))
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +44,17 @@ async def caretaker_candidates(conn: asyncpg.Connection, now: datetime) -> list[
     """Active, still-valid staff under no hold, with their current load (isolation cases
     not yet expired). Staff who are themselves held cannot visit anyone."""
     rows = await conn.fetch(
-        f"""
+        """
         SELECT p.id, p.org_unit_id, count(h.person_id) AS load
         FROM people p
         LEFT JOIN health_status h
           ON h.caretaker_id = p.id AND h.status = ANY($1::text[])
          AND (h.until IS NULL OR h.until > $2)
         WHERE p.kind = 'staff' AND p.active AND (p.valid_until IS NULL OR p.valid_until > $2)
-          AND NOT {_HELD.format(free="$3", now="$2")}
+          AND NOT EXISTS (  -- held: a status that blocks entry and has not reached its until
+              SELECT 1 FROM health_status hs
+              WHERE hs.person_id = p.id AND hs.status <> ALL($3::text[])
+                AND (hs.until IS NULL OR hs.until > $2))
         GROUP BY p.id, p.org_unit_id
         """,
         _ISOLATION,
