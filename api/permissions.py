@@ -92,12 +92,15 @@ MATRIX: dict[OperatorRole, frozenset[Permission]] = {
     ),
 }
 
-# Alerts a role sees (REST and stream): health officers only the health ones; liaisons
-# the others, and only those about people of their org unit and below (org_scoped).
+# Alerts a role sees (REST and stream): health officers the health ones and those that
+# bear on an epidemic (a gathering, a zone at capacity); liaisons the non-health ones,
+# and only those about people of their org unit and below (org_scoped).
 HEALTH_ALERTS = frozenset(
     {AlertKind.FEVER, AlertKind.ISOLATION_BREACH, AlertKind.TEMPERATURE_INVALID}
 )
 NON_HEALTH_ALERTS = frozenset(AlertKind) - HEALTH_ALERTS
+CROWD_ALERTS = frozenset({AlertKind.GATHERING, AlertKind.ZONE_FULL})
+HEALTH_OFFICER_ALERTS = HEALTH_ALERTS | CROWD_ALERTS
 
 
 def allowed(role: OperatorRole, permission: Permission) -> bool:
@@ -112,7 +115,7 @@ def permissions_of(role: OperatorRole) -> list[str]:
 def visible_alert_kinds(role: OperatorRole) -> frozenset[AlertKind] | None:
     """None: every kind."""
     if role is OperatorRole.HEALTH_OFFICER:
-        return HEALTH_ALERTS
+        return HEALTH_OFFICER_ALERTS
     if role is OperatorRole.LIAISON:
         return NON_HEALTH_ALERTS
     if allowed(role, Permission.READ_ALERTS):

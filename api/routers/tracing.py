@@ -167,4 +167,5 @@ async def mark_contacts(
         "until": outcome.until,
         "marked": [{"person_id": p, "caretaker_id": c} for p, c in outcome.marked],
         "skipped": [{"person_id": p, "why": why} for p, why in outcome.skipped],
+        "reassigned": [r.as_dict() for r in outcome.reassigned],
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 
@@ -54,6 +55,25 @@ class HealthRecord:
     def holds(self, now: datetime) -> bool:
         """True when this status blocks entry at `now`."""
         return self.effective_status(now).blocks_entry
+
+
+@dataclass(frozen=True, slots=True)
+class Reassignment:
+    """A person whose caretaker became held: who cared before, who cares now (None: no
+    eligible staff was found, the officer must name one), and the reason in the history."""
+
+    person_id: str
+    previous_caretaker_id: str
+    caretaker_id: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id,
+            "previous_caretaker_id": self.previous_caretaker_id,
+            "caretaker_id": self.caretaker_id,
+            "reason": self.reason,
+        }
 
 
 def isolation_day(since: datetime, now: datetime, tz: ZoneInfo) -> int:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from gateway.domain.health import Reassignment
+
 # Two people are contacts when their presence in one zone overlapped at least this
 # long in total; the simulator's ground truth uses the same threshold.
 MIN_OVERLAP_S = 60.0
@@ -84,3 +86,5 @@ class MarkOutcome:
     marked: tuple[tuple[str, str | None], ...]  # (person, caretaker)
     skipped: tuple[tuple[str, str], ...]  # (person, why)
     until: datetime
+    # People in the care of someone marked here, given another caretaker.
+    reassigned: tuple[Reassignment, ...] = ()

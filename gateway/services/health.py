@@ -15,12 +15,12 @@ from typing import Any
 import asyncpg
 
 from gateway.domain.health import ISOLATION_STATUSES, HealthRecord, HealthStatus
-from gateway.services.caretaking import choose_caretakers
+from gateway.services.caretaking import choose_caretakers, reassign_cases
 from gateway.services.operations import NotFoundError, ReferenceError_, _jsonable
 from gateway.store import console
 from gateway.store.audit import record_audit
-from gateway.store.caretaking import is_active_staff
-from gateway.store.health import expire_due, set_health
+from gateway.store.caretaking import caretaker_problem
+from gateway.store.health import expire_due, lock_people, set_health
 from gateway.store.readings import insert_reading, latest_watch_reading
 from gateway.store.roster import load_health
 
@@ -51,6 +51,7 @@ class CurrentStatus:
     until: datetime | None
     set_by: str | None
     caretaker_id: str | None
+    since: datetime | None = None
 
     def effective(self, now: datetime) -> HealthStatus:
         """Expired statuses count as clear (the gateway treats them so already)."""
@@ -59,24 +60,14 @@ class CurrentStatus:
         return self.status
 
 
-async def lock_people(conn: asyncpg.Connection, person_ids: Iterable[str]) -> set[str]:
-    """Lock the named people's rows for this transaction (in id order, so never a
-    deadlock); returns those that exist."""
-    rows = await conn.fetch(
-        "SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE",
-        sorted(set(person_ids)),
-    )
-    return {r[0] for r in rows}
-
-
 async def current_status(conn: asyncpg.Connection, person_id: str) -> CurrentStatus | None:
     row = await conn.fetchrow(
-        "SELECT status, until, set_by, caretaker_id FROM health_status WHERE person_id = $1",
+        "SELECT status, until, set_by, caretaker_id, since FROM health_status WHERE person_id = $1",
         person_id,
     )
     if row is None:
         return None
-    return CurrentStatus(HealthStatus(row[0]), row[1], row[2], row[3])
+    return CurrentStatus(HealthStatus(row[0]), row[1], row[2], row[3], row[4])
 
 
 async def change_status(
@@ -92,10 +83,15 @@ async def change_status(
 ) -> dict[str, Any]:
     """Set a person's status with its history row and audit entry.
 
-    A caretaker must be active staff and not the person. Isolation statuses without
-    a caretaker get one chosen (choose_caretakers; None when no staff is found).
-    `until` must lie ahead. `expect`: refuse (StatusConflict) unless the person's
-    effective status is that one now (e.g. a fever review that someone else settled).
+    A caretaker must be active staff under no hold, and not the person. Isolation
+    statuses without a caretaker get one chosen (choose_caretakers; None when no
+    eligible staff is found). `until` must lie ahead. `expect`: refuse (StatusConflict)
+    unless the person's effective status is that one now (e.g. a fever review that
+    someone else settled). Lifting a fever_watch (to clear or recovered) needs a normal
+    re-measurement since the fever, whichever route asks (StatusConflict otherwise).
+
+    When the new status holds a person who cares for others, those people get another
+    caretaker in the same transaction; the answer lists them under `reassigned`.
     """
     now = datetime.now(UTC)
     async with conn.transaction():
@@ -103,11 +99,12 @@ async def change_status(
             raise NotFoundError(f"no person {person_id!r}")
         await _check_change(conn, person_id, status, until, caretaker_id, now)
         before = await console.health_of(conn, person_id)
-        if expect is not None:
-            current = await current_status(conn, person_id)
-            actual = current.effective(now) if current else HealthStatus.CLEAR
-            if actual is not expect:
-                raise StatusConflict(f"{person_id} is {actual.value}, not {expect.value}")
+        current = await current_status(conn, person_id)
+        actual = current.effective(now) if current else HealthStatus.CLEAR
+        if expect is not None and actual is not expect:
+            raise StatusConflict(f"{person_id} is {actual.value}, not {expect.value}")
+        if actual is HealthStatus.FEVER_WATCH and not status.blocks_entry:
+            await _check_normal_reading(conn, person_id)
         if caretaker_id is None and status in ISOLATION_STATUSES:
             caretaker_id = (await choose_caretakers(conn, [person_id]))[person_id]
         record = HealthRecord(person_id, status, now, until, reason, caretaker_id, by)
@@ -122,8 +119,29 @@ async def change_status(
             before=_jsonable(before),
             after=_jsonable(after),
         )
+        reassigned = (
+            await reassign_cases(conn, by=by, caretakers=[person_id], now=now)
+            if status.blocks_entry
+            else []
+        )
     assert after is not None
-    return after
+    return {**after, "reassigned": [r.as_dict() for r in reassigned]}
+
+
+async def _check_normal_reading(conn: asyncpg.Connection, person_id: str) -> None:
+    """StatusConflict unless the newest re-measurement since the fever is not a fever
+    (contract section 4: fever_watch is cleared "after a manual re-measurement")."""
+    latest = await latest_watch_reading(conn, person_id)
+    if latest is None:
+        raise StatusConflict(
+            f"{person_id} is on fever_watch with no re-measurement since the fever: "
+            "record a reading first (POST /api/health/{person}/readings)"
+        )
+    if latest["fever"]:
+        raise StatusConflict(
+            f"{person_id}'s latest re-measurement ({latest['celsius']} C) is a fever: "
+            "escalate, or measure again"
+        )
 
 
 async def _check_change(
@@ -144,7 +162,7 @@ async def _check_change(
     if caretaker_id is not None:
         if caretaker_id == person_id:
             raise ReferenceError_("caretaker_id", "a person cannot be their own caretaker")
-        problem = await is_active_staff(conn, caretaker_id, now)
+        problem = await caretaker_problem(conn, caretaker_id, now)
         if problem:
             raise ReferenceError_("caretaker_id", problem)
 
@@ -163,42 +181,26 @@ async def resolve_fever_watch(
 
     Only for a person on fever_watch now (StatusConflict otherwise), so two officers
     reviewing at once cannot undo each other's decision. Clearing needs a manual
-    re-measurement since the watch began whose newest reading is not a fever (contract
-    section 4: cleared "after a manual re-measurement"); escalating needs none. The
-    reading is checked under the person's lock, in the same transaction as the change.
+    re-measurement since the watch began whose newest reading is not a fever (checked by
+    change_status, as on every route); escalating needs none. The reading is checked
+    under the person's lock (record_reading takes the same lock), in the same
+    transaction as the change, so a guard's reading committed meanwhile is never
+    cleared over.
     """
-    async with conn.transaction():
-        # Lock first: a guard's reading (record_reading takes the same lock) committed
-        # while we decide is then seen below, never cleared over.
-        if not await lock_people(conn, [person_id]):
-            raise NotFoundError(f"no person {person_id!r}")
-        current = await console.health_of(conn, person_id)
-        on_watch = current is not None and current["status"] == HealthStatus.FEVER_WATCH.value
-        if not escalate and on_watch:  # otherwise change_status refuses with the real status
-            latest = await latest_watch_reading(conn, person_id)
-            if latest is None:
-                raise StatusConflict(
-                    f"{person_id} has no re-measurement since the fever: record one first"
-                )
-            if latest["fever"]:
-                raise StatusConflict(
-                    f"{person_id}'s latest re-measurement ({latest['celsius']} C) is a fever: "
-                    "escalate, or measure again"
-                )
-        if escalate:
-            status = HealthStatus.SUSPECTED
-        else:
-            status, until, caretaker_id = HealthStatus.CLEAR, None, None
-        return await change_status(
-            conn,
-            person_id,
-            status,
-            by=by,
-            reason=reason,
-            until=until,
-            caretaker_id=caretaker_id,
-            expect=HealthStatus.FEVER_WATCH,
-        )
+    if escalate:
+        status = HealthStatus.SUSPECTED
+    else:
+        status, until, caretaker_id = HealthStatus.CLEAR, None, None
+    return await change_status(
+        conn,
+        person_id,
+        status,
+        by=by,
+        reason=reason,
+        until=until,
+        caretaker_id=caretaker_id,
+        expect=HealthStatus.FEVER_WATCH,
+    )
 
 
 async def record_reading(

@@ -11,11 +11,16 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from gateway.domain.health import HealthStatus
 from gateway.domain.roster import PersonKind
+from gateway.services.caretaking import reassign_cases
 from gateway.services.manifest import Manifest, ManifestError, read_manifest
 from gateway.store import roster_write
 from gateway.store.audit import record_audit
+from gateway.store.caretaking import held_caretaker_problem
 from gateway.store.health import set_health_many
+from gateway.store.readings import latest_watch_reading
+from gateway.store.roster import load_health
 from gateway.store.roster_write import RosterKeys, UpsertCounts
 
 __all__ = ["ImportReport", "ManifestError", "Progress", "import_file", "import_manifest"]
@@ -71,6 +76,7 @@ async def import_manifest(
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _IMPORT_LOCK)
         report("check", 0, 1)
         check_references(manifest, await roster_write.load_roster_keys(conn))
+        await check_health(conn, manifest)
         report("check", 1, 1)
         steps = (
             ("org_units", roster_write.upsert_org_units),
@@ -99,6 +105,8 @@ async def import_manifest(
             records = [replace(r.item, set_by=set_by) for r in manifest.health]
             report("health", 0, len(records))
             sections["health"] = await set_health_many(conn, records, changed_by=set_by)
+            held = [r.person_id for r in records if r.holds(manifest.now)]
+            await reassign_cases(conn, by=set_by, caretakers=held, now=manifest.now)
             report("health", len(records), len(records))
         if any(c.inserted or c.updated for c in sections.values()):
             counts = {name: [c.inserted, c.updated, c.unchanged] for name, c in sections.items()}
@@ -163,6 +171,35 @@ def check_references(m: Manifest, keys: RosterKeys) -> None:
             elif caretaker_kind != PersonKind.STAFF.value:
                 fail(
                     row.label, f"caretaker {record.caretaker_id!r} is a {caretaker_kind}, not staff"
+                )
+
+
+async def check_health(conn: asyncpg.Connection, m: Manifest) -> None:
+    """Raise ManifestError for the first health row naming a caretaker who is held (by
+    the stored status, or by the file's own row for them), or lifting a fever_watch
+    without a normal re-measurement since the fever (as every other route refuses)."""
+    if not m.health:
+        return
+    stored = {r.person_id: r for r in await load_health(conn)}
+    statuses = dict(stored)
+    statuses.update((r.item.person_id, r.item) for r in m.health)
+    for row in m.health:
+        record = row.item
+        carer = statuses.get(record.caretaker_id or "")
+        if carer is not None:
+            problem = held_caretaker_problem(
+                carer.person_id, carer.status.value, carer.until, m.now
+            )
+            if problem:
+                raise ManifestError(f"{m.source}: {row.label}: {problem}")
+        before = stored.get(record.person_id)
+        lifting = before is not None and not record.status.blocks_entry
+        if lifting and before.effective_status(m.now) is HealthStatus.FEVER_WATCH:
+            latest = await latest_watch_reading(conn, record.person_id)
+            if latest is None or latest["fever"]:
+                raise ManifestError(
+                    f"{m.source}: {row.label}: {record.person_id} is on fever_watch with no "
+                    "normal re-measurement since the fever: record one before clearing"
                 )
 
 

@@ -24,7 +24,7 @@ from gateway.domain.tracing import (
     TraceResult,
     TraceWindow,
 )
-from gateway.services.caretaking import choose_caretakers
+from gateway.services.caretaking import choose_caretakers, reassign_cases
 from gateway.services.health import lock_people
 from gateway.settings import Settings
 from gateway.store import tracing as store
@@ -268,6 +268,8 @@ async def mark_close_contacts(
                 skipped.append((person, why))
             else:
                 chosen.append(person)
+        # Everyone chosen is held by this step: none of them cares for another (see
+        # choose_caretakers), and those who cared for others before hand them on below.
         caretakers = await choose_caretakers(conn, chosen) if chosen else {}
         text = f"close contact of {index_person}: {reason.strip()}"
         records = [
@@ -283,6 +285,7 @@ async def mark_close_contacts(
             for person in chosen
         ]
         await set_health_many(conn, records, changed_by=by)
+        reassigned = await reassign_cases(conn, by=by, caretakers=chosen, now=now)
         await record_audit(
             conn,
             by,
@@ -296,7 +299,9 @@ async def mark_close_contacts(
                 "reason": reason.strip(),
             },
         )
-    return MarkOutcome(tuple((p, caretakers.get(p)) for p in chosen), tuple(skipped), until)
+    return MarkOutcome(
+        tuple((p, caretakers.get(p)) for p in chosen), tuple(skipped), until, tuple(reassigned)
+    )
 
 
 def _why_not(current: HealthRecord | None, now: datetime, until: datetime) -> str | None:

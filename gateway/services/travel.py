@@ -44,7 +44,7 @@ from gateway.domain.travel import (
     matching_areas,
 )
 from gateway.services import places
-from gateway.services.caretaking import choose_caretakers
+from gateway.services.caretaking import choose_caretakers, reassign_cases
 from gateway.services.health import CurrentStatus, current_status, lock_people
 from gateway.services.operations import NotFoundError, _jsonable
 from gateway.store import console
@@ -69,6 +69,8 @@ class Evaluation:
     extended: list[str] = field(default_factory=list)
     lifted: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    # People in the care of someone isolated here, given another caretaker.
+    reassigned: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[str]]:
         return {
@@ -76,6 +78,7 @@ class Evaluation:
             "extended": self.extended,
             "lifted": self.lifted,
             "waiting": self.waiting,
+            "reassigned": self.reassigned,
         }
 
 
@@ -181,6 +184,8 @@ async def _evaluate_person(
         target = max(fresh, key=lambda t: window[t.id][1])
         await _isolate(conn, target, matched, window, None, by, now, "travel_isolate")
         result.isolated.append(person_id)
+        moved = await reassign_cases(conn, by=by, caretakers=[person_id], now=now)
+        result.reassigned.extend(r.person_id for r in moved)
     elif fresh and status is HealthStatus.HOME_ISOLATION:
         holding = fresh
         target = max(fresh, key=lambda t: window[t.id][1])
@@ -222,10 +227,16 @@ async def _isolate(
     # A status travel lengthens keeps its owner: an officer's isolation stays the officer's,
     # so that travel never lifts it later (only its own isolations are travel's to lift).
     owner = TRAVEL_ACTOR if current is None else current.set_by
+    # The isolation runs from the return (the start of its window), not from when this
+    # row is written: a trip declared days after the return is already days in, and the
+    # caretaker's "day N" counts from here. A status lengthened keeps the earlier start.
+    since = window[trip.id][0]
+    if current is not None and current.since is not None:
+        since = min(since, current.since)
     record = HealthRecord(
         trip.person_id,
         HealthStatus.HOME_ISOLATION,
-        now,
+        since,
         window[trip.id][1],
         reason,
         caretaker,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -26,6 +26,22 @@ INSERT INTO health_history
     (person_id, status, since, until, reason, caretaker_id, set_by, changed_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 """
+
+
+async def lock_people(
+    conn: asyncpg.Connection, person_ids: Iterable[str], *, skip_locked: bool = False
+) -> set[str]:
+    """Lock the named people's rows for this transaction (in id order, so never a
+    deadlock); returns those that exist. Every status change of a person holds it.
+
+    `skip_locked`: leave out (and do not wait for) people another transaction holds,
+    for a second round of locks taken while holding others, which could deadlock."""
+    wait = " SKIP LOCKED" if skip_locked else ""
+    rows = await conn.fetch(
+        "SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE" + wait,
+        sorted(set(person_ids)),
+    )
+    return {r[0] for r in rows}
 
 
 def _row(record: HealthRecord) -> tuple[object, ...]:

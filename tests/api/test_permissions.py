@@ -90,9 +90,35 @@ async def test_liaison_sees_only_own_org_unit_and_below(client_for):
     assert (await liaison.get("/api/people/S001")).status_code == 200
 
 
-async def test_health_officer_sees_only_health_alerts(client_for):
-    kinds = {a["kind"] for a in (await client_for("health_officer").get("/api/alerts")).json()}
-    assert kinds <= {"fever", "isolation_breach", "temperature_invalid"} and "fever" in kinds
+async def test_health_officer_sees_health_and_crowd_alerts(client_for, api_world):
+    from datetime import UTC, datetime
+
+    from gateway.domain.alerts import Alert, AlertKind, Severity
+    from gateway.store.alerts import insert_alerts
+    from gateway.store.db import connect
+
+    now = datetime.now(UTC)
+    made = [
+        Alert("ho-gathering-1", AlertKind.GATHERING, now, Severity.HIGH, zone="dorm-1"),
+        Alert("ho-zone-full-1", AlertKind.ZONE_FULL, now, Severity.MEDIUM, zone="lab-1"),
+        Alert("ho-tailgating-1", AlertKind.TAILGATING, now, Severity.MEDIUM, zone="lab-1"),
+    ]
+    conn = await connect(api_world.dsn)
+    try:
+        await insert_alerts(conn, made)
+    finally:
+        await conn.close()
+    officer = client_for("health_officer")
+    found = (await officer.get("/api/alerts", params={"limit": 1000})).json()
+    kinds = {a["kind"] for a in found}
+    # Gatherings and full zones bear on an epidemic; door trouble and outsiders do not.
+    assert {"fever", "gathering", "zone_full"} <= kinds
+    assert kinds <= {"fever", "isolation_breach", "temperature_invalid", "gathering", "zone_full"}
+    assert (await officer.get("/api/alerts/ho-gathering-1")).status_code == 200
+    assert (await officer.get("/api/alerts/ho-zone-full-1")).status_code == 200
+    assert (await officer.get("/api/alerts/ho-tailgating-1")).status_code == 404
+    only = await officer.get("/api/alerts", params=[("kind", "gathering"), ("kind", "outsider")])
+    assert {a["kind"] for a in only.json()} == {"gathering"}
 
 
 async def test_liaison_sees_only_non_health_alerts_about_own_people(client_for, api_world):

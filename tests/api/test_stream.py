@@ -121,14 +121,19 @@ async def test_roles_filter_the_stream(server, api_world, db):
             AlertKind.FEVER, person="S001", detail={"card_uid": "04A1B2C3", "celsius": 38.6}
         )
         outsider = _alert(AlertKind.OUTSIDER)
-        await insert_alerts(db, [fever, outsider])
+        gathering = _alert(AlertKind.GATHERING, detail={"occupancy": 40, "threshold": 30})
+        full = _alert(AlertKind.ZONE_FULL)
+        await insert_alerts(db, [fever, gathering, full, outsider])  # in this order
         # A guard sees the fever alert, but not the temperature (no health details).
         seen = await _next_for(guard, fever.id)
         assert seen["alert"]["detail"] == {"card_uid": "04A1B2C3"}
         await _next_for(guard, outsider.id)
-        # A health officer sees the detail, and only the health alerts (as GET /api/alerts).
+        # A health officer sees the detail, the health alerts and the crowd ones
+        # (gathering, zone_full), as GET /api/alerts; not an outsider.
         seen = await _next_for(officer, fever.id)
         assert seen["alert"]["detail"]["celsius"] == 38.6
+        assert (await _next_for(officer, gathering.id))["alert"]["kind"] == "gathering"
+        assert (await _next_for(officer, full.id))["alert"]["kind"] == "zone_full"
         await _nothing_for(officer, {outsider.id})
     finally:
         await guard.close()

@@ -169,3 +169,53 @@ async def test_declarations_csv_upload_goes_through_the_console_api(live_system)
             assert errors == []
         finally:
             await browser.close()
+
+
+async def test_officer_sees_the_cases_handed_on_when_a_caretaker_is_held(live_system):
+    """Putting a caretaker under a hold reassigns the people in their care; the page says
+    who went to whom right after the change, and the person's history says why."""
+    from playwright.async_api import async_playwright, expect
+
+    officer_name = "officer-reassign"
+    free = [p for p in live_system.campus.facts.people if p.active and not p.isolated and p.cards]
+    carer = next(p.id for p in free if p.kind == "staff")
+    cared = next(p.id for p in reversed(free) if p.kind == "student" and p.id != carer)
+    conn = await connect(live_system.dsn)
+    try:
+        await add_operator(conn, officer_name, "health_officer")
+        await set_password(conn, officer_name, PASSWORD, by="test")
+        now = datetime.now(UTC)
+        await set_health(
+            conn, HealthRecord(carer, HealthStatus.RECOVERED, now, reason="well"), changed_by="t"
+        )
+        case = HealthRecord(
+            cared, HealthStatus.HOME_ISOLATION, now, now + timedelta(days=7), "trip", carer, "t"
+        )
+        await set_health(conn, case, changed_by="t")
+    finally:
+        await conn.close()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            officer, errors = await _login(browser, live_system.url, officer_name)
+            await officer.goto(live_system.url + "/#health")
+            await officer.click("#lang")  # English
+            await officer.select_option("#hs-filter", "recovered")
+            await officer.locator(f'#hs-list tr[data-person="{carer}"] .hs-open').click()
+            form = officer.locator("#hs-detail .hs-form")
+            await form.locator(".hs-status").select_option("close_contact")
+            await form.locator(".hs-reason").fill("shared an office")
+            await form.locator("button").click()
+            notice = officer.locator(f'#hs-msg .hs-notice li[data-person="{cared}"]')
+            await expect(notice).to_contain_text(f"{cared}: {carer} →")
+            await expect(officer.locator("#hs-msg")).to_contain_text("another caretaker")
+            await officer.select_option("#hs-filter", "home_isolation")
+            await officer.locator(f'#hs-list tr[data-person="{cared}"] .hs-open').click()
+            await expect(officer.locator("#hs-detail")).to_contain_text(
+                f"caretaker {carer} is close_contact"
+            )
+            ARTIFACTS.mkdir(exist_ok=True)
+            await officer.screenshot(path=str(ARTIFACTS / "console-reassigned.png"), full_page=True)
+            assert errors == []
+        finally:
+            await browser.close()

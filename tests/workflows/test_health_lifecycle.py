@@ -161,3 +161,33 @@ async def test_clearing_sees_a_fever_reading_recorded_meanwhile(
     finally:
         await guard.close()
     assert (await _status(campus, "S1"))["status"] == "fever_watch"
+
+
+@pytest.mark.parametrize("lift", [HealthStatus.CLEAR, HealthStatus.RECOVERED])
+async def test_any_change_lifting_fever_watch_needs_a_normal_re_measurement(
+    campus: asyncpg.Connection, lift: HealthStatus
+) -> None:
+    """Not only the fever review: a plain status change (PUT, /clear) checks the reading too."""
+    await _fever_watch(campus, "S1")
+    with pytest.raises(StatusConflict, match="no re-measurement since the fever"):
+        await change_status(campus, "S1", lift, by="ho", reason="looks fine")
+    await record_reading(campus, "S1", 37.9, by="guard", threshold_c=37.3)
+    with pytest.raises(StatusConflict, match=r"\(37.9 C\) is a fever"):
+        await change_status(campus, "S1", lift, by="ho", reason="37.9")
+    assert (await _status(campus, "S1"))["status"] == "fever_watch"
+    await record_reading(campus, "S1", 36.5, by="guard", threshold_c=37.3)
+    assert (await change_status(campus, "S1", lift, by="ho", reason="36.5"))["status"] == lift
+
+
+async def test_escalating_or_an_ended_watch_needs_no_reading(campus: asyncpg.Connection) -> None:
+    await _fever_watch(campus, "S1")
+    changed = await change_status(campus, "S1", HealthStatus.CONFIRMED, by="ho", reason="PCR+")
+    assert changed["status"] == "confirmed"
+    now = datetime.now(UTC)
+    ended = HealthRecord(
+        "S2", HealthStatus.FEVER_WATCH, now - timedelta(hours=2), now - timedelta(minutes=1)
+    )
+    await set_health(campus, ended, changed_by="ho")
+    assert (await change_status(campus, "S2", HealthStatus.CLEAR, by="ho", reason="r"))[
+        "status"
+    ] == "clear"

@@ -32,6 +32,7 @@
       h_out_isolate: "将隔离", h_out_extend: "将延长隔离", h_out_waiting: "待当前状态结束后隔离",
       h_out_on_return: "返回当日隔离", h_out_unchanged: "不变", h_out_waived: "已豁免",
       h_out_period_over: "隔离期已过，不隔离", h_nobody: "没有人会被隔离", h_truncated: "仅显示前 2000 条",
+      h_ev_reassigned: "看护人已更换", h_reassigned: "其看护对象已更换看护人", h_no_caretaker: "无可用看护人，请指定",
     },
     en: {
       h_tab: "Health", h_measure: "Re-measurement", h_find: "Find a person on fever watch", h_celsius: "Reading (°C)",
@@ -60,6 +61,7 @@
       h_out_waiting: "isolated once the current status ends", h_out_on_return: "isolated on return",
       h_out_unchanged: "unchanged", h_out_waived: "waived", h_out_period_over: "period over: not isolated",
       h_nobody: "Nobody would be isolated", h_truncated: "only the first 2000 are shown",
+      h_ev_reassigned: "caretaker reassigned", h_reassigned: "People in their care got another caretaker", h_no_caretaker: "no eligible caretaker: name one",
     },
   };
 
@@ -91,6 +93,22 @@
   const field = (label, input) => el("label", {}, label, " ", input);
   const block = (id, title, ...body) => el("div", { id, class: "health-block" }, el("h3", {}, title), ...body);
   const msg = (id) => el("p", { id, class: "health-msg", role: "status" });
+  // What a status change did besides the status: the caretaker it got (or that none was
+  // free), and the people whose caretaker it put under a hold, with who cares now.
+  function changeNotice(personId, r) {
+    const lines = [];
+    if (r && r.status && !["clear", "recovered", "fever_watch"].includes(r.status) && !r.caretaker_id) {
+      lines.push(el("li", { class: "hs-no-caretaker error" }, `${personId}: ${t("h_no_caretaker")}`));
+    }
+    for (const m of (r && r.reassigned) || []) {
+      lines.push(el("li", { class: m.caretaker_id ? "hs-reassigned" : "hs-reassigned error", dataset: { person: m.person_id } },
+        `${m.person_id}: ${m.previous_caretaker_id} → ${m.caretaker_id || t("h_no_caretaker")}`));
+    }
+    if (!lines.length) return "";
+    const title = (r.reassigned || []).length ? el("strong", {}, `${t("h_reassigned")}:`) : "";
+    return el("div", { class: "hs-notice" }, title, el("ul", {}, lines));
+  }
+  const announce = (out, text, personId, r) => out.replaceChildren(text, changeNotice(personId, r));
 
   // -- guards: find a fever_watch person and enter a reading ---------------------
   function measureBlock() {
@@ -147,8 +165,8 @@
     const decide = (outcome) => guarded(async () => {
       const reason = prompt(t("h_reason"));
       if (!reason) return;
-      await post(`/api/health/${encodeURIComponent(personId)}/fever-review`, { outcome, reason }, out);
-      out.textContent = `${personId}: ${st(outcome)}`;
+      const r = await post(`/api/health/${encodeURIComponent(personId)}/fever-review`, { outcome, reason }, out);
+      announce(out, `${personId}: ${st(outcome)}`, personId, r);
       await after();
     });
     return [el("button", { class: "hr-clear", onclick: decide("clear"), disabled: !normal,
@@ -199,10 +217,11 @@
     const caretaker = el("input", { class: "hs-caretaker", maxlength: "200", placeholder: t("h_caretaker_hint") });
     return el("form", { class: "hs-form", onsubmit: guarded(async (event) => {
       event.preventDefault();
-      await post(`/api/health/${encodeURIComponent(personId)}`, { status: status.value, reason: reason.value,
+      const r = await post(`/api/health/${encodeURIComponent(personId)}`, { status: status.value, reason: reason.value,
         until_date: until.value || null, caretaker_id: caretaker.value || null }, out, "PUT");
-      out.textContent = `${personId}: ${st(status.value)}`;
       await after();
+      // After the refresh, which may rebuild the lists around this message.
+      announce(out, `${personId}: ${st(status.value)}`, personId, r);
     }) }, field(t("h_status"), status), field(t("h_reason"), reason), field(t("h_until"), until),
     field(t("h_caretaker"), caretaker), el("button", {}, t("h_set")));
   }

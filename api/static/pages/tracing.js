@@ -20,6 +20,7 @@
       tr_need_reason: "请填写原因并至少选择一人", tr_via: "经由", tr_second_min: "二代起点最短暴露(分钟)",
       tr_second_max: "二代起点人数上限", tr_seeds: "二代追踪起点：暴露不少于 {min} 分钟的一代密接 {n} 人",
       tr_seeds_cut: "另有 {left} 人因人数上限未纳入",
+      tr_reassigned: "看护人已更换", tr_no_caretaker: "无可用看护人，请指定",
     },
     en: {
       tr_title: "Contact tracing", tr_find: "Find a person", tr_hint: "name, id or card", tr_search: "Find",
@@ -34,6 +35,7 @@
       tr_need_reason: "Give a reason and choose at least one contact", tr_via: "Via",
       tr_second_min: "2nd gen from exposure ≥ (min)", tr_second_max: "2nd gen from at most",
       tr_seeds: "Second generation traced from {n} first-generation contacts with at least {min} min exposure",
+      tr_reassigned: "Caretaker reassigned", tr_no_caretaker: "no eligible caretaker: name one",
       tr_seeds_cut: "{left} more left out by the cap",
     },
   };
@@ -159,9 +161,13 @@
     const result = await response.json();
     const marked = result.marked.map((m) => `${m.person_id}${m.caretaker_id ? ` (${t("tr_caretaker")} ${m.caretaker_id})` : ""}`);
     const skipped = result.skipped.map((s) => `${s.person_id}: ${s.why}`);
+    // People cared for by someone just marked: they got another caretaker (or none was free).
+    const moved = (result.reassigned || []).map((r) =>
+      `${r.person_id}: ${r.previous_caretaker_id} → ${r.caretaker_id || t("tr_no_caretaker")}`);
     out.replaceChildren(...[
       el("p", { class: "tr-marked" }, `${t("tr_marked")}: ${marked.join(", ") || "-"}`),
       skipped.length ? el("p", { class: "tr-skipped" }, `${t("tr_skipped")}: ${skipped.join("; ")}`) : null,
+      moved.length ? el("p", { class: "tr-reassigned" }, `${t("tr_reassigned")}: ${moved.join("; ")}`) : null,
     ].filter(Boolean));
   }
 
