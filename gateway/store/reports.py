@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from gateway.domain.reports import (
+    GUARDED_ZONE_KINDS,
     ISOLATING,
     Audience,
     Channel,
@@ -24,15 +25,19 @@ from gateway.domain.reports import (
     PersonDay,
     StatusChange,
     TrendPoint,
+    VisitorRefusal,
 )
 from gateway.domain.roster import OrgUnit
 
 # Final card decisions of the window [$1, $2): the day's passages and attempts.
-_CARD_EVENTS = """
-    FROM access_events e
+_IN_WINDOW = """
     WHERE e.received_at >= $1 AND e.received_at < $2 AND e.type = 'card'
       AND e.decision IN ('admit', 'deny')
 """
+_CARD_EVENTS = "\n    FROM access_events e" + _IN_WINDOW
+# The same with the zone of each event: the zone logged with it, its kind as the roster
+# holds it now (a zone since removed has no kind).
+_CARD_EVENTS_IN_ZONES = "\n    FROM access_events e LEFT JOIN zones z ON z.id = e.zone_id" + _IN_WINDOW
 
 # The last recorded status of every person before the cut-off ($3).
 _STATUS_AT = """
@@ -53,17 +58,32 @@ WITH per_reason AS (
            coalesce(jsonb_object_agg(reason, n) FILTER (WHERE decision = 'deny'), '{{}}'::jsonb)
                AS denied
     FROM per_reason GROUP BY person_id
+), per_zone AS (
+    SELECT e.person_id, coalesce(z.kind, 'other') AS kind, e.direction, count(*)::int AS n
+    {_CARD_EVENTS_IN_ZONES} AND e.person_id IS NOT NULL AND e.decision = 'admit'
+      AND e.direction IN ('in', 'out')
+    GROUP BY 1, 2, 3
+), passages AS (
+    SELECT z.person_id, jsonb_agg(jsonb_build_array(z.kind, z.direction, z.n)) AS passages
+    FROM per_zone z GROUP BY z.person_id
+), first_pass AS (
+    SELECT DISTINCT ON (e.person_id) e.person_id, e.received_at, e.door_id
+    {_CARD_EVENTS} AND e.person_id IS NOT NULL AND e.decision = 'admit'
+    ORDER BY e.person_id, e.received_at, e.event_id
 ), status AS ({_STATUS_AT})
 SELECT p.id, p.name, p.kind, p.org_unit_id, p.active,
        coalesce(d.present, false), coalesce(d.screenings, 0), d.fever_c,
        coalesce(d.denied, '{{}}'::jsonb),
        CASE WHEN s.until IS NOT NULL AND s.until <= $3 THEN 'clear'
             ELSE coalesce(s.status, 'clear') END,
-       s.since, s.until, coalesce(s.reason, ''), s.caretaker_id, c.name
+       s.since, s.until, coalesce(s.reason, ''), s.caretaker_id, c.name,
+       coalesce(g.passages, '[]'::jsonb), f.received_at, f.door_id
 FROM people p
 LEFT JOIN per_person d ON d.person_id = p.id
 LEFT JOIN status s ON s.person_id = p.id
 LEFT JOIN people c ON c.id = s.caretaker_id
+LEFT JOIN passages g ON g.person_id = p.id
+LEFT JOIN first_pass f ON f.person_id = p.id
 WHERE p.kind = ANY($4::text[])
 ORDER BY p.id
 """
@@ -95,9 +115,30 @@ async def people_day(
             reason=r[12],
             caretaker_id=r[13],
             caretaker_name=r[14],
+            passages={(kind, direction): n for kind, direction, n in r[15]},
+            first_passage_at=r[16],
+            first_passage_door=r[17],
         )
         for r in rows
     ]
+
+
+async def visitors_refused(
+    conn: asyncpg.Connection, start: datetime, end: datetime
+) -> list[VisitorRefusal]:
+    """Registered visitors' cards denied at doors of dormitories and labs, oldest first."""
+    rows = await conn.fetch(
+        "SELECT e.person_id, p.name, p.org_unit_id, e.received_at, e.door_id, e.zone_id,"
+        " z.kind, e.reason FROM access_events e JOIN people p ON p.id = e.person_id"
+        " JOIN zones z ON z.id = e.zone_id"
+        + _IN_WINDOW
+        + " AND e.decision = 'deny' AND p.kind = 'visitor' AND z.kind = ANY($3::text[])"
+        " ORDER BY e.received_at, e.event_id",
+        start,
+        end,
+        list(GUARDED_ZONE_KINDS),
+    )
+    return [VisitorRefusal(*r) for r in rows]
 
 
 async def fever_readings(
