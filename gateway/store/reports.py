@@ -37,7 +37,9 @@ _IN_WINDOW = """
 _CARD_EVENTS = "\n    FROM access_events e" + _IN_WINDOW
 # The same with the zone of each event: the zone logged with it, its kind as the roster
 # holds it now (a zone since removed has no kind).
-_CARD_EVENTS_IN_ZONES = "\n    FROM access_events e LEFT JOIN zones z ON z.id = e.zone_id" + _IN_WINDOW
+_CARD_EVENTS_IN_ZONES = (
+    "\n    FROM access_events e LEFT JOIN zones z ON z.id = e.zone_id" + _IN_WINDOW
+)
 
 # The last recorded status of every person before the cut-off ($3).
 _STATUS_AT = """
