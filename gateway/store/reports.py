@@ -17,6 +17,7 @@ import asyncpg
 from gateway.domain.reports import (
     GUARDED_ZONE_KINDS,
     ISOLATING,
+    ZONE_KINDS,
     Audience,
     Channel,
     DailyReport,
@@ -48,30 +49,31 @@ _STATUS_AT = """
     ORDER BY person_id, changed_at DESC, id DESC
 """
 
+# Admitted passages per (zone kind, direction), each a column counted in the one scan
+# (a fixed set: the roster's zone kinds, in and out).
+_PASSAGE_KEYS = tuple((kind, direction) for kind in ZONE_KINDS for direction in ("in", "out"))
+_PASSAGE_COUNTS = ", ".join(
+    f"count(*) FILTER (WHERE e.decision = 'admit' AND coalesce(z.kind, 'other') = '{kind}'"
+    f" AND e.direction = '{direction}')::int AS p_{kind}_{direction}"
+    for kind, direction in _PASSAGE_KEYS
+)
+_PASSAGE_SUMS = ", ".join(f"sum(p_{k}_{d})::int AS p_{k}_{d}" for k, d in _PASSAGE_KEYS)
+_PASSAGE_ARRAY = ", ".join(f"coalesce(d.p_{k}_{d}, 0)" for k, d in _PASSAGE_KEYS)
+
 _PEOPLE_DAY = f"""
 WITH per_reason AS (
     SELECT e.person_id, e.decision, e.reason, count(*)::int AS n,
-           count(e.celsius)::int AS readings, max(e.celsius) AS max_c
-    {_CARD_EVENTS} AND e.person_id IS NOT NULL
+           count(e.celsius)::int AS readings, max(e.celsius) AS max_c,
+           min(e.received_at) AS first_at, {_PASSAGE_COUNTS}
+    {_CARD_EVENTS_IN_ZONES} AND e.person_id IS NOT NULL
     GROUP BY e.person_id, e.decision, e.reason
 ), per_person AS (
     SELECT person_id, bool_or(decision = 'admit') AS present, sum(readings)::int AS screenings,
            max(max_c) FILTER (WHERE reason = 'fever') AS fever_c,
            coalesce(jsonb_object_agg(reason, n) FILTER (WHERE decision = 'deny'), '{{}}'::jsonb)
-               AS denied
+               AS denied,
+           min(first_at) FILTER (WHERE decision = 'admit') AS first_at, {_PASSAGE_SUMS}
     FROM per_reason GROUP BY person_id
-), per_zone AS (
-    SELECT e.person_id, coalesce(z.kind, 'other') AS kind, e.direction, count(*)::int AS n
-    {_CARD_EVENTS_IN_ZONES} AND e.person_id IS NOT NULL AND e.decision = 'admit'
-      AND e.direction IN ('in', 'out')
-    GROUP BY 1, 2, 3
-), passages AS (
-    SELECT z.person_id, jsonb_agg(jsonb_build_array(z.kind, z.direction, z.n)) AS passages
-    FROM per_zone z GROUP BY z.person_id
-), first_pass AS (
-    SELECT DISTINCT ON (e.person_id) e.person_id, e.received_at, e.door_id
-    {_CARD_EVENTS} AND e.person_id IS NOT NULL AND e.decision = 'admit'
-    ORDER BY e.person_id, e.received_at, e.event_id
 ), status AS ({_STATUS_AT})
 SELECT p.id, p.name, p.kind, p.org_unit_id, p.active,
        coalesce(d.present, false), coalesce(d.screenings, 0), d.fever_c,
@@ -79,13 +81,19 @@ SELECT p.id, p.name, p.kind, p.org_unit_id, p.active,
        CASE WHEN s.until IS NOT NULL AND s.until <= $3 THEN 'clear'
             ELSE coalesce(s.status, 'clear') END,
        s.since, s.until, coalesce(s.reason, ''), s.caretaker_id, c.name,
-       coalesce(g.passages, '[]'::jsonb), f.received_at, f.door_id
+       ARRAY[{_PASSAGE_ARRAY}], d.first_at, f.door_id
 FROM people p
 LEFT JOIN per_person d ON d.person_id = p.id
 LEFT JOIN status s ON s.person_id = p.id
 LEFT JOIN people c ON c.id = s.caretaker_id
-LEFT JOIN passages g ON g.person_id = p.id
-LEFT JOIN first_pass f ON f.person_id = p.id
+-- The door of the first passage, looked up (by the person index) only for the people
+-- the report lists with it: present and never screened.
+LEFT JOIN LATERAL (
+    SELECT e.door_id FROM access_events e
+    WHERE d.present AND d.screenings = 0 AND e.person_id = p.id AND e.received_at = d.first_at
+      AND e.type = 'card' AND e.decision = 'admit'
+    ORDER BY e.event_id LIMIT 1
+) f ON true
 WHERE p.kind = ANY($4::text[])
 ORDER BY p.id
 """
@@ -117,7 +125,7 @@ async def people_day(
             reason=r[12],
             caretaker_id=r[13],
             caretaker_name=r[14],
-            passages={(kind, direction): n for kind, direction, n in r[15]},
+            passages={key: n for key, n in zip(_PASSAGE_KEYS, r[15], strict=True) if n},
             first_passage_at=r[16],
             first_passage_door=r[17],
         )

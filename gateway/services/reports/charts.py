@@ -89,6 +89,7 @@ def passages_chart(rows: list[tuple[str, int, int]]) -> str:
         inward = [i for _, i, _ in rows]
         axes.bar(kinds, inward, color=_BLUE, label="in")
         axes.bar(kinds, [o for _, _, o in rows], bottom=inward, color=_GREY, label="out")
+        axes.set_xlim(-0.75, max(len(kinds), 4) - 0.25)  # one kind stays a bar, not a wall
         axes.yaxis.get_major_locator().set_params(integer=True)
         axes.legend(fontsize="small")
     axes.set_title("Admitted passages by zone kind")
