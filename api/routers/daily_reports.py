@@ -1,7 +1,7 @@
 """Daily reports: list, read (JSON, CSV, XLSX, HTML), generate on demand, send and resend.
 
 Lists with health detail (fevers, statuses, new isolations) appear only for roles with
-READ_HEALTH; a liaison sees and makes reports of their org unit and below only (not
+READ_HEALTH, and for others a refused visitor's health reason reads `withheld`; a liaison sees and makes reports of their org unit and below only (not
 the campus-wide roll-up).
 """
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from api.deps import Allowed, Conn, Principal
 from api.permissions import Permission, sees_health_details
 from api.routers.people import scope_of
-from gateway.domain.reports import HEALTH_LISTS, Audience, DailyReport, Delivery
+from gateway.domain.reports import Audience, DailyReport, Delivery, plain_lists
 from gateway.services.reports.compute import UnitTree, UnknownOrgUnitError
 from gateway.services.reports.delivery import XLSX_TYPE, filename
 from gateway.services.reports.render_csv import render_csv
@@ -134,7 +134,7 @@ async def report_units(operator: Reader, conn: Conn) -> dict[str, Any]:
 async def get_report(report_id: int, operator: Reader, conn: Conn) -> dict[str, Any]:
     report = await _report_for(conn, operator, report_id)
     with_health = sees_health_details(operator.account.role)
-    lists = {k: v for k, v in report.lists.items() if with_health or k not in HEALTH_LISTS}
+    lists = plain_lists(report.lists, with_health)
     deliveries = await store.deliveries_of(conn, [report.id])
     return {
         **_meta(report),

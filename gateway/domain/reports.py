@@ -9,6 +9,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.domain.decisions import Reason
+
 
 class Audience(StrEnum):
     """Whose report: students go to the student-affairs office, staff to the school office."""
@@ -27,9 +29,35 @@ ISOLATING = ("home_isolation", "close_contact", "suspected", "confirmed")
 
 # Lists whose rows carry health detail: shown only to roles with READ_HEALTH.
 HEALTH_LISTS = ("fevers", "health", "new_isolations")
-# Lists without health detail (who was not seen on campus).
-PLAIN_LISTS = ("absent",)
+# Lists without health detail: who was not seen on campus, who passed a door without a
+# temperature reading, registered visitors refused at dormitories and labs (their health
+# reasons are withheld, see `plain_lists`).
+PLAIN_LISTS = ("absent", "never_screened", "visitors_refused")
 LIST_NAMES = HEALTH_LISTS + PLAIN_LISTS
+
+# Zone kinds in the roster's order (the CHECK of zones.kind).
+ZONE_KINDS = ("dormitory", "lab", "office", "teaching", "gate", "other")
+# Where a registered visitor's refusal is reported (with the outsiders blocked).
+GUARDED_ZONE_KINDS = ("dormitory", "lab")
+# Decision reasons that say something about a person's health (as api.redaction's).
+HEALTH_REASONS = frozenset({Reason.FEVER, Reason.HEALTH_HOLD, Reason.TEMPERATURE_INVALID})
+WITHHELD = "withheld"
+
+
+def plain_lists(
+    lists: dict[str, list[dict[str, Any]]], with_health: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """The lists a role may see: without READ_HEALTH no health list, and a visitor's
+    refusal for a health reason reads `withheld` (a named person's fever is health data)."""
+    if with_health:
+        return lists
+    shown = {k: v for k, v in lists.items() if k not in HEALTH_LISTS}
+    if "visitors_refused" in shown:
+        shown["visitors_refused"] = [
+            {**row, "reason": WITHHELD} if row.get("reason") in HEALTH_REASONS else row
+            for row in shown["visitors_refused"]
+        ]
+    return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +160,7 @@ class PersonDay:
     org_unit_id: str | None
     active: bool
     present: bool  # at least one admitted passage that day
-    screenings: int  # card events with a temperature reading
+    screenings: int  # card decisions (admit or deny) with a temperature reading
     fever_c: float | None  # the highest reading of a fever decision, if any
     denied: dict[str, int]  # reason -> denied card events
     status: str  # effective at the cut-off ('clear' without history)
@@ -141,6 +169,24 @@ class PersonDay:
     reason: str = ""
     caretaker_id: str | None = None
     caretaker_name: str | None = None
+    # Admitted card passages as logged, by (zone kind, direction): one per door swipe.
+    passages: dict[tuple[str, str], int] = field(default_factory=dict)
+    first_passage_at: datetime | None = None  # the first admitted passage of the day
+    first_passage_door: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorRefusal:
+    """A registered visitor's card denied at a door of a dormitory or lab."""
+
+    person_id: str
+    name: str
+    org_unit_id: str | None  # the unit that registered (hosts) the visitor
+    at: datetime
+    door_id: str | None
+    zone_id: str | None
+    zone_kind: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

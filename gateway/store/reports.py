@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from gateway.domain.reports import (
+    GUARDED_ZONE_KINDS,
     ISOLATING,
+    ZONE_KINDS,
     Audience,
     Channel,
     DailyReport,
@@ -24,15 +26,21 @@ from gateway.domain.reports import (
     PersonDay,
     StatusChange,
     TrendPoint,
+    VisitorRefusal,
 )
 from gateway.domain.roster import OrgUnit
 
 # Final card decisions of the window [$1, $2): the day's passages and attempts.
-_CARD_EVENTS = """
-    FROM access_events e
+_IN_WINDOW = """
     WHERE e.received_at >= $1 AND e.received_at < $2 AND e.type = 'card'
       AND e.decision IN ('admit', 'deny')
 """
+_CARD_EVENTS = "\n    FROM access_events e" + _IN_WINDOW
+# The same with the zone of each event: the zone logged with it, its kind as the roster
+# holds it now (a zone since removed has no kind).
+_CARD_EVENTS_IN_ZONES = (
+    "\n    FROM access_events e LEFT JOIN zones z ON z.id = e.zone_id" + _IN_WINDOW
+)
 
 # The last recorded status of every person before the cut-off ($3).
 _STATUS_AT = """
@@ -41,17 +49,30 @@ _STATUS_AT = """
     ORDER BY person_id, changed_at DESC, id DESC
 """
 
+# Admitted passages per (zone kind, direction), each a column counted in the one scan
+# (a fixed set: the roster's zone kinds, in and out).
+_PASSAGE_KEYS = tuple((kind, direction) for kind in ZONE_KINDS for direction in ("in", "out"))
+_PASSAGE_COUNTS = ", ".join(
+    f"count(*) FILTER (WHERE e.decision = 'admit' AND coalesce(z.kind, 'other') = '{kind}'"
+    f" AND e.direction = '{direction}')::int AS p_{kind}_{direction}"
+    for kind, direction in _PASSAGE_KEYS
+)
+_PASSAGE_SUMS = ", ".join(f"sum(p_{k}_{d})::int AS p_{k}_{d}" for k, d in _PASSAGE_KEYS)
+_PASSAGE_ARRAY = ", ".join(f"coalesce(d.p_{k}_{d}, 0)" for k, d in _PASSAGE_KEYS)
+
 _PEOPLE_DAY = f"""
 WITH per_reason AS (
     SELECT e.person_id, e.decision, e.reason, count(*)::int AS n,
-           count(e.celsius)::int AS readings, max(e.celsius) AS max_c
-    {_CARD_EVENTS} AND e.person_id IS NOT NULL
+           count(e.celsius)::int AS readings, max(e.celsius) AS max_c,
+           min(e.received_at) AS first_at, {_PASSAGE_COUNTS}
+    {_CARD_EVENTS_IN_ZONES} AND e.person_id IS NOT NULL
     GROUP BY e.person_id, e.decision, e.reason
 ), per_person AS (
     SELECT person_id, bool_or(decision = 'admit') AS present, sum(readings)::int AS screenings,
            max(max_c) FILTER (WHERE reason = 'fever') AS fever_c,
            coalesce(jsonb_object_agg(reason, n) FILTER (WHERE decision = 'deny'), '{{}}'::jsonb)
-               AS denied
+               AS denied,
+           min(first_at) FILTER (WHERE decision = 'admit') AS first_at, {_PASSAGE_SUMS}
     FROM per_reason GROUP BY person_id
 ), status AS ({_STATUS_AT})
 SELECT p.id, p.name, p.kind, p.org_unit_id, p.active,
@@ -59,11 +80,20 @@ SELECT p.id, p.name, p.kind, p.org_unit_id, p.active,
        coalesce(d.denied, '{{}}'::jsonb),
        CASE WHEN s.until IS NOT NULL AND s.until <= $3 THEN 'clear'
             ELSE coalesce(s.status, 'clear') END,
-       s.since, s.until, coalesce(s.reason, ''), s.caretaker_id, c.name
+       s.since, s.until, coalesce(s.reason, ''), s.caretaker_id, c.name,
+       ARRAY[{_PASSAGE_ARRAY}], d.first_at, f.door_id
 FROM people p
 LEFT JOIN per_person d ON d.person_id = p.id
 LEFT JOIN status s ON s.person_id = p.id
 LEFT JOIN people c ON c.id = s.caretaker_id
+-- The door of the first passage, looked up (by the person index) only for the people
+-- the report lists with it: present and never screened.
+LEFT JOIN LATERAL (
+    SELECT e.door_id FROM access_events e
+    WHERE d.present AND d.screenings = 0 AND e.person_id = p.id AND e.received_at = d.first_at
+      AND e.type = 'card' AND e.decision = 'admit'
+    ORDER BY e.event_id LIMIT 1
+) f ON true
 WHERE p.kind = ANY($4::text[])
 ORDER BY p.id
 """
@@ -95,9 +125,30 @@ async def people_day(
             reason=r[12],
             caretaker_id=r[13],
             caretaker_name=r[14],
+            passages={key: n for key, n in zip(_PASSAGE_KEYS, r[15], strict=True) if n},
+            first_passage_at=r[16],
+            first_passage_door=r[17],
         )
         for r in rows
     ]
+
+
+async def visitors_refused(
+    conn: asyncpg.Connection, start: datetime, end: datetime
+) -> list[VisitorRefusal]:
+    """Registered visitors' cards denied at doors of dormitories and labs, oldest first."""
+    rows = await conn.fetch(
+        "SELECT e.person_id, p.name, p.org_unit_id, e.received_at, e.door_id, e.zone_id,"
+        " z.kind, e.reason FROM access_events e JOIN people p ON p.id = e.person_id"
+        " JOIN zones z ON z.id = e.zone_id"
+        + _IN_WINDOW
+        + " AND e.decision = 'deny' AND p.kind = 'visitor' AND z.kind = ANY($3::text[])"
+        " ORDER BY e.received_at, e.event_id",
+        start,
+        end,
+        list(GUARDED_ZONE_KINDS),
+    )
+    return [VisitorRefusal(*r) for r in rows]
 
 
 async def fever_readings(

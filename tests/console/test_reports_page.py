@@ -40,9 +40,14 @@ async def test_generate_and_view_a_report(live_system):
         ) as gate:
             for card in (facts.resident_cards[0], facts.outsider_card):
                 await gate.decision(gate.swipe(card), timeout=10)
+        async with SimTerminal(
+            live_system.mqtt_url, facts.temperature_device, prefix=live_system.prefix
+        ) as dorm:  # a registered visitor at a dormitory's door
+            refused = await dorm.decision(dorm.swipe(facts.visitor_card), timeout=10)
+            assert refused["reason"] == "not_authorized"
         for _ in range(100):
             n = await conn.fetchval("SELECT count(*) FROM access_events WHERE type = 'card'")
-            if n >= 2:
+            if n >= 3:
                 break
             await asyncio.sleep(0.1)
     finally:
@@ -69,7 +74,15 @@ async def test_generate_and_view_a_report(live_system):
             report = page.frame_locator("#reports-frame")
             await expect(report.locator('[data-metric="present"] b')).to_have_text("1")
             await expect(report.locator('[data-metric="outsiders_blocked"] b')).to_have_text("1")
-            await expect(report.locator("svg")).to_have_count(3)
+            await expect(report.locator('[data-metric="passages"] b')).to_have_text("1")
+            await expect(report.locator('[data-metric="never_screened"] b')).to_have_text("1")
+            await expect(report.locator('[data-metric="visitors_refused"] b')).to_have_text("1")
+            await expect(report.locator("#list-never_screened tbody tr")).to_have_count(1)
+            await expect(report.locator("#list-visitors_refused tbody tr")).to_have_count(1)
+            needs = page.locator("#reports-needs")
+            await expect(needs).to_contain_text("在校但未测体温 1 人")
+            await expect(needs).to_contain_text("放行通行 1 次（进 1 / 出 0）")
+            await expect(report.locator("svg")).to_have_count(4)
             await expect(report.locator("#list-fevers")).to_have_count(1)  # an officer sees it
             report_id = await view.get_attribute("data-report-id")
             row = page.locator(f'#reports-list tbody tr[data-report-id="{report_id}"]')
@@ -84,6 +97,8 @@ async def test_generate_and_view_a_report(live_system):
             await expect(page.locator("#tab-reports")).to_have_text("Daily reports")
             await expect(page.locator("#reports-no-deliveries")).to_have_text("Not sent yet")
             await expect(row.locator("td").nth(1)).to_have_text("Whole campus")
+            await expect(needs).to_contain_text("Present, never screened: 1")
+            await expect(needs).to_contain_text("visitors refused at dormitories and labs: 1")
             await expect(report.locator("h1")).to_contain_text("Student daily report")
             ARTIFACTS.mkdir(exist_ok=True)
             frame = page.locator("#reports-frame")

@@ -35,6 +35,10 @@ async def api(campus_conn, small_campus, fresh_db, tmp_path) -> AsyncIterator:
         at(day, 20), facts.temperature_door, "deny", "fever", person=s[1].id, celsius=38.3
     )
     await set_status(campus_conn, s[2].id, "suspected")
+    # A visitor the college hosts, refused at the college's lab for a fever.
+    visitor = min(p.id for p in facts.people if p.kind == "visitor")
+    await campus_conn.execute("UPDATE people SET org_unit_id = $1 WHERE id = $2", college, visitor)
+    await log.card(at(day, 30), facts.lab_door, "deny", "fever", person=visitor, celsius=38.6)
     settings = Settings(
         database_url=fresh_db,
         data_dir=tmp_path,
@@ -74,7 +78,8 @@ async def test_generate_read_and_download_as_each_role(api):
     full = (await officer.get(f"/api/daily-reports/{rid}")).json()
     assert full["lists"]["fevers"][0]["person_id"] == s[1].id
     scoped = (await liaison.get(f"/api/daily-reports/{rid}")).json()
-    assert set(scoped["lists"]) == {"absent"} and scoped["health_lists_hidden"] is True
+    assert set(scoped["lists"]) == {"absent", "never_screened", "visitors_refused"}
+    assert scoped["health_lists_hidden"] is True
     assert scoped["summary"]["fevers"] == 1  # numbers are for everyone who reads reports
     page = await liaison.get(f"/api/daily-reports/{rid}/html")
     assert (
@@ -149,3 +154,41 @@ async def test_send_and_resend_record_deliveries(api):
     report = (await officer.get(f"/api/daily-reports/{item['id']}")).json()
     assert len(report["deliveries"]) == 2
     assert (await client("guard").post(f"/api/daily-reports/{item['id']}/send")).status_code == 403
+
+
+async def test_unit_needs_through_the_api(api):
+    """Passages, never screened and refused visitors as JSON, CSV, XLSX and HTML; a liaison
+    sees who was refused but not that it was for a fever."""
+    client, day, college, s = api
+    officer, liaison = client("health_officer"), client("liaison")
+    made = await liaison.post(
+        "/api/daily-reports/generate", json={"day": day.isoformat(), "audience": "student"}
+    )
+    assert made.status_code == 201, made.text
+    [item] = made.json()["items"]
+    summary = item["summary"]
+    assert item["org_unit_id"] == college  # the liaison's own unit
+    assert summary["passages"] == {
+        "total": 1, "in": 1, "out": 0, "by_zone_kind": {"gate": {"in": 1, "out": 0}},
+    }  # fmt: skip
+    assert summary["never_screened"] == 1  # s0 came in at the gate, where no one measures
+    assert summary["visitors_refused"]["total"] == 1
+    assert summary["visitors_refused"]["by_zone_kind"] == {"dormitory": 0, "lab": 1}
+    assert "by_reason" not in summary["visitors_refused"]
+    rid = item["id"]
+    plain = (await liaison.get(f"/api/daily-reports/{rid}")).json()["lists"]
+    full = (await officer.get(f"/api/daily-reports/{rid}")).json()["lists"]
+    assert [r["person_id"] for r in plain["never_screened"]] == [s[0].id]
+    assert full["never_screened"] == plain["never_screened"]  # no health detail in it
+    assert [r["reason"] for r in plain["visitors_refused"]] == ["withheld"]
+    assert [r["reason"] for r in full["visitors_refused"]] == ["fever"]
+    assert all("celsius" not in r for r in full["visitors_refused"])
+    for who, reason in ((liaison, "withheld"), (officer, "fever")):
+        text = (await who.get(f"/api/daily-reports/{rid}/csv")).content.decode("utf-8-sig")
+        assert "在校未测体温名单 / Present, never screened (1)" in text and s[0].id in text
+        assert f"lab,{reason}" in text
+        html = (await who.get(f"/api/daily-reports/{rid}/html")).text
+        assert f"<td>{reason}</td>" in html and 'id="list-never_screened"' in html
+        book = load_workbook(io.BytesIO((await who.get(f"/api/daily-reports/{rid}/xlsx")).content))
+        rows = list(book["Visitors refused at dormitories"].iter_rows(values_only=True))
+        assert rows[1][-1] == reason

@@ -72,3 +72,53 @@ async def test_report_counts_real_door_events(
     assert (row["person_id"], row["celsius"]) == (holder[fever].id, 38.5)
     absent = {r["person_id"] for r in report.lists["absent"]}
     assert holder[a].id not in absent and holder[fever].id in absent
+
+
+async def test_unit_needs_from_real_door_events(
+    campus_conn, small_campus, gateway, mqtt_url, tmp_path
+):
+    """A visitor refused at a dormitory, a student admitted at the gate (no temperature
+    there) and one screened at the dormitory's temperature door."""
+    facts = small_campus.facts
+    holder = {card: p for p in facts.people for card in p.cards}
+    screened, unscreened = facts.resident_cards[0], facts.resident_cards[1]
+    visitor = holder[facts.visitor_card]
+    assert facts.temperature_door in facts.temperature_doors
+    assert facts.gate_door not in facts.temperature_doors
+    swipes = {
+        (facts.temperature_device, facts.visitor_card, None): ("deny", "not_authorized"),
+        (facts.gate_device, unscreened, None): ("admit", "ok"),
+        (facts.temperature_device, screened, 36.4): ("admit", "ok"),
+    }
+    for (device, card, celsius), want in swipes.items():
+        async with SimTerminal(mqtt_url, device, prefix=gateway) as terminal:
+            eid = terminal.swipe(card, celsius=celsius) if celsius else terminal.swipe(card)
+            decision = await terminal.decision(eid, timeout=10)
+        assert (decision["decision"], decision["reason"]) == want
+
+    async def logged() -> bool:
+        n = await campus_conn.fetchval("SELECT count(*) FROM access_events WHERE type = 'card'")
+        return n == len(swipes)
+
+    await _until(logged)
+    settings = Settings(data_dir=tmp_path)
+    host = visitor.college
+    campus, unit = await generate_reports(
+        campus_conn, day=today(), settings=settings, by="test", org_units=[None, host],
+        audiences=[Audience.STUDENT], now=datetime.now(UTC),
+    )  # fmt: skip
+    s = campus.summary
+    assert s["passages"] == {
+        "total": 2, "in": 2, "out": 0,
+        "by_zone_kind": {"dormitory": {"in": 1, "out": 0}, "gate": {"in": 1, "out": 0}},
+    }  # fmt: skip
+    assert s["never_screened"] == 1
+    [row] = campus.lists["never_screened"]
+    assert (row["person_id"], row["first_passage_door"]) == (holder[unscreened].id, facts.gate_door)
+    assert s["visitors_refused"]["total"] == 1 and s["outsiders_and_visitors"] == 1
+    [refusal] = campus.lists["visitors_refused"]
+    assert (refusal["person_id"], refusal["door_id"], refusal["zone_kind"], refusal["reason"]) == (
+        visitor.id, facts.temperature_door, "dormitory", "not_authorized",
+    )  # fmt: skip
+    # The visitor's host unit reports them too.
+    assert [r["person_id"] for r in unit.lists["visitors_refused"]] == [visitor.id]

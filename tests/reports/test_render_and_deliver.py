@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 
 from gateway.domain.reports import Audience, DailyReport
 from gateway.services.reports import generate_reports, send_report
+from gateway.services.reports.cells import FORMULA_STARTS, safe_cell
 from gateway.services.reports.render_csv import render_csv
 from gateway.services.reports.render_html import render_html
 from gateway.services.reports.render_xlsx import render_xlsx
@@ -312,3 +313,33 @@ async def test_a_scheduled_run_makes_only_the_missing_audience(campus_conn, smal
     assert len(pairs) == len(set(pairs))  # nothing made twice
     assert (None, Audience.STAFF) in pairs
     assert result["generated"] == len(pairs) - 1
+
+
+def test_no_cell_of_a_report_file_is_a_formula():
+    """Names (and a unit's name) that a spreadsheet would run stay text in CSV and XLSX."""
+    assert [safe_cell(v) for v in ("=1+2", "+1", "-1", "@SUM(A1)", "\tx", "李华", "", 3, None)] == [
+        "'=1+2", "'+1", "'-1", "'@SUM(A1)", "'\tx", "李华", "", 3, None,
+    ]  # fmt: skip
+    report = sample_report()
+    report.summary["org_unit"]["name"] = "-2+3"
+    report.lists["absent"][0]["name"] = '=HYPERLINK("http://x","y")'
+    report.lists["absent"][1]["name"] = "@SUM(A1:A9)"
+    rows = list(csv.reader(io.StringIO(render_csv(report, with_health=False).decode("utf-8-sig"))))
+    names = [r[1] for r in rows if r[:1] in (["S3"], ["S4"])]
+    assert names == ['\'=HYPERLINK("http://x","y")', "'@SUM(A1:A9)"]
+    assert not any(c.startswith(FORMULA_STARTS) for r in rows for c in r)
+    book = load_workbook(io.BytesIO(render_xlsx(report, with_health=False)))
+    cells = [c for sheet in book for row in sheet.iter_rows() for c in row if c.value is not None]
+    assert not any(c.data_type == "f" for c in cells)
+    assert book["Absent 未到校名单"]["B2"].value == '\'=HYPERLINK("http://x","y")'
+    summary = {r[0]: r[1] for r in book["Summary 汇总"].iter_rows(values_only=True) if r[0]}
+    assert summary["单位 / Org unit"] == "'-2+3 (cs)"
+
+
+def test_a_report_stored_before_the_unit_numbers_renders_as_before():
+    """No passages, never-screened or visitor sections for a report that has none."""
+    report = sample_report()
+    page = render_html(report, with_health=False)
+    assert 'data-metric="passages"' not in page and 'id="list-never_screened"' not in page
+    text = render_csv(report, with_health=False).decode("utf-8-sig")
+    assert "Present, never screened (" not in text and "Passages" not in text

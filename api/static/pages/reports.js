@@ -20,6 +20,8 @@
       reports_scheduled: "定时", reports_list: "已生成的报告", reports_made: "已生成报告 #{0}",
       reports_sent: "已发送：{0} 成功，{1} 失败", reports_no_recipients: "未配置收件方（CAMPUSGATE_REPORT_RECIPIENTS），未发送",
       reports_latest: "最近一份报告：{0}",
+      reports_passages: "放行通行 {0} 次（进 {1} / 出 {2}）", reports_never_screened: "在校但未测体温 {0} 人",
+      reports_visitors_refused: "登记访客在宿舍、实验室被拒 {0} 次",
     },
     en: {
       reports_title: "Daily reports", reports_day: "Day", reports_unit: "Org unit", reports_audience: "Audience",
@@ -32,6 +34,8 @@
       reports_scheduled: "schedule", reports_list: "Generated reports", reports_made: "Generated report #{0}",
       reports_sent: "Sent: {0} ok, {1} failed", reports_no_recipients: "No recipients configured (CAMPUSGATE_REPORT_RECIPIENTS): nothing sent",
       reports_latest: "Latest report: {0}",
+      reports_passages: "Admitted passages {0} (in {1} / out {2})", reports_never_screened: "Present, never screened: {0}",
+      reports_visitors_refused: "Registered visitors refused at dormitories and labs: {0}",
     },
   };
 
@@ -117,7 +121,24 @@
     $(".reports-view").hidden = false;
     $(".reports-view").dataset.reportId = String(id);
     renderDeliveries();
+    renderNeeds();
     for (const tr of section.querySelectorAll("#reports-list tbody tr")) tr.classList.toggle("active", tr.dataset.reportId === String(id));
+  }
+
+  // What units need, above the report: passages, people never screened, visitors refused
+  // (a report stored before these numbers has none, and shows nothing here).
+  function renderNeeds() {
+    const box = $("#reports-needs");
+    const s = current && current.summary;
+    if (!s || !s.passages) { box.replaceChildren(); box.hidden = true; return; }
+    const fill = (key, ...values) => values.reduce((text, v, n) => text.replace(`{${n}}`, String(v)), t(key));
+    box.replaceChildren(
+      el("span", { class: "need", dataset: { need: "passages" } }, fill("reports_passages", s.passages.total, s.passages.in, s.passages.out)),
+      " · ",
+      el("span", { class: "need", dataset: { need: "never_screened" } }, fill("reports_never_screened", s.never_screened)),
+      " · ",
+      el("span", { class: "need", dataset: { need: "visitors_refused" } }, fill("reports_visitors_refused", s.visitors_refused.total)));
+    box.hidden = false;
   }
 
   function renderDeliveries() {
@@ -191,6 +212,7 @@
           el("a", { id: "reports-xlsx", download: "", dataset: { rt: "reports_xlsx" } }), " ",
           sender ? el("button", { type: "button", id: "reports-send", dataset: { rt: "reports_send" }, onclick: () => send(false) }) : null, " ",
           sender ? el("button", { type: "button", id: "reports-resend", dataset: { rt: "reports_resend_failed" }, onclick: () => send(true) }) : null),
+        el("p", { id: "reports-needs", class: "reports-needs", hidden: true }),
         el("iframe", { id: "reports-frame", sandbox: "", title: "report", style: "width:100%;height:75vh;border:1px solid #ccd;background:#fff" }),
         el("h3", { dataset: { rt: "reports_deliveries" } }),
         el("table", { id: "reports-deliveries" }, el("thead", {}, el("tr", {}, th("reports_channel"), th("reports_recipient"),
@@ -201,7 +223,7 @@
     loadUnits().then(loadList);
   }
 
-  CG.onLanguage(() => { labels(); if (section && current) { renderDeliveries(); loadList(); } });
+  CG.onLanguage(() => { labels(); if (section && current) { renderDeliveries(); renderNeeds(); loadList(); } });
   CG.registerPage({
     id: "reports",
     permission: "read_reports",

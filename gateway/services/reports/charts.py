@@ -76,3 +76,21 @@ def trend_chart(trend: list[dict[str, Any]]) -> str:
     axes.set_title("Last 7 days")
     figure.legend(loc="lower center", ncol=2, fontsize="small", bbox_to_anchor=(0.5, -0.1))
     return _svg(figure)
+
+
+def passages_chart(rows: list[tuple[str, int, int]]) -> str:
+    """Stacked bars: admitted passages in and out by zone kind."""
+    figure = Figure(figsize=(6, 2.6))
+    axes = figure.add_subplot()
+    if not rows:
+        _empty(axes, "no admitted passages")
+    else:
+        kinds = [k for k, _, _ in rows]
+        inward = [i for _, i, _ in rows]
+        axes.bar(kinds, inward, color=_BLUE, label="in")
+        axes.bar(kinds, [o for _, _, o in rows], bottom=inward, color=_GREY, label="out")
+        axes.set_xlim(-0.75, max(len(kinds), 4) - 0.25)  # one kind stays a bar, not a wall
+        axes.yaxis.get_major_locator().set_params(integer=True)
+        axes.legend(fontsize="small")
+    axes.set_title("Admitted passages by zone kind")
+    return _svg(figure)

@@ -16,7 +16,16 @@ Definitions (also in the report's footnotes):
   confirmed from any other status;
 - denied: denied card attempts by reason of people in the unit;
 - outsiders blocked: `unknown_card` denials, campus-wide in every report (a card no
-  person holds belongs to no unit).
+  person holds belongs to no unit);
+- admitted passages: admitted card decisions as logged (each swipe in and each swipe out
+  is one), by the kind of the zone logged with them and direction;
+- never screened: people present (an admitted passage, any door) with no card decision
+  that day carrying a temperature reading (a reading paired at a temperature door, or
+  measured by the terminal itself); listed with their first passage of the day;
+- visitors refused: denied card decisions of registered visitors (kind `visitor`) at
+  doors of dormitories and labs. A unit's report counts the visitors it hosts (the
+  visitor's org unit and below), the campus report all of them; both audiences' reports
+  show them, beside the outsiders blocked.
 """
 
 from __future__ import annotations
@@ -33,11 +42,14 @@ import asyncpg
 
 from gateway.domain.health import HealthStatus
 from gateway.domain.reports import (
+    GUARDED_ZONE_KINDS,
+    ZONE_KINDS,
     Audience,
     FeverReading,
     PersonDay,
     StatusChange,
     TrendPoint,
+    VisitorRefusal,
 )
 from gateway.domain.roster import OrgUnit
 from gateway.store import reports as store
@@ -104,6 +116,7 @@ class DayFacts:
     fevers: list[FeverReading]
     changes: list[StatusChange]
     outsiders: dict[str, int]
+    visitors_refused: list[VisitorRefusal]
     trend: list[TrendPoint]
     tree: UnitTree
 
@@ -131,6 +144,7 @@ async def load_day(conn: asyncpg.Connection, day: date, tz: ZoneInfo, now: datet
         fevers=await store.fever_readings(conn, start, end),
         changes=await store.status_changes(conn, start, end),
         outsiders=await store.outsiders_by_door(conn, start, end),
+        visitors_refused=await store.visitors_refused(conn, start, end),
         trend=await store.trend(conn, trend_start, end, tz.key),
         tree=UnitTree(await store.org_units(conn)),
     )
@@ -162,6 +176,9 @@ def build_report(
     fevers = [f for f in facts.fevers if f.person_id in by_id]
     changes = [c for c in facts.changes if c.person_id in by_id]
     absent = [p for p in active if not p.present]
+    # Everyone present counts, as in `present` (an inactive card admitted is still a visit).
+    unscreened = [p for p in everyone if p.present and p.screenings == 0]
+    refused = [v for v in facts.visitors_refused if mine(v.org_unit_id)]
 
     def person(p: PersonDay) -> dict[str, Any]:
         return {"person_id": p.person_id, "name": p.name, "org_unit_id": p.org_unit_id}
@@ -207,6 +224,27 @@ def build_report(
         "absent": [
             person(p) for p in sorted(absent, key=lambda p: (p.org_unit_id or "", p.person_id))
         ],
+        "never_screened": [
+            {
+                **person(p),
+                "first_passage_at": _iso(p.first_passage_at, tz),
+                "first_passage_door": p.first_passage_door,
+            }
+            for p in sorted(unscreened, key=lambda p: (p.org_unit_id or "", p.person_id))
+        ],
+        "visitors_refused": [
+            {
+                "person_id": v.person_id,
+                "name": v.name,
+                "org_unit_id": v.org_unit_id,
+                "at": _iso(v.at, tz),
+                "door_id": v.door_id,
+                "zone_id": v.zone_id,
+                "zone_kind": v.zone_kind,
+                "reason": v.reason,
+            }
+            for v in refused
+        ],
     }
     summary: dict[str, Any] = {
         "day": facts.day.isoformat(),
@@ -232,12 +270,45 @@ def build_report(
             "total": sum(facts.outsiders.values()),
             "by_door": dict(facts.outsiders),
         },
+        "passages": _passages(everyone),
+        "never_screened": len(unscreened),
+        "visitors_refused": _refusals(refused, "campus" if org_unit_id is None else "org_unit"),
+        "outsiders_and_visitors": sum(facts.outsiders.values()) + len(refused),
         "trend": _trend(facts, mine, audience),
     }
     return summary, lists
 
 
 _STATUS_ORDER = {s.value: n for n, s in enumerate(HealthStatus)}
+
+
+def _passages(people: list[PersonDay]) -> dict[str, Any]:
+    """Admitted passages as logged: in and out counted apart, by zone kind."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for p in people:
+        counts.update(p.passages)
+    by_kind = {
+        kind: {"in": counts[(kind, "in")], "out": counts[(kind, "out")]}
+        for kind in ZONE_KINDS
+        if counts[(kind, "in")] or counts[(kind, "out")]
+    }
+    inward = sum(n for (_, d), n in counts.items() if d == "in")
+    outward = sum(n for (_, d), n in counts.items() if d == "out")
+    return {"total": inward + outward, "in": inward, "out": outward, "by_zone_kind": by_kind}
+
+
+def _refusals(refused: list[VisitorRefusal], scope: str) -> dict[str, Any]:
+    """Registered visitors refused at dormitories and labs: attempts, people, where.
+
+    No count by reason: beside the list of names it would tell a role without health
+    access which visitor had a fever (the list withholds health reasons from them)."""
+    kinds = Counter(v.zone_kind for v in refused)
+    return {
+        "scope": scope,
+        "total": len(refused),
+        "people": len({v.person_id for v in refused}),
+        "by_zone_kind": {k: kinds[k] for k in GUARDED_ZONE_KINDS},
+    }
 
 
 def _trend(facts: DayFacts, mine: Any, audience: Audience) -> list[dict[str, Any]]:

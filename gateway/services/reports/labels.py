@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.domain.reports import HEALTH_LISTS, LIST_NAMES, DailyReport
+from gateway.domain.reports import (
+    GUARDED_ZONE_KINDS,
+    HEALTH_LISTS,
+    LIST_NAMES,
+    DailyReport,
+    plain_lists,
+)
 
 AUDIENCE = {
     "student": ("学生日报", "Student daily report"),
@@ -22,6 +28,24 @@ METRICS = {
     "new_isolations": ("新增隔离", "New isolations"),
     "denied_total": ("拒绝通行", "Denied attempts"),
     "outsiders_blocked": ("拦截外来人员 (全校)", "Outsiders blocked (campus-wide)"),
+    "passages": ("放行通行次数 (进、出各计一次)", "Admitted passages (each in and each out)"),
+    "passages_in": ("其中进入", "of them in"),
+    "passages_out": ("其中离开", "of them out"),
+    "never_screened": ("在校但未测体温", "Present, never screened"),
+    "visitors_refused": (
+        "登记访客被拒 (宿舍、实验室)",
+        "Registered visitors refused (dormitories, labs)",
+    ),
+    "outsiders_and_visitors": ("外来人员与访客被拒合计", "Outsiders and visitors refused, total"),
+}
+
+ZONE_KINDS = {
+    "dormitory": ("宿舍", "dormitory"),
+    "lab": ("实验室", "lab"),
+    "office": ("办公", "office"),
+    "teaching": ("教学", "teaching"),
+    "gate": ("校门", "gate"),
+    "other": ("其他", "other"),
 }
 
 STATUSES = {
@@ -50,6 +74,8 @@ LISTS = {
     "health": ("健康状态名单", "Health statuses"),
     "new_isolations": ("新增隔离", "New isolations"),
     "absent": ("未到校名单", "Absent"),
+    "never_screened": ("在校未测体温名单", "Present, never screened"),
+    "visitors_refused": ("被拒访客名单 (宿舍、实验室)", "Visitors refused at dormitories and labs"),
 }
 
 # The columns of each list: (key, zh, en).
@@ -92,6 +118,23 @@ COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("name", "姓名", "Name"),
         ("org_unit_id", "单位", "Org unit"),
     ),
+    "never_screened": (
+        ("person_id", "学号/工号", "ID"),
+        ("name", "姓名", "Name"),
+        ("org_unit_id", "单位", "Org unit"),
+        ("first_passage_at", "当日首次通行", "First passage"),
+        ("first_passage_door", "首次通行门", "First door"),
+    ),
+    "visitors_refused": (
+        ("person_id", "访客编号", "Visitor ID"),
+        ("name", "姓名", "Name"),
+        ("org_unit_id", "接待单位", "Host unit"),
+        ("at", "时间", "Time"),
+        ("door_id", "门", "Door"),
+        ("zone_id", "区域", "Zone"),
+        ("zone_kind", "区域类型", "Zone kind"),
+        ("reason", "原因", "Reason"),
+    ),
 }
 
 NOTES = (
@@ -100,6 +143,20 @@ NOTES = (
     "the day (for today: as of generation).",
     "拦截外来人员为全校数字: 未登记的卡不属于任何单位.",
     "Outsiders blocked is campus-wide in every report: an unknown card belongs to no unit.",
+    "放行通行次数: 当日每次放行的刷卡各计一次, 进入和离开分别计数, 按所记录区域的类型分列.",
+    "Admitted passages: every admitted card decision of the day counts once, as logged: "
+    "each swipe in and each swipe out, by the kind of the zone logged with it.",
+    "在校但未测体温: 当日有放行记录 (任一门), 但当日没有任何一次刷卡带有体温读数 "
+    "(测温门配对的读数或终端自测) 的人.",
+    "Present, never screened: people with an admitted passage that day (any door) and no "
+    "card decision that day carrying a temperature reading (paired at a temperature door "
+    "or measured by the terminal itself).",
+    "登记访客被拒: 登记访客 (visitor) 的卡在宿舍、实验室门被拒; 单位报告计入其接待单位的访客, "
+    "全校报告计入全部; 与外来人员分列, 合计另列.",
+    "Visitors refused: registered visitors' cards denied at dormitory and lab doors; a "
+    "unit's report counts the visitors it hosts (their org unit and below), the campus "
+    "report all; shown apart from the outsiders blocked and added to them in the total. "
+    "Health reasons read 'withheld' for roles without health access.",
 )
 
 
@@ -128,9 +185,23 @@ def title(report: DailyReport) -> str:
     )
 
 
+# Lists added after reports were first stored: a stored report without them shows none.
+_LATER_LISTS = ("never_screened", "visitors_refused")
+
+
 def visible_lists(report: DailyReport, with_health: bool) -> list[str]:
     """The list names to render: those with health detail only when allowed."""
-    return [n for n in LIST_NAMES if with_health or n not in HEALTH_LISTS]
+    return [
+        n
+        for n in LIST_NAMES
+        if (with_health or n not in HEALTH_LISTS) and (n not in _LATER_LISTS or n in report.lists)
+    ]
+
+
+def list_rows(report: DailyReport, with_health: bool) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each visible list as this reader may see them (see `plain_lists`)."""
+    shown = plain_lists(report.lists, with_health)
+    return {n: shown.get(n, []) for n in visible_lists(report, with_health)}
 
 
 def summary_rows(report: DailyReport) -> list[tuple[str, Any]]:
@@ -155,4 +226,26 @@ def summary_rows(report: DailyReport) -> list[tuple[str, Any]]:
     for reason, n in sorted(s["denied"].items()):
         rows.append((f"拒绝 / Denied: {label(REASONS, reason)}", n))
     rows.append((label(METRICS, "outsiders_blocked"), s["outsiders_blocked"]["total"]))
+    if "passages" not in s:  # stored before these numbers were reported
+        return rows
+    refused = s["visitors_refused"]
+    rows.append((label(METRICS, "visitors_refused"), refused["total"]))
+    for kind in GUARDED_ZONE_KINDS:
+        n = refused["by_zone_kind"].get(kind, 0)
+        rows.append((f"访客被拒 / Visitors refused: {label(ZONE_KINDS, kind)}", n))
+    rows.append((label(METRICS, "outsiders_and_visitors"), s["outsiders_and_visitors"]))
+    passages = s["passages"]
+    rows.append((label(METRICS, "passages"), passages["total"]))
+    rows.append((label(METRICS, "passages_in"), passages["in"]))
+    rows.append((label(METRICS, "passages_out"), passages["out"]))
+    for kind, inward, outward in passage_rows(s):
+        rows.append((f"放行 / Passages: {label(ZONE_KINDS, kind)}, 进 / in", inward))
+        rows.append((f"放行 / Passages: {label(ZONE_KINDS, kind)}, 出 / out", outward))
+    rows.append((label(METRICS, "never_screened"), s["never_screened"]))
     return rows
+
+
+def passage_rows(summary: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """(zone kind, in, out) in the roster's order of kinds (jsonb keeps no key order)."""
+    by_kind = summary.get("passages", {}).get("by_zone_kind", {})
+    return [(k, by_kind[k]["in"], by_kind[k]["out"]) for k in ZONE_KINDS if k in by_kind]

@@ -7,35 +7,60 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
+from typing import Any
 
 from gateway.domain.reports import DailyReport
+from gateway.services.reports.cells import safe_cell
 from gateway.services.reports.labels import (
     COLUMNS,
     LISTS,
     NOTES,
+    ZONE_KINDS,
     bilingual,
+    label,
+    list_rows,
+    passage_rows,
     summary_rows,
     title,
-    visible_lists,
 )
 
 
 def render_csv(report: DailyReport, *, with_health: bool) -> bytes:
     """The report's CSV; lists with health detail only when `with_health`."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = _SafeWriter(csv.writer(out, lineterminator="\r\n"))
     writer.writerow([title(report)])
     writer.writerow(["指标 / Metric", "数值 / Value"])
     writer.writerows(summary_rows(report))
-    for name in visible_lists(report, with_health):
-        rows = report.lists.get(name, [])
+    passages = passage_rows(report.summary)
+    if passages:
+        writer.writerow([])
+        writer.writerow(["放行通行 (按区域类型) / Admitted passages by zone kind"])
+        writer.writerow(["区域类型 / Zone kind", "进 / In", "出 / Out"])
+        writer.writerows([label(ZONE_KINDS, k), i, o] for k, i, o in passages)
+    for name, rows in list_rows(report, with_health).items():
         writer.writerow([])
         writer.writerow([f"{bilingual(LISTS[name])} ({len(rows)})"])
         columns = COLUMNS[name]
         writer.writerow([f"{zh} / {en}" for _, zh, en in columns])
         for row in rows:
-            writer.writerow(["" if row.get(key) is None else row[key] for key, _, _ in columns])
+            writer.writerow([row.get(key) for key, _, _ in columns])
     writer.writerow([])
     for note in NOTES:
         writer.writerow([note])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+class _SafeWriter:
+    """A csv writer whose every cell goes through `safe_cell` (no formula in any cell)."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([safe_cell(v) for v in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from gateway.domain.reports import DailyReport
+from gateway.domain.reports import GUARDED_ZONE_KINDS, DailyReport
 from gateway.services.reports import charts
 from gateway.services.reports.labels import (
     COLUMNS,
@@ -18,12 +18,14 @@ from gateway.services.reports.labels import (
     NOTES,
     REASONS,
     STATUSES,
+    ZONE_KINDS,
     bilingual,
     health_counts,
     label,
+    list_rows,
+    passage_rows,
     summary_rows,
     title,
-    visible_lists,
 )
 
 # The page allows nothing but its own inline styles and images (a report is data).
@@ -58,10 +60,34 @@ def _cards(summary: dict[str, Any]) -> str:
     cards.append((label(METRICS, "denied_total"), summary["denied_total"], "denied_total"))
     blocked = summary["outsiders_blocked"]["total"]
     cards.append((label(METRICS, "outsiders_blocked"), blocked, "outsiders_blocked"))
+    if "passages" in summary:  # reports stored before these numbers have none
+        refused = summary["visitors_refused"]["total"]
+        cards.append((label(METRICS, "visitors_refused"), refused, "visitors_refused"))
+        cards.append((label(METRICS, "passages"), summary["passages"]["total"], "passages"))
+        unscreened = summary["never_screened"]
+        cards.append((label(METRICS, "never_screened"), unscreened, "never_screened"))
     return '<div class="cards">' + "".join(
         f'<div class="card" data-metric="{k}">{escape(name)}<b>{value}</b></div>'
         for name, value, k in cards
     ) + "</div>"  # fmt: skip
+
+
+def _new_sections(s: dict[str, Any]) -> list[str]:
+    """Visitors refused beside the outsiders, and the admitted passages by zone kind."""
+    refused = s["visitors_refused"]
+    by_kind = [
+        [label(ZONE_KINDS, k), refused["by_zone_kind"].get(k, 0)] for k in GUARDED_ZONE_KINDS
+    ]
+    by_kind.append([label(METRICS, "outsiders_and_visitors"), s["outsiders_and_visitors"]])
+    passages = [[label(ZONE_KINDS, k), i, o] for k, i, o in passage_rows(s)]
+    p = s["passages"]
+    passages.append(["合计 / Total", p["in"], p["out"]])
+    return [
+        f"<h2>{escape(label(METRICS, 'visitors_refused'))}</h2>",
+        _table(["区域类型 / Zone kind", "次数 / Attempts"], by_kind, "visitors-refused"),
+        f"<h2>{escape(label(METRICS, 'passages'))}</h2>",
+        _table(["区域类型 / Zone kind", "进 / In", "出 / Out"], passages, "passages"),
+    ]
 
 
 def render_html(report: DailyReport, *, with_health: bool, charts_on: bool = True) -> str:
@@ -82,8 +108,10 @@ def render_html(report: DailyReport, *, with_health: bool, charts_on: bool = Tru
             charts.trend_chart(s["trend"]),
             charts.health_chart(dict(health_counts(s))),
             charts.denied_chart(dict(sorted(s["denied"].items()))),
-            "</div>",
         ]
+        if "passages" in s:
+            parts.append(charts.passages_chart(passage_rows(s)))
+        parts.append("</div>")
     parts.append("<h2>汇总 / Summary</h2>")
     parts.append(
         _table(
@@ -99,8 +127,9 @@ def render_html(report: DailyReport, *, with_health: bool, charts_on: bool = Tru
     doors = sorted([k, v] for k, v in s["outsiders_blocked"]["by_door"].items())
     parts.append(f"<h2>{escape(label(METRICS, 'outsiders_blocked'))}</h2>")
     parts.append(_table(["门 / Door", "次数 / Attempts"], doors, "outsiders"))
-    for name in visible_lists(report, with_health):
-        rows = report.lists.get(name, [])
+    if "passages" in s:
+        parts += _new_sections(s)
+    for name, rows in list_rows(report, with_health).items():
         columns = COLUMNS[name]
         parts.append(f"<h2>{escape(bilingual(LISTS[name]))} ({len(rows)})</h2>")
         body = [[row.get(key) for key, _, _ in columns] for row in rows]

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
 from gateway.domain.reports import DailyReport
+from gateway.services.reports.cells import safe_cell
 from gateway.services.reports.labels import (
     COLUMNS,
     LISTS,
     NOTES,
+    ZONE_KINDS,
+    label,
+    list_rows,
+    passage_rows,
     summary_rows,
     title,
-    visible_lists,
 )
 
 _BOLD = Font(bold=True)
 
 
+def _append(sheet: Worksheet, cells: list[Any]) -> None:
+    """A row of cells, none of them a formula (openpyxl takes text starting '=' for one)."""
+    sheet.append([safe_cell(v) for v in cells])
+
+
 def _header(sheet: Worksheet, cells: list[str]) -> None:
-    sheet.append(cells)
+    _append(sheet, cells)
     for cell in sheet[sheet.max_row]:
         cell.font = _BOLD
     sheet.freeze_panes = f"A{sheet.max_row + 1}"
@@ -45,30 +55,37 @@ def render_xlsx(report: DailyReport, *, with_health: bool) -> bytes:
 
     summary = book.active
     summary.title = "Summary 汇总"
-    summary.append([title(report)])
+    _append(summary, [title(report)])
     summary["A1"].font = Font(bold=True, size=13)
     _header(summary, ["指标 / Metric", "数值 / Value"])
     for row in summary_rows(report):
-        summary.append(list(row))
+        _append(summary, list(row))
     summary.append([])
     for note in NOTES:
-        summary.append([note])
+        _append(summary, [note])
     summary.column_dimensions["A"].width = 44
     summary.column_dimensions["B"].width = 36
 
     trend = book.create_sheet("Trend 趋势")
     _header(trend, ["日期 / Day", "在校 / Present", "发热 / Fevers"])
     for point in report.summary["trend"]:
-        trend.append([point["day"], point["present"], point["fevers"]])
+        _append(trend, [point["day"], point["present"], point["fevers"]])
     _widths(trend)
 
-    for name in visible_lists(report, with_health):
+    if "passages" in report.summary:
+        passages = book.create_sheet("Passages 通行")
+        _header(passages, ["区域类型 / Zone kind", "进 / In", "出 / Out"])
+        for kind, inward, outward in passage_rows(report.summary):
+            _append(passages, [label(ZONE_KINDS, kind), inward, outward])
+        _widths(passages)
+
+    for name, rows in list_rows(report, with_health).items():
         zh, en = LISTS[name]
         sheet = book.create_sheet(f"{en} {zh}"[:31])
         columns = COLUMNS[name]
         _header(sheet, [f"{czh} / {cen}" for _, czh, cen in columns])
-        for row in report.lists.get(name, []):
-            sheet.append([row.get(key) for key, _, _ in columns])
+        for row in rows:
+            _append(sheet, [row.get(key) for key, _, _ in columns])
         _widths(sheet)
 
     out = io.BytesIO()
