@@ -22,6 +22,8 @@ class AlertKind(StrEnum):
     CARD_REVOKED = "card_revoked"
     # Not in contract section 5 (issue #5): a zone above its gathering threshold too long.
     GATHERING = "gathering"
+    # Not in contract section 5 (issue #10): a device's clock is hours or years off.
+    CLOCK_SKEW = "clock_skew"
 
 
 class Severity(StrEnum):
@@ -55,6 +57,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.UNKNOWN_DEVICE: Severity.MEDIUM,
     AlertKind.CARD_REVOKED: Severity.MEDIUM,
     AlertKind.GATHERING: Severity.HIGH,
+    AlertKind.CLOCK_SKEW: Severity.LOW,
 }
 
 

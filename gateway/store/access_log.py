@@ -26,6 +26,7 @@ _COLUMNS = (
     "decided_at",
     "latency_us",
     "detail",
+    "gateway_ts",
 )
 
 
@@ -51,6 +52,7 @@ def _row(r: AccessRecord) -> tuple[object, ...]:
         r.decided_at,
         r.latency_us,
         r.detail,
+        r.gateway_ts,
     )
 
 

@@ -1,0 +1,7 @@
+-- Event time (issue #9, item 3; contract section 3): `received_at` is the time of an
+-- event in the log, the one contact tracing, occupancy and reports read: the device's
+-- `ts` when it is plausible (an event queued at the broker while the gateway was down
+-- keeps the time it happened), otherwise the gateway's receipt time. `gateway_ts` is
+-- the gateway's receipt time, kept beside `device_ts`; NULL in rows written before
+-- this migration, whose `received_at` was always the receipt time.
+ALTER TABLE access_events ADD COLUMN gateway_ts timestamptz;
