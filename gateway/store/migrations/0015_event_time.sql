@@ -5,3 +5,8 @@
 -- the gateway's receipt time, kept beside `device_ts`; NULL in rows written before
 -- this migration, whose `received_at` was always the receipt time.
 ALTER TABLE access_events ADD COLUMN gateway_ts timestamptz;
+
+-- A passage logged late (its device time well before it reached the gateway) may change
+-- stays already stored for tracing: the oldest such passage, until the stays job has
+-- rebuilt the stays from a max stay before it (gateway/store/tracing_stays.py).
+ALTER TABLE presence_stays_watermark ADD COLUMN stale_from timestamptz;
