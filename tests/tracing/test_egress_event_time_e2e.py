@@ -178,6 +178,13 @@ async def test_held_person_leaves_ending_their_stay(world):
     assert leaving[0].detail["caretaker"] == facts.caretaker
     assert all(a.detail["direction"] == "in" for a in breaches if a is not leaving[0])
 
+    officer = auth(tokens["health_officer"])
+    cases = await client.get(f"/api/caretakers/{facts.caretaker}/cases", headers=officer)
+    assert cases.status_code == 200, cases.text
+    (case,) = [c for c in cases.json() if c["person_id"] == held.id]
+    assert (case["last_breach_door"], case["last_breach_direction"]) == (facts.office_door, "out")
+    assert case["last_breach_at"] is not None
+
     guard = auth(tokens["guard"])
     muster = await client.get(f"/api/zones/{zone}/muster", headers=guard)
     assert muster.status_code == 200, muster.text
@@ -189,7 +196,6 @@ async def test_held_person_leaves_ending_their_stay(world):
     await asyncio.sleep(2.0)
     last_id = await passed(office, later.cards[0], "out")
     await logged(world.dsn, facts.office_device, [in_id, last_id])
-    officer = auth(tokens["health_officer"])
     response = await client.get(f"/api/tracing/{held.id}", params=QUERY, headers=officer)
     assert response.status_code == 200, response.text
     assert later.id not in {c["person_id"] for c in response.json()["contacts"]}

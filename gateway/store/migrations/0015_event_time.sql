@@ -10,3 +10,7 @@ ALTER TABLE access_events ADD COLUMN gateway_ts timestamptz;
 -- stays already stored for tracing: the oldest such passage, until the stays job has
 -- rebuilt the stays from a max stay before it (gateway/store/tracing_stays.py).
 ALTER TABLE presence_stays_watermark ADD COLUMN stale_from timestamptz;
+
+-- A caretaker's case list shows each person's last isolation_breach (free egress: a
+-- held person leaving is admitted, and the caretaker follows up).
+CREATE INDEX alerts_person_kind ON alerts (person, kind, ts) WHERE person IS NOT NULL;
