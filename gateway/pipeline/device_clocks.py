@@ -21,12 +21,16 @@ alert per skewed device.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.domain.alerts import Alert, AlertKind
+from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
+
+_LOGGER = logging.getLogger(__name__)
 
 AHEAD = timedelta(seconds=5)
 SKEW_ALERT = timedelta(minutes=10)
@@ -65,12 +69,14 @@ class DeviceClocks:
     def __init__(
         self,
         alerter: Alerter,
+        counters: Counters,
         *,
         max_late: timedelta,
         last_contact: Mapping[str, datetime] | None = None,
         open_alerts: Mapping[str, Alert] | None = None,
     ) -> None:
         self._alerter = alerter
+        self._counters = counters
         self._max_late = max_late
         self._floors: dict[str, datetime] = dict(last_contact or {})
         self._skewed: dict[str, Alert] = dict(open_alerts or {})
@@ -88,11 +94,19 @@ class DeviceClocks:
         floor = self._floors.get(device_id)
         stamp = event_time(ts, received_at, floor, self._max_late)
         self._floors[device_id] = stamp.at if floor is None or stamp.at > floor else floor
+        if not stamp.plausible:
+            self._counters.device_time_refused += 1
         open_alert = self._skewed.get(device_id)
         if stamp.plausible and open_alert is not None:
             del self._skewed[device_id]
             self._alerter.resolve(open_alert, note="device clock back in range")
         elif stamp.skewed and open_alert is None:
+            _LOGGER.warning(
+                "device %s: clock off by %s (ts %s): logging its events at receipt time",
+                device_id,
+                ts - received_at,
+                ts.isoformat(),
+            )
             self._skewed[device_id] = self._alerter.raise_alert(
                 AlertKind.CLOCK_SKEW,
                 received_at,

@@ -135,6 +135,7 @@ class Gateway:
         await self.gathering.start()
         clocks = DeviceClocks(
             alerter,
+            self.counters,
             max_late=timedelta(hours=config.policy.max_stay_h),
             last_contact=last_contact,
             open_alerts=skewed,

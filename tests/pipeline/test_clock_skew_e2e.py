@@ -66,6 +66,7 @@ async def test_a_clock_hours_ahead_is_refused_and_flagged_once(
             assert row["received_at"] == row["gateway_ts"]
             assert row["device_ts"] - row["gateway_ts"] > timedelta(hours=2)
         assert len(await skew_alerts(campus_dsn, device)) == 1  # once per device
+        assert gateway.counters.device_time_refused >= 2
     finally:
         terminal.clock_skew_s = 0.0
     fixed = await admitted(terminal, card, "out")
