@@ -160,7 +160,9 @@ async def test_held_person_leaves_ending_their_stay(world):
     else:
         raise AssertionError("the hold never reached the gateway")
 
+    inside = world.gateway.desk.occupancy.count(zone)
     out_id = await passed(office, held.cards[0], "out")  # free egress
+    assert world.gateway.desk.occupancy.count(zone) == inside - 1  # the door's count too
     (row,) = await logged(world.dsn, facts.office_device, [out_id])
     assert (row["decision"], row["reason"], row["direction"]) == ("admit", "ok", "out")
     await world.gateway.journal.drain()
