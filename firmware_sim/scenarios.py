@@ -204,7 +204,8 @@ async def fever(
 async def isolation_breach(
     fleet: Fleet, facts: CampusFacts, *, alerts: AlertWatch | None = None, timeout: float = 5.0
 ) -> ScenarioResult:
-    """A resident in home isolation tries the dormitory door with a normal reading."""
+    """A resident in home isolation tries the dormitory door with a normal reading, then
+    leaves by the dormitory exit: free egress admits them, and the guards hear of it."""
     result = ScenarioResult("isolation breach")
     since = _mark(alerts)
     terminal = fleet[facts.temperature_device]
@@ -215,6 +216,20 @@ async def isolation_breach(
     await _expect_alert(
         result, alerts, "isolation_breach", facts.temperature_device, since, timeout
     )
+    since = _mark(alerts)
+    exit_door = fleet[facts.dorm_exit_device]
+    eid = exit_door.swipe(facts.isolated_card)
+    result.expect("isolated resident leaving", "admit/ok", await _final(exit_door, eid, timeout))
+    if alerts is not None:
+        alert = await alerts.wait_for(
+            "isolation_breach", device=facts.dorm_exit_device, since=since, timeout=timeout
+        )
+        detail = alert["detail"] if alert else {}
+        result.expect(
+            "breach alert on the way out",
+            f"out, caretaker {facts.caretaker}",
+            f"{detail.get('direction')}, caretaker {detail.get('caretaker')}",
+        )
     return result
 
 
@@ -228,6 +243,9 @@ async def revoked_and_unauthorized(
     eid = gate.swipe(facts.inactive_card)
     result.expect("inactive person", "deny/card_revoked", await _final(gate, eid, timeout))
     await _expect_alert(result, alerts, "card_revoked", facts.gate_device, since, timeout)
+    gate_exit = fleet[facts.gate_exit_device]
+    eid = gate_exit.swipe(facts.inactive_card, direction="out")  # free egress
+    result.expect("inactive person leaving", "admit/ok", await _final(gate_exit, eid, timeout))
     lab = fleet[facts.lab_device]
     eid = lab.swipe(facts.lab_stranger_card, direction="in")
     result.expect(

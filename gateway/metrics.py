@@ -17,6 +17,7 @@ class Counters:
     unknown_device: int = 0
     alerts: int = 0
     logged: int = 0
+    device_time_refused: int = 0  # logged at receipt: the device's `ts` was implausible
     rejected_by_cause: Counter[str] = field(default_factory=Counter)
 
     def reject(self, cause: str) -> None:
@@ -32,5 +33,6 @@ class Counters:
             "unknown_device": self.unknown_device,
             "alerts": self.alerts,
             "logged": self.logged,
+            "device_time_refused": self.device_time_refused,
             "rejected_by_cause": dict(self.rejected_by_cause),
         }

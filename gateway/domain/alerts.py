@@ -25,6 +25,8 @@ class AlertKind(StrEnum):
     # Not in contract section 5 (issue #10): the gateway's database stopped answering, so
     # every door waits; resolved by the gateway when its writes go through again.
     DATABASE_STALL = "database_stall"
+    # Not in contract section 5 (issue #10): a device's clock is hours or years off.
+    CLOCK_SKEW = "clock_skew"
 
 
 class Severity(StrEnum):
@@ -59,6 +61,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.CARD_REVOKED: Severity.MEDIUM,
     AlertKind.GATHERING: Severity.HIGH,
     AlertKind.DATABASE_STALL: Severity.CRITICAL,
+    AlertKind.CLOCK_SKEW: Severity.LOW,
 }
 
 

@@ -30,7 +30,12 @@ class CampusRoster:
 
 @dataclass(frozen=True, slots=True)
 class AccessRecord:
-    """One row of the access log: a card, temperature or door event and what came of it."""
+    """One row of the access log: a card, temperature or door event and what came of it.
+
+    `received_at` is the event's time in the log, the one tracing, occupancy and
+    reports read: the device's `ts` when plausible, else `gateway_ts`, when the
+    gateway received it (contract section 3; gateway/pipeline/device_clocks.py).
+    """
 
     device_id: str
     event_id: str
@@ -48,3 +53,4 @@ class AccessRecord:
     decided_at: datetime | None = None
     latency_us: int | None = None
     detail: dict[str, object] = field(default_factory=dict)
+    gateway_ts: datetime | None = None  # None: the same as received_at (rows before migration 0016)

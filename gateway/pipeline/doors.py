@@ -79,6 +79,9 @@ class Arrival:
     message: Message
     received_at: datetime
     started: float  # perf_counter at receipt, for the decision latency
+    # The event's time in the log: its device's clock when plausible (DeviceClocks),
+    # else the receipt time.
+    at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -226,6 +229,8 @@ class DoorDesk:
                 )
             if kind in (AlertKind.FEVER, AlertKind.TEMPERATURE_INVALID) and celsius is not None:
                 detail["celsius"] = celsius
+            if kind is AlertKind.ISOLATION_BREACH and person_id is not None:
+                detail.update(self._breach_detail(person_id, card.direction))
             self._alerter.raise_alert(
                 kind,
                 now,
@@ -284,6 +289,12 @@ class DoorDesk:
 
         batch.follow(publish_and_ack, needs=(decided,), refused=refused)
         self._journal.kick()
+
+    def _breach_detail(self, person_id: str, direction: Direction) -> dict[str, object]:
+        """Which way a held person went and who looks after them (never their status)."""
+        record = self._roster.index.health(person_id)
+        caretaker = record.caretaker_id if record is not None else None
+        return {"direction": direction.value, "caretaker": caretaker}
 
     def _throttle_zone_full(self, outcome: Outcome, door: Door) -> tuple[AlertKind, ...]:
         """The outcome's alerts, less an admitted zone_full already raised for this crossing."""
@@ -574,7 +585,8 @@ def _record(
         event_id=event.event_id,
         type=event.type,
         device_ts=event.ts,
-        received_at=arrival.received_at,
+        received_at=arrival.at if arrival.at is not None else arrival.received_at,
+        gateway_ts=arrival.received_at,
         door_id=door.id,
         zone_id=door.zone_id,
         **fields,  # type: ignore[arg-type]

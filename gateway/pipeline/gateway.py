@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from devices.transports.mqtt import BrokerAddress, MqttClient
+from gateway.domain.alerts import AlertKind
 from gateway.domain.decisions import Decision
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.dedupe import SeenEvents
+from gateway.pipeline.device_clocks import DeviceClocks
 from gateway.pipeline.device_watch import DeviceWatch
 from gateway.pipeline.doors import DoorDesk, DoorPolicy
 from gateway.pipeline.gathering import GatheringWatch
@@ -26,6 +28,8 @@ from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders,
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
 from gateway.store import access_log
+from gateway.store import alerts as alert_store
+from gateway.store import devices as device_store
 from gateway.store import occupancy as occupancy_store
 from gateway.store.db import create_pool
 
@@ -78,6 +82,17 @@ class Gateway:
                     conn, datetime.now(UTC), config.policy.max_stay_h
                 )
             )
+            # Events queued while the gateway was down must not predate its last contact.
+            last_contact = {
+                device_id: last_seen
+                for device_id, (_, last_seen, _) in (await device_store.device_states(conn)).items()
+                if last_seen is not None
+            }
+            skewed = {
+                alert.device: alert
+                for alert in await alert_store.open_alerts(conn, AlertKind.CLOCK_SKEW)
+                if alert.device
+            }
 
         self.roster = RosterState(self._pool, config.database_url)
         await self.roster.start()
@@ -119,11 +134,19 @@ class Gateway:
             self._pool, self.roster, occupancy, alerter, max_stay_h=config.policy.max_stay_h
         )
         await self.gathering.start()
+        clocks = DeviceClocks(
+            alerter,
+            self.counters,
+            max_late=timedelta(hours=config.policy.max_stay_h),
+            last_contact=last_contact,
+            open_alerts=skewed,
+        )
         ingest = Ingest(
             topics=self.topics,
             roster=self.roster,
             desk=self.desk,
             devices=self.devices,
+            clocks=clocks,
             seen=seen,
             publisher=publisher,
             counters=self.counters,

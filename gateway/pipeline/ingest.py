@@ -18,6 +18,7 @@ from gateway.domain.events import (
 )
 from gateway.metrics import Counters
 from gateway.pipeline.dedupe import SeenEvents
+from gateway.pipeline.device_clocks import DeviceClocks
 from gateway.pipeline.device_watch import DeviceWatch
 from gateway.pipeline.doors import Arrival, DoorDesk
 from gateway.pipeline.publisher import Publisher
@@ -35,6 +36,7 @@ class Ingest:
         roster: RosterState,
         desk: DoorDesk,
         devices: DeviceWatch,
+        clocks: DeviceClocks,
         seen: SeenEvents,
         publisher: Publisher,
         counters: Counters,
@@ -43,6 +45,7 @@ class Ingest:
         self._roster = roster
         self._desk = desk
         self._devices = devices
+        self._clocks = clocks
         self._seen = seen
         self._publisher = publisher
         self._counters = counters
@@ -92,11 +95,16 @@ class Ingest:
             self._publisher.ack(message)
             return
         self._devices.seen(device_id)
-        if isinstance(event, HeartbeatEvent):
+        door = index.door(device.door_id)
+        zone_id = door.zone_id if door is not None else None
+        if isinstance(event, HeartbeatEvent):  # its clock counts too: a skewed one is flagged
+            self._clocks.stamp(
+                device_id, event.ts, arrival.received_at, door=device.door_id, zone=zone_id
+            )
             self._publisher.ack(message)
             return
         seen, decision, flight = self._seen.lookup((device_id, event.event_id))
-        if seen:
+        if seen:  # a redelivery: answered, never logged, so it leaves the device's clock alone
             self._counters.duplicate += 1
             if flight is not None:
                 flight.duplicates.append(message)
@@ -105,12 +113,14 @@ class Ingest:
                 self._publisher.decision(device_id, decision)
             self._publisher.ack(message)
             return
-        door = index.door(device.door_id)
         if door is None:  # the store's foreign keys make this a roster mid-reload race
             self._counters.reject("no_door")
             _LOGGER.error("device %s has no door %s in the roster", device_id, device.door_id)
             self._publisher.ack(message)
             return
+        arrival.at = self._clocks.stamp(
+            device_id, event.ts, arrival.received_at, door=door.id, zone=door.zone_id
+        )
         if isinstance(event, CardEvent):
             self._desk.on_card(arrival, event, device, door)
         elif isinstance(event, TemperatureEvent):

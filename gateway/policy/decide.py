@@ -2,9 +2,13 @@
 
 The checks run in the contract's order and the first that fails decides:
 unknown_card, card_revoked, health_hold, not_authorized, temperature_required,
-temperature_invalid, fever, zone_full. Leaving (`out`) skips the temperature
-and capacity checks but nothing else: a person in isolation may not leave the
-dormitory either.
+temperature_invalid, fever, zone_full. Leaving (`out`) is decided on identity
+alone (free egress: fire codes require that people can always leave, and a person
+in home isolation must be able to go home): an unknown card is denied
+unknown_card, a known card is admitted whatever its validity, health, grants,
+temperature or the zone's capacity, and a person under a health hold leaving
+raises isolation_breach (admitted, logged as a passage) so the guards and the
+caretaker can follow up.
 
 The zone's effective rules (its capacity mode, and the response levels in force,
 issue #5) fit into that order without new reasons: barred visitors and labs open
@@ -12,7 +16,7 @@ only to named people are grant checks (not_authorized), temperature at every doo
 is the temperature_required check, scaled capacity is zone_full. A zone in capacity
 mode `alert` admits at capacity and raises zone_full instead of denying. The level
 rules govern entering only: a lockdown gets visitors and lab guests out, it does not
-lock them in (their ordinary grant still decides whether they may pass).
+lock them in.
 """
 
 from __future__ import annotations
@@ -145,13 +149,12 @@ def _authorized(
     rules: ZoneRules,
     now: datetime,
     tz: ZoneInfo,
-    *,
-    entering: bool,
 ) -> bool:
-    if entering and rules.bar_visitors and person.kind is PersonKind.VISITOR:
+    """May `person` enter `zone` at `now` under `rules`."""
+    if rules.bar_visitors and person.kind is PersonKind.VISITOR:
         return False
     local = now.astimezone(tz)
-    if entering and rules.labs_named_only:  # only grants that name this person count
+    if rules.labs_named_only:  # only grants that name this person count
         grants = index.zone_grants(zone.id).by_person.get(person.id, ())
         return any(grant_allows(g, now, local) for g in grants)
     return any(grant_allows(g, now, local) for g in index.candidate_grants(person, zone.id))
@@ -201,9 +204,14 @@ def decide(
     over_capacity = False
     card = index.card(card_uid)
     person = None if card is None else index.person(card.person_id)
+    held = False
     if card is None or person is None:
         verdict, reason = Verdict.DENY, Reason.UNKNOWN_CARD
         card = None
+    elif direction is Direction.OUT:  # free egress: identity alone
+        verdict, reason = Verdict.ADMIT, Reason.OK
+        record = index.health(person.id)
+        held = record is not None and record.holds(now)
     else:
         verdict, reason = _check(
             index,
@@ -212,7 +220,6 @@ def decide(
             rules=rules,
             card=card,
             person=person,
-            direction=direction,
             now=now,
             tz=tz,
             measured=measured,
@@ -221,12 +228,11 @@ def decide(
             temperature_window_open=temperature_window_open,
         )
         over_capacity = (
-            verdict is Verdict.ADMIT
-            and direction is Direction.IN
-            and rules.capacity is not None
-            and occupancy >= rules.capacity
+            verdict is Verdict.ADMIT and rules.capacity is not None and occupancy >= rules.capacity
         )
     alerts = _alerts(verdict, reason, measured, fever_threshold_c)
+    if held:  # a held person left: admitted, but the guards and the caretaker hear of it
+        alerts = (AlertKind.ISOLATION_BREACH, *alerts)
     if over_capacity:  # capacity mode `alert`: admitted, but the guards hear of it
         alerts = (*alerts, AlertKind.ZONE_FULL)
     return Outcome(
@@ -250,7 +256,6 @@ def _check(
     rules: ZoneRules,
     card: Card,
     person: Person,
-    direction: Direction,
     now: datetime,
     tz: ZoneInfo,
     measured: float | None,
@@ -258,16 +263,14 @@ def _check(
     occupancy: int,
     temperature_window_open: bool,
 ) -> tuple[Verdict, Reason]:
-    """The checks after the card is known, in contract order."""
+    """The checks of a known card entering, in contract order."""
     if _card_invalid(card, person, now):
         return Verdict.DENY, Reason.CARD_REVOKED
     record = index.health(person.id)
     if record is not None and record.holds(now):
         return Verdict.DENY, Reason.HEALTH_HOLD
-    if not _authorized(index, person, zone, rules, now, tz, entering=direction is Direction.IN):
+    if not _authorized(index, person, zone, rules, now, tz):
         return Verdict.DENY, Reason.NOT_AUTHORIZED
-    if direction is Direction.OUT:
-        return Verdict.ADMIT, Reason.OK
     if measured is None:
         if door.requires_temperature or rules.require_temperature:
             verdict = Verdict.PENDING if temperature_window_open else Verdict.DENY

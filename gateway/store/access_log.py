@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from gateway.domain.campus import AccessRecord
+from gateway.domain.decisions import Verdict
+from gateway.store import tracing_stays
 
 _COLUMNS = (
     "device_id",
@@ -26,6 +28,7 @@ _COLUMNS = (
     "decided_at",
     "latency_us",
     "detail",
+    "gateway_ts",
 )
 
 
@@ -51,16 +54,33 @@ def _row(r: AccessRecord) -> tuple[object, ...]:
         r.decided_at,
         r.latency_us,
         r.detail,
+        r.gateway_ts,
     )
 
 
 async def write_access_records(conn: asyncpg.Connection, records: Sequence[AccessRecord]) -> None:
-    """Append records to the log with one COPY."""
+    """Append records to the log with one COPY.
+
+    An admitted passage logged at a device time well before it arrived (queued while
+    the gateway was down) marks the stored stays it may change as stale.
+    """
     if not records:
         return
-    await conn.copy_records_to_table(
-        "access_events", records=[_row(r) for r in records], columns=_COLUMNS
-    )
+    rows = [_row(r) for r in records]
+    late = [
+        r.received_at
+        for r in records
+        if r.gateway_ts is not None
+        and r.gateway_ts - r.received_at > tracing_stays.LATE
+        and r.verdict is Verdict.ADMIT
+        and r.person_id is not None
+    ]
+    if not late:  # one COPY is atomic by itself
+        await conn.copy_records_to_table("access_events", records=rows, columns=_COLUMNS)
+        return
+    async with conn.transaction():  # the rows and the mark, or neither (a retry repeats both)
+        await conn.copy_records_to_table("access_events", records=rows, columns=_COLUMNS)
+        await tracing_stays.mark_stale(conn, min(late))
 
 
 async def recent_decisions(

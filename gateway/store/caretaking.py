@@ -161,7 +161,9 @@ async def reassign_caretaker(
 async def caretaker_cases(
     conn: asyncpg.Connection, now: datetime, *, caretaker_id: str | None, org_scope: str | None
 ) -> list[dict[str, Any]]:
-    """Current isolation cases (not yet expired) with their caretaker, person and phone if known.
+    """Current isolation cases (not yet expired) with their caretaker, person and phone if known,
+    and the person's last `isolation_breach` since the status began (when, which door,
+    which way; None when there was none).
 
     `org_scope` limits the cases to people of that org unit's subtree (None: all).
     """
@@ -173,10 +175,17 @@ async def caretaker_cases(
             SELECT o.id FROM org_units o JOIN scope s ON o.parent_id = s.id
         )
         SELECT h.caretaker_id, c.name AS caretaker_name, h.person_id, p.name,
-               p.org_unit_id, h.status, h.since, h.until, p.phone
+               p.org_unit_id, h.status, h.since, h.until, p.phone,
+               b.ts AS last_breach_at, b.door AS last_breach_door,
+               b.detail ->> 'direction' AS last_breach_direction
         FROM health_status h
         JOIN people p ON p.id = h.person_id
         LEFT JOIN people c ON c.id = h.caretaker_id
+        LEFT JOIN LATERAL (
+            SELECT a.ts, a.door, a.detail FROM alerts a
+            WHERE a.person = h.person_id AND a.kind = 'isolation_breach' AND a.ts >= h.since
+            ORDER BY a.ts DESC LIMIT 1
+        ) b ON true
         WHERE h.status = ANY($1::text[]) AND (h.until IS NULL OR h.until > $2)
           AND ($3::text IS NULL OR h.caretaker_id = $3)
           AND ($4::text IS NULL OR p.org_unit_id IN (SELECT id FROM scope))

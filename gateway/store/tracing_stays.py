@@ -9,9 +9,14 @@ there the stay is final and can be stored.
 
 `presence_stays_watermark.upto` says that every stay starting before it is stored, built
 with `max_stay_s`. Stays are added in chunks, each chunk in one transaction together
-with the watermark, so the table and the watermark always agree. Passages written with
-a `received_at` before the watermark (none are: the gateway stamps arrival time, and
-the job stays well behind it) would not be seen here.
+with the watermark, so the table and the watermark always agree.
+
+A passage is logged at its device's time, so one queued at the broker while the
+gateway was down can arrive after the stays it changes were stored (those that start
+up to a max stay before it). The access log marks it: `stale_from` is the oldest such
+passage (`mark_stale`). From then on the tracer reads the stored stays only up to a
+max stay before it (`usable_upto`), and the next materialization deletes the stays
+from there and builds them again.
 """
 
 from __future__ import annotations
@@ -60,10 +65,37 @@ ON CONFLICT (singleton) DO UPDATE
 CHUNK = timedelta(days=1)
 
 
+# A passage logged this much before it reached the gateway may change stored stays:
+# well below the job's settling margin (gateway/services/tracing_stays.py).
+LATE = timedelta(minutes=1)
+
+_MARK_STALE = """
+UPDATE presence_stays_watermark
+SET stale_from = least(coalesce(stale_from, $1::timestamptz), $1::timestamptz)
+WHERE upto > $1::timestamptz - make_interval(secs => max_stay_s)
+"""
+
+# The stays from a max stay before the oldest late passage on are built again.
+_REWIND = """
+UPDATE presence_stays_watermark
+SET upto = least(upto, stale_from - make_interval(secs => max_stay_s)), stale_from = NULL
+WHERE stale_from IS NOT NULL
+RETURNING upto
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Watermark:
     upto: datetime  # every stay that started before this is stored
     max_stay_s: float  # ... built with this max stay
+    stale_from: datetime | None = None  # a passage this old was logged late: see above
+
+    @property
+    def usable_upto(self) -> datetime:
+        """Before when the stored stays are right: none changed by a late passage."""
+        if self.stale_from is None:
+            return self.upto
+        return min(self.upto, self.stale_from - timedelta(seconds=self.max_stay_s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +108,29 @@ class Materialized:
 
 
 async def watermark(conn: asyncpg.Connection) -> Watermark | None:
-    row = await conn.fetchrow("SELECT upto, max_stay_s FROM presence_stays_watermark")
-    return Watermark(row["upto"], float(row["max_stay_s"])) if row is not None else None
+    row = await conn.fetchrow("SELECT upto, max_stay_s, stale_from FROM presence_stays_watermark")
+    if row is None:
+        return None
+    return Watermark(row["upto"], float(row["max_stay_s"]), row["stale_from"])
 
 
 async def usable_upto(conn: asyncpg.Connection, max_stay_s: float) -> datetime | None:
     """Before when the stored stays can stand in for the log for `max_stay_s` (None: never)."""
     mark = await watermark(conn)
-    return mark.upto if mark is not None and mark.max_stay_s == max_stay_s else None
+    return mark.usable_upto if mark is not None and mark.max_stay_s == max_stay_s else None
+
+
+async def mark_stale(conn: asyncpg.Connection, oldest: datetime) -> None:
+    """A passage at `oldest` was logged late: stored stays it may change are not used."""
+    await conn.execute(_MARK_STALE, oldest)
+
+
+async def _rewind(conn: asyncpg.Connection) -> None:
+    """Delete the stays a late passage may have changed; the watermark goes back before them."""
+    async with conn.transaction():
+        upto = await conn.fetchval(_REWIND)
+        if upto is not None:
+            await conn.execute("DELETE FROM presence_stays WHERE s >= $1", upto)
 
 
 async def materialize(
@@ -95,6 +142,7 @@ async def materialize(
     materialization runs at once (the job's advisory lock). A changed max stay empties
     the table and starts over.
     """
+    await _rewind(conn)
     mark = await watermark(conn)
     rebuilt = False
     if mark is not None and mark.max_stay_s != max_stay_s:

@@ -10,13 +10,14 @@ and retention deletes old stays.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 import test_second_generation as second_rows
 import test_trace_rules as rule_rows
-from tracing_rows import at, seed
+from tracing_rows import at, passage, seed
 
 from firmware_sim.presence import simulate
 from gateway.cli.trace_bench import load_week
@@ -26,6 +27,7 @@ from gateway.services.tracing import TraceRequest, trace
 from gateway.services.tracing_stays import SETTLE, refresh_stays, stays_upto
 from gateway.settings import Settings
 from gateway.store import tracing_stays
+from gateway.store.access_log import write_access_records
 from gateway.store.retention import AccessMode, purge_access_events
 
 SETTINGS = Settings(trace_entry_gap_s=900, trace_max_stay_h=12)
@@ -139,6 +141,58 @@ async def test_simulated_campus_traces_match_the_log(conn):
         upto = week.window_start + timedelta(hours=hours)
         await stays_upto_mark(conn, upto)
         assert await traces(conn, requests) == from_log, f"watermark at {hours} h"
+
+
+async def test_a_passage_logged_late_is_seen_through_stored_stays(conn):
+    """B's lab `out` at 90 min reaches the log after the stays were stored (queued while
+    the gateway was down): traces see it at once, and the job rebuilds the stays."""
+    late_out = next(
+        r for r in rule_rows.ROWS if (r.person_id, r.zone_id, r.received_at) == ("B", "lab", at(90))
+    )
+    # T1 is in the lab after B left: B's contact only while B's `out` is missing.
+    t1_in_lab = [passage("T1", "lab", 95), passage("T1", "lab", 115, "out")]
+    rows = [*(r for r in rule_rows.ROWS if r is not late_out), *t1_in_lab]
+    await seed(conn, rule_rows.PEOPLE, rows)
+    requests = [
+        TraceRequest(p, start=at(-200), end=at(1000), generations=2) for p in ("A", "B", "T1")
+    ]
+    await stays_upto_mark(conn, at(2000))
+    assert ("B", "lab", at(30), at(90)) not in await stored_rows(conn)
+    on_time = replace(late_out, gateway_ts=late_out.received_at + timedelta(seconds=30))
+    await write_access_records(conn, [on_time])  # a few seconds late: not marked
+    assert await tracing_stays.usable_upto(conn, MAX_STAY_S) == at(2000)
+    await conn.execute(
+        "DELETE FROM access_events WHERE device_id = $1 AND event_id = $2",
+        late_out.device_id,
+        late_out.event_id,
+    )
+
+    await write_access_records(conn, [replace(late_out, gateway_ts=at(2100))])
+    assert await tracing_stays.usable_upto(conn, MAX_STAY_S) == at(90) - timedelta(
+        seconds=MAX_STAY_S
+    )
+    await forget_stays(conn)
+    from_log = await traces(conn, requests)
+    assert "T1" not in {c.person_id for c in from_log[1]}
+    await stays_upto_mark(conn, at(2000))
+    whole = await stored_rows(conn)
+    assert ("B", "lab", at(30), at(90)) in whole
+
+    # Again with the stays stored before the late passage: the same answers.
+    await conn.execute(
+        "DELETE FROM access_events WHERE device_id = $1 AND event_id = $2",
+        late_out.device_id,
+        late_out.event_id,
+    )
+    await stays_upto_mark(conn, at(2000))
+    await write_access_records(conn, [replace(late_out, gateway_ts=at(2100))])
+    assert await traces(conn, requests) == from_log
+    done = await tracing_stays.materialize(conn, MAX_STAY_S, at(2000))
+    assert done.upto == at(2000) and done.stays > 0
+    assert await stored_rows(conn) == whole
+    mark = await tracing_stays.watermark(conn)
+    assert mark is not None and mark.stale_from is None
+    assert await traces(conn, requests) == from_log
 
 
 async def test_job_is_incremental_and_idempotent(conn):
