@@ -64,7 +64,9 @@ async def test_declared_return_from_epidemic_area_is_denied_health_hold(
             # A liveness bound, not a speed check: the figure is printed (shared machines).
             assert loop.time() - declared_at < 30, "the isolation never reached the door"
             await asyncio.sleep(0.05)
-        print(f"\nisolation reached the door {loop.time() - declared_at:.2f} s after the declaration")
+        print(
+            f"\nisolation reached the door {loop.time() - declared_at:.2f} s after the declaration"
+        )
 
 
 async def test_area_listed_after_the_return_holds_the_returnee_at_the_door(
