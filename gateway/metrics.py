@@ -17,6 +17,8 @@ class Counters:
     unknown_device: int = 0
     alerts: int = 0
     logged: int = 0
+    late: int = 0  # final decisions sent too late to unlock (see pipeline/publisher.py)
+    redelivered: int = 0  # broker redeliveries of events already answered, acked only
     rejected_by_cause: Counter[str] = field(default_factory=Counter)
 
     def reject(self, cause: str) -> None:
@@ -32,5 +34,7 @@ class Counters:
             "unknown_device": self.unknown_device,
             "alerts": self.alerts,
             "logged": self.logged,
+            "late": self.late,
+            "redelivered": self.redelivered,
             "rejected_by_cause": dict(self.rejected_by_cause),
         }
