@@ -26,6 +26,9 @@ FIRMWARE = "campusgate-sim/1.0"
 OFFLINE_WILL = b'{"online": false}'
 DOOR_STATES = ("opened", "closed", "forced", "held_open")
 FINAL_VERDICTS = ("admit", "deny")
+# A decision arriving this long after the swipe opens nothing, whatever it says: the
+# gateway's bound (its decisions are late past 10 s), seen from the terminal's side.
+LATE_AFTER_S = 10.0
 
 DecisionHook = Callable[["SimTerminal", str, dict[str, Any], float], None]
 
@@ -99,6 +102,7 @@ class SimTerminal:
         self.unlocked: list[str] = []
         self.late: list[str] = []  # event ids answered with a late decision (door kept shut)
         self.redelivered = 0  # decisions the broker sent again and the terminal ignored
+        self.stale: list[str] = []  # event ids whose decision came too long after the swipe
         self._pendings: dict[str, list[dict[str, Any]]] = {}
         self._finals: dict[str, list[dict[str, Any]]] = {}
         self._watchers: dict[str, list[asyncio.Future[None]]] = {}
@@ -310,7 +314,7 @@ class SimTerminal:
             self._pendings.setdefault(eid, []).append(body)
         else:
             self._finals.setdefault(eid, []).append(body)
-            self._act(eid, body)
+            self._act(eid, body, now)
             if eid not in self.decided_at:
                 self.decided_at[eid] = now
                 if self.on_decision is not None:
@@ -319,10 +323,16 @@ class SimTerminal:
             if not watcher.done():
                 watcher.set_result(None)
 
-    def _act(self, eid: str, body: dict[str, Any]) -> None:
-        """Open the door as the decision says: a late one (or unlock_ms 0) opens nothing."""
+    def _act(self, eid: str, body: dict[str, Any], now: float) -> None:
+        """Open the door as the decision says: a late one (or unlock_ms 0) opens nothing,
+        nor does one that reaches the terminal more than `LATE_AFTER_S` after its swipe
+        (sent in time, it may have waited in a broken connection)."""
         if body.get("late") is True:
             self.late.append(eid)
+            return
+        sent = self.sent_at.get(eid)
+        if sent is not None and now - sent > LATE_AFTER_S:
+            self.stale.append(eid)
             return
         unlock_ms = body.get("unlock_ms")
         if body.get("decision") == "admit" and isinstance(unlock_ms, int) and unlock_ms > 0:

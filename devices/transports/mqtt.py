@@ -191,6 +191,7 @@ class MqttClient:
         self._subscribed = asyncio.Event()
         self._unacked_subscribes: set[int] = set()
         self._connect_error: MqttError | None = None
+        self._connecting = False
         self._closing = False
         self._misc_task: asyncio.Task[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -347,6 +348,7 @@ class MqttClient:
     async def _connect_once(self, timeout: float) -> None:
         self._connected.clear()
         self._connect_error = None
+        self._connecting = True
         props = None
         if self.address.protocol is Protocol.V5:
             props = Properties(PacketTypes.CONNECT)
@@ -376,7 +378,11 @@ class MqttClient:
             raise MqttError(
                 f"cannot reach MQTT broker at {self.address.host}:{self.address.port}: {exc!r}"
             ) from None
+        finally:
+            self._connecting = False
         if self._connect_error is not None:
+            self._connected.clear()
+            self._detach_socket()
             raise self._connect_error
 
     async def _reconnect_loop(self) -> None:
@@ -433,6 +439,14 @@ class MqttClient:
         self._connected.clear()
         self._detach_socket()
         if self._closing:
+            return
+        if self._connecting and self._connect_error is None:
+            # Closed before the CONNACK (e.g. a proxy whose broker is down): end this attempt
+            # now rather than at its timeout, so the next one comes after the short backoff.
+            self._connect_error = MqttError(
+                f"connection of {self.client_id} closed before the broker answered ({reason})"
+            )
+            self._on_loop(self._connected.set)
             return
         _LOGGER.warning("MQTT %s lost its connection (%s); reconnecting", self.client_id, reason)
         if self._reconnect_task is None or self._reconnect_task.done():

@@ -13,8 +13,10 @@ import dataclasses
 from collections import Counter
 
 import asyncpg
+import pytest
 from broker_fixtures import start_mosquitto
 
+from devices.transports.mqtt import BrokerAddress, MqttClient, MqttError
 from firmware_sim.fleet import Fleet
 from gateway.pipeline.gateway import Gateway
 
@@ -89,3 +91,24 @@ async def test_broker_sigkill_under_traffic_loses_no_event(
     finally:
         await conn.close()
     assert len(rows) == len(sent) and all(r["n"] == 1 for r in rows), "one log row per event"
+
+
+async def test_a_connection_closed_before_the_connack_ends_the_attempt_at_once():
+    """A proxy whose broker is down accepts the TCP connection and then closes it: the
+    attempt must end there, not at its timeout, or each reconnect round costs 10 s."""
+
+    async def accept_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        await reader.read(1)  # the CONNECT has arrived
+        writer.transport.abort()
+
+    server = await asyncio.start_server(accept_and_close, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = MqttClient(BrokerAddress.parse(f"mqtt://127.0.0.1:{port}"), client_id="gw-proxy")
+    try:
+        with pytest.raises(MqttError, match="closed before the broker answered"):
+            await client.connect(timeout=60)
+        assert not client.is_connected
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
