@@ -26,6 +26,9 @@ FIRMWARE = "campusgate-sim/1.0"
 OFFLINE_WILL = b'{"online": false}'
 DOOR_STATES = ("opened", "closed", "forced", "held_open")
 FINAL_VERDICTS = ("admit", "deny")
+# A decision arriving this long after the swipe opens nothing, whatever it says: the
+# gateway's bound (its decisions are late past 10 s), seen from the terminal's side.
+LATE_AFTER_S = 10.0
 
 DecisionHook = Callable[["SimTerminal", str, dict[str, Any], float], None]
 
@@ -41,6 +44,8 @@ class Command:
     received_at: float  # time.perf_counter()
     payload: bytes
     body: dict[str, Any] | None  # None when the payload was not a JSON object
+    expiry_s: int | None = None  # what was left of its MQTT 5 message expiry interval
+    dup: bool = False  # the broker sent it again (a resumed session)
 
     @property
     def type(self) -> str | None:
@@ -66,6 +71,7 @@ class SimTerminal:
         clock_skew_s: float = 0.0,
         heartbeat_every_s: float | None = None,
         on_decision: DecisionHook | None = None,
+        session_expiry_s: int | None = None,
     ) -> None:
         self.address = BrokerAddress.parse(broker) if isinstance(broker, str) else broker
         self.device_id = device_id
@@ -75,6 +81,10 @@ class SimTerminal:
         self.clock_skew_s = clock_skew_s
         self.heartbeat_every_s = heartbeat_every_s
         self.on_decision = on_decision
+        # None: a clean session per connection. A number: the broker keeps the session (and
+        # the decisions queued for it) that long while the terminal is away, as real
+        # terminals do to ride out a broker restart.
+        self.session_expiry_s = session_expiry_s
         self.events_topic = f"{prefix}/devices/{device_id}/events"
         self.commands_topic = f"{prefix}/devices/{device_id}/commands"
         self.state_topic = f"{prefix}/devices/{device_id}/state"
@@ -88,6 +98,11 @@ class SimTerminal:
         self.sent_at: dict[str, float] = {}  # event_id -> perf_counter when due (or sent)
         self.send_count: dict[str, int] = {}
         self.decided_at: dict[str, float] = {}  # event_id -> perf_counter of first final
+        # Event ids whose decision opened the door: an admit neither late nor unlock_ms 0.
+        self.unlocked: list[str] = []
+        self.late: list[str] = []  # event ids answered with a late decision (door kept shut)
+        self.redelivered = 0  # decisions the broker sent again and the terminal ignored
+        self.stale: list[str] = []  # event ids whose decision came too long after the swipe
         self._pendings: dict[str, list[dict[str, Any]]] = {}
         self._finals: dict[str, list[dict[str, Any]]] = {}
         self._watchers: dict[str, list[asyncio.Future[None]]] = {}
@@ -104,6 +119,8 @@ class SimTerminal:
             will=Will(self.state_topic, OFFLINE_WILL, qos=1, retain=True),
             subscriptions=[(self.commands_topic, 1)],
             on_connected=self._announce_online,
+            clean_start=self.session_expiry_s is None,
+            session_expiry_s=self.session_expiry_s or 0,
         )
 
     # ---- lifecycle ---------------------------------------------------------
@@ -274,10 +291,17 @@ class SimTerminal:
                 _LOGGER.warning(
                     "%s: command is not a JSON object: %r", self.device_id, message.payload[:80]
                 )
-                self.commands.append(Command(now, message.payload, None))
+                self.commands.append(
+                    Command(now, message.payload, None, message.expiry_s, message.dup)
+                )
                 continue
-            self.commands.append(Command(now, message.payload, body))
+            self.commands.append(Command(now, message.payload, body, message.expiry_s, message.dup))
             if body.get("type") == "decision":
+                if message.dup and body in self._finals.get(str(body.get("event_id")), ()):
+                    # The broker's resend of a decision already acted on (its ack was lost
+                    # in a broker restart): the door must not open twice.
+                    self.redelivered += 1
+                    continue
                 self._record_decision(body, now)
             # Devices ignore command types they do not know (config, allowlists, ...).
 
@@ -290,6 +314,7 @@ class SimTerminal:
             self._pendings.setdefault(eid, []).append(body)
         else:
             self._finals.setdefault(eid, []).append(body)
+            self._act(eid, body, now)
             if eid not in self.decided_at:
                 self.decided_at[eid] = now
                 if self.on_decision is not None:
@@ -297,6 +322,21 @@ class SimTerminal:
         for watcher in self._watchers.pop(eid, ()):
             if not watcher.done():
                 watcher.set_result(None)
+
+    def _act(self, eid: str, body: dict[str, Any], now: float) -> None:
+        """Open the door as the decision says: a late one (or unlock_ms 0) opens nothing,
+        nor does one that reaches the terminal more than `LATE_AFTER_S` after its swipe
+        (sent in time, it may have waited in a broken connection)."""
+        if body.get("late") is True:
+            self.late.append(eid)
+            return
+        sent = self.sent_at.get(eid)
+        if sent is not None and now - sent > LATE_AFTER_S:
+            self.stale.append(eid)
+            return
+        unlock_ms = body.get("unlock_ms")
+        if body.get("decision") == "admit" and isinstance(unlock_ms, int) and unlock_ms > 0:
+            self.unlocked.append(eid)
 
     async def _wait_until(self, event_id: str, done: Callable[[], bool], timeout: float) -> bool:
         """Wait until `done()` holds, re-checking whenever a decision for `event_id` arrives."""

@@ -18,6 +18,8 @@ class Counters:
     alerts: int = 0
     logged: int = 0
     device_time_refused: int = 0  # logged at receipt: the device's `ts` was implausible
+    late: int = 0  # final decisions sent too late to unlock (see pipeline/publisher.py)
+    redelivered: int = 0  # broker redeliveries of events already answered, acked only
     rejected_by_cause: Counter[str] = field(default_factory=Counter)
 
     def reject(self, cause: str) -> None:
@@ -34,5 +36,7 @@ class Counters:
             "alerts": self.alerts,
             "logged": self.logged,
             "device_time_refused": self.device_time_refused,
+            "late": self.late,
+            "redelivered": self.redelivered,
             "rejected_by_cause": dict(self.rejected_by_cause),
         }

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from broker_fixtures import start_mosquitto
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-if not os.path.exists(MOSQUITTO):
-    raise pytest.UsageError(
-        "the tests need the mosquitto broker binary: install it (Debian: apt-get install mosquitto)"
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(coro):
@@ -135,35 +121,6 @@ def db_dsn(database_factory) -> str:
     dsn = database_factory("main")
     _run(apply_migrations(dsn))
     return dsn
-
-
-def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    conf = workdir / f"mosquitto-{port}.conf"
-    template = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
-    body = template.read_text() if template.exists() else ""
-    # The deploy file listens on 1883; the tests use a private port and no persistence file.
-    body = "\n".join(
-        line
-        for line in body.splitlines()
-        if not line.startswith(("listener", "persistence", "log_dest"))
-    )
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{body}\n")
-    # The log goes to a file: an unread pipe would fill up and stall the broker.
-    log = workdir / f"mosquitto-{port}.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=sink, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mosquitto exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("mosquitto did not start listening within 10 s")
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,10 @@ _LOGGER = logging.getLogger(__name__)
 
 # Longest a session survives a disconnect when the broker does not cap it (MQTT 5).
 SESSION_EXPIRY_S = 7 * 24 * 3600
+# Reconnect delays: start small, double, and stay short, so that after a broker crash the
+# window in which a session is not there to take messages stays about a second long.
+RECONNECT_FIRST_S = 0.1
+RECONNECT_MAX_S = 1.0
 
 
 class MqttError(Exception):
@@ -43,13 +47,20 @@ class Protocol(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message as received; `mid` is what `ack` takes when acks are manual."""
+    """One message as received; `mid` is what `ack` takes when acks are manual.
+
+    `dup` is set when the broker sends the message again to a resumed session (it may
+    have been handled before the connection was lost); `expiry_s` is what is left of
+    an MQTT 5 message expiry interval, None when the message has none.
+    """
 
     topic: str
     payload: bytes
     qos: int
     retain: bool
     mid: int
+    dup: bool = False
+    expiry_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +149,12 @@ class MqttClient:
     `manual_ack=True` the caller acknowledges each QoS 1 message by `ack(msg)`
     once it has made the message durable; until then the broker redelivers it
     after a reconnect.
+
+    Back-pressure is flow control, not a closed tap: the socket is always read, so
+    keepalive, CONNACK and acks keep flowing. `receive_maximum` (MQTT 5) caps the
+    QoS 1 messages the broker sends before they are acknowledged, so unacknowledged
+    messages are the brake; `hold()` stops handing messages over (they wait here,
+    at most `receive_maximum` of them) until `release()`.
     """
 
     def __init__(
@@ -153,7 +170,11 @@ class MqttClient:
         subscriptions: Sequence[tuple[str, int]] = (),
         max_inflight: int = 0,
         on_connected: Callable[[], None] | None = None,
+        receive_maximum: int | None = None,
+        session_expiry_s: int = SESSION_EXPIRY_S,
     ) -> None:
+        if receive_maximum is not None and not 1 <= receive_maximum <= 65535:
+            raise ValueError(f"receive_maximum must be 1..65535, not {receive_maximum}")
         self.address = address
         self.client_id = client_id
         self._on_messages = on_messages
@@ -165,12 +186,22 @@ class MqttClient:
         self._loop_thread: int | None = None
         self._inbox: list[Message] = []
         self._connected = asyncio.Event()
+        # Set once the broker has confirmed every subscription of the first connection:
+        # until then a message published to this client's topics may find nobody.
+        self._subscribed = asyncio.Event()
+        self._unacked_subscribes: set[int] = set()
         self._connect_error: MqttError | None = None
+        self._connecting = False
         self._closing = False
         self._misc_task: asyncio.Task[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._sock: Any = None
-        self._paused = False
+        self._held = False
+        self._stash: list[Message] = []
+        self._receive_maximum = receive_maximum
+        self._session_expiry_s = session_expiry_s
+        self._expiry_props: dict[int, Properties] = {}
+        self.connects = 0  # successful CONNACKs; more than one means the session reconnected
 
         v5 = address.protocol is Protocol.V5
         self._client = paho.Client(
@@ -192,6 +223,7 @@ class MqttClient:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
+        self._client.on_subscribe = self._handle_subscribe
         self._client.on_socket_open = self._socket_open
         self._client.on_socket_close = self._socket_close
         self._client.on_socket_register_write = self._socket_register_write
@@ -209,11 +241,41 @@ class MqttClient:
         self._loop_thread = threading.get_ident()
         self._closing = False
         await self._connect_once(timeout)
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        except TimeoutError:
+            raise MqttError(
+                f"broker at {self.address.host}:{self.address.port} did not confirm the"
+                f" subscriptions of {self.client_id} within {timeout} s"
+            ) from None
         self._misc_task = asyncio.create_task(self._misc_loop(), name=f"mqtt-misc-{self.client_id}")
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
-        """Queue a message; paho keeps it and resends after a reconnect at QoS 1."""
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+    @property
+    def reconnects(self) -> int:
+        return max(self.connects - 1, 0)
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        expiry_s: int | None = None,
+    ) -> None:
+        """Queue a message; paho keeps it and resends after a reconnect at QoS 1.
+
+        `expiry_s` is the MQTT 5 message expiry interval: the broker delivers the
+        message to nobody once it is that old (ignored under MQTT 3.1.1).
+        """
+        props = None
+        if expiry_s is not None and self.address.protocol is Protocol.V5:
+            props = self._expiry_props.get(expiry_s)
+            if props is None:
+                props = Properties(PacketTypes.PUBLISH)
+                props.MessageExpiryInterval = expiry_s
+                self._expiry_props[expiry_s] = props
+        self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
 
     def ack(self, message: Message) -> None:
         """Acknowledge a message received with manual acks."""
@@ -229,17 +291,26 @@ class MqttClient:
         """Set the receiver of message batches (before `connect`)."""
         self._on_messages = on_messages
 
-    def pause_reading(self) -> None:
-        """Stop reading from the socket (back-pressure); the broker holds what is not read."""
-        self._paused = True
-        if self._sock is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(self._sock)  # type: ignore[union-attr]
+    def hold(self) -> None:
+        """Stop handing messages over (back-pressure) while still reading the socket.
 
-    def resume_reading(self) -> None:
-        self._paused = False
-        if self._sock is not None:
-            self._loop.add_reader(self._sock, self._readable)  # type: ignore[union-attr]
+        The connection stays alive (keepalive, acks, a reconnect's CONNACK are read);
+        messages read meanwhile wait here, and since nothing is acknowledged the broker
+        stops sending once `receive_maximum` are outstanding and queues the rest.
+        """
+        self._held = True
+
+    def release(self) -> None:
+        """Hand over what waited during `hold()` and resume normal delivery."""
+        self._held = False
+        if self._stash:
+            batch, self._stash = self._stash, []
+            self._deliver(batch)
+
+    @property
+    def held(self) -> int:
+        """Messages read but not handed over because of `hold()`."""
+        return len(self._stash)
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout)
@@ -277,10 +348,13 @@ class MqttClient:
     async def _connect_once(self, timeout: float) -> None:
         self._connected.clear()
         self._connect_error = None
+        self._connecting = True
         props = None
         if self.address.protocol is Protocol.V5:
             props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 0 if self._clean_start else SESSION_EXPIRY_S
+            props.SessionExpiryInterval = 0 if self._clean_start else self._session_expiry_s
+            if self._receive_maximum is not None:
+                props.ReceiveMaximum = self._receive_maximum
         try:
             # The TCP connect may block on a remote broker: do it off the loop.
             await asyncio.wait_for(
@@ -304,11 +378,15 @@ class MqttClient:
             raise MqttError(
                 f"cannot reach MQTT broker at {self.address.host}:{self.address.port}: {exc!r}"
             ) from None
+        finally:
+            self._connecting = False
         if self._connect_error is not None:
+            self._connected.clear()
+            self._detach_socket()
             raise self._connect_error
 
     async def _reconnect_loop(self) -> None:
-        delay = 0.2
+        delay = RECONNECT_FIRST_S
         while not self._closing:
             await asyncio.sleep(delay)
             try:
@@ -322,7 +400,7 @@ class MqttClient:
                 return
             except MqttError as exc:
                 _LOGGER.warning("MQTT %s: %s; retrying in %.1f s", self.client_id, exc, delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, RECONNECT_MAX_S)
 
     async def _misc_loop(self) -> None:
         while True:
@@ -347,8 +425,10 @@ class MqttClient:
             )
             self._on_loop(self._connected.set)
             return
-        for topic, qos in self._subscriptions:
-            client.subscribe(topic, qos)
+        self.connects += 1
+        self._unacked_subscribes = {client.subscribe(t, q)[1] for t, q in self._subscriptions}
+        if not self._unacked_subscribes:
+            self._on_loop(self._subscribed.set)
         self._on_loop(self._connected.set)
         if self._on_connected is not None:
             self._on_loop(self._on_connected)
@@ -360,12 +440,30 @@ class MqttClient:
         self._detach_socket()
         if self._closing:
             return
+        if self._connecting and self._connect_error is None:
+            # Closed before the CONNACK (e.g. a proxy whose broker is down): end this attempt
+            # now rather than at its timeout, so the next one comes after the short backoff.
+            self._connect_error = MqttError(
+                f"connection of {self.client_id} closed before the broker answered ({reason})"
+            )
+            self._on_loop(self._connected.set)
+            return
         _LOGGER.warning("MQTT %s lost its connection (%s); reconnecting", self.client_id, reason)
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
 
+    def _handle_subscribe(
+        self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        self._unacked_subscribes.discard(mid)
+        if not self._unacked_subscribes:
+            self._on_loop(self._subscribed.set)
+
     def _handle_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._inbox.append(Message(msg.topic, msg.payload, msg.qos, bool(msg.retain), msg.mid))
+        expiry = getattr(msg.properties, "MessageExpiryInterval", None) if msg.properties else None
+        self._inbox.append(
+            Message(msg.topic, msg.payload, msg.qos, bool(msg.retain), msg.mid, msg.dup, expiry)
+        )
 
     def _socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         with contextlib.suppress(OSError, AttributeError):
@@ -387,8 +485,8 @@ class MqttClient:
         if self._sock is not None and self._sock is not sock:
             self._detach_socket()
         self._sock = sock
-        if not self._paused:
-            self._loop.add_reader(sock, self._readable)  # type: ignore[union-attr]
+        # Always read, even while held: a reconnect must see its CONNACK (see `hold`).
+        self._loop.add_reader(sock, self._readable)  # type: ignore[union-attr]
         if self._client.want_write():
             self._watch_write(sock)
 
@@ -417,14 +515,19 @@ class MqttClient:
         rc = self._client.loop_read(max_packets=256)
         if self._inbox:
             batch, self._inbox = self._inbox, []
-            if self._on_messages is not None:
-                try:
-                    self._on_messages(batch)
-                except Exception:  # the receiver's bug must not kill the connection
-                    _LOGGER.exception(
-                        "MQTT %s: message handler failed on a batch of %d",
-                        self.client_id,
-                        len(batch),
-                    )
+            if self._held:
+                self._stash.extend(batch)
+            else:
+                self._deliver(batch)
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
             _LOGGER.debug("MQTT %s loop_read returned %s", self.client_id, rc)
+
+    def _deliver(self, batch: list[Message]) -> None:
+        if self._on_messages is None:
+            return
+        try:
+            self._on_messages(batch)
+        except Exception:  # the receiver's bug must not kill the connection
+            _LOGGER.exception(
+                "MQTT %s: message handler failed on a batch of %d", self.client_id, len(batch)
+            )

@@ -82,22 +82,29 @@ async def serve_gateway(
     gateway = Gateway(
         gateway_config(settings, dsn, broker.address, client_id=client_id, share_group=share_group)
     )
+
+    async def start_gateway() -> None:
+        try:
+            await gateway.start()
+        except MqttError as exc:
+            raise click.ClickException(
+                f"{exc}; check CAMPUSGATE_MQTT_URL and that the broker is running"
+            ) from None
+        except ValueError as exc:  # configuration the gateway could only check at start
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
+
     try:
         async with stop_signal() as stop:
-            try:
-                await gateway.start()
-            except MqttError as exc:
-                raise click.ClickException(
-                    f"{exc}; check CAMPUSGATE_MQTT_URL and that the broker is running"
-                ) from None
-            except ValueError as exc:  # configuration the gateway could only check at start
-                raise click.ClickException(str(exc)) from None
-            click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
             if api:
+                # The API and the jobs come up first: importing and starting them takes the
+                # loop for about a second, which delayed the first decisions after "running".
                 async with campus_scheduler(settings, dsn), api_server(settings, dsn) as url:
                     click.echo(f"console and API on {url} (OpenAPI at {url}docs)", err=True)
+                    await start_gateway()
                     await stop.wait()
             else:
+                await start_gateway()
                 await stop.wait()
     finally:
         await gateway.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -60,6 +60,9 @@ class Decision:
     reason: Reason
     message: str
     unlock_ms: int = 0
+    # Sent too long after its card event for anyone to be standing at the door: the
+    # terminal shows the verdict but does not unlock (unlock_ms is 0).
+    late: bool = False
 
     @classmethod
     def recorded(
@@ -74,6 +77,10 @@ class Decision:
     def is_final(self) -> bool:
         return self.verdict is not Verdict.PENDING
 
+    def as_late(self) -> Decision:
+        """This decision marked late: it unlocks nothing."""
+        return replace(self, unlock_ms=0, late=True)
+
     def to_wire(self) -> dict[str, object]:
         """The JSON object of contract section 3."""
         return {
@@ -83,4 +90,5 @@ class Decision:
             "reason": self.reason.value,
             "message": self.message,
             "unlock_ms": self.unlock_ms,
+            "late": self.late,
         }

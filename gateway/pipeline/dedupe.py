@@ -18,12 +18,23 @@ class InFlight:
     duplicates: list[Message] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """How an event was answered: `arrived` is the perf_counter reading when its card event
+    reached the gateway (to judge a repeated answer late); `sent_here` means this process
+    sent the decision (paho resends it until the broker has it)."""
+
+    decision: Decision | None
+    arrived: float | None = None
+    sent_here: bool = False
+
+
 class SeenEvents:
     """Events already handled, newest last, bounded; final decisions kept to answer duplicates."""
 
     def __init__(self, capacity: int = 200_000) -> None:
         self._capacity = capacity
-        self._done: OrderedDict[EventKey, Decision | None] = OrderedDict()
+        self._done: OrderedDict[EventKey, Answered] = OrderedDict()
         self._in_flight: dict[EventKey, InFlight] = {}
 
     def __len__(self) -> int:
@@ -35,22 +46,35 @@ class SeenEvents:
         if flight is not None:
             return True, None, flight
         if key in self._done:
-            return True, self._done[key], None
+            return True, self._done[key].decision, None
         return False, None, None
+
+    def answered(self, key: EventKey) -> Answered | None:
+        """The answer of a handled event, None while in flight or never seen."""
+        return self._done.get(key)
 
     def begin(self, key: EventKey) -> InFlight:
         flight = InFlight()
         self._in_flight[key] = flight
         return flight
 
-    def finish(self, key: EventKey, decision: Decision | None) -> InFlight | None:
+    def finish(
+        self, key: EventKey, decision: Decision | None, arrived: float | None = None
+    ) -> InFlight | None:
         """Mark an event handled (after its record is durable); returns its waiting duplicates."""
         flight = self._in_flight.pop(key, None)
-        self.remember(key, decision)
+        self.remember(key, decision, arrived, sent_here=decision is not None)
         return flight
 
-    def remember(self, key: EventKey, decision: Decision | None) -> None:
-        self._done[key] = decision
+    def remember(
+        self,
+        key: EventKey,
+        decision: Decision | None,
+        arrived: float | None = None,
+        *,
+        sent_here: bool = False,
+    ) -> None:
+        self._done[key] = Answered(decision, arrived, sent_here)
         self._done.move_to_end(key)
         while len(self._done) > self._capacity:
             self._done.popitem(last=False)

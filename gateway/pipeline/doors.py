@@ -263,10 +263,13 @@ class DoorDesk:
         companions = card.companions
         message = card.arrival.message
 
+        arrived = card.arrival.started
+
         def publish_and_ack() -> None:
-            self._publisher.decision(device.id, decision)
+            # Judged late now, when it is sent, against the card event's receipt.
+            self._publisher.decision(device.id, decision, arrived=arrived)
             self._publisher.ack(message)
-            self._answer_duplicates(key, decision)
+            self._answer_duplicates(key, decision, arrived)
             for _, companion_message, companion_key in companions:
                 self._publisher.ack(companion_message)
                 self._answer_duplicates(companion_key, None)
@@ -305,13 +308,16 @@ class DoorDesk:
         self._full_alerted.add(door.zone_id)
         return outcome.alerts
 
-    def _answer_duplicates(self, key: EventKey, decision: Decision | None) -> None:
-        flight = self._seen.finish(key, decision)
+    def _answer_duplicates(
+        self, key: EventKey, decision: Decision | None, arrived: float | None = None
+    ) -> None:
+        flight = self._seen.finish(key, decision, arrived)
         if flight is None:
             return
         for duplicate in flight.duplicates:
-            if decision is not None:
-                self._publisher.decision(key[0], decision)
+            # The broker's redelivery of the message being answered is not a second ask.
+            if decision is not None and not duplicate.dup:
+                self._publisher.decision(key[0], decision, arrived=arrived)
             self._publisher.ack(duplicate)
 
     # ---- temperature --------------------------------------------------------

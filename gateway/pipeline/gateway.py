@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,7 @@ from gateway.pipeline.doors import DoorDesk, DoorPolicy
 from gateway.pipeline.gathering import GatheringWatch
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
+from gateway.pipeline.publisher import LATE_AFTER_S
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders, parse_osdp_keys
 from gateway.pipeline.topics import Topics
@@ -48,6 +50,13 @@ class GatewayConfig:
     client_id: str = "campusgate-gateway"
     share_group: str | None = None  # MQTT 5 shared subscription group for scale-out
     osdp_keys: str | None = None  # CAMPUSGATE_OSDP_KEYS, parsed when the serial readers start
+    # Flow control (see devices/transports/mqtt.py): the broker sends at most this many
+    # events before the gateway acknowledges them, i.e. before they are durable. Below the
+    # journal's high-water mark in events, so a database outage stops the broker first.
+    receive_maximum: int = 20_000
+    journal_high_water: int = 50_000  # journal items (about two per event)
+    mqtt_keepalive_s: int = 30
+    late_after_s: float = LATE_AFTER_S
 
 
 class Gateway:
@@ -59,6 +68,7 @@ class Gateway:
         self.topics = Topics(config.topic_prefix)
         self._pool: asyncpg.Pool | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.mqtt: MqttClient | None = None
         self.journal: Journal | None = None
         self.roster: RosterState | None = None
@@ -99,10 +109,13 @@ class Gateway:
         # A duplicate gets the original decision, greeting included.
         seen = SeenEvents()
         index = self.roster.index
-        for device_id, event_id, verdict, reason, person_id in recent:
+        now, clock = datetime.now(UTC), time.perf_counter()
+        for device_id, event_id, verdict, reason, person_id, received_at in recent:
             person = index.person(person_id) if person_id else None
             decision = Decision.recorded(event_id, verdict, reason, person.name if person else None)
-            seen.remember((device_id, event_id), decision)
+            # When it arrived, on this process's clock: a repeat is late by the same measure.
+            arrived = clock - (now - received_at).total_seconds()
+            seen.remember((device_id, event_id), decision, arrived)
 
         subscriptions = [(self._events_filter(), 1), (self.topics.states, 1)]
         self.mqtt = MqttClient(
@@ -111,10 +124,17 @@ class Gateway:
             clean_start=False,
             manual_ack=True,
             subscriptions=subscriptions,
+            receive_maximum=config.receive_maximum,
+            keepalive=config.mqtt_keepalive_s,
         )
-        publisher = SerialAwarePublisher(self.mqtt, self.topics)
+        publisher = SerialAwarePublisher(
+            self.mqtt, self.topics, late_after_s=config.late_after_s, counters=self.counters
+        )
         self.journal = Journal(
-            config.database_url, on_pressure=self._pressure, counters=self.counters
+            config.database_url,
+            high_water=config.journal_high_water,
+            on_pressure=self._pressure,
+            counters=self.counters,
         )
         alerter = Alerter(self.journal, publisher, self.counters)
         self.journal.on_stall = alerter.database_stall
@@ -183,15 +203,18 @@ class Gateway:
         return self.topics.events
 
     def _pressure(self, high: bool) -> None:
-        if self.mqtt is None:
+        # Hold, never stop reading: the connection (keepalive, acks, a reconnect's CONNACK)
+        # must survive back-pressure, or paho drops the acks and the broker redelivers.
+        if self.mqtt is None or self._stopping:
             return
         if high:
-            self.mqtt.pause_reading()
+            self.mqtt.hold()
         else:
-            self.mqtt.resume_reading()
+            self.mqtt.release()
 
     async def stop(self) -> None:
         """Stop taking events, finish what was taken, close everything."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         if self.gathering is not None:  # it raises alerts: stop it before the journal
@@ -199,7 +222,7 @@ class Gateway:
         if self.serial is not None:
             await self.serial.stop()
         if self.mqtt is not None:
-            self.mqtt.pause_reading()
+            self.mqtt.hold()
         if self.desk is not None:
             closed = self.desk.close_windows()
             if closed:

@@ -103,14 +103,23 @@ class Ingest:
             )
             self._publisher.ack(message)
             return
-        seen, decision, flight = self._seen.lookup((device_id, event.event_id))
+        key = (device_id, event.event_id)
+        seen, decision, flight = self._seen.lookup(key)
         if seen:  # a redelivery: answered, never logged, so it leaves the device's clock alone
             self._counters.duplicate += 1
             if flight is not None:
                 flight.duplicates.append(message)
                 return
-            if decision is not None:
-                self._publisher.decision(device_id, decision)
+            answered = self._seen.answered(key)
+            if message.dup and answered is not None and answered.sent_here:
+                # The broker resends what it had not seen acknowledged (a lost connection or
+                # a broker restart): the decision went out already and paho resends it until
+                # the broker has it, so a second one would open the door twice.
+                self._counters.redelivered += 1
+            elif decision is not None:
+                self._publisher.decision(
+                    device_id, decision, arrived=answered.arrived if answered else None
+                )
             self._publisher.ack(message)
             return
         if door is None:  # the store's foreign keys make this a roster mid-reload race

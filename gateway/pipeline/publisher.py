@@ -3,21 +3,84 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 from devices.codecs.contract_json import encode_decision
 from devices.transports.mqtt import Message, MqttClient
 from gateway.domain.alerts import Alert
 from gateway.domain.decisions import Decision
+from gateway.metrics import Counters
 from gateway.pipeline.topics import Topics
+
+_LOGGER = logging.getLogger(__name__)
+
+# A final decision sent this long after its card event reached the gateway unlocks nothing:
+# nobody may be standing at the door any more (GatewayConfig.late_after_s).
+LATE_AFTER_S = 10.0
+# Decisions expire at the broker a little after that, so a terminal that was offline never
+# receives (and acts on) an old one; the slack covers the broker's whole-second clock.
+EXPIRY_SLACK_S = 2
+LATE_LOG_EVERY_S = 5.0
 
 
 class Publisher:
-    def __init__(self, client: MqttClient, topics: Topics) -> None:
+    def __init__(
+        self,
+        client: MqttClient,
+        topics: Topics,
+        *,
+        late_after_s: float = LATE_AFTER_S,
+        counters: Counters | None = None,
+    ) -> None:
         self._client = client
         self._topics = topics
+        self.late_after_s = late_after_s
+        self.decision_expiry_s = int(late_after_s) + EXPIRY_SLACK_S
+        self._counters = counters
+        self._late_unlogged = 0
+        self._late_oldest_s = 0.0
+        self._late_logged_at = 0.0
 
-    def decision(self, device_id: str, decision: Decision) -> None:
-        self._client.publish(self._topics.commands(device_id), encode_decision(decision), qos=1)
+    def decision(self, device_id: str, decision: Decision, *, arrived: float | None = None) -> None:
+        """Send a decision; `arrived` (perf_counter at the card event's receipt) judges it late."""
+        self._send(device_id, self.judged(decision, arrived))
+
+    def _send(self, device_id: str, decision: Decision) -> None:
+        self._client.publish(
+            self._topics.commands(device_id),
+            encode_decision(decision),
+            qos=1,
+            expiry_s=self.decision_expiry_s,
+        )
+
+    def judged(self, decision: Decision, arrived: float | None) -> Decision:
+        """The decision as it may be sent now: a final one too old for the door is late."""
+        if arrived is None or not decision.is_final or decision.late:
+            return decision
+        age = time.perf_counter() - arrived
+        if age <= self.late_after_s:
+            return decision
+        self._note_late(age)
+        return decision.as_late()
+
+    def _note_late(self, age: float) -> None:
+        if self._counters is not None:
+            self._counters.late += 1
+        self._late_unlogged += 1
+        self._late_oldest_s = max(self._late_oldest_s, age)
+        now = time.monotonic()
+        if now - self._late_logged_at >= LATE_LOG_EVERY_S:
+            _LOGGER.warning(
+                "%d decisions sent late (more than %.0f s after their card event, oldest %.1f s):"
+                " sent with late=true and unlock_ms=0, so no door opened for them",
+                self._late_unlogged,
+                self.late_after_s,
+                self._late_oldest_s,
+            )
+            self._late_unlogged = 0
+            self._late_oldest_s = 0.0
+            self._late_logged_at = now
 
     def alert(self, alert: Alert) -> None:
         payload = json.dumps(alert.to_wire(), ensure_ascii=False, separators=(",", ":")).encode()

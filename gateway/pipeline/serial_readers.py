@@ -30,6 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from devices.codecs import osdp as osdp_codec
 from devices.codecs import rdm6300, wiegand
@@ -91,14 +92,14 @@ def parse_osdp_keys(text: str | None) -> dict[str, OsdpKey]:
 class SerialAwarePublisher(Publisher):
     """Sends a serial reader's decisions to the reader, everything else over MQTT."""
 
-    def __init__(self, client: MqttClient, topics: Topics) -> None:
-        super().__init__(client, topics)
+    def __init__(self, client: MqttClient, topics: Topics, **options: Any) -> None:
+        super().__init__(client, topics, **options)
         self.serial: SerialReaders | None = None
 
-    def decision(self, device_id: str, decision: Decision) -> None:
+    def _send(self, device_id: str, decision: Decision) -> None:
         if self.serial is not None and self.serial.feedback(device_id, decision):
             return
-        super().decision(device_id, decision)
+        super()._send(device_id, decision)
 
 
 class _Reader(ABC):

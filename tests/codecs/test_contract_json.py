@@ -146,6 +146,7 @@ def test_decision_wire_form():
         "reason": "ok",
         "message": "Welcome, Li Hua",
         "unlock_ms": 3000,
+        "late": False,
     }
 
 

@@ -339,3 +339,46 @@ async def test_alert_watch_sees_alerts_by_kind_and_device(mqtt_url: str) -> None
         assert alert is not None and alert["device"] == "term-a"
         assert await watch.wait_for("outsider", since=since, timeout=0.2) is None
         await publisher.close()
+
+
+async def test_a_late_decision_or_unlock_ms_0_opens_no_door(mqtt_url) -> None:
+    def answer(event: dict[str, Any]) -> list[dict[str, Any]]:
+        decision = _decision(event, "admit", "ok")
+        if event["card_uid"] == "LATE":
+            decision.update(unlock_ms=0, late=True)
+        elif event["card_uid"] == "ZERO":
+            decision.update(unlock_ms=0, late=False)
+        else:
+            decision.update(late=False)
+        return [decision]
+
+    async with Responder(mqtt_url, answer), SimTerminal(mqtt_url, _device()) as terminal:
+        on_time, late, zero = (terminal.swipe(card) for card in ("04A1", "LATE", "ZERO"))
+        for eid in (on_time, late, zero):
+            await terminal.decision(eid)
+        assert terminal.unlocked == [on_time]
+        assert terminal.late == [late]
+
+
+async def test_an_expired_decision_is_not_delivered_to_a_terminal_that_was_away(mqtt_url) -> None:
+    device = _device()
+    terminal = SimTerminal(mqtt_url, device, session_expiry_s=60)
+    await terminal.start()
+    await terminal.crash()  # away, its session kept by the broker
+    sender = MqttClient(BrokerAddress.parse(mqtt_url), client_id=f"gw-{secrets.token_hex(3)}")
+    await sender.connect()
+    topic = f"campus/devices/{device}/commands"
+    body = {"type": "decision", "event_id": "old", "decision": "admit", "reason": "ok"}
+    sender.publish(topic, json.dumps({**body, "unlock_ms": 3000}).encode(), expiry_s=1)
+    fresh = {**body, "event_id": "fresh", "unlock_ms": 3000}
+    await asyncio.sleep(2.2)  # the broker counts whole seconds
+    sender.publish(topic, json.dumps(fresh).encode(), expiry_s=30)
+    await asyncio.sleep(0.2)
+    await sender.close()
+    await terminal.start()
+    try:
+        assert (await terminal.decision("fresh"))["unlock_ms"] == 3000
+        assert terminal.finals("old") == []
+        assert terminal.commands[0].expiry_s is not None and terminal.commands[0].expiry_s <= 30
+    finally:
+        await terminal.stop()

@@ -432,6 +432,7 @@ def test_to_decision_admit(decide_at) -> None:
         "reason": "ok",
         "message": "Welcome, Li Hua",
         "unlock_ms": 3000,
+        "late": False,
     }
 
 
