@@ -44,6 +44,7 @@ class GatewayConfig:
     client_id: str = "campusgate-gateway"
     share_group: str | None = None  # MQTT 5 shared subscription group for scale-out
     osdp_keys: str | None = None  # CAMPUSGATE_OSDP_KEYS, parsed when the serial readers start
+    osdp_allow_insecure: bool = False  # CAMPUSGATE_OSDP_ALLOW_INSECURE: keyless readers run
 
 
 class Gateway:
@@ -134,6 +135,7 @@ class Gateway:
             devices=self.devices,
             counters=self.counters,
             osdp_keys=parse_osdp_keys(config.osdp_keys),
+            allow_insecure_osdp=config.osdp_allow_insecure,
         )
         publisher.serial = self.serial
         self.journal.start()
