@@ -26,6 +26,8 @@ _LOGGER = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 PARENT_CHECK_S = 0.5
+# The API yields the CPU to the door loop when both want it (a login flood, a report run).
+API_NICENESS = 10
 
 
 class ApiProcessError(RuntimeError):
@@ -102,6 +104,7 @@ def _wait_ready(conn: Connection, process: multiprocessing.process.BaseProcess) 
 
 def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Connection) -> None:
     """Entry point of the child: serve until SIGINT/SIGTERM or the parent goes away."""
+    os.nice(API_NICENESS)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s [api]: %(message)s",
