@@ -43,8 +43,7 @@ def audit_actions(dsn: str, name: str) -> list[str]:
     rows = run(
         dsn,
         lambda conn: conn.fetch(
-            "SELECT action FROM audit_log WHERE entity = 'operator' AND entity_id = $1 "
-            "ORDER BY id",
+            "SELECT action FROM audit_log WHERE entity = 'operator' AND entity_id = $1 ORDER BY id",
             name,
         ),
     )
@@ -112,9 +111,7 @@ def test_add_with_an_expiring_token_and_passwd_ends_sessions(dsn: str) -> None:
         ),
     )
     assert cli(dsn, "user", "passwd", "night-1", stdin="a new good password\n").exit_code == 0
-    sessions = run(
-        dsn, lambda conn: conn.fetchval("SELECT count(*) FROM operator_sessions")
-    )
+    sessions = run(dsn, lambda conn: conn.fetchval("SELECT count(*) FROM operator_sessions"))
     assert sessions == 0
 
 

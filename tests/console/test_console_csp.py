@@ -37,7 +37,9 @@ async def test_every_tab_runs_under_the_csp(live_system):
             violations: list[str] = []
             page.on(
                 "console",
-                lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+                lambda m: (
+                    violations.append(m.text) if "Content Security Policy" in m.text else None
+                ),
             )
             stream_opened: list[str] = []
             page.on("websocket", lambda ws: stream_opened.append(ws.url))
