@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.encoders import jsonable_encoder
 
@@ -25,6 +27,7 @@ from gateway.store import console
 from gateway.store.operators import OperatorRole
 
 router = APIRouter()
+_LOGGER = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
@@ -189,8 +192,12 @@ async def _recheck(changed: asyncio.Event, still_valid: Callable[[], Awaitable[b
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), RECHECK_S)
         changed.clear()
-        if not await still_valid():
-            return
+        try:
+            if not await still_valid():
+                return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # The database is away: keep the stream (no reconnect storm), check again later.
+            _LOGGER.warning("cannot re-check a live stream's credential", exc_info=True)
 
 
 async def _drain(websocket: WebSocket) -> None:

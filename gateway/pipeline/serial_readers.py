@@ -238,6 +238,7 @@ class SerialReaders:
         self._counters = counters
         self._osdp_keys = dict(osdp_keys or {})
         self._allow_insecure_osdp = allow_insecure_osdp
+        self._refused: set[str] = set()  # keyless OSDP readers already reported
         self._offline_after_s = OFFLINE_AFTER_S if offline_after_s is None else offline_after_s
         self._reconcile_s = RECONCILE_S if reconcile_s is None else reconcile_s
         self._readers: dict[str, _Reader] = {}
@@ -301,8 +302,10 @@ class SerialReaders:
             return None
         if device.protocol == "osdp":
             if self._insecure(device) and not self._allow_insecure_osdp:
-                # Added after the start (an import): refused, and said so each reconcile.
-                _LOGGER.error("%s", insecure_osdp_message([device.id]))
+                # Added after the start (an import): refused, and said so once.
+                if device.id not in self._refused:
+                    self._refused.add(device.id)
+                    _LOGGER.error("%s", insecure_osdp_message([device.id]))
                 return None
             return _OsdpReader(device, self, self._osdp_keys.get(device.id, OsdpKey(None)))
         decode = STREAM_CODECS.get(device.protocol or "")

@@ -105,16 +105,20 @@ async def login(
 ) -> Account | None:
     """Check a console login against the lock-out kept in the database.
 
-    Raises LoginThrottledError when the name or the address has failed too often within
-    the window (checked before the password, so a locked name cannot be guessed at);
-    returns None for a wrong name or password (counted), the account otherwise.
+    The attempt is counted as a failure before the password is checked, so a burst of
+    parallel guesses is counted as it arrives, not once each slow hash is done. Raises
+    LoginThrottledError when the name or the address has failed too often within the
+    window (the attempt is then not counted, and no password is checked); returns None
+    for a wrong name or password, the account otherwise (its failures from that address
+    are forgotten).
     """
+    attempt = await accounts.record_login_failure(conn, name, address)
     per_name, per_address = await accounts.recent_login_failures(conn, name, address, limits.window)
-    if per_name >= limits.per_name or per_address >= limits.per_address:
+    if per_name > limits.per_name or per_address > limits.per_address:
+        await accounts.forget_login_failure(conn, attempt)
         raise LoginThrottledError("too many failed logins; try again later")
     account = await check_password(conn, name, password)
     if account is None:
-        await accounts.record_login_failure(conn, name, address)
         await accounts.forget_login_failures(conn, limits.window)
         return None
     await accounts.clear_login_failures(conn, name, address)

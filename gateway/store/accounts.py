@@ -175,8 +175,15 @@ async def operator_state(conn: asyncpg.Connection, name: str) -> dict[str, objec
     }
 
 
-async def record_login_failure(conn: asyncpg.Connection, name: str, address: str) -> None:
-    await conn.execute("INSERT INTO login_failures (name, address) VALUES ($1, $2)", name, address)
+async def record_login_failure(conn: asyncpg.Connection, name: str, address: str) -> int:
+    """Count a failed (or not yet checked) login; the row's id."""
+    return await conn.fetchval(
+        "INSERT INTO login_failures (name, address) VALUES ($1, $2) RETURNING id", name, address
+    )
+
+
+async def forget_login_failure(conn: asyncpg.Connection, attempt: int) -> None:
+    await conn.execute("DELETE FROM login_failures WHERE id = $1", attempt)
 
 
 async def recent_login_failures(

@@ -99,6 +99,20 @@ async def test_lockout_per_account_from_any_address_and_across_a_restart(
         assert (await _login(client, name)).status_code == 429
 
 
+async def test_a_burst_of_parallel_guesses_gets_no_more_than_the_limit(strict_app, operator):
+    name, _ = operator
+    async with _client(strict_app) as client:
+        answers = await asyncio.gather(
+            *(
+                _login(client, name, f"guess {n}", **{"X-Forwarded-For": f"198.51.100.{n}"})
+                for n in range(1, 9)
+            )
+        )
+    codes = sorted(a.status_code for a in answers)
+    # Each attempt counts as it arrives, not once its slow hash is done.
+    assert codes.count(401) <= 3 and codes.count(429) >= 5, codes
+
+
 async def test_lockout_per_address_throttles_a_flood_of_made_up_names(strict_app, operator):
     name, _ = operator
     flooder = {"X-Forwarded-For": "203.0.113.9"}
