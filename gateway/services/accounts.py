@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import asyncpg
 from argon2 import PasswordHasher
@@ -23,6 +25,7 @@ from gateway.store.accounts import Account, Session
 from gateway.store.audit import record_audit
 from gateway.store.operators import hash_token
 
+_T = TypeVar("_T")
 MIN_PASSWORD_LENGTH = 8
 SESSION_LIFETIME = timedelta(hours=12)
 
@@ -55,7 +58,7 @@ class LoginThrottledError(RuntimeError):
     """Too many failed logins for this name or from this address."""
 
 
-async def _off_loop(func, *args):  # type: ignore[no-untyped-def]
+async def _off_loop(func: Callable[..., _T], *args: object) -> _T:
     return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, func, *args)
 
 
