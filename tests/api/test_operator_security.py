@@ -474,3 +474,42 @@ async def test_liaison_counts_fold_health_reasons(app, api_world, db):
     async with _client(app, Authorization=f"Bearer {api_world.tokens['admin']}") as admin:
         full = (await admin.get("/api/reports/today")).json()
     assert full["denied_by_reason"]["fever"] >= 1 and full["fevers"] >= 1
+
+
+async def test_docs_page_csp_admits_exactly_its_inline_script(app):
+    import base64
+    import hashlib
+    import re
+
+    async with _client(app) as client:
+        page = await client.get("/docs")
+    scripts = re.findall(r"<script>(.*?)</script>", page.text, re.DOTALL)
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    script_src = page.headers["content-security-policy"].split("script-src")[1].split(";")[0]
+    assert f"'sha256-{digest}'" in script_src and "'unsafe-inline'" not in script_src
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("10.0.0.5", ["198.51.100.7"], "198.51.100.7"),  # one trusted proxy
+        ("10.0.0.5", ["6.6.6.6, 198.51.100.7, 10.0.0.9"], "198.51.100.7"),  # client-written left
+        ("10.0.0.5", ["6.6.6.6", "198.51.100.7"], "198.51.100.7"),  # two header lines
+        ("10.0.0.5", [], "10.0.0.5"),  # nothing forwarded
+        ("10.0.0.5", ["10.0.0.7"], "10.0.0.5"),  # only proxies
+        ("10.0.0.5", ["not-an-address"], "10.0.0.5"),  # garbage counts against the proxy
+        ("203.0.113.1", ["198.51.100.7"], "203.0.113.1"),  # untrusted peer: header ignored
+    ],
+)
+def test_client_address(peer, forwarded, expected):
+    from ipaddress import ip_network
+
+    from api.client_address import client_address
+
+    scope = {
+        "type": "http",
+        "client": (peer, 1234),
+        "headers": [(b"x-forwarded-for", line.encode()) for line in forwarded],
+    }
+    assert client_address(scope, [ip_network("10.0.0.0/24")]) == expected

@@ -133,3 +133,19 @@ def test_bad_durations_are_refused(dsn: str, text: str) -> None:
 def test_durations() -> None:
     assert parse_duration("90m").total_seconds() == 5400
     assert parse_duration("2w").days == 14
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("CAMPUSGATE_TRUSTED_PROXIES", "10.0.0.0/8,proxy.example", "'proxy.example' is not an"),
+        ("CAMPUSGATE_ALLOWED_ORIGINS", "console.example.edu", "is not an origin"),
+        ("CAMPUSGATE_SESSION_IDLE_MINUTES", "0", "session_idle_minutes"),
+    ],
+)
+def test_bad_security_settings_are_one_line_errors(variable, value, complaint) -> None:
+    result = CliRunner().invoke(main, ["user", "disable", "x"], env={variable: value})
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: bad setting"), lines
+    assert complaint in lines[0]
