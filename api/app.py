@@ -23,7 +23,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from api.deps import SESSION_COOKIE, authenticate, idle_timeout
-from api.middleware import CONSOLE_CSP, BodyLimit, SecurityHeaders
+from api.middleware import CONSOLE_CSP, BodyLimit, OneHeavyAtATime, SecurityHeaders, is_heavy
 from api.routers import (
     alerts,
     audit,
@@ -116,6 +116,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         authenticated=settings.max_body,
         is_authenticated=_has_valid_credentials,
     )
+    app.add_middleware(OneHeavyAtATime, is_heavy=is_heavy, limit=settings.api_heavy_requests)
     app.add_middleware(
         SecurityHeaders, csp_for=lambda path: docs_csp if path == "/docs" else CONSOLE_CSP
     )

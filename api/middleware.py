@@ -6,6 +6,7 @@ streamed answers (CSV, the alert stream) pass through untouched.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException
@@ -140,3 +141,33 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, add_headers)
+
+
+class OneHeavyAtATime:
+    """Requests that make the database work hard (traces, event pages, exports, imports,
+    report runs) wait for each other: at most `limit` at once per API process, so a flood
+    of them queues here instead of filling PostgreSQL, which the doors' journal shares."""
+
+    def __init__(self, app: ASGIApp, *, is_heavy: Callable[[str, str], bool], limit: int) -> None:
+        self.app = app
+        self.is_heavy = is_heavy
+        self.limit = limit
+        self._slots: asyncio.Semaphore | None = None  # made on the serving loop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.is_heavy(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limit)
+        async with self._slots:
+            await self.app(scope, receive, send)
+
+
+_HEAVY_PREFIXES = ("/api/tracing/", "/api/events", "/api/import", "/api/daily-reports/generate")
+_HEAVY_SUFFIXES = ("/muster", "/export", "/csv", "/xlsx", "/inside")
+
+
+def is_heavy(method: str, path: str) -> bool:
+    """Whether a request is one of the database-heavy kinds (see OneHeavyAtATime)."""
+    return path.startswith(_HEAVY_PREFIXES) or path.endswith(_HEAVY_SUFFIXES)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Request bodies: at most this many bytes before logging in, and once logged in.
     max_body_anonymous: int = Field(default=16 * 1024, ge=1024)
     max_body: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Database-heavy API requests (traces, event pages, exports, imports) served at once
+    # per API process; more wait their turn (the doors' journal shares the database).
+    api_heavy_requests: int = Field(default=1, ge=1, le=64)
     # OSDP readers without a secure-channel key run only when this is true (a test bench).
     osdp_allow_insecure: bool = False
     # Tuning with safe defaults.

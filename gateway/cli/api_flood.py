@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import httpx
 
 REQUEST_TIMEOUT_S = 30.0
+KINDS = frozenset({"login", "events", "trace_csv", "muster_csv"})
 FLOOD_NICENESS = 10
 
 
@@ -50,7 +51,20 @@ class FloodResult:
 class ApiFlood:
     """`clients` concurrent clients against `base_url` until stopped."""
 
-    def __init__(self, base_url: str, token: str, *, clients: int, person: str, zone: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        clients: int,
+        person: str,
+        zone: str,
+        kinds: frozenset[str] = KINDS,
+    ) -> None:
+        unknown = kinds - KINDS
+        if unknown or not kinds:
+            raise ValueError(f"flood request kinds are {', '.join(sorted(KINDS))}")
+        self.kinds = kinds
         self.base_url = base_url
         self.token = token
         self.clients = clients
@@ -87,12 +101,16 @@ class ApiFlood:
 
     async def _client(self, n: int) -> None:
         auth = {"Authorization": f"Bearer {self.token}"}
-        requests = (
-            ("login", "POST", "/api/auth/login", None),
-            ("events", "GET", "/api/events?limit=500", auth),
-            ("trace_csv", "GET", f"/api/tracing/{self.person}?format=csv&days=1", auth),
-            ("muster_csv", "GET", f"/api/zones/{self.zone}/muster?format=csv", auth),
-        )
+        requests = [
+            r
+            for r in (
+                ("login", "POST", "/api/auth/login", None),
+                ("events", "GET", "/api/events?limit=500", auth),
+                ("trace_csv", "GET", f"/api/tracing/{self.person}?format=csv&days=1", auth),
+                ("muster_csv", "GET", f"/api/zones/{self.zone}/muster?format=csv", auth),
+            )
+            if r[0] in self.kinds
+        ]
         async with httpx.AsyncClient(base_url=self.base_url, timeout=REQUEST_TIMEOUT_S) as client:
             step = n
             while True:
@@ -146,8 +164,10 @@ class FloodProcess:
 
 
 async def _main(argv: list[str]) -> None:
-    base_url, token, clients, person, zone = argv
-    flood = ApiFlood(base_url, token, clients=int(clients), person=person, zone=zone)
+    """argv: URL TOKEN CLIENTS PERSON ZONE [KIND,KIND...]"""
+    base_url, token, clients, person, zone = argv[:5]
+    kinds = frozenset(argv[5].split(",")) if len(argv) > 5 else KINDS
+    flood = ApiFlood(base_url, token, clients=int(clients), person=person, zone=zone, kinds=kinds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -513,3 +513,57 @@ def test_client_address(peer, forwarded, expected):
         "headers": [(b"x-forwarded-for", line.encode()) for line in forwarded],
     }
     assert client_address(scope, [ip_network("10.0.0.0/24")]) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "heavy"),
+    [
+        ("/api/tracing/S1", True),
+        ("/api/events", True),
+        ("/api/zones/dorm-1/muster", True),
+        ("/api/people/S1/export", True),
+        ("/api/daily-reports/3/xlsx", True),
+        ("/api/daily-reports/generate", True),
+        ("/api/import", True),
+        ("/api/alerts", False),
+        ("/api/auth/login", False),
+        ("/", False),
+    ],
+)
+def test_heavy_requests_are_recognised(path, heavy):
+    from api.middleware import is_heavy
+
+    assert is_heavy("GET", path) is heavy
+
+
+async def test_heavy_requests_wait_for_each_other():
+    from api.middleware import OneHeavyAtATime
+
+    running = 0
+    most = 0
+
+    async def endpoint(scope, receive, send):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guarded = OneHeavyAtATime(endpoint, is_heavy=lambda m, p: p == "/heavy", limit=1)
+
+    async def call(path: str) -> None:
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            pass
+
+        await guarded({"type": "http", "method": "GET", "path": path}, receive, send)
+
+    await asyncio.gather(*(call("/heavy") for _ in range(4)))
+    assert most == 1
+    most = 0
+    await asyncio.gather(*(call("/light") for _ in range(4)))
+    assert most == 4
