@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 import asyncpg
@@ -49,16 +50,30 @@ def _unauthorized(message: str) -> HTTPException:
 
 
 async def authenticate(
-    conn: asyncpg.Connection, token: str | None, session_cookie: str | None
+    conn: asyncpg.Connection,
+    token: str | None,
+    session_cookie: str | None,
+    idle: timedelta,
+    *,
+    touch: bool = True,
 ) -> tuple[Account, str, str | None] | None:
-    """(account, via, csrf token) from a bearer token or a session cookie."""
+    """(account, via, csrf token) from a bearer token or a session cookie.
+
+    Disabled operators, revoked or expired tokens, and sessions idle longer than `idle`
+    are refused; `touch` keeps the session alive (a live stream's re-check does not).
+    """
     if token:
         account = await account_for_token(conn, token)
         return (account, "token", None) if account else None
     if session_cookie:
-        session = await session_for_token(conn, session_cookie)
+        session = await session_for_token(conn, session_cookie, idle, touch=touch)
         return (session.account, "session", session.csrf_token) if session else None
     return None
+
+
+def idle_timeout(app: object) -> timedelta:
+    """The session idle timeout of this app (CAMPUSGATE_SESSION_IDLE_MINUTES)."""
+    return timedelta(minutes=app.state.settings.session_idle_minutes)  # type: ignore[attr-defined]
 
 
 async def current_operator(
@@ -67,7 +82,10 @@ async def current_operator(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     found = await authenticate(
-        conn, credentials.credentials if credentials else None, request.cookies.get(SESSION_COOKIE)
+        conn,
+        credentials.credentials if credentials else None,
+        request.cookies.get(SESSION_COOKIE),
+        idle_timeout(request.app),
     )
     if found is None:
         raise _unauthorized("not logged in: send a bearer API token or log in")

@@ -33,3 +33,16 @@ def present_event(event: dict[str, Any], role: OperatorRole) -> dict[str, Any]:
 def sees_health_alerts(role: OperatorRole) -> bool:
     kinds = visible_alert_kinds(role)
     return kinds is None or bool(kinds & HEALTH_ALERTS)
+
+
+def present_denied_counts(denied: dict[str, int], role: OperatorRole) -> dict[str, int]:
+    """Denials by reason as this role may see them: a role that reads `withheld` for a
+    person's health reason gets those counts folded into `withheld` too (a count of one
+    `fever` in a small unit names the person as surely as the event would)."""
+    if sees_health_details(role) or sees_health_alerts(role):
+        return denied
+    shown: dict[str, int] = {}
+    for reason, count in denied.items():
+        key = WITHHELD if reason in HEALTH_REASONS else reason
+        shown[key] = shown.get(key, 0) + count
+    return shown

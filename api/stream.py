@@ -20,6 +20,9 @@ from gateway.store.db import connect
 
 _LOGGER = logging.getLogger(__name__)
 CHANNEL = "campusgate_alert_changes"
+# Migration 0015: an operator changed (disabled, removed, token or password changed) or one
+# of its sessions ended; the payload is the operator id.
+OPERATOR_CHANNEL = "campusgate_operator_changes"
 QUEUE_SIZE = 1000
 
 
@@ -33,10 +36,12 @@ class AlertHub:
         self._cursors: asyncio.Queue[int] = asyncio.Queue()
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._operator_watchers: dict[str, set[asyncio.Event]] = {}
 
     async def start(self) -> None:
         self._listener = await connect(self._dsn)
         await self._listener.add_listener(CHANNEL, self._on_notify)
+        await self._listener.add_listener(OPERATOR_CHANNEL, self._on_operator_change)
         self._task = asyncio.create_task(self._fan_out(), name="alert-hub")
 
     async def stop(self) -> None:
@@ -52,6 +57,23 @@ class AlertHub:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if payload.isdigit():
             self._cursors.put_nowait(int(payload))
+
+    def _on_operator_change(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        for event in self._operator_watchers.get(payload, ()):
+            event.set()
+
+    def watch_operator(self, operator_id: str) -> asyncio.Event:
+        """An event set whenever operator `operator_id` changes or loses a session."""
+        event = asyncio.Event()
+        self._operator_watchers.setdefault(operator_id, set()).add(event)
+        return event
+
+    def unwatch_operator(self, operator_id: str, event: asyncio.Event) -> None:
+        watchers = self._operator_watchers.get(operator_id)
+        if watchers is not None:
+            watchers.discard(event)
+            if not watchers:
+                del self._operator_watchers[operator_id]
 
     async def _fan_out(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,6 +55,24 @@ class Settings(BaseSettings):
     retention_access_days: int = Field(default=90, ge=15, le=3650)
     retention_health_days: int = Field(default=180, ge=15, le=3650)
     retention_reports_days: int = Field(default=365, ge=1, le=3650)
+    # Operator security (issue #12, point 6); not in the contract table.
+    # A console session unused this long ends (it also ends 12 h after login).
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Failed logins allowed per 5 minutes for one name (from anywhere) and from one address.
+    login_failures_per_name: int = Field(default=5, ge=1, le=1000)
+    login_failures_per_address: int = Field(default=20, ge=1, le=100_000)
+    # Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: str = ""
+    # Comma-separated extra origins (scheme://host[:port]) allowed to open the live stream.
+    allowed_origins: str = ""
+    # Request bodies: at most this many bytes before logging in, and once logged in.
+    max_body_anonymous: int = Field(default=16 * 1024, ge=1024)
+    max_body: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Database-heavy API requests (traces, event pages, exports, imports) served at once
+    # per API process; more wait their turn (the doors' journal shares the database).
+    api_heavy_requests: int = Field(default=1, ge=1, le=64)
+    # OSDP readers without a secure-channel key run only when this is true (a test bench).
+    osdp_allow_insecure: bool = False
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"
@@ -122,6 +141,39 @@ class Settings(BaseSettings):
             ) from None
         return value or None
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for item in _items(value):
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an address or CIDR; e.g. 10.0.0.1,192.168.0.0/24"
+                ) from None
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_allowed_origins(cls, value: str) -> str:
+        for item in _items(value):
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                raise ValueError(f"{item!r} is not an origin such as https://console.example.edu")
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(item, strict=False) for item in _items(self.trusted_proxies))
+
+    @property
+    def allowed_origin_set(self) -> frozenset[str]:
+        return frozenset(item.rstrip("/").lower() for item in _items(self.allowed_origins))
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -2,60 +2,23 @@
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
-
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
+from api.client_address import client_address
 from api.deps import CSRF_COOKIE, SESSION_COOKIE, Conn, CurrentOperator
 from api.permissions import permissions_of
-from gateway.services.accounts import SESSION_LIFETIME, check_password, close_session, open_session
+from gateway.services.accounts import (
+    SESSION_LIFETIME,
+    LoginLimits,
+    LoginThrottledError,
+    close_session,
+    open_session,
+)
+from gateway.services.accounts import login as check_login
+from gateway.settings import Settings
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
-
-MAX_FAILURES = 5
-FAILURE_WINDOW_S = 300.0
-
-
-MAX_TRACKED = 10_000  # (name, address) pairs kept before stale ones are swept
-
-
-class LoginLimiter:
-    """At most MAX_FAILURES failed logins per (name, client address) in FAILURE_WINDOW_S."""
-
-    def __init__(self, limit: int = MAX_FAILURES, window_s: float = FAILURE_WINDOW_S) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        failures = self._failures[key]
-        horizon = time.monotonic() - self.window_s
-        while failures and failures[0] < horizon:
-            failures.popleft()
-        return failures
-
-    def blocked(self, key: tuple[str, str]) -> bool:
-        if key not in self._failures:  # do not grow the table for every name tried
-            return False
-        recent = self._recent(key)
-        if not recent:
-            del self._failures[key]
-        return len(recent) >= self.limit
-
-    def fail(self, key: tuple[str, str]) -> None:
-        self._recent(key).append(time.monotonic())
-        if len(self._failures) > MAX_TRACKED:
-            self._forget_stale()
-
-    def _forget_stale(self) -> None:
-        for key in list(self._failures):
-            if not self._recent(key):
-                del self._failures[key]
-
-    def succeed(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
 
 
 class Login(BaseModel):
@@ -73,17 +36,17 @@ class Me(BaseModel):
 
 @router.post("/login", response_model=Me)
 async def login(body: Login, request: Request, response: Response, conn: Conn) -> Me:
-    limiter: LoginLimiter = request.app.state.login_limiter
-    key = (body.name, request.client.host if request.client else "?")
-    if limiter.blocked(key):
+    settings: Settings = request.app.state.settings
+    address = client_address(request.scope, settings.trusted_proxy_networks)
+    limits = LoginLimits(settings.login_failures_per_name, settings.login_failures_per_address)
+    try:
+        account = await check_login(conn, body.name, body.password, address, limits)
+    except LoginThrottledError as exc:
         raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; try again later"
-        )
-    account = await check_password(conn, body.name, body.password)
+            status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "300"}
+        ) from None
     if account is None:
-        limiter.fail(key)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong name or password")
-    limiter.succeed(key)
     token, session = await open_session(conn, account)
     secure = request.url.scheme == "https"
     max_age = int(SESSION_LIFETIME.total_seconds())

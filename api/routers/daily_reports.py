@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn, Principal
 from api.permissions import Permission, sees_health_details
+from api.redaction import present_denied_counts
 from api.routers.people import scope_of
 from gateway.domain.reports import Audience, DailyReport, Delivery, plain_lists
 from gateway.services.reports.compute import UnitTree, UnknownOrgUnitError
@@ -136,9 +137,12 @@ async def get_report(report_id: int, operator: Reader, conn: Conn) -> dict[str, 
     with_health = sees_health_details(operator.account.role)
     lists = plain_lists(report.lists, with_health)
     deliveries = await store.deliveries_of(conn, [report.id])
+    summary = dict(report.summary)
+    if isinstance(summary.get("denied"), dict):
+        summary["denied"] = present_denied_counts(summary["denied"], operator.account.role)
     return {
         **_meta(report),
-        "summary": report.summary,
+        "summary": summary,
         "lists": lists,
         "health_lists_hidden": not with_health,
         "deliveries": _deliveries(deliveries),

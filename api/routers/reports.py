@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
+from api.redaction import present_denied_counts, sees_health_alerts
 from api.routers.people import scope_of
 from gateway.store import console
 
@@ -20,4 +21,9 @@ Reader = Allowed(Permission.READ_COUNTS)
 async def today(operator: Reader, request: Request, conn: Conn) -> dict[str, Any]:
     tz = request.app.state.settings.tz
     midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    return await console.counts_since(conn, midnight, scope_of(operator))
+    counts = await console.counts_since(conn, midnight, scope_of(operator))
+    role = operator.account.role
+    if not sees_health_alerts(role):
+        counts["denied_by_reason"] = present_denied_counts(counts["denied_by_reason"], role)
+        counts["fevers"] = None  # withheld, as each fever event's reason is
+    return counts

@@ -11,24 +11,30 @@ one seen never skips a change that committed late.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.encoders import jsonable_encoder
 
-from api.deps import SESSION_COOKIE, authenticate
+from api.deps import SESSION_COOKIE, authenticate, idle_timeout
 from api.permissions import org_scoped, present_alert, visible_alert_kinds
 from gateway.store import console
 from gateway.store.operators import OperatorRole
 
 router = APIRouter()
+_LOGGER = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
 
 
 REPLAY_PAGE = 1000
+RECHECK_S = 60.0
 
 
 def _message(change: dict[str, Any], role: OperatorRole) -> dict[str, Any]:
@@ -68,15 +74,38 @@ def _parse_since(since: str | None) -> tuple[int | None, datetime | None]:
     return None, datetime.fromisoformat(since.replace("Z", "+00:00"))
 
 
+def origin_allowed(websocket: WebSocket) -> bool:
+    """A browser's stream must come from this host's own page or a configured origin;
+    clients that send no Origin (integrations with a token) are not browsers."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    host = websocket.headers.get("host", "").lower()
+    if origin in (f"http://{host}", f"https://{host}"):
+        return True
+    return origin in websocket.app.state.settings.allowed_origin_set
+
+
 @router.websocket("/api/alerts/stream")
 async def alert_stream(websocket: WebSocket) -> None:
     app = websocket.app
+    if not origin_allowed(websocket):
+        await websocket.close(CLOSE_FORBIDDEN)
+        return
     token = websocket.query_params.get("token")
+    cookie = websocket.cookies.get(SESSION_COOKIE)
+    idle = idle_timeout(app)
     async with app.state.pool.acquire() as conn:
-        found = await authenticate(conn, token, websocket.cookies.get(SESSION_COOKIE))
+        found = await authenticate(conn, token, cookie, idle)
     if found is None:
         await websocket.close(CLOSE_UNAUTHORIZED)
         return
+
+    async def still_valid() -> bool:
+        async with app.state.pool.acquire() as conn:
+            return await authenticate(conn, token, cookie, idle, touch=False) is not None
+
     role = found[0].role
     kinds = visible_alert_kinds(role)
     if kinds is not None and not kinds:
@@ -95,6 +124,7 @@ async def alert_stream(websocket: WebSocket) -> None:
     await websocket.accept()
     hub = app.state.alert_hub
     queue = hub.subscribe()  # before the catch-up, so nothing falls between them
+    operator_changed = hub.watch_operator(found[0].id)
     last = cursor or 0
 
     def visible(change: dict[str, Any]) -> bool:
@@ -121,14 +151,21 @@ async def alert_stream(websocket: WebSocket) -> None:
         last = max(last, head)  # without `since`: from now on
         await websocket.send_json({"type": "ready", "cursor": last})
         receiver = asyncio.create_task(_drain(websocket))
+        recheck = asyncio.create_task(_recheck(operator_changed, still_valid))
         try:
             while True:
                 getter = asyncio.create_task(queue.get())
                 done, _ = await asyncio.wait(
-                    {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
+                    {getter, receiver, recheck}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if receiver in done:
                     getter.cancel()
+                    return
+                if recheck in done:
+                    # Disabled, removed, token revoked or expired, password changed,
+                    # logged out or idle: the stream ends with the credential.
+                    getter.cancel()
+                    await websocket.close(CLOSE_UNAUTHORIZED)
                     return
                 change = getter.result()
                 if change is None:
@@ -140,10 +177,27 @@ async def alert_stream(websocket: WebSocket) -> None:
                 await websocket.send_json(_message(change, role))
         finally:
             receiver.cancel()
+            recheck.cancel()
     except WebSocketDisconnect:
         pass
     finally:
         hub.unsubscribe(queue)
+        hub.unwatch_operator(found[0].id, operator_changed)
+
+
+async def _recheck(changed: asyncio.Event, still_valid: Callable[[], Awaitable[bool]]) -> None:
+    """Return once the stream's credential no longer holds: checked at once when its
+    operator changes (NOTIFY), and every RECHECK_S for expiry and idle time."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), RECHECK_S)
+        changed.clear()
+        try:
+            if not await still_valid():
+                return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # The database is away: keep the stream (no reconnect storm), check again later.
+            _LOGGER.warning("cannot re-check a live stream's credential", exc_info=True)
 
 
 async def _drain(websocket: WebSocket) -> None:

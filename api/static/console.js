@@ -295,7 +295,9 @@ function pruneAlerts() {
 async function loadCounts() {
   const response = await api("/api/reports/today"); if (!response.ok) return;
   const c = await response.json();
-  const entries = [[t("admitted"), c.admitted], [t("denied"), c.denied], [t("fevers"), c.fevers],
+  // fevers is null for a role that may not see health reasons (liaisons): not shown.
+  const entries = [[t("admitted"), c.admitted], [t("denied"), c.denied],
+    ...(c.fevers === null ? [] : [[t("fevers"), c.fevers]]),
     ...Object.entries(c.denied_by_reason).map(([r, n]) => ["· " + tk("reasons", r), n])];
   $("#counts").replaceChildren(...entries.flatMap(([k, v]) => {
     const dt = document.createElement("dt"); dt.textContent = k;

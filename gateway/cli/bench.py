@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from devices.transports.mqtt import BrokerAddress, MqttClient, MqttError, Protoc
 from firmware_sim.bench import (
     ECHO_PREFIX,
     PEOPLE,
+    ZONE_ID,
     BenchError,
     ChildProcess,
     LoadSpec,
@@ -40,11 +43,14 @@ from firmware_sim.bench import (
     report,
 )
 from gateway.cli import settings_of
+from gateway.cli.api_flood import ApiFlood, FloodProcess
 from gateway.cli.runtime import Broker, open_broker, open_database
+from gateway.services.accounts import issue_token
 from gateway.services.importer import ImportReport, import_manifest
 from gateway.services.manifest import ManifestError, parse_manifest
 from gateway.settings import Settings
 from gateway.store.db import connect, redact_dsn
+from gateway.store.operators import add_operator
 
 BENCH_GATEWAY_ID = "campusgate-bench-gateway"  # fixed: one dormant broker session, not one per run
 GATEWAY_READY_TIMEOUT_S = 60.0
@@ -88,6 +94,14 @@ PLAIN_PROGRESS_EVERY_S = 2.0
 @click.option(
     "--grace", type=float, default=5.0, show_default=True, help="seconds to wait for late decisions"
 )
+@click.option(
+    "--api-flood",
+    type=click.IntRange(0, 256),
+    default=0,
+    show_default=True,
+    help="with --spawn: this many clients flood the API (failed logins, events, trace and "
+    "muster CSV) during the gateway phase",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -98,6 +112,7 @@ def command(
     json_path: Path | None,
     window: int,
     grace: float,
+    api_flood: int,
 ) -> None:
     """Measure the gateway against a bare MQTT echo responder under the same load."""
     settings = settings_of(ctx)
@@ -113,8 +128,12 @@ def command(
             "no broker configured: pass --mqtt-url (or CAMPUSGATE_MQTT_URL) of the broker the gateway "
             "serves, or --spawn to start a gateway on an embedded broker"
         )
+    if api_flood and not spawn:
+        raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
     console = Console(stderr=True)
-    gateway, echo, failure = asyncio.run(_bench(settings, spec, spawn=spawn, console=console))
+    gateway, echo, failure = asyncio.run(
+        _bench(settings, spec, spawn=spawn, console=console, api_flood=api_flood)
+    )
     _print_table(spec, gateway, echo)
     if failure is not None:
         raise click.ClickException(failure)
@@ -129,7 +148,7 @@ def command(
 
 
 async def _bench(
-    settings: Settings, spec: LoadSpec, *, spawn: bool, console: Console
+    settings: Settings, spec: LoadSpec, *, spawn: bool, console: Console, api_flood: int = 0
 ) -> tuple[PhaseResult | None, PhaseResult | None, str | None]:
     """Both phases; the gateway's failure is returned (after the echo phase), setup failures raise."""
     dsn = await open_database(settings, migrate=True)
@@ -144,7 +163,12 @@ async def _bench(
         logs = Path(tempfile.mkdtemp(prefix="campusgate-bench-"))
         url = _broker_url(settings, broker)
         with _progress(console, spec) as show:
-            gateway, failure = await _gateway_phase(settings, spec, dsn, url, spawn, logs, show)
+            flood = await _flood_for(dsn, api_flood) if api_flood else None
+            gateway, failure = await _gateway_phase(
+                settings, spec, dsn, url, spawn, logs, show, flood
+            )
+            if flood is not None:
+                console.print(flood.result.summary())
             echo = await _echo_phase(spec, url, logs, show)
         return gateway, echo, failure
     finally:
@@ -187,8 +211,54 @@ def _broker_url(settings: Settings, broker: Broker) -> str:
     return f"mqtt://{address.host}:{address.port}{suffix}"
 
 
+async def _flood_for(dsn: str, clients: int) -> ApiFlood:
+    """An API flood against the spawned gateway's API, with an admin token of its own."""
+    port = _free_port()
+    conn = await connect(dsn)
+    try:
+        name = "bench-api-flood"
+        if await conn.fetchval("SELECT 1 FROM operators WHERE name = $1", name):
+            token = await issue_token(conn, name, by="bench", expires_in=timedelta(hours=1))
+        else:
+            await add_operator(conn, name, "admin")
+            token = await issue_token(conn, name, by="bench", expires_in=timedelta(hours=1))
+    finally:
+        await conn.close()
+    return ApiFlood(
+        f"http://127.0.0.1:{port}",
+        token,
+        clients=clients,
+        person="bench-p0",
+        zone=ZONE_ID,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def _flooded(work: Any, flood: ApiFlood | None) -> Any:
+    if flood is None:
+        return await work
+    process = FloodProcess(flood)
+    await process.start()
+    try:
+        return await work
+    finally:
+        flood.result = await process.stop()
+
+
 async def _gateway_phase(
-    settings: Settings, spec: LoadSpec, dsn: str, url: str, spawn: bool, logs: Path, show: Any
+    settings: Settings,
+    spec: LoadSpec,
+    dsn: str,
+    url: str,
+    spawn: bool,
+    logs: Path,
+    show: Any,
+    flood: ApiFlood | None = None,
 ) -> tuple[PhaseResult | None, str | None]:
     phase = Phase(
         "gateway",
@@ -206,14 +276,14 @@ async def _gateway_phase(
     child = ChildProcess(
         "gateway (campusgate serve)",
         [sys.executable, "-m", "gateway", "serve", "--client-id", BENCH_GATEWAY_ID],
-        env=_gateway_env(settings, dsn, url),
+        env=_gateway_env(settings, dsn, url, flood),
         log_path=logs / "gateway.log",
     )
     await child.start()
     result: PhaseResult | None = None
     failure: str | None = None
     try:
-        result = await child.watch(_run_phase(phase))
+        result = await child.watch(_flooded(_run_phase(phase), flood))
     except BenchError as exc:
         failure = f"gateway phase failed: {exc} (log: {child.log_path})"
     finally:
@@ -223,7 +293,9 @@ async def _gateway_phase(
     return result, failure
 
 
-def _gateway_env(settings: Settings, dsn: str, url: str) -> dict[str, str]:
+def _gateway_env(
+    settings: Settings, dsn: str, url: str, flood: ApiFlood | None = None
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         CAMPUSGATE_DATABASE_URL=dsn,
@@ -234,6 +306,11 @@ def _gateway_env(settings: Settings, dsn: str, url: str) -> dict[str, str]:
         # Keep clear of an HTTP API already serving on the configured port.
         CAMPUSGATE_API_PORT="0",  # any free port, chosen when it binds: the console is not measured
     )
+    if flood is not None:
+        env["CAMPUSGATE_API_PORT"] = flood.base_url.rsplit(":", 1)[1]
+        # Every failed login of the flood costs a hash: no lock-out cuts it short.
+        env["CAMPUSGATE_LOGIN_FAILURES_PER_NAME"] = "1000"
+        env["CAMPUSGATE_LOGIN_FAILURES_PER_ADDRESS"] = "100000"
     return env
 
 

@@ -1,4 +1,10 @@
-"""`campusgate serve`: the gateway and the HTTP API (console) in one asyncio loop."""
+"""`campusgate serve`: the gateway, and the HTTP API (console) in a process of its own.
+
+The door loop runs in this process; the API and the scheduled jobs run in a child
+(gateway/cli/api_process.py), so API load cannot delay door decisions. When either ends
+unexpectedly, `serve` stops the other and exits non-zero with a message saying which:
+a supervisor (systemd `Restart=on-failure`) restarts the pair.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,14 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import click
 
 from devices.transports.mqtt import MqttError
 from gateway.cli import settings_of
+from gateway.cli.api_process import ApiProcess, ApiProcessError
 from gateway.cli.runtime import (
-    campus_scheduler,
     gateway_config,
     open_broker,
     open_database,
@@ -78,37 +85,64 @@ async def serve_gateway(
 ) -> None:
     settings = settings_of(ctx)
     dsn = await open_database(settings, migrate=migrate)
+    sock = _listen(settings.api_host, settings.api_port, any_port_if_busy=False) if api else None
     broker = await open_broker(settings)
-    gateway = Gateway(
-        gateway_config(settings, dsn, broker.address, client_id=client_id, share_group=share_group)
+    config = gateway_config(
+        settings, dsn, broker.address, client_id=client_id, share_group=share_group
     )
-
-    async def start_gateway() -> None:
-        try:
-            await gateway.start()
-        except MqttError as exc:
-            raise click.ClickException(
-                f"{exc}; check CAMPUSGATE_MQTT_URL and that the broker is running"
-            ) from None
-        except ValueError as exc:  # configuration the gateway could only check at start
-            raise click.ClickException(str(exc)) from None
-        click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
-
+    gateway = Gateway(replace(config, osdp_allow_insecure=settings.osdp_allow_insecure))
+    api_process = ApiProcess(settings, dsn, sock) if sock is not None else None
     try:
         async with stop_signal() as stop:
-            if api:
-                # The API and the jobs come up first: importing and starting them takes the
-                # loop for about a second, which delayed the first decisions after "running".
-                async with campus_scheduler(settings, dsn), api_server(settings, dsn) as url:
-                    click.echo(f"console and API on {url} (OpenAPI at {url}docs)", err=True)
-                    await start_gateway()
-                    await stop.wait()
-            else:
-                await start_gateway()
+            if api_process is not None:
+                # The API boots in its own process first, so "running" means all is up and
+                # nothing is left to start beside the doors' first decisions.
+                try:
+                    await api_process.start()
+                except ApiProcessError as exc:
+                    raise click.ClickException(str(exc)) from None
+                assert sock is not None
+                click.echo(
+                    f"console and API on {_url(sock)} (OpenAPI at {_url(sock)}docs), "
+                    f"process {api_process.pid}",
+                    err=True,
+                )
+            try:
+                await gateway.start()
+            except MqttError as exc:
+                raise click.ClickException(
+                    f"{exc}; check CAMPUSGATE_MQTT_URL and that the broker is running"
+                ) from None
+            except ValueError as exc:  # configuration the gateway could only check at start
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
+            if api_process is None:
                 await stop.wait()
+                return
+            stopped = asyncio.create_task(stop.wait())
+            api_ended = asyncio.create_task(api_process.ended())
+            await asyncio.wait({stopped, api_ended}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if api_ended.done() and not stop.is_set():
+                raise click.ClickException(
+                    f"the API process ended unexpectedly (exit code {api_ended.result()}); "
+                    "campusgate serve stops the gateway too: see the log above, then start it again"
+                )
+            api_ended.cancel()
     finally:
+        if api_process is not None:
+            await api_process.stop()
         await gateway.stop()
         await broker.close()
+        if sock is not None:
+            sock.close()
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
 
 
 @click.command()

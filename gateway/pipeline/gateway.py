@@ -50,6 +50,7 @@ class GatewayConfig:
     client_id: str = "campusgate-gateway"
     share_group: str | None = None  # MQTT 5 shared subscription group for scale-out
     osdp_keys: str | None = None  # CAMPUSGATE_OSDP_KEYS, parsed when the serial readers start
+    osdp_allow_insecure: bool = False  # CAMPUSGATE_OSDP_ALLOW_INSECURE: keyless readers run
     # Flow control (see devices/transports/mqtt.py): the broker sends at most this many
     # events before the gateway acknowledges them, i.e. before they are durable. Below the
     # journal's high-water mark in events, so a database outage stops the broker first.
@@ -178,6 +179,7 @@ class Gateway:
             devices=self.devices,
             counters=self.counters,
             osdp_keys=parse_osdp_keys(config.osdp_keys),
+            allow_insecure_osdp=config.osdp_allow_insecure,
         )
         publisher.serial = self.serial
         self.journal.start()

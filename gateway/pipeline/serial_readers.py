@@ -15,8 +15,9 @@ is raised; coming back resolves it (through DeviceWatch).
 
 Secure channel keys: ``CAMPUSGATE_OSDP_KEYS`` is a JSON object from device id to
 the reader's SCBK in hex (16 bytes), or to ``{"scbk": "<hex>", "address": N}``
-for a reader not at OSDP address 0. A reader without a key runs without the
-secure channel (and a warning).
+for a reader not at OSDP address 0. A reader without a key does not run (anyone on
+the line could read and forge card numbers and unlock commands) unless
+``CAMPUSGATE_OSDP_ALLOW_INSECURE=true`` allows it for a test bench, with a warning.
 """
 
 from __future__ import annotations
@@ -205,6 +206,18 @@ def _spec(device: Device) -> tuple[str | None, str | None, int | None]:
     return device.port, device.protocol, device.baud
 
 
+class InsecureOsdpError(ValueError):
+    """OSDP readers without a secure-channel key, and insecure readers not allowed."""
+
+
+def insecure_osdp_message(device_ids: list[str]) -> str:
+    return (
+        f"OSDP reader(s) {', '.join(sorted(device_ids))} have no secure-channel key: add each "
+        'to CAMPUSGATE_OSDP_KEYS ({"<device id>": "<32 hex digits>"}), or set '
+        "CAMPUSGATE_OSDP_ALLOW_INSECURE=true on a test bench only"
+    )
+
+
 class SerialReaders:
     """Runs a reader for each serial device of the roster and follows roster changes."""
 
@@ -216,6 +229,7 @@ class SerialReaders:
         devices: DeviceWatch,
         counters: Counters,
         osdp_keys: Mapping[str, OsdpKey] | None = None,
+        allow_insecure_osdp: bool = False,
         offline_after_s: float | None = None,
         reconcile_s: float | None = None,
     ) -> None:
@@ -224,6 +238,8 @@ class SerialReaders:
         self._devices = devices
         self._counters = counters
         self._osdp_keys = dict(osdp_keys or {})
+        self._allow_insecure_osdp = allow_insecure_osdp
+        self._refused: set[str] = set()  # keyless OSDP readers already reported
         self._offline_after_s = OFFLINE_AFTER_S if offline_after_s is None else offline_after_s
         self._reconcile_s = RECONCILE_S if reconcile_s is None else reconcile_s
         self._readers: dict[str, _Reader] = {}
@@ -236,7 +252,20 @@ class SerialReaders:
     def reader(self, device_id: str) -> _Reader | None:
         return self._readers.get(device_id)
 
+    def _insecure(self, device: Device) -> bool:
+        key = self._osdp_keys.get(device.id)
+        return device.protocol == "osdp" and (key is None or key.scbk is None)
+
     async def start(self) -> None:
+        """Start the readers; InsecureOsdpError when an OSDP reader has no key (not allowed)."""
+        if not self._allow_insecure_osdp:
+            insecure = [
+                d.id
+                for d in self._roster.index.devices()
+                if d.transport is Transport.SERIAL and d.port is not None and self._insecure(d)
+            ]
+            if insecure:
+                raise InsecureOsdpError(insecure_osdp_message(insecure))
         await self.reconcile()
         self._task = asyncio.create_task(self._reconcile_loop(), name="serial-readers")
 
@@ -273,6 +302,12 @@ class SerialReaders:
         if device.port is None:
             return None
         if device.protocol == "osdp":
+            if self._insecure(device) and not self._allow_insecure_osdp:
+                # Added after the start (an import): refused, and said so once.
+                if device.id not in self._refused:
+                    self._refused.add(device.id)
+                    _LOGGER.error("%s", insecure_osdp_message([device.id]))
+                return None
             return _OsdpReader(device, self, self._osdp_keys.get(device.id, OsdpKey(None)))
         decode = STREAM_CODECS.get(device.protocol or "")
         if decode is None:

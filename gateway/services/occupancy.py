@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.domain.spreadsheet import safe_cell
 from gateway.services.levels import effective_rules
 from gateway.store import occupancy as store
 
@@ -48,12 +49,10 @@ async def muster(
     return await store.muster(conn, zone_id, now, max_stay_h)
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
+def _cell(value: object) -> object:
     # A name such as "=HYPERLINK(...)" must stay text in a spreadsheet program.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    cell = safe_cell(value)
+    return "" if cell is None else cell
 
 
 def muster_csv(rows: list[dict[str, Any]]) -> str:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.domain.spreadsheet import safe_cell
 from gateway.domain.tracing import (
     MIN_OVERLAP_S,
     SECOND_MAX_SEEDS,
@@ -197,7 +198,8 @@ def contacts_csv(result: TraceResult) -> str:
     writer.writerow(CSV_HEADER)
     for c in result.contacts:
         writer.writerow(
-            (
+            safe_cell(cell)
+            for cell in (
                 c.generation,
                 c.person_id,
                 c.name or "",

@@ -107,7 +107,10 @@ async def api_world(database_factory, tmp_path_factory) -> ApiWorld:
 
 @pytest.fixture(scope="session")
 async def app(api_world):
-    application = create_app(Settings(database_url=api_world.dsn), api_world.dsn)
+    # Many tests log in from the one test address: the per-address lock-out is tested
+    # with its own app (test_operator_security.py).
+    settings = Settings(database_url=api_world.dsn, login_failures_per_address=100_000)
+    application = create_app(settings, api_world.dsn)
     async with application.router.lifespan_context(application):
         yield application
 

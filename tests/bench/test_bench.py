@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -59,9 +60,26 @@ def test_bench_spawned_gateway_and_echo(mqtt_url: str, bench_db: str, tmp_path: 
     assert "gateway decisions other than admit/ok" not in run.stderr
 
 
+def test_bench_with_an_api_flood(mqtt_url: str, bench_db: str, tmp_path: Path) -> None:
+    out = tmp_path / "flood.json"
+    run = campusgate(
+        "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchflood",
+        "bench", "--doors", "4", "--rate", "100", "--duration", "3", "--spawn",
+        "--api-flood", "2", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["gateway"]["lost"] == 0
+    flood = re.search(r"API flood: (\d+) requests .*?status ([^;]*);", run.stderr, re.DOTALL)
+    assert flood, run.stderr[-3000:]
+    assert int(flood[1]) > 0
+    assert "401" in flood[2]  # the failed logins were answered, each after a hash
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
+        (["--api-flood", "2"], "--spawn"),
         (["--rate", "-5"], "--rate"),
         (["--doors", "0"], "--doors"),
         (["--duration", "0"], "--duration"),

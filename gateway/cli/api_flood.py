@@ -1,0 +1,189 @@
+"""An API flood for `campusgate bench --api-flood N`: N clients hammering the operator API
+while the doors are measured, to show that API work does not delay door decisions.
+
+The flood runs in a process of its own (`python -m gateway.cli.api_flood`, started by the
+bench), niced like a client on another machine would be, so that it does not share the
+bench's measuring loop. Each client loops over the expensive requests an attacker or a busy office can send:
+a failed login (an argon2 verification), the access events page, a person's contact
+trace as CSV, and a zone's muster list as CSV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+REQUEST_TIMEOUT_S = 30.0
+KINDS = frozenset({"login", "events", "trace_csv", "muster_csv"})
+FLOOD_NICENESS = 10
+
+
+@dataclass
+class FloodResult:
+    requests: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.requests.items()))
+        codes = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
+        rate = self.total / self.seconds if self.seconds else 0.0
+        return (
+            f"API flood: {self.total} requests in {self.seconds:.1f} s ({rate:.1f}/s; {kinds}); "
+            f"status {codes}; {self.errors} transport errors"
+        )
+
+
+class ApiFlood:
+    """`clients` concurrent clients against `base_url` until stopped."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        clients: int,
+        person: str,
+        zone: str,
+        kinds: frozenset[str] = KINDS,
+    ) -> None:
+        unknown = kinds - KINDS
+        if unknown or not kinds:
+            raise ValueError(f"flood request kinds are {', '.join(sorted(KINDS))}")
+        self.kinds = kinds
+        self.base_url = base_url
+        self.token = token
+        self.clients = clients
+        self.person = person
+        self.zone = zone
+        self.result = FloodResult()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = 0.0
+
+    async def wait_until_up(self, timeout_s: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    await client.get("/api/auth/me")
+                    return
+                if loop.time() > deadline:
+                    raise TimeoutError(f"the API at {self.base_url} did not answer")
+                await asyncio.sleep(0.2)
+
+    def start(self) -> None:
+        self._started = asyncio.get_running_loop().time()
+        self._tasks = [asyncio.create_task(self._client(n)) for n in range(self.clients)]
+
+    async def stop(self) -> FloodResult:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.result.seconds = asyncio.get_running_loop().time() - self._started
+        return self.result
+
+    async def _client(self, n: int) -> None:
+        auth = {"Authorization": f"Bearer {self.token}"}
+        requests = [
+            r
+            for r in (
+                ("login", "POST", "/api/auth/login", None),
+                ("events", "GET", "/api/events?limit=500", auth),
+                ("trace_csv", "GET", f"/api/tracing/{self.person}?format=csv&days=1", auth),
+                ("muster_csv", "GET", f"/api/zones/{self.zone}/muster?format=csv", auth),
+            )
+            if r[0] in self.kinds
+        ]
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=REQUEST_TIMEOUT_S) as client:
+            step = n
+            while True:
+                kind, method, path, headers = requests[step % len(requests)]
+                step += 1
+                body = None
+                if kind == "login":
+                    body = {"name": f"flood-{secrets.token_hex(4)}", "password": "not the one"}
+                try:
+                    response = await client.request(method, path, json=body, headers=headers)
+                except httpx.TransportError:
+                    self.result.errors += 1
+                    await asyncio.sleep(0.1)
+                    continue
+                self.result.requests[kind] += 1
+                self.result.statuses[response.status_code] += 1
+
+
+class FloodProcess:
+    """The flood in a child process: start once the API answers, stop, read its result."""
+
+    def __init__(self, flood: ApiFlood) -> None:
+        self.flood = flood
+        self.result = FloodResult()
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        await self.flood.wait_until_up()
+        f = self.flood
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli.api_flood",
+            f.base_url, f.token, str(f.clients), f.person, f.zone,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+    async def stop(self) -> FloodResult:
+        if self._process is None:
+            return self.result
+        with contextlib.suppress(ProcessLookupError):
+            self._process.send_signal(signal.SIGTERM)
+        out, _ = await self._process.communicate()
+        with contextlib.suppress(ValueError):
+            document = json.loads(out.decode() or "{}")
+            self.result = FloodResult(
+                Counter(document.get("requests", {})),
+                Counter({int(k): v for k, v in document.get("statuses", {}).items()}),
+                int(document.get("errors", 0)),
+                float(document.get("seconds", 0.0)),
+            )
+        return self.result
+
+
+async def _main(argv: list[str]) -> None:
+    """argv: URL TOKEN CLIENTS PERSON ZONE [KIND,KIND...]"""
+    base_url, token, clients, person, zone = argv[:5]
+    kinds = frozenset(argv[5].split(",")) if len(argv) > 5 else KINDS
+    flood = ApiFlood(base_url, token, clients=int(clients), person=person, zone=zone, kinds=kinds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    flood.start()
+    await stop.wait()
+    result = await flood.stop()
+    document = {
+        "requests": dict(result.requests),
+        "statuses": {str(k): v for k, v in result.statuses.items()},
+        "errors": result.errors,
+        "seconds": result.seconds,
+    }
+    print(json.dumps(document))
+
+
+if __name__ == "__main__":
+    os.nice(FLOOD_NICENESS)
+    asyncio.run(_main(sys.argv[1:]))

@@ -1,0 +1,154 @@
+"""The HTTP API and console (with the campus's scheduled jobs) in a process of their own.
+
+`campusgate serve` runs the door loop in its own process and this one beside it, so no
+API work (password hashing, exports, report generation, traces) takes CPU time from the
+event loop that decides doors. Started with the `spawn` method: a fresh interpreter that
+shares nothing with the gateway but the listening socket it is handed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from multiprocessing.connection import Connection
+
+import click
+
+from gateway.settings import Settings
+
+_LOGGER = logging.getLogger(__name__)
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+PARENT_CHECK_S = 0.5
+# The API yields the CPU to the door loop when both want it (a login flood, a report run).
+API_NICENESS = 10
+
+
+class ApiProcessError(RuntimeError):
+    """The API process could not start, or ended while `serve` was running."""
+
+
+class ApiProcess:
+    """The API child process: start (waits until it listens), watch, stop."""
+
+    def __init__(self, settings: Settings, dsn: str, sock: socket.socket) -> None:
+        self._settings = settings
+        self._dsn = dsn
+        self._sock = sock
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    async def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=run_api_process,
+            args=(self._settings, self._dsn, self._sock, theirs),
+            name="campusgate-api",
+            daemon=False,
+        )
+        self._process.start()
+        theirs.close()
+        answer = await asyncio.to_thread(_wait_ready, ours, self._process)
+        ours.close()
+        if answer != "ready":
+            await self.stop()
+            raise ApiProcessError(answer)
+
+    async def ended(self) -> int | None:
+        """Wait until the process ends; its exit code."""
+        assert self._process is not None
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        sentinel = self._process.sentinel
+        loop.add_reader(sentinel, lambda: done.done() or done.set_result(None))
+        try:
+            await done
+        finally:
+            loop.remove_reader(sentinel)
+        await asyncio.to_thread(self._process.join, 1.0)
+        return self._process.exitcode
+
+    async def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; the exit code."""
+        process = self._process
+        if process is None or process.exitcode is not None:
+            return process.exitcode if process else None
+        process.terminate()
+        await asyncio.to_thread(process.join, STOP_TIMEOUT_S)
+        if process.exitcode is None:
+            _LOGGER.warning("the API process did not stop in %.0f s; killing it", STOP_TIMEOUT_S)
+            process.kill()
+            await asyncio.to_thread(process.join, STOP_TIMEOUT_S)
+        return process.exitcode
+
+
+def _wait_ready(conn: Connection, process: multiprocessing.process.BaseProcess) -> str:
+    if not conn.poll(READY_TIMEOUT_S):
+        return f"the API process did not start within {READY_TIMEOUT_S:.0f} s"
+    try:
+        return conn.recv()
+    except EOFError:
+        process.join(STOP_TIMEOUT_S)
+        return f"the API process exited during start-up (exit code {process.exitcode}); see the log"
+
+
+def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Connection) -> None:
+    """Entry point of the child: serve until SIGINT/SIGTERM or the parent goes away."""
+    os.nice(API_NICENESS)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [api]: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(_serve(settings, dsn, sock, ready))
+    except click.ClickException as exc:
+        with contextlib.suppress(OSError, ValueError):
+            ready.send(exc.format_message())
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(settings: Settings, dsn: str, sock: socket.socket, ready: Connection) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from gateway.cli.runtime import campus_scheduler
+
+    parent = os.getppid()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sock.setblocking(False)
+    async with campus_scheduler(settings, dsn):
+        config = uvicorn.Config(create_app(settings, dsn), log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="api-server")
+        while not server.started:
+            if task.done():
+                task.result()
+                raise click.ClickException("the API did not start; see the log")
+            await asyncio.sleep(0.05)
+        ready.send("ready")
+        ready.close()
+        # Ends on a signal, when uvicorn stops, or when the gateway process is gone
+        # (SIGKILLed): an orphaned API would keep the port and the scheduler running.
+        while not stop.is_set() and not task.done() and os.getppid() == parent:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PARENT_CHECK_S)
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, STOP_TIMEOUT_S)

@@ -1,0 +1,101 @@
+"""`campusgate serve` runs the API in a process of its own beside the door loop: both stop
+together on SIGTERM, and an API process that dies takes `serve` down with a message."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+READY = re.compile(r"console and API on (http://\S+) .*process (\d+)")
+TIMEOUT_S = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"
+
+
+@pytest.fixture
+def serve(database_factory, mqtt_url, tmp_path):
+    env = dict(
+        os.environ,
+        CAMPUSGATE_DATABASE_URL=database_factory("serve"),
+        CAMPUSGATE_MQTT_URL=mqtt_url,
+        CAMPUSGATE_API_PORT=str(_free_port()),
+        CAMPUSGATE_DATA_DIR=str(tmp_path),
+        CAMPUSGATE_TOPIC_PREFIX=f"serve{os.getpid()}",
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--client-id", f"serve-{os.getpid()}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not (found := READY.search(log.read_text())):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield process, found[1], int(found[2]), log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_api_runs_in_its_own_process_and_stops_with_serve(serve):
+    process, url, api_pid, _ = serve
+    assert api_pid != process.pid and _parent_of(api_pid) == process.pid
+    with urllib.request.urlopen(url, timeout=10) as page:
+        assert page.status == 200
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(TIMEOUT_S) == 0
+    deadline = time.monotonic() + 15
+    while _alive(api_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(api_pid)
+
+
+def test_a_dead_api_process_takes_serve_down_with_a_message(serve):
+    process, _, api_pid, log = serve
+    os.kill(api_pid, signal.SIGKILL)
+    assert process.wait(TIMEOUT_S) == 1
+    assert "the API process ended unexpectedly (exit code -9)" in log.read_text()
+
+
+def test_api_process_does_not_outlive_a_killed_serve(serve):
+    process, _, api_pid, _ = serve
+    process.kill()  # SIGKILL: no clean-up in serve at all
+    process.wait()
+    deadline = time.monotonic() + 20
+    while _alive(api_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(api_pid)
