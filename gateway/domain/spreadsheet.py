@@ -18,6 +18,11 @@ def safe_text(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def safe_value(value: object) -> object:
+    """`value` for a cell as it is (datetimes stay datetimes for XLSX), text neutralised."""
+    return safe_text(value) if isinstance(value, str) else value
+
+
 def safe_cell(value: object) -> object:
     """A value for a CSV or XLSX cell: numbers, booleans and None as they are, times as
     ISO 8601, any other text neutralised by `safe_text`."""

@@ -17,8 +17,9 @@ from aiosmtpd.controller import Controller
 from openpyxl import load_workbook
 
 from gateway.domain.reports import Audience, DailyReport
+from gateway.domain.spreadsheet import FORMULA_STARTS
+from gateway.domain.spreadsheet import safe_value as safe_cell
 from gateway.services.reports import generate_reports, send_report
-from gateway.services.reports.cells import FORMULA_STARTS, safe_cell
 from gateway.services.reports.render_csv import render_csv
 from gateway.services.reports.render_html import render_html
 from gateway.services.reports.render_xlsx import render_xlsx

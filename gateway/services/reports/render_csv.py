@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.domain.reports import DailyReport
-from gateway.services.reports.cells import safe_cell
+from gateway.domain.spreadsheet import safe_value
 from gateway.services.reports.labels import (
     COLUMNS,
     LISTS,
@@ -53,13 +53,13 @@ def render_csv(report: DailyReport, *, with_health: bool) -> bytes:
 
 
 class _SafeWriter:
-    """A csv writer whose every cell goes through `safe_cell` (no formula in any cell)."""
+    """A csv writer whose every cell goes through `safe_value` (no formula in any cell)."""
 
     def __init__(self, writer: Any) -> None:
         self._writer = writer
 
     def writerow(self, row: Iterable[Any]) -> None:
-        self._writer.writerow([safe_cell(v) for v in row])
+        self._writer.writerow([safe_value(v) for v in row])
 
     def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:

@@ -10,7 +10,7 @@ from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
 from gateway.domain.reports import DailyReport
-from gateway.services.reports.cells import safe_cell
+from gateway.domain.spreadsheet import safe_value
 from gateway.services.reports.labels import (
     COLUMNS,
     LISTS,
@@ -28,7 +28,7 @@ _BOLD = Font(bold=True)
 
 def _append(sheet: Worksheet, cells: list[Any]) -> None:
     """A row of cells, none of them a formula (openpyxl takes text starting '=' for one)."""
-    sheet.append([safe_cell(v) for v in cells])
+    sheet.append([safe_value(v) for v in cells])
 
 
 def _header(sheet: Worksheet, cells: list[str]) -> None:
