@@ -128,7 +128,13 @@ def _log_to_file(data_dir: Path, level: str) -> Path:
 
 
 async def run_demo(
-    ctx: click.Context, *, people: int, rate: float, duration: float | None, live: bool
+    ctx: click.Context,
+    *,
+    people: int,
+    rate: float,
+    duration: float | None,
+    live: bool,
+    local_broker: str = "auto",
 ) -> bool:
     """Run the demo until Ctrl-C or `duration`; False when a showcase check failed."""
     settings = settings_of(ctx)
@@ -155,7 +161,7 @@ async def run_demo(
         "starting the broker (mosquitto if installed, else in-process amqtt, "
         "unless CAMPUSGATE_MQTT_URL is set)"
     ):
-        broker = await open_broker(settings)
+        broker = await open_broker(settings, local=local_broker)
     campus = generate_campus(seed=2020, people=people)
     plan = demo_hardware(campus.manifest, campus.facts, data_dir / "dev")
     manifest_path = data_dir / "demo-campus.yaml"
@@ -331,13 +337,35 @@ async def _watch(
 @click.option(
     "--live/--no-live", default=True, help="a live table (on a terminal) or periodic lines"
 )
+@click.option(
+    "--broker",
+    "local_broker",
+    type=click.Choice(["auto", "mosquitto", "amqtt"]),
+    default="auto",
+    show_default=True,
+    help="the demo's own broker when CAMPUSGATE_MQTT_URL is not set (auto: mosquitto if installed)",
+)
 @click.pass_context
 def command(
-    ctx: click.Context, people: int, rate: float, duration: float | None, live: bool
+    ctx: click.Context,
+    people: int,
+    rate: float,
+    duration: float | None,
+    live: bool,
+    local_broker: str,
 ) -> None:
     """The whole system on one machine: database, broker, sample campus, simulated doors, gateway."""
     if not sys.stdout.isatty():
         live = False
-    passed = run(lambda: run_demo(ctx, people=people, rate=rate, duration=duration, live=live))
+    passed = run(
+        lambda: run_demo(
+            ctx,
+            people=people,
+            rate=rate,
+            duration=duration,
+            live=live,
+            local_broker=local_broker,
+        )
+    )
     if passed is False:
         ctx.exit(1)

@@ -15,6 +15,7 @@ when it is not.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -76,9 +77,15 @@ class LocalMosquitto:
         conf.write_text(f"listener {self.port} 127.0.0.1\n{MOSQUITTO_SETTINGS}")
         with self.log_path.open("ab") as log:
             # The log goes to a file: an unread pipe would fill up and stall the broker.
+            # Its own session: a Ctrl-C at the terminal reaches the demo only, which stops
+            # the gateway first and the broker last (and at exit, whatever happens).
             self.process = subprocess.Popen(
-                [self.binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+                [self.binary, "-c", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+        atexit.register(self.stop)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -93,6 +100,7 @@ class LocalMosquitto:
         raise MosquittoError(f"mosquitto did not listen on port {self.port} within 10 s")
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()

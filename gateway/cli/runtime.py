@@ -70,22 +70,32 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> str:
 
 
 async def open_broker(
-    settings: Settings, *, port: int | None = None, prefer_mosquitto: bool = True
+    settings: Settings, *, port: int | None = None, local: str = "auto"
 ) -> Broker:
     """The configured broker; else Mosquitto on a free port of 127.0.0.1 when the binary is
-    installed (config and log under the data dir), else an in-process amqtt broker."""
+    installed (config and log under the data dir), else an in-process amqtt broker.
+
+    `local` picks that broker: "auto", "mosquitto" (an error when not installed) or "amqtt".
+    """
     if settings.mqtt_url:
         try:
             return Broker(BrokerAddress.parse(settings.mqtt_url))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    binary = find_mosquitto() if prefer_mosquitto else None
+    binary = find_mosquitto() if local in ("auto", "mosquitto") else None
+    if binary is None and local == "mosquitto":
+        raise click.ClickException(
+            "no mosquitto binary found: install it (Debian: apt-get install mosquitto) "
+            "or use --broker amqtt"
+        )
     if binary is not None:
         folder = settings.data_dir.expanduser() / "mosquitto"
         mosquitto = LocalMosquitto(binary, folder, port)
         try:
             await asyncio.to_thread(mosquitto.start)
         except (MosquittoError, OSError) as exc:
+            if local == "mosquitto":
+                raise click.ClickException(f"cannot start {binary}: {exc}") from None
             _LOGGER.warning("cannot start %s (%s); using the in-process amqtt broker", binary, exc)
         else:
             _LOGGER.info("MQTT broker: %s on 127.0.0.1:%d", binary, mosquitto.port)
