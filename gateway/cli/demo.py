@@ -25,7 +25,12 @@ from firmware_sim.fleet import AlertWatch, Fleet
 from firmware_sim.hardware import DoorHardware, demo_hardware
 from gateway.cli import settings_of
 from gateway.cli.demo_view import LiveView
-from gateway.cli.demo_workflows import show_daily_report, show_traced_chain
+from gateway.cli.demo_workflows import (
+    remeasure_fevers,
+    show_daily_report,
+    show_traced_chain,
+    walk_out_leftovers,
+)
 from gateway.cli.runtime import (
     campus_scheduler,
     gateway_config,
@@ -262,6 +267,14 @@ async def _showcase(
 ) -> list[scenarios.ScenarioResult]:
     """One of each situation, the traced chain and the daily report; the checks' results."""
     console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
+    # People an earlier run left inside would fill zones and share the chain's stays, and
+    # people it left on fever_watch would be held at the doors.
+    left = await walk_out_leftovers(fleet, campus.facts, dsn, settings)
+    if left:
+        console.print(f"  {left} people left inside by an earlier run walked out first")
+    cleared = await remeasure_fevers(dsn, campus.facts, settings)
+    if cleared:
+        console.print(f"  {len(cleared)} people an earlier run left on fever_watch re-measured")
     results = await scenarios.run_all(
         fleet,
         campus.facts,

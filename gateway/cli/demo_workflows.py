@@ -16,6 +16,7 @@ from firmware_sim.fleet import Fleet
 from firmware_sim.scenarios import ScenarioResult
 from gateway.domain.reports import Audience
 from gateway.domain.tracing import MIN_OVERLAP_S
+from gateway.services.health import clear_fever_watch
 from gateway.services.reports import generate_reports
 from gateway.services.reports.service import reports_dir
 from gateway.services.tracing import TraceRequest, trace
@@ -75,6 +76,28 @@ async def walk_out_leftovers(fleet: Fleet, facts: CampusFacts, dsn: str, setting
         )
     outcomes = await asyncio.gather(*waits, return_exceptions=True)
     return sum(1 for o in outcomes if isinstance(o, dict) and o.get("decision") == "admit")
+
+
+async def remeasure_fevers(dsn: str, facts: CampusFacts, settings: Settings) -> list[str]:
+    """Clear fever_watch of every simulated person on it, as a re-measurement would.
+
+    Earlier runs leave people on fever_watch beyond the reserved fever cards: a reading
+    taken without a card binds to the nearest card at its door, and a gateway that
+    reuses its broker session gets the earlier run's unacknowledged events again when it
+    starts. Either would deny the showcase's residents with health_hold.
+    """
+    conn = await connect(dsn)
+    try:
+        return await clear_fever_watch(
+            conn,
+            [p.id for p in facts.people],
+            by="demo",
+            reason="re-measured normal before the demo's showcase",
+            celsius=36.5,
+            threshold_c=settings.fever_threshold_c,
+        )
+    finally:
+        await conn.close()
 
 
 async def show_traced_chain(

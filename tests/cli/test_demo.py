@@ -47,11 +47,24 @@ def run_demo(
     )
 
 
+def _failures(run: subprocess.CompletedProcess) -> str:
+    """The FAIL blocks of the output (with their BAD lines) and the end of stderr."""
+    lines = run.stdout.splitlines()
+    shown = [
+        line
+        for i, line in enumerate(lines)
+        if line.startswith("FAIL")
+        or "BAD" in line
+        or any(p.startswith("FAIL ") for p in lines[max(0, i - 8) : i])
+    ]
+    return "\n".join(shown)[-4000:] + "\n--- stderr\n" + run.stderr[-2000:]
+
+
 def check_showcase(run: subprocess.CompletedProcess) -> None:
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0, _failures(run)
     passed = [line for line in run.stdout.splitlines() if line.startswith("PASS ")]
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAIL ")]
-    assert not failed, run.stdout
+    assert not failed, _failures(run)
     assert len(passed) >= 16  # 12 MQTT scenarios, OSDP, RDM6300, camera, the chain
     # Issue 5: a traced chain (B first generation, C second) and a generated daily report.
     assert any(line.startswith("PASS traced chain") for line in passed), run.stdout
