@@ -35,17 +35,15 @@ SUBCOMMANDS: dict[str, str] = {
     "travel": "gateway.cli.travel",
 }
 
-_SETTING_FLAGS = (
-    ("--database-url", "database_url", str),
-    ("--mqtt-url", "mqtt_url", str),
-    ("--topic-prefix", "topic_prefix", str),
-    ("--data-dir", "data_dir", str),
-    ("--api-host", "api_host", str),
-    ("--api-port", "api_port", int),
-    ("--fever-threshold-c", "fever_threshold_c", float),
-    ("--timezone", "timezone", str),
-    ("--temperature-window-s", "temperature_window_s", float),
-    ("--log-level", "log_level", str),
+# Every setting has a flag of the same name (`--api-port` for CAMPUSGATE_API_PORT);
+# pydantic converts the text as it does the environment's.
+_SETTING_FLAGS = tuple(
+    (
+        f"--{name.replace('_', '-')}",
+        name,
+        field.annotation if field.annotation in (int, float) else str,
+    )
+    for name, field in Settings.model_fields.items()
 )
 
 

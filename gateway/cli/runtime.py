@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 import click
 
 from devices.codecs.thermal import Calibration
 from devices.transports.mqtt import BrokerAddress, Protocol
+from gateway.cli.local_broker import LocalAmqtt, LocalMosquitto, MosquittoError, find_mosquitto
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.gateway import GatewayConfig
 from gateway.pipeline.thermal import parse_calibrations
@@ -26,19 +27,28 @@ from gateway.store.embedded import EmbeddedDatabaseError, resolve_database_url
 from gateway.store.migrate import apply_migrations
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
 class Broker:
     address: BrokerAddress
-    embedded: object | None = None  # the in-process amqtt broker, when no URL is configured
+    # The demo's own broker when no URL is configured: a LocalMosquitto or a LocalAmqtt.
+    embedded: LocalMosquitto | LocalAmqtt | None = None
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.embedded, LocalMosquitto):
+            return f"mosquitto on {self.address.host}:{self.address.port}"
+        if isinstance(self.embedded, LocalAmqtt):
+            return f"amqtt (in-process, MQTT 3.1.1) on {self.address.host}:{self.address.port}"
+        return f"{self.address.host}:{self.address.port}"
 
     async def close(self) -> None:
-        if self.embedded is not None:
-            with contextlib.suppress(
-                Exception
-            ):  # amqtt raises assorted errors while closing sessions
-                await self.embedded.shutdown()  # type: ignore[attr-defined]
+        if isinstance(self.embedded, LocalMosquitto):
+            await asyncio.to_thread(self.embedded.stop)
+        elif isinstance(self.embedded, LocalAmqtt):
+            await self.embedded.stop()
 
 
 async def open_database(settings: Settings, *, migrate: bool = True) -> str:
@@ -59,30 +69,43 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> str:
     return dsn
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+async def open_broker(
+    settings: Settings, *, port: int | None = None, local: str = "auto"
+) -> Broker:
+    """The configured broker; else Mosquitto on a free port of 127.0.0.1 when the binary is
+    installed (config and log under the data dir), else an in-process amqtt broker.
 
-
-async def open_broker(settings: Settings, *, port: int | None = None) -> Broker:
-    """The configured broker, or an in-process amqtt broker (MQTT 3.1.1) on 127.0.0.1."""
+    `local` picks that broker: "auto", "mosquitto" (an error when not installed) or "amqtt".
+    """
     if settings.mqtt_url:
         try:
             return Broker(BrokerAddress.parse(settings.mqtt_url))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    from amqtt.broker import Broker as AmqttBroker
-
-    chosen = port or _free_port()
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{chosen}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
-    broker = AmqttBroker(config)
-    await broker.start()
-    _LOGGER.info("embedded MQTT broker (amqtt, MQTT 3.1.1) on 127.0.0.1:%d", chosen)
-    return Broker(BrokerAddress.parse(f"mqtt://127.0.0.1:{chosen}", protocol=Protocol.V311), broker)
+    binary = find_mosquitto() if local in ("auto", "mosquitto") else None
+    if binary is None and local == "mosquitto":
+        raise click.ClickException(
+            "no mosquitto binary found: install it (Debian: apt-get install mosquitto) "
+            "or use --broker amqtt"
+        )
+    if binary is not None:
+        folder = settings.data_dir.expanduser() / "mosquitto"
+        mosquitto = LocalMosquitto(binary, folder, port)
+        try:
+            await asyncio.to_thread(mosquitto.start)
+        except (MosquittoError, OSError) as exc:
+            if local == "mosquitto":
+                raise click.ClickException(f"cannot start {binary}: {exc}") from None
+            _LOGGER.warning("cannot start %s (%s); using the in-process amqtt broker", binary, exc)
+        else:
+            _LOGGER.info("MQTT broker: %s on 127.0.0.1:%d", binary, mosquitto.port)
+            return Broker(BrokerAddress.parse(f"mqtt://127.0.0.1:{mosquitto.port}"), mosquitto)
+    amqtt = LocalAmqtt(port)
+    await amqtt.start()
+    _LOGGER.info("embedded MQTT broker (amqtt, MQTT 3.1.1) on 127.0.0.1:%d", amqtt.port)
+    return Broker(
+        BrokerAddress.parse(f"mqtt://127.0.0.1:{amqtt.port}", protocol=Protocol.V311), amqtt
+    )
 
 
 def gateway_config(
@@ -149,7 +172,8 @@ async def stop_signal() -> AsyncIterator[asyncio.Event]:
             loop.remove_signal_handler(sig)
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    """Run an async command; Ctrl-C ends it cleanly."""
+def run(main: Callable[[], Awaitable[T]]) -> T | None:
+    """Run an async command and return its result; Ctrl-C ends it cleanly (None)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        return asyncio.run(main())  # type: ignore[arg-type]
+    return None

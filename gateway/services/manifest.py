@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -188,14 +188,16 @@ def read_manifest(path: Path, tz: ZoneInfo, now: datetime | None = None) -> Mani
 
     `now` (default: the current time) is the `since` of health rows that give none.
     """
+    from gateway.services.people_file import PEOPLE_SUFFIXES, people_rows
+
     source = path.name
+    suffix = path.suffix.lower()
+    if suffix in PEOPLE_SUFFIXES:
+        return parse_people_rows(people_rows(path, source), source, tz)
     try:
         raw = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{source}: cannot read the file: {exc}") from None
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return parse_people_csv(raw, source, tz)
     if suffix == ".json":
         try:
             document = json.loads(raw)
@@ -455,7 +457,11 @@ def parse_people_csv(raw: str, source: str, tz: ZoneInfo) -> Manifest:
     Optional columns phone and id_number may follow the contract's header; a person's
     rows must agree on them or leave them blank.
     """
-    reader = csv.reader(io.StringIO(raw, newline=""))
+    return parse_people_rows(csv.reader(io.StringIO(raw, newline="")), source, tz)
+
+
+def parse_people_rows(reader: Iterator[list[str]], source: str, tz: ZoneInfo) -> Manifest:
+    """People rows (of a CSV or a workbook's first sheet), the header first."""
     header = next(reader, None)
     columns = _csv_columns(header)
     if columns is None:

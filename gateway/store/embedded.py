@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -23,8 +25,9 @@ class EmbeddedDatabaseError(RuntimeError):
 def resolve_database_url(settings: _HasDatabase) -> str:
     """The configured DSN, else the URI of the embedded server (started if not running).
 
-    The embedded server keeps running after this process exits
-    (cleanup_mode=None), so later commands reuse it.
+    The embedded server runs while some campusgate process uses it: pgserver counts
+    the processes using a data dir and the last one to exit (also on Ctrl-C or
+    SIGTERM) stops it (cleanup_mode="stop"), so nothing is left running behind a demo.
     """
     if settings.database_url:
         return settings.database_url
@@ -44,7 +47,8 @@ def resolve_database_url(settings: _HasDatabase) -> str:
             warnings.simplefilter("ignore")
             import pgserver
 
-            server = pgserver.get_server(path, cleanup_mode=None)
+            _forget_dead_users(path)
+            server = pgserver.get_server(path, cleanup_mode="stop")
             uri = server.get_uri()
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         raise EmbeddedDatabaseError(
@@ -53,3 +57,31 @@ def resolve_database_url(settings: _HasDatabase) -> str:
         ) from exc
     _LOGGER.debug("using the embedded PostgreSQL under %s", path)
     return uri
+
+
+def _forget_dead_users(path: Path) -> None:
+    """Drop processes that died without exiting (SIGKILL, power loss) from pgserver's list
+    of users of the server, so the last live user still stops it when it exits."""
+    from pgserver.postgres_server import PostgresServer
+
+    users = path / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(users.read_text())
+        except (OSError, ValueError):
+            return
+        if not isinstance(pids, list):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+        if alive != pids:
+            users.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -19,7 +19,8 @@
       tr_error: "出错", tr_select_all: "全选", tr_loading: "追踪中…", tr_caretaker: "照护人",
       tr_need_reason: "请填写原因并至少选择一人", tr_via: "经由", tr_second_min: "二代起点最短暴露(分钟)",
       tr_second_max: "二代起点人数上限", tr_seeds: "二代追踪起点：暴露不少于 {min} 分钟的一代密接 {n} 人",
-      tr_seeds_cut: "另有 {left} 人因人数上限未纳入",
+      tr_seeds_cut: "另有 {left} 人因人数上限未纳入", tr_min_overlap: "最短同时在场(分钟)",
+      tr_limit: "最多显示人数",
       tr_reassigned: "看护人已更换", tr_no_caretaker: "无可用看护人，请指定",
     },
     en: {
@@ -35,8 +36,9 @@
       tr_need_reason: "Give a reason and choose at least one contact", tr_via: "Via",
       tr_second_min: "2nd gen from exposure ≥ (min)", tr_second_max: "2nd gen from at most",
       tr_seeds: "Second generation traced from {n} first-generation contacts with at least {min} min exposure",
+      tr_seeds_cut: "{left} more left out by the cap", tr_min_overlap: "Min overlap (min)",
+      tr_limit: "At most (contacts)",
       tr_reassigned: "Caretaker reassigned", tr_no_caretaker: "no eligible caretaker: name one",
-      tr_seeds_cut: "{left} more left out by the cap",
     },
   };
 
@@ -49,6 +51,10 @@
     if (!from) q.set("days", ui.section.querySelector("#tr-days").value || "14");
     const generations = ui.section.querySelector("#tr-gen").value;
     q.set("generations", generations);
+    const overlap = Number(ui.section.querySelector("#tr-min-overlap").value || "1");
+    q.set("min_overlap_s", String(Math.max(0, overlap) * 60));
+    const limit = ui.section.querySelector("#tr-limit").value;
+    if (limit) q.set("limit", limit);
     if (generations === "2") {
       const minutes = Number(ui.section.querySelector("#tr-second-min").value || "15");
       q.set("second_min_exposure_s", String(Math.max(0, minutes) * 60));
@@ -101,6 +107,40 @@
     csv.hidden = false;
     status.textContent = `${ui.result.count} ${t("tr_found")} ${ui.result.truncated ? t("tr_truncated") : ""}`;
     renderRows();
+  }
+
+  // A link such as the demo prints: ?trace_person=ID&trace_from=ISO&trace_generations=2
+  // &trace_min_overlap_s=60&trace_second_min_exposure_s=60#tracing fills the form and traces.
+  function localInput(iso) {
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) return "";
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}T`
+      + `${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())}`;
+  }
+
+  async function fromLink() {
+    const p = new URLSearchParams(location.search);
+    const person = p.get("trace_person");
+    if (!person || ui.linked === location.search) return;
+    ui.linked = location.search;
+    const set = (id, value) => { if (value !== null && value !== "") ui.section.querySelector(id).value = value; };
+    const minutes = (name) => (p.has(name) && Number.isFinite(Number(p.get(name))) ? String(Number(p.get(name)) / 60) : null);
+    if (p.get("trace_from")) set("#tr-from", localInput(p.get("trace_from")));
+    if (p.get("trace_to")) set("#tr-to", localInput(p.get("trace_to")));
+    set("#tr-days", p.get("trace_days"));
+    if (["1", "2"].includes(p.get("trace_generations"))) set("#tr-gen", p.get("trace_generations"));
+    set("#tr-min-overlap", minutes("trace_min_overlap_s"));
+    set("#tr-second-min", minutes("trace_second_min_exposure_s"));
+    set("#tr-second-max", p.get("trace_second_max_seeds"));
+    set("#tr-limit", p.get("trace_limit"));
+    const response = await CG.api(`/api/people?q=${encodeURIComponent(person)}&limit=20`);
+    if (!response.ok) { ui.section.querySelector("#tr-status").textContent = await errorText(response); return; }
+    const body = await response.json();
+    const match = body.items.find((item) => item.id === person);
+    if (!match) { ui.section.querySelector("#tr-status").textContent = `${t("tr_error")}: ${person}`; return; }
+    choose(match);
+    await run();
   }
 
   function fill(text, values) {
@@ -191,11 +231,13 @@
         el("strong", { id: "tr-person" }, t("tr_none"))),
       el("div", { class: "filters" },
         label("tr_days", el("input", { id: "tr-days", type: "number", min: "1", max: "60", value: "14" })),
-        label("tr_from", el("input", { id: "tr-from", type: "datetime-local" })),
-        label("tr_to", el("input", { id: "tr-to", type: "datetime-local" })),
+        label("tr_from", el("input", { id: "tr-from", type: "datetime-local", step: "1" })),
+        label("tr_to", el("input", { id: "tr-to", type: "datetime-local", step: "1" })),
         label("tr_gen", el("select", { id: "tr-gen" },
           el("option", { value: "1", "data-tr": "tr_gen1" }, t("tr_gen1")),
           el("option", { value: "2", "data-tr": "tr_gen2" }, t("tr_gen2")))),
+        label("tr_min_overlap", el("input", { id: "tr-min-overlap", type: "number", min: "0", max: "1440", step: "any", value: "1" })),
+        label("tr_limit", el("input", { id: "tr-limit", type: "number", min: "1", max: "100000", placeholder: "∞" })),
         label("tr_second_min", el("input", { id: "tr-second-min", type: "number", min: "0", step: "1", value: "15" })),
         label("tr_second_max", el("input", { id: "tr-second-max", type: "number", min: "1", max: "500", value: "50" })),
         el("button", { id: "tr-run", type: "button", disabled: true, onclick: guarded(run, "#tr-status"), "data-tr": "tr_run" }, t("tr_run")),
@@ -227,6 +269,6 @@
     title: { zh: "密接追踪", en: "Contact tracing" },
     i18n: I18N,
     render,
-    show() {},
+    show() { guarded(fromLink, "#tr-status")(); },
   });
 })();

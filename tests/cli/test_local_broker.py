@@ -1,0 +1,111 @@
+"""The demo's own broker (issue 16, point 4): Mosquitto on a free port when installed,
+amqtt otherwise, and a gateway that holds its PUBACKs is served quietly by both."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+import pytest
+
+from devices.transports.mqtt import Message, MqttClient
+from gateway.cli import runtime
+from gateway.cli.local_broker import LocalAmqtt, LocalMosquitto
+from gateway.settings import Settings
+
+HOLD_S = 6.5  # longer than amqtt's fixed 5 s wait for a PUBACK
+
+
+async def _held_acks(broker: runtime.Broker, n: int = 5) -> list[bytes]:
+    """A subscriber that acknowledges each message only HOLD_S after it arrives (as the
+    gateway does while a card waits for its temperature) still gets every message."""
+    got: list[bytes] = []
+    held: list[Message] = []
+
+    def on_messages(batch):
+        for message in batch:
+            got.append(message.payload)
+            held.append(message)
+
+    sub = MqttClient(
+        broker.address,
+        client_id="held-acks",
+        on_messages=on_messages,
+        manual_ack=True,
+        subscriptions=[("t/events", 1)],
+    )
+    pub = MqttClient(broker.address, client_id="publisher")
+    await sub.connect()
+    await pub.connect()
+    try:
+        await asyncio.sleep(0.3)
+        for i in range(n):
+            pub.publish("t/events", f"m{i}".encode(), qos=1)
+        for _ in range(100):
+            if len(got) == n:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(HOLD_S)
+        for message in held:
+            sub.ack(message)
+        await asyncio.sleep(0.3)
+    finally:
+        await pub.close()
+        await sub.close()
+    return got
+
+
+async def test_mosquitto_on_a_free_port_and_stopped_on_close(tmp_path, caplog):
+    broker = await runtime.open_broker(Settings(data_dir=tmp_path))
+    assert isinstance(broker.embedded, LocalMosquitto)
+    assert broker.kind.startswith("mosquitto on 127.0.0.1:")
+    process = broker.embedded.process
+    try:
+        conf = (tmp_path / "mosquitto" / "mosquitto.conf").read_text()
+        assert f"listener {broker.address.port} 127.0.0.1" in conf
+        assert "max_inflight_messages 0" in conf
+        got = await _held_acks(broker)
+        assert sorted(got) == [f"m{i}".encode() for i in range(5)]
+    finally:
+        await broker.close()
+    assert process is not None and process.poll() is not None
+
+
+async def test_amqtt_fallback_counts_the_puback_timeouts_instead_of_tracebacks(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    broker = await runtime.open_broker(Settings(data_dir=tmp_path), local="amqtt")
+    assert isinstance(broker.embedded, LocalAmqtt)
+    try:
+        got = await _held_acks(broker)
+        assert sorted(got) == [f"m{i}".encode() for i in range(5)]  # delivered all the same
+    finally:
+        await broker.close()
+    # The cause: amqtt waits a fixed 5 s for each PUBACK (reported when the task is reaped).
+    assert broker.embedded.puback_timeouts.count == 5
+    assert not [r for r in caplog.records if "PUBACK" in r.getMessage() and r.exc_info]
+    assert not [
+        r for r in caplog.records if r.getMessage().startswith("Timeout waiting for PUBACK")
+    ]
+    assert any("amqtt gave up waiting for" in r.getMessage() for r in caplog.records)
+
+
+async def test_falls_back_to_amqtt_without_a_mosquitto_binary(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "find_mosquitto", lambda: None)
+    broker = await runtime.open_broker(Settings(data_dir=tmp_path))
+    try:
+        assert isinstance(broker.embedded, LocalAmqtt)
+    finally:
+        await broker.close()
+    with pytest.raises(click.ClickException, match="no mosquitto binary found"):
+        await runtime.open_broker(Settings(data_dir=tmp_path), local="mosquitto")
+
+
+async def test_a_mosquitto_that_cannot_start_falls_back(tmp_path):
+    broken = tmp_path / "mosquitto"
+    broken.write_text("#!/bin/sh\necho 'Error: no such option' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    from gateway.cli import local_broker
+
+    with pytest.raises(local_broker.MosquittoError, match="exited with 3"):
+        local_broker.LocalMosquitto(str(broken), tmp_path / "data" / "m").start()
