@@ -120,7 +120,8 @@ async def test_a_wrong_gateway_fails_the_scenario(mqtt_url: str, facts: CampusFa
 
 async def test_no_gateway_means_no_decision_not_a_hang(mqtt_url: str, facts: CampusFacts) -> None:
     prefix = _prefix()
-    async with Fleet(mqtt_url, [facts.temperature_device], prefix=prefix) as fleet:
+    devices = [facts.temperature_device, facts.dorm_exit_device]
+    async with Fleet(mqtt_url, devices, prefix=prefix) as fleet:
         result = await scenarios.isolation_breach(fleet, facts, timeout=0.3)
     assert not result.ok and result.checks[0].got == "no decision"
 
