@@ -2,7 +2,10 @@
 # Nightly dump of the CampusGate database: pg_dump custom format, timestamped, checked,
 # the newest N kept. Runbook: deploy/README.md, "Backup".
 #
-#   campusgate-backup.sh [--dir DIR] [--keep N]
+#   campusgate-backup.sh [--dir DIR] [--keep N] [--textfile-dir DIR]
+#
+# --textfile-dir: after a good dump, write campusgate_backup.prom there for
+# node_exporter's textfile collector (the alert CampusGateBackupMissing reads it).
 #
 # The database comes from CAMPUSGATE_DATABASE_URL (as for campusgate itself; a password
 # is better kept in ~/.pgpass than in the URL). pg_dump must be the server's major
@@ -11,9 +14,10 @@ set -euo pipefail
 
 dir=/var/backups/campusgate
 keep=14
+textfile_dir=
 
 usage() {
-    echo "usage: $0 [--dir DIR] [--keep N]   (database: CAMPUSGATE_DATABASE_URL)" >&2
+    echo "usage: $0 [--dir DIR] [--keep N] [--textfile-dir DIR]   (database: CAMPUSGATE_DATABASE_URL)" >&2
     exit 2
 }
 
@@ -21,6 +25,7 @@ while (($#)); do
     case $1 in
         --dir) dir=${2:?--dir needs a directory}; shift 2 ;;
         --keep) keep=${2:?--keep needs a number}; shift 2 ;;
+        --textfile-dir) textfile_dir=${2:?--textfile-dir needs a directory}; shift 2 ;;
         -h|--help) usage ;;
         *) echo "unknown argument: $1" >&2; usage ;;
     esac
@@ -70,3 +75,17 @@ for ((i = 0; i < excess; i++)); do
     rm -f -- "$dir/${dumps[i]}"
     echo "removed old dump ${dumps[i]} (keeping $keep)"
 done
+
+if [[ -n $textfile_dir ]]; then
+    prom="$textfile_dir/campusgate_backup.prom"
+    {
+        echo "# HELP campusgate_backup_last_success_timestamp_seconds When the last good dump was made."
+        echo "# TYPE campusgate_backup_last_success_timestamp_seconds gauge"
+        echo "campusgate_backup_last_success_timestamp_seconds $(date -u +%s)"
+        echo "# HELP campusgate_backup_last_size_bytes Size of the last good dump."
+        echo "# TYPE campusgate_backup_last_size_bytes gauge"
+        echo "campusgate_backup_last_size_bytes $(stat -c %s "$final")"
+    } >"$prom.tmp"
+    chmod 0644 "$prom.tmp"  # node_exporter reads it; it holds no secret
+    mv "$prom.tmp" "$prom"
+fi

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,7 +179,11 @@ def test_backup_then_restore_into_a_new_database(
         (backups / old).write_bytes(b"old")
     (backups / "notes.txt").write_text("not a dump: retention leaves it alone")
 
-    backup = script(BACKUP, campus_db, "--dir", str(backups), "--keep", "2")
+    textfiles = tmp_path / "textfiles"
+    textfiles.mkdir()
+    backup = script(
+        BACKUP, campus_db, "--dir", str(backups), "--keep", "2", "--textfile-dir", str(textfiles)
+    )
     assert backup.returncode == 0, backup.stderr
     dumps = sorted(p.name for p in backups.glob("campusgate-*.dump"))
     # The new dump and the newest old one stay; the oldest went; no partial file is left.
@@ -187,6 +193,10 @@ def test_backup_then_restore_into_a_new_database(
     assert f"ok: {dump}" in backup.stdout
     assert "removed old dump campusgate-20200101T000000Z.dump" in backup.stdout
     assert dump.stat().st_mode & 0o077 == 0, "a dump holds health data: owner-only"
+    metrics = (textfiles / "campusgate_backup.prom").read_text()
+    stamp = re.search(r"^campusgate_backup_last_success_timestamp_seconds (\d+)$", metrics, re.M)
+    assert stamp and abs(int(stamp[1]) - time.time()) < 600
+    assert f"campusgate_backup_last_size_bytes {dump.stat().st_size}" in metrics
 
     restore = script(RESTORE, campus_db, str(dump), restored_name)
     assert restore.returncode == 0, restore.stderr + restore.stdout
