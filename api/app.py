@@ -27,6 +27,7 @@ from api.routers import (
     health,
     imports,
     levels,
+    monitoring,
     occupancy,
     people,
     privacy,
@@ -68,6 +69,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
     )
     app.state.settings = settings
     app.state.login_limiter = LoginLimiter()
+    app.state.metrics = monitoring.ApiMetrics()
     for module in (
         auth,
         campus,
@@ -88,6 +90,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         imports,
         tracing,
         stream,
+        monitoring,
     ):
         app.include_router(module.router)
 

@@ -73,6 +73,31 @@ async def api_server(
         sock.close()
 
 
+@contextlib.asynccontextmanager
+async def worker_status(settings: Settings, gateway: Gateway) -> AsyncIterator[None]:
+    """The worker's /metrics, /healthz, /readyz on CAMPUSGATE_METRICS_PORT (0: none)."""
+    if not settings.metrics_port:
+        yield
+        return
+    from gateway.pipeline.telemetry import start_status_server
+
+    try:
+        server = await start_status_server(
+            gateway, settings.metrics_host, settings.metrics_port, token=settings.metrics_token
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"the worker's metrics server cannot listen on {settings.metrics_host}:"
+            f"{settings.metrics_port} ({exc.strerror or exc}); set CAMPUSGATE_METRICS_PORT "
+            "(one port per worker on a host; 0 turns it off)"
+        ) from None
+    try:
+        click.echo(f"worker metrics on {server.url}/metrics", err=True)
+        yield
+    finally:
+        await server.stop()
+
+
 async def serve_gateway(
     ctx: click.Context, *, client_id: str, share_group: str | None, migrate: bool, api: bool = False
 ) -> None:
@@ -95,7 +120,7 @@ async def serve_gateway(
         click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
 
     try:
-        async with stop_signal() as stop:
+        async with stop_signal() as stop, worker_status(settings, gateway):
             if api:
                 # The API and the jobs come up first: importing and starting them takes the
                 # loop for about a second, which delayed the first decisions after "running".
