@@ -19,6 +19,7 @@ from gateway.cli.runtime import (
     run,
     stop_signal,
 )
+from gateway.observe.logs import announce
 from gateway.pipeline.gateway import Gateway
 from gateway.settings import Settings
 
@@ -52,7 +53,10 @@ async def api_server(
     from api.app import create_app
 
     sock = _listen(settings.api_host, settings.api_port, any_port_if_busy=any_port_if_busy)
-    config = uvicorn.Config(create_app(settings, dsn), log_level="warning", lifespan="on")
+    # log_config=None: uvicorn's records go through our root handler (JSON lines when asked).
+    config = uvicorn.Config(
+        create_app(settings, dsn), log_level="warning", lifespan="on", log_config=None
+    )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # Ctrl-C is ours
     task = asyncio.create_task(server.serve(sockets=[sock]), name="api-server")
@@ -92,7 +96,7 @@ async def worker_status(settings: Settings, gateway: Gateway) -> AsyncIterator[N
             "(one port per worker on a host; 0 turns it off)"
         ) from None
     try:
-        click.echo(f"worker metrics on {server.url}/metrics", err=True)
+        announce(f"worker metrics on {server.url}/metrics", settings.log_format)
         yield
     finally:
         await server.stop()
@@ -117,7 +121,7 @@ async def serve_gateway(
             ) from None
         except ValueError as exc:  # configuration the gateway could only check at start
             raise click.ClickException(str(exc)) from None
-        click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
+        announce(f"campusgate gateway {client_id} running; Ctrl-C stops it", settings.log_format)
 
     try:
         async with stop_signal() as stop, worker_status(settings, gateway):
@@ -125,7 +129,9 @@ async def serve_gateway(
                 # The API and the jobs come up first: importing and starting them takes the
                 # loop for about a second, which delayed the first decisions after "running".
                 async with campus_scheduler(settings, dsn), api_server(settings, dsn) as url:
-                    click.echo(f"console and API on {url} (OpenAPI at {url}docs)", err=True)
+                    announce(
+                        f"console and API on {url} (OpenAPI at {url}docs)", settings.log_format
+                    )
                     await start_gateway()
                     await stop.wait()
             else:

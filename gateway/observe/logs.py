@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -48,3 +49,12 @@ def configure(level: str, log_format: str, handler: logging.Handler) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def announce(message: str, log_format: str) -> None:
+    """A status line for the operator on stderr ("running", where the API is), whatever the
+    log level; in JSON mode a JSON line like the logs, so stderr stays machine-readable."""
+    if log_format == "json":
+        record = logging.LogRecord("campusgate", logging.INFO, "", 0, message, None, None)
+        message = JsonFormatter().format(record)
+    print(message, file=sys.stderr, flush=True)
