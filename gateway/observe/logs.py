@@ -42,11 +42,15 @@ def formatter(log_format: str) -> logging.Formatter:
 
 
 def configure(level: str, log_format: str, handler: logging.Handler) -> None:
-    """Send the root logger's records at `level` and up to `handler`, formatted as asked."""
-    handler.setFormatter(formatter(log_format))
+    """Send the root logger's records at `level` and up to `handler`, formatted as asked.
+
+    As `logging.basicConfig`: a root logger that has handlers already (an embedding
+    program's, pytest's) is left as it is.
+    """
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    if root.handlers:
+        return
+    handler.setFormatter(formatter(log_format))
     root.addHandler(handler)
     root.setLevel(level.upper())
 

@@ -82,7 +82,7 @@ class StatusServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "::", "") else self._host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
