@@ -12,6 +12,7 @@ from db_proxy import FaultyProxy
 from prometheus_client.parser import text_string_to_metric_families
 
 from devices.codecs.contract_json import EventRejected, decode_event
+from devices.transports.mqtt import BrokerAddress, MqttClient
 from firmware_sim.fleet import Fleet
 from gateway.observe.status_server import StatusServer
 from gateway.pipeline.gateway import Gateway
@@ -135,6 +136,26 @@ async def test_devices_gauge_follows_the_last_will(gateway, campus, mqtt_url, pr
         await until(went_dark)
 
 
+async def test_mqtt_reconnects_are_counted(gateway, mqtt_url, status):
+    # Another connection with the worker's client id takes its session over (MQTT
+    # session takeover): the worker is disconnected and connects again.
+    intruder = MqttClient(
+        BrokerAddress.parse(mqtt_url), client_id=gateway.config.client_id, clean_start=False
+    )
+    await intruder.connect()
+    await intruder.close()
+
+    async def reconnected() -> bool:
+        samples = await scrape(status.url)
+        return (
+            value(samples, "campusgate_mqtt_reconnects_total") == 1
+            and value(samples, "campusgate_mqtt_connects_total") == 2
+            and value(samples, "campusgate_mqtt_connected") == 1
+        )
+
+    await until(reconnected, timeout=20)
+
+
 async def test_metrics_token_is_required_when_set(gateway):
     server = await start_status_server(gateway, "127.0.0.1", 0, token=TOKEN)
     try:
@@ -153,12 +174,18 @@ async def test_metrics_token_is_required_when_set(gateway):
         await server.stop()
 
 
-async def test_readyz_follows_the_database(campus_dsn, mqtt_url, prefix, config_factory):
+async def test_readyz_and_the_journal_follow_the_database(
+    campus_dsn, mqtt_url, prefix, config_factory, campus
+):
     async with FaultyProxy(campus_dsn) as proxy:
         gateway = Gateway(config_factory(proxy.dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"))
         server = await start_status_server(gateway, "127.0.0.1", 0)
         try:
-            async with httpx.AsyncClient(timeout=10) as client:
+            async with (
+                httpx.AsyncClient(timeout=10) as client,
+                Fleet(mqtt_url, [campus.facts.gate_device], prefix=prefix) as fleet,
+            ):
+                gate = fleet[campus.facts.gate_device]
 
                 async def readyz() -> httpx.Response:
                     return await client.get(f"{server.url}/readyz")
@@ -185,6 +212,17 @@ async def test_readyz_follows_the_database(campus_dsn, mqtt_url, prefix, config_
                     return response.status_code == 503
 
                 await until(down)
+                # A decision now waits for the database: the journal's depth and lag show it.
+                eid = gate.swipe(campus.facts.resident_cards[7])
+
+                async def waiting() -> bool:
+                    samples = await scrape(server.url)
+                    return (
+                        value(samples, "campusgate_journal_queue_depth") > 0
+                        and value(samples, "campusgate_journal_write_lag_seconds") > 0.2
+                    )
+
+                await until(waiting)
                 body = (await readyz()).json()
                 assert body["ready"] is False
                 assert body["checks"]["database"].startswith("unreachable")
@@ -198,6 +236,17 @@ async def test_readyz_follows_the_database(campus_dsn, mqtt_url, prefix, config_
                     return (await readyz()).status_code == 200
 
                 await until(back, timeout=20)
+                assert (await gate.decision(eid, timeout=20))["decision"] == "admit"
+
+                async def drained() -> bool:
+                    samples = await scrape(server.url)
+                    return (
+                        value(samples, "campusgate_journal_queue_depth") == 0
+                        and value(samples, "campusgate_journal_write_lag_seconds") == 0
+                        and value(samples, "campusgate_journal_stalls_total") >= 1
+                    )
+
+                await until(drained)
         finally:
             await server.stop()
             await gateway.stop()
