@@ -37,6 +37,7 @@ from api.routers import (
     health,
     imports,
     levels,
+    monitoring,
     occupancy,
     people,
     privacy,
@@ -120,6 +121,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
     app.add_middleware(
         SecurityHeaders, csp_for=lambda path: docs_csp if path == "/docs" else CONSOLE_CSP
     )
+    app.state.metrics = monitoring.ApiMetrics()
     for module in (
         auth,
         campus,
@@ -140,6 +142,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         imports,
         tracing,
         stream,
+        monitoring,
     ):
         app.include_router(module.router)
 

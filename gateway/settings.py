@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"
+    # Observability (README "Observability"): `json` writes one JSON object per log line.
+    log_format: str = "text"
+    # The worker's /metrics, /healthz and /readyz; 0 turns that server off. Several workers
+    # on one host need a port each.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    # When set, /metrics (workers and API) wants `Authorization: Bearer <token>`.
+    metrics_token: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -119,6 +127,21 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        fmt = value.strip().lower()
+        if fmt not in ("text", "json"):
+            raise ValueError("must be text or json")
+        return fmt
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str | None) -> str | None:
+        if value and (len(value) < 16 or not value.isprintable() or " " in value):
+            raise ValueError("must be at least 16 printable characters without spaces")
+        return value or None
 
     @field_validator("report_time")
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from gateway.observe.logs import configure as configure_logging
 from gateway.settings import Settings
 
 # name -> module holding a click command called `command`
@@ -88,9 +89,5 @@ def main(ctx: click.Context, **overrides: Any) -> None:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "settings"
         raise click.ClickException(f"bad setting {field}: {first['msg']}") from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format, logging.StreamHandler(sys.stderr))
     ctx.obj = {"settings": settings}

@@ -305,6 +305,7 @@ def _gateway_env(
         CAMPUSGATE_LOG_LEVEL=settings.log_level,
         # Keep clear of an HTTP API already serving on the configured port.
         CAMPUSGATE_API_PORT="0",  # any free port, chosen when it binds: the console is not measured
+        CAMPUSGATE_METRICS_PORT="0",  # no worker metrics server: one may already run here
     )
     if flood is not None:
         env["CAMPUSGATE_API_PORT"] = flood.base_url.rsplit(":", 1)[1]

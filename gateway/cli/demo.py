@@ -41,6 +41,7 @@ from gateway.cli.runtime import (
 )
 from gateway.cli.serve import api_server
 from gateway.cli.sim import MAX_PEOPLE, MIN_PEOPLE
+from gateway.observe.logs import formatter as log_formatter
 from gateway.pipeline.gateway import Gateway
 from gateway.pipeline.serial_readers import parse_osdp_keys
 from gateway.services.accounts import set_password
@@ -110,7 +111,7 @@ async def _demo_logins(dsn: str) -> list[tuple[str, str, str]]:
     return logins
 
 
-def _log_to_file(data_dir: Path, level: str) -> Path:
+def _log_to_file(data_dir: Path, level: str, log_format: str = "text") -> Path:
     """The demo's screen belongs to the live view: logs go to a file, errors still show."""
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +120,7 @@ def _log_to_file(data_dir: Path, level: str) -> Path:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     to_file = logging.FileHandler(path)
-    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_file.setFormatter(log_formatter(log_format))
     to_screen = logging.StreamHandler(sys.stderr)
     to_screen.setLevel(logging.ERROR)
     # Only our own errors interrupt the view; amqtt's (when it is the broker) stay in the file.
@@ -150,7 +151,7 @@ async def run_demo(
     console = Console(soft_wrap=True)
     data_dir = settings.data_dir.expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = _log_to_file(data_dir, settings.log_level)
+    log_path = _log_to_file(data_dir, settings.log_level, settings.log_format)
     console.print(f"CampusGate demo: data in {data_dir}, log in {log_path}")
 
     with console.status(

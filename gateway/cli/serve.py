@@ -26,6 +26,7 @@ from gateway.cli.runtime import (
     run,
     stop_signal,
 )
+from gateway.observe.logs import announce
 from gateway.pipeline.gateway import Gateway
 from gateway.settings import Settings
 
@@ -59,7 +60,10 @@ async def api_server(
     from api.app import create_app
 
     sock = _listen(settings.api_host, settings.api_port, any_port_if_busy=any_port_if_busy)
-    config = uvicorn.Config(create_app(settings, dsn), log_level="warning", lifespan="on")
+    # log_config=None: uvicorn's records go through our root handler (JSON lines when asked).
+    config = uvicorn.Config(
+        create_app(settings, dsn), log_level="warning", lifespan="on", log_config=None
+    )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # Ctrl-C is ours
     task = asyncio.create_task(server.serve(sockets=[sock]), name="api-server")
@@ -80,6 +84,31 @@ async def api_server(
         sock.close()
 
 
+@contextlib.asynccontextmanager
+async def worker_status(settings: Settings, gateway: Gateway) -> AsyncIterator[None]:
+    """The worker's /metrics, /healthz, /readyz on CAMPUSGATE_METRICS_PORT (0: none)."""
+    if not settings.metrics_port:
+        yield
+        return
+    from gateway.pipeline.telemetry import start_status_server
+
+    try:
+        server = await start_status_server(
+            gateway, settings.metrics_host, settings.metrics_port, token=settings.metrics_token
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"the worker's metrics server cannot listen on {settings.metrics_host}:"
+            f"{settings.metrics_port} ({exc.strerror or exc}); set CAMPUSGATE_METRICS_PORT "
+            "(one port per worker on a host; 0 turns it off)"
+        ) from None
+    try:
+        announce(f"worker metrics on {server.url}/metrics", settings.log_format)
+        yield
+    finally:
+        await server.stop()
+
+
 async def serve_gateway(
     ctx: click.Context, *, client_id: str, share_group: str | None, migrate: bool, api: bool = False
 ) -> None:
@@ -93,7 +122,7 @@ async def serve_gateway(
     gateway = Gateway(replace(config, osdp_allow_insecure=settings.osdp_allow_insecure))
     api_process = ApiProcess(settings, dsn, sock) if sock is not None else None
     try:
-        async with stop_signal() as stop:
+        async with stop_signal() as stop, worker_status(settings, gateway):
             if api_process is not None:
                 # The API boots in its own process first, so "running" means all is up and
                 # nothing is left to start beside the doors' first decisions.
@@ -102,10 +131,10 @@ async def serve_gateway(
                 except ApiProcessError as exc:
                     raise click.ClickException(str(exc)) from None
                 assert sock is not None
-                click.echo(
+                announce(
                     f"console and API on {_url(sock)} (OpenAPI at {_url(sock)}docs), "
                     f"process {api_process.pid}",
-                    err=True,
+                    settings.log_format,
                 )
             try:
                 await gateway.start()
@@ -115,7 +144,9 @@ async def serve_gateway(
                 ) from None
             except ValueError as exc:  # configuration the gateway could only check at start
                 raise click.ClickException(str(exc)) from None
-            click.echo(f"campusgate gateway {client_id} running; Ctrl-C stops it", err=True)
+            announce(
+                f"campusgate gateway {client_id} running; Ctrl-C stops it", settings.log_format
+            )
             if api_process is None:
                 await stop.wait()
                 return

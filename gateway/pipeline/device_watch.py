@@ -18,7 +18,7 @@ from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.journal import Journal
 from gateway.store import alerts as alert_store
 from gateway.store.db import acquire
-from gateway.store.devices import touch_devices
+from gateway.store.devices import device_states, touch_devices
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class DeviceWatch:
         self._offline: dict[str, Alert] = {}
         self._unknown_alerted: dict[str, float] = {}
         self._seen: dict[str, datetime] = {}
+        # Last known presence per device (retained state, last will, the store at start).
+        self._online: dict[str, bool] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -47,6 +49,7 @@ class DeviceWatch:
             for alert in await alert_store.open_alerts(conn, AlertKind.DEVICE_OFFLINE):
                 if alert.device:
                     self._offline[alert.device] = alert
+            self._online = {d: online for d, (online, _, _) in (await device_states(conn)).items()}
         self._task = asyncio.create_task(self._touch_loop(), name="device-touch")
 
     async def stop(self) -> None:
@@ -55,6 +58,15 @@ class DeviceWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._flush_seen()
+
+    def presence(self) -> tuple[int, int]:
+        """(online, offline): devices by their last known state."""
+        online = sum(self._online.values())
+        return online, len(self._online) - online
+
+    def is_online(self, device_id: str) -> bool | None:
+        """The device's last known state; None when none was ever heard."""
+        return self._online.get(device_id)
 
     def seen(self, device_id: str) -> None:
         self._seen[device_id] = datetime.now(UTC)
@@ -70,6 +82,7 @@ class DeviceWatch:
     def set_online(self, device: Device, online: bool, door_zone: str | None) -> None:
         """Record a device's presence; raise or resolve its `device_offline` alert."""
         now = datetime.now(UTC)
+        self._online[device.id] = online
         open_alert = self._offline.get(device.id)
         if online and open_alert is not None:
             del self._offline[device.id]

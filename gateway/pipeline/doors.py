@@ -259,15 +259,18 @@ class DoorDesk:
                 if capacity is None or count < capacity:
                     self._full_alerted.discard(door.zone_id)
             self._thermal.admitted(door.id, time.monotonic())  # tailgating counts them
-        self._counters.decided += 1
+        # The enums are str subclasses (str hashing): the keys print as their values.
+        self._counters.decide(decision.verdict, decision.reason)
         companions = card.companions
         message = card.arrival.message
 
         arrived = card.arrival.started
+        latency = self._counters.decision_latency
 
         def publish_and_ack() -> None:
             # Judged late now, when it is sent, against the card event's receipt.
             self._publisher.decision(device.id, decision, arrived=arrived)
+            latency.observe(time.perf_counter() - arrived)  # receipt -> durable and published
             self._publisher.ack(message)
             self._answer_duplicates(key, decision, arrived)
             for _, companion_message, companion_key in companions:

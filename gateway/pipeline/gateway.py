@@ -78,6 +78,11 @@ class Gateway:
         self.gathering: GatheringWatch | None = None
         self.serial: SerialReaders | None = None
 
+    @property
+    def pool(self) -> asyncpg.Pool | None:
+        """The worker's connection pool (None before `start`), e.g. for a readiness probe."""
+        return self._pool
+
     async def start(self) -> None:
         config = self.config
         self._pool = await create_pool(config.database_url, min_size=2, max_size=6)

@@ -169,6 +169,10 @@ class Journal:
         self._parts: list[tuple[str, Batch, object]] | None = None  # salvage still to do
         self._refused: set[int] = set()  # id() of the pending batch's refused items
         self._stalled_since: float | None = None
+        # When the open batch and the one being written got their first item (monotonic):
+        # the oldest is the write lag that /metrics shows.
+        self._batch_since: float | None = None
+        self._pending_since: float | None = None
         self.flushes = 0
         self.written = 0
         self.failures = 0
@@ -180,11 +184,20 @@ class Journal:
         """Items not yet written: the open batch and one being retried."""
         return len(self._batch) + (len(self._pending) if self._pending is not None else 0)
 
+    def write_lag(self, now: float | None = None) -> float:
+        """Seconds the oldest item not yet written has waited (0 when nothing waits)."""
+        since = self._pending_since if self._pending_since is not None else self._batch_since
+        if since is None or not self.backlog:
+            return 0.0
+        return max(0.0, (time.monotonic() if now is None else now) - since)
+
     def current(self) -> Batch:
         """The open batch; add to it, then call `kick()`."""
         return self._batch
 
     def kick(self) -> None:
+        if self._batch_since is None:
+            self._batch_since = time.monotonic()
         self._idle.clear()
         self._wake.set()
         self._check_pressure()
@@ -221,12 +234,13 @@ class Journal:
                 await self._wake.wait()
                 self._wake.clear()
                 self._pending, self._batch = self._batch, Batch()
+                self._pending_since, self._batch_since = self._batch_since, None
                 self._refused = set()
             # A batch being retried is not merged with newer items: if its first try
             # committed after all, exactly it is known to be written.
             pending = self._pending
             if not len(pending):
-                self._pending = None
+                self._pending = self._pending_since = None
                 self._idle.set()
                 continue
             try:
@@ -248,7 +262,7 @@ class Journal:
             self.written += written
             if self._counters is not None:
                 self._counters.logged += written
-            self._pending = None
+            self._pending = self._pending_since = None
             self._parts = None
             self._refused = set()
             for follow_up in pending.after:

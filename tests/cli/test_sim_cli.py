@@ -167,6 +167,7 @@ def served(database_factory, mqtt_url: str, tmp_path_factory) -> Iterator[list[s
         CAMPUSGATE_TOPIC_PREFIX=prefix,
         CAMPUSGATE_DATA_DIR=str(folder / "data"),
         CAMPUSGATE_API_PORT="0",
+        CAMPUSGATE_METRICS_PORT="0",  # no metrics server: tests run side by side
         CAMPUSGATE_TEMPERATURE_WINDOW_S="2",
     )
     log = folder / "gateway.log"

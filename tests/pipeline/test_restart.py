@@ -25,6 +25,7 @@ def spawn_gateway(dsn: str, mqtt_url: str, prefix: str, log: Path) -> subprocess
         "CAMPUSGATE_TOPIC_PREFIX": prefix,
         "CAMPUSGATE_LOG_LEVEL": "WARNING",
         "CAMPUSGATE_API_PORT": "0",  # any free port: the console is not under test here
+        "CAMPUSGATE_METRICS_PORT": "0",  # no metrics server: tests run side by side
     }
     with log.open("ab") as sink:  # a file, not a pipe nobody reads
         return subprocess.Popen(

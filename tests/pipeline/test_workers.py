@@ -6,15 +6,26 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 
 import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from firmware_sim.fleet import Fleet
 
 
-def spawn_worker(dsn: str, mqtt_url: str, prefix: str, worker_id: str, log) -> subprocess.Popen:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn_worker(
+    dsn: str, mqtt_url: str, prefix: str, worker_id: str, log, metrics_port: int
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "CAMPUSGATE_DATABASE_URL": dsn,
@@ -22,6 +33,8 @@ def spawn_worker(dsn: str, mqtt_url: str, prefix: str, worker_id: str, log) -> s
         "CAMPUSGATE_TOPIC_PREFIX": prefix,
         "CAMPUSGATE_WORKER_GROUP": f"group-{prefix}",
         "CAMPUSGATE_LOG_LEVEL": "INFO",
+        # Workers on one host need a metrics port each.
+        "CAMPUSGATE_METRICS_PORT": str(metrics_port),
     }
     with log.open("ab") as sink:
         return subprocess.Popen(
@@ -36,10 +49,12 @@ async def test_two_workers_split_the_load(campus_dsn, mqtt_url, prefix, campus, 
     facts = campus.facts
     devices = [facts.gate_device, facts.gate_exit_device, facts.dorm_exit_device]
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
+    ports = [free_port(), free_port()]
     workers = [
-        spawn_worker(campus_dsn, mqtt_url, prefix, f"w1-{prefix}", logs[0]),
-        spawn_worker(campus_dsn, mqtt_url, prefix, f"w2-{prefix}", logs[1]),
+        spawn_worker(campus_dsn, mqtt_url, prefix, f"w{n + 1}-{prefix}", logs[n], ports[n])
+        for n in range(2)
     ]
+    scraped: list[dict] = []
     try:
         async with Fleet(mqtt_url, devices, prefix=prefix) as fleet:
             # Until both workers have subscribed, an event may find nobody: wait for answers.
@@ -58,6 +73,18 @@ async def test_two_workers_split_the_load(campus_dsn, mqtt_url, prefix, campus, 
                 decision = await fleet[device].decision(eid, timeout=15)
                 assert decision["decision"] == "admit", decision
             assert fleet.problems() == []
+            for n, port in enumerate(ports):  # as Prometheus would, one target per worker
+                samples = await scrape(f"http://127.0.0.1:{port}")
+                assert (
+                    samples[
+                        (
+                            "campusgate_worker_info",
+                            f"client_id=w{n + 1}-{prefix},topic_prefix={prefix}",
+                        )
+                    ]
+                    == 1
+                )
+                scraped.append(samples)
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
@@ -72,6 +99,10 @@ async def test_two_workers_split_the_load(campus_dsn, mqtt_url, prefix, campus, 
         assert found, log.read_text(errors="replace")[-2000:]
         decided.append(int(found[-1]))
     assert sum(decided) == len(sent)
+    admits = [s.get(("campusgate_decisions_total", "reason=ok,verdict=admit"), 0) for s in scraped]
+    assert admits == decided  # each worker's /metrics counts what it decided
+    latencies = [s[("campusgate_decision_latency_seconds_count", "")] for s in scraped]
+    assert latencies == decided
     assert all(n > 0 for n in decided), (
         f"one worker got everything: {decided}\n"
         + logs[0].read_text()[-3000:]
@@ -87,3 +118,17 @@ async def test_two_workers_split_the_load(campus_dsn, mqtt_url, prefix, campus, 
     finally:
         await conn.close()
     assert count == len(sent)
+
+
+async def scrape(url: str) -> dict[tuple[str, str], float]:
+    """(sample name, "k=v,..." labels sorted) -> value, from `url`/metrics."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{url}/metrics")
+        ready = await client.get(f"{url}/readyz")
+    assert response.status_code == 200, response.text
+    assert ready.status_code == 200, ready.text
+    return {
+        (s.name, ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
