@@ -33,6 +33,8 @@ SUBCOMMANDS: dict[str, str] = {
     "retention": "gateway.cli.retention",
     "export": "gateway.cli.export",
     "travel": "gateway.cli.travel",
+    "devices": "gateway.cli.devices",
+    "certs": "gateway.cli.certs",
 }
 
 _SETTING_FLAGS = (

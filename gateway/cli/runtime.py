@@ -69,7 +69,7 @@ async def open_broker(settings: Settings, *, port: int | None = None) -> Broker:
     """The configured broker, or an in-process amqtt broker (MQTT 3.1.1) on 127.0.0.1."""
     if settings.mqtt_url:
         try:
-            return Broker(BrokerAddress.parse(settings.mqtt_url))
+            return Broker(BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_tls_files()))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     from amqtt.broker import Broker as AmqttBroker
