@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,3 +128,95 @@ def test_tls_file_options_are_checked(tmp_path: Path, broker_files: BrokerFiles)
     settings = Settings(mqtt_url="mqtts://h:8883", mqtt_ca_file=broker_files.ca)
     address = BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_tls_files())
     assert (address.tls, address.ca_file, address.port) == (True, str(broker_files.ca), 8883)
+
+
+async def test_a_burst_over_tls_is_read_whole(
+    secure_broker: SecureBroker, broker_files: BrokerFiles
+) -> None:
+    """Messages decrypted into the TLS layer but not yet parsed leave the socket quiet:
+    the client must read them anyway (or it stalls until the next packet arrives)."""
+    received: list[bytes] = []
+    address = BrokerAddress.parse(
+        _url(secure_broker, broker_files, "term-b"), ca_file=str(broker_files.ca)
+    )
+    client = MqttClient(
+        address,
+        client_id="term-b",
+        subscriptions=[(f"{PREFIX}/devices/term-b/commands", 1)],
+        on_messages=lambda batch: received.extend(m.payload for m in batch),
+        receive_maximum=1000,
+    )
+    await client.connect(timeout=10)
+    sender = connect(
+        secure_broker.tls_port,
+        client_id="gw-burst",
+        username="campusgate-gateway",
+        password=broker_files.passwords["campusgate-gateway"],
+        ca=broker_files.ca,
+    )
+    try:
+        for i in range(300):
+            sender.client.publish(f"{PREFIX}/devices/term-b/commands", b"%d" % i, qos=1)
+        for _ in range(200):
+            if len(received) == 300:
+                break
+            await asyncio.sleep(0.05)
+        assert received == [b"%d" % i for i in range(300)]
+    finally:
+        sender.close()
+        await client.close()
+
+
+def _publish_packet(topic: str, payload: bytes) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic.encode() + payload
+    return bytes([0x30, len(body)]) + body  # QoS 0, body under 128 bytes
+
+
+async def test_packets_sharing_one_tls_record_are_all_read(broker_files: BrokerFiles) -> None:
+    """A TLS record holding several MQTT packets is decrypted whole while paho parses one
+    packet per read: the rest waits inside the SSL object and the socket stays quiet.
+    Mosquitto writes a record per packet, so a stand-in server (the one part here that
+    is not real) sends SUBACK and two PUBLISHes in one record."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(broker_files.dir / "server.crt", broker_files.dir / "server.key")
+    done = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)  # CONNECT
+        writer.write(bytes([0x20, 0x02, 0x00, 0x00]))  # CONNACK accepted
+        await writer.drain()
+        subscribe = await reader.read(1024)
+        mid = subscribe[2:4]
+        writer.write(
+            bytes([0x90, 0x03]) + mid + b"\x00"
+            + _publish_packet("t/x", b"one")
+            + _publish_packet("t/x", b"two")
+        )  # fmt: skip
+        await writer.drain()
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    received: list[bytes] = []
+    address = BrokerAddress.parse(
+        f"mqtts://127.0.0.1:{port}?protocol=3.1.1", ca_file=str(broker_files.ca)
+    )
+    client = MqttClient(
+        address,
+        client_id="c",
+        subscriptions=[("t/x", 0)],
+        on_messages=lambda batch: received.extend(m.payload for m in batch),
+        keepalive=60,
+    )
+    try:
+        await client.connect(timeout=10)
+        for _ in range(40):
+            if len(received) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert received == [b"one", b"two"]
+    finally:
+        done.set()
+        await client.close()
+        server.close()

@@ -126,21 +126,25 @@ def _can_connect(port: int, ca: Path, user: str, password: str) -> bool:
 async def test_a_roster_change_reaches_the_running_broker_without_a_restart(
     conn: asyncpg.Connection, fresh_db: str, tmp_path: Path
 ) -> None:
-    """SIGHUP (--broker-pid-file): Mosquitto 2.0 re-reads passwd and acl in place."""
-    await _seed(conn, "term-1")
+    """SIGHUP (--broker-pid-file): Mosquitto 2.0 re-reads passwd and acl in place. A device
+    still in the roster stays connected; a removed one is disconnected and refused."""
+    await _seed(conn, "term-1", "term-2")
     out = tmp_path / "broker"
     init_ca(out, ["127.0.0.1"])
     assert (await _cli(fresh_db, "--out", str(out))).exit_code == 0
     broker = start_secure_broker(tmp_path, out)
+    ca = out / "ca.crt"
+    before = _secrets(out)
+    staying = connect(broker.tls_port, client_id="term-2", username="term-2",
+                      password=before["term-2"], ca=ca)  # fmt: skip
+    leaving = connect(broker.tls_port, client_id="term-1", username="term-1",
+                      password=before["term-1"], ca=ca)  # fmt: skip
     try:
         pid = broker.proc.pid
-        ca = out / "ca.crt"
-        assert _can_connect(broker.tls_port, ca, "term-1", _secrets(out)["term-1"])
         assert not _can_connect(broker.tls_port, ca, "term-3", "guess")
 
         await _add(conn, "term-3")
         await conn.execute("DELETE FROM devices WHERE id = 'term-1'")
-        old_term_1 = _secrets(out)["term-1"]
         result = await _cli(fresh_db, "--out", str(out), "--broker-pid-file", str(broker.pid_file))
         assert result.exit_code == 0, result.output
         assert "broker reloaded" in result.stderr
@@ -150,9 +154,14 @@ async def test_a_roster_change_reaches_the_running_broker_without_a_restart(
                 break
             await asyncio.sleep(0.05)
         assert _can_connect(broker.tls_port, ca, "term-3", password)
-        assert not _can_connect(broker.tls_port, ca, "term-1", old_term_1)
+        assert not _can_connect(broker.tls_port, ca, "term-1", before["term-1"])
+        assert "Client term-1 disconnected" in broker.log_text()
+        assert "Client term-2 disconnected" not in broker.log_text()
+        assert staying.publish(f"{PREFIX}/devices/term-2/events") in (0x00, 0x10)
         assert broker.proc.poll() is None and broker.proc.pid == pid  # never restarted
     finally:
+        staying.close()
+        leaving.client.loop_stop()
         broker.stop()
 
 
