@@ -40,6 +40,9 @@ SUBCOMMANDS: dict[str, str] = {
 _SETTING_FLAGS = (
     ("--database-url", "database_url", str),
     ("--mqtt-url", "mqtt_url", str),
+    ("--mqtt-ca-file", "mqtt_ca_file", str),
+    ("--mqtt-cert-file", "mqtt_cert_file", str),
+    ("--mqtt-key-file", "mqtt_key_file", str),
     ("--topic-prefix", "topic_prefix", str),
     ("--data-dir", "data_dir", str),
     ("--api-host", "api_host", str),

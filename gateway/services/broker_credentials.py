@@ -13,6 +13,7 @@ needs them, and a device keeps its password across runs until it is rotated.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import os
 import re
@@ -192,8 +193,19 @@ def write_credentials(
     Devices already in `device-secrets.csv` keep their passwords unless named in
     `rotate`; devices no longer in `device_ids` are dropped from every file.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    os.chmod(out, 0o750)
+    # A new directory is closed to others; an existing one keeps the access its owner gave
+    # it (the broker's group must be able to enter it).
+    out.mkdir(mode=0o750, parents=True, exist_ok=True)
+    # One writer at a time (a `--watch` and a manual `--rotate` may overlap): otherwise
+    # one could hand out a password the other then overwrites.
+    with (out / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _write_locked(out, device_ids, prefix, set(rotate), sim_account)
+
+
+def _write_locked(
+    out: Path, device_ids: Iterable[str], prefix: str, rotate: set[str], sim_account: bool
+) -> Outcome:
     wanted, refused = [], {}
     for device_id in sorted(set(device_ids)):
         reason = check_device_id(device_id)
@@ -201,7 +213,6 @@ def write_credentials(
             refused[device_id] = reason
         else:
             wanted.append(device_id)
-    rotate = set(rotate)
     unknown = rotate - set(wanted) - {GATEWAY_ACCOUNT, INTEGRATION_ACCOUNT, SIM_ACCOUNT}
     if unknown:
         raise CredentialsError(
@@ -229,6 +240,11 @@ def write_credentials(
     }
     outcome.rotated.extend(n for n in service_names if n in rotate and n in known_services)
 
+    # The broker's files first: a failure here leaves the secrets as they were, and one
+    # after it leaves a device unknown to the secrets, which the next run gives a new
+    # password (never a secret the broker does not know).
+    hash_password_file(out / PASSWD, {**devices, **services})
+    _write_private(out / ACL, render_acl(prefix, sim_account=sim_account), 0o640)
     _write_private(
         out / DEVICE_SECRETS,
         _csv(["device_id", "username", "password"], ((d, d, p) for d, p in devices.items())),
@@ -239,8 +255,6 @@ def write_credentials(
         _csv(["account", "username", "password"], ((n, n, p) for n, p in services.items())),
         0o600,
     )
-    hash_password_file(out / PASSWD, {**devices, **services})
-    _write_private(out / ACL, render_acl(prefix, sim_account=sim_account), 0o640)
     return outcome
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
+import signal
 import stat
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -222,3 +224,35 @@ def test_the_command_needs_mosquitto_passwd(
     monkeypatch.setattr(os.path, "exists", lambda p: False)
     result = _run_cli(fresh_db, "--out", str(tmp_path / "out"))
     assert result.exit_code != 0 and "mosquitto_passwd not found" in result.stderr
+
+
+async def test_the_watch_command_runs_until_stopped(
+    conn: asyncpg.Connection, fresh_db: str, tmp_path: Path
+) -> None:
+    """`campusgate devices credentials --watch` as an operator runs it: a device added to
+    the roster appears in the files; SIGTERM ends it cleanly."""
+    await _seed(conn, "term-1")
+    out = tmp_path / "broker"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "--database-url", fresh_db,
+        "devices", "credentials", "--out", str(out), "--watch",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            if (out / "device-secrets.csv").exists() and "term-1" in _secrets(out):
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(_secrets(out)) == ["term-1"]
+        await _add(conn, "term-2")
+        for _ in range(200):
+            if "term-2" in _secrets(out):
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(_secrets(out)) == ["term-1", "term-2"]
+        assert "term-2:" in (out / "passwd").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()
+    assert b"watching the roster" in err
