@@ -14,6 +14,7 @@ from gateway.services.broker_credentials import (
     ACL,
     DEVICE_SECRETS,
     PASSWD,
+    SERVICE_PASSWD,
     SERVICE_SECRETS,
     CredentialsError,
     Outcome,
@@ -34,7 +35,7 @@ def command() -> None:
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="directory of passwd, acl, device-secrets.csv and service-secrets.csv",
+    help="directory of passwd, passwd-services, acl, device-secrets.csv, service-secrets.csv",
 )
 @click.option(
     "--rotate",
@@ -127,7 +128,8 @@ def _report(out: Path, outcome: Outcome) -> None:
         if ids:
             parts.append(f"{label} {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}")
     click.echo(
-        f"wrote {out / PASSWD}, {out / ACL}, {out / DEVICE_SECRETS} and {out / SERVICE_SECRETS}"
+        f"wrote {out / PASSWD}, {out / SERVICE_PASSWD}, {out / ACL}, {out / DEVICE_SECRETS}"
+        f" and {out / SERVICE_SECRETS}"
         f" ({'; '.join(parts)})"
         + ("; broker reloaded" if outcome.reloaded else "; reload the broker (SIGHUP)"),
         err=True,

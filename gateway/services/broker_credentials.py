@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PASSWD, ACL = "passwd", "acl"
+# The service listener's password file: the service accounts only, so no device can log in
+# where client ids are not bound to usernames (mosquitto-secure.conf).
+SERVICE_PASSWD = "passwd-services"
 DEVICE_SECRETS, SERVICE_SECRETS = "device-secrets.csv", "service-secrets.csv"
 GATEWAY_ACCOUNT = "campusgate-gateway"
 INTEGRATION_ACCOUNT = "campusgate-integration"
@@ -188,7 +191,8 @@ def write_credentials(
     rotate: Iterable[str] = (),
     sim_account: bool = False,
 ) -> Outcome:
-    """Make or update `out`/{passwd, acl, device-secrets.csv, service-secrets.csv}.
+    """Make or update `out`/{passwd, passwd-services, acl, device-secrets.csv,
+    service-secrets.csv}.
 
     Devices already in `device-secrets.csv` keep their passwords unless named in
     `rotate`; devices no longer in `device_ids` are dropped from every file.
@@ -244,6 +248,7 @@ def _write_locked(
     # after it leaves a device unknown to the secrets, which the next run gives a new
     # password (never a secret the broker does not know).
     hash_password_file(out / PASSWD, {**devices, **services})
+    hash_password_file(out / SERVICE_PASSWD, services)
     _write_private(out / ACL, render_acl(prefix, sim_account=sim_account), 0o640)
     _write_private(
         out / DEVICE_SECRETS,

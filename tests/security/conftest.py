@@ -16,7 +16,7 @@ from gateway.services.broker_credentials import write_credentials
 from gateway.services.certificates import init_ca, issue_device
 
 PREFIX = "campus"
-DEVICES = ["term-a", "term-b"]
+DEVICES = ["term-a", "term-b", "term-c"]
 
 
 @dataclass

@@ -18,8 +18,9 @@ SHIPPED_DIR = "/etc/mosquitto/campusgate/"
 @dataclass
 class SecureBroker:
     proc: subprocess.Popen
-    tls_port: int  # password accounts over TLS (8883 in the shipped file)
-    cert_port: int  # client certificates (8884)
+    service_port: int  # the gateway's and integrations' accounts over TLS (8883 shipped)
+    cert_port: int  # devices with client certificates (8884)
+    device_port: int  # devices with passwords (8885)
     pid_file: Path
     log: Path
 
@@ -36,17 +37,17 @@ class SecureBroker:
 
 def start_secure_broker(workdir: Path, files: Path) -> SecureBroker:
     """The shipped secure configuration, its paths pointed at `files`, on private ports."""
-    tls_port, cert_port = free_port(), free_port()
+    service_port, cert_port, device_port = free_port(), free_port(), free_port()
+    ports = {"8883": service_port, "8884": cert_port, "8885": device_port}
     pid_file = workdir / "mosquitto.pid"
     lines = []
     for line in SECURE_CONF.read_text().splitlines():
         if line.startswith(("persistence", "pid_file")):
             continue  # no database file in tests; the pid file goes to workdir
         line = line.replace(SHIPPED_DIR, f"{files}/")
-        if line == "listener 8883":
-            line = f"listener {tls_port} 127.0.0.1"
-        elif line == "listener 8884":
-            line = f"listener {cert_port} 127.0.0.1"
+        name, _, value = line.partition(" ")
+        if name == "listener":
+            line = f"listener {ports[value]} 127.0.0.1"
         lines.append(line)
     # Started as root, Mosquitto would switch to user `mosquitto`, which may not read the
     # test's files: run as whoever runs the tests.
@@ -61,10 +62,10 @@ def start_secure_broker(workdir: Path, files: Path) -> SecureBroker:
         if proc.poll() is not None:
             raise RuntimeError(f"mosquitto exited: {log.read_text(errors='replace')[-2000:]}")
         try:
-            for port in (tls_port, cert_port):
+            for port in ports.values():
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             if pid_file.exists() and pid_file.read_text().strip():
-                return SecureBroker(proc, tls_port, cert_port, pid_file, log)
+                return SecureBroker(proc, service_port, cert_port, device_port, pid_file, log)
         except OSError:
             pass
         time.sleep(0.05)

@@ -12,8 +12,10 @@ ACCEPTED = (0x00, 0x10)  # success, or "no matching subscribers"
 
 
 def _as(broker: SecureBroker, files: BrokerFiles, user: str, client_id: str | None = None) -> Probe:
+    """`user` on its listener: devices on the device listener, services on theirs."""
+    port = broker.service_port if user.startswith("campusgate-") else broker.device_port
     return connect(
-        broker.tls_port,
+        port,
         client_id=client_id or user,
         username=user,
         password=files.passwords[user],
@@ -132,6 +134,7 @@ def test_the_integration_account_reads_alerts_only(
         integration.close()
 
 
+@pytest.mark.parametrize("listener", ["service", "device"])
 @pytest.mark.parametrize(
     ("username", "password"),
     [(None, None), ("term-a", "not-the-password"), ("term-a", ""), ("nobody", "x")],
@@ -142,12 +145,46 @@ def test_a_client_without_valid_credentials_cannot_connect(
     broker_files: BrokerFiles,
     username: str | None,
     password: str | None,
+    listener: str,
 ) -> None:
+    port = getattr(secure_broker, f"{listener}_port")
     with pytest.raises(ConnectRefused, match=r"Not authorized|Bad user name or password"):
         connect(
-            secure_broker.tls_port,
+            port,
             client_id="intruder",
             username=username,
             password=password,
             ca=broker_files.ca,
         )
+
+
+def test_a_device_cannot_log_in_on_the_service_listener(
+    secure_broker: SecureBroker, broker_files: BrokerFiles
+) -> None:
+    """Where client ids are not bound to usernames, only the service accounts exist."""
+    with pytest.raises(ConnectRefused, match="Not authorized"):
+        connect(
+            secure_broker.service_port,
+            client_id="term-b",
+            username="term-a",
+            password=broker_files.passwords["term-a"],
+            ca=broker_files.ca,
+        )
+
+
+def test_a_device_claiming_anothers_client_id_does_not_take_its_session(
+    secure_broker: SecureBroker, broker_files: BrokerFiles, gateway_probe: Probe
+) -> None:
+    """On the device listeners the client id is the username: term-a asking for "term-b"
+    connects as term-a, and term-b stays connected and keeps getting its commands."""
+    device_b = _as(secure_broker, broker_files, "term-b")
+    posing = _as(secure_broker, broker_files, "term-a", client_id="term-b")
+    try:
+        assert device_b.subscribe(f"{PREFIX}/devices/term-b/commands") == 1
+        assert gateway_probe.publish(f"{PREFIX}/devices/term-b/commands", b"still") == 0
+        assert [m.payload for m in device_b.received(0.5)] == [b"still"]
+        assert device_b.client.is_connected()
+        assert posing.publish(f"{PREFIX}/devices/term-b/events") == NOT_AUTHORIZED
+    finally:
+        device_b.close()
+        posing.close()

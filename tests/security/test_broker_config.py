@@ -38,12 +38,18 @@ def test_every_tuning_setting_of_mosquitto_conf_is_in_the_secure_file() -> None:
 
 def test_the_secure_file_admits_nobody_anonymous_and_only_over_tls() -> None:
     pairs = _settings(DEPLOY / "mosquitto-secure.conf")
-    globals_ = dict(pairs[: next(i for i, (n, _) in enumerate(pairs) if n == "listener")])
-    assert globals_["allow_anonymous"] == "false"
-    assert "password_file" in globals_ and "acl_file" in globals_
+    assert dict(pairs)["per_listener_settings"] == "true"
     listeners = _listeners(pairs)
-    assert set(listeners) == {"8883", "8884"}
+    assert set(listeners) == {"8883", "8884", "8885"}
     for options in listeners.values():
+        assert options["allow_anonymous"] == "false"
+        assert options["acl_file"].endswith("/acl")
         assert {"cafile", "certfile", "keyfile"} <= set(options)
+    # Services: only their own accounts; devices: the client id is the username.
+    assert listeners["8883"]["password_file"].endswith("/passwd-services")
+    assert "use_username_as_clientid" not in listeners["8883"]
+    assert listeners["8885"]["password_file"].endswith("/passwd")
     assert listeners["8884"]["require_certificate"] == "true"
     assert listeners["8884"]["use_identity_as_username"] == "true"
+    for device_listener in ("8884", "8885"):
+        assert listeners[device_listener]["use_username_as_clientid"] == "true"

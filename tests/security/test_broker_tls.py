@@ -20,7 +20,8 @@ NOT_AUTHORIZED = 0x87
 
 
 def _url(broker: SecureBroker, files: BrokerFiles, user: str) -> str:
-    return f"mqtts://{user}:{files.passwords[user]}@127.0.0.1:{broker.tls_port}"
+    port = broker.service_port if user.startswith("campusgate-") else broker.device_port
+    return f"mqtts://{user}:{files.passwords[user]}@127.0.0.1:{port}"
 
 
 async def test_our_client_connects_over_tls_and_checks_the_brokers_certificate(
@@ -148,7 +149,7 @@ async def test_a_burst_over_tls_is_read_whole(
     )
     await client.connect(timeout=10)
     sender = connect(
-        secure_broker.tls_port,
+        secure_broker.service_port,
         client_id="gw-burst",
         username="campusgate-gateway",
         password=broker_files.passwords["campusgate-gateway"],

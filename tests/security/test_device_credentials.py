@@ -89,6 +89,11 @@ async def test_files_from_the_roster_keep_passwords_rotate_and_drop(
         "term-2",
     ]
     assert all(h.startswith("$7$") for _, h in users)  # mosquitto_passwd's PBKDF2-SHA512
+    services = [
+        line.split(":", 1)[0] for line in (out / "passwd-services").read_text().splitlines()
+    ]
+    assert services == ["campusgate-gateway", "campusgate-integration"]
+    assert _mode(out / "passwd-services") == 0o640
     assert not any(p in (out / "passwd").read_text() for p in first.values())
     acl = (out / "acl").read_text()
     assert f"pattern write {PREFIX}/devices/%u/events" in acl
@@ -137,13 +142,13 @@ async def test_a_roster_change_reaches_the_running_broker_without_a_restart(
     broker = start_secure_broker(tmp_path, out)
     ca = out / "ca.crt"
     before = _secrets(out)
-    staying = connect(broker.tls_port, client_id="term-2", username="term-2",
+    staying = connect(broker.device_port, client_id="term-2", username="term-2",
                       password=before["term-2"], ca=ca)  # fmt: skip
-    leaving = connect(broker.tls_port, client_id="term-1", username="term-1",
+    leaving = connect(broker.device_port, client_id="term-1", username="term-1",
                       password=before["term-1"], ca=ca)  # fmt: skip
     try:
         pid = broker.proc.pid
-        assert not _can_connect(broker.tls_port, ca, "term-3", "guess")
+        assert not _can_connect(broker.device_port, ca, "term-3", "guess")
 
         await _add(conn, "term-3")
         await conn.execute("DELETE FROM devices WHERE id = 'term-1'")
@@ -152,11 +157,11 @@ async def test_a_roster_change_reaches_the_running_broker_without_a_restart(
         assert "broker reloaded" in result.stderr
         password = _secrets(out)["term-3"]
         for _ in range(100):  # the broker handles the signal in its next loop turn
-            if _can_connect(broker.tls_port, ca, "term-3", password):
+            if _can_connect(broker.device_port, ca, "term-3", password):
                 break
             await asyncio.sleep(0.05)
-        assert _can_connect(broker.tls_port, ca, "term-3", password)
-        assert not _can_connect(broker.tls_port, ca, "term-1", before["term-1"])
+        assert _can_connect(broker.device_port, ca, "term-3", password)
+        assert not _can_connect(broker.device_port, ca, "term-1", before["term-1"])
         assert "Client term-1 disconnected" in broker.log_text()
         assert "Client term-2 disconnected" not in broker.log_text()
         assert staying.publish(f"{PREFIX}/devices/term-2/events") in (0x00, 0x10)
@@ -202,7 +207,7 @@ async def test_watch_follows_devices_added_through_the_roster_service(
         for _ in range(200):
             password = _secrets(out).get("term-new")
             if password and await asyncio.to_thread(
-                _can_connect, broker.tls_port, ca, "term-new", password
+                _can_connect, broker.device_port, ca, "term-new", password
             ):
                 connected = True
                 break
