@@ -165,9 +165,23 @@ async def test_a_roster_change_reaches_the_running_broker_without_a_restart(
         assert "Client term-1 disconnected" in broker.log_text()
         assert "Client term-2 disconnected" not in broker.log_text()
         assert staying.publish(f"{PREFIX}/devices/term-2/events") in (0x00, 0x10)
+
+        # A rotated password: the session on the old one ends at the reload.
+        rotated = await _cli(
+            fresh_db, "--out", str(out), "--rotate", "term-2", "--broker-pid-file",
+            str(broker.pid_file),
+        )  # fmt: skip
+        assert rotated.exit_code == 0, rotated.output
+        for _ in range(100):
+            if "Client term-2 disconnected" in broker.log_text():
+                break
+            await asyncio.sleep(0.05)
+        assert "Client term-2 disconnected" in broker.log_text()
+        assert not _can_connect(broker.device_port, ca, "term-2", before["term-2"])
+        assert _can_connect(broker.device_port, ca, "term-2", _secrets(out)["term-2"])
         assert broker.proc.poll() is None and broker.proc.pid == pid  # never restarted
     finally:
-        staying.close()
+        staying.client.loop_stop()
         leaving.client.loop_stop()
         broker.stop()
 
