@@ -125,8 +125,8 @@ class SimTerminal:
         self._client = self._new_client()
 
     def _new_client(self) -> MqttClient:
-        # Client id and username are the device id (CONTRACT.md section 3), so a broker ACL
-        # can confine the device to its own topics; the URL may still carry a password.
+        # Client id (and, unless told otherwise, username) are the device id (CONTRACT.md
+        # section 3), so a broker ACL can confine the device to its own topics.
         return MqttClient(
             self.address,
             client_id=self.device_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PREFIX, BrokerFiles
+from broker_identity import PREFIX, BrokerFiles
 from mqtt_probe import ConnectRefused, Probe, connect
 from secure_broker import SecureBroker
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import PREFIX, BrokerFiles
+from broker_identity import PREFIX, BrokerFiles
 from cryptography import x509
 from mqtt_probe import ConnectRefused, connect
 from secure_broker import SecureBroker

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import asyncpg
-from conftest import PREFIX, BrokerFiles
+from broker_identity import PREFIX, BrokerFiles
 from gateway_fixtures import running_gateway
 from mqtt_probe import ConnectRefused, connect
 from secure_broker import SecureBroker
