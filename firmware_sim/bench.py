@@ -247,7 +247,10 @@ class Phase:
         cards: Sequence[str] | None = None,
         progress: ProgressHook | None = None,
         ready_timeout_s: float = 30.0,
+        username: str | None = None,
     ) -> None:
+        """`username`: one broker account for every simulated door (`campusgate-sim` of
+        `campusgate devices credentials --sim-account`, its password in the URL)."""
         self.name = name
         self.prefix = prefix
         self.spec = spec
@@ -260,6 +263,7 @@ class Phase:
             [device_id(i) for i in range(spec.doors)],
             prefix=prefix,
             on_decision=self._meter.on_decision,
+            username=username,
         )
         self._terminals = list(self._fleet)
         self._next_card = 0

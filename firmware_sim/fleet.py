@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from devices.transports.mqtt import BrokerAddress, Message, MqttClient
 from firmware_sim.terminal import DEFAULT_PREFIX, DecisionHook, SimTerminal
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def load_device_secrets(path: Path) -> dict[str, str]:
+    """`{device_id: password}` from the `device-secrets.csv` of `campusgate devices
+    credentials` (what a factory would flash into each terminal)."""
+    try:
+        with path.open(newline="") as src:
+            return {row["device_id"]: row["password"] for row in csv.DictReader(src)}
+    except (OSError, KeyError) as exc:
+        raise ValueError(
+            f"cannot read device passwords from {path}: {exc!r}; expected the"
+            " device-secrets.csv written by `campusgate devices credentials`"
+        ) from None
 
 
 class Fleet:
@@ -29,21 +44,38 @@ class Fleet:
         prefix: str = DEFAULT_PREFIX,
         connect_concurrency: int = 64,
         on_decision: DecisionHook | None = None,
+        passwords: Mapping[str, str] | None = None,
+        cert_dir: Path | None = None,
         **terminal_options: Any,
     ) -> None:
+        """`passwords`: each device's own broker password (`load_device_secrets`);
+        `cert_dir`: where each device's `{id}.crt` and `{id}.key` are (`campusgate certs
+        device`). Without them every terminal uses the URL's password."""
         self.address = BrokerAddress.parse(broker) if isinstance(broker, str) else broker
         self.prefix = prefix
         self._connect_concurrency = connect_concurrency
+        self._passwords = dict(passwords or {})
+        self._cert_dir = cert_dir
         self.terminals: dict[str, SimTerminal] = {
             device_id: SimTerminal(
                 self.address,
                 device_id,
                 prefix=prefix,
                 on_decision=on_decision,
+                **self._identity(device_id),
                 **terminal_options,
             )
             for device_id in device_ids
         }
+
+    def _identity(self, device_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        if device_id in self._passwords:
+            found["password"] = self._passwords[device_id]
+        if self._cert_dir is not None:
+            found["cert_file"] = str(self._cert_dir / f"{device_id}.crt")
+            found["key_file"] = str(self._cert_dir / f"{device_id}.key")
+        return found
 
     def __getitem__(self, device_id: str) -> SimTerminal:
         return self.terminals[device_id]
@@ -62,7 +94,8 @@ class Fleet:
 
     def add(self, device_id: str, **terminal_options: Any) -> SimTerminal:
         """Add a terminal (not started), e.g. one the gateway does not know."""
-        terminal = SimTerminal(self.address, device_id, prefix=self.prefix, **terminal_options)
+        options = {**self._identity(device_id), **terminal_options}
+        terminal = SimTerminal(self.address, device_id, prefix=self.prefix, **options)
         self.terminals[device_id] = terminal
         return terminal
 

@@ -72,8 +72,23 @@ class SimTerminal:
         heartbeat_every_s: float | None = None,
         on_decision: DecisionHook | None = None,
         session_expiry_s: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
-        self.address = BrokerAddress.parse(broker) if isinstance(broker, str) else broker
+        address = BrokerAddress.parse(broker) if isinstance(broker, str) else broker
+        # Broker identity (issue 12): the username is the device id unless told otherwise
+        # (a lab's shared `campusgate-sim` account); `password` (from device-secrets.csv)
+        # replaces the URL's; a client certificate (`campusgate certs device`) for a
+        # listener that takes the certificate's CN as the username.
+        self.address = replace(
+            address,
+            username=username or device_id,
+            password=password if password is not None else address.password,
+            cert_file=cert_file or address.cert_file,
+            key_file=key_file or address.key_file,
+        )
         self.device_id = device_id
         self.prefix = prefix
         self.firmware = firmware
@@ -110,10 +125,10 @@ class SimTerminal:
         self._client = self._new_client()
 
     def _new_client(self) -> MqttClient:
-        # Client id and username are the device id (CONTRACT.md section 3), so a broker ACL
-        # can confine the device to its own topics; the URL may still carry a password.
+        # Client id (and, unless told otherwise, username) are the device id (CONTRACT.md
+        # section 3), so a broker ACL can confine the device to its own topics.
         return MqttClient(
-            replace(self.address, username=self.device_id),
+            self.address,
             client_id=self.device_id,
             on_messages=self._handle_messages,
             will=Will(self.state_topic, OFFLINE_WILL, qos=1, retain=True),

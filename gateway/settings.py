@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.domain.reports import parse_recipients
@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     api_heavy_requests: int = Field(default=1, ge=1, le=64)
     # OSDP readers without a secure-channel key run only when this is true (a test bench).
     osdp_allow_insecure: bool = False
+    # TLS to the broker (mqtts:// only): the CA that signed the broker's certificate
+    # (default: the system's trust store), and a client certificate and key for a listener
+    # that requires one (`campusgate certs`); the key may sit in the certificate file.
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"
@@ -101,6 +107,32 @@ class Settings(BaseSettings):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("must be mqtt://[user:pass@]host:port or mqtts://...")
         return value
+
+    @field_validator("mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file")
+    @classmethod
+    def _check_tls_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file {value}; make it with `campusgate certs`")
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls_settings(self) -> Settings:
+        tls_files = self.mqtt_ca_file or self.mqtt_cert_file or self.mqtt_key_file
+        if tls_files and not (self.mqtt_url or "").startswith("mqtts://"):
+            raise ValueError(
+                "CAMPUSGATE_MQTT_CA_FILE/_CERT_FILE/_KEY_FILE need an mqtts:// CAMPUSGATE_MQTT_URL"
+            )
+        if self.mqtt_key_file and not self.mqtt_cert_file:
+            raise ValueError("CAMPUSGATE_MQTT_KEY_FILE needs CAMPUSGATE_MQTT_CERT_FILE too")
+        return self
+
+    def mqtt_tls_files(self) -> dict[str, str | None]:
+        """The TLS files as keyword arguments of `BrokerAddress.parse`."""
+        return {
+            "ca_file": str(self.mqtt_ca_file) if self.mqtt_ca_file else None,
+            "cert_file": str(self.mqtt_cert_file) if self.mqtt_cert_file else None,
+            "key_file": str(self.mqtt_key_file) if self.mqtt_key_file else None,
+        }
 
     @field_validator("topic_prefix")
     @classmethod

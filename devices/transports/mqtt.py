@@ -79,16 +79,43 @@ class BrokerAddress:
     username: str | None
     password: str | None
     protocol: Protocol
+    # TLS (mqtts:// only): the CA that signed the broker's certificate (None: the system's
+    # trust store) and this client's own certificate and key, for a broker listener that
+    # asks for one (`require_certificate`); `key_file` None means the key is in `cert_file`.
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
     @classmethod
-    def parse(cls, url: str, *, protocol: Protocol | None = None) -> BrokerAddress:
-        """`mqtt://[user:pass@]host:port` or `mqtts://...`; `?protocol=3.1.1` picks MQTT 3.1.1."""
+    def parse(
+        cls,
+        url: str,
+        *,
+        protocol: Protocol | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+    ) -> BrokerAddress:
+        """`mqtt://[user:pass@]host:port` or `mqtts://...`; `?protocol=3.1.1` picks MQTT 3.1.1.
+
+        For mqtts:// the query may also name `ca`, `cert` and `key` files (paths), which the
+        keyword arguments override: `mqtts://term-1@host:8884?ca=ca.crt&cert=t.crt&key=t.key`.
+        """
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(f"bad MQTT URL {url!r}: expected mqtt://[user:pass@]host:port")
         tls = parts.scheme == "mqtts"
-        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        query = {
+            k: unquote(v) for k, v in (p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        }
         chosen = protocol or Protocol(query.get("protocol", Protocol.V5.value))
+        ca_file = ca_file or query.get("ca")
+        cert_file = cert_file or query.get("cert")
+        key_file = key_file or query.get("key")
+        if not tls and (ca_file or cert_file or key_file):
+            raise ValueError(f"bad MQTT URL {url!r}: CA or client certificate files need mqtts://")
+        if key_file and not cert_file:
+            raise ValueError("a client key file needs its certificate file too")
         return cls(
             host=parts.hostname,
             port=parts.port or (8883 if tls else 1883),
@@ -96,7 +123,25 @@ class BrokerAddress:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             protocol=chosen,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
         )
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client TLS context: the broker's certificate checked against `ca_file`
+        (or the system's CAs) and its host name; a client certificate when given."""
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            if self.cert_file:
+                context.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"cannot load the MQTT TLS files (CA {self.ca_file}, certificate"
+                f" {self.cert_file}, key {self.key_file}): {exc}; check the paths and that"
+                " the key matches the certificate"
+            ) from None
+        return context
 
 
 MessageBatchHandler = Callable[[Sequence[Message]], None]
@@ -217,7 +262,7 @@ class MqttClient:
         if address.username:
             self._client.username_pw_set(address.username, address.password)
         if address.tls:
-            self._client.tls_set_context(ssl.create_default_context())
+            self._client.tls_set_context(address.tls_context())
         if will is not None:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         self._client.on_connect = self._handle_connect
@@ -513,6 +558,18 @@ class MqttClient:
 
     def _readable(self) -> None:
         rc = self._client.loop_read(max_packets=256)
+        # TLS: bytes already decrypted into the SSL object are invisible to the selector
+        # (the socket is no longer readable), so read them now, as paho's own loop does.
+        sock = self._client.socket()
+        pending = getattr(sock, "pending", None)
+        while (
+            pending is not None
+            and pending() > 0
+            and rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN)
+        ):
+            rc = self._client.loop_read(max_packets=256)
+            sock = self._client.socket()
+            pending = getattr(sock, "pending", None)
         if self._inbox:
             batch, self._inbox = self._inbox, []
             if self._held:

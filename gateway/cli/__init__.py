@@ -34,6 +34,8 @@ SUBCOMMANDS: dict[str, str] = {
     "retention": "gateway.cli.retention",
     "export": "gateway.cli.export",
     "travel": "gateway.cli.travel",
+    "devices": "gateway.cli.devices",
+    "certs": "gateway.cli.certs",
 }
 
 # Every setting has a flag of the same name (`--api-port` for CAMPUSGATE_API_PORT);

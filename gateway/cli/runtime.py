@@ -79,7 +79,7 @@ async def open_broker(
     """
     if settings.mqtt_url:
         try:
-            return Broker(BrokerAddress.parse(settings.mqtt_url))
+            return Broker(BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_tls_files()))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     binary = find_mosquitto() if local in ("auto", "mosquitto") else None

@@ -98,7 +98,7 @@ def _broker(settings: Settings) -> BrokerAddress:
             "to the broker the gateway serves"
         )
     try:
-        return BrokerAddress.parse(settings.mqtt_url)
+        return BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_tls_files())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
