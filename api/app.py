@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.routers import (
@@ -41,6 +41,24 @@ from gateway.settings import Settings
 from gateway.store.db import create_pool
 
 STATIC = Path(__file__).parent / "static"
+SWAGGER = "/static/vendor/swagger-ui"
+# Swagger UI from the app's own files: /docs works on an intranet without internet, and its
+# start-up is a file (static/docs.js), not an inline script, so a strict CSP needs no hash.
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>CampusGate operator API</title>
+<link rel="icon" href="{SWAGGER}/favicon-32x32.png">
+<link rel="stylesheet" href="{SWAGGER}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{SWAGGER}/swagger-ui-bundle.js"></script>
+<script src="/static/docs.js"></script>
+</body>
+</html>
+"""
 
 
 def create_app(settings: Settings, dsn: str) -> FastAPI:
@@ -65,6 +83,8 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         description="Alerts, doors, devices, people, health statuses, grants, audit; "
         "bearer API tokens (`campusgate user add`) or a console session.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_offline_docs, without a CDN
+        redoc_url=None,  # ReDoc loads from a CDN too, and /docs covers it
     )
     app.state.settings = settings
     app.state.login_limiter = LoginLimiter()
@@ -107,9 +127,18 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         return Response(body, status_code=422, media_type="application/json")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_offline_docs(app)
 
     @app.get("/", include_in_schema=False)
     async def console_page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     return app
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """GET /docs: Swagger UI served from api/static/vendor, reading /openapi.json."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs_page() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)
