@@ -326,6 +326,8 @@ async def test_phone_layout_and_printed_muster_matches_the_zone_table(live_syste
             await expect(gone.locator("td.person-name")).to_have_text("（已不在名册）")
             await no_overflow(page)
             await page.screenshot(path=str(ARTIFACTS / "night-muster-phone.png"), full_page=True)
+            await expect(heading).to_be_in_viewport()  # opened below the zones: scrolled to
+            await page.screenshot(path=str(ARTIFACTS / "night-muster-phone-view.png"))
 
             # Printed: only the list, its heading with zone, time and the same count.
             await page.set_viewport_size(DESKTOP)
