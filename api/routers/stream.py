@@ -51,6 +51,9 @@ def _message(change: dict[str, Any], role: OperatorRole) -> dict[str, Any]:
             "person",
             "detail",
             "status",
+            "door_name",
+            "zone_name",
+            "person_name",
         )
     }
     return jsonable_encoder(

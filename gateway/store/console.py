@@ -71,7 +71,7 @@ async def get_door(conn: asyncpg.Connection, door_id: str) -> dict[str, Any] | N
 
 
 _DEVICES = """
-SELECT v.id, v.door_id, d.zone_id, v.kind, v.transport, v.port, v.protocol,
+SELECT v.id, v.door_id, d.name AS door_name, d.zone_id, v.kind, v.transport, v.port, v.protocol,
        coalesce(s.online, false) AS online, s.last_seen, s.firmware
 FROM devices v JOIN doors d ON d.id = v.door_id LEFT JOIN device_status s ON s.device_id = v.id
 """
@@ -220,7 +220,18 @@ async def list_health(
     return _dicts(rows)
 
 
-_ALERTS = "SELECT id, kind, severity, ts, door, zone, device, person, detail, status FROM alerts"
+# Display names beside the ids (the console shows names, ids on hover); a derived table so
+# callers filter on the alert's own columns without qualifying them.
+_ALERTS = """
+SELECT * FROM (
+    SELECT a.id, a.kind, a.severity, a.ts, a.door, a.zone, a.device, a.person, a.detail,
+           a.status, d.name AS door_name, z.name AS zone_name, p.name AS person_name
+    FROM alerts a
+    LEFT JOIN doors d ON d.id = a.door
+    LEFT JOIN zones z ON z.id = a.zone
+    LEFT JOIN people p ON p.id = a.person
+) AS alerts
+"""
 
 
 async def list_alerts(
@@ -277,9 +288,12 @@ async def alert_history(conn: asyncpg.Connection, alert_id: str) -> list[dict[st
 _CHANGES = """
 SELECT f.seq AS cursor, h.status AS change, h.operator, h.note, h.ts AS changed_at,
        a.id, a.kind, a.severity, a.ts, a.door, a.zone, a.device, a.person, a.detail, a.status,
-       p.org_unit_id AS person_org_unit
+       p.org_unit_id AS person_org_unit, p.name AS person_name, d.name AS door_name,
+       z.name AS zone_name
 FROM alert_feed f JOIN alert_history h ON h.id = f.history_id JOIN alerts a ON a.id = h.alert_id
 LEFT JOIN people p ON p.id = a.person
+LEFT JOIN doors d ON d.id = a.door
+LEFT JOIN zones z ON z.id = a.zone
 """
 
 

@@ -87,14 +87,18 @@ async def zone_counts(
 async def muster(
     conn: asyncpg.Connection, zone_id: str, now: datetime, max_stay_h: float
 ) -> list[dict[str, Any]]:
-    """Who is inside the zone: person, name, kind, org unit, since, the door they came in by."""
+    """Who is inside the zone: person, name, kind, org unit, since, the door they came in by.
+
+    Everyone the zone count counts, a row each: a person since removed from the roster
+    stays on the list (name empty) rather than vanish from a muster that must match it.
+    """
     rows = await conn.fetch(
         _INSIDE
         + """
         SELECT i.person_id, p.name, p.kind, p.org_unit_id, o.name AS org_unit_name,
                i.received_at AS since, i.door_id, d.name AS door_name
         FROM inside i
-        JOIN people p ON p.id = i.person_id
+        LEFT JOIN people p ON p.id = i.person_id
         LEFT JOIN org_units o ON o.id = p.org_unit_id
         LEFT JOIN doors d ON d.id = i.door_id
         ORDER BY i.received_at, i.person_id

@@ -208,3 +208,26 @@ async def test_stream_pushes_new_alerts_and_replays_missed(app, api_world):
     finally:
         hub.unsubscribe(queue)
     assert token
+
+
+async def test_alerts_carry_the_names_of_their_zone_door_and_person(client_for):
+    officer = client_for("health_officer")
+    listed = (await officer.get("/api/alerts", params={"kind": "fever"})).json()
+    fever = next(a for a in listed if a["id"] == "a-fever-1")
+    assert (fever["person"], fever["person_name"]) == ("S001", "Li Hua")
+    assert (fever["zone"], fever["zone_name"]) == ("dorm-1", "Dorm 1")
+    assert fever["door"] == "dorm-1-main" and fever["door_name"] is None  # unnamed door
+    one = (await officer.get("/api/alerts/a-fever-1")).json()
+    assert (one["person_name"], one["zone_name"]) == ("Li Hua", "Dorm 1")
+
+
+async def test_docs_are_served_from_the_app_without_a_cdn(client_for):
+    guard = client_for("guard")
+    page = await guard.get("/docs")
+    assert page.status_code == 200 and "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text
+    assert "<script>" not in page.text  # its start-up is a file: a strict CSP needs no hash
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        assert (await guard.get(f"/static/vendor/swagger-ui/{asset}")).status_code == 200
+    assert (await guard.get("/static/docs.js")).status_code == 200
+    assert (await guard.get("/redoc")).status_code == 404  # ReDoc would load from a CDN

@@ -101,6 +101,8 @@ async def test_new_alert_and_its_changes_reach_a_connected_client(server, api_wo
         await insert_alerts(db, [alert])
         raised = await _next_for(ws, alert.id)
         assert raised["change"] == "open" and raised["alert"]["kind"] == "outsider"
+        # Names beside the ids, for the console's rows (no door name in this roster).
+        assert (raised["alert"]["zone_name"], raised["alert"]["door_name"]) == ("Dorm 1", None)
         await change_alert(db, alert.id, AlertStatus.ACKNOWLEDGED, by="guard", note="on it")
         step = await _next_for(ws, alert.id, "acknowledged")
         assert step["operator"] == "guard" and step["note"] == "on it"

@@ -67,7 +67,7 @@ async def test_outsider_alert_arrives_live_and_is_acknowledged(live_system):
 
             await page.click("#lang")  # English
             await expect(first.locator("td.status")).to_have_text("acknowledged")
-            await expect(first.locator("td").nth(2)).to_have_text("outsider")
+            await expect(first.locator("td.kind")).to_have_text("outsider")
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "console-acknowledged.png"), full_page=True)
             await page.set_viewport_size({"width": 820, "height": 1180})  # a tablet

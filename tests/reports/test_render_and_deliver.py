@@ -115,6 +115,9 @@ def test_html_escapes_data_has_charts_and_renders_identically():
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;李华" in page
     assert "Computer &lt;Science&gt; &amp; Co" in page
     assert page.count("<svg") == 3 and "Denied by reason" in page and "Last 7 days" in page
+    # Charts speak both languages like the rest of the report: titles and reason codes.
+    assert "按原因拒绝 / Denied by reason" in page and "近 7 天 / Last 7 days" in page
+    assert "无权限 / not authorized" in page and ">not_authorized<" not in page
     assert 'id="list-fevers"' in page and 'id="list-absent"' in page
     assert render_html(report, with_health=True) == page  # re-rendered byte for byte
     plain = render_html(report, with_health=False)

@@ -42,6 +42,25 @@
     const d = definition(name);
     return d ? (CG.state.lang === "zh" ? d.title_zh : d.title_en) : name;
   };
+  // The built-in levels' descriptions (migration 0011) in both languages; a description an
+  // administrator wrote in one language only is shown as the rules in the console's language,
+  // the text itself on hover.
+  const STOCK_DESCRIPTIONS = {
+    normal: { en: "Everyday rules.", zh: "日常规定。" },
+    elevated: { en: "Temperature at every door; capacities at three quarters.", zh: "所有门禁测温；区域容量降至四分之三。" },
+    lockdown: {
+      en: "Visitors barred; temperature at every door; capacities halved; labs open only to people named in a grant.",
+      zh: "禁止访客；所有门禁测温；区域容量减半；实验室仅对授权中指名的人员开放。",
+    },
+  };
+  const hasHan = (text) => /\p{Script=Han}/u.test(text);
+  function describe(d) {
+    const stock = STOCK_DESCRIPTIONS[d.name];
+    const lang = CG.state.lang;
+    if (stock && d.description === stock.en) return { text: stock[lang], original: null };
+    if (!d.description || hasHan(d.description) === (lang === "zh")) return { text: d.description, original: null };
+    return { text: rulesText(d), original: d.description };
+  }
   const zoneName = (id) => ((CG.state.zones || []).find((z) => z.id === id) || {}).name || id;
 
   // -- the banner ---------------------------------------------------------------
@@ -205,7 +224,8 @@
     return el("table", { class: "definitions" },
       el("thead", {}, el("tr", {}, ...["lv_name", "lv_level", "lv_rules", "lv_description", ""].map((k) => el("th", {}, k ? t(k) : "")))),
       el("tbody", {}, ...current.definitions.map((d) => el("tr", { dataset: { level: d.name } },
-        el("td", {}, d.name), el("td", {}, title(d.name)), el("td", {}, rulesText(d)), el("td", {}, d.description),
+        el("td", {}, d.name), el("td", {}, title(d.name)), el("td", {}, rulesText(d)),
+        ((desc) => el("td", { class: "description", title: desc.original }, desc.text))(describe(d)),
         el("td", {}, admin ? el("button", { type: "button", onclick: () => fillDefinition(d) }, "✎") : "")))));
   }
 

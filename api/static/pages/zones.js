@@ -16,7 +16,8 @@
       zones_csv: "下载 CSV", zones_person: "人员", zones_name: "姓名", zones_org: "单位",
       zones_since: "进入时间", zones_door: "进入门", zones_none: "无人在场", zones_full: "已满",
       zones_minutes: "分钟", zones_close: "关闭", zones_refresh: "刷新",
-      zones_scaled: "（原 {0}）", zones_failed: "无法加载",
+      zones_scaled: "（原 {0}）", zones_failed: "无法加载", zones_print: "打印名单", zones_as_of: "截至 {0}",
+      zones_total: "合计", zones_people: "{0} 人", zones_unknown: "（已不在名册）",
       zones_k_dormitory: "宿舍", zones_k_lab: "实验室", zones_k_office: "办公室", zones_k_teaching: "教学楼",
       zones_k_gate: "校门", zones_k_other: "其他",
     },
@@ -27,7 +28,8 @@
       zones_csv: "Download CSV", zones_person: "Person", zones_name: "Name", zones_org: "Org unit",
       zones_since: "Since", zones_door: "Entered by", zones_none: "Nobody inside", zones_full: "full",
       zones_minutes: "min", zones_close: "Close", zones_refresh: "Refresh",
-      zones_scaled: " (of {0})", zones_failed: "Could not load",
+      zones_scaled: " (of {0})", zones_failed: "Could not load", zones_print: "Print list", zones_as_of: "as of {0}",
+      zones_total: "Total", zones_people: "{0} people", zones_unknown: "(no longer on the roster)",
       zones_k_dormitory: "dormitory", zones_k_lab: "lab", zones_k_office: "office", zones_k_teaching: "teaching",
       zones_k_gate: "gate", zones_k_other: "other",
     },
@@ -58,17 +60,26 @@
       z.full ? el("strong", { class: "error" }, ` ${t("zones_full")}`) : null);
   }
 
+  // Each cell says what it is: on a phone the table is a list of cards (console.css).
+  const labelled = (cells, keys) => { cells.forEach((c, i) => { if (keys[i]) c.dataset.label = t(keys[i]); }); return cells; };
+  const ZONE_KEYS = ["zones_zone", "zones_kind", "zones_inside", "zones_capacity", "zones_mode", "zones_levels", "zones_gathering", ""];
+  const MUSTER_KEYS = ["zones_person", "zones_name", "zones_org", "zones_since", "zones_door"];
+
   function row(z) {
     const gathering = z.gathering_threshold ? `≥ ${z.gathering_threshold} / ${z.gathering_minutes} ${t("zones_minutes")}` : "—";
-    return el("tr", { dataset: { zone: z.zone_id }, class: z.full ? "full" : "" },
-      el("td", {}, z.name || z.zone_id),
+    return el("tr", { dataset: { zone: z.zone_id }, class: z.full ? "full" : "" }, ...labelled([
+      CG.nameCell(z.name, z.zone_id, "zone"),
       el("td", {}, I18N_HAS(`zones_k_${z.kind}`) ? t(`zones_k_${z.kind}`) : z.kind),
       el("td", { class: "inside" }, String(z.inside)),
       capacityCell(z),
       el("td", { class: "mode" }, t(`zones_mode_${z.capacity_mode}`)),
       el("td", {}, (z.levels || []).map(levelTitle).join(", ") || "—"),
       el("td", { class: z.gathering ? "error" : "" }, gathering),
-      el("td", {}, el("button", { type: "button", class: "do-muster", onclick: () => openMuster(z) }, t("zones_muster"))));
+      el("td", {}, el("button", { type: "button", class: "do-muster", onclick: async () => {
+        await openMuster(z);
+        section.querySelector(".muster").scrollIntoView({ block: "start" });  // below the zones on a phone
+      } }, t("zones_muster")))],
+    ZONE_KEYS));
   }
 
   async function load() {
@@ -79,6 +90,7 @@
       el("caption", { class: "error" }, `${t("zones_failed")} (${response.status})`)); return; }
     const zones = await response.json();
     const table = section.querySelector("table.occupancy");
+    table.classList.add("cards");
     table.replaceChildren(
       el("thead", {}, el("tr", {}, ...["zones_zone", "zones_kind", "zones_inside", "zones_capacity", "zones_mode",
         "zones_levels", "zones_gathering", ""].map((k) => el("th", {}, k ? t(k) : "")))),
@@ -96,16 +108,27 @@
     const response = await CG.api(path);
     if (!response.ok) { box.replaceChildren(el("p", { class: "error" }, `${t("zones_failed")} (${response.status})`)); return; }
     const people = await response.json();
-    const head = el("tr", {}, ...["zones_person", "zones_name", "zones_org", "zones_since", "zones_door"].map((k) => el("th", {}, t(k))));
-    const rows = people.map((p) => el("tr", { dataset: { person: p.person_id } },
-      el("td", {}, p.person_id), el("td", {}, p.name), el("td", {}, p.org_unit_name || p.org_unit_id || ""),
-      el("td", {}, CG.fmtTime(p.since)), el("td", {}, p.door_name || p.door_id || "")));
+    const asOf = new Date();
+    const head = el("tr", {}, ...MUSTER_KEYS.map((k) => el("th", {}, t(k))));
+    const rows = people.map((p) => el("tr", { dataset: { person: p.person_id } }, ...labelled([
+      el("td", { class: "person-id" }, p.person_id), el("td", { class: "person-name" }, p.name || t("zones_unknown")),
+      CG.nameCell(p.org_unit_name, p.org_unit_id, "org"),
+      el("td", { class: "since", title: p.since || "" }, CG.fmtWhen(p.since)), CG.nameCell(p.door_name, p.door_id, "door")],
+    MUSTER_KEYS)));
+    // One source for every count shown: the rows of this list.
+    const count = people.length;
+    section.classList.add("has-muster");
     box.replaceChildren(
-      el("h3", {}, `${t("zones_muster")}: ${zone.name || zone.zone_id} (${people.length})`),
-      el("p", {},
+      el("h3", { class: "muster-heading", dataset: { count: String(count) } },
+        `${t("zones_muster")}: ${zone.name || zone.zone_id} (${count})`),
+      el("p", { class: "muster-meta" }, t("zones_as_of").replace("{0}", asOf.toLocaleString(CG.state.lang === "zh" ? "zh-CN" : "en-GB")),
+        " · ", t("zones_people").replace("{0}", count)),
+      el("p", { class: "no-print" },
         el("a", { href: `${path}?format=csv`, download: "", class: "muster-csv" }, t("zones_csv")), " ",
-        el("button", { type: "button", onclick: () => { mustered = null; box.replaceChildren(); } }, t("zones_close"))),
-      people.length ? el("table", { class: "muster-list" }, el("thead", {}, head), el("tbody", {}, ...rows))
+        el("button", { type: "button", class: "do-print", onclick: () => window.print() }, t("zones_print")), " ",
+        el("button", { type: "button", class: "do-close", onclick: () => { mustered = null; section.classList.remove("has-muster"); box.replaceChildren(); } }, t("zones_close"))),
+      count ? el("table", { class: "muster-list cards" }, el("thead", {}, head), el("tbody", {}, ...rows),
+        el("tfoot", {}, el("tr", { class: "muster-total" }, el("td", { colspan: "5" }, `${t("zones_total")}: ${t("zones_people").replace("{0}", count)}`))))
         : el("p", { class: "muted" }, t("zones_none")));
   }
 
