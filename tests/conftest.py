@@ -13,6 +13,9 @@ import pytest
 from broker_fixtures import start_mosquitto
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Every `serve`/`worker` the tests start would open the worker metrics port (9108) by
+# default, and runs side by side would collide: tests that want the server set a port.
+os.environ.setdefault("CAMPUSGATE_METRICS_PORT", "0")
 
 
 def _run(coro):
