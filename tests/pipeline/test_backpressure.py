@@ -57,6 +57,8 @@ async def test_outage_past_the_high_water_mark_keeps_the_connection_and_answers_
     try:
         async with Fleet(mqtt_url, devices, prefix=prefix) as fleet:
             before = await swipe_for(fleet, cards, 1.0)
+            for device_id, eid in before:  # decided before the outage, on a loaded machine too
+                await fleet[device_id].decision(eid, timeout=30)
             proxy.block()
             during = await swipe_for(fleet, cards, OUTAGE_S)
             backlog = gateway.journal.backlog
