@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -87,7 +88,9 @@ class SerialChannel(osdp.Channel):
     def flush(self) -> None:
         with self._lock:
             if self._port is not None:
-                with contextlib.suppress(serial.SerialException, OSError):
+                # tcdrain on a pty whose other side is gone raises termios.error, which is
+                # no OSError: uncaught, it printed a traceback from libosdp's thread.
+                with contextlib.suppress(serial.SerialException, OSError, termios.error):
                     self._port.flush()
 
     def close(self) -> None:
