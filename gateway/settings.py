@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     retention_access_days: int = Field(default=90, ge=15, le=3650)
     retention_health_days: int = Field(default=180, ge=15, le=3650)
     retention_reports_days: int = Field(default=365, ge=1, le=3650)
+    # Signed commands (docs/protocol.md): every command to a device carries an Ed25519
+    # signature. The key file is made on first start; every worker of a campus must read
+    # the same one (default: <data_dir>/keys/command-signing.pem).
+    sign_commands: bool = True
+    signing_key_file: Path | None = None
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"

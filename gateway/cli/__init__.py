@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, str] = {
     "retention": "gateway.cli.retention",
     "export": "gateway.cli.export",
     "travel": "gateway.cli.travel",
+    "keys": "gateway.cli.keys",
 }
 
 _SETTING_FLAGS = (

@@ -42,6 +42,8 @@ def check_showcase(run: subprocess.CompletedProcess) -> None:
     assert any(line.startswith("PASS  traced chain") for line in passed), run.stdout
     assert "daily report" in run.stdout and "students campus-wide" in run.stdout
     assert "demo stopped" in run.stdout
+    # Issue 12: commands are signed, and the terminals refuse a forged and a replayed one.
+    assert any(line.startswith("PASS forged and replayed commands") for line in passed)
 
 
 def check_report_files(data_dir) -> None:
@@ -58,6 +60,7 @@ def test_demo_on_configured_services(database_factory, mqtt_url, tmp_path):
     run = run_demo({"CAMPUSGATE_DATABASE_URL": dsn, "CAMPUSGATE_MQTT_URL": mqtt_url}, tmp_path)
     check_showcase(run)
     check_report_files(tmp_path)
+    assert (tmp_path / "keys" / "command-signing.pem").is_file()
     # A second run reuses the data: the campus is already there, and the showcase still passes.
     again = run_demo(
         {"CAMPUSGATE_DATABASE_URL": dsn, "CAMPUSGATE_MQTT_URL": mqtt_url}, tmp_path, seconds=2
