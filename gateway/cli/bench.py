@@ -233,17 +233,21 @@ async def _gateway_phase(
     signed: bool = True,
 ) -> tuple[PhaseResult | None, str | None]:
     name = "gateway" if signed else "gateway-unsigned"
-    phase = Phase(
-        name,
-        url,
-        settings.topic_prefix,
-        spec,
-        progress=show,
-        ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
-    )
+
+    def phase(cpu_clock: Any = None) -> Phase:
+        return Phase(
+            name,
+            url,
+            settings.topic_prefix,
+            spec,
+            progress=show,
+            ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
+            cpu_clock=cpu_clock,
+        )
+
     if not spawn:
         try:
-            return await _run_phase(phase), None
+            return await _run_phase(phase()), None
         except BenchError as exc:
             return None, f"gateway phase failed: {exc}"
     env = _gateway_env(settings, dsn, url)
@@ -258,7 +262,7 @@ async def _gateway_phase(
     result: PhaseResult | None = None
     failure: str | None = None
     try:
-        result = await child.watch(_run_phase(phase))
+        result = await child.watch(_run_phase(phase(child.cpu_s)))
     except BenchError as exc:
         failure = f"gateway phase failed: {exc} (log: {child.log_path})"
     finally:
@@ -362,7 +366,7 @@ def _print_table(
         table.add_column(column, justify="left" if column == "phase" else "right")
     phases = [("gateway", gateway), ("echo", echo)]
     if unsigned is not None:
-        phases.insert(1, ("gateway unsigned", unsigned))
+        phases.insert(1, ("unsigned", unsigned))
     for name, result in phases:
         if result is None:
             table.add_row(name, "failed", "", "", "", "", "", "")
@@ -384,11 +388,13 @@ def _print_table(
         )
     if gateway is not None and unsigned is not None:
         cost = signing_cost(gateway, unsigned)["signing"]
-        table.add_row("signed/unsigned", "", "", "", _fmt(cost["per_s_ratio"]), "", "", "")
-        table.caption = (
-            f"signing cost {cost['cost_pct']}% of saturation throughput"
-            if not spec.open_loop
-            else f"signing: throughput ratio {cost['per_s_ratio']} at {spec.rate:g}/s"
+        table.add_row("signed/off", "", "", "", _fmt(cost["per_s_ratio"]), "", "", "")
+        load = "saturation" if not spec.open_loop else f"{spec.rate:g}/s"
+        table.caption = f"signing: {-cost['cost_pct']:+}% {load} throughput" + (
+            f"; gateway CPU {cost['cpu_us_per_decision']} us per decision signed, "
+            f"{cost['cpu_us_per_decision_unsigned']} unsigned ({cost['cpu_cost_pct']:+}%)"
+            if cost["cpu_cost_pct"] is not None
+            else ""
         )
     console = Console()
     console.print(table)

@@ -53,6 +53,10 @@ def test_bench_spawned_gateway_and_echo(mqtt_url: str, bench_db: str, tmp_path: 
         document["gateway"]["per_s"] / document["gateway_unsigned"]["per_s"], rel=1e-2
     )
     assert (tmp_path / "data" / "keys" / "command-signing.pem").is_file()
+    # The spawned gateway's own CPU per decision, either way.
+    assert document["signing"]["cpu_us_per_decision"] > 0
+    assert document["signing"]["cpu_us_per_decision_unsigned"] > 0
+    assert "signing:" in run.stdout
     for phase in ("gateway", "gateway_unsigned", "echo"):
         figures = document[phase]
         assert set(figures) == PHASE_KEYS
