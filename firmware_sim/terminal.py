@@ -52,7 +52,8 @@ class Command:
     body: dict[str, Any] | None  # None when the payload was not a JSON object
     expiry_s: int | None = None  # what was left of its MQTT 5 message expiry interval
     dup: bool = False  # the broker sent it again (a resumed session)
-    refused: str | None = None  # why the terminal did not act on it (a Refusal), if it did not
+    # Why the terminal did not act on it: a Refusal value, or "redelivered" (a DUP resend).
+    refused: str | None = None
 
     @property
     def type(self) -> str | None:

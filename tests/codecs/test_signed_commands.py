@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import stat
 from datetime import datetime
 from pathlib import Path
@@ -121,4 +120,3 @@ def test_a_broken_key_file_is_a_clear_error_not_a_new_key(tmp_path: Path) -> Non
     with pytest.raises(SigningKeyError, match="not an unencrypted PEM private key"):
         load_or_create_key(path)
     assert path.read_bytes() == b"not a key"
-    os.chmod(path, 0o600)
