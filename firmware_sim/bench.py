@@ -143,6 +143,17 @@ class PhaseResult:
     p95_ms: float | None
     p99_ms: float | None
     verdicts: Mapping[str, int] = field(default_factory=dict)  # "admit/ok" -> count
+    signed: int = 0  # final decisions that carried a signature
+    # CPU seconds the responder process spent from the start of the load to the end of the
+    # grace period, when it is a child of the bench (None otherwise): unlike per_s, this
+    # does not move with what else the machine is doing.
+    responder_cpu_s: float | None = None
+
+    @property
+    def cpu_us_per_decision(self) -> float | None:
+        if self.responder_cpu_s is None or not self.decided:
+            return None
+        return round(self.responder_cpu_s / self.decided * 1e6, 1)
 
     def as_contract(self) -> dict[str, Any]:
         return {
@@ -182,8 +193,11 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 3)
 
 
-def report(spec: LoadSpec, gateway: PhaseResult, echo: PhaseResult) -> dict[str, Any]:
-    """The JSON document of section 7."""
+def report(
+    spec: LoadSpec, gateway: PhaseResult, echo: PhaseResult, unsigned: PhaseResult | None = None
+) -> dict[str, Any]:
+    """The JSON document of section 7; with `unsigned` (the gateway with signing off, same
+    run), also `gateway_unsigned` and what signing cost."""
     rate: float = int(spec.rate) if float(spec.rate).is_integer() else spec.rate
     duration: float = (
         int(spec.duration_s) if float(spec.duration_s).is_integer() else spec.duration_s
@@ -196,6 +210,26 @@ def report(spec: LoadSpec, gateway: PhaseResult, echo: PhaseResult) -> dict[str,
             "per_s": ratio(gateway.per_s, echo.per_s),
             "p99_ms": ratio(gateway.p99_ms, echo.p99_ms),
         },
+        **({} if unsigned is None else signing_cost(gateway, unsigned)),
+    }
+
+
+def signing_cost(signed: PhaseResult, unsigned: PhaseResult) -> dict[str, Any]:
+    """`gateway_unsigned` and `signing`: throughput with signing on over off, and the cost."""
+    per_s = ratio(signed.per_s, unsigned.per_s)
+    cpu = ratio(signed.cpu_us_per_decision, unsigned.cpu_us_per_decision)
+    return {
+        "gateway_unsigned": unsigned.as_contract(),
+        "signing": {
+            "per_s_ratio": per_s,
+            "cost_pct": None if per_s is None else round((1 - per_s) * 100, 1),
+            "signed_decisions": signed.signed,
+            # The gateway's own CPU per decision, with signing on and off: what signing
+            # costs a gateway that is the bottleneck, whatever else shares the machine.
+            "cpu_us_per_decision": signed.cpu_us_per_decision,
+            "cpu_us_per_decision_unsigned": unsigned.cpu_us_per_decision,
+            "cpu_cost_pct": None if cpu is None else round((cpu - 1) * 100, 1),
+        },
     }
 
 
@@ -206,6 +240,7 @@ class _Meter:
         self.outstanding: dict[str, float] = {}  # event_id -> due (perf_counter)
         self.latencies: list[float] = []
         self.verdicts: Counter[str] = Counter()
+        self.signed = 0
         self.sent = 0
         self.last_decided_at = 0.0
         self.on_final: Callable[[SimTerminal], None] | None = None
@@ -223,6 +258,8 @@ class _Meter:
             return
         self.latencies.append(now - due)
         self.verdicts[f"{body.get('decision')}/{body.get('reason')}"] += 1
+        if "sig" in body:
+            self.signed += 1
         self.last_decided_at = now
         if not self.outstanding:
             self.all_decided.set()
@@ -248,22 +285,29 @@ class Phase:
         progress: ProgressHook | None = None,
         ready_timeout_s: float = 30.0,
         username: str | None = None,
+        cpu_clock: Callable[[], float | None] | None = None,
     ) -> None:
         """`username`: one broker account for every simulated door (`campusgate-sim` of
         `campusgate devices credentials --sim-account`, its password in the URL)."""
         self.name = name
+        self._cpu_clock = cpu_clock or (lambda: None)
+        self._cpu_at_load: float | None = None
         self.prefix = prefix
         self.spec = spec
         self.cards = list(cards) if cards is not None else bench_cards()
         self._progress = progress
         self._ready_timeout_s = ready_timeout_s
         self._meter = _Meter()
+        # The terminals do not verify signatures here: a real terminal spends its own CPU
+        # on that, and doing it for every door in this one process would measure the load
+        # generator, not the gateway. `PhaseResult.signed` shows the decisions were signed.
         self._fleet = Fleet(
             broker,
             [device_id(i) for i in range(spec.doors)],
             prefix=prefix,
             on_decision=self._meter.on_decision,
             username=username,
+            verify_commands=False,
         )
         self._terminals = list(self._fleet)
         self._next_card = 0
@@ -278,6 +322,7 @@ class Phase:
             await self._probe()
             t0 = time.perf_counter() + 0.05
             self._started = t0
+            self._cpu_at_load = self._cpu_clock()
             self._stage = "load"
             # The generator's own collector pauses would be charged to whichever phase they hit.
             gc.collect()
@@ -291,7 +336,7 @@ class Phase:
                 await self._drain(self.spec.grace_s)
             finally:
                 gc.enable()
-            return self._result(t0)
+            return self._result(t0, self._cpu_used())
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -375,7 +420,13 @@ class Phase:
                     )
                 )
 
-    def _result(self, t0: float) -> PhaseResult:
+    def _cpu_used(self) -> float | None:
+        now = self._cpu_clock()
+        if now is None or self._cpu_at_load is None:
+            return None
+        return round(now - self._cpu_at_load, 3)
+
+    def _result(self, t0: float, cpu_s: float | None = None) -> PhaseResult:
         meter = self._meter
         ordered = sorted(meter.latencies)
         # Throughput over the loaded time, stretched when the last decisions came later.
@@ -389,6 +440,8 @@ class Phase:
             p95_ms=percentile_ms(ordered, 95),
             p99_ms=percentile_ms(ordered, 99),
             verdicts=dict(meter.verdicts),
+            signed=meter.signed,
+            responder_cpu_s=cpu_s,
         )
 
 
@@ -410,6 +463,17 @@ class ChildProcess:
         self._proc = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, stdout=self._log, stderr=self._log, start_new_session=True
         )
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds (user + system, all threads) the process has used; None off Linux."""
+        if self._proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        # After the command name: state is field 3, utime and stime fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def exited(self) -> int | None:

@@ -18,6 +18,12 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from devices.transports.mqtt import BrokerAddress, Message, MqttClient, Will
+from firmware_sim.command_check import (
+    CommandRefused,
+    CommandVerifier,
+    Refusal,
+    public_key_from_text,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,6 +52,8 @@ class Command:
     body: dict[str, Any] | None  # None when the payload was not a JSON object
     expiry_s: int | None = None  # what was left of its MQTT 5 message expiry interval
     dup: bool = False  # the broker sent it again (a resumed session)
+    # Why the terminal did not act on it: a Refusal value, or "redelivered" (a DUP resend).
+    refused: str | None = None
 
     @property
     def type(self) -> str | None:
@@ -58,6 +66,17 @@ class SimTerminal:
     Events are published at QoS 1 on `P/devices/{id}/events`; decisions arrive on
     `P/devices/{id}/commands`. `decision()` awaits the final admit/deny of a card
     event; every command received stays in `commands` for later checks.
+
+    Commands are verified (docs/protocol.md, "Signed commands") against a pinned public
+    key: `command_key` (base64url of the raw 32 bytes), or else the first key the gateway
+    publishes retained on `P/gateway/signing-key` (trust on first use; real firmware pins
+    it when provisioned). Once a key is pinned, a command that is unsigned, signed with
+    another key, forged, altered, replayed or stale is refused and counted in
+    `refused_commands`: it never opens the door. Before any key is pinned (or with
+    `verify_commands=False`, as the bench's echo phase needs) commands are taken as they
+    come. Freshness is judged on the true clock: `clock_skew_s` skews only the `ts` of
+    the events the terminal sends (the gateway's clock checks), while a verifying
+    terminal must keep its clock in sync, as the protocol requires.
     """
 
     def __init__(
@@ -76,6 +95,8 @@ class SimTerminal:
         password: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
+        command_key: str | None = None,
+        verify_commands: bool = True,
     ) -> None:
         address = BrokerAddress.parse(broker) if isinstance(broker, str) else broker
         # Broker identity (issue 12): the username is the device id unless told otherwise
@@ -103,6 +124,12 @@ class SimTerminal:
         self.events_topic = f"{prefix}/devices/{device_id}/events"
         self.commands_topic = f"{prefix}/devices/{device_id}/commands"
         self.state_topic = f"{prefix}/devices/{device_id}/state"
+        self.signing_key_topic = f"{prefix}/gateway/signing-key"
+        self.verify_commands = verify_commands
+        self.verifier: CommandVerifier | None = None
+        if command_key is not None:
+            self.pin(command_key)
+        self.refused_commands: dict[str, int] = {}  # Refusal value -> count
         # A fresh prefix per instance: a restarted simulator must not repeat event ids
         # that the gateway has already logged (it would answer them as duplicates).
         self._boot = secrets.token_hex(4)
@@ -132,7 +159,7 @@ class SimTerminal:
             client_id=self.device_id,
             on_messages=self._handle_messages,
             will=Will(self.state_topic, OFFLINE_WILL, qos=1, retain=True),
-            subscriptions=[(self.commands_topic, 1)],
+            subscriptions=[(self.commands_topic, 1), (self.signing_key_topic, 1)],
             on_connected=self._announce_online,
             clean_start=self.session_expiry_s is None,
             session_expiry_s=self.session_expiry_s or 0,
@@ -293,15 +320,56 @@ class SimTerminal:
 
     # ---- decisions -----------------------------------------------------------
 
-    def _handle_messages(self, batch: Sequence[Message]) -> None:
-        now = time.perf_counter()
-        for message in batch:
-            if message.topic != self.commands_topic:
-                continue
+    def pin(self, public_key: str) -> None:
+        """Pin the gateway's command-signing key (base64url or base64 of its 32 raw bytes)."""
+        self.verifier = CommandVerifier(self.device_id, public_key_from_text(public_key))
+
+    def _learn_key(self, payload: bytes) -> None:
+        if self.verifier is not None or not self.verify_commands:
+            return  # pinned once: a later announcement (a rotation, or an impostor) changes nothing
+        try:
+            announced = json.loads(payload)
+            self.pin(announced["public_key"])
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            _LOGGER.warning("%s: unreadable signing-key announcement: %s", self.device_id, exc)
+
+    def _refuse(self, cause: Refusal, detail: str) -> None:
+        self.refused_commands[cause.value] = self.refused_commands.get(cause.value, 0) + 1
+        _LOGGER.warning("%s: command refused (%s): %s", self.device_id, cause.value, detail)
+
+    def _verified(self, message: Message) -> tuple[dict[str, Any] | None, str | None]:
+        """(the fields to act on, None) or (None, why refused); unverified without a pinned key."""
+        if self.verifier is None or not self.verify_commands:
             try:
                 body = json.loads(message.payload)
             except (ValueError, UnicodeDecodeError):
                 body = None
+            return (body if isinstance(body, dict) else None), None
+        try:
+            return self.verifier.check(message.payload), None
+        except CommandRefused as refused:
+            if refused.cause is Refusal.REPLAYED and message.dup:
+                # The broker's resend of a command already acted on (its ack was lost in a
+                # broker restart), not an attack: ignored as before, not counted as refused.
+                self.redelivered += 1
+                return None, "redelivered"
+            self._refuse(refused.cause, str(refused))
+            return None, refused.cause.value
+
+    def _handle_messages(self, batch: Sequence[Message]) -> None:
+        now = time.perf_counter()
+        for message in batch:
+            if message.topic == self.signing_key_topic:
+                self._learn_key(message.payload)
+                continue
+            if message.topic != self.commands_topic:
+                continue
+            body, refused = self._verified(message)
+            if refused is not None:
+                self.commands.append(
+                    Command(now, message.payload, None, message.expiry_s, message.dup, refused)
+                )
+                continue
             if not isinstance(body, dict):
                 _LOGGER.warning(
                     "%s: command is not a JSON object: %r", self.device_id, message.payload[:80]

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     mqtt_ca_file: Path | None = None
     mqtt_cert_file: Path | None = None
     mqtt_key_file: Path | None = None
+    # Signed commands (docs/protocol.md): every command to a device carries an Ed25519
+    # signature. The key file is made on first start; every worker of a campus must read
+    # the same one (default: <data_dir>/keys/command-signing.pem).
+    sign_commands: bool = True
+    signing_key_file: Path | None = None
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"

@@ -136,3 +136,17 @@ def mqtt_url(tmp_path_factory) -> Iterator[str]:
         proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory) -> Iterator[None]:
+    """Gateways the tests start (in process or as `campusgate serve`/`worker`) keep their
+    files, such as the command-signing key they make on first start, out of the user's home."""
+    if "CAMPUSGATE_DATA_DIR" in os.environ:
+        yield
+        return
+    os.environ["CAMPUSGATE_DATA_DIR"] = str(tmp_path_factory.mktemp("campusgate-data"))
+    try:
+        yield
+    finally:
+        os.environ.pop("CAMPUSGATE_DATA_DIR", None)

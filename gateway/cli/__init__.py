@@ -36,6 +36,7 @@ SUBCOMMANDS: dict[str, str] = {
     "travel": "gateway.cli.travel",
     "devices": "gateway.cli.devices",
     "certs": "gateway.cli.certs",
+    "keys": "gateway.cli.keys",
 }
 
 # Every setting has a flag of the same name (`--api-port` for CAMPUSGATE_API_PORT);

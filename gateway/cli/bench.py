@@ -41,6 +41,7 @@ from firmware_sim.bench import (
     bench_manifest,
     echo_process,
     report,
+    signing_cost,
 )
 from gateway.cli import settings_of
 from gateway.cli.api_flood import ApiFlood, FloodProcess
@@ -95,6 +96,13 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     "--grace", type=float, default=5.0, show_default=True, help="seconds to wait for late decisions"
 )
 @click.option(
+    "--signing",
+    type=click.Choice(["on", "off", "both"]),
+    default="on",
+    show_default=True,
+    help="sign the spawned gateway's commands; `both` runs it once each way and reports the cost",
+)
+@click.option(
     "--api-flood",
     type=click.IntRange(0, 256),
     default=0,
@@ -112,6 +120,7 @@ def command(
     json_path: Path | None,
     window: int,
     grace: float,
+    signing: str,
     api_flood: int,
 ) -> None:
     """Measure the gateway against a bare MQTT echo responder under the same load."""
@@ -128,17 +137,25 @@ def command(
             "no broker configured: pass --mqtt-url (or CAMPUSGATE_MQTT_URL) of the broker the gateway "
             "serves, or --spawn to start a gateway on an embedded broker"
         )
+    if signing != "on" and not spawn:
+        raise click.ClickException(
+            f"--signing {signing} needs --spawn: the bench sets the CAMPUSGATE_SIGN_COMMANDS of "
+            "the gateway it starts, and cannot change one that is already serving"
+        )
     if api_flood and not spawn:
         raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
+    modes = {"on": (True,), "off": (False,), "both": (True, False)}[signing]
     console = Console(stderr=True)
-    gateway, echo, failure = asyncio.run(
-        _bench(settings, spec, spawn=spawn, console=console, api_flood=api_flood)
+    runs, echo, failure = asyncio.run(
+        _bench(settings, spec, spawn=spawn, console=console, modes=modes, api_flood=api_flood)
     )
-    _print_table(spec, gateway, echo)
+    gateway, unsigned = runs.get(True, runs.get(False)), runs.get(False) if len(modes) > 1 else None
+    _print_table(spec, gateway, echo, unsigned)
     if failure is not None:
         raise click.ClickException(failure)
     assert gateway is not None and echo is not None
-    document = report(spec, gateway, echo)
+    document = report(spec, gateway, echo, unsigned)
+    document["config"]["signing"] = "both" if unsigned else "on" if gateway.signed else "off"
     if json_path is not None:
         try:
             json_path.write_text(json.dumps(document, indent=2) + "\n")
@@ -148,9 +165,16 @@ def command(
 
 
 async def _bench(
-    settings: Settings, spec: LoadSpec, *, spawn: bool, console: Console, api_flood: int = 0
-) -> tuple[PhaseResult | None, PhaseResult | None, str | None]:
-    """Both phases; the gateway's failure is returned (after the echo phase), setup failures raise."""
+    settings: Settings,
+    spec: LoadSpec,
+    *,
+    spawn: bool,
+    console: Console,
+    modes: tuple[bool, ...] = (True,),
+    api_flood: int = 0,
+) -> tuple[dict[bool, PhaseResult], PhaseResult | None, str | None]:
+    """The gateway phase (once per signing mode) and the echo phase; the gateway's failure
+    is returned (after the echo phase), setup failures raise."""
     dsn = await open_database(settings, migrate=True)
     broker = await open_broker(settings)
     try:
@@ -162,15 +186,22 @@ async def _bench(
         )
         logs = Path(tempfile.mkdtemp(prefix="campusgate-bench-"))
         url = _broker_url(settings, broker)
+        runs: dict[bool, PhaseResult] = {}
+        failure: str | None = None
         with _progress(console, spec) as show:
-            flood = await _flood_for(dsn, api_flood) if api_flood else None
-            gateway, failure = await _gateway_phase(
-                settings, spec, dsn, url, spawn, logs, show, flood
-            )
-            if flood is not None:
-                console.print(flood.result.summary())
+            for signed in modes:
+                flood = await _flood_for(dsn, api_flood) if api_flood else None
+                result, failure = await _gateway_phase(
+                    settings, spec, dsn, url, spawn, logs, show, signed=signed, flood=flood
+                )
+                if flood is not None:
+                    console.print(flood.result.summary())
+                if result is not None:
+                    runs[signed] = result
+                if failure is not None:
+                    break
             echo = await _echo_phase(spec, url, logs, show)
-        return gateway, echo, failure
+        return runs, echo, failure
     finally:
         await broker.close()
 
@@ -258,32 +289,41 @@ async def _gateway_phase(
     spawn: bool,
     logs: Path,
     show: Any,
+    *,
+    signed: bool = True,
     flood: ApiFlood | None = None,
 ) -> tuple[PhaseResult | None, str | None]:
-    phase = Phase(
-        "gateway",
-        url,
-        settings.topic_prefix,
-        spec,
-        progress=show,
-        ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
-    )
+    name = "gateway" if signed else "gateway-unsigned"
+
+    def phase(cpu_clock: Any = None) -> Phase:
+        return Phase(
+            name,
+            url,
+            settings.topic_prefix,
+            spec,
+            progress=show,
+            ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
+            cpu_clock=cpu_clock,
+        )
+
     if not spawn:
         try:
-            return await _run_phase(phase), None
+            return await _run_phase(phase()), None
         except BenchError as exc:
             return None, f"gateway phase failed: {exc}"
+    env = _gateway_env(settings, dsn, url, flood)
+    env["CAMPUSGATE_SIGN_COMMANDS"] = "true" if signed else "false"
     child = ChildProcess(
-        "gateway (campusgate serve)",
+        f"{name} (campusgate serve)",
         [sys.executable, "-m", "gateway", "serve", "--client-id", BENCH_GATEWAY_ID],
-        env=_gateway_env(settings, dsn, url, flood),
-        log_path=logs / "gateway.log",
+        env=env,
+        log_path=logs / f"{name}.log",
     )
     await child.start()
     result: PhaseResult | None = None
     failure: str | None = None
     try:
-        result = await child.watch(_flooded(_run_phase(phase), flood))
+        result = await child.watch(_flooded(_run_phase(phase(child.cpu_s)), flood))
     except BenchError as exc:
         failure = f"gateway phase failed: {exc} (log: {child.log_path})"
     finally:
@@ -302,11 +342,15 @@ def _gateway_env(
         CAMPUSGATE_MQTT_URL=url,
         CAMPUSGATE_TOPIC_PREFIX=settings.topic_prefix,
         CAMPUSGATE_TIMEZONE=settings.timezone,
+        # The command-signing key lives under the data dir (or where the setting says).
+        CAMPUSGATE_DATA_DIR=str(settings.data_dir),
         CAMPUSGATE_LOG_LEVEL=settings.log_level,
         # Keep clear of an HTTP API already serving on the configured port.
         CAMPUSGATE_API_PORT="0",  # any free port, chosen when it binds: the console is not measured
         CAMPUSGATE_METRICS_PORT="0",  # no worker metrics server: one may already run here
     )
+    if settings.signing_key_file is not None:
+        env["CAMPUSGATE_SIGNING_KEY_FILE"] = str(settings.signing_key_file)
     if flood is not None:
         env["CAMPUSGATE_API_PORT"] = flood.base_url.rsplit(":", 1)[1]
         # Every failed login of the flood costs a hash: no lock-out cuts it short.
@@ -379,12 +423,20 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
 
 
-def _print_table(spec: LoadSpec, gateway: PhaseResult | None, echo: PhaseResult | None) -> None:
+def _print_table(
+    spec: LoadSpec,
+    gateway: PhaseResult | None,
+    echo: PhaseResult | None,
+    unsigned: PhaseResult | None = None,
+) -> None:
     load = "saturation" if not spec.open_loop else f"{spec.rate:g}/s"
     table = Table(title=f"campusgate bench: {spec.doors} doors, {load}, {spec.duration_s:g} s")
     for column in ("phase", "sent", "decided", "lost", "per_s", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(column, justify="left" if column == "phase" else "right")
-    for name, result in (("gateway", gateway), ("echo", echo)):
+    phases = [("gateway", gateway), ("echo", echo)]
+    if unsigned is not None:
+        phases.insert(1, ("unsigned", unsigned))
+    for name, result in phases:
         if result is None:
             table.add_row(name, "failed", "", "", "", "", "", "")
             continue
@@ -402,6 +454,16 @@ def _print_table(spec: LoadSpec, gateway: PhaseResult | None, echo: PhaseResult 
         ratios = report(spec, gateway, echo)["ratio"]
         table.add_row(
             "gateway/echo", "", "", "", _fmt(ratios["per_s"]), "", "", _fmt(ratios["p99_ms"])
+        )
+    if gateway is not None and unsigned is not None:
+        cost = signing_cost(gateway, unsigned)["signing"]
+        table.add_row("signed/off", "", "", "", _fmt(cost["per_s_ratio"]), "", "", "")
+        load = "saturation" if not spec.open_loop else f"{spec.rate:g}/s"
+        table.caption = f"signing: {-cost['cost_pct']:+}% {load} throughput" + (
+            f"; gateway CPU {cost['cpu_us_per_decision']} us per decision signed, "
+            f"{cost['cpu_us_per_decision_unsigned']} unsigned ({cost['cpu_cost_pct']:+}%)"
+            if cost["cpu_cost_pct"] is not None
+            else ""
         )
     console = Console()
     console.print(table)

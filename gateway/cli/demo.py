@@ -44,6 +44,7 @@ from gateway.cli.sim import MAX_PEOPLE, MIN_PEOPLE
 from gateway.observe.logs import formatter as log_formatter
 from gateway.pipeline.gateway import Gateway
 from gateway.pipeline.serial_readers import parse_osdp_keys
+from gateway.pipeline.signing import PublicKeyInfo
 from gateway.services.accounts import set_password
 from gateway.services.health import clear_fever_watch
 from gateway.services.importer import ManifestError, import_file
@@ -182,7 +183,11 @@ async def run_demo(
         replace(config, osdp_keys=json.dumps({**keys, plan.osdp_device: plan.osdp_key}))
     )
     view = LiveView(broker.address, settings.topic_prefix)
-    fleet = Fleet(broker.address, campus.facts.mqtt_devices, prefix=settings.topic_prefix)
+    # The demo's terminals are provisioned with the command-signing key, as real ones are.
+    pin = PublicKeyInfo.of(config.signing_key).public_key if config.signing_key else None
+    fleet = Fleet(
+        broker.address, campus.facts.mqtt_devices, prefix=settings.topic_prefix, command_key=pin
+    )
     alert_watch = AlertWatch(broker.address, prefix=settings.topic_prefix)
     hardware = DoorHardware(
         plan, broker.address, settings.topic_prefix
@@ -216,8 +221,25 @@ async def run_demo(
         console.print(f"[bold]console[/bold]: {url}  (API docs: {url}docs)", highlight=False)
         for name, role, password in logins:
             console.print(f"  login {name} / {password}  ({role})", highlight=False)
+        if config.signing_key is not None:
+            kid = PublicKeyInfo.of(config.signing_key).kid
+            console.print(
+                f"[bold]signed commands[/bold]: key {kid}, terminals verify every command "
+                "(campusgate keys show)",
+                highlight=False,
+            )
         showcase = asyncio.create_task(
-            _showcase(fleet, campus, alert_watch, hardware, dsn, settings, console, url)
+            _showcase(
+                fleet,
+                campus,
+                alert_watch,
+                hardware,
+                dsn,
+                settings,
+                console,
+                url,
+                signed=pin is not None,
+            )
         )
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({showcase, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -265,6 +287,8 @@ async def _showcase(
     settings: Settings,
     console: Console,
     url: str,
+    *,
+    signed: bool = False,
 ) -> list[scenarios.ScenarioResult]:
     """One of each situation, the traced chain and the daily report; the checks' results."""
     console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
@@ -283,6 +307,8 @@ async def _showcase(
         fever_which=random.randrange(len(campus.facts.fever_cards)),
     )
     results += await hardware.showcase(fleet, campus.facts, alert_watch)
+    if signed:  # terminals refuse a forged and a replayed command
+        results.append(await scenarios.forged_commands(fleet, campus.facts))
     for result in results:
         console.print(str(result), highlight=False)
     console.print("[bold]contact tracing[/bold]: a chain of contacts through the doors")

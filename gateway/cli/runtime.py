@@ -8,16 +8,24 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devices.codecs.thermal import Calibration
 from devices.transports.mqtt import BrokerAddress, Protocol
 from gateway.cli.local_broker import LocalAmqtt, LocalMosquitto, MosquittoError, find_mosquitto
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.gateway import GatewayConfig
+from gateway.pipeline.signing import (
+    PublicKeyInfo,
+    SigningKeyError,
+    default_key_file,
+    load_or_create_key,
+)
 from gateway.pipeline.thermal import parse_calibrations
 from gateway.services.jobs import campus_jobs
 from gateway.services.scheduler import Scheduler
@@ -130,7 +138,38 @@ def gateway_config(
         client_id=client_id,
         share_group=share_group,
         osdp_keys=settings.osdp_keys,
+        signing_key=command_signing_key(settings),
     )
+
+
+def signing_key_file(settings: Settings) -> Path:
+    return settings.signing_key_file or default_key_file(settings.data_dir)
+
+
+def command_signing_key(settings: Settings) -> Ed25519PrivateKey | None:
+    """The key that signs commands, made on first start; None when signing is turned off."""
+    if not settings.sign_commands:
+        _LOGGER.warning(
+            "CAMPUSGATE_SIGN_COMMANDS is off: commands go unsigned, and terminals that "
+            "verify will refuse them"
+        )
+        return None
+    path = signing_key_file(settings)
+    try:
+        key, made = load_or_create_key(path)
+    except SigningKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    info = PublicKeyInfo.of(key)
+    if made:
+        _LOGGER.warning(
+            "made a new command-signing key %s (kid %s): give terminals its public key "
+            "(campusgate keys show)",
+            path,
+            info.kid,
+        )
+    else:
+        _LOGGER.info("commands signed with %s (kid %s)", path, info.kid)
+    return key
 
 
 def _calibrations(settings: Settings) -> dict[str, Calibration]:

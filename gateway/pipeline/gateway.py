@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devices.transports.mqtt import BrokerAddress, MqttClient
 from gateway.domain.alerts import AlertKind
@@ -27,6 +28,7 @@ from gateway.pipeline.journal import Journal
 from gateway.pipeline.publisher import LATE_AFTER_S
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders, parse_osdp_keys
+from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
 from gateway.store import access_log
@@ -58,6 +60,8 @@ class GatewayConfig:
     journal_high_water: int = 50_000  # journal items (about two per event)
     mqtt_keepalive_s: int = 30
     late_after_s: float = LATE_AFTER_S
+    # Signs every command (docs/protocol.md, "Signed commands"); None sends them unsigned.
+    signing_key: Ed25519PrivateKey | None = None
 
 
 class Gateway:
@@ -77,6 +81,7 @@ class Gateway:
         self.devices: DeviceWatch | None = None
         self.gathering: GatheringWatch | None = None
         self.serial: SerialReaders | None = None
+        self.signer = Ed25519CommandSigner(config.signing_key) if config.signing_key else None
 
     @property
     def pool(self) -> asyncpg.Pool | None:
@@ -132,9 +137,14 @@ class Gateway:
             subscriptions=subscriptions,
             receive_maximum=config.receive_maximum,
             keepalive=config.mqtt_keepalive_s,
+            on_connected=self._announce_signing_key,
         )
         publisher = SerialAwarePublisher(
-            self.mqtt, self.topics, late_after_s=config.late_after_s, counters=self.counters
+            self.mqtt,
+            self.topics,
+            late_after_s=config.late_after_s,
+            counters=self.counters,
+            signer=self.signer,
         )
         self.journal = Journal(
             config.database_url,
@@ -203,6 +213,13 @@ class Gateway:
             config.topic_prefix,
             len(recent),
         )
+
+    def _announce_signing_key(self) -> None:
+        # On every (re)connect, before any decision of this session: a broker restarted
+        # without persistence has lost the retained key that terminals pin.
+        if self.signer is not None and self.mqtt is not None:
+            payload = self.signer.info.announcement()
+            self.mqtt.publish(self.topics.signing_key, payload, qos=1, retain=True)
 
     def _events_filter(self) -> str:
         if self.config.share_group:

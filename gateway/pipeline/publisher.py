@@ -6,7 +6,7 @@ import json
 import logging
 import time
 
-from devices.codecs.contract_json import encode_decision
+from devices.codecs.contract_json import CommandSigner, encode_decision
 from devices.transports.mqtt import Message, MqttClient
 from gateway.domain.alerts import Alert
 from gateway.domain.decisions import Decision
@@ -32,8 +32,11 @@ class Publisher:
         *,
         late_after_s: float = LATE_AFTER_S,
         counters: Counters | None = None,
+        signer: CommandSigner | None = None,
     ) -> None:
         self._client = client
+        # None: commands go unsigned (CAMPUSGATE_SIGN_COMMANDS=false, e.g. a bench comparison).
+        self.signer = signer
         self._topics = topics
         self.late_after_s = late_after_s
         self.decision_expiry_s = int(late_after_s) + EXPIRY_SLACK_S
@@ -49,7 +52,7 @@ class Publisher:
     def _send(self, device_id: str, decision: Decision) -> None:
         self._client.publish(
             self._topics.commands(device_id),
-            encode_decision(decision),
+            encode_decision(decision, device_id, self.signer),
             qos=1,
             expiry_s=self.decision_expiry_s,
         )

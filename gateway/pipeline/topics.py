@@ -17,6 +17,11 @@ class Topics:
     def states(self) -> str:
         return f"{self.prefix}/devices/+/state"
 
+    @property
+    def signing_key(self) -> str:
+        """Retained: the public key that signs commands, for terminals to pin."""
+        return f"{self.prefix}/gateway/signing-key"
+
     def commands(self, device_id: str) -> str:
         return f"{self.prefix}/devices/{device_id}/commands"
 

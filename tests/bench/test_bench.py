@@ -39,14 +39,26 @@ def test_bench_spawned_gateway_and_echo(mqtt_url: str, bench_db: str, tmp_path: 
     out = tmp_path / "bench.json"
     run = campusgate(
         "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchtest",
+        "--data-dir", str(tmp_path / "data"),
         "bench", "--doors", "4", "--rate", "200", "--duration", "2", "--spawn",
-        "--json", str(out),
+        "--signing", "both", "--json", str(out),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     document = json.loads(out.read_text())
-    assert set(document) == {"config", "gateway", "echo", "ratio"}
-    assert document["config"] == {"doors": 4, "rate": 200, "duration_s": 2}
-    for phase in ("gateway", "echo"):
+    assert set(document) == {"config", "gateway", "gateway_unsigned", "echo", "ratio", "signing"}
+    assert document["config"] == {"doors": 4, "rate": 200, "duration_s": 2, "signing": "both"}
+    # Signing on and off in the same run: every decision of the first was signed, with the
+    # key the spawned gateway made under the data dir.
+    assert document["signing"]["signed_decisions"] == document["gateway"]["decided"] == 400
+    assert document["signing"]["per_s_ratio"] == pytest.approx(
+        document["gateway"]["per_s"] / document["gateway_unsigned"]["per_s"], rel=1e-2
+    )
+    assert (tmp_path / "data" / "keys" / "command-signing.pem").is_file()
+    # The spawned gateway's own CPU per decision, either way.
+    assert document["signing"]["cpu_us_per_decision"] > 0
+    assert document["signing"]["cpu_us_per_decision_unsigned"] > 0
+    assert "signing:" in run.stdout
+    for phase in ("gateway", "gateway_unsigned", "echo"):
         figures = document[phase]
         assert set(figures) == PHASE_KEYS
         assert figures["sent"] == 400, figures  # 200/s for 2 s, open loop
@@ -90,6 +102,12 @@ def test_bench_refuses_bad_arguments(mqtt_url: str, args: list[str], complaint: 
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and complaint in errors[0], run.stderr
+
+
+def test_bench_compares_signing_only_on_a_gateway_it_starts(mqtt_url: str) -> None:
+    run = campusgate("--mqtt-url", mqtt_url, "bench", "--signing", "both", timeout=30)
+    assert run.returncode != 0
+    assert "--signing both needs --spawn" in run.stderr.strip().splitlines()[-1]
 
 
 def test_bench_reports_an_unreachable_broker(bench_db: str) -> None:

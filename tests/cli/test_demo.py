@@ -72,6 +72,8 @@ def check_showcase(run: subprocess.CompletedProcess) -> None:
     assert "daily report" in run.stdout and "students campus-wide" in run.stdout
     assert "demo stopped" in run.stdout
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    # Issue 12: commands are signed, and the terminals refuse a forged and a replayed one.
+    assert any(line.startswith("PASS forged and replayed commands") for line in passed)
 
 
 def check_report_files(data_dir) -> None:
@@ -130,6 +132,7 @@ def test_three_runs_on_one_data_dir(database_factory, mqtt_url, tmp_path):
         contacts = int(re.search(r"(\d+) contacts in all", run.stdout).group(1))
         assert contacts == len(generations)
     check_report_files(tmp_path)
+    assert (tmp_path / "keys" / "command-signing.pem").is_file()
     assert "sample campus imported" in runs[0].stdout
     assert all("already up to date" in run.stdout for run in runs[1:])
     # Twenty seconds of traffic at 20 actions/s left people inside: the next run saw them.

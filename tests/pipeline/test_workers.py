@@ -73,6 +73,12 @@ async def test_two_workers_split_the_load(campus_dsn, mqtt_url, prefix, campus, 
                 decision = await fleet[device].decision(eid, timeout=15)
                 assert decision["decision"] == "admit", decision
             assert fleet.problems() == []
+            # Both workers sign with the one key under the shared data dir: every terminal
+            # pinned it from the retained topic and verified every decision, whichever
+            # worker sent it (their seq counters interleave).
+            kids = {t.verifier.kid for t in fleet if t.verifier is not None}
+            assert len(kids) == 1 and all(t.verifier is not None for t in fleet)
+            assert all(t.refused_commands == {} for t in fleet)
             for n, port in enumerate(ports):  # as Prometheus would, one target per worker
                 samples = await scrape(f"http://127.0.0.1:{port}")
                 assert (
