@@ -75,6 +75,7 @@ def render_acl(prefix: str, *, sim_account: bool = False) -> str:
         f"topic read {prefix}/devices/+/state",
         f"topic write {prefix}/devices/+/commands",
         f"topic write {prefix}/alerts/#",
+        f"topic write {prefix}/gateway/#",  # the command-signing key, retained
         "",
         f"user {INTEGRATION_ACCOUNT}",
         f"topic read {prefix}/alerts/#",
@@ -88,6 +89,7 @@ def render_acl(prefix: str, *, sim_account: bool = False) -> str:
             f"topic write {prefix}/devices/+/state",
             f"topic read {prefix}/devices/+/commands",
             f"topic read {prefix}/alerts/#",
+            f"topic read {prefix}/gateway/#",
             "",
         ]
     lines += [
@@ -95,6 +97,8 @@ def render_acl(prefix: str, *, sim_account: bool = False) -> str:
         f"pattern write {prefix}/devices/%u/events",
         f"pattern write {prefix}/devices/%u/state",
         f"pattern read {prefix}/devices/%u/commands",
+        "# Everyone may read (only the gateway may write) the key that signs commands.",
+        f"pattern read {prefix}/gateway/signing-key",
         "",
     ]
     return "\n".join(lines)

@@ -188,3 +188,23 @@ def test_a_device_claiming_anothers_client_id_does_not_take_its_session(
     finally:
         device_b.close()
         posing.close()
+
+
+def test_only_the_gateway_publishes_the_signing_key_and_every_device_reads_it(
+    secure_broker: SecureBroker, broker_files: BrokerFiles, gateway_probe: Probe
+) -> None:
+    """Signed commands: terminals pin the key the gateway publishes on P/gateway/signing-key;
+    a device must not be able to publish a key of its own there."""
+    topic = f"{PREFIX}/gateway/signing-key"
+    device_a = _as(secure_broker, broker_files, "term-a")
+    try:
+        assert device_a.subscribe(topic) == 1
+        assert gateway_probe.publish(topic, b'{"kid": "k1"}') in ACCEPTED
+        assert [m.payload for m in device_a.received(0.5)] == [b'{"kid": "k1"}']
+    finally:
+        device_a.close()
+    device_b = _as(secure_broker, broker_files, "term-b")
+    try:
+        assert device_b.publish(topic, b'{"kid": "forged"}') == NOT_AUTHORIZED
+    finally:
+        device_b.close()
