@@ -142,6 +142,7 @@ async def run_demo(
     duration: float | None,
     live: bool,
     local_broker: str = "auto",
+    chain: bool = True,
 ) -> bool:
     """Run the demo until Ctrl-C or `duration`; False when a showcase check failed."""
     settings = settings_of(ctx)
@@ -239,6 +240,7 @@ async def run_demo(
                 console,
                 url,
                 signed=pin is not None,
+                chain=chain,
             )
         )
         stopped = asyncio.create_task(stop.wait())
@@ -289,8 +291,10 @@ async def _showcase(
     url: str,
     *,
     signed: bool = False,
+    chain: bool = True,
 ) -> list[scenarios.ScenarioResult]:
-    """One of each situation, the traced chain and the daily report; the checks' results."""
+    """One of each situation, the traced chain (unless `chain` is false) and the daily
+    report; the checks' results."""
     console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
     # People an earlier run left inside would fill zones and share the chain's stays, and
     # people it left on fever_watch would be held at the doors.
@@ -311,15 +315,18 @@ async def _showcase(
         results.append(await scenarios.forged_commands(fleet, campus.facts))
     for result in results:
         console.print(str(result), highlight=False)
-    console.print("[bold]contact tracing[/bold]: a chain of contacts through the doors")
-    chain = await show_traced_chain(fleet, campus.facts, dsn, settings, console)
-    results.append(chain.result)
-    console.print(
-        f"  trace it yourself: {url}?{chain.console_query}#tracing "
-        f"(log in as demo-officer; the link fills in person {chain.index_person} and the "
-        "trace's parameters)",
-        highlight=False,
-    )
+    if chain:
+        console.print("[bold]contact tracing[/bold]: a chain of contacts through the doors")
+        traced = await show_traced_chain(fleet, campus.facts, dsn, settings, console)
+        results.append(traced.result)
+        console.print(
+            f"  trace it yourself: {url}?{traced.console_query}#tracing "
+            f"(log in as demo-officer; the link fills in person {traced.index_person} and the "
+            "trace's parameters)",
+            highlight=False,
+        )
+    else:
+        console.print("[bold]contact tracing[/bold]: the chain is skipped (--no-chain)")
     await show_daily_report(dsn, settings, console)
     return results
 
@@ -385,6 +392,13 @@ async def _watch(
     show_default=True,
     help="the demo's own broker when CAMPUSGATE_MQTT_URL is not set (auto: mosquitto if installed)",
 )
+@click.option(
+    "--chain/--no-chain",
+    default=True,
+    show_default=True,
+    help="show contact tracing with a chain of contacts made at the doors (its stays last "
+    "the tracing rule's minute each, so it adds about two minutes before live traffic)",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -393,6 +407,7 @@ def command(
     duration: float | None,
     live: bool,
     local_broker: str,
+    chain: bool,
 ) -> None:
     """The whole system on one machine: database, broker, sample campus, simulated doors, gateway."""
     if not sys.stdout.isatty():
@@ -405,6 +420,7 @@ def command(
             duration=duration,
             live=live,
             local_broker=local_broker,
+            chain=chain,
         )
     )
     if passed is False:

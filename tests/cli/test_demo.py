@@ -23,9 +23,9 @@ from gateway.store.db import connect
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
-def demo_args(data_dir, seconds: int | None, *extra: str) -> list[str]:
+def demo_args(data_dir, seconds: int | None, *extra: str, chain: bool = True) -> list[str]:
     args = [sys.executable, "-m", "gateway", "--data-dir", str(data_dir), *extra, "demo"]
-    args += ["--people", "300", "--rate", "20"]
+    args += ["--people", "300", "--rate", "20"] + ([] if chain else ["--no-chain"])
     return args + (["--duration", str(seconds)] if seconds else [])
 
 
@@ -36,10 +36,15 @@ def demo_env(env_extra: dict[str, str]) -> dict[str, str]:
 
 
 def run_demo(
-    env_extra: dict[str, str], data_dir, seconds: int = 6, *extra: str, broker: str = "auto"
+    env_extra: dict[str, str],
+    data_dir,
+    seconds: int = 6,
+    *extra: str,
+    broker: str = "auto",
+    chain: bool = True,
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*demo_args(data_dir, seconds, *extra), "--broker", broker],
+        [*demo_args(data_dir, seconds, *extra, chain=chain), "--broker", broker],
         env=demo_env(env_extra),
         capture_output=True,
         text=True,
@@ -151,12 +156,14 @@ def test_a_failed_check_says_so_and_exits_1_and_amqtt_is_quiet(database_factory,
         "--fever-threshold-c",
         "42",
         broker="amqtt",
+        chain=False,  # the three runs above show the chain; this one is about failing
     )
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     assert "FAIL fever" in run.stdout
     summary = [line for line in run.stdout.splitlines() if line.startswith("FAIL  showcase:")]
     assert summary and "fever" in summary[0] and "the demo will exit 1" in summary[0]
     assert "PASS  showcase" not in run.stdout
+    assert "the chain is skipped (--no-chain)" in run.stdout
     assert "broker amqtt (in-process, MQTT 3.1.1)" in run.stdout
     assert "Traceback" not in run.stderr
     log = (tmp_path / "logs" / "demo.log").read_text()
@@ -186,7 +193,7 @@ def test_ctrl_c_stops_everything_with_embedded_database_and_broker(tmp_path):
     and the broker the demo started, and nothing of theirs keeps running."""
     data_dir = tmp_path / "data"
     proc = subprocess.Popen(
-        demo_args(data_dir, None),
+        demo_args(data_dir, None, chain=False),
         env=demo_env({}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
