@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn
+from api.naming import add_names
 from api.permissions import Permission
 from gateway.domain.tracing import (
     MIN_OVERLAP_S,
@@ -162,10 +163,13 @@ async def mark_contacts(
         raise HTTPException(
             422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
         ) from None
+    marked = [{"person_id": p, "caretaker_id": c} for p, c in outcome.marked]
+    reassigned = [r.as_dict() for r in outcome.reassigned]
+    await add_names(conn, [*marked, *reassigned])
     return {
         "person_id": person_id,
         "until": outcome.until,
-        "marked": [{"person_id": p, "caretaker_id": c} for p, c in outcome.marked],
+        "marked": marked,
         "skipped": [{"person_id": p, "why": why} for p, why in outcome.skipped],
-        "reassigned": [r.as_dict() for r in outcome.reassigned],
+        "reassigned": reassigned,
     }

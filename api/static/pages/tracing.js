@@ -199,15 +199,20 @@
     const response = await CG.api(`/api/tracing/${encodeURIComponent(ui.person.id)}/mark`, { method: "POST", body });
     if (!response.ok) { out.textContent = await errorText(response); return; }
     const result = await response.json();
-    const marked = result.marked.map((m) => `${m.person_id}${m.caretaker_id ? ` (${t("tr_caretaker")} ${m.caretaker_id})` : ""}`);
+    // Names shown, ids on hover.
+    const who = (name, id) => el("span", { class: "who", title: name && id ? id : null, dataset: { id } }, name || id);
+    const list = (items, sep) => items.flatMap((item, i) => (i ? [sep, ...item] : item));
+    const marked = result.marked.map((m) => [who(m.person_name, m.person_id),
+      ...(m.caretaker_id ? [` (${t("tr_caretaker")} `, who(m.caretaker_name, m.caretaker_id), ")"] : [])]);
     const skipped = result.skipped.map((s) => `${s.person_id}: ${s.why}`);
     // People cared for by someone just marked: they got another caretaker (or none was free).
-    const moved = (result.reassigned || []).map((r) =>
-      `${r.person_id}: ${r.previous_caretaker_id} → ${r.caretaker_id || t("tr_no_caretaker")}`);
+    const moved = (result.reassigned || []).map((r) => [who(r.person_name, r.person_id), ": ",
+      who(r.previous_caretaker_name, r.previous_caretaker_id), " → ",
+      r.caretaker_id ? who(r.caretaker_name, r.caretaker_id) : t("tr_no_caretaker")]);
     out.replaceChildren(...[
-      el("p", { class: "tr-marked" }, `${t("tr_marked")}: ${marked.join(", ") || "-"}`),
+      el("p", { class: "tr-marked" }, `${t("tr_marked")}: `, ...(marked.length ? list(marked, ", ") : ["-"])),
       skipped.length ? el("p", { class: "tr-skipped" }, `${t("tr_skipped")}: ${skipped.join("; ")}`) : null,
-      moved.length ? el("p", { class: "tr-reassigned" }, `${t("tr_reassigned")}: ${moved.join("; ")}`) : null,
+      moved.length ? el("p", { class: "tr-reassigned" }, `${t("tr_reassigned")}: `, ...list(moved, "; ")) : null,
     ].filter(Boolean));
   }
 
