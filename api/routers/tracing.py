@@ -32,6 +32,7 @@ from gateway.services.tracing import (
     trace,
 )
 from gateway.settings import Settings
+from gateway.store.console import zone_names_of
 
 router = APIRouter(prefix="/api/tracing", tags=["tracing"])
 Tracer = Allowed(Permission.TRACE_CONTACTS)
@@ -135,7 +136,10 @@ async def trace_person(
                 "X-Second-Seeds-Truncated": str(result.second_seeds_truncated).lower(),
             },
         )
-    return _body(result)
+    body = _body(result)
+    # Zone names for the page (ids stay in `zones`; the page shows names, ids on hover).
+    body["zone_names"] = await zone_names_of(conn, (z for c in result.contacts for z in c.zones))
+    return body
 
 
 @router.post("/{person_id}/mark")

@@ -34,6 +34,14 @@ async def names_of(conn: asyncpg.Connection, ids: Iterable[str | None]) -> dict[
     return {r[0]: r[1] for r in rows}
 
 
+async def zone_names_of(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, str]:
+    """The names of the zones among `ids` (unknown ids are left out)."""
+    rows = await conn.fetch(
+        "SELECT id, name FROM zones WHERE id = ANY($1::text[])", sorted(set(ids))
+    )
+    return {r[0]: r[1] for r in rows}
+
+
 async def org_subtree(conn: asyncpg.Connection, org_unit_id: str) -> list[str]:
     """The org unit and every unit under it."""
     rows = await conn.fetch(_SUBTREE + "SELECT id FROM scope", org_unit_id)

@@ -93,6 +93,11 @@ async def test_trace_and_mark_from_the_console(live_system):
             row = page.locator(f'#tr-table tbody tr[data-person="{contact}"]')
             await expect(row).to_be_visible(timeout=10_000)
             await expect(row).to_contain_text("50.0")  # minutes together
+            # The zone by name, its id on hover.
+            zone_cell = row.locator(".tr-zones .who").first
+            zone_id = await zone_cell.get_attribute("data-id")
+            assert zone_id and await zone_cell.get_attribute("title") == zone_id
+            assert (await zone_cell.text_content()) not in ("", zone_id)
             href = await page.get_attribute("#tr-csv", "href")
             assert href and "format=csv" in href and "days=1" in href
             csv = await page.evaluate("(u) => fetch(u).then((r) => r.text())", href)

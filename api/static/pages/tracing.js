@@ -162,18 +162,23 @@
   function renderRows() {
     const tbody = ui.section.querySelector("#tr-table tbody");
     const contacts = (ui.result && ui.result.contacts) || [];
+    // Names shown, ids on hover: `via` names first-generation contacts of the same answer.
+    const personNames = new Map(contacts.map((c) => [c.person_id, c.name]));
+    const zoneNames = (ui.result && ui.result.zone_names) || {};
+    const names = (ids, byId) => ids.flatMap((id, i) => [i ? ", " : "",
+      el("span", { class: "who", title: byId(id) ? id : null, dataset: { id } }, byId(id) || id)]);
     tbody.replaceChildren(...contacts.map((c, i) => el("tr", { dataset: { person: c.person_id, generation: c.generation } },
       el("td", {}, el("input", { type: "checkbox", class: "tr-pick", value: c.person_id })),
       el("td", {}, String(i + 1)),
-      el("td", {}, `${c.name || ""} (${c.person_id})`),
+      CG.nameCell(c.name, c.person_id, "tr-person"),
       el("td", {}, String(c.generation)),
       el("td", {}, (c.exposure_s / 60).toFixed(1)),
       el("td", {}, String(c.encounters)),
-      el("td", {}, c.zones.join(", ")),
+      el("td", { class: "tr-zones" }, names(c.zones, (id) => zoneNames[id])),
       el("td", {}, CG.fmtTime(c.first_encounter)),
       el("td", {}, CG.fmtTime(c.last_encounter)),
       el("td", {}, t(`tr_${c.method}`)),
-      el("td", { class: "tr-via" }, (c.via || []).join(", ")))));
+      el("td", { class: "tr-via" }, names(c.via || [], (id) => personNames.get(id))))));
     ui.section.querySelector("#tr-mark-form").hidden = contacts.length === 0;
     renderSeeds();
   }
