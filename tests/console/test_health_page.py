@@ -86,6 +86,11 @@ async def test_health_page_for_guard_and_officer(live_system):
             await officer.click("#tab-health")  # show() reloads every part
             case = officer.locator(f'#hc-list tr[data-person="{fever}"]')
             await expect(case.locator(".hc-day")).to_have_text("1")
+            # The caretaker and the person by name, ids on hover.
+            for cell in (case.locator(".hc-caretaker"), case.locator(".hc-person")):
+                cell_id = await cell.get_attribute("data-id")
+                assert cell_id and await cell.get_attribute("title") == cell_id
+                assert (await cell.text_content()) not in ("", cell_id)
 
             today = datetime.now(TZ).date()
             harbin = "哈尔滨市 (黑龙江省) 230100"

@@ -152,7 +152,7 @@
       const people = await call("/api/health/fever-review", {}, out);
       body.replaceChildren(table([t("h_person"), t("h_since"), t("h_readings"), ""], people.map((p) =>
         el("tr", { dataset: { person: p.person_id } },
-          el("td", {}, `${p.name} (${p.person_id})`), el("td", {}, CG.fmtTime(p.since)),
+          CG.nameCell(p.name, p.person_id, "hr-person"), el("td", {}, CG.fmtTime(p.since)),
           el("td", {}, p.readings.map((r) => el("span", { class: r.fever ? "fever" : "" },
             `${r.celsius} °C ${CG.fmtTime(r.measured_at)} (${r.recorded_by}) `))),
           el("td", {}, may("write_health") ? decideButtons(p, out, refreshAll) : "")))));
@@ -240,8 +240,8 @@
       const cases = await call("/api/caretakers/cases", {}, out);
       body.replaceChildren(table([t("h_caretaker"), t("h_person"), t("h_status"), t("h_day"), t("h_until"), t("h_phone")],
         cases.map((c) => el("tr", { dataset: { person: c.person_id } },
-          el("td", {}, c.caretaker_id ? `${c.caretaker_name} (${c.caretaker_id})` : t("h_unassigned")),
-          el("td", {}, `${c.name} (${c.person_id})`), el("td", {}, st(c.status)), el("td", { class: "hc-day" }, String(c.day)),
+          c.caretaker_id ? CG.nameCell(c.caretaker_name, c.caretaker_id, "hc-caretaker") : el("td", {}, t("h_unassigned")),
+          CG.nameCell(c.name, c.person_id, "hc-person"), el("td", {}, st(c.status)), el("td", { class: "hc-day" }, String(c.day)),
           el("td", {}, CG.fmtTime(c.until)), el("td", {}, c.phone || "")))));
     }
     parts.caretakers = load;
