@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
 from api.deps import Allowed, Conn
+from api.naming import add_names, name_change
 from api.permissions import Permission
 from api.routers.people import ensure_in_scope, scope_of
 from gateway.domain.health import HealthStatus
@@ -141,6 +142,7 @@ async def get_health(person_id: str, operator: Reader, conn: Conn) -> dict[str, 
         for r, by, at in await health_history(conn, person_id)
     ]
     readings = await readings_of(conn, person_id)
+    await add_names(conn, [*([current] if current else []), *history])
     return {"person_id": person_id, "current": current, "history": history, "readings": readings}
 
 
@@ -149,7 +151,7 @@ async def set_status(
     person_id: str, body: HealthChange, operator: Writer, conn: Conn, request: Request
 ) -> dict[str, Any]:
     """Set a status; isolation statuses without a caretaker get one chosen."""
-    return await _run(
+    change = await _run(
         service.change_status(
             conn,
             person_id,
@@ -161,18 +163,20 @@ async def set_status(
         ),
         person_id,
     )
+    return await name_change(conn, change)
 
 
 @router.post("/{person_id}/clear")
 async def clear_status(
     person_id: str, body: HealthClear, operator: Writer, conn: Conn
 ) -> dict[str, Any]:
-    return await _run(
+    change = await _run(
         service.change_status(
             conn, person_id, HealthStatus.CLEAR, by=operator.name, reason=body.reason
         ),
         person_id,
     )
+    return await name_change(conn, change)
 
 
 @router.post("/{person_id}/readings", status_code=201)
@@ -221,7 +225,7 @@ async def decide_fever(
                 }
             ],
         )
-    return await _run(
+    change = await _run(
         service.resolve_fever_watch(
             conn,
             person_id,
@@ -233,3 +237,4 @@ async def decide_fever(
         ),
         person_id,
     )
+    return await name_change(conn, change)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn
+from api.naming import add_names
 from api.permissions import Permission
 from gateway.domain.tracing import (
     MIN_OVERLAP_S,
@@ -31,6 +32,7 @@ from gateway.services.tracing import (
     trace,
 )
 from gateway.settings import Settings
+from gateway.store.console import zone_names_of
 
 router = APIRouter(prefix="/api/tracing", tags=["tracing"])
 Tracer = Allowed(Permission.TRACE_CONTACTS)
@@ -134,7 +136,10 @@ async def trace_person(
                 "X-Second-Seeds-Truncated": str(result.second_seeds_truncated).lower(),
             },
         )
-    return _body(result)
+    body = _body(result)
+    # Zone names for the page (ids stay in `zones`; the page shows names, ids on hover).
+    body["zone_names"] = await zone_names_of(conn, (z for c in result.contacts for z in c.zones))
+    return body
 
 
 @router.post("/{person_id}/mark")
@@ -162,10 +167,13 @@ async def mark_contacts(
         raise HTTPException(
             422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
         ) from None
+    marked = [{"person_id": p, "caretaker_id": c} for p, c in outcome.marked]
+    reassigned = [r.as_dict() for r in outcome.reassigned]
+    await add_names(conn, [*marked, *reassigned])
     return {
         "person_id": person_id,
         "until": outcome.until,
-        "marked": [{"person_id": p, "caretaker_id": c} for p, c in outcome.marked],
+        "marked": marked,
         "skipped": [{"person_id": p, "why": why} for p, why in outcome.skipped],
-        "reassigned": [r.as_dict() for r in outcome.reassigned],
+        "reassigned": reassigned,
     }

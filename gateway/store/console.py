@@ -6,6 +6,7 @@ scoping takes `org_scope`: an org unit id whose subtree the caller may see (None
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,23 @@ WITH RECURSIVE scope AS (
 
 def _dicts(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
+
+
+async def names_of(conn: asyncpg.Connection, ids: Iterable[str | None]) -> dict[str, str]:
+    """The names of the people among `ids` (unknown ids and None are left out)."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    rows = await conn.fetch("SELECT id, name FROM people WHERE id = ANY($1::text[])", wanted)
+    return {r[0]: r[1] for r in rows}
+
+
+async def zone_names_of(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, str]:
+    """The names of the zones among `ids` (unknown ids are left out)."""
+    rows = await conn.fetch(
+        "SELECT id, name FROM zones WHERE id = ANY($1::text[])", sorted(set(ids))
+    )
+    return {r[0]: r[1] for r in rows}
 
 
 async def org_subtree(conn: asyncpg.Connection, org_unit_id: str) -> list[str]:
@@ -205,8 +223,9 @@ async def list_health(
         _SUBTREE
         + """
         SELECT h.person_id, p.name, p.org_unit_id, h.status, h.since, h.until, h.reason,
-               h.caretaker_id, h.set_by
+               h.caretaker_id, c.name AS caretaker_name, h.set_by
         FROM health_status h JOIN people p ON p.id = h.person_id
+        LEFT JOIN people c ON c.id = h.caretaker_id
         WHERE ($2::text IS NULL OR p.org_unit_id IN (SELECT id FROM scope))
           AND ($3::text IS NULL OR h.status = $3)
         ORDER BY h.since DESC LIMIT $4 OFFSET $5

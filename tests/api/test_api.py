@@ -122,10 +122,23 @@ async def test_health_set_and_clear_with_history_and_audit(client_for):
         },
     )
     assert done.status_code == 200 and done.json()["status"] == "close_contact"
+    # Names beside the ids (the console shows names, ids on hover).
+    assert (done.json()["person_name"], done.json()["caretaker_name"]) == ("Li Hua", "Zhang Wei")
+    listed = (await officer.get("/api/health", params={"status": "close_contact"})).json()
+    row = next(r for r in listed if r["person_id"] == "S001")
+    assert (row["name"], row["caretaker_id"], row["caretaker_name"]) == (
+        "Li Hua",
+        "T001",
+        "Zhang Wei",
+    )
+    current = (await officer.get("/api/health/S001")).json()["current"]
+    assert (current["caretaker_id"], current["caretaker_name"]) == ("T001", "Zhang Wei")
     cleared = await officer.post("/api/health/S001/clear", json={"reason": "tested negative"})
     assert cleared.status_code == 200 and cleared.json()["status"] == "clear"
+    assert cleared.json()["caretaker_name"] is None
     history = (await officer.get("/api/health/S001")).json()["history"]
     assert [h["status"] for h in history][-2:] == ["close_contact", "clear"]
+    assert [h["caretaker_name"] for h in history][-2:] == ["Zhang Wei", None]
     audit = (await client_for("admin").get("/api/audit", params={"entity": "health_status"})).json()
     latest = audit[0]
     assert latest["operator"] == "health_officer" and latest["entity_id"] == "S001"

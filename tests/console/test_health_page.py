@@ -86,6 +86,11 @@ async def test_health_page_for_guard_and_officer(live_system):
             await officer.click("#tab-health")  # show() reloads every part
             case = officer.locator(f'#hc-list tr[data-person="{fever}"]')
             await expect(case.locator(".hc-day")).to_have_text("1")
+            # The caretaker and the person by name, ids on hover.
+            for cell in (case.locator(".hc-caretaker"), case.locator(".hc-person")):
+                cell_id = await cell.get_attribute("data-id")
+                assert cell_id and await cell.get_attribute("title") == cell_id
+                assert (await cell.text_content()) not in ("", cell_id)
 
             today = datetime.now(TZ).date()
             harbin = "哈尔滨市 (黑龙江省) 230100"
@@ -184,6 +189,9 @@ async def test_officer_sees_the_cases_handed_on_when_a_caretaker_is_held(live_sy
     try:
         await add_operator(conn, officer_name, "health_officer")
         await set_password(conn, officer_name, PASSWORD, by="test")
+        names = dict(
+            await conn.fetch("SELECT id, name FROM people WHERE id = ANY($1)", [carer, cared])
+        )
         now = datetime.now(UTC)
         await set_health(
             conn, HealthRecord(carer, HealthStatus.RECOVERED, now, reason="well"), changed_by="t"
@@ -207,10 +215,20 @@ async def test_officer_sees_the_cases_handed_on_when_a_caretaker_is_held(live_sy
             await form.locator(".hs-reason").fill("shared an office")
             await form.locator("button").click()
             notice = officer.locator(f'#hs-msg .hs-notice li[data-person="{cared}"]')
-            await expect(notice).to_contain_text(f"{cared}: {carer} →")
+            # Names shown, ids on hover.
+            await expect(notice).to_contain_text(f"{names[cared]}: {names[carer]} →")
+            await expect(notice.locator(f'.who[title="{carer}"]')).to_have_text(names[carer])
+            await expect(notice.locator(f'.who[title="{cared}"]')).to_have_text(names[cared])
             await expect(officer.locator("#hs-msg")).to_contain_text("another caretaker")
             await officer.select_option("#hs-filter", "home_isolation")
-            await officer.locator(f'#hs-list tr[data-person="{cared}"] .hs-open').click()
+            row = officer.locator(f'#hs-list tr[data-person="{cared}"]')
+            await expect(row.locator(".hs-person")).to_have_text(names[cared])
+            await expect(row.locator(".hs-person")).to_have_attribute("title", cared)
+            # The new caretaker, by name with the id on hover (not the held one).
+            new_carer = row.locator(".hs-caretaker-name")
+            await expect(new_carer).not_to_have_text(names[carer])
+            assert (await new_carer.get_attribute("title")) not in (None, "", carer)
+            await row.locator(".hs-open").click()
             await expect(officer.locator("#hs-detail")).to_contain_text(
                 f"caretaker {carer} is close_contact"
             )

@@ -93,6 +93,11 @@ async def test_trace_and_mark_from_the_console(live_system):
             row = page.locator(f'#tr-table tbody tr[data-person="{contact}"]')
             await expect(row).to_be_visible(timeout=10_000)
             await expect(row).to_contain_text("50.0")  # minutes together
+            # The zone by name, its id on hover.
+            zone_cell = row.locator(".tr-zones .who").first
+            zone_id = await zone_cell.get_attribute("data-id")
+            assert zone_id and await zone_cell.get_attribute("title") == zone_id
+            assert (await zone_cell.text_content()) not in ("", zone_id)
             href = await page.get_attribute("#tr-csv", "href")
             assert href and "format=csv" in href and "days=1" in href
             csv = await page.evaluate("(u) => fetch(u).then((r) => r.text())", href)
@@ -118,9 +123,11 @@ async def test_trace_and_mark_from_the_console(live_system):
             await expect(page.locator("#tr-confirm")).to_be_visible()
             await expect(page.locator("#tr-confirm-list")).to_have_text(contact)
             await page.click("#tr-confirm-ok")
-            await expect(page.locator("#tr-mark-result .tr-marked")).to_contain_text(
-                contact, timeout=10_000
-            )
+            # The marked contact by name, the id on hover.
+            marked = page.locator(f'#tr-mark-result .tr-marked .who[data-id="{contact}"]')
+            await expect(marked).to_have_count(1, timeout=10_000)
+            assert await marked.get_attribute("title") == contact
+            assert (await marked.text_content()) not in ("", contact)
             # Nothing skipped: no stray "null" after the marked line.
             assert "null" not in (await page.text_content("#tr-mark-result"))
             # Marking again with no reason is refused in the page; a server refusal shows

@@ -156,6 +156,7 @@ async def test_officer_reviews_readings_then_clears_or_escalates(client_for) -> 
         "/api/health/S2/fever-review", json={"outcome": "suspected", "reason": "38.5 C"}
     )
     assert escalated.json()["status"] == "suspected" and escalated.json()["caretaker_id"] == "T1"
+    assert escalated.json()["caretaker_name"] == "Zhang Wei"  # beside the id, for the console
     wrong = await officer.put(
         "/api/health/S3",
         json={"status": "confirmed", "reason": "r", "caretaker_id": "S4"},

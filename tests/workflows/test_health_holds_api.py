@@ -50,6 +50,10 @@ async def _set(conn: asyncpg.Connection, pid: str, status: HealthStatus, carer: 
     await set_health(conn, record, changed_by="t")
 
 
+async def _names(conn: asyncpg.Connection) -> dict[str, str]:
+    return {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM people")}
+
+
 async def test_a_held_caretaker_is_refused_and_their_cases_reassigned(
     client_for: Client, campus: asyncpg.Connection
 ) -> None:
@@ -75,8 +79,20 @@ async def test_a_held_caretaker_is_refused_and_their_cases_reassigned(
         "T1",
         None,
     )
+    # Names beside the ids, for the console (ids on hover); None where no id.
+    names = await _names(campus)
+    assert (moved["person_name"], moved["previous_caretaker_name"], moved["caretaker_name"]) == (
+        names["S1"],
+        names["T1"],
+        None,
+    )
+    assert (body["person_name"], body["caretaker_name"]) == (names["T1"], None)
     history = (await officer.get("/api/health/S1")).json()["history"]
     assert history[-1]["reason"] == moved["reason"] and "no eligible caretaker" in moved["reason"]
+    assert [(h["caretaker_id"], h["caretaker_name"]) for h in history[-2:]] == [
+        ("T1", names["T1"]),
+        (None, None),
+    ]
     cases = (await officer.get("/api/caretakers/cases")).json()
     assert {(c["person_id"], c["caretaker_id"]) for c in cases} >= {("S1", None), ("S4", "T3")}
     # Through tracing: T3 marked close contact hands S4 on (math has nobody else either).
@@ -87,6 +103,10 @@ async def test_a_held_caretaker_is_refused_and_their_cases_reassigned(
     assert [(r["person_id"], r["caretaker_id"]) for r in marked.json()["reassigned"]] == [
         ("S4", None)
     ]
+    [contact] = marked.json()["marked"]
+    assert (contact["person_id"], contact["person_name"]) == ("T3", names["T3"])
+    [handed] = marked.json()["reassigned"]
+    assert (handed["person_name"], handed["previous_caretaker_name"]) == (names["S4"], names["T3"])
 
 
 async def test_reassigned_to_the_least_loaded_free_staff(
@@ -100,6 +120,18 @@ async def test_reassigned_to_the_least_loaded_free_staff(
         ("S1", "T2"),
         ("S2", "T2"),
     ]
+    names = await _names(campus)
+    assert {r["caretaker_name"] for r in review.json()["reassigned"]} == {names["T2"]}
+    listed = (await officer.get("/api/health?status=home_isolation")).json()
+    assert {(r["person_id"], r["caretaker_id"], r["caretaker_name"]) for r in listed} == {
+        ("S1", "T2", names["T2"]),
+        ("S2", "T2", names["T2"]),
+    }
+    record = (await officer.get("/api/health/S1")).json()
+    assert (record["current"]["caretaker_id"], record["current"]["caretaker_name"]) == (
+        "T2",
+        names["T2"],
+    )
     cases = (await officer.get("/api/caretakers/T2/cases")).json()
     assert [c["person_id"] for c in cases] == ["S1", "S2"]
 

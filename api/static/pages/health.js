@@ -93,6 +93,8 @@
   const field = (label, input) => el("label", {}, label, " ", input);
   const block = (id, title, ...body) => el("div", { id, class: "health-block" }, el("h3", {}, title), ...body);
   const msg = (id) => el("p", { id, class: "health-msg", role: "status" });
+  // A person by name with the id on hover (the id alone when no name is known).
+  const who = (name, id) => el("span", { class: "who", title: name && id ? id : null, dataset: id ? { id } : {} }, name || id || "");
   // What a status change did besides the status: the caretaker it got (or that none was
   // free), and the people whose caretaker it put under a hold, with who cares now.
   function changeNotice(personId, r) {
@@ -102,7 +104,8 @@
     }
     for (const m of (r && r.reassigned) || []) {
       lines.push(el("li", { class: m.caretaker_id ? "hs-reassigned" : "hs-reassigned error", dataset: { person: m.person_id } },
-        `${m.person_id}: ${m.previous_caretaker_id} → ${m.caretaker_id || t("h_no_caretaker")}`));
+        who(m.person_name, m.person_id), ": ", who(m.previous_caretaker_name, m.previous_caretaker_id), " → ",
+        m.caretaker_id ? who(m.caretaker_name, m.caretaker_id) : t("h_no_caretaker")));
     }
     if (!lines.length) return "";
     const title = (r.reassigned || []).length ? el("strong", {}, `${t("h_reassigned")}:`) : "";
@@ -149,7 +152,7 @@
       const people = await call("/api/health/fever-review", {}, out);
       body.replaceChildren(table([t("h_person"), t("h_since"), t("h_readings"), ""], people.map((p) =>
         el("tr", { dataset: { person: p.person_id } },
-          el("td", {}, `${p.name} (${p.person_id})`), el("td", {}, CG.fmtTime(p.since)),
+          CG.nameCell(p.name, p.person_id, "hr-person"), el("td", {}, CG.fmtTime(p.since)),
           el("td", {}, p.readings.map((r) => el("span", { class: r.fever ? "fever" : "" },
             `${r.celsius} °C ${CG.fmtTime(r.measured_at)} (${r.recorded_by}) `))),
           el("td", {}, may("write_health") ? decideButtons(p, out, refreshAll) : "")))));
@@ -185,8 +188,9 @@
       const rows = await call(`/api/health?limit=500${filter.value ? "&status=" + filter.value : ""}`, {}, out);
       list.replaceChildren(table([t("h_person"), t("h_status"), t("h_since"), t("h_until"), t("h_caretaker"), ""],
         rows.map((r) => el("tr", { dataset: { person: r.person_id } },
-          el("td", {}, `${r.name} (${r.person_id})`), el("td", {}, st(r.status)),
-          el("td", {}, CG.fmtTime(r.since)), el("td", {}, CG.fmtTime(r.until)), el("td", {}, r.caretaker_id || ""),
+          CG.nameCell(r.name, r.person_id, "hs-person"), el("td", {}, st(r.status)),
+          el("td", {}, CG.fmtTime(r.since)), el("td", {}, CG.fmtTime(r.until)),
+          CG.nameCell(r.caretaker_name, r.caretaker_id, "hs-caretaker-name"),
           el("td", {}, el("button", { class: "hs-open", onclick: guarded(() => openPerson(r.person_id)) }, t("h_load")))))));
     }
     async function openPerson(personId) {
@@ -194,13 +198,15 @@
       const c = info.current || {};
       detail.replaceChildren(
         el("h4", {}, `${personId}: ${st(c.status) || t("h_none")}`),
-        el("p", {}, `${t("h_reason")}: ${c.reason || ""} · ${t("h_until")}: ${CG.fmtTime(c.until)} · ${t("h_caretaker")}: ${c.caretaker_id || ""}`),
+        el("p", {}, `${t("h_reason")}: ${c.reason || ""} · ${t("h_until")}: ${CG.fmtTime(c.until)} · ${t("h_caretaker")}: `,
+          who(c.caretaker_name, c.caretaker_id)),
         may("write_health") ? setForm(personId, out, async () => { await openPerson(personId); await refreshAll(); }) : "",
         el("h4", {}, t("h_history")),
         table([t("h_status"), t("h_since"), t("h_until"), t("h_reason"), t("h_caretaker"), t("h_changed_by")],
           info.history.slice().reverse().map((h) => el("tr", {}, el("td", {}, st(h.status)),
             el("td", {}, CG.fmtTime(h.since)), el("td", {}, CG.fmtTime(h.until)), el("td", {}, h.reason),
-            el("td", {}, h.caretaker_id || ""), el("td", {}, `${h.changed_by} ${CG.fmtTime(h.changed_at)}`)))),
+            CG.nameCell(h.caretaker_name, h.caretaker_id, "hs-caretaker-name"),
+            el("td", {}, `${h.changed_by} ${CG.fmtTime(h.changed_at)}`)))),
         el("h4", {}, t("h_readings")),
         el("ul", {}, info.readings.map((r) => el("li", { class: r.fever ? "fever" : "" },
           `${r.celsius} °C ${CG.fmtTime(r.measured_at)} (${r.recorded_by}) ${r.note}`))));
@@ -234,8 +240,8 @@
       const cases = await call("/api/caretakers/cases", {}, out);
       body.replaceChildren(table([t("h_caretaker"), t("h_person"), t("h_status"), t("h_day"), t("h_until"), t("h_phone")],
         cases.map((c) => el("tr", { dataset: { person: c.person_id } },
-          el("td", {}, c.caretaker_id ? `${c.caretaker_name} (${c.caretaker_id})` : t("h_unassigned")),
-          el("td", {}, `${c.name} (${c.person_id})`), el("td", {}, st(c.status)), el("td", { class: "hc-day" }, String(c.day)),
+          c.caretaker_id ? CG.nameCell(c.caretaker_name, c.caretaker_id, "hc-caretaker") : el("td", {}, t("h_unassigned")),
+          CG.nameCell(c.name, c.person_id, "hc-person"), el("td", {}, st(c.status)), el("td", { class: "hc-day" }, String(c.day)),
           el("td", {}, CG.fmtTime(c.until)), el("td", {}, c.phone || "")))));
     }
     parts.caretakers = load;

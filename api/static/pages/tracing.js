@@ -162,18 +162,23 @@
   function renderRows() {
     const tbody = ui.section.querySelector("#tr-table tbody");
     const contacts = (ui.result && ui.result.contacts) || [];
+    // Names shown, ids on hover: `via` names first-generation contacts of the same answer.
+    const personNames = new Map(contacts.map((c) => [c.person_id, c.name]));
+    const zoneNames = (ui.result && ui.result.zone_names) || {};
+    const names = (ids, byId) => ids.flatMap((id, i) => [i ? ", " : "",
+      el("span", { class: "who", title: byId(id) ? id : null, dataset: { id } }, byId(id) || id)]);
     tbody.replaceChildren(...contacts.map((c, i) => el("tr", { dataset: { person: c.person_id, generation: c.generation } },
       el("td", {}, el("input", { type: "checkbox", class: "tr-pick", value: c.person_id })),
       el("td", {}, String(i + 1)),
-      el("td", {}, `${c.name || ""} (${c.person_id})`),
+      CG.nameCell(c.name, c.person_id, "tr-person"),
       el("td", {}, String(c.generation)),
       el("td", {}, (c.exposure_s / 60).toFixed(1)),
       el("td", {}, String(c.encounters)),
-      el("td", {}, c.zones.join(", ")),
+      el("td", { class: "tr-zones" }, names(c.zones, (id) => zoneNames[id])),
       el("td", {}, CG.fmtTime(c.first_encounter)),
       el("td", {}, CG.fmtTime(c.last_encounter)),
       el("td", {}, t(`tr_${c.method}`)),
-      el("td", { class: "tr-via" }, (c.via || []).join(", ")))));
+      el("td", { class: "tr-via" }, names(c.via || [], (id) => personNames.get(id))))));
     ui.section.querySelector("#tr-mark-form").hidden = contacts.length === 0;
     renderSeeds();
   }
@@ -199,15 +204,20 @@
     const response = await CG.api(`/api/tracing/${encodeURIComponent(ui.person.id)}/mark`, { method: "POST", body });
     if (!response.ok) { out.textContent = await errorText(response); return; }
     const result = await response.json();
-    const marked = result.marked.map((m) => `${m.person_id}${m.caretaker_id ? ` (${t("tr_caretaker")} ${m.caretaker_id})` : ""}`);
+    // Names shown, ids on hover.
+    const who = (name, id) => el("span", { class: "who", title: name && id ? id : null, dataset: { id } }, name || id);
+    const list = (items, sep) => items.flatMap((item, i) => (i ? [sep, ...item] : item));
+    const marked = result.marked.map((m) => [who(m.person_name, m.person_id),
+      ...(m.caretaker_id ? [` (${t("tr_caretaker")} `, who(m.caretaker_name, m.caretaker_id), ")"] : [])]);
     const skipped = result.skipped.map((s) => `${s.person_id}: ${s.why}`);
     // People cared for by someone just marked: they got another caretaker (or none was free).
-    const moved = (result.reassigned || []).map((r) =>
-      `${r.person_id}: ${r.previous_caretaker_id} → ${r.caretaker_id || t("tr_no_caretaker")}`);
+    const moved = (result.reassigned || []).map((r) => [who(r.person_name, r.person_id), ": ",
+      who(r.previous_caretaker_name, r.previous_caretaker_id), " → ",
+      r.caretaker_id ? who(r.caretaker_name, r.caretaker_id) : t("tr_no_caretaker")]);
     out.replaceChildren(...[
-      el("p", { class: "tr-marked" }, `${t("tr_marked")}: ${marked.join(", ") || "-"}`),
+      el("p", { class: "tr-marked" }, `${t("tr_marked")}: `, ...(marked.length ? list(marked, ", ") : ["-"])),
       skipped.length ? el("p", { class: "tr-skipped" }, `${t("tr_skipped")}: ${skipped.join("; ")}`) : null,
-      moved.length ? el("p", { class: "tr-reassigned" }, `${t("tr_reassigned")}: ${moved.join("; ")}`) : null,
+      moved.length ? el("p", { class: "tr-reassigned" }, `${t("tr_reassigned")}: `, ...list(moved, "; ")) : null,
     ].filter(Boolean));
   }
 
