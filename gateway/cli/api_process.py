@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 
 import click
 
+from gateway.observe.logs import configure
 from gateway.settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
@@ -105,11 +106,14 @@ def _wait_ready(conn: Connection, process: multiprocessing.process.BaseProcess) 
 def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Connection) -> None:
     """Entry point of the child: serve until SIGINT/SIGTERM or the parent goes away."""
     os.nice(API_NICENESS)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s [api]: %(message)s",
-        stream=sys.stderr,
-    )
+    if settings.log_format == "json":  # JSON lines like the gateway's (CAMPUSGATE_LOG_FORMAT)
+        configure(settings.log_level, settings.log_format, logging.StreamHandler(sys.stderr))
+    else:
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s [api]: %(message)s",
+            stream=sys.stderr,
+        )
     try:
         asyncio.run(_serve(settings, dsn, sock, ready))
     except click.ClickException as exc:
@@ -133,7 +137,10 @@ async def _serve(settings: Settings, dsn: str, sock: socket.socket, ready: Conne
         loop.add_signal_handler(sig, stop.set)
     sock.setblocking(False)
     async with campus_scheduler(settings, dsn):
-        config = uvicorn.Config(create_app(settings, dsn), log_level="warning", lifespan="on")
+        # log_config=None: uvicorn's records go through the root handler set above.
+        config = uvicorn.Config(
+            create_app(settings, dsn), log_level="warning", lifespan="on", log_config=None
+        )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         task = asyncio.create_task(server.serve(sockets=[sock]), name="api-server")
