@@ -167,3 +167,18 @@ def test_mosquitto_with_credentials_refuses_anonymous_wrong_and_foreign_publishe
             client.loop_stop()
             client.disconnect()
         broker.stop()
+
+
+async def test_the_demo_says_plainly_what_its_broker_enforces(tmp_path):
+    amqtt = await runtime.open_broker(Settings(data_dir=tmp_path), local="amqtt")
+    try:
+        assert "amqtt cannot enforce device identities" in amqtt.identity_note
+    finally:
+        await amqtt.close()
+    mosquitto = await runtime.open_broker(Settings(data_dir=tmp_path), local="mosquitto")
+    try:
+        assert "mosquitto accepts anonymous clients" in mosquitto.identity_note
+        mosquitto.embedded.credentials = tmp_path  # as a broker started with credentials
+        assert mosquitto.identity_note == "broker: mosquitto with per-device passwords and ACL"
+    finally:
+        await mosquitto.close()
