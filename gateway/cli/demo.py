@@ -216,6 +216,7 @@ async def run_demo(
             f"RDM6300 reader on pseudo-terminals, a thermal camera; "
             f"{len(campus.manifest.get('people', []))} people; broker {broker.kind}"
         )
+        console.print(broker.identity_note)
         await stack.enter_async_context(campus_scheduler(settings, dsn))
         url = await stack.enter_async_context(api_server(settings, dsn, any_port_if_busy=True))
         logins = await _demo_logins(dsn)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import getpass
 import logging
 import os
 import shutil
@@ -61,10 +62,20 @@ class MosquittoError(RuntimeError):
 class LocalMosquitto:
     """A mosquitto process on 127.0.0.1 with a config file and a log in `folder`."""
 
-    def __init__(self, binary: str, folder: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        folder: Path,
+        port: int | None = None,
+        *,
+        credentials: Path | None = None,
+    ) -> None:
+        """`credentials`: a directory made by `write_credentials` (passwd, acl); when given
+        the listener refuses anonymous clients and applies the per-device ACL."""
         self.binary = binary
         self.folder = folder
         self.port = port or free_port()
+        self.credentials = credentials
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,7 +85,7 @@ class LocalMosquitto:
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         conf = self.folder / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\n{MOSQUITTO_SETTINGS}")
+        conf.write_text(f"listener {self.port} 127.0.0.1\n{self._settings()}")
         with self.log_path.open("ab") as log:
             # The log goes to a file: an unread pipe would fill up and stall the broker.
             # Its own session: a Ctrl-C at the terminal reaches the demo only, which stops
@@ -98,6 +109,19 @@ class LocalMosquitto:
                 time.sleep(0.05)
         self.stop()
         raise MosquittoError(f"mosquitto did not listen on port {self.port} within 10 s")
+
+    def _settings(self) -> str:
+        if self.credentials is None:
+            return MOSQUITTO_SETTINGS
+        auth = (
+            "allow_anonymous false\n"
+            f"password_file {self.credentials / 'passwd'}\n"
+            f"acl_file {self.credentials / 'acl'}\n"
+            # Started as root, Mosquitto would switch to user `mosquitto`, which may not
+            # read the private files: it runs as whoever runs the demo.
+            f"user {getpass.getuser()}\n"
+        )
+        return MOSQUITTO_SETTINGS.replace("allow_anonymous true\n", auth)
 
     def stop(self) -> None:
         atexit.unregister(self.stop)

@@ -52,6 +52,24 @@ class Broker:
             return f"amqtt (in-process, MQTT 3.1.1) on {self.address.host}:{self.address.port}"
         return f"{self.address.host}:{self.address.port}"
 
+    @property
+    def identity_note(self) -> str:
+        """What the broker does about device identities, said plainly for the demo."""
+        if isinstance(self.embedded, LocalAmqtt):
+            return (
+                "broker: in-process amqtt cannot enforce device identities (anonymous, "
+                "no ACL); install mosquitto for per-device passwords"
+            )
+        if isinstance(self.embedded, LocalMosquitto):
+            if self.embedded.credentials is not None:
+                return "broker: mosquitto with per-device passwords and ACL"
+            return (
+                "broker: mosquitto accepts anonymous clients here (no per-device passwords "
+                "in the demo); production: deploy/mosquitto/mosquitto-secure.conf and "
+                "`campusgate devices credentials`"
+            )
+        return "broker: the configured CAMPUSGATE_MQTT_URL (its own accounts and ACL apply)"
+
     async def close(self) -> None:
         if isinstance(self.embedded, LocalMosquitto):
             await asyncio.to_thread(self.embedded.stop)

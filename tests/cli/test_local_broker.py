@@ -109,3 +109,76 @@ async def test_a_mosquitto_that_cannot_start_falls_back(tmp_path):
 
     with pytest.raises(local_broker.MosquittoError, match="exited with 3"):
         local_broker.LocalMosquitto(str(broken), tmp_path / "data" / "m").start()
+
+
+def _mqtt5(port: int, client_id: str, username: str | None = None, password: str | None = None):
+    """A paho MQTT 5 client: (client, CONNACK reason, PUBACK reasons by mid)."""
+    import queue
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    if username is not None:
+        client.username_pw_set(username, password)
+    connack: queue.Queue = queue.Queue()
+    pubacks: queue.Queue = queue.Queue()
+    client.on_connect = lambda c, u, f, reason, p: connack.put(reason)
+    client.on_publish = lambda c, u, mid, reason, p: pubacks.put(reason.value)
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    return client, connack.get(timeout=10), pubacks
+
+
+def test_mosquitto_with_credentials_refuses_anonymous_wrong_and_foreign_publishes(tmp_path):
+    """Per-device passwords and ACL (issue 12): anonymous clients and wrong passwords are
+    refused at CONNECT; a device publishing on another device's events gets PUBACK 0x87."""
+    from gateway.cli.local_broker import find_mosquitto
+    from gateway.services.broker_credentials import read_secrets, write_credentials
+
+    creds = tmp_path / "creds"
+    write_credentials(creds, ["term-a", "term-b"], prefix="campus")
+    passwords = {d: p for d, (_, p) in read_secrets(creds / "device-secrets.csv").items()}
+    binary = find_mosquitto()
+    assert binary is not None, "mosquitto must be installed for this test"
+    broker = LocalMosquitto(binary, tmp_path / "m", credentials=creds)
+    broker.start()
+    clients = []
+    try:
+        conf = (tmp_path / "m" / "mosquitto.conf").read_text()
+        assert "allow_anonymous false" in conf and "allow_anonymous true" not in conf
+        for user, password in ((None, None), ("term-a", "wrong"), ("nobody", "x")):
+            client, reason, _ = _mqtt5(broker.port, f"probe-{user}", user, password)
+            clients.append(client)
+            assert reason.is_failure, (user, reason)
+        device_a, reason, pubacks = _mqtt5(broker.port, "term-a", "term-a", passwords["term-a"])
+        clients.append(device_a)
+        assert not reason.is_failure
+        device_a.publish("campus/devices/term-b/events", b'{"forged": 1}', qos=1)
+        assert pubacks.get(timeout=10) == 0x87  # not authorized
+        device_a.publish("campus/devices/term-a/events", b"{}", qos=1)
+        assert pubacks.get(timeout=10) in (0x00, 0x10)  # accepted (maybe no subscriber)
+    finally:
+        for client in clients:
+            client.loop_stop()
+            client.disconnect()
+        broker.stop()
+
+
+async def test_the_demo_says_plainly_what_its_broker_enforces(tmp_path):
+    amqtt = await runtime.open_broker(Settings(data_dir=tmp_path), local="amqtt")
+    try:
+        assert "amqtt cannot enforce device identities" in amqtt.identity_note
+    finally:
+        await amqtt.close()
+    mosquitto = await runtime.open_broker(Settings(data_dir=tmp_path), local="mosquitto")
+    try:
+        assert "mosquitto accepts anonymous clients" in mosquitto.identity_note
+        mosquitto.embedded.credentials = tmp_path  # as a broker started with credentials
+        assert mosquitto.identity_note == "broker: mosquitto with per-device passwords and ACL"
+    finally:
+        await mosquitto.close()
