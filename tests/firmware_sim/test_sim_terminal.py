@@ -10,6 +10,11 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+import paho.mqtt.publish as paho_publish
+import pytest
 
 from devices.transports.mqtt import BrokerAddress, Message, MqttClient
 from firmware_sim.fleet import AlertWatch, Fleet
@@ -59,6 +64,23 @@ class Listener:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
+
+
+@pytest.fixture(autouse=True)
+def no_retained_signing_key(mqtt_url: str) -> None:
+    """These tests answer with unsigned commands on the default prefix `campus`. An earlier
+    test's gateway on the session broker (the demo's, say) leaves its command-signing key
+    retained there, which a terminal would pin and then refuse those commands: clear it."""
+    address = urlsplit(mqtt_url)
+    paho_publish.single(
+        "campus/gateway/signing-key",
+        payload=None,
+        qos=1,
+        retain=True,
+        hostname=address.hostname or "127.0.0.1",
+        port=address.port or 1883,
+        protocol=paho.MQTTv5,
+    )
 
 
 class Responder:
