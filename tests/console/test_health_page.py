@@ -179,6 +179,7 @@ async def test_declarations_csv_upload_goes_through_the_console_api(live_system)
 async def test_officer_sees_the_cases_handed_on_when_a_caretaker_is_held(live_system):
     """Putting a caretaker under a hold reassigns the people in their care; the page says
     who went to whom right after the change, and the person's history says why."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright, expect
 
     officer_name = "officer-reassign"
@@ -209,8 +210,16 @@ async def test_officer_sees_the_cases_handed_on_when_a_caretaker_is_held(live_sy
             await officer.goto(live_system.url + "/#health")
             await officer.click("#lang")  # English
             await officer.select_option("#hs-filter", "recovered")
-            await officer.locator(f'#hs-list tr[data-person="{carer}"] .hs-open').click()
             form = officer.locator("#hs-detail .hs-form")
+            # The filter reloads the list: a click on the row of the list it replaces can be
+            # lost with it, so open the person again until the form shows.
+            for _ in range(3):
+                await officer.locator(f'#hs-list tr[data-person="{carer}"] .hs-open').click()
+                try:
+                    await form.locator(".hs-status").wait_for(timeout=5000)
+                    break
+                except PlaywrightTimeout:
+                    continue
             await form.locator(".hs-status").select_option("close_contact")
             await form.locator(".hs-reason").fill("shared an office")
             await form.locator("button").click()
