@@ -14,12 +14,24 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from firmware_sim.campus_facts import Campus, CampusFacts, SimPerson
+
+__all__ = [
+    "Campus",
+    "CampusFacts",
+    "SimPerson",
+    "dump_manifest",
+    "generate_campus",
+    "write_manifest",
+]
 
 UNIVERSITY = ("univ", "Northfield University")
 OFFICES = (
@@ -54,20 +66,6 @@ FEVER = 38.5
 NORMAL = 36.5
 
 
-@dataclass(frozen=True, slots=True)
-class SimPerson:
-    """Who a generated person is, as the traffic generator needs it."""
-
-    id: str
-    kind: str  # student | staff | visitor
-    org_unit: str
-    cards: tuple[str, ...]
-    college: str | None = None
-    dorm: str | None = None
-    active: bool = True
-    isolated: bool = False
-
-
 def _contact_numbers(person_id: str) -> dict[str, str]:
     """A made-up mobile number and ID number, fixed by the person id (not the generator's
     random stream, so adding them changed no other part of a seeded campus)."""
@@ -76,68 +74,6 @@ def _contact_numbers(person_id: str) -> dict[str, str]:
         f"{1998 + int(digits[0]) % 8}{1 + int(digits[1:3]) % 12:02d}{1 + int(digits[3:5]) % 28:02d}"
     )
     return {"phone": f"13{digits[5:14]}", "id_number": f"110108{birth}{digits[14:17]}{digits[17]}"}
-
-
-@dataclass(frozen=True, slots=True)
-class CampusFacts:
-    """Ground truth of a generated campus, for scenarios and tests.
-
-    Every card named here is chosen so that exactly one contract check decides it:
-    `resident_cards` are active, healthy students granted the dormitory of
-    `temperature_door`; `isolated_card` is such a resident in home isolation, and so on.
-    """
-
-    seed: int
-    temperature_door: str  # a dormitory main door: direction in, requires_temperature
-    temperature_device: str
-    dorm: str
-    dorm_exit_door: str
-    dorm_exit_device: str
-    resident_cards: tuple[str, ...]  # healthy residents of `dorm`, for normal traffic
-    fever_cards: tuple[str, ...]  # further healthy residents, reserved for fevers
-    outsider_card: str  # held by nobody
-    isolated_person: str
-    isolated_card: str  # a resident of `dorm` in home_isolation
-    caretaker: str
-    inactive_person: str
-    inactive_card: str  # a resident of `dorm` whose person is inactive
-    gate_door: str  # the main gate, direction in, no temperature
-    gate_device: str
-    gate_exit_door: str
-    gate_exit_device: str
-    lab: str
-    lab_door: str  # direction both; granted to `lab_college` Mon-Fri 07:00-23:00
-    lab_device: str
-    lab_college: str
-    lab_member_card: str  # a student of `lab_college` (admitted only within the schedule)
-    lab_stranger_card: str  # an active, healthy student of another college: not_authorized
-    office_door: str
-    office_device: str
-    staff_card: str  # active, healthy staff: admitted at `office_door` at any time
-    visitor_card: str  # active visitor: admitted at the gate only
-    scanner_device: str | None  # a separate temperature_scanner at `temperature_door`, if any
-    device_doors: dict[str, str] = field(default_factory=dict)  # device id -> door id
-    door_zones: dict[str, str] = field(default_factory=dict)  # door id -> zone id
-    door_directions: dict[str, str] = field(default_factory=dict)
-    temperature_doors: frozenset[str] = frozenset()
-    zone_kinds: dict[str, str] = field(default_factory=dict)
-    people: tuple[SimPerson, ...] = ()
-
-    @property
-    def mqtt_devices(self) -> tuple[str, ...]:
-        return tuple(self.device_doors)
-
-    def devices_at(self, door: str) -> tuple[str, ...]:
-        return tuple(d for d, dd in self.device_doors.items() if dd == door)
-
-    def terminal_at(self, door: str) -> str:
-        return f"term-{door}"
-
-
-@dataclass(frozen=True, slots=True)
-class Campus:
-    manifest: dict[str, list[dict[str, Any]]]
-    facts: CampusFacts
 
 
 class _Names:
@@ -178,6 +114,417 @@ def _split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What `generate_campus` was asked for, with the head counts its defaults give."""
+
+    chosen: tuple[tuple[str, str, tuple[str, ...]], ...]  # the colleges used
+    dormitories: int
+    teaching_buildings: int
+    labs_per_college: int
+    students: int
+    staff: int
+    visitors: int
+    inactive: int
+    isolated: int
+    separate_scanners: bool
+    today: date
+
+    @property
+    def dorms(self) -> list[str]:
+        return [f"dorm-{i}" for i in range(1, self.dormitories + 1)]
+
+    @property
+    def dorm_sizes(self) -> list[int]:
+        return _split(self.students, self.dormitories)
+
+
+FEVER_RESERVE = 5  # healthy residents kept aside, one per fever a scenario plays
+
+
+def _shape(
+    *,
+    people: int,
+    colleges: int,
+    dormitories: int,
+    teaching_buildings: int,
+    labs_per_college: int,
+    visitors: int | None,
+    staff: int | None,
+    inactive: int | None,
+    isolated: int,
+    separate_scanners: bool,
+    today: date,
+) -> _Shape:
+    if not 1 <= colleges <= len(COLLEGES):
+        raise ValueError(f"colleges must be 1-{len(COLLEGES)}")
+    if colleges < 2:
+        raise ValueError("at least 2 colleges, so some student has no grant for a lab")
+    if dormitories < 1 or teaching_buildings < 1 or labs_per_college < 1:
+        raise ValueError("need at least one dormitory, teaching building and lab per college")
+    n_visitors = visitors if visitors is not None else max(3, people // 100)
+    n_staff = staff if staff is not None else max(3 + isolated, people // 10)
+    n_inactive = inactive if inactive is not None else max(3, people // 200)
+    n_students = people - n_visitors - n_staff
+    if n_students < dormitories * 8 + colleges * 2 + isolated + n_inactive + FEVER_RESERVE:
+        raise ValueError(f"{people} people are too few for this campus; try at least 200")
+    return _Shape(
+        chosen=COLLEGES[:colleges],
+        dormitories=dormitories,
+        teaching_buildings=teaching_buildings,
+        labs_per_college=labs_per_college,
+        students=n_students,
+        staff=n_staff,
+        visitors=n_visitors,
+        inactive=n_inactive,
+        isolated=isolated,
+        separate_scanners=separate_scanners,
+        today=today,
+    )
+
+
+@dataclass(slots=True)
+class _Manifest:
+    """The manifest being written, and the facts the scenarios need about its doors."""
+
+    shape: _Shape
+    rows: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {
+            k: [] for k in ("org_units", "zones", "doors", "devices", "people", "grants", "health")
+        }
+    )
+    device_doors: dict[str, str] = field(default_factory=dict)
+    door_zones: dict[str, str] = field(default_factory=dict)
+    door_directions: dict[str, str] = field(default_factory=dict)
+    temperature_doors: set[str] = field(default_factory=set)
+    zone_kinds: dict[str, str] = field(default_factory=dict)
+
+    def zone(self, plan: _ZonePlan) -> None:
+        row: dict[str, Any] = {"id": plan.id, "name": plan.name, "kind": plan.kind}
+        if plan.capacity is not None:
+            row["capacity"] = plan.capacity
+        self.rows["zones"].append(row)
+        self.zone_kinds[plan.id] = plan.kind
+        for door_id, direction, temperature in plan.doors:
+            self.door(door_id, plan.id, direction, temperature=temperature)
+
+    def door(self, did: str, zid: str, direction: str, *, temperature: bool) -> None:
+        row: dict[str, Any] = {"id": did, "zone": zid, "direction": direction}
+        if temperature:
+            row["requires_temperature"] = True
+            self.temperature_doors.add(did)
+        self.rows["doors"].append(row)
+        self.door_zones[did] = zid
+        self.door_directions[did] = direction
+        self.device(f"term-{did}", did, "terminal")
+        if temperature and self.shape.separate_scanners:
+            self.device(f"scan-{did}", did, "temperature_scanner")
+
+    def device(self, device_id: str, door: str, kind: str) -> None:
+        self.rows["devices"].append(
+            {"id": device_id, "door": door, "kind": kind, "transport": "mqtt"}
+        )
+        self.device_doors[device_id] = door
+
+
+# ---- org units ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Orgs:
+    classes: list[tuple[str, str]]  # (class id, college id)
+    departments: list[str]
+
+
+def _org_units(m: _Manifest) -> _Orgs:
+    """The university, its offices, and for each college its departments and year classes."""
+    rows = m.rows["org_units"]
+    rows.append({"id": UNIVERSITY[0], "name": UNIVERSITY[1]})
+    for oid, name in OFFICES:
+        rows.append({"id": oid, "name": name, "parent": UNIVERSITY[0]})
+    orgs = _Orgs(classes=[], departments=[])
+    year = m.shape.today.year
+    for cid, cname, depts in m.shape.chosen:
+        rows.append({"id": cid, "name": cname, "parent": UNIVERSITY[0]})
+        for d, dname in enumerate(depts, start=1):
+            did = f"{cid}-d{d}"
+            orgs.departments.append(did)
+            rows.append({"id": did, "name": f"Department of {dname}", "parent": cid})
+            for class_year in (year - 3, year - 2, year - 1, year):
+                kid = f"{did}-{class_year}"
+                orgs.classes.append((kid, cid))
+                rows.append({"id": kid, "name": f"{dname} Class {class_year}", "parent": did})
+    return orgs
+
+
+# ---- zones and doors, by zone kind ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _ZonePlan:
+    id: str
+    name: str
+    kind: str
+    capacity: int | None
+    doors: tuple[tuple[str, str, bool], ...]  # (door id, direction, requires temperature)
+
+
+def _gates(shape: _Shape, rng: random.Random) -> list[_ZonePlan]:
+    doors = (("gate-main-in", "in", False), ("gate-main-out", "out", False))
+    return [_ZonePlan("gate", "Main Gate", "gate", None, doors)]
+
+
+def _dormitories(shape: _Shape, rng: random.Random) -> list[_ZonePlan]:
+    return [
+        _ZonePlan(
+            dorm_id,
+            f"Dormitory {dorm_id.split('-')[1]}",
+            "dormitory",
+            # Room to spare: a full dormitory must be a decision someone provokes, not an accident.
+            (size * 5 // 4 // 50 + 1) * 50,
+            ((f"{dorm_id}-main", "in", True), (f"{dorm_id}-exit", "out", False)),
+        )
+        for dorm_id, size in zip(shape.dorms, shape.dorm_sizes, strict=True)
+    ]
+
+
+def _labs(shape: _Shape, rng: random.Random) -> list[_ZonePlan]:
+    plans = []
+    for cid, cname, _ in shape.chosen:
+        for n in range(1, shape.labs_per_college + 1):
+            lab_id = f"lab-{cid}-{n}"
+            lab_name = f"{cname.removeprefix('School of ')} {LAB_NAMES[(n - 1) % len(LAB_NAMES)]}"
+            capacity = rng.choice((20, 30, 40, 60))
+            plans.append(_ZonePlan(lab_id, lab_name, "lab", capacity, _one_door(lab_id, "door")))
+    return plans
+
+
+def _offices(shape: _Shape, rng: random.Random) -> list[_ZonePlan]:
+    return [
+        _ZonePlan(f"office-{oid}", oname, "office", 30, _one_door(f"office-{oid}", "door"))
+        for oid, oname in OFFICES
+    ]
+
+
+def _teaching(shape: _Shape, rng: random.Random) -> list[_ZonePlan]:
+    zones = [f"teach-{chr(ord('a') + i)}" for i in range(shape.teaching_buildings)]
+    return [
+        _ZonePlan(zid, f"Teaching Building {zid[-1].upper()}", "teaching", 1500, _one_door(zid))
+        for zid in zones
+    ]
+
+
+def _one_door(zone_id: str, name: str = "main") -> tuple[tuple[str, str, bool], ...]:
+    return ((f"{zone_id}-{name}", "both", False),)
+
+
+# In manifest order; a lab's capacity is drawn from the generator's random stream, so
+# this order is part of what a seed means.
+ZONE_KINDS: tuple[Callable[[_Shape, random.Random], list[_ZonePlan]], ...] = (
+    _gates,
+    _dormitories,
+    _labs,
+    _offices,
+    _teaching,
+)
+
+
+# ---- people and cards ----------------------------------------------------------------
+
+
+def _everyone(shape: _Shape, orgs: _Orgs, rng: random.Random, cards: _Cards) -> list[SimPerson]:
+    """Students (classes fill dormitories in order, so a class mostly shares a dormitory),
+    then staff across offices and departments, then visitors."""
+    people: list[SimPerson] = []
+
+    def person(
+        pid: str, kind: str, org_unit: str, *, college: str | None = None, dorm: str | None = None
+    ) -> None:
+        held = [cards.new()]
+        if rng.random() < 0.05:  # a replacement card beside the old one
+            held.append(cards.new())
+        people.append(SimPerson(pid, kind, org_unit, tuple(held), college, dorm))
+
+    per_class = _split(shape.students, len(orgs.classes))
+    dorm_slots = [
+        d for d, size in zip(shape.dorms, shape.dorm_sizes, strict=True) for _ in range(size)
+    ]
+    college_ids = [c[0] for c in shape.chosen]
+    seq_by_college: dict[str, int] = {}
+    slot = 0
+    for (kid, cid), count in zip(orgs.classes, per_class, strict=True):
+        year = kid.rsplit("-", 1)[1]
+        college_no = college_ids.index(cid) + 1
+        for _ in range(count):
+            seq_by_college[cid] = seq_by_college.get(cid, 0) + 1
+            pid = f"{year}{college_no:02d}{seq_by_college[cid]:04d}"
+            person(pid, "student", kid, college=cid, dorm=dorm_slots[slot])
+            slot += 1
+    staff_units = [oid for oid, _ in OFFICES] + orgs.departments
+    for n in range(1, shape.staff + 1):
+        unit = staff_units[(n - 1) % len(staff_units)]
+        college = unit.split("-d")[0] if unit in orgs.departments else None
+        person(f"T{n:04d}", "staff", unit, college=college)
+    for n in range(1, shape.visitors + 1):
+        person(f"V{n:04d}", "visitor", rng.choice(college_ids))
+    return people
+
+
+@dataclass(frozen=True, slots=True)
+class _Cast:
+    """The people the scenarios rely on, set apart from everyday traffic."""
+
+    isolated: list[SimPerson]
+    inactive: list[SimPerson]
+    fever: list[SimPerson]
+    caretakers: list[SimPerson]
+
+    @property
+    def taken(self) -> set[str]:
+        return {p.id for p in self.isolated + self.inactive + self.fever + self.caretakers}
+
+
+def _cast(shape: _Shape, people: list[SimPerson], rng: random.Random) -> _Cast:
+    """Isolated, inactive and fever-reserved residents of the first dormitory, more inactive
+    people from anywhere, and staff caretakers."""
+    residents = [p for p in people if p.kind == "student" and p.dorm == shape.dorms[0]]
+    rng.shuffle(residents)
+    isolated = residents[: shape.isolated]
+    inactive = [residents[shape.isolated]]
+    fever = residents[shape.isolated + 1 : shape.isolated + 1 + FEVER_RESERVE]
+    taken = {p.id for p in isolated + inactive + fever}
+    others = [p for p in people if p.id not in taken]
+    rng.shuffle(others)
+    for p in others:
+        if len(inactive) >= shape.inactive:
+            break
+        inactive.append(p)
+    taken |= {p.id for p in inactive}
+    staff_people = [p for p in people if p.kind == "staff" and p.id not in taken]
+    caretakers = staff_people[: max(1, shape.isolated)]
+    return _Cast(isolated, inactive, fever, caretakers)
+
+
+def _with_status(people: list[SimPerson], cast: _Cast) -> list[SimPerson]:
+    replace: dict[str, SimPerson] = {}
+    for p in cast.isolated:
+        replace[p.id] = dataclasses.replace(p, isolated=True)
+    for p in cast.inactive:
+        replace[p.id] = dataclasses.replace(p, active=False)
+    return [replace.get(p.id, p) for p in people]
+
+
+def _person_rows(m: _Manifest, people: list[SimPerson], names: _Names) -> None:
+    for p in people:
+        row: dict[str, Any] = {
+            "id": p.id,
+            "kind": p.kind,
+            "name": names(),
+            "org_unit": p.org_unit,
+            "cards": list(p.cards),
+            **_contact_numbers(p.id),
+        }
+        if not p.active:
+            row["active"] = False
+        m.rows["people"].append(row)
+
+
+# ---- grants and health ---------------------------------------------------------------
+
+
+def _zones_of(m: _Manifest, *kinds: str) -> list[str]:
+    return [z for z, k in m.zone_kinds.items() if k in kinds]
+
+
+def _grant_rows(m: _Manifest, people: list[SimPerson]) -> None:
+    """Residents their dormitory, a college its labs (on schedule), staff offices and
+    teaching buildings, students teaching buildings (on schedule), everyone the gate
+    (visitors for 30 days)."""
+    grants = m.rows["grants"]
+    grants.extend({"subject": {"person": p.id}, "zone": p.dorm} for p in people if p.dorm)
+    for lab_id in _zones_of(m, "lab"):
+        college = lab_id.split("-")[1]
+        grants.append({"subject": {"org_unit": college}, "zone": lab_id, "schedule": LAB_SCHEDULE})
+    teaching = _zones_of(m, "teaching")
+    for zid in _zones_of(m, "office") + teaching:
+        grants.append({"subject": {"kind": "staff"}, "zone": zid})
+    for zid in teaching:
+        grants.append({"subject": {"kind": "student"}, "zone": zid, "schedule": TEACHING_SCHEDULE})
+    for kind in ("student", "staff"):
+        grants.append({"subject": {"kind": kind}, "zone": "gate"})
+    until = (m.shape.today + timedelta(days=30)).isoformat()
+    grants.append({"subject": {"kind": "visitor"}, "zone": "gate", "valid_until": until})
+
+
+def _health_rows(m: _Manifest, cast: _Cast, rng: random.Random) -> None:
+    for p, carer in zip(cast.isolated, cast.caretakers * len(cast.isolated), strict=False):
+        m.rows["health"].append(
+            {
+                "person": p.id,
+                "status": "home_isolation",
+                "until": (m.shape.today + timedelta(days=rng.randint(5, 14))).isoformat(),
+                "reason": ISOLATION_REASON,
+                "caretaker": carer.id,
+            }
+        )
+
+
+# ---- the ground truth ----------------------------------------------------------------
+
+
+def _facts(
+    seed: int, m: _Manifest, people: list[SimPerson], cast: _Cast, cards: _Cards
+) -> CampusFacts:
+    dorm = m.shape.dorms[0]
+    taken = cast.taken
+    healthy = [p for p in people if p.active and not p.isolated and p.id not in taken]
+    lab_college = m.shape.chosen[0][0]
+    lab = f"lab-{lab_college}-1"
+    office = _zones_of(m, "office")[0]
+    stranger = next(p for p in healthy if p.kind == "student" and p.college != lab_college)
+    member = next(p for p in healthy if p.kind == "student" and p.college == lab_college)
+    staff_person = next(p for p in healthy if p.kind == "staff")
+    visitor = next(p for p in healthy if p.kind == "visitor")
+    temperature_door = f"{dorm}-main"
+    return CampusFacts(
+        seed=seed,
+        temperature_door=temperature_door,
+        temperature_device=f"term-{temperature_door}",
+        dorm=dorm,
+        dorm_exit_door=f"{dorm}-exit",
+        dorm_exit_device=f"term-{dorm}-exit",
+        resident_cards=tuple(p.cards[0] for p in healthy if p.dorm == dorm),
+        fever_cards=tuple(p.cards[0] for p in cast.fever),
+        outsider_card=cards.unused(),
+        isolated_person=cast.isolated[0].id if cast.isolated else "",
+        isolated_card=cast.isolated[0].cards[0] if cast.isolated else "",
+        caretaker=cast.caretakers[0].id,
+        inactive_person=cast.inactive[0].id,
+        inactive_card=cast.inactive[0].cards[0],
+        gate_door="gate-main-in",
+        gate_device="term-gate-main-in",
+        gate_exit_door="gate-main-out",
+        gate_exit_device="term-gate-main-out",
+        lab=lab,
+        lab_door=f"{lab}-door",
+        lab_device=f"term-{lab}-door",
+        lab_college=lab_college,
+        lab_member_card=member.cards[0],
+        lab_stranger_card=stranger.cards[0],
+        office_door=f"{office}-door",
+        office_device=f"term-{office}-door",
+        staff_card=staff_person.cards[0],
+        visitor_card=visitor.cards[0],
+        scanner_device=f"scan-{temperature_door}" if m.shape.separate_scanners else None,
+        device_doors=m.device_doors,
+        door_zones=m.door_zones,
+        door_directions=m.door_directions,
+        temperature_doors=frozenset(m.temperature_doors),
+        zone_kinds=m.zone_kinds,
+        people=tuple(people),
+    )
+
+
 def generate_campus(
     *,
     seed: int = 2020,
@@ -199,270 +546,35 @@ def generate_campus(
     least 3), `isolated` people in home isolation. `separate_scanners` adds a
     `temperature_scanner` device (`scan-<door>`) at every temperature door.
     """
-    if not 1 <= colleges <= len(COLLEGES):
-        raise ValueError(f"colleges must be 1-{len(COLLEGES)}")
-    if colleges < 2:
-        raise ValueError("at least 2 colleges, so some student has no grant for a lab")
-    if dormitories < 1 or teaching_buildings < 1 or labs_per_college < 1:
-        raise ValueError("need at least one dormitory, teaching building and lab per college")
-    n_visitors = visitors if visitors is not None else max(3, people // 100)
-    n_staff = staff if staff is not None else max(3 + isolated, people // 10)
-    n_inactive = inactive if inactive is not None else max(3, people // 200)
-    n_students = people - n_visitors - n_staff
-    fever_reserve = 5
-    if n_students < dormitories * 8 + colleges * 2 + isolated + n_inactive + fever_reserve:
-        raise ValueError(f"{people} people are too few for this campus; try at least 200")
-    today = today or date.today()
+    shape = _shape(
+        people=people,
+        colleges=colleges,
+        dormitories=dormitories,
+        teaching_buildings=teaching_buildings,
+        labs_per_college=labs_per_college,
+        visitors=visitors,
+        staff=staff,
+        inactive=inactive,
+        isolated=isolated,
+        separate_scanners=separate_scanners,
+        today=today or date.today(),
+    )
+    # One random stream for everything, drawn in this order: the order is what a seed means.
     rng = random.Random(seed)
     names = _Names(rng)
     cards = _Cards(rng)
-
-    m: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("org_units", "zones", "doors", "devices", "people", "grants", "health")
-    }
-    device_doors: dict[str, str] = {}
-    door_zones: dict[str, str] = {}
-    door_directions: dict[str, str] = {}
-    temperature_doors: set[str] = set()
-    zone_kinds: dict[str, str] = {}
-
-    # ---- org units -------------------------------------------------------------
-    m["org_units"].append({"id": UNIVERSITY[0], "name": UNIVERSITY[1]})
-    for oid, name in OFFICES:
-        m["org_units"].append({"id": oid, "name": name, "parent": UNIVERSITY[0]})
-    classes: list[tuple[str, str]] = []  # (class id, college id)
-    departments: list[str] = []
-    chosen = COLLEGES[:colleges]
-    years = (today.year - 3, today.year - 2, today.year - 1, today.year)
-    for cid, cname, depts in chosen:
-        m["org_units"].append({"id": cid, "name": cname, "parent": UNIVERSITY[0]})
-        for d, dname in enumerate(depts, start=1):
-            did = f"{cid}-d{d}"
-            departments.append(did)
-            m["org_units"].append({"id": did, "name": f"Department of {dname}", "parent": cid})
-            for year in years:
-                kid = f"{did}-{year}"
-                classes.append((kid, cid))
-                m["org_units"].append({"id": kid, "name": f"{dname} Class {year}", "parent": did})
-
-    # ---- zones and doors -------------------------------------------------------
-    def zone(zid: str, name: str, kind: str, capacity: int | None) -> None:
-        row: dict[str, Any] = {"id": zid, "name": name, "kind": kind}
-        if capacity is not None:
-            row["capacity"] = capacity
-        m["zones"].append(row)
-        zone_kinds[zid] = kind
-
-    def door(did: str, zid: str, direction: str, *, temperature: bool = False) -> None:
-        row: dict[str, Any] = {"id": did, "zone": zid, "direction": direction}
-        if temperature:
-            row["requires_temperature"] = True
-            temperature_doors.add(did)
-        m["doors"].append(row)
-        door_zones[did] = zid
-        door_directions[did] = direction
-        m["devices"].append(
-            {"id": f"term-{did}", "door": did, "kind": "terminal", "transport": "mqtt"}
-        )
-        device_doors[f"term-{did}"] = did
-        if temperature and separate_scanners:
-            m["devices"].append(
-                {
-                    "id": f"scan-{did}",
-                    "door": did,
-                    "kind": "temperature_scanner",
-                    "transport": "mqtt",
-                }
-            )
-            device_doors[f"scan-{did}"] = did
-
-    zone("gate", "Main Gate", "gate", None)
-    door("gate-main-in", "gate", "in")
-    door("gate-main-out", "gate", "out")
-    dorm_sizes = _split(n_students, dormitories)
-    dorms = [f"dorm-{i}" for i in range(1, dormitories + 1)]
-    for dorm_id, size in zip(dorms, dorm_sizes, strict=True):
-        # Room to spare: a full dormitory must be a decision someone provokes, not an accident.
-        capacity = (size * 5 // 4 // 50 + 1) * 50
-        zone(dorm_id, f"Dormitory {dorm_id.split('-')[1]}", "dormitory", capacity)
-        door(f"{dorm_id}-main", dorm_id, "in", temperature=True)
-        door(f"{dorm_id}-exit", dorm_id, "out")
-    labs_of: dict[str, list[str]] = {}
-    for cid, cname, _ in chosen:
-        for n in range(1, labs_per_college + 1):
-            lab_id = f"lab-{cid}-{n}"
-            labs_of.setdefault(cid, []).append(lab_id)
-            lab_name = f"{cname.removeprefix('School of ')} {LAB_NAMES[(n - 1) % len(LAB_NAMES)]}"
-            zone(lab_id, lab_name, "lab", rng.choice((20, 30, 40, 60)))
-            door(f"{lab_id}-door", lab_id, "both")
-    offices = [f"office-{oid}" for oid, _ in OFFICES]
-    for (_, oname), zid in zip(OFFICES, offices, strict=True):
-        zone(zid, oname, "office", 30)
-        door(f"{zid}-door", zid, "both")
-    teaching = [f"teach-{chr(ord('a') + i)}" for i in range(teaching_buildings)]
-    for zid in teaching:
-        zone(zid, f"Teaching Building {zid[-1].upper()}", "teaching", 1500)
-        door(f"{zid}-main", zid, "both")
-
-    # ---- people and cards --------------------------------------------------------
-    sim_people: list[SimPerson] = []
-
-    def person(
-        pid: str, kind: str, org_unit: str, *, college: str | None = None, dorm: str | None = None
-    ) -> SimPerson:
-        held = [cards.new()]
-        if rng.random() < 0.05:  # a replacement card beside the old one
-            held.append(cards.new())
-        sp = SimPerson(pid, kind, org_unit, tuple(held), college, dorm)
-        sim_people.append(sp)
-        return sp
-
-    # Students: classes fill dormitories in order, so a class mostly shares a dormitory.
-    per_class = _split(n_students, len(classes))
-    dorm_slots = [d for d, size in zip(dorms, dorm_sizes, strict=True) for _ in range(size)]
-    seq_by_college: dict[str, int] = {}
-    slot = 0
-    for (kid, cid), count in zip(classes, per_class, strict=True):
-        year = kid.rsplit("-", 1)[1]
-        college_no = [c[0] for c in chosen].index(cid) + 1
-        for _ in range(count):
-            seq_by_college[cid] = seq_by_college.get(cid, 0) + 1
-            pid = f"{year}{college_no:02d}{seq_by_college[cid]:04d}"
-            person(pid, "student", kid, college=cid, dorm=dorm_slots[slot])
-            slot += 1
-    staff_units = [oid for oid, _ in OFFICES] + departments
-    for n in range(1, n_staff + 1):
-        unit = staff_units[(n - 1) % len(staff_units)]
-        college = unit.split("-d")[0] if unit in departments else None
-        person(f"T{n:04d}", "staff", unit, college=college)
-    for n in range(1, n_visitors + 1):
-        person(f"V{n:04d}", "visitor", rng.choice([c[0] for c in chosen]))
-
-    # ---- the special people the scenarios rely on ----------------------------------
-    dorm = dorms[0]
-    students = [p for p in sim_people if p.kind == "student"]
-    residents = [p for p in students if p.dorm == dorm]
-    rng.shuffle(residents)
-    isolated_people = residents[:isolated]
-    inactive_people = [residents[isolated]]
-    fever_people = residents[isolated + 1 : isolated + 1 + fever_reserve]
-    taken = {p.id for p in isolated_people + inactive_people + fever_people}
-    others = [p for p in sim_people if p.id not in taken]
-    rng.shuffle(others)
-    for p in others:
-        if len(inactive_people) >= n_inactive:
-            break
-        inactive_people.append(p)
-    taken |= {p.id for p in inactive_people}
-    staff_people = [p for p in sim_people if p.kind == "staff" and p.id not in taken]
-    caretakers = staff_people[: max(1, isolated)]
-    taken |= {p.id for p in caretakers}
-
-    replace: dict[str, SimPerson] = {}
-    for p in isolated_people:
-        replace[p.id] = dataclasses.replace(p, isolated=True)
-    for p in inactive_people:
-        replace[p.id] = dataclasses.replace(p, active=False)
-    sim_people = [replace.get(p.id, p) for p in sim_people]
-
-    for p in sim_people:
-        row: dict[str, Any] = {
-            "id": p.id,
-            "kind": p.kind,
-            "name": names(),
-            "org_unit": p.org_unit,
-            "cards": list(p.cards),
-            **_contact_numbers(p.id),
-        }
-        if not p.active:
-            row["active"] = False
-        m["people"].append(row)
-
-    # ---- grants ------------------------------------------------------------------
-    for p in sim_people:
-        if p.dorm is not None:
-            m["grants"].append({"subject": {"person": p.id}, "zone": p.dorm})
-    for cid, labs in labs_of.items():
-        for lab_id in labs:
-            m["grants"].append(
-                {"subject": {"org_unit": cid}, "zone": lab_id, "schedule": LAB_SCHEDULE}
-            )
-    for zid in offices + teaching:
-        m["grants"].append({"subject": {"kind": "staff"}, "zone": zid})
-    for zid in teaching:
-        m["grants"].append(
-            {"subject": {"kind": "student"}, "zone": zid, "schedule": TEACHING_SCHEDULE}
-        )
-    for kind in ("student", "staff"):
-        m["grants"].append({"subject": {"kind": kind}, "zone": "gate"})
-    m["grants"].append(
-        {
-            "subject": {"kind": "visitor"},
-            "zone": "gate",
-            "valid_until": (today + timedelta(days=30)).isoformat(),
-        }
-    )
-
-    # ---- health --------------------------------------------------------------------
-    for p, carer in zip(isolated_people, caretakers * isolated, strict=False):
-        m["health"].append(
-            {
-                "person": p.id,
-                "status": "home_isolation",
-                "until": (today + timedelta(days=rng.randint(5, 14))).isoformat(),
-                "reason": ISOLATION_REASON,
-                "caretaker": carer.id,
-            }
-        )
-
-    # ---- facts -----------------------------------------------------------------------
-    healthy = [p for p in sim_people if p.active and not p.isolated and p.id not in taken]
-    healthy_residents = [p for p in healthy if p.dorm == dorm]
-    lab_college = chosen[0][0]
-    lab = labs_of[lab_college][0]
-    stranger = next(p for p in healthy if p.kind == "student" and p.college != lab_college)
-    member = next(p for p in healthy if p.kind == "student" and p.college == lab_college)
-    staff_person = next(p for p in healthy if p.kind == "staff")
-    visitor = next(p for p in healthy if p.kind == "visitor")
-    temperature_door = f"{dorm}-main"
-    facts = CampusFacts(
-        seed=seed,
-        temperature_door=temperature_door,
-        temperature_device=f"term-{temperature_door}",
-        dorm=dorm,
-        dorm_exit_door=f"{dorm}-exit",
-        dorm_exit_device=f"term-{dorm}-exit",
-        resident_cards=tuple(p.cards[0] for p in healthy_residents),
-        fever_cards=tuple(p.cards[0] for p in fever_people),
-        outsider_card=cards.unused(),
-        isolated_person=isolated_people[0].id if isolated_people else "",
-        isolated_card=isolated_people[0].cards[0] if isolated_people else "",
-        caretaker=caretakers[0].id,
-        inactive_person=inactive_people[0].id,
-        inactive_card=inactive_people[0].cards[0],
-        gate_door="gate-main-in",
-        gate_device="term-gate-main-in",
-        gate_exit_door="gate-main-out",
-        gate_exit_device="term-gate-main-out",
-        lab=lab,
-        lab_door=f"{lab}-door",
-        lab_device=f"term-{lab}-door",
-        lab_college=lab_college,
-        lab_member_card=member.cards[0],
-        lab_stranger_card=stranger.cards[0],
-        office_door=f"{offices[0]}-door",
-        office_device=f"term-{offices[0]}-door",
-        staff_card=staff_person.cards[0],
-        visitor_card=visitor.cards[0],
-        scanner_device=f"scan-{temperature_door}" if separate_scanners else None,
-        device_doors=device_doors,
-        door_zones=door_zones,
-        door_directions=door_directions,
-        temperature_doors=frozenset(temperature_doors),
-        zone_kinds=zone_kinds,
-        people=tuple(sim_people),
-    )
-    return Campus(manifest=m, facts=facts)
+    m = _Manifest(shape)
+    orgs = _org_units(m)
+    for zones_of_kind in ZONE_KINDS:
+        for plan in zones_of_kind(shape, rng):
+            m.zone(plan)
+    everyone = _everyone(shape, orgs, rng, cards)
+    cast = _cast(shape, everyone, rng)
+    everyone = _with_status(everyone, cast)
+    _person_rows(m, everyone, names)
+    _grant_rows(m, everyone)
+    _health_rows(m, cast, rng)
+    return Campus(manifest=m.rows, facts=_facts(seed, m, everyone, cast, cards))
 
 
 def write_manifest(path: str | Path, **options: Any) -> CampusFacts:
