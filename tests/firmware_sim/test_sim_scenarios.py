@@ -148,3 +148,11 @@ async def test_traffic_plays_valid_events_at_the_rate(mqtt_url: str, facts: Camp
     assert {"card", "temperature", "door", "heartbeat"} <= kinds
     assert stats.decided(fleet) == len(stats.card_events)
     assert fleet.problems() == []
+
+
+def test_every_weighted_traffic_action_has_a_player() -> None:
+    """The mix draws actions by weight and plays them from a table: a weight without a
+    player would stop the demo's traffic with a KeyError."""
+    from firmware_sim.scenarios.traffic import ACTIONS, _Mix
+
+    assert set(ACTIONS) == {kind for kind, _ in _Mix.WEIGHTS}
