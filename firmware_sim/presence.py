@@ -144,65 +144,96 @@ def _day_plan(
     """The day's outings (zone, in, out), chronological and apart by a walk."""
     if morning_only:
         return []
-    plan: list[tuple[str, float, float]] = []
-    weekend = weekday >= 5
+    day = _Day(person, week, weekday, midnight, rng)
+    if person.kind == "staff":
+        _staff_day(day)
+        return day.plan
+    _student_day(day)
+    day.plan.sort(key=lambda p: p[1])
+    return day.plan
 
-    def meal(index: int, probability: float) -> None:
+
+class _Day:
+    """One person's day being planned; every choice draws from the week's random stream."""
+
+    def __init__(
+        self,
+        person: Person,
+        week: SimulatedWeek,
+        weekday: int,
+        midnight: float,
+        rng: random.Random,
+    ) -> None:
+        self.person = person
+        self.week = week
+        self.weekday = weekday
+        self.weekend = weekday >= 5
+        self.midnight = midnight
+        self.rng = rng
+        self.plan: list[tuple[str, float, float]] = []
+
+    def meal(self, index: int, probability: float) -> None:
+        rng = self.rng
         if rng.random() < probability:
             lo, hi = MEALS[index]
-            start = _hour(midnight, rng.uniform(lo, hi - 0.5))
-            hall = person.canteen if rng.random() < 0.7 else rng.choice(week.canteens)
-            plan.append((hall, start, start + rng.uniform(10, 35) * M))
+            start = _hour(self.midnight, rng.uniform(lo, hi - 0.5))
+            hall = self.person.canteen if rng.random() < 0.7 else rng.choice(self.week.canteens)
+            self.plan.append((hall, start, start + rng.uniform(10, 35) * M))
 
-    def lecture(slot: int) -> None:
-        building = person.timetable.get((weekday, slot))
+    def lecture(self, slot: int) -> None:
+        building = self.person.timetable.get((self.weekday, slot))
         if building is None:
             return
         lo, hi = CLASS_SLOTS[slot]
-        arrive = _hour(midnight, lo) - rng.uniform(1, 12) * M
-        plan.append((building, arrive, _hour(midnight, hi) + rng.uniform(0, 3) * M))
+        arrive = _hour(self.midnight, lo) - self.rng.uniform(1, 12) * M
+        self.plan.append((building, arrive, _hour(self.midnight, hi) + self.rng.uniform(0, 3) * M))
 
-    def block(zone: str, lo: float, hi: float) -> None:
-        plan.append(
+    def block(self, zone: str, lo: float, hi: float) -> None:
+        self.plan.append(
             (
                 zone,
-                _hour(midnight, lo) + rng.uniform(0, 20) * M,
-                _hour(midnight, hi) - rng.uniform(0, 15) * M,
+                _hour(self.midnight, lo) + self.rng.uniform(0, 20) * M,
+                _hour(self.midnight, hi) - self.rng.uniform(0, 15) * M,
             )
         )
 
-    if person.kind == "staff":
-        if weekend and rng.random() < 0.8:
-            return plan
-        meal(0, 0.3)
-        block(person.home, 8.5, 11.6)
-        meal(1, 0.9)
-        if person.lab and rng.random() < 0.5:
-            block(person.lab, 13.5, 17.5)
-        else:
-            block(person.home, 13.5, 17.5)
-        meal(2, 0.2)
-        return plan
-    meal(0, 0.6 if not weekend else 0.3)
+
+def _staff_day(day: _Day) -> None:
+    """Office hours around lunch, now and then the afternoon in a lab; most weekends off."""
+    person, rng = day.person, day.rng
+    if day.weekend and rng.random() < 0.8:
+        return
+    day.meal(0, 0.3)
+    day.block(person.home, 8.5, 11.6)
+    day.meal(1, 0.9)
+    if person.lab and rng.random() < 0.5:
+        day.block(person.lab, 13.5, 17.5)
+    else:
+        day.block(person.home, 13.5, 17.5)
+    day.meal(2, 0.2)
+
+
+def _student_day(day: _Day) -> None:
+    """Meals, and on weekdays lectures by the timetable or a lab for those who have one."""
+    person, rng, weekend = day.person, day.rng, day.weekend
+    day.meal(0, 0.6 if not weekend else 0.3)
     if person.lab and not weekend:
-        block(person.lab, 8.1, 11.6)
+        day.block(person.lab, 8.1, 11.6)
     elif not weekend:
-        lecture(0)
-        lecture(1)
-    meal(1, 0.9)
+        day.lecture(0)
+        day.lecture(1)
+    day.meal(1, 0.9)
     if not weekend:
-        lecture(2)
+        day.lecture(2)
         if person.lab and rng.random() < 0.7:
-            block(person.lab, 16.1, 17.6)
+            day.block(person.lab, 16.1, 17.6)
         else:
-            lecture(3)
+            day.lecture(3)
     elif person.lab and rng.random() < 0.3:
-        block(person.lab, 14.0, 17.5)
-    meal(2, 0.8)
+        day.block(person.lab, 14.0, 17.5)
+    day.meal(2, 0.8)
     if not weekend:
-        lecture(4)
-    plan.sort(key=lambda p: p[1])
-    return plan
+        day.lecture(4)
 
 
 def _emit_day(

@@ -10,6 +10,7 @@ tags, merge keys, several documents, complex keys) falls back to that loader.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -64,19 +65,49 @@ def _load(text: str) -> Any:
 
 
 def _walk(parser: Any) -> Any:
-    anchors: dict[str, Any] = {}
-    # Each open collection: [container, pending mapping key or _NO_KEY]
-    stack: list[list[Any]] = []
-    root: Any = None
-    documents = 0
-    short = 16  # short plain scalars repeat (kinds, flags): worth the cache
+    tree = _Tree()
+    handlers = tree.handlers()
+    while True:
+        event = parser.get_event()
+        if event is None or isinstance(event, yaml.StreamEndEvent):
+            break
+        handler = handlers.get(type(event))
+        if handler is not None:  # stream and document ends, and the like, build nothing
+            handler(event)
+    return tree.root
 
-    def add(value: Any) -> None:
-        nonlocal root
-        if not stack:
-            root = value
+
+_SHORT = 16  # short plain scalars repeat (kinds, flags): worth the cache
+
+
+class _Tree:
+    """The document being built from parser events, one handler per kind of event."""
+
+    __slots__ = ("anchors", "documents", "root", "stack")
+
+    def __init__(self) -> None:
+        self.anchors: dict[str, Any] = {}
+        # Each open collection: [container, pending mapping key or _NO_KEY]
+        self.stack: list[list[Any]] = []
+        self.root: Any = None
+        self.documents = 0
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            yaml.ScalarEvent: self.scalar,
+            yaml.MappingStartEvent: self.start,
+            yaml.SequenceStartEvent: self.start,
+            yaml.MappingEndEvent: self.end,
+            yaml.SequenceEndEvent: self.end,
+            yaml.AliasEvent: self.alias,
+            yaml.DocumentStartEvent: self.document,
+        }
+
+    def add(self, value: Any) -> None:
+        if not self.stack:
+            self.root = value
             return
-        top = stack[-1]
+        top = self.stack[-1]
         container = top[0]
         if isinstance(container, list):
             container.append(value)
@@ -90,40 +121,37 @@ def _walk(parser: Any) -> Any:
             container[top[1]] = value
             top[1] = _NO_KEY
 
-    while True:
-        event = parser.get_event()
-        if event is None or isinstance(event, yaml.StreamEndEvent):
-            break
-        if isinstance(event, yaml.ScalarEvent):
-            if event.tag not in (None, "!"):
-                raise _Unsupported
-            if event.implicit[0]:  # plain, untagged: resolve like PyYAML
-                value = event.value
-                value = _plain_cached(value) if len(value) <= short else _plain(value)
-            else:
-                value = event.value
-            if event.anchor is not None:
-                anchors[event.anchor] = value
-            add(value)
-        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            if event.tag not in (None, "!"):
-                raise _Unsupported
-            container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
-            if event.anchor is not None:
-                anchors[event.anchor] = container
-            add(container)
-            stack.append([container, _NO_KEY])
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            stack.pop()
-        elif isinstance(event, yaml.AliasEvent):
-            if event.anchor not in anchors:
-                raise _Unsupported  # let the full loader report it
-            add(anchors[event.anchor])
-        elif isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                raise _Unsupported
-    return root
+    def scalar(self, event: Any) -> None:
+        if event.tag not in (None, "!"):
+            raise _Unsupported
+        value = event.value
+        if event.implicit[0]:  # plain, untagged: resolve like PyYAML
+            value = _plain_cached(value) if len(value) <= _SHORT else _plain(value)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = value
+        self.add(value)
+
+    def start(self, event: Any) -> None:
+        if event.tag not in (None, "!"):
+            raise _Unsupported
+        container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+        if event.anchor is not None:
+            self.anchors[event.anchor] = container
+        self.add(container)
+        self.stack.append([container, _NO_KEY])
+
+    def end(self, event: Any) -> None:
+        self.stack.pop()
+
+    def alias(self, event: Any) -> None:
+        if event.anchor not in self.anchors:
+            raise _Unsupported  # let the full loader report it
+        self.add(self.anchors[event.anchor])
+
+    def document(self, event: Any) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            raise _Unsupported
 
 
 _NO_KEY = object()

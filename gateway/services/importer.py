@@ -12,16 +12,16 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from gateway.domain.health import HealthStatus
-from gateway.domain.roster import PersonKind
 from gateway.services.caretaking import reassign_cases
 from gateway.services.manifest import Manifest, ManifestError, read_manifest
+from gateway.services.manifest_references import check_references
 from gateway.store import roster_sync, roster_write
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import held_caretaker_problem
 from gateway.store.health import set_health_many
 from gateway.store.readings import latest_watch_reading
 from gateway.store.roster import load_health
-from gateway.store.roster_write import RosterKeys, UpsertCounts
+from gateway.store.roster_write import UpsertCounts
 
 __all__ = [
     "ImportReport",
@@ -237,58 +237,6 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     pass
 
 
-def check_references(m: Manifest, keys: RosterKeys) -> None:
-    """Raise ManifestError for the first row naming something neither file nor database has."""
-
-    def fail(label: str, message: str) -> None:
-        raise ManifestError(f"{m.source}: {label}: {message}")
-
-    parents = dict(keys.org_unit_parents)
-    parents.update((r.item.id, r.item.parent_id) for r in m.org_units)
-    zones = keys.zones | {r.item.id for r in m.zones}
-    doors = keys.doors | {r.item.id for r in m.doors}
-    kinds = dict(keys.people)
-    kinds.update((r.item.id, r.item.kind.value) for r in m.people)
-
-    for row in m.org_units:
-        if row.item.parent_id is not None and row.item.parent_id not in parents:
-            fail(row.label, f"unknown parent org unit {row.item.parent_id!r}")
-    _check_cycles(m, parents)
-    for row in m.doors:
-        if row.item.zone_id not in zones:
-            fail(row.label, f"unknown zone {row.item.zone_id!r}")
-    for row in m.devices:
-        if row.item.door_id not in doors:
-            fail(row.label, f"unknown door {row.item.door_id!r}")
-    for row in m.people:
-        if row.item.org_unit_id is not None and row.item.org_unit_id not in parents:
-            fail(row.label, f"unknown org unit {row.item.org_unit_id!r}")
-    for row in m.cards:
-        holder = keys.card_holders.get(row.item.uid)
-        if holder is not None and holder != row.item.person_id:
-            fail(row.label, f"card {row.item.uid} is already held by person {holder!r}")
-    for row in m.grants:
-        subject = row.item.subject
-        if subject.person_id is not None and subject.person_id not in kinds:
-            fail(row.label, f"unknown person {subject.person_id!r}")
-        if subject.org_unit_id is not None and subject.org_unit_id not in parents:
-            fail(row.label, f"unknown org unit {subject.org_unit_id!r}")
-        if row.item.zone_id not in zones:
-            fail(row.label, f"unknown zone {row.item.zone_id!r}")
-    for row in m.health:
-        record = row.item
-        if record.person_id not in kinds:
-            fail(row.label, f"unknown person {record.person_id!r}")
-        if record.caretaker_id is not None:
-            caretaker_kind = kinds.get(record.caretaker_id)
-            if caretaker_kind is None:
-                fail(row.label, f"unknown caretaker {record.caretaker_id!r}")
-            elif caretaker_kind != PersonKind.STAFF.value:
-                fail(
-                    row.label, f"caretaker {record.caretaker_id!r} is a {caretaker_kind}, not staff"
-                )
-
-
 async def check_health(conn: asyncpg.Connection, m: Manifest) -> None:
     """Raise ManifestError for the first health row naming a caretaker who is held (by
     the stored status, or by the file's own row for them), or lifting a fever_watch
@@ -316,23 +264,6 @@ async def check_health(conn: asyncpg.Connection, m: Manifest) -> None:
                     f"{m.source}: {row.label}: {record.person_id} is on fever_watch with no "
                     "normal re-measurement since the fever: record one before clearing"
                 )
-
-
-def _check_cycles(m: Manifest, parents: dict[str, str | None]) -> None:
-    """Org units must form a tree once the file's parents replace the stored ones."""
-    settled: set[str] = set()
-    for row in m.org_units:
-        path: list[str] = []
-        on_path: set[str] = set()
-        unit: str | None = row.item.id
-        while unit is not None and unit not in settled:
-            if unit in on_path:
-                cycle = " -> ".join([*path[path.index(unit) :], unit])
-                raise ManifestError(f"{m.source}: {row.label}: org units form a cycle: {cycle}")
-            path.append(unit)
-            on_path.add(unit)
-            unit = parents.get(unit)
-        settled.update(path)
 
 
 def describe(report: ImportReport) -> list[tuple[str, int, int, int]]:
