@@ -23,7 +23,6 @@ class Permission(StrEnum):
     WRITE_GRANTS = "write_grants"
     IMPORT = "import"
     READ_AUDIT = "read_audit"
-    MANAGE_OPERATORS = "manage_operators"
     WRITE_ROSTER = "write_roster"  # org units, zones, doors, devices, people, cards
     # Epidemic-prevention workflows (issue #5).
     RECORD_READING = "record_reading"  # a guard's manual re-measurement of a fever_watch person

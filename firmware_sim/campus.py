@@ -1,4 +1,4 @@
-"""A generated sample campus: a manifest (CONTRACT.md section 6) and its ground truth.
+"""A generated sample campus: a manifest (docs/manifest.md) and its ground truth.
 
 `generate_campus(seed=..., people=...)` is deterministic for a seed, a size and
 `today` (the only date it depends on: isolation ends and visitor passes are

@@ -73,12 +73,6 @@ class CampusFacts:
     def mqtt_devices(self) -> tuple[str, ...]:
         return tuple(self.device_doors)
 
-    def devices_at(self, door: str) -> tuple[str, ...]:
-        return tuple(d for d, dd in self.device_doors.items() if dd == door)
-
-    def terminal_at(self, door: str) -> str:
-        return f"term-{door}"
-
 
 @dataclass(frozen=True, slots=True)
 class Campus:

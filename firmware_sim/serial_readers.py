@@ -31,10 +31,6 @@ class PtyPort:
         self._slave: int | None = None
         self.plug()
 
-    @property
-    def plugged(self) -> bool:
-        return self.master is not None
-
     def plug(self) -> None:
         if self.master is not None:
             return

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,12 +71,6 @@ class CameraModel:
     noise_c: float = 0.08  # sensor noise, standard deviation
     bias_c: float = 0.0  # the sensor reads this much too warm
     ambient_coupling: float = 0.06  # skin reads this much cooler per C the room is below 24 C
-
-
-@dataclass(slots=True)
-class _Grid:
-    ys: np.ndarray = field(repr=False)
-    xs: np.ndarray = field(repr=False)
 
 
 def random_scene(

@@ -357,9 +357,6 @@ class MqttClient:
         """Messages read but not handed over because of `hold()`."""
         return len(self._stash)
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
-
     async def close(self) -> None:
         """Disconnect cleanly (no last will) and stop the background tasks."""
         self._closing = True

@@ -28,9 +28,6 @@ class Topics:
     def state(self, device_id: str) -> str:
         return f"{self.prefix}/devices/{device_id}/state"
 
-    def device_events(self, device_id: str) -> str:
-        return f"{self.prefix}/devices/{device_id}/events"
-
     def alert(self, kind: str) -> str:
         return f"{self.prefix}/alerts/{kind}"
 

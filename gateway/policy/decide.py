@@ -87,10 +87,6 @@ class Outcome:
     health_change: HealthStatus | None = None  # set the person's status to this
 
     @property
-    def is_final(self) -> bool:
-        return self.verdict is not Verdict.PENDING
-
-    @property
     def admitted(self) -> bool:
         return self.verdict is Verdict.ADMIT
 

@@ -8,8 +8,6 @@ ManifestError whose message is one line naming the file and the row.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -449,15 +447,6 @@ def _check_duplicates(m: Manifest) -> None:
     unique(m.cards, lambda c: c.uid, "card")
     unique(m.grants, lambda g: f"{g.subject.key()} -> {g.zone_id}", "grant")
     unique(m.health, lambda h: h.person_id, "health status of person")
-
-
-def parse_people_csv(raw: str, source: str, tz: ZoneInfo) -> Manifest:
-    """A people CSV: header id,kind,name,org_unit,card_uid; a person with two cards has two rows.
-
-    Optional columns phone and id_number may follow the contract's header; a person's
-    rows must agree on them or leave them blank.
-    """
-    return parse_people_rows(csv.reader(io.StringIO(raw, newline="")), source, tz)
 
 
 def parse_people_rows(reader: Iterator[list[str]], source: str, tz: ZoneInfo) -> Manifest:

@@ -162,11 +162,6 @@ def _gazetteer() -> _Gazetteer:
     return _Gazetteer()
 
 
-def warm_up() -> None:
-    """Read the gazetteer now (about a tenth of a second) rather than on the first trip."""
-    _gazetteer()
-
-
 def _chinese_tokens(text: str, gazetteer: _Gazetteer) -> list[tuple[int, list[_Name]]]:
     """Longest names first, left to right, in each run of Chinese characters."""
     tokens = []
