@@ -8,6 +8,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from gateway.domain.cards import CardUidError, normalize_card_uid
@@ -129,7 +130,7 @@ def _card(obj: dict[str, Any], *, required: bool) -> str | None:
         raise EventRejected("bad_value", str(exc)) from None
 
 
-def _enum(obj: dict[str, Any], name: str, enum: type, *, required: bool = True) -> Any:
+def _enum(obj: dict[str, Any], name: str, enum: type[StrEnum], *, required: bool = True) -> Any:
     raw = _str(obj, name, required=required, max_len=32)
     if raw is None:
         return None
@@ -248,6 +249,5 @@ def decode_state(payload: bytes) -> bool | None:
         obj = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         return None
-    if isinstance(obj, dict) and isinstance(obj.get("online"), bool):
-        return obj["online"]
-    return None
+    online = obj.get("online") if isinstance(obj, dict) else None
+    return online if isinstance(online, bool) else None

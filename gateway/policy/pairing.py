@@ -23,7 +23,7 @@ import itertools
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar, cast
 
 K = TypeVar("K", bound=Hashable)
 
@@ -194,7 +194,7 @@ class PairingBook(Generic[K]):
                     del self._card_door[card.key]
                     cards.append(card.key)
             else:
-                reading = queue.readings.pop(ident, None)  # type: ignore[arg-type]
+                reading = queue.readings.pop(cast(int, ident), None)
                 if reading is not None:
                     readings.append(
                         ExpiredReading(door_id, reading.celsius, reading.card_uid, reading.at)

@@ -254,7 +254,10 @@ def _ancestor_chains(org_units: dict[str, OrgUnit]) -> dict[str, tuple[str, ...]
 
 
 def _index_grants(grants: Iterable[Grant]) -> dict[str, ZoneGrants]:
-    by_zone: dict[str, tuple[dict, dict, dict]] = {}
+    by_zone: dict[
+        str,
+        tuple[dict[str, list[Grant]], dict[str, list[Grant]], dict[PersonKind, list[Grant]]],
+    ] = {}
     for grant in grants:
         person_map, unit_map, kind_map = by_zone.setdefault(grant.zone_id, ({}, {}, {}))
         subject = grant.subject
@@ -268,7 +271,7 @@ def _index_grants(grants: Iterable[Grant]) -> dict[str, ZoneGrants]:
             person_map.setdefault(subject.person_id, []).append(grant)
         elif subject.org_unit_id is not None:
             unit_map.setdefault(subject.org_unit_id, []).append(grant)
-        else:
+        elif subject.kind is not None:  # always, by the check above
             kind_map.setdefault(subject.kind, []).append(grant)
     return {
         zone_id: ZoneGrants(
