@@ -41,3 +41,17 @@ def test_ci_installs_from_the_lockfile_and_fails_without_a_browser() -> None:
     assert "export CI=true" in ci
     readme = (ROOT / "README.md").read_text()
     assert "apt-get install -y mosquitto chromium fonts-wqy-microhei postgresql" in readme
+
+
+def test_ci_checks_types_strictly_where_the_rules_live() -> None:
+    """Issue 11, point 7: mypy strict on the domain, the policy and the codecs, in CI's lint
+    step; and ruff's complexity rule on for the whole repository."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    mypy = pyproject["tool"]["mypy"]
+    assert mypy["strict"] is True
+    assert {"gateway/domain", "gateway/policy", "devices/codecs"} <= set(mypy["files"])
+    lint = pyproject["tool"]["ruff"]["lint"]
+    assert "C901" in lint["select"] and lint["mccabe"]["max-complexity"] <= 15
+    ci = (ROOT / ".ci" / "run").read_text()
+    lint_step = ci.split('step "lint"', 1)[1].split("step ", 1)[0]
+    assert ".venv/bin/mypy" in lint_step
