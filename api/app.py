@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from api.deps import SESSION_COOKIE, authenticate, idle_timeout
+from api.errors import add_error_handlers
 from api.middleware import CONSOLE_CSP, BodyLimit, OneHeavyAtATime, SecurityHeaders, is_heavy
 from api.routers import (
     alerts,
@@ -149,6 +150,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         monitoring,
     ):
         app.include_router(module.router)
+    add_error_handlers(app)
 
     @app.exception_handler(asyncpg.DataError)
     async def _bad_value(request: Request, exc: asyncpg.DataError) -> JSONResponse:

@@ -19,12 +19,12 @@ from api.permissions import Permission, sees_health_details
 from api.redaction import present_denied_counts
 from api.routers.people import scope_of
 from gateway.domain.reports import Audience, DailyReport, Delivery, plain_lists
-from gateway.services.reports.compute import UnitTree, UnknownOrgUnitError
+from gateway.services.reports.compute import UnitTree
 from gateway.services.reports.delivery import XLSX_TYPE, filename
 from gateway.services.reports.render_csv import render_csv
 from gateway.services.reports.render_html import CONTENT_SECURITY_POLICY, render_html
 from gateway.services.reports.render_xlsx import render_xlsx
-from gateway.services.reports.service import ReportNotFoundError, generate_reports, send_report
+from gateway.services.reports.service import generate_reports, send_report
 from gateway.store import reports as store
 
 router = APIRouter(prefix="/api/daily-reports", tags=["daily reports"])
@@ -216,20 +216,15 @@ async def generate(
     if units is not None and any(u is not None and u not in tree for u in units):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown org unit {body.org_unit!r}")
     settings = request.app.state.settings
-    try:
-        reports = await generate_reports(
-            conn,
-            day=body.day,
-            settings=settings,
-            by=operator.name,
-            org_units=units,
-            audiences=[body.audience] if body.audience else tuple(Audience),
-            send=body.send,
-        )
-    except UnknownOrgUnitError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    reports = await generate_reports(
+        conn,
+        day=body.day,
+        settings=settings,
+        by=operator.name,
+        org_units=units,
+        audiences=[body.audience] if body.audience else tuple(Audience),
+        send=body.send,
+    )
     deliveries = await store.deliveries_of(conn, [r.id for r in reports])
     return {
         "items": [
@@ -252,14 +247,11 @@ async def send(
     report_id: int, operator: Sender, request: Request, conn: Conn, body: SendIn | None = None
 ) -> dict[str, Any]:
     await _report_for(conn, operator, report_id)
-    try:
-        done = await send_report(
-            conn,
-            report_id,
-            request.app.state.settings,
-            by=operator.name,
-            only_failed=bool(body and body.only_failed),
-        )
-    except ReportNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    done = await send_report(
+        conn,
+        report_id,
+        request.app.state.settings,
+        by=operator.name,
+        only_failed=bool(body and body.only_failed),
+    )
     return {"deliveries": _deliveries(done)}

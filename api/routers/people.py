@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from api.deps import Allowed, Conn, Principal
 from api.permissions import Permission, allowed, org_scoped, sees_health_details
-from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, run, values_of
+from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, values_of
 from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.health import HealthStatus
 from gateway.domain.privacy import mask_id_number, mask_phone
@@ -129,7 +129,7 @@ async def _person(conn: Conn, person_id: str, operator: Principal) -> dict[str, 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_person(body: PersonIn, operator: Admin, conn: Conn) -> dict[str, Any]:
     values = values_of(body, exclude={"cards"})
-    await run(roster_admin.create(conn, "person", values, by=operator.name, cards=body.cards))
+    await roster_admin.create(conn, "person", values, by=operator.name, cards=body.cards)
     return await _person(conn, body.id, operator)
 
 
@@ -137,23 +137,21 @@ async def create_person(body: PersonIn, operator: Admin, conn: Conn) -> dict[str
 async def update_person(
     person_id: str, body: PersonPatch, operator: Admin, conn: Conn
 ) -> dict[str, Any]:
-    await run(roster_admin.update(conn, "person", person_id, changes(body), by=operator.name))
+    await roster_admin.update(conn, "person", person_id, changes(body), by=operator.name)
     return await _person(conn, person_id, operator)
 
 
 @router.post("/{person_id}/deactivate")
 async def deactivate_person(person_id: str, operator: Admin, conn: Conn) -> dict[str, Any]:
-    await run(roster_admin.deactivate_person(conn, person_id, by=operator.name))
+    await roster_admin.deactivate_person(conn, person_id, by=operator.name)
     return await _person(conn, person_id, operator)
 
 
 @router.post("/{person_id}/cards")
 async def add_card(person_id: str, body: CardIn, operator: Admin, conn: Conn) -> dict[str, Any]:
     """Give a card to a person (or renew it); 409 when another person holds it."""
-    return await run(
-        roster_admin.add_card(
-            conn, person_id, body.uid, by=operator.name, valid_until=body.valid_until
-        )
+    return await roster_admin.add_card(
+        conn, person_id, body.uid, by=operator.name, valid_until=body.valid_until
     )
 
 
@@ -170,6 +168,4 @@ async def revoke_card(
         raise HTTPException(
             422, [{"loc": ["path", "uid"], "msg": str(exc), "type": "card_uid"}]
         ) from None
-    return await run(
-        roster_admin.revoke_card(conn, canonical, by=operator.name, person_id=person_id)
-    )
+    return await roster_admin.revoke_card(conn, canonical, by=operator.name, person_id=person_id)

@@ -91,10 +91,6 @@ def _rules(request: Request) -> service.TravelRules:
     return service.TravelRules(settings.isolation_days, settings.tz)
 
 
-def _not_found(exc: LookupError) -> HTTPException:
-    return HTTPException(404, str(exc))
-
-
 @router.get("/declarations")
 async def list_declarations(
     operator: Declarer,
@@ -131,10 +127,7 @@ async def declare(
     trip = service.Trip(
         body.person_id, body.destination, body.departure_date, body.return_date, body.note
     )
-    try:
-        ids, evaluation = await service.declare(conn, [trip], _rules(request), by=operator.name)
-    except service.NotFoundError as exc:
-        raise _not_found(exc) from None
+    ids, evaluation = await service.declare(conn, [trip], _rules(request), by=operator.name)
     declaration = await store.get_declaration(conn, ids[0])
     return {"declaration": declaration, "evaluation": evaluation.as_dict()}
 
@@ -171,12 +164,9 @@ async def waive(
     declaration_id: int, operator: Waiver, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """Exempt a trip (health officers); an isolation it alone caused is lifted."""
-    try:
-        declaration, evaluation = await service.waive_declaration(
-            conn, declaration_id, _rules(request), by=operator.name
-        )
-    except service.NotFoundError as exc:
-        raise _not_found(exc) from None
+    declaration, evaluation = await service.waive_declaration(
+        conn, declaration_id, _rules(request), by=operator.name
+    )
     return {"declaration": declaration, "evaluation": evaluation.as_dict()}
 
 
@@ -218,12 +208,7 @@ async def preview_new_area(
     Confirm by POSTing the same body to /api/travel/areas."""
     rules = _rules(request)
     values = _area_values(body, rules)
-    try:
-        return await preview_area(conn, values, rules, by=operator.name)
-    except service.DuplicateAreaError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except service.AmbiguousPlaceError as exc:
-        raise _field_error("match", str(exc)) from None
+    return await preview_area(conn, values, rules, by=operator.name)
 
 
 @router.post("/areas", status_code=status.HTTP_201_CREATED)
@@ -234,12 +219,7 @@ async def add_area(
     (or, for a place outside China's gazetteer, looked for as text in destinations)."""
     rules = _rules(request)
     values = _area_values(body, rules)
-    try:
-        area, evaluation = await service.add_area(conn, values, rules, by=operator.name)
-    except service.DuplicateAreaError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except service.AmbiguousPlaceError as exc:
-        raise _field_error("match", str(exc)) from None
+    area, evaluation = await service.add_area(conn, values, rules, by=operator.name)
     return {"area": area, "evaluation": evaluation.as_dict()}
 
 
@@ -254,18 +234,7 @@ async def change_area(
     rules = _rules(request)
     if "effective_from" in changes:
         _refuse_backdating(changes["effective_from"], rules)
-    try:
-        area, evaluation = await service.change_area(
-            conn, area_id, changes, rules, by=operator.name
-        )
-    except service.NotFoundError as exc:
-        raise _not_found(exc) from None
-    except service.DuplicateAreaError as exc:  # a ValueError too: before the next clause
-        raise HTTPException(409, str(exc)) from None
-    except service.AmbiguousPlaceError as exc:  # a ValueError too
-        raise _field_error("match", str(exc)) from None
-    except ValueError as exc:
-        raise _field_error("effective_until", str(exc)) from None
+    area, evaluation = await service.change_area(conn, area_id, changes, rules, by=operator.name)
     return {"area": area, "evaluation": evaluation.as_dict()}
 
 
@@ -274,10 +243,7 @@ async def remove_area(
     area_id: int, operator: AreaManager, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """Delist an area; isolations it alone caused are lifted (officers' statuses stay)."""
-    try:
-        evaluation = await service.remove_area(conn, area_id, _rules(request), by=operator.name)
-    except service.NotFoundError as exc:
-        raise _not_found(exc) from None
+    evaluation = await service.remove_area(conn, area_id, _rules(request), by=operator.name)
     return {"removed": area_id, "evaluation": evaluation.as_dict()}
 
 

@@ -16,7 +16,8 @@ import asyncpg
 
 from gateway.domain.health import ISOLATION_STATUSES, HealthRecord, HealthStatus
 from gateway.services.caretaking import choose_caretakers, reassign_cases
-from gateway.services.operations import NotFoundError, ReferenceError_, _jsonable
+from gateway.services.errors import ConflictError, InvalidReferenceError, NotFoundError
+from gateway.services.operations import _jsonable
 from gateway.store import console
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import caretaker_problem
@@ -25,8 +26,6 @@ from gateway.store.readings import insert_reading, latest_watch_reading
 from gateway.store.roster import load_health
 
 __all__ = [
-    "NotFoundError",
-    "ReferenceError_",
     "StatusConflict",
     "change_status",
     "clear_fever_watch",
@@ -41,7 +40,7 @@ EXPIRY_ACTOR = "expiry"
 _FUTURE_SLACK = timedelta(minutes=5)
 
 
-class StatusConflict(RuntimeError):
+class StatusConflict(ConflictError, RuntimeError):
     """The person's current status does not allow this step (e.g. not on fever_watch)."""
 
 
@@ -154,17 +153,17 @@ async def _check_change(
 ) -> None:
     if until is not None:
         if until.tzinfo is None:
-            raise ReferenceError_("until", "until needs a time zone offset")
+            raise InvalidReferenceError("until", "until needs a time zone offset")
         if until <= now:
-            raise ReferenceError_("until", "until must lie in the future")
+            raise InvalidReferenceError("until", "until must lie in the future")
         if status in (HealthStatus.CLEAR, HealthStatus.RECOVERED):
-            raise ReferenceError_("until", f"{status.value} takes no until")
+            raise InvalidReferenceError("until", f"{status.value} takes no until")
     if caretaker_id is not None:
         if caretaker_id == person_id:
-            raise ReferenceError_("caretaker_id", "a person cannot be their own caretaker")
+            raise InvalidReferenceError("caretaker_id", "a person cannot be their own caretaker")
         problem = await caretaker_problem(conn, caretaker_id, now)
         if problem:
-            raise ReferenceError_("caretaker_id", problem)
+            raise InvalidReferenceError("caretaker_id", problem)
 
 
 async def resolve_fever_watch(
@@ -218,9 +217,9 @@ async def record_reading(
     now = datetime.now(UTC)
     when = measured_at or now
     if when.tzinfo is None:
-        raise ReferenceError_("measured_at", "measured_at needs a time zone offset")
+        raise InvalidReferenceError("measured_at", "measured_at needs a time zone offset")
     if when > now + _FUTURE_SLACK:
-        raise ReferenceError_("measured_at", "measured_at lies in the future")
+        raise InvalidReferenceError("measured_at", "measured_at lies in the future")
     async with conn.transaction():
         if not await lock_people(conn, [person_id]):
             raise NotFoundError(f"no person {person_id!r}")

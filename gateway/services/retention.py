@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from gateway.services.errors import ConflictError
 from gateway.services.scheduler import Job
 from gateway.settings import Settings
 from gateway.store import retention
@@ -36,7 +37,7 @@ OPERATOR = "retention"  # the audit log's operator of every run
 _RUN_LOCK = 0x43475254  # "CGRT": one retention run at a time per database
 
 
-class RetentionBusyError(RuntimeError):
+class RetentionBusyError(ConflictError, RuntimeError):
     """Another retention run holds the lock."""
 
 
