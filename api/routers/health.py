@@ -14,10 +14,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import Allowed, Conn
+from api.deps import Allowed, Conn, OrgScope, ensure_in_scope
 from api.naming import add_names, name_change
 from api.permissions import Permission
-from api.routers.people import ensure_in_scope, scope_of
 from gateway.domain.health import HealthStatus
 from gateway.services import health as service
 from gateway.store import console
@@ -78,6 +77,7 @@ class FeverDecision(_Until):
 @router.get("")
 async def list_health(
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     status: HealthStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -86,7 +86,7 @@ async def list_health(
     return await console.list_health(
         conn,
         status=status.value if status else None,
-        org_scope=scope_of(operator),
+        org_scope=scope,
         limit=limit,
         offset=offset,
     )
@@ -110,8 +110,10 @@ async def review_list(operator: Reader, conn: Conn) -> list[dict[str, Any]]:
 
 
 @router.get("/{person_id}")
-async def get_health(person_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
-    await ensure_in_scope(conn, operator, person_id)
+async def get_health(
+    person_id: str, operator: Reader, scope: OrgScope, conn: Conn
+) -> dict[str, Any]:
+    await ensure_in_scope(conn, scope, person_id)
     current = await console.health_of(conn, person_id)
     history = [
         {
@@ -178,8 +180,10 @@ async def record_reading(
 
 
 @router.get("/{person_id}/readings")
-async def list_readings(person_id: str, operator: Reader, conn: Conn) -> list[dict[str, Any]]:
-    await ensure_in_scope(conn, operator, person_id)
+async def list_readings(
+    person_id: str, operator: Reader, scope: OrgScope, conn: Conn
+) -> list[dict[str, Any]]:
+    await ensure_in_scope(conn, scope, person_id)
     return await readings_of(conn, person_id)
 
 

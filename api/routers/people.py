@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from api.deps import Allowed, Conn, Principal
-from api.permissions import Permission, allowed, org_scoped, sees_health_details
+from api.deps import Allowed, Conn, OrgScope, Principal, ensure_in_scope
+from api.permissions import Permission, allowed, sees_health_details
 from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, values_of
 from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.health import HealthStatus
@@ -59,23 +59,17 @@ def _future(when: Any) -> bool:
     return when > datetime.now(UTC)
 
 
-def scope_of(operator: Principal) -> str | None:
-    """The org unit a liaison is confined to ('' when none is set: they see nobody)."""
-    if not org_scoped(operator.account.role):
-        return None
-    return operator.account.org_unit_id or ""
-
-
 @router.get("")
 async def search_people(
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     total, rows = await console.search_people(
-        conn, q=q, org_scope=scope_of(operator), limit=limit, offset=offset
+        conn, q=q, org_scope=scope, limit=limit, offset=offset
     )
     return {
         "total": total,
@@ -85,26 +79,17 @@ async def search_people(
     }
 
 
-async def ensure_in_scope(conn: Conn, operator: Principal, person_id: str) -> None:
-    """404 for unknown people and for people outside a liaison's org unit."""
-    exists, org_unit = await console.person_org_unit(conn, person_id)
-    scope = scope_of(operator)
-    if exists and scope is not None:
-        exists = bool(scope) and org_unit in await console.org_subtree(conn, scope)
-    if not exists:
-        raise HTTPException(404, f"no person {person_id!r}")
-
-
 @router.get("/{person_id}")
 async def get_person(
     person_id: str,
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     unmask: Annotated[
         bool, Query(description="full phone and ID number (UNMASK only; audited)")
     ] = False,
 ) -> dict[str, Any]:
-    await ensure_in_scope(conn, operator, person_id)
+    await ensure_in_scope(conn, scope, person_id)
     if unmask and not allowed(operator.account.role, Permission.UNMASK):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"role {operator.account.role.value} may not unmask"

@@ -10,9 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, UploadFile, status
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import Allowed, Conn
+from api.deps import Allowed, Conn, OrgScope, ensure_in_scope
 from api.permissions import Permission
-from api.routers.people import ensure_in_scope, scope_of
 from gateway.services import travel as service
 from gateway.services.travel_import import TravelImportError, import_declarations
 from gateway.services.travel_preview import preview_area
@@ -94,6 +93,7 @@ def _rules(request: Request) -> service.TravelRules:
 @router.get("/declarations")
 async def list_declarations(
     operator: Declarer,
+    scope: OrgScope,
     conn: Conn,
     request: Request,
     person_id: Annotated[str | None, Query(max_length=200)] = None,
@@ -110,7 +110,7 @@ async def list_declarations(
     return await store.list_declarations(
         conn,
         person_id=person_id,
-        org_scope=scope_of(operator),
+        org_scope=scope,
         returned_since=since,
         limit=limit,
         offset=offset,
@@ -119,11 +119,11 @@ async def list_declarations(
 
 @router.post("/declarations", status_code=status.HTTP_201_CREATED)
 async def declare(
-    body: DeclarationIn, operator: Declarer, request: Request, conn: Conn
+    body: DeclarationIn, operator: Declarer, scope: OrgScope, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """File a trip for a person (a liaison: only for people of their org unit). The
     answer holds the declaration and what the evaluation changed."""
-    await ensure_in_scope(conn, operator, body.person_id)
+    await ensure_in_scope(conn, scope, body.person_id)
     trip = service.Trip(
         body.person_id, body.destination, body.departure_date, body.return_date, body.note
     )
@@ -134,7 +134,7 @@ async def declare(
 
 @router.post("/declarations/import")
 async def import_file(
-    file: UploadFile, operator: Declarer, request: Request, conn: Conn
+    file: UploadFile, operator: Declarer, scope: OrgScope, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """A CSV of declarations (person_id,destination,departure_date,return_date[,note]),
     checked whole first: one error naming the row, and nothing written."""
@@ -148,7 +148,7 @@ async def import_file(
         raise _file_error(f"{name}: not UTF-8 text") from None
     try:
         rows, ids, evaluation = await import_declarations(
-            conn, text, name, _rules(request), by=operator.name, org_scope=scope_of(operator)
+            conn, text, name, _rules(request), by=operator.name, org_scope=scope
         )
     except TravelImportError as exc:
         raise _file_error(f"{exc}; nothing was imported") from None
