@@ -52,6 +52,7 @@ from gateway.store import console
 from gateway.store import travel as store
 from gateway.store.audit import record_audit
 from gateway.store.health import set_health
+from gateway.store.locks import LockKey, lock_for_transaction
 
 TRAVEL_ACTOR = "travel"  # set_by of the isolations travel sets (and may lift)
 
@@ -419,7 +420,7 @@ async def _refuse_duplicate(
     Takes a lock for the rest of the transaction, so two officers listing (or moving) the
     same area cannot both pass the check.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('campusgate_epidemic_areas'))")
+    await lock_for_transaction(conn, LockKey.EPIDEMIC_AREAS)
     for other in await store.list_areas(conn):
         if (
             other["id"] != area_id
