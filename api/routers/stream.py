@@ -23,8 +23,8 @@ from fastapi.encoders import jsonable_encoder
 
 from api.deps import SESSION_COOKIE, authenticate, idle_timeout
 from api.permissions import org_scoped, present_alert, visible_alert_kinds
+from gateway.domain.operators import OperatorRole
 from gateway.store import console
-from gateway.store.operators import OperatorRole
 from gateway.store.org_tree import org_subtree
 
 router = APIRouter()

@@ -17,6 +17,7 @@ import click
 
 from gateway.cli import settings_of
 from gateway.cli._database import database_url, open_database
+from gateway.domain.operators import OperatorRole
 from gateway.services.accounts import (
     PasswordPolicyError,
     UnknownOperatorError,
@@ -29,7 +30,7 @@ from gateway.services.accounts import (
 )
 from gateway.store.accounts import set_org_unit
 from gateway.store.audit import record_audit
-from gateway.store.operators import OperatorExistsError, OperatorRole, add_operator
+from gateway.store.operators import OperatorExistsError, add_operator
 
 
 @click.group("user")

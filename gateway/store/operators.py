@@ -5,16 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 
 import asyncpg
 
-
-class OperatorRole(StrEnum):
-    ADMIN = "admin"
-    GUARD = "guard"
-    HEALTH_OFFICER = "health_officer"
-    LIAISON = "liaison"
+from gateway.domain.operators import OperatorRole
 
 
 class OperatorExistsError(ValueError):
