@@ -21,7 +21,7 @@ from gateway.services.operations import _jsonable
 from gateway.store import console
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import caretaker_problem
-from gateway.store.health import expire_due, lock_people, set_health
+from gateway.store.health import current_health, expire_due, lock_people, set_health
 from gateway.store.readings import insert_reading, latest_watch_reading
 from gateway.store.roster import load_health
 
@@ -60,13 +60,8 @@ class CurrentStatus:
 
 
 async def current_status(conn: asyncpg.Connection, person_id: str) -> CurrentStatus | None:
-    row = await conn.fetchrow(
-        "SELECT status, until, set_by, caretaker_id, since FROM health_status WHERE person_id = $1",
-        person_id,
-    )
-    if row is None:
-        return None
-    return CurrentStatus(HealthStatus(row[0]), row[1], row[2], row[3], row[4])
+    found = await current_health(conn, person_id)
+    return None if found is None else CurrentStatus(*found)
 
 
 async def change_status(

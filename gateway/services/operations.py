@@ -12,7 +12,7 @@ import asyncpg
 
 from gateway.domain.alerts import AlertStatus
 from gateway.services.errors import ConflictError, InvalidReferenceError, NotFoundError
-from gateway.store import console
+from gateway.store import console, roster_edit
 from gateway.store.alerts import AlertNotFound, AlertTransitionError, set_alert_status
 from gateway.store.audit import record_audit
 
@@ -70,9 +70,7 @@ async def create_grant(
             ("subject_org_unit", "org_units", grant.get("subject_org_unit")),
         )
         for field, table, value in checks:
-            if value is not None and not await conn.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)", value
-            ):
+            if value is not None and not await roster_edit.exists(conn, table, value):
                 raise InvalidReferenceError(
                     field, f"unknown {field.removeprefix('subject_')} {value!r}"
                 )

@@ -22,6 +22,12 @@ class Operator:
     role: OperatorRole
 
 
+async def operator_exists(conn: asyncpg.Connection, name: str) -> bool:
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM operators WHERE name = $1)", name)
+    )
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
