@@ -18,7 +18,9 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
+from api.alert_hub import AlertHub
 from api.deps import SESSION_COOKIE, authenticate, idle_timeout
+from api.errors import add_error_handlers
 from api.middleware import CONSOLE_CSP, BodyLimit, OneHeavyAtATime, SecurityHeaders, is_heavy
 from api.routers import (
     alerts,
@@ -26,6 +28,7 @@ from api.routers import (
     auth,
     campus,
     caretakers,
+    counts,
     daily_reports,
     doors,
     events,
@@ -37,12 +40,10 @@ from api.routers import (
     occupancy,
     people,
     privacy,
-    reports,
     stream,
     tracing,
     travel,
 )
-from api.stream import AlertHub
 from gateway.settings import Settings
 from gateway.store.db import create_pool
 
@@ -139,7 +140,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         caretakers,
         travel,
         events,
-        reports,
+        counts,
         daily_reports,
         grants,
         audit,
@@ -149,6 +150,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         monitoring,
     ):
         app.include_router(module.router)
+    add_error_handlers(app)
 
     @app.exception_handler(asyncpg.DataError)
     async def _bad_value(request: Request, exc: asyncpg.DataError) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Request dependencies: the pool, the current operator (bearer token or session), permissions."""
+"""Request dependencies: the pool, the current operator (bearer token or session),
+permissions, and the org unit a liaison is confined to."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import asyncpg
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.permissions import Permission, allowed
+from api.permissions import Permission, allowed, org_scoped
 from gateway.store.accounts import Account, account_for_token, session_for_token
+from gateway.store.org_tree import people_in_scope
 
 SESSION_COOKIE = "cg_session"
 CSRF_COOKIE = "cg_csrf"
@@ -117,3 +119,31 @@ def require(permission: Permission) -> Callable[..., Principal]:
 def Allowed(permission: Permission) -> type[Principal]:
     """`operator: Allowed(Permission.X)` in a route signature."""
     return Annotated[Principal, Depends(require(permission))]  # type: ignore[return-value]
+
+
+def scope_of(operator: Principal) -> str | None:
+    """The org unit a liaison is confined to ('' when none is set: they see nobody);
+    None for roles that see the whole campus."""
+    if not org_scoped(operator.account.role):
+        return None
+    return operator.account.org_unit_id or ""
+
+
+async def _org_scope(operator: CurrentOperator) -> str | None:
+    return scope_of(operator)
+
+
+OrgScope = Annotated[str | None, Depends(_org_scope)]
+"""`scope: OrgScope` in a route signature: the operator's org scope (see scope_of)."""
+
+
+async def in_scope(conn: asyncpg.Connection, scope: str | None, person_id: str) -> bool:
+    """Whether the person exists and, for a liaison, belongs to their org unit's subtree."""
+    found = await people_in_scope(conn, [person_id], scope)
+    return person_id in found and (scope is None or found[person_id])
+
+
+async def ensure_in_scope(conn: asyncpg.Connection, scope: str | None, person_id: str) -> None:
+    """404 for unknown people and for people outside a liaison's org unit."""
+    if not await in_scope(conn, scope, person_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no person {person_id!r}")

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.domain.alerts import AlertKind
-from gateway.store.operators import OperatorRole
+from gateway.domain.operators import OperatorRole
 
 
 class Permission(StrEnum):

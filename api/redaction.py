@@ -11,7 +11,7 @@ from typing import Any
 
 from api.permissions import HEALTH_ALERTS, sees_health_details, visible_alert_kinds
 from gateway.domain.decisions import Reason
-from gateway.store.operators import OperatorRole
+from gateway.domain.operators import OperatorRole
 
 # Decision reasons that say something about a person's health.
 HEALTH_REASONS = frozenset({Reason.FEVER, Reason.HEALTH_HOLD, Reason.TEMPERATURE_INVALID})

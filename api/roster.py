@@ -1,10 +1,9 @@
-"""Request bodies of the administrators' roster changes, and their errors as HTTP errors."""
+"""Request bodies of the administrators' roster changes (their errors: api/errors.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import HTTPException
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -19,12 +18,6 @@ from gateway.domain.roster import (
     PersonKind,
     Transport,
     ZoneKind,
-)
-from gateway.services.roster_admin import (
-    AlreadyExistsError,
-    CardHeldError,
-    NotFoundError,
-    ReferenceError_,
 )
 
 Admin = Allowed(Permission.WRITE_ROSTER)
@@ -179,20 +172,3 @@ def values_of(body: BaseModel, *, exclude: set[str] | None = None) -> dict[str, 
     if "valid_until" in values:
         values["valid_until"] = body.valid_until
     return values
-
-
-T = TypeVar("T")
-
-
-async def run(change: Awaitable[T]) -> T:
-    """Await a roster change, turning its errors into 404, 409 and 422 (naming the field)."""
-    try:
-        return await change
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except (AlreadyExistsError, CardHeldError) as exc:
-        raise HTTPException(409, str(exc)) from None
-    except ReferenceError_ as exc:
-        raise HTTPException(
-            422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "reference"}]
-        ) from None

@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from api.deps import Allowed, Conn
+from api.deps import Allowed, Conn, OrgScope, in_scope
 from api.permissions import Permission, present_alert, visible_alert_kinds
-from api.routers.people import scope_of
 from gateway.domain.alerts import AlertKind, AlertStatus, Severity
-from gateway.services.operations import AlertNotFound, AlertTransitionError, change_alert
+from gateway.services.operations import change_alert
 from gateway.store import console
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
@@ -50,6 +49,7 @@ def _kinds(
 )
 async def list_alerts(
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     response: Response,
     kind: Annotated[list[AlertKind] | None, Query()] = None,
@@ -73,27 +73,26 @@ async def list_alerts(
         until=until,
         limit=limit,
         offset=offset,
-        org_scope=scope_of(operator),
+        org_scope=scope,
     )
     return [present_alert(r, operator.account.role) for r in rows]
 
 
-async def _visible(conn: Conn, operator: Reader, alert_id: str) -> dict[str, Any]:
+async def _visible(
+    conn: Conn, operator: Reader, scope: str | None, alert_id: str
+) -> dict[str, Any]:
     alert = await console.get_alert(conn, alert_id)
     kinds = visible_alert_kinds(operator.account.role)
     if alert is None or (kinds is not None and alert["kind"] not in kinds):
         raise HTTPException(404, f"no alert {alert_id!r}")
-    scope = scope_of(operator)
-    if scope is not None:
-        _, org_unit = await console.person_org_unit(conn, alert["person"] or "")
-        if not scope or org_unit not in await console.org_subtree(conn, scope):
-            raise HTTPException(404, f"no alert {alert_id!r}")
+    if scope is not None and not await in_scope(conn, scope, alert["person"] or ""):
+        raise HTTPException(404, f"no alert {alert_id!r}")
     return alert
 
 
 @router.get("/{alert_id}")
-async def get_alert(alert_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
-    alert = await _visible(conn, operator, alert_id)
+async def get_alert(alert_id: str, operator: Reader, scope: OrgScope, conn: Conn) -> dict[str, Any]:
+    alert = await _visible(conn, operator, scope, alert_id)
     alert["history"] = await console.alert_history(conn, alert_id)
     return present_alert(alert, operator.account.role)
 
@@ -101,13 +100,8 @@ async def get_alert(alert_id: str, operator: Reader, conn: Conn) -> dict[str, An
 async def _step(
     alert_id: str, target: AlertStatus, body: Note, operator: Actor, conn: Conn
 ) -> dict[str, Any]:
-    try:
-        changed = await change_alert(conn, alert_id, target, by=operator.name, note=body.note)
-        return present_alert(changed, operator.account.role)
-    except AlertNotFound:
-        raise HTTPException(404, f"no alert {alert_id!r}") from None
-    except AlertTransitionError as exc:
-        raise HTTPException(409, str(exc)) from None
+    changed = await change_alert(conn, alert_id, target, by=operator.name, note=body.note)
+    return present_alert(changed, operator.account.role)
 
 
 @router.post("/{alert_id}/acknowledge")

@@ -11,7 +11,6 @@ from api.permissions import permissions_of
 from gateway.services.accounts import (
     SESSION_LIFETIME,
     LoginLimits,
-    LoginThrottledError,
     close_session,
     open_session,
 )
@@ -39,12 +38,7 @@ async def login(body: Login, request: Request, response: Response, conn: Conn) -
     settings: Settings = request.app.state.settings
     address = client_address(request.scope, settings.trusted_proxy_networks)
     limits = LoginLimits(settings.login_failures_per_name, settings.login_failures_per_address)
-    try:
-        account = await check_login(conn, body.name, body.password, address, limits)
-    except LoginThrottledError as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "300"}
-        ) from None
+    account = await check_login(conn, body.name, body.password, address, limits)
     if account is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong name or password")
     token, session = await open_session(conn, account)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
-from api.roster import Admin, OrgUnitIn, OrgUnitPatch, ZoneIn, ZonePatch, changes, run, values_of
+from api.roster import Admin, OrgUnitIn, OrgUnitPatch, ZoneIn, ZonePatch, changes, values_of
 from gateway.services import roster_admin
 from gateway.store import console
 
@@ -36,23 +36,21 @@ async def get_zone(zone_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
 
 @router.post("/org-units", status_code=status.HTTP_201_CREATED)
 async def create_org_unit(body: OrgUnitIn, operator: Admin, conn: Conn) -> dict[str, Any]:
-    return await run(roster_admin.create(conn, "org_unit", values_of(body), by=operator.name))
+    return await roster_admin.create(conn, "org_unit", values_of(body), by=operator.name)
 
 
 @router.patch("/org-units/{org_unit_id}")
 async def update_org_unit(
     org_unit_id: str, body: OrgUnitPatch, operator: Admin, conn: Conn
 ) -> dict[str, Any]:
-    return await run(
-        roster_admin.update(conn, "org_unit", org_unit_id, changes(body), by=operator.name)
-    )
+    return await roster_admin.update(conn, "org_unit", org_unit_id, changes(body), by=operator.name)
 
 
 @router.post("/zones", status_code=status.HTTP_201_CREATED)
 async def create_zone(body: ZoneIn, operator: Admin, conn: Conn) -> dict[str, Any]:
-    return await run(roster_admin.create(conn, "zone", values_of(body), by=operator.name))
+    return await roster_admin.create(conn, "zone", values_of(body), by=operator.name)
 
 
 @router.patch("/zones/{zone_id}")
 async def update_zone(zone_id: str, body: ZonePatch, operator: Admin, conn: Conn) -> dict[str, Any]:
-    return await run(roster_admin.update(conn, "zone", zone_id, changes(body), by=operator.name))
+    return await roster_admin.update(conn, "zone", zone_id, changes(body), by=operator.name)

@@ -12,9 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from api.deps import Allowed, Conn, Principal
+from api.deps import Allowed, Conn, OrgScope, Principal
 from api.permissions import Permission, allowed
-from api.routers.people import scope_of
 from gateway.domain.health import isolation_day
 from gateway.domain.privacy import mask_phone
 from gateway.store.audit import record_audit
@@ -29,6 +28,7 @@ async def _cases(
     request: Request,
     conn: Conn,
     operator: Principal,
+    scope: str | None,
     caretaker_id: str | None,
     unmask: bool,
 ) -> list[dict[str, Any]]:
@@ -36,9 +36,7 @@ async def _cases(
         raise HTTPException(403, f"role {operator.account.role.value} may not unmask")
     now = datetime.now(UTC)
     tz = request.app.state.settings.tz
-    cases = await caretaker_cases(
-        conn, now, caretaker_id=caretaker_id, org_scope=scope_of(operator)
-    )
+    cases = await caretaker_cases(conn, now, caretaker_id=caretaker_id, org_scope=scope)
     for case in cases:
         case["day"] = isolation_day(case["since"], now, tz)
         if not unmask:
@@ -56,11 +54,13 @@ async def _cases(
 
 
 @router.get("")
-async def list_caretakers(request: Request, operator: Reader, conn: Conn) -> list[dict[str, Any]]:
+async def list_caretakers(
+    request: Request, operator: Reader, scope: OrgScope, conn: Conn
+) -> list[dict[str, Any]]:
     """Every caretaker with current cases, with their count; `unassigned` people last
     (caretaker_id null) so nobody in isolation is forgotten."""
     summary: dict[str | None, dict[str, Any]] = {}
-    for case in await _cases(request, conn, operator, None, False):
+    for case in await _cases(request, conn, operator, scope, None, False):
         entry = summary.setdefault(
             case["caretaker_id"],
             {
@@ -77,15 +77,20 @@ async def list_caretakers(request: Request, operator: Reader, conn: Conn) -> lis
 
 @router.get("/cases")
 async def all_cases(
-    request: Request, operator: Reader, conn: Conn, unmask: Unmask = False
+    request: Request, operator: Reader, scope: OrgScope, conn: Conn, unmask: Unmask = False
 ) -> list[dict[str, Any]]:
     """All current isolation cases with their caretaker and day of isolation."""
-    return await _cases(request, conn, operator, None, unmask)
+    return await _cases(request, conn, operator, scope, None, unmask)
 
 
 @router.get("/{caretaker_id}/cases")
 async def cases_of(
-    caretaker_id: str, request: Request, operator: Reader, conn: Conn, unmask: Unmask = False
+    caretaker_id: str,
+    request: Request,
+    operator: Reader,
+    scope: OrgScope,
+    conn: Conn,
+    unmask: Unmask = False,
 ) -> list[dict[str, Any]]:
     """The people in one caretaker's care (an empty list for a caretaker with none)."""
-    return await _cases(request, conn, operator, caretaker_id, unmask)
+    return await _cases(request, conn, operator, scope, caretaker_id, unmask)

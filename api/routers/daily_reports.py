@@ -14,17 +14,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import Allowed, Conn, Principal
+from api.deps import Allowed, Conn, OrgScope
 from api.permissions import Permission, sees_health_details
 from api.redaction import present_denied_counts
-from api.routers.people import scope_of
 from gateway.domain.reports import Audience, DailyReport, Delivery, plain_lists
-from gateway.services.reports.compute import UnitTree, UnknownOrgUnitError
+from gateway.services.reports.compute import UnitTree
 from gateway.services.reports.delivery import XLSX_TYPE, filename
 from gateway.services.reports.render_csv import render_csv
 from gateway.services.reports.render_html import CONTENT_SECURITY_POLICY, render_html
 from gateway.services.reports.render_xlsx import render_xlsx
-from gateway.services.reports.service import ReportNotFoundError, generate_reports, send_report
+from gateway.services.reports.service import generate_reports, send_report
 from gateway.store import reports as store
 
 router = APIRouter(prefix="/api/daily-reports", tags=["daily reports"])
@@ -33,10 +32,9 @@ Sender = Allowed(Permission.SEND_REPORTS)
 CAMPUS = "*"  # the org_unit value meaning the campus-wide roll-up
 
 
-async def _visible_units(conn: Conn, operator: Principal) -> tuple[UnitTree, set[str] | None]:
-    """The unit tree and the units this operator may see (None: all, and the campus)."""
+async def _visible_units(conn: Conn, scope: str | None) -> tuple[UnitTree, set[str] | None]:
+    """The unit tree and the units this scope may see (None: all, and the campus)."""
     tree = UnitTree(await store.org_units(conn))
-    scope = scope_of(operator)
     if scope is None:
         return tree, None
     return tree, (tree.subtree(scope) if scope in tree else set())
@@ -71,11 +69,11 @@ def _meta(report: DailyReport) -> dict[str, Any]:
     }
 
 
-async def _report_for(conn: Conn, operator: Principal, report_id: int) -> DailyReport:
+async def _report_for(conn: Conn, scope: str | None, report_id: int) -> DailyReport:
     """The report, or 404 when unknown or outside a liaison's org unit."""
     report = await store.get_report(conn, report_id)
     if report is not None:
-        _, visible = await _visible_units(conn, operator)
+        _, visible = await _visible_units(conn, scope)
         if visible is None or report.org_unit_id in visible:
             return report
     raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")
@@ -84,6 +82,7 @@ async def _report_for(conn: Conn, operator: Principal, report_id: int) -> DailyR
 @router.get("")
 async def list_reports(
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     day: date | None = None,
     org_unit: Annotated[str | None, Query(max_length=200, description="'*': campus")] = None,
@@ -91,7 +90,7 @@ async def list_reports(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
-    _, visible = await _visible_units(conn, operator)
+    _, visible = await _visible_units(conn, scope)
     units: list[str | None] | None = None
     if org_unit is not None:
         units = [None if org_unit == CAMPUS else org_unit]
@@ -118,9 +117,9 @@ async def list_reports(
 
 
 @router.get("/units")
-async def report_units(operator: Reader, conn: Conn) -> dict[str, Any]:
+async def report_units(operator: Reader, scope: OrgScope, conn: Conn) -> dict[str, Any]:
     """The org units this operator may report on, the scheduled ones first."""
-    tree, visible = await _visible_units(conn, operator)
+    tree, visible = await _visible_units(conn, scope)
     top = tree.top_level()
     units = [u for u in tree.units.values() if visible is None or u.id in visible]
     units.sort(key=lambda u: (u.id not in top, u.id))
@@ -132,8 +131,10 @@ async def report_units(operator: Reader, conn: Conn) -> dict[str, Any]:
 
 
 @router.get("/{report_id}")
-async def get_report(report_id: int, operator: Reader, conn: Conn) -> dict[str, Any]:
-    report = await _report_for(conn, operator, report_id)
+async def get_report(
+    report_id: int, operator: Reader, scope: OrgScope, conn: Conn
+) -> dict[str, Any]:
+    report = await _report_for(conn, scope, report_id)
     with_health = sees_health_details(operator.account.role)
     lists = plain_lists(report.lists, with_health)
     deliveries = await store.deliveries_of(conn, [report.id])
@@ -158,23 +159,23 @@ def _download(body: bytes, media_type: str, name: str) -> Response:
 
 
 @router.get("/{report_id}/csv")
-async def report_csv(report_id: int, operator: Reader, conn: Conn) -> Response:
-    report = await _report_for(conn, operator, report_id)
+async def report_csv(report_id: int, operator: Reader, scope: OrgScope, conn: Conn) -> Response:
+    report = await _report_for(conn, scope, report_id)
     body = render_csv(report, with_health=sees_health_details(operator.account.role))
     return _download(body, "text/csv; charset=utf-8", filename(report, "csv"))
 
 
 @router.get("/{report_id}/xlsx")
-async def report_xlsx(report_id: int, operator: Reader, conn: Conn) -> Response:
-    report = await _report_for(conn, operator, report_id)
+async def report_xlsx(report_id: int, operator: Reader, scope: OrgScope, conn: Conn) -> Response:
+    report = await _report_for(conn, scope, report_id)
     with_health = sees_health_details(operator.account.role)
     body = await asyncio.to_thread(render_xlsx, report, with_health=with_health)
     return _download(body, XLSX_TYPE, filename(report, "xlsx"))
 
 
 @router.get("/{report_id}/html")
-async def report_html(report_id: int, operator: Reader, conn: Conn) -> Response:
-    report = await _report_for(conn, operator, report_id)
+async def report_html(report_id: int, operator: Reader, scope: OrgScope, conn: Conn) -> Response:
+    report = await _report_for(conn, scope, report_id)
     with_health = sees_health_details(operator.account.role)
     page = await asyncio.to_thread(render_html, report, with_health=with_health)
     return Response(
@@ -201,35 +202,30 @@ class GenerateIn(BaseModel):
 
 @router.post("/generate", status_code=status.HTTP_201_CREATED)
 async def generate(
-    body: GenerateIn, operator: Sender, request: Request, conn: Conn
+    body: GenerateIn, operator: Sender, scope: OrgScope, request: Request, conn: Conn
 ) -> dict[str, Any]:
-    tree, visible = await _visible_units(conn, operator)
+    tree, visible = await _visible_units(conn, scope)
     units: list[str | None] | None
     if body.org_unit == CAMPUS:
         units = [None]
     elif body.org_unit is not None:
         units = [body.org_unit]
     else:
-        units = None if visible is None else [scope_of(operator) or ""]
+        units = None if visible is None else [scope or ""]
     if visible is not None and (units is None or any(u not in visible for u in units)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a liaison reports on their org unit only")
     if units is not None and any(u is not None and u not in tree for u in units):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown org unit {body.org_unit!r}")
     settings = request.app.state.settings
-    try:
-        reports = await generate_reports(
-            conn,
-            day=body.day,
-            settings=settings,
-            by=operator.name,
-            org_units=units,
-            audiences=[body.audience] if body.audience else tuple(Audience),
-            send=body.send,
-        )
-    except UnknownOrgUnitError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    reports = await generate_reports(
+        conn,
+        day=body.day,
+        settings=settings,
+        by=operator.name,
+        org_units=units,
+        audiences=[body.audience] if body.audience else tuple(Audience),
+        send=body.send,
+    )
     deliveries = await store.deliveries_of(conn, [r.id for r in reports])
     return {
         "items": [
@@ -249,17 +245,19 @@ class SendIn(BaseModel):
 
 @router.post("/{report_id}/send")
 async def send(
-    report_id: int, operator: Sender, request: Request, conn: Conn, body: SendIn | None = None
+    report_id: int,
+    operator: Sender,
+    scope: OrgScope,
+    request: Request,
+    conn: Conn,
+    body: SendIn | None = None,
 ) -> dict[str, Any]:
-    await _report_for(conn, operator, report_id)
-    try:
-        done = await send_report(
-            conn,
-            report_id,
-            request.app.state.settings,
-            by=operator.name,
-            only_failed=bool(body and body.only_failed),
-        )
-    except ReportNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    await _report_for(conn, scope, report_id)
+    done = await send_report(
+        conn,
+        report_id,
+        request.app.state.settings,
+        by=operator.name,
+        only_failed=bool(body and body.only_failed),
+    )
     return {"deliveries": _deliveries(done)}

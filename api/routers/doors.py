@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
-from api.roster import Admin, DeviceIn, DevicePatch, DoorIn, DoorPatch, changes, run, values_of
+from api.roster import Admin, DeviceIn, DevicePatch, DoorIn, DoorPatch, changes, values_of
 from api.routers.occupancy import people_inside
 from gateway.services import roster_admin
 from gateway.store import console
@@ -55,23 +55,21 @@ async def inside(zone_id: str, request: Request, _: Reader, conn: Conn) -> list[
 
 @router.post("/doors", status_code=status.HTTP_201_CREATED)
 async def create_door(body: DoorIn, operator: Admin, conn: Conn) -> dict[str, Any]:
-    return await run(roster_admin.create(conn, "door", values_of(body), by=operator.name))
+    return await roster_admin.create(conn, "door", values_of(body), by=operator.name)
 
 
 @router.patch("/doors/{door_id}")
 async def update_door(door_id: str, body: DoorPatch, operator: Admin, conn: Conn) -> dict[str, Any]:
-    return await run(roster_admin.update(conn, "door", door_id, changes(body), by=operator.name))
+    return await roster_admin.update(conn, "door", door_id, changes(body), by=operator.name)
 
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED)
 async def create_device(body: DeviceIn, operator: Admin, conn: Conn) -> dict[str, Any]:
-    return await run(roster_admin.create(conn, "device", values_of(body), by=operator.name))
+    return await roster_admin.create(conn, "device", values_of(body), by=operator.name)
 
 
 @router.patch("/devices/{device_id}")
 async def update_device(
     device_id: str, body: DevicePatch, operator: Admin, conn: Conn
 ) -> dict[str, Any]:
-    return await run(
-        roster_admin.update(conn, "device", device_id, changes(body), by=operator.name)
-    )
+    return await roster_admin.update(conn, "device", device_id, changes(body), by=operator.name)

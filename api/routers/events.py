@@ -7,10 +7,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import Allowed, Conn
+from api.deps import Allowed, Conn, OrgScope
 from api.permissions import Permission
 from api.redaction import present_event
-from api.routers.people import scope_of
 from gateway.store import console
 
 router = APIRouter(prefix="/api/events", tags=["events"])
@@ -20,6 +19,7 @@ Reader = Allowed(Permission.READ_EVENTS)
 @router.get("")
 async def list_events(
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     person: str | None = None,
     door: str | None = None,
@@ -38,7 +38,7 @@ async def list_events(
         decision=decision,
         since=since,
         until=until,
-        org_scope=scope_of(operator),
+        org_scope=scope,
         limit=limit,
         offset=offset,
     )

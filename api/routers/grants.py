@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -14,7 +13,7 @@ from api.permissions import Permission
 from api.roster import Moment
 from gateway.domain.roster import PersonKind
 from gateway.domain.schedule import parse_schedule
-from gateway.services.operations import NotFoundError, ReferenceError_, create_grant, remove_grant
+from gateway.services.operations import create_grant, remove_grant
 from gateway.store import console
 
 router = APIRouter(prefix="/api/grants", tags=["grants"])
@@ -72,19 +71,9 @@ async def add_grant(body: NewGrant, operator: Writer, conn: Conn) -> dict[str, A
     grant = body.model_dump()
     if body.subject_kind is not None:
         grant["subject_kind"] = body.subject_kind.value
-    try:
-        return await create_grant(conn, grant, by=operator.name)
-    except ReferenceError_ as exc:
-        raise HTTPException(
-            422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "reference"}]
-        ) from None
-    except asyncpg.UniqueViolationError:
-        raise HTTPException(409, "this subject already has a grant for this zone") from None
+    return await create_grant(conn, grant, by=operator.name)
 
 
 @router.delete("/{grant_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_grant(grant_id: GrantId, operator: Writer, conn: Conn) -> None:
-    try:
-        await remove_grant(conn, grant_id, by=operator.name)
-    except NotFoundError:
-        raise HTTPException(404, f"no grant {grant_id}") from None
+    await remove_grant(conn, grant_id, by=operator.name)

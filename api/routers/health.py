@@ -7,7 +7,6 @@ never reasons, history or other statuses.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -15,10 +14,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import Allowed, Conn
+from api.deps import Allowed, Conn, OrgScope, ensure_in_scope
 from api.naming import add_names, name_change
 from api.permissions import Permission
-from api.routers.people import ensure_in_scope, scope_of
 from gateway.domain.health import HealthStatus
 from gateway.services import health as service
 from gateway.store import console
@@ -76,23 +74,10 @@ class FeverDecision(_Until):
     caretaker_id: str | None = _PersonRef  # suspected only; chosen when left out
 
 
-async def _run(change: Awaitable[dict[str, Any]], person_id: str) -> dict[str, Any]:
-    """Service errors as HTTP: 404 unknown person, 422 bad reference, 409 wrong status."""
-    try:
-        return await change
-    except service.NotFoundError:
-        raise HTTPException(404, f"no person {person_id!r}") from None
-    except service.ReferenceError_ as exc:
-        raise HTTPException(
-            422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "reference"}]
-        ) from None
-    except service.StatusConflict as exc:
-        raise HTTPException(409, str(exc)) from None
-
-
 @router.get("")
 async def list_health(
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     status: HealthStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -101,7 +86,7 @@ async def list_health(
     return await console.list_health(
         conn,
         status=status.value if status else None,
-        org_scope=scope_of(operator),
+        org_scope=scope,
         limit=limit,
         offset=offset,
     )
@@ -125,8 +110,10 @@ async def review_list(operator: Reader, conn: Conn) -> list[dict[str, Any]]:
 
 
 @router.get("/{person_id}")
-async def get_health(person_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
-    await ensure_in_scope(conn, operator, person_id)
+async def get_health(
+    person_id: str, operator: Reader, scope: OrgScope, conn: Conn
+) -> dict[str, Any]:
+    await ensure_in_scope(conn, scope, person_id)
     current = await console.health_of(conn, person_id)
     history = [
         {
@@ -151,17 +138,14 @@ async def set_status(
     person_id: str, body: HealthChange, operator: Writer, conn: Conn, request: Request
 ) -> dict[str, Any]:
     """Set a status; isolation statuses without a caretaker get one chosen."""
-    change = await _run(
-        service.change_status(
-            conn,
-            person_id,
-            body.status,
-            by=operator.name,
-            reason=body.reason,
-            until=body.until_in(request.app.state.settings.tz),
-            caretaker_id=body.caretaker_id,
-        ),
+    change = await service.change_status(
+        conn,
         person_id,
+        body.status,
+        by=operator.name,
+        reason=body.reason,
+        until=body.until_in(request.app.state.settings.tz),
+        caretaker_id=body.caretaker_id,
     )
     return await name_change(conn, change)
 
@@ -170,11 +154,8 @@ async def set_status(
 async def clear_status(
     person_id: str, body: HealthClear, operator: Writer, conn: Conn
 ) -> dict[str, Any]:
-    change = await _run(
-        service.change_status(
-            conn, person_id, HealthStatus.CLEAR, by=operator.name, reason=body.reason
-        ),
-        person_id,
+    change = await service.change_status(
+        conn, person_id, HealthStatus.CLEAR, by=operator.name, reason=body.reason
     )
     return await name_change(conn, change)
 
@@ -186,24 +167,23 @@ async def record_reading(
     """A manual re-measurement of a fever_watch person (409 for anyone else); `fever` is
     true at or above the fever threshold."""
     threshold = request.app.state.settings.fever_threshold_c
-    reading = await _run(
-        service.record_reading(
-            conn,
-            person_id,
-            body.celsius,
-            by=operator.name,
-            threshold_c=threshold,
-            measured_at=body.measured_at,
-            note=body.note,
-        ),
+    reading = await service.record_reading(
+        conn,
         person_id,
+        body.celsius,
+        by=operator.name,
+        threshold_c=threshold,
+        measured_at=body.measured_at,
+        note=body.note,
     )
     return {**reading, "threshold_c": threshold}
 
 
 @router.get("/{person_id}/readings")
-async def list_readings(person_id: str, operator: Reader, conn: Conn) -> list[dict[str, Any]]:
-    await ensure_in_scope(conn, operator, person_id)
+async def list_readings(
+    person_id: str, operator: Reader, scope: OrgScope, conn: Conn
+) -> list[dict[str, Any]]:
+    await ensure_in_scope(conn, scope, person_id)
     return await readings_of(conn, person_id)
 
 
@@ -225,16 +205,13 @@ async def decide_fever(
                 }
             ],
         )
-    change = await _run(
-        service.resolve_fever_watch(
-            conn,
-            person_id,
-            escalate=escalate,
-            by=operator.name,
-            reason=body.reason,
-            until=body.until_in(request.app.state.settings.tz),
-            caretaker_id=body.caretaker_id,
-        ),
+    change = await service.resolve_fever_watch(
+        conn,
         person_id,
+        escalate=escalate,
+        by=operator.name,
+        reason=body.reason,
+        until=body.until_in(request.app.state.settings.tz),
+        caretaker_id=body.caretaker_id,
     )
     return await name_change(conn, change)

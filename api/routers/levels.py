@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Allowed, Conn, CurrentOperator
@@ -46,10 +46,6 @@ class LevelDefinition(_Body):
     labs_named_only: bool = False
 
 
-def _reference_error(exc: service.ReferenceError_) -> HTTPException:
-    return HTTPException(422, [{"loc": ["body", exc.field], "msg": str(exc), "type": "reference"}])
-
-
 @router.get("")
 async def current(_: CurrentOperator, conn: Conn) -> dict[str, Any]:
     """The campus-wide level, zones with their own level, and the definitions."""
@@ -71,12 +67,9 @@ async def history(
 @router.put("")
 async def set_level(body: LevelChange, operator: Setter, conn: Conn) -> dict[str, Any]:
     """Set a level; the doors follow within a second. Returns the changes and what is in force."""
-    try:
-        changes = await service.set_level(
-            conn, body.level, body.zones, by=operator.name, note=body.note
-        )
-    except service.ReferenceError_ as exc:
-        raise _reference_error(exc) from None
+    changes = await service.set_level(
+        conn, body.level, body.zones, by=operator.name, note=body.note
+    )
     return {"changes": changes, **await service.current(conn)}
 
 

@@ -16,7 +16,7 @@ from prometheus_client.exposition import choose_encoder
 
 from gateway.observe.status_server import bearer_ok
 from gateway.observe.store_gauges import TTL_S, StoreGauges
-from gateway.store.db import acquire
+from gateway.store.db import acquire, ping
 
 PING_DEADLINE_S = 2.0
 
@@ -63,7 +63,7 @@ async def readyz(request: Request) -> JSONResponse:
     if pool is not None:
         try:
             async with acquire(pool, PING_DEADLINE_S, check_s=None) as conn:
-                await conn.fetchval("SELECT 1")
+                await ping(conn)
             database = "ok"
         except Exception as exc:  # whatever the cause, the answer is "not reachable"
             database = f"unreachable: {type(exc).__name__}"

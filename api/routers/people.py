@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from api.deps import Allowed, Conn, Principal
-from api.permissions import Permission, allowed, org_scoped, sees_health_details
-from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, run, values_of
+from api.deps import Allowed, Conn, OrgScope, Principal, ensure_in_scope
+from api.permissions import Permission, allowed, sees_health_details
+from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, values_of
 from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.health import HealthStatus
 from gateway.domain.privacy import mask_id_number, mask_phone
@@ -59,23 +59,17 @@ def _future(when: Any) -> bool:
     return when > datetime.now(UTC)
 
 
-def scope_of(operator: Principal) -> str | None:
-    """The org unit a liaison is confined to ('' when none is set: they see nobody)."""
-    if not org_scoped(operator.account.role):
-        return None
-    return operator.account.org_unit_id or ""
-
-
 @router.get("")
 async def search_people(
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     total, rows = await console.search_people(
-        conn, q=q, org_scope=scope_of(operator), limit=limit, offset=offset
+        conn, q=q, org_scope=scope, limit=limit, offset=offset
     )
     return {
         "total": total,
@@ -85,26 +79,17 @@ async def search_people(
     }
 
 
-async def ensure_in_scope(conn: Conn, operator: Principal, person_id: str) -> None:
-    """404 for unknown people and for people outside a liaison's org unit."""
-    exists, org_unit = await console.person_org_unit(conn, person_id)
-    scope = scope_of(operator)
-    if exists and scope is not None:
-        exists = bool(scope) and org_unit in await console.org_subtree(conn, scope)
-    if not exists:
-        raise HTTPException(404, f"no person {person_id!r}")
-
-
 @router.get("/{person_id}")
 async def get_person(
     person_id: str,
     operator: Reader,
+    scope: OrgScope,
     conn: Conn,
     unmask: Annotated[
         bool, Query(description="full phone and ID number (UNMASK only; audited)")
     ] = False,
 ) -> dict[str, Any]:
-    await ensure_in_scope(conn, operator, person_id)
+    await ensure_in_scope(conn, scope, person_id)
     if unmask and not allowed(operator.account.role, Permission.UNMASK):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"role {operator.account.role.value} may not unmask"
@@ -129,7 +114,7 @@ async def _person(conn: Conn, person_id: str, operator: Principal) -> dict[str, 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_person(body: PersonIn, operator: Admin, conn: Conn) -> dict[str, Any]:
     values = values_of(body, exclude={"cards"})
-    await run(roster_admin.create(conn, "person", values, by=operator.name, cards=body.cards))
+    await roster_admin.create(conn, "person", values, by=operator.name, cards=body.cards)
     return await _person(conn, body.id, operator)
 
 
@@ -137,23 +122,21 @@ async def create_person(body: PersonIn, operator: Admin, conn: Conn) -> dict[str
 async def update_person(
     person_id: str, body: PersonPatch, operator: Admin, conn: Conn
 ) -> dict[str, Any]:
-    await run(roster_admin.update(conn, "person", person_id, changes(body), by=operator.name))
+    await roster_admin.update(conn, "person", person_id, changes(body), by=operator.name)
     return await _person(conn, person_id, operator)
 
 
 @router.post("/{person_id}/deactivate")
 async def deactivate_person(person_id: str, operator: Admin, conn: Conn) -> dict[str, Any]:
-    await run(roster_admin.deactivate_person(conn, person_id, by=operator.name))
+    await roster_admin.deactivate_person(conn, person_id, by=operator.name)
     return await _person(conn, person_id, operator)
 
 
 @router.post("/{person_id}/cards")
 async def add_card(person_id: str, body: CardIn, operator: Admin, conn: Conn) -> dict[str, Any]:
     """Give a card to a person (or renew it); 409 when another person holds it."""
-    return await run(
-        roster_admin.add_card(
-            conn, person_id, body.uid, by=operator.name, valid_until=body.valid_until
-        )
+    return await roster_admin.add_card(
+        conn, person_id, body.uid, by=operator.name, valid_until=body.valid_until
     )
 
 
@@ -170,6 +153,4 @@ async def revoke_card(
         raise HTTPException(
             422, [{"loc": ["path", "uid"], "msg": str(exc), "type": "card_uid"}]
         ) from None
-    return await run(
-        roster_admin.revoke_card(conn, canonical, by=operator.name, person_id=person_id)
-    )
+    return await roster_admin.revoke_card(conn, canonical, by=operator.name, person_id=person_id)

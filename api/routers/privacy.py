@@ -7,13 +7,13 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
-from gateway.services.person_export import PersonNotFoundError, export_person
-from gateway.services.retention import AccessMode, RetentionBusyError, run_retention
+from gateway.services.person_export import export_person
+from gateway.services.retention import AccessMode, run_retention
 
 router = APIRouter(tags=["privacy"])
 Exporter = Allowed(Permission.EXPORT_PERSON)
@@ -34,10 +34,7 @@ class RetentionRequest(BaseModel):
 )
 async def export(person_id: str, operator: Exporter, conn: Conn) -> Response:
     """Everything held about the person (full contact details); the export is audited."""
-    try:
-        document = await export_person(conn, person_id, by=operator.name, now=datetime.now(UTC))
-    except PersonNotFoundError:
-        raise HTTPException(404, f"no person {person_id!r}") from None
+    document = await export_person(conn, person_id, by=operator.name, now=datetime.now(UTC))
     filename = f"person-{_UNSAFE_FILENAME.sub('_', person_id)[:80]}.json"
     return Response(
         json.dumps(document, ensure_ascii=False, indent=2),
@@ -54,15 +51,12 @@ async def retention(
     body: RetentionRequest, operator: Purger, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """Run retention now (or only count with dry_run); a real run is audited."""
-    try:
-        report = await run_retention(
-            conn,
-            request.app.state.settings,
-            datetime.now(UTC),
-            mode=body.mode,
-            dry_run=body.dry_run,
-            requested_by=operator.name,
-        )
-    except RetentionBusyError as exc:
-        raise HTTPException(409, str(exc)) from None
+    report = await run_retention(
+        conn,
+        request.app.state.settings,
+        datetime.now(UTC),
+        mode=body.mode,
+        dry_run=body.dry_run,
+        requested_by=operator.name,
+    )
     return report.as_dict()

@@ -23,8 +23,9 @@ from fastapi.encoders import jsonable_encoder
 
 from api.deps import SESSION_COOKIE, authenticate, idle_timeout
 from api.permissions import org_scoped, present_alert, visible_alert_kinds
+from gateway.domain.operators import OperatorRole
 from gateway.store import console
-from gateway.store.operators import OperatorRole
+from gateway.store.org_tree import org_subtree
 
 router = APIRouter()
 _LOGGER = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ async def alert_stream(websocket: WebSocket) -> None:
     if org_scoped(role):
         scope = found[0].org_unit_id
         async with app.state.pool.acquire() as conn:
-            units = frozenset(await console.org_subtree(conn, scope) if scope else ())
+            units = frozenset(await org_subtree(conn, scope) if scope else ())
     await websocket.accept()
     hub = app.state.alert_hub
     queue = hub.subscribe()  # before the catch-up, so nothing falls between them

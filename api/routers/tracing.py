@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn
@@ -24,9 +24,7 @@ from gateway.domain.tracing import (
 )
 from gateway.services.tracing import (
     MAX_WINDOW_DAYS,
-    TraceError,
     TraceRequest,
-    UnknownPerson,
     contacts_csv,
     mark_close_contacts,
     trace,
@@ -117,14 +115,7 @@ async def trace_person(
         second_min_exposure_s=second_min_exposure_s,
         second_max_seeds=second_max_seeds,
     )
-    try:
-        result = await trace(conn, query, settings, by=operator.name)
-    except UnknownPerson as exc:
-        raise HTTPException(404, str(exc)) from None
-    except TraceError as exc:
-        raise HTTPException(
-            422, [{"loc": ["query"], "msg": str(exc), "type": "value_error"}]
-        ) from None
+    result = await trace(conn, query, settings, by=operator.name)
     if format == "csv":
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in person_id)[:60]
         return Response(
@@ -152,21 +143,14 @@ async def mark_contacts(
     listed under `skipped` with the reason.
     """
     settings: Settings = request.app.state.settings
-    try:
-        outcome = await mark_close_contacts(
-            conn,
-            person_id,
-            body.contacts,
-            reason=body.reason,
-            by=operator.name,
-            isolation_days=settings.isolation_days,
-        )
-    except UnknownPerson as exc:
-        raise HTTPException(404, str(exc)) from None
-    except TraceError as exc:
-        raise HTTPException(
-            422, [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
-        ) from None
+    outcome = await mark_close_contacts(
+        conn,
+        person_id,
+        body.contacts,
+        reason=body.reason,
+        by=operator.name,
+        isolation_days=settings.isolation_days,
+    )
     marked = [{"person_id": p, "caretaker_id": c} for p, c in outcome.marked]
     reassigned = [r.as_dict() for r in outcome.reassigned]
     await add_names(conn, [*marked, *reassigned])

@@ -10,9 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, UploadFile, status
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import Allowed, Conn
+from api.deps import Allowed, Conn, OrgScope, ensure_in_scope
 from api.permissions import Permission
-from api.routers.people import ensure_in_scope, scope_of
 from gateway.services import travel as service
 from gateway.services.travel_import import TravelImportError, import_declarations
 from gateway.services.travel_preview import preview_area
@@ -91,13 +90,10 @@ def _rules(request: Request) -> service.TravelRules:
     return service.TravelRules(settings.isolation_days, settings.tz)
 
 
-def _not_found(exc: LookupError) -> HTTPException:
-    return HTTPException(404, str(exc))
-
-
 @router.get("/declarations")
 async def list_declarations(
     operator: Declarer,
+    scope: OrgScope,
     conn: Conn,
     request: Request,
     person_id: Annotated[str | None, Query(max_length=200)] = None,
@@ -114,7 +110,7 @@ async def list_declarations(
     return await store.list_declarations(
         conn,
         person_id=person_id,
-        org_scope=scope_of(operator),
+        org_scope=scope,
         returned_since=since,
         limit=limit,
         offset=offset,
@@ -123,25 +119,22 @@ async def list_declarations(
 
 @router.post("/declarations", status_code=status.HTTP_201_CREATED)
 async def declare(
-    body: DeclarationIn, operator: Declarer, request: Request, conn: Conn
+    body: DeclarationIn, operator: Declarer, scope: OrgScope, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """File a trip for a person (a liaison: only for people of their org unit). The
     answer holds the declaration and what the evaluation changed."""
-    await ensure_in_scope(conn, operator, body.person_id)
+    await ensure_in_scope(conn, scope, body.person_id)
     trip = service.Trip(
         body.person_id, body.destination, body.departure_date, body.return_date, body.note
     )
-    try:
-        ids, evaluation = await service.declare(conn, [trip], _rules(request), by=operator.name)
-    except service.NotFoundError as exc:
-        raise _not_found(exc) from None
+    ids, evaluation = await service.declare(conn, [trip], _rules(request), by=operator.name)
     declaration = await store.get_declaration(conn, ids[0])
     return {"declaration": declaration, "evaluation": evaluation.as_dict()}
 
 
 @router.post("/declarations/import")
 async def import_file(
-    file: UploadFile, operator: Declarer, request: Request, conn: Conn
+    file: UploadFile, operator: Declarer, scope: OrgScope, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """A CSV of declarations (person_id,destination,departure_date,return_date[,note]),
     checked whole first: one error naming the row, and nothing written."""
@@ -155,7 +148,7 @@ async def import_file(
         raise _file_error(f"{name}: not UTF-8 text") from None
     try:
         rows, ids, evaluation = await import_declarations(
-            conn, text, name, _rules(request), by=operator.name, org_scope=scope_of(operator)
+            conn, text, name, _rules(request), by=operator.name, org_scope=scope
         )
     except TravelImportError as exc:
         raise _file_error(f"{exc}; nothing was imported") from None
@@ -171,12 +164,9 @@ async def waive(
     declaration_id: int, operator: Waiver, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """Exempt a trip (health officers); an isolation it alone caused is lifted."""
-    try:
-        declaration, evaluation = await service.waive_declaration(
-            conn, declaration_id, _rules(request), by=operator.name
-        )
-    except service.NotFoundError as exc:
-        raise _not_found(exc) from None
+    declaration, evaluation = await service.waive_declaration(
+        conn, declaration_id, _rules(request), by=operator.name
+    )
     return {"declaration": declaration, "evaluation": evaluation.as_dict()}
 
 
@@ -218,12 +208,7 @@ async def preview_new_area(
     Confirm by POSTing the same body to /api/travel/areas."""
     rules = _rules(request)
     values = _area_values(body, rules)
-    try:
-        return await preview_area(conn, values, rules, by=operator.name)
-    except service.DuplicateAreaError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except service.AmbiguousPlaceError as exc:
-        raise _field_error("match", str(exc)) from None
+    return await preview_area(conn, values, rules, by=operator.name)
 
 
 @router.post("/areas", status_code=status.HTTP_201_CREATED)
@@ -234,12 +219,7 @@ async def add_area(
     (or, for a place outside China's gazetteer, looked for as text in destinations)."""
     rules = _rules(request)
     values = _area_values(body, rules)
-    try:
-        area, evaluation = await service.add_area(conn, values, rules, by=operator.name)
-    except service.DuplicateAreaError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except service.AmbiguousPlaceError as exc:
-        raise _field_error("match", str(exc)) from None
+    area, evaluation = await service.add_area(conn, values, rules, by=operator.name)
     return {"area": area, "evaluation": evaluation.as_dict()}
 
 
@@ -254,18 +234,7 @@ async def change_area(
     rules = _rules(request)
     if "effective_from" in changes:
         _refuse_backdating(changes["effective_from"], rules)
-    try:
-        area, evaluation = await service.change_area(
-            conn, area_id, changes, rules, by=operator.name
-        )
-    except service.NotFoundError as exc:
-        raise _not_found(exc) from None
-    except service.DuplicateAreaError as exc:  # a ValueError too: before the next clause
-        raise HTTPException(409, str(exc)) from None
-    except service.AmbiguousPlaceError as exc:  # a ValueError too
-        raise _field_error("match", str(exc)) from None
-    except ValueError as exc:
-        raise _field_error("effective_until", str(exc)) from None
+    area, evaluation = await service.change_area(conn, area_id, changes, rules, by=operator.name)
     return {"area": area, "evaluation": evaluation.as_dict()}
 
 
@@ -274,10 +243,7 @@ async def remove_area(
     area_id: int, operator: AreaManager, request: Request, conn: Conn
 ) -> dict[str, Any]:
     """Delist an area; isolations it alone caused are lifted (officers' statuses stay)."""
-    try:
-        evaluation = await service.remove_area(conn, area_id, _rules(request), by=operator.name)
-    except service.NotFoundError as exc:
-        raise _not_found(exc) from None
+    evaluation = await service.remove_area(conn, area_id, _rules(request), by=operator.name)
     return {"removed": area_id, "evaluation": evaluation.as_dict()}
 
 

@@ -51,7 +51,7 @@ from gateway.services.importer import ImportReport, import_manifest
 from gateway.services.manifest import ManifestError, parse_manifest
 from gateway.settings import Settings
 from gateway.store.db import connect, redact_dsn
-from gateway.store.operators import add_operator
+from gateway.store.operators import add_operator, operator_exists
 
 BENCH_GATEWAY_ID = "campusgate-bench-gateway"  # fixed: one dormant broker session, not one per run
 GATEWAY_READY_TIMEOUT_S = 60.0
@@ -248,7 +248,7 @@ async def _flood_for(dsn: str, clients: int) -> ApiFlood:
     conn = await connect(dsn)
     try:
         name = "bench-api-flood"
-        if await conn.fetchval("SELECT 1 FROM operators WHERE name = $1", name):
+        if await operator_exists(conn, name):
             token = await issue_token(conn, name, by="bench", expires_in=timedelta(hours=1))
         else:
             await add_operator(conn, name, "admin")

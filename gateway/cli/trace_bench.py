@@ -27,7 +27,10 @@ from gateway.cli._database import database_url, open_database
 from gateway.services.tracing import TraceRequest, trace
 from gateway.services.tracing_stays import refresh_stays
 from gateway.settings import Settings
-from gateway.store.access_log import write_access_records
+from gateway.store.access_log import ensure_partition, is_empty, write_access_records
+from gateway.store.db import vacuum_analyze
+from gateway.store.roster_edit import any_exists
+from gateway.store.roster_write import copy_new_people
 
 
 async def load_week(
@@ -42,17 +45,10 @@ async def load_week(
     """
     day = week.start
     while day <= week.window_end + timedelta(days=1):
-        await conn.fetchval("SELECT campusgate_ensure_access_partition($1)", day.astimezone(UTC))
+        await ensure_partition(conn, day.astimezone(UTC))
         day += timedelta(days=27)
-    await conn.fetchval(
-        "SELECT campusgate_ensure_access_partition($1)",
-        (week.window_end + timedelta(days=1)).astimezone(UTC),
-    )
-    await conn.copy_records_to_table(
-        "people",
-        records=[(p.id, p.kind, p.name) for p in week.people],
-        columns=("id", "kind", "name"),
-    )
+    await ensure_partition(conn, (week.window_end + timedelta(days=1)).astimezone(UTC))
+    await copy_new_people(conn, [(p.id, p.kind, p.name) for p in week.people])
     visits: list[Any] = []
     rows = 0
     for number, (day_visits, records) in enumerate(week.iter_days()):
@@ -61,7 +57,7 @@ async def load_week(
         rows += len(records)
         if progress is not None:
             progress(number + 1, week.days + 2, rows)
-    await conn.execute("VACUUM ANALYZE access_events")
+    await vacuum_analyze(conn, "access_events")
     return visits, rows
 
 
@@ -76,11 +72,11 @@ async def _bench(
     dsn: str, settings: Settings, people: int, days: int, queries: int, seed: int
 ) -> dict[str, Any]:
     async with open_database(dsn) as conn:
-        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM access_events LIMIT 1)"):
+        if not await is_empty(conn):
             fail("the access log is not empty: run trace-bench against a scratch database")
         week = simulate(people=people, days=days, seed=seed)
         ids = [p.id for p in week.people]
-        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM people WHERE id = ANY($1))", ids):
+        if await any_exists(conn, "people", ids):
             fail("the roster already holds simulated ids (S…/T…): use a scratch database")
         click.echo(f"simulating {people} people over {days} days and loading ...", err=True)
         started = time.perf_counter()
@@ -93,7 +89,7 @@ async def _bench(
         click.echo("materializing stays ...", err=True)
         started = time.perf_counter()
         stored = await refresh_stays(conn, settings, datetime.now(UTC))
-        await conn.execute("VACUUM ANALYZE presence_stays")
+        await vacuum_analyze(conn, "presence_stays")
         stays_s = time.perf_counter() - started
         rng = random.Random(seed)
         chosen = rng.sample([p.id for p in week.people], min(queries, len(week.people)))

@@ -17,6 +17,7 @@ import click
 
 from gateway.cli import settings_of
 from gateway.cli._database import database_url, open_database
+from gateway.domain.operators import OperatorRole
 from gateway.services.accounts import (
     PasswordPolicyError,
     UnknownOperatorError,
@@ -27,9 +28,10 @@ from gateway.services.accounts import (
     revoke_tokens,
     set_password,
 )
+from gateway.store import roster_edit
 from gateway.store.accounts import set_org_unit
 from gateway.store.audit import record_audit
-from gateway.store.operators import OperatorExistsError, OperatorRole, add_operator
+from gateway.store.operators import OperatorExistsError, add_operator
 
 
 @click.group("user")
@@ -90,10 +92,7 @@ async def _add(
                 if lifetime is not None:
                     token = await issue_token(conn, name.strip(), by="cli", expires_in=lifetime)
                 if org_unit is not None:
-                    known = await conn.fetchval(
-                        "SELECT EXISTS (SELECT 1 FROM org_units WHERE id = $1)", org_unit
-                    )
-                    if not known:
+                    if not await roster_edit.exists(conn, "org_units", org_unit):
                         raise click.ClickException(f"unknown org unit {org_unit!r}")
                     await set_org_unit(conn, name.strip(), org_unit)
                 await record_audit(

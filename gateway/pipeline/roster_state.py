@@ -26,7 +26,7 @@ import asyncpg
 
 from gateway.domain.health import HealthRecord
 from gateway.policy.roster_index import RosterIndex
-from gateway.store.db import DatabaseStalled, acquire, set_keepalive, within
+from gateway.store.db import DatabaseStalled, acquire, ping, set_keepalive, within
 from gateway.store.levels import load_levels
 from gateway.store.roster import load_health, load_roster
 
@@ -131,7 +131,7 @@ class RosterState:
         """Make sure the listener still answers; drop it (DatabaseStalled) if not."""
         if self._listener is not None and not self._listener.is_closed():
             async with within(self._listener, PING_DEADLINE_S):
-                await self._listener.execute("SELECT 1")
+                await ping(self._listener)
 
     async def _close_listener(self) -> None:
         listener, self._listener = self._listener, None

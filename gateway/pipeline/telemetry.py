@@ -25,7 +25,7 @@ from gateway.observe.status_server import Handler, Request, Response, StatusServ
 from gateway.observe.store_gauges import TTL_S as STORE_TTL_S
 from gateway.observe.store_gauges import StoreGauges, devices_family
 from gateway.pipeline.gateway import Gateway
-from gateway.store.db import acquire
+from gateway.store.db import acquire, ping
 
 PING_DEADLINE_S = 2.0
 PING_CACHE_S = 1.0  # probes in a burst share one database round trip
@@ -230,7 +230,7 @@ class WorkerStatus:
         assert pool is not None
         try:
             async with acquire(pool, PING_DEADLINE_S, check_s=None) as conn:
-                await conn.fetchval("SELECT 1")
+                await ping(conn)
         except Exception as exc:  # whatever the cause, the answer is "not reachable"
             return f"unreachable: {type(exc).__name__}"
         return "ok"

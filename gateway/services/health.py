@@ -16,17 +16,16 @@ import asyncpg
 
 from gateway.domain.health import ISOLATION_STATUSES, HealthRecord, HealthStatus
 from gateway.services.caretaking import choose_caretakers, reassign_cases
-from gateway.services.operations import NotFoundError, ReferenceError_, _jsonable
+from gateway.services.errors import ConflictError, InvalidReferenceError, NotFoundError
+from gateway.services.operations import _jsonable
 from gateway.store import console
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import caretaker_problem
-from gateway.store.health import expire_due, lock_people, set_health
+from gateway.store.health import current_health, expire_due, lock_people, set_health
 from gateway.store.readings import insert_reading, latest_watch_reading
 from gateway.store.roster import load_health
 
 __all__ = [
-    "NotFoundError",
-    "ReferenceError_",
     "StatusConflict",
     "change_status",
     "clear_fever_watch",
@@ -41,7 +40,7 @@ EXPIRY_ACTOR = "expiry"
 _FUTURE_SLACK = timedelta(minutes=5)
 
 
-class StatusConflict(RuntimeError):
+class StatusConflict(ConflictError, RuntimeError):
     """The person's current status does not allow this step (e.g. not on fever_watch)."""
 
 
@@ -61,13 +60,8 @@ class CurrentStatus:
 
 
 async def current_status(conn: asyncpg.Connection, person_id: str) -> CurrentStatus | None:
-    row = await conn.fetchrow(
-        "SELECT status, until, set_by, caretaker_id, since FROM health_status WHERE person_id = $1",
-        person_id,
-    )
-    if row is None:
-        return None
-    return CurrentStatus(HealthStatus(row[0]), row[1], row[2], row[3], row[4])
+    found = await current_health(conn, person_id)
+    return None if found is None else CurrentStatus(*found)
 
 
 async def change_status(
@@ -154,17 +148,17 @@ async def _check_change(
 ) -> None:
     if until is not None:
         if until.tzinfo is None:
-            raise ReferenceError_("until", "until needs a time zone offset")
+            raise InvalidReferenceError("until", "until needs a time zone offset")
         if until <= now:
-            raise ReferenceError_("until", "until must lie in the future")
+            raise InvalidReferenceError("until", "until must lie in the future")
         if status in (HealthStatus.CLEAR, HealthStatus.RECOVERED):
-            raise ReferenceError_("until", f"{status.value} takes no until")
+            raise InvalidReferenceError("until", f"{status.value} takes no until")
     if caretaker_id is not None:
         if caretaker_id == person_id:
-            raise ReferenceError_("caretaker_id", "a person cannot be their own caretaker")
+            raise InvalidReferenceError("caretaker_id", "a person cannot be their own caretaker")
         problem = await caretaker_problem(conn, caretaker_id, now)
         if problem:
-            raise ReferenceError_("caretaker_id", problem)
+            raise InvalidReferenceError("caretaker_id", problem)
 
 
 async def resolve_fever_watch(
@@ -218,9 +212,9 @@ async def record_reading(
     now = datetime.now(UTC)
     when = measured_at or now
     if when.tzinfo is None:
-        raise ReferenceError_("measured_at", "measured_at needs a time zone offset")
+        raise InvalidReferenceError("measured_at", "measured_at needs a time zone offset")
     if when > now + _FUTURE_SLACK:
-        raise ReferenceError_("measured_at", "measured_at lies in the future")
+        raise InvalidReferenceError("measured_at", "measured_at lies in the future")
     async with conn.transaction():
         if not await lock_people(conn, [person_id]):
             raise NotFoundError(f"no person {person_id!r}")

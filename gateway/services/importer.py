@@ -19,6 +19,7 @@ from gateway.store import roster_sync, roster_write
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import held_caretaker_problem
 from gateway.store.health import set_health_many
+from gateway.store.locks import LockKey, lock_for_transaction
 from gateway.store.readings import latest_watch_reading
 from gateway.store.roster import load_health
 from gateway.store.roster_write import UpsertCounts
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-_IMPORT_LOCK = 0x43474950  # "CGIP": one import at a time per database
 
 Progress = Callable[[str, int, int], None]
 
@@ -141,7 +141,7 @@ async def _import(
     sections: dict[str, UpsertCounts] = {}
     synced: SyncReport | None = None
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _IMPORT_LOCK)
+        await lock_for_transaction(conn, LockKey.IMPORT)
         report("check", 0, 1)
         check_references(manifest, await roster_write.load_roster_keys(conn))
         await check_health(conn, manifest)

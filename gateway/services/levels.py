@@ -15,13 +15,12 @@ import asyncpg
 
 from gateway.domain.levels import ResponseLevel, ZoneRules, zone_rules
 from gateway.domain.roster import CapacityMode, Zone, ZoneKind
-from gateway.services.operations import NotFoundError, ReferenceError_
+from gateway.services.errors import InvalidReferenceError
 from gateway.store import levels as store
+from gateway.store import roster_edit
 from gateway.store.audit import record_audit
 
 __all__ = [
-    "NotFoundError",
-    "ReferenceError_",
     "current",
     "define_level",
     "effective_rules",
@@ -63,17 +62,17 @@ async def set_level(
     Returns the changes made (a scope already at the level is left alone).
     """
     if level is None and zones is None:
-        raise ReferenceError_("level", "the campus-wide level cannot be cleared; set normal")
+        raise InvalidReferenceError("level", "the campus-wide level cannot be cleared; set normal")
     scopes: list[str | None] = [None] if zones is None else list(dict.fromkeys(zones))
     if not scopes:
-        raise ReferenceError_("zones", "name at least one zone, or leave zones out")
+        raise InvalidReferenceError("zones", "name at least one zone, or leave zones out")
     changes: list[dict[str, Any]] = []
     async with conn.transaction():
         if level is not None and await store.definition(conn, level) is None:
-            raise ReferenceError_("level", f"unknown response level {level!r}")
+            raise InvalidReferenceError("level", f"unknown response level {level!r}")
         for zone_id in scopes:
-            if zone_id is not None and not await _zone_exists(conn, zone_id):
-                raise ReferenceError_("zones", f"unknown zone {zone_id!r}")
+            if zone_id is not None and not await roster_edit.exists(conn, "zones", zone_id):
+                raise InvalidReferenceError("zones", f"unknown zone {zone_id!r}")
             before = await store.active_level_of(conn, zone_id)
             if before == level:
                 continue
@@ -89,10 +88,6 @@ async def set_level(
             )
             changes.append(change)
     return changes
-
-
-async def _zone_exists(conn: asyncpg.Connection, zone_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM zones WHERE id = $1)", zone_id))
 
 
 async def define_level(

@@ -11,31 +11,23 @@ from typing import Any
 import asyncpg
 
 from gateway.domain.alerts import AlertStatus
-from gateway.store import console
+from gateway.services.errors import ConflictError, InvalidReferenceError, NotFoundError
+from gateway.store import console, roster_edit
 from gateway.store.alerts import AlertNotFound, AlertTransitionError, set_alert_status
 from gateway.store.audit import record_audit
 
 __all__ = [
     "AlertNotFound",
     "AlertTransitionError",
-    "NotFoundError",
-    "ReferenceError_",
+    "GrantExistsError",
     "change_alert",
     "create_grant",
     "remove_grant",
 ]
 
 
-class NotFoundError(LookupError):
-    """The thing named does not exist."""
-
-
-class ReferenceError_(ValueError):
-    """A field names something that does not exist or does not fit (e.g. a caretaker)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+class GrantExistsError(ConflictError):
+    """The subject already has a grant for the zone."""
 
 
 def _jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -70,7 +62,7 @@ async def change_alert(
 async def create_grant(
     conn: asyncpg.Connection, grant: dict[str, Any], *, by: str
 ) -> dict[str, Any]:
-    """Insert a grant after checking what it names; raises ReferenceError_ or UniqueViolation."""
+    """Insert a grant after checking what it names; raises InvalidReferenceError or GrantExistsError."""
     async with conn.transaction():
         checks = (
             ("zone_id", "zones", grant.get("zone_id")),
@@ -78,11 +70,14 @@ async def create_grant(
             ("subject_org_unit", "org_units", grant.get("subject_org_unit")),
         )
         for field, table, value in checks:
-            if value is not None and not await conn.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)", value
-            ):
-                raise ReferenceError_(field, f"unknown {field.removeprefix('subject_')} {value!r}")
-        created = await console.insert_grant(conn, grant)
+            if value is not None and not await roster_edit.exists(conn, table, value):
+                raise InvalidReferenceError(
+                    field, f"unknown {field.removeprefix('subject_')} {value!r}"
+                )
+        try:
+            created = await console.insert_grant(conn, grant)
+        except asyncpg.UniqueViolationError:
+            raise GrantExistsError("this subject already has a grant for this zone") from None
         await record_audit(
             conn, by, "create", "grant", str(created["id"]), after=_jsonable(created)
         )

@@ -12,13 +12,14 @@ from typing import Any
 
 import asyncpg
 
+from gateway.services.errors import NotFoundError
 from gateway.store.audit import record_audit
 from gateway.store.person_export import person_record
 
 FORMAT = "campusgate.person-export/1"
 
 
-class PersonNotFoundError(LookupError):
+class PersonNotFoundError(NotFoundError):
     """No person with that id."""
 
 

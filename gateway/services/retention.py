@@ -17,10 +17,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from gateway.services.errors import ConflictError
 from gateway.services.scheduler import Job
 from gateway.settings import Settings
 from gateway.store import retention
 from gateway.store.audit import record_audit
+from gateway.store.locks import LockKey, try_session_lock
 from gateway.store.retention import AccessMode, Cutoffs
 
 __all__ = [
@@ -33,10 +35,9 @@ __all__ = [
 ]
 
 OPERATOR = "retention"  # the audit log's operator of every run
-_RUN_LOCK = 0x43475254  # "CGRT": one retention run at a time per database
 
 
-class RetentionBusyError(RuntimeError):
+class RetentionBusyError(ConflictError, RuntimeError):
     """Another retention run holds the lock."""
 
 
@@ -88,9 +89,9 @@ async def run_retention(
 ) -> RetentionReport:
     """Apply (or with `dry_run` only count) every retention step; audit a real run."""
     cutoffs = cutoffs_for(settings, now)
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RUN_LOCK):
-        raise RetentionBusyError("another retention run is in progress; try again later")
-    try:
+    async with try_session_lock(conn, LockKey.RETENTION) as taken:
+        if not taken:
+            raise RetentionBusyError("another retention run is in progress; try again later")
         counts: dict[str, int] = {}
         counts |= await retention.purge_access_events(conn, cutoffs.access, mode, dry_run=dry_run)
         counts |= await retention.anonymize_alerts(conn, cutoffs.access, dry_run=dry_run)
@@ -107,8 +108,6 @@ async def run_retention(
                 conn, OPERATOR, "purge", "retention", now.date().isoformat(), after=after
             )
         return report
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _RUN_LOCK)
 
 
 RETENTION_TIME = time(3, 30)  # campus time: after midnight's reports, before the morning

@@ -29,15 +29,13 @@ from gateway.domain.roster import (
     Zone,
     ZoneKind,
 )
-from gateway.services.operations import NotFoundError, ReferenceError_
+from gateway.services.errors import ConflictError, InvalidReferenceError, NotFoundError
 from gateway.store import roster_edit, roster_write
 from gateway.store.audit import record_audit
 
 __all__ = [
     "AlreadyExistsError",
     "CardHeldError",
-    "NotFoundError",
-    "ReferenceError_",
     "add_card",
     "create",
     "deactivate_person",
@@ -46,11 +44,11 @@ __all__ = [
 ]
 
 
-class AlreadyExistsError(ValueError):
+class AlreadyExistsError(ConflictError, ValueError):
     """Creating something whose id is taken."""
 
 
-class CardHeldError(ValueError):
+class CardHeldError(ConflictError, ValueError):
     """A card that another person already holds."""
 
 
@@ -160,12 +158,12 @@ async def _check_references(
     for field, table in entity.references:
         value = values.get(field)
         if value is not None and not await roster_edit.exists(conn, table, value):
-            raise ReferenceError_(
+            raise InvalidReferenceError(
                 field, f"unknown {table.removesuffix('s').replace('_', ' ')} {value!r}"
             )
     parent = values.get("parent_id") if entity.table == "org_units" else None
     if parent is not None and values["id"] in await roster_edit.org_unit_ancestors(conn, parent):
-        raise ReferenceError_("parent_id", "org units would form a cycle")
+        raise InvalidReferenceError("parent_id", "org units would form a cycle")
 
 
 async def _write(

@@ -26,6 +26,7 @@ from gateway.domain.tracing import (
     TraceWindow,
 )
 from gateway.services.caretaking import choose_caretakers, reassign_cases
+from gateway.services.errors import InvalidValueError, NotFoundError
 from gateway.services.health import lock_people
 from gateway.settings import Settings
 from gateway.store import tracing as store
@@ -39,12 +40,12 @@ STRONGER = frozenset({HealthStatus.SUSPECTED, HealthStatus.CONFIRMED})
 ISOLATING = frozenset({HealthStatus.CLOSE_CONTACT, HealthStatus.HOME_ISOLATION})
 
 
-class TraceError(ValueError):
+class TraceError(InvalidValueError):
     """Bad input to a trace or a mark (unknown person, bad window): the caller's fault."""
 
 
-class UnknownPerson(TraceError, LookupError):
-    pass
+class UnknownPerson(NotFoundError, TraceError):
+    """The person to trace or mark from does not exist."""
 
 
 @dataclass(frozen=True, slots=True)

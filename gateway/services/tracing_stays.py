@@ -18,10 +18,10 @@ import asyncpg
 from gateway.services.scheduler import Job
 from gateway.settings import Settings
 from gateway.store import tracing_stays as store
+from gateway.store.locks import LockKey, try_session_lock
 
 STAYS_EVERY_S = 300.0
 SETTLE = timedelta(minutes=15)
-_LOCK_KEY = 0x43475354  # "CGST": one materialization at a time per database
 
 
 def stays_upto(settings: Settings, now: datetime) -> datetime:
@@ -33,14 +33,12 @@ async def refresh_stays(
     conn: asyncpg.Connection, settings: Settings, now: datetime
 ) -> dict[str, Any]:
     """Store the stays that are final at `now`; skipped while another run holds the lock."""
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
-        return {"skipped": "another run holds the lock"}
-    try:
+    async with try_session_lock(conn, LockKey.PRESENCE_STAYS) as taken:
+        if not taken:
+            return {"skipped": "another run holds the lock"}
         done = await store.materialize(
             conn, settings.trace_max_stay_h * 3600.0, stays_upto(settings, now)
         )
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return {
         "stays": done.stays,
         "upto": done.upto.isoformat() if done.upto is not None else None,

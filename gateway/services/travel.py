@@ -45,12 +45,14 @@ from gateway.domain.travel import (
 )
 from gateway.services import places
 from gateway.services.caretaking import choose_caretakers, reassign_cases
+from gateway.services.errors import ConflictError, InvalidValueError, NotFoundError
 from gateway.services.health import CurrentStatus, current_status, lock_people
-from gateway.services.operations import NotFoundError, _jsonable
+from gateway.services.operations import _jsonable
 from gateway.store import console
 from gateway.store import travel as store
 from gateway.store.audit import record_audit
 from gateway.store.health import set_health
+from gateway.store.locks import LockKey, lock_for_transaction
 
 TRAVEL_ACTOR = "travel"  # set_by of the isolations travel sets (and may lift)
 
@@ -369,12 +371,14 @@ async def waive_declaration(
 # --- epidemic areas -----------------------------------------------------------------
 
 
-class DuplicateAreaError(ValueError):
+class DuplicateAreaError(ConflictError, ValueError):
     """The same area is already listed for an overlapping period."""
 
 
-class AmbiguousPlaceError(ValueError):
+class AmbiguousPlaceError(InvalidValueError):
     """An area's match text names several divisions, or one name that fits several."""
+
+    field = "match"
 
 
 def area_place(match: str) -> dict[str, Any]:
@@ -416,7 +420,7 @@ async def _refuse_duplicate(
     Takes a lock for the rest of the transaction, so two officers listing (or moving) the
     same area cannot both pass the check.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('campusgate_epidemic_areas'))")
+    await lock_for_transaction(conn, LockKey.EPIDEMIC_AREAS)
     for other in await store.list_areas(conn):
         if (
             other["id"] != area_id
@@ -457,8 +461,8 @@ async def change_area(
     *,
     by: str,
 ) -> tuple[dict[str, Any], Evaluation]:
-    """Change an area's name, match or dates and re-evaluate; ValueError for dates out of
-    order, DuplicateAreaError when it would overlap another listing of the same name,
+    """Change an area's name, match or dates and re-evaluate; InvalidValueError for dates out
+    of order, DuplicateAreaError when it would overlap another listing of the same name,
     AmbiguousPlaceError for a match that names no single place."""
     if "match" in changes:
         changes = {**changes, **area_place(changes["match"])}
@@ -469,7 +473,7 @@ async def change_area(
         merged = {**before, **changes}
         until, start = merged["effective_until"], merged["effective_from"]
         if until is not None and until < start:
-            raise ValueError("effective_until lies before effective_from")
+            raise InvalidValueError("effective_until lies before effective_from", "effective_until")
         await _refuse_duplicate(conn, merged, area_id)
         after = await store.update_area(conn, area_id, changes, by=by)
         assert after is not None

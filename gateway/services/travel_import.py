@@ -15,6 +15,7 @@ from datetime import date
 import asyncpg
 
 from gateway.services.travel import Evaluation, TravelRules, Trip, declare
+from gateway.store.org_tree import people_in_scope
 
 REQUIRED = ("person_id", "destination", "departure_date", "return_date")
 OPTIONAL = ("note",)
@@ -126,21 +127,9 @@ async def import_declarations(
     """
     trips = parse_declarations(text, source)
     people = sorted({t.person_id for _, t in trips})
-    rows = await conn.fetch(
-        """
-        WITH RECURSIVE scope AS (
-            SELECT id FROM org_units WHERE id = $2
-            UNION ALL
-            SELECT o.id FROM org_units o JOIN scope s ON o.parent_id = s.id
-        )
-        SELECT id, org_unit_id IN (SELECT id FROM scope) AS in_scope
-        FROM people WHERE id = ANY($1::text[])
-        """,
-        people,
-        org_scope,
-    )
-    known = {r[0] for r in rows}
-    allowed = None if org_scope is None else {r[0] for r in rows if r[1]}
+    found = await people_in_scope(conn, people, org_scope)
+    known = set(found)
+    allowed = None if org_scope is None else {p for p, inside in found.items() if inside}
     check_people(trips, known, source, allowed=allowed)
     ids, evaluation = await declare(conn, [t for _, t in trips], rules, by=by, source="csv")
     return len(trips), ids, evaluation

@@ -126,10 +126,18 @@ async def ensure_partitions(conn: asyncpg.Connection, now: datetime) -> list[str
     """Create the month partitions (UTC) of `now` and of the month after; returns their names."""
     this_month = now.replace(day=1)
     next_month = (this_month + timedelta(days=32)).replace(day=1)
-    return [
-        await conn.fetchval("SELECT campusgate_ensure_access_partition($1)", when)
-        for when in (this_month, next_month)
-    ]
+    return [await ensure_partition(conn, when) for when in (this_month, next_month)]
+
+
+async def ensure_partition(conn: asyncpg.Connection, when: datetime) -> str:
+    """Create the month partition (UTC) holding `when` if missing; returns its name."""
+    name: str = await conn.fetchval("SELECT campusgate_ensure_access_partition($1)", when)
+    return name
+
+
+async def is_empty(conn: asyncpg.Connection) -> bool:
+    """Whether the access log holds no row at all."""
+    return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM access_events LIMIT 1)")
 
 
 async def is_logged(conn: asyncpg.Connection, record: AccessRecord) -> bool:

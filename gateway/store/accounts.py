@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from gateway.store.operators import OperatorRole, hash_token
+from gateway.domain.operators import OperatorRole
+from gateway.store.operators import hash_token
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from gateway.domain.health import ISOLATION_STATUSES, HealthStatus
+from gateway.store.org_tree import subtree_cte
 
 _ISOLATION = [s.value for s in ISOLATION_STATUSES]
 # Statuses that hold nobody (contract section 4): anyone under another one is held.
@@ -168,12 +169,8 @@ async def caretaker_cases(
     `org_scope` limits the cases to people of that org unit's subtree (None: all).
     """
     rows = await conn.fetch(
-        """
-        WITH RECURSIVE scope AS (
-            SELECT id FROM org_units WHERE id = $4
-            UNION ALL
-            SELECT o.id FROM org_units o JOIN scope s ON o.parent_id = s.id
-        )
+        subtree_cte(4)
+        + """
         SELECT h.caretaker_id, c.name AS caretaker_name, h.person_id, p.name,
                p.org_unit_id, h.status, h.since, h.until, p.phone,
                b.ts AS last_breach_at, b.door AS last_breach_door,

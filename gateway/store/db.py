@@ -219,3 +219,19 @@ def redact_dsn(dsn: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+async def ping(conn: asyncpg.Connection) -> None:
+    """A round trip to the server: raises when the connection no longer answers."""
+    await conn.fetchval("SELECT 1")
+
+
+# Tables a bulk load may ask to have their statistics refreshed right away.
+_ANALYZABLE = frozenset({"access_events", "presence_stays"})
+
+
+async def vacuum_analyze(conn: asyncpg.Connection, table: str) -> None:
+    """VACUUM ANALYZE a table after a bulk load, so the planner sees its real size."""
+    if table not in _ANALYZABLE:
+        raise ValueError(f"not a table to analyze: {table!r}")
+    await conn.execute(f"VACUUM ANALYZE {table}")

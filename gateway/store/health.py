@@ -56,6 +56,19 @@ def _row(record: HealthRecord) -> tuple[object, ...]:
     )
 
 
+async def current_health(
+    conn: asyncpg.Connection, person_id: str
+) -> tuple[HealthStatus, datetime | None, str | None, str | None, datetime] | None:
+    """(status, until, set_by, caretaker_id, since) of the person's stored status, if any."""
+    row = await conn.fetchrow(
+        "SELECT status, until, set_by, caretaker_id, since FROM health_status WHERE person_id = $1",
+        person_id,
+    )
+    if row is None:
+        return None
+    return HealthStatus(row[0]), row[1], row[2], row[3], row[4]
+
+
 async def set_health(conn: asyncpg.Connection, record: HealthRecord, *, changed_by: str) -> None:
     """Replace the person's current status and append it to the history, in one transaction."""
     row = _row(record)

@@ -13,8 +13,9 @@ from importlib import resources
 
 import asyncpg
 
+from gateway.store.locks import LockKey, session_lock
+
 _LOGGER = logging.getLogger(__name__)
-_LOCK_KEY = 0x43474D49  # "CGMI": one fixed key for every CampusGate database
 
 _CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -66,8 +67,7 @@ async def apply_migrations(dsn: str) -> list[str]:
 
 async def apply_migrations_on(conn: asyncpg.Connection) -> list[str]:
     """As apply_migrations, on an open connection (outside any transaction)."""
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
-    try:
+    async with session_lock(conn, LockKey.MIGRATE):
         await conn.execute(_CREATE_TABLE)
         rows = await conn.fetch("SELECT name, sha256 FROM schema_migrations")
         applied = {r["name"]: r["sha256"] for r in rows}
@@ -88,5 +88,3 @@ async def apply_migrations_on(conn: asyncpg.Connection) -> list[str]:
             _LOGGER.info("applied migration %s", migration.name)
             done.append(migration.name)
         return done
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

@@ -5,16 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 
 import asyncpg
 
-
-class OperatorRole(StrEnum):
-    ADMIN = "admin"
-    GUARD = "guard"
-    HEALTH_OFFICER = "health_officer"
-    LIAISON = "liaison"
+from gateway.domain.operators import OperatorRole
 
 
 class OperatorExistsError(ValueError):
@@ -26,6 +20,12 @@ class Operator:
     id: str
     name: str
     role: OperatorRole
+
+
+async def operator_exists(conn: asyncpg.Connection, name: str) -> bool:
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM operators WHERE name = $1)", name)
+    )
 
 
 def hash_token(token: str) -> str:

@@ -69,3 +69,12 @@ async def revoke_card(conn: asyncpg.Connection, uid: str) -> None:
     await conn.execute(
         "UPDATE cards SET revoked = true, updated_at = now() WHERE uid = $1 AND NOT revoked", uid
     )
+
+
+async def any_exists(conn: asyncpg.Connection, table: str, row_ids: list[str]) -> bool:
+    """Whether any of `row_ids` is in the roster table."""
+    return bool(
+        await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ANY($1::text[]))", row_ids
+        )
+    )

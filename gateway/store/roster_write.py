@@ -271,3 +271,8 @@ async def upsert_contacts(
         )
         await conn.execute("DROP TABLE _import_contacts")
     return UpsertCounts(0, int(updated), len(contacts) - int(updated))
+
+
+async def copy_new_people(conn: asyncpg.Connection, people: Sequence[tuple[str, str, str]]) -> None:
+    """Bulk-load (id, kind, name) people that are not in the roster yet (COPY: no upsert)."""
+    await conn.copy_records_to_table("people", records=list(people), columns=("id", "kind", "name"))

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from gateway.domain.travel import EpidemicArea, TravelDeclaration
+from gateway.store.org_tree import subtree_cte
 
 _AREA_COLUMNS = (
     "id, name, match, effective_from, effective_until, created_by, created_at, "
@@ -296,12 +297,8 @@ async def list_declarations(
 ) -> list[dict[str, Any]]:
     """Newest returns first; `org_scope` limits to people of that org unit's subtree."""
     rows = await conn.fetch(
-        f"""
-        WITH RECURSIVE scope AS (
-            SELECT id FROM org_units WHERE id = $2
-            UNION ALL
-            SELECT o.id FROM org_units o JOIN scope s ON o.parent_id = s.id
-        )
+        subtree_cte(2)
+        + f"""
         SELECT {_DECLARATION_COLUMNS}
         FROM travel_declarations d JOIN people p ON p.id = d.person_id
         WHERE ($1::text IS NULL OR d.person_id = $1)

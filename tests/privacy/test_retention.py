@@ -13,6 +13,7 @@ import pytest
 from gateway.services.importer import import_file
 from gateway.services.retention import AccessMode, RetentionBusyError, run_retention
 from gateway.settings import Settings
+from gateway.store.locks import LockKey
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -281,7 +282,7 @@ async def test_run_is_audited_and_append_only_tables_still_refuse_deletes(
 async def test_concurrent_runs_are_refused(conn: asyncpg.Connection, fresh_db: str) -> None:
     other = await asyncpg.connect(fresh_db)
     try:
-        await other.execute("SELECT pg_advisory_lock($1)", 0x43475254)
+        await other.execute("SELECT pg_advisory_lock($1)", LockKey.RETENTION)
         with pytest.raises(RetentionBusyError, match="in progress"):
             await run_retention(conn, SETTINGS, NOW)
     finally:

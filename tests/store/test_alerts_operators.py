@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.domain.alerts import SEVERITY, Alert, AlertKind, AlertStatus
+from gateway.domain.operators import OperatorRole
 from gateway.store.alerts import (
     AlertNotFound,
     AlertTransitionError,
@@ -17,7 +18,6 @@ from gateway.store.alerts import (
 )
 from gateway.store.operators import (
     OperatorExistsError,
-    OperatorRole,
     add_operator,
     hash_token,
     operator_for_token,

@@ -28,6 +28,7 @@ from gateway.services.tracing_stays import SETTLE, refresh_stays, stays_upto
 from gateway.settings import Settings
 from gateway.store import tracing_stays
 from gateway.store.access_log import write_access_records
+from gateway.store.locks import LockKey
 from gateway.store.retention import AccessMode, purge_access_events
 
 SETTINGS = Settings(trace_entry_gap_s=900, trace_max_stay_h=12)
@@ -223,11 +224,11 @@ async def test_job_skips_while_another_run_holds_the_lock(conn, fresh_db):
     await seed(conn, rule_rows.PEOPLE, rule_rows.ROWS)
     other = await asyncpg.connect(fresh_db)
     try:
-        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", 0x43475354)
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", LockKey.PRESENCE_STAYS)
         skipped = await refresh_stays(conn, SETTINGS, datetime.now(UTC))
         assert "skipped" in skipped
         assert await tracing_stays.watermark(conn) is None
-        await other.execute("SELECT pg_advisory_unlock($1)", 0x43475354)
+        await other.execute("SELECT pg_advisory_unlock($1)", LockKey.PRESENCE_STAYS)
         done = await refresh_stays(conn, SETTINGS, datetime.now(UTC))
         assert done["stays"] == len(await stored_rows(conn)) > 0
     finally:
@@ -235,7 +236,7 @@ async def test_job_skips_while_another_run_holds_the_lock(conn, fresh_db):
     # The run released its lock: another session can take it.
     other = await asyncpg.connect(fresh_db)
     try:
-        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", 0x43475354)
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", LockKey.PRESENCE_STAYS)
     finally:
         await other.close()
 

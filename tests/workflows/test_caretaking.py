@@ -10,7 +10,8 @@ import pytest
 
 from gateway.domain.health import HealthRecord, HealthStatus, isolation_day
 from gateway.services.caretaking import REASSIGN_ACTOR, choose_caretakers, reassign_cases
-from gateway.services.health import ReferenceError_, change_status
+from gateway.services.errors import InvalidReferenceError
+from gateway.services.health import change_status
 from gateway.services.importer import ManifestError, import_file
 from gateway.services.tracing import mark_close_contacts
 from gateway.services.travel import TravelRules, Trip, add_area, declare
@@ -93,7 +94,7 @@ async def test_a_hold_that_has_ended_does_not_count(campus: asyncpg.Connection) 
 
 async def test_naming_a_held_caretaker_is_refused(campus: asyncpg.Connection) -> None:
     await _hold(campus, "T1", HealthStatus.FEVER_WATCH)
-    with pytest.raises(ReferenceError_, match="'T1' is fever_watch and cannot care"):
+    with pytest.raises(InvalidReferenceError, match="'T1' is fever_watch and cannot care"):
         await change_status(
             campus, "S1", HealthStatus.HOME_ISOLATION, by="ho", reason="r", caretaker_id="T1"
         )

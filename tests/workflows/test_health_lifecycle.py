@@ -7,8 +7,8 @@ import asyncpg
 import pytest
 
 from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.services.errors import InvalidReferenceError
 from gateway.services.health import (
-    ReferenceError_,
     StatusConflict,
     change_status,
     expire_statuses,
@@ -73,11 +73,11 @@ async def test_isolation_gets_a_caretaker_chosen_or_checked(campus: asyncpg.Conn
         ("ghost", "no person"),
         ("S1", "own caretaker"),
     ):
-        with pytest.raises(ReferenceError_, match=message):
+        with pytest.raises(InvalidReferenceError, match=message):
             await change_status(
                 campus, "S1", HealthStatus.CONFIRMED, by="ho", reason="r", caretaker_id=caretaker
             )
-    with pytest.raises(ReferenceError_, match="future"):
+    with pytest.raises(InvalidReferenceError, match="future"):
         await change_status(
             campus,
             "S1",
@@ -97,7 +97,7 @@ async def test_reading_flags_fever_and_needs_fever_watch(campus: asyncpg.Connect
     high = await record_reading(campus, "S1", 37.3, by="guard", threshold_c=37.3)
     assert (low["fever"], high["fever"]) == (False, True)
     assert (low["celsius"], low["recorded_by"], low["note"]) == (36.6, "guard", "ear")
-    with pytest.raises(ReferenceError_, match="future"):
+    with pytest.raises(InvalidReferenceError, match="future"):
         await record_reading(
             campus,
             "S1",

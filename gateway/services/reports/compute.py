@@ -52,13 +52,14 @@ from gateway.domain.reports import (
     VisitorRefusal,
 )
 from gateway.domain.roster import OrgUnit
+from gateway.services.errors import NotFoundError, OutOfRangeError
 from gateway.store import reports as store
 
 TREND_DAYS = 7
 EARLIEST_DAY = date(1970, 1, 1)
 
 
-class UnknownOrgUnitError(ValueError):
+class UnknownOrgUnitError(NotFoundError, ValueError):
     """An org unit id that is not in the roster."""
 
 
@@ -128,9 +129,9 @@ class DayFacts:
 async def load_day(conn: asyncpg.Connection, day: date, tz: ZoneInfo, now: datetime) -> DayFacts:
     """Read the facts of `day` (up to `now` when the day is not over)."""
     if day < EARLIEST_DAY:  # the week's trend and UTC bounds would leave datetime's range
-        raise ValueError(f"{day} lies before {EARLIEST_DAY}: no campus log goes back so far")
+        raise OutOfRangeError(f"{day} lies before {EARLIEST_DAY}: no campus log goes back so far")
     if day > now.astimezone(tz).date():
-        raise ValueError(f"{day} has not begun yet in {tz.key}")
+        raise OutOfRangeError(f"{day} has not begun yet in {tz.key}")
     start, end = day_window(day, tz)
     cutoff = min(end, now)
     trend_start, _ = day_window(day - timedelta(days=TREND_DAYS - 1), tz)

@@ -22,9 +22,9 @@ from gateway.services.reports.service import generate_reports, retry_failed
 from gateway.services.scheduler import Job
 from gateway.settings import Settings
 from gateway.store import reports as store
+from gateway.store.locks import LockKey, try_session_lock
 
 _LOGGER = logging.getLogger(__name__)
-_LOCK_KEY = 0x43475250  # "CGRP": one report run at a time per database
 BY = "schedule"
 _ALL = tuple(Audience)
 
@@ -35,9 +35,9 @@ async def run_daily_reports(
     """One scheduled run for `day` (default: the campus day before `now`); returns what it did."""
     if day is None:
         day = now.astimezone(settings.tz).date() - timedelta(days=1)
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
-        return {"day": day.isoformat(), "skipped": "another run holds the lock"}
-    try:
+    async with try_session_lock(conn, LockKey.DAILY_REPORTS) as taken:
+        if not taken:
+            return {"day": day.isoformat(), "skipped": "another run holds the lock"}
         retried = await retry_failed(conn, settings, by=BY, now=now)
         have = {
             (r.org_unit_id, r.audience)
@@ -62,8 +62,6 @@ async def run_daily_reports(
                 now=now,
             )
         return {"day": day.isoformat(), "generated": len(made), "retried": len(retried)}
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
 
 
 async def catch_up_daily_reports(

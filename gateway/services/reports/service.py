@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 
 from gateway.domain.reports import Audience, DailyReport, Delivery, Recipient, parse_recipients
+from gateway.services.errors import NotFoundError
 from gateway.services.reports.compute import UnknownOrgUnitError, build_all, load_day
 from gateway.services.reports.delivery import deliver, filename, render_all
 from gateway.settings import Settings
@@ -23,8 +24,8 @@ Progress = Callable[[int, int, str], None]
 RETRY_DAYS = 7
 
 
-class ReportNotFoundError(LookupError):
-    pass
+class ReportNotFoundError(NotFoundError):
+    """No stored report with that id."""
 
 
 def reports_dir(settings: Settings) -> Path:
@@ -55,7 +56,7 @@ async def generate_reports(
     `org_units`: the units to report on, each with everything below it; None in the
     list is the campus-wide roll-up. Left out: the campus and every top-level unit
     (the colleges and offices under the university). A day that is not over yet is
-    reported up to `now`. Raises UnknownOrgUnitError or ValueError for bad input.
+    reported up to `now`. Raises UnknownOrgUnitError or OutOfRangeError for bad input.
     """
     now = now or datetime.now(UTC)
     facts = await load_day(conn, day, settings.tz, now)

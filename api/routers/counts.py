@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from api.deps import Allowed, Conn
+from api.deps import Allowed, Conn, OrgScope
 from api.permissions import Permission
 from api.redaction import present_denied_counts, sees_health_alerts
-from api.routers.people import scope_of
 from gateway.store import console
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
@@ -18,10 +17,10 @@ Reader = Allowed(Permission.READ_COUNTS)
 
 
 @router.get("/today")
-async def today(operator: Reader, request: Request, conn: Conn) -> dict[str, Any]:
+async def today(operator: Reader, scope: OrgScope, request: Request, conn: Conn) -> dict[str, Any]:
     tz = request.app.state.settings.tz
     midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    counts = await console.counts_since(conn, midnight, scope_of(operator))
+    counts = await console.counts_since(conn, midnight, scope)
     role = operator.account.role
     if not sees_health_alerts(role):
         counts["denied_by_reason"] = present_denied_counts(counts["denied_by_reason"], role)
