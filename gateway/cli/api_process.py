@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 
 import click
 
+from gateway.cli.cpu_priority import apply_cpu_priority
 from gateway.observe.logs import configure
 from gateway.settings import Settings
 
@@ -27,8 +28,6 @@ _LOGGER = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 PARENT_CHECK_S = 0.5
-# The API yields the CPU to the door loop when both want it (a login flood, a report run).
-API_NICENESS = 10
 
 
 class ApiProcessError(RuntimeError):
@@ -105,7 +104,9 @@ def _wait_ready(conn: Connection, process: multiprocessing.process.BaseProcess) 
 
 def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Connection) -> None:
     """Entry point of the child: serve until SIGINT/SIGTERM or the parent goes away."""
-    os.nice(API_NICENESS)
+    # The API yields the CPU to the door loop when both want it (a login flood, a report
+    # run): set before any thread starts, so the argon2 pool and the jobs inherit it.
+    priority = apply_cpu_priority(settings.api_cpu_priority)
     if settings.log_format == "json":  # JSON lines like the gateway's (CAMPUSGATE_LOG_FORMAT)
         configure(settings.log_level, settings.log_format, logging.StreamHandler(sys.stderr))
     else:
@@ -114,6 +115,7 @@ def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Co
             format="%(asctime)s %(levelname)s %(name)s [api]: %(message)s",
             stream=sys.stderr,
         )
+    _LOGGER.info("API process CPU priority: %s", priority)
     try:
         asyncio.run(_serve(settings, dsn, sock, ready))
     except click.ClickException as exc:
