@@ -16,7 +16,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from firmware_sim.bench import (
     PhaseResult,
     bench_manifest,
     echo_process,
+    median_run,
     report,
     signing_cost,
 )
@@ -110,6 +111,14 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     help="with --spawn: this many clients flood the API (failed logins, events, trace and "
     "muster CSV) during the gateway phase",
 )
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="with --spawn: run the gateway phase this many times per signing mode, in rounds "
+    "that alternate which mode goes first; the figures are the median runs'",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -122,6 +131,7 @@ def command(
     grace: float,
     signing: str,
     api_flood: int,
+    repeat: int,
 ) -> None:
     """Measure the gateway against a bare MQTT echo responder under the same load."""
     settings = settings_of(ctx)
@@ -142,20 +152,42 @@ def command(
             f"--signing {signing} needs --spawn: the bench sets the CAMPUSGATE_SIGN_COMMANDS of "
             "the gateway it starts, and cannot change one that is already serving"
         )
+    if repeat > 1 and not spawn:
+        raise click.ClickException("--repeat needs --spawn (each run starts a fresh gateway)")
     if api_flood and not spawn:
         raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
     modes = {"on": (True,), "off": (False,), "both": (True, False)}[signing]
     console = Console(stderr=True)
     runs, echo, failure = asyncio.run(
-        _bench(settings, spec, spawn=spawn, console=console, modes=modes, api_flood=api_flood)
+        _bench(
+            settings,
+            spec,
+            spawn=spawn,
+            console=console,
+            modes=modes,
+            api_flood=api_flood,
+            repeat=repeat,
+        )
     )
-    gateway, unsigned = runs.get(True, runs.get(False)), runs.get(False) if len(modes) > 1 else None
-    _print_table(spec, gateway, echo, unsigned)
+    main_runs = runs.get(True) or runs.get(False) or []
+    unsigned_runs = (runs.get(False) or []) if len(modes) > 1 else []
+    gateway = median_run(main_runs) if main_runs else None
+    _print_table(spec, gateway, echo, main_runs, unsigned_runs)
     if failure is not None:
         raise click.ClickException(failure)
     assert gateway is not None and echo is not None
-    document = report(spec, gateway, echo, unsigned)
-    document["config"]["signing"] = "both" if unsigned else "on" if gateway.signed else "off"
+    document = report(spec, gateway, echo, unsigned_runs or None, signed_runs=main_runs)
+    document["config"]["signing"] = "both" if unsigned_runs else "on" if gateway.signed else "off"
+    if repeat > 1:
+        document["config"]["repeat"] = repeat
+        document["runs"] = {
+            "gateway": [_run_figures(r) for r in main_runs],
+            **(
+                {"gateway_unsigned": [_run_figures(r) for r in unsigned_runs]}
+                if unsigned_runs
+                else {}
+            ),
+        }
     if json_path is not None:
         try:
             json_path.write_text(json.dumps(document, indent=2) + "\n")
@@ -172,9 +204,14 @@ async def _bench(
     console: Console,
     modes: tuple[bool, ...] = (True,),
     api_flood: int = 0,
-) -> tuple[dict[bool, PhaseResult], PhaseResult | None, str | None]:
-    """The gateway phase (once per signing mode) and the echo phase; the gateway's failure
-    is returned (after the echo phase), setup failures raise."""
+    repeat: int = 1,
+) -> tuple[dict[bool, list[PhaseResult]], PhaseResult | None, str | None]:
+    """The gateway phase (`repeat` times per signing mode) and the echo phase; the gateway's
+    failure is returned (after the echo phase), setup failures raise.
+
+    Repeats run in rounds of one phase per mode, and every other round starts with the
+    other mode, so a machine getting busier or quieter during the run weighs on both alike.
+    """
     dsn = await open_database(settings, migrate=True)
     broker = await open_broker(settings)
     try:
@@ -186,18 +223,22 @@ async def _bench(
         )
         logs = Path(tempfile.mkdtemp(prefix="campusgate-bench-"))
         url = _broker_url(settings, broker)
-        runs: dict[bool, PhaseResult] = {}
+        runs: dict[bool, list[PhaseResult]] = {}
         failure: str | None = None
         with _progress(console, spec) as show:
-            for signed in modes:
-                flood = await _flood_for(dsn, api_flood) if api_flood else None
-                result, failure = await _gateway_phase(
-                    settings, spec, dsn, url, spawn, logs, show, signed=signed, flood=flood
-                )
-                if flood is not None:
-                    console.print(flood.result.summary())
-                if result is not None:
-                    runs[signed] = result
+            for round_no in range(repeat):
+                order = modes if round_no % 2 == 0 else modes[::-1]
+                for signed in order:
+                    flood = await _flood_for(dsn, api_flood) if api_flood else None
+                    result, failure = await _gateway_phase(
+                        settings, spec, dsn, url, spawn, logs, show, signed=signed, flood=flood
+                    )
+                    if flood is not None:
+                        console.print(flood.result.summary())
+                    if result is not None:
+                        runs.setdefault(signed, []).append(result)
+                    if failure is not None:
+                        break
                 if failure is not None:
                     break
             echo = await _echo_phase(spec, url, logs, show)
@@ -419,6 +460,10 @@ def _progress(console: Console, spec: LoadSpec) -> Iterator[Any]:
         yield update
 
 
+def _run_figures(result: PhaseResult) -> dict[str, Any]:
+    return {**result.as_contract(), "cpu_us_per_decision": result.cpu_us_per_decision}
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
 
@@ -427,15 +472,23 @@ def _print_table(
     spec: LoadSpec,
     gateway: PhaseResult | None,
     echo: PhaseResult | None,
-    unsigned: PhaseResult | None = None,
+    runs: Sequence[PhaseResult] = (),
+    unsigned_runs: Sequence[PhaseResult] = (),
 ) -> None:
     load = "saturation" if not spec.open_loop else f"{spec.rate:g}/s"
     table = Table(title=f"campusgate bench: {spec.doors} doors, {load}, {spec.duration_s:g} s")
     for column in ("phase", "sent", "decided", "lost", "per_s", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(column, justify="left" if column == "phase" else "right")
-    phases = [("gateway", gateway), ("echo", echo)]
+    unsigned = median_run(unsigned_runs) if unsigned_runs else None
+    phases: list[tuple[str, PhaseResult | None]] = []
+    if len(runs) > 1:  # every run, then the median ones
+        phases += [(f"gateway #{i + 1}", r) for i, r in enumerate(runs)]
+        phases += [(f"unsigned #{i + 1}", r) for i, r in enumerate(unsigned_runs)]
+    median = " (median)" if len(runs) > 1 else ""
+    phases.append((f"gateway{median}", gateway))
     if unsigned is not None:
-        phases.insert(1, ("unsigned", unsigned))
+        phases.append((f"unsigned{median}", unsigned))
+    phases.append(("echo", echo))
     for name, result in phases:
         if result is None:
             table.add_row(name, "failed", "", "", "", "", "", "")
@@ -455,11 +508,16 @@ def _print_table(
         table.add_row(
             "gateway/echo", "", "", "", _fmt(ratios["per_s"]), "", "", _fmt(ratios["p99_ms"])
         )
-    if gateway is not None and unsigned is not None:
-        cost = signing_cost(gateway, unsigned)["signing"]
+    if runs and unsigned_runs:
+        cost = signing_cost(runs, unsigned_runs)["signing"]
         table.add_row("signed/off", "", "", "", _fmt(cost["per_s_ratio"]), "", "", "")
-        load = "saturation" if not spec.open_loop else f"{spec.rate:g}/s"
-        table.caption = f"signing: {-cost['cost_pct']:+}% {load} throughput" + (
+        paired = (
+            f" (median of {cost['rounds']} rounds, each signed vs unsigned: "
+            f"{-cost['median_round_cost_pct']:+}%)"
+            if cost["rounds"] > 1
+            else ""
+        )
+        table.caption = f"signing: {-cost['cost_pct']:+}% {load} throughput{paired}" + (
             f"; gateway CPU {cost['cpu_us_per_decision']} us per decision signed, "
             f"{cost['cpu_us_per_decision_unsigned']} unsigned ({cost['cpu_cost_pct']:+}%)"
             if cost["cpu_cost_pct"] is not None

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.bench import LoadSpec, PhaseResult, bench_manifest, percentile_ms, report
+from firmware_sim.bench import (
+    LoadSpec,
+    PhaseResult,
+    bench_manifest,
+    median_run,
+    percentile_ms,
+    report,
+    signing_cost,
+)
 from gateway.store.migrate import apply_migrations
 
 PHASE_KEYS = {"sent", "decided", "lost", "per_s", "p50_ms", "p95_ms", "p99_ms"}
@@ -70,6 +78,51 @@ def test_bench_spawned_gateway_and_echo(mqtt_url: str, bench_db: str, tmp_path: 
         document["gateway"]["per_s"] / document["echo"]["per_s"], rel=1e-2
     )
     assert "gateway decisions other than admit/ok" not in run.stderr
+
+
+def test_bench_repeats_signing_on_and_off_in_rounds(
+    mqtt_url: str, bench_db: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "rounds.json"
+    run = campusgate(
+        "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchrounds",
+        "--data-dir", str(tmp_path / "data"),
+        "bench", "--doors", "2", "--rate", "100", "--duration", "1", "--spawn",
+        "--signing", "both", "--repeat", "2", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["config"]["repeat"] == 2
+    assert [len(document["runs"][k]) for k in ("gateway", "gateway_unsigned")] == [2, 2]
+    signing = document["signing"]
+    assert signing["rounds"] == 2 and len(signing["round_cost_pct"]) == 2
+    # The headline figures are those of a real run: the median one of each mode.
+    assert document["gateway"] in [
+        {k: v for k, v in r.items() if k in PHASE_KEYS} for r in document["runs"]["gateway"]
+    ]
+    assert all(r["cpu_us_per_decision"] > 0 for r in document["runs"]["gateway_unsigned"])
+    assert "median of 2 rounds" in run.stdout
+
+
+def _result(per_s: float, cpu_s: float, signed: int = 0) -> PhaseResult:
+    return PhaseResult(
+        sent=100, decided=100, lost=0, per_s=per_s, p50_ms=1.0, p95_ms=2.0, p99_ms=3.0,
+        signed=signed, responder_cpu_s=cpu_s,
+    )  # fmt: skip
+
+
+def test_signing_cost_takes_median_runs_and_pairs_rounds() -> None:
+    signed = [_result(900, 0.030, 100), _result(500, 0.050, 100), _result(950, 0.031, 100)]
+    unsigned = [_result(1000, 0.025), _result(520, 0.040), _result(990, 0.026)]
+    assert median_run(signed).per_s == 900
+    assert median_run(signed[:2]).per_s == 500  # an even count: the lower one, a real run
+    cost = signing_cost(signed, unsigned)["signing"]
+    assert cost["per_s_ratio"] == round(900 / 990, 3)
+    assert cost["round_cost_pct"] == [10.0, 3.8, 4.0]
+    assert cost["median_round_cost_pct"] == 4.0
+    assert cost["cpu_us_per_decision"] == 310.0  # medians of 300, 500, 310 us
+    assert cost["cpu_us_per_decision_unsigned"] == 260.0
+    assert cost["signed_decisions"] == 100
 
 
 def test_bench_with_an_api_flood(mqtt_url: str, bench_db: str, tmp_path: Path) -> None:
