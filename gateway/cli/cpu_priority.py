@@ -16,13 +16,15 @@ IDLE = "idle"
 def apply_cpu_priority(priority: str) -> str:
     """Lower this process's CPU priority as `priority` says; what was applied, for the log.
 
-    `idle` falls back to niceness 19 where `SCHED_IDLE` does not exist (not Linux).
+    `idle` falls back to niceness 19 where `SCHED_IDLE` does not exist (not Linux) or is
+    refused (a seccomp filter without sched_setscheduler).
     """
     if priority == IDLE:
-        if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             return "SCHED_IDLE"
-        priority = "19"
+        except (AttributeError, OSError):
+            priority = "19"
     raised = int(priority) - os.getpriority(os.PRIO_PROCESS, 0)
     if raised > 0:  # an unprivileged process can only lower its priority
         os.nice(raised)

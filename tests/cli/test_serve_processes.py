@@ -151,3 +151,20 @@ def test_api_cpu_priority_setting_accepts_idle_and_niceness(value):
 def test_api_cpu_priority_setting_refuses_anything_else(value):
     with pytest.raises(ValidationError, match="neither `idle` nor a niceness"):
         Settings(api_cpu_priority=value)
+
+
+def test_idle_priority_falls_back_to_niceness_19_where_sched_idle_is_refused():
+    # A seccomp filter refusing sched_setscheduler cannot be set up here: the refusal is
+    # simulated, in a child process so that this one keeps its priority.
+    script = (
+        "import os\n"
+        "def refuse(*_):\n"
+        "    raise PermissionError(1, 'Operation not permitted')\n"
+        "os.sched_setscheduler = refuse\n"
+        "from gateway.cli.cpu_priority import apply_cpu_priority\n"
+        "print(apply_cpu_priority('idle'), os.getpriority(os.PRIO_PROCESS, 0))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert run.stdout.split() == ["nice", "19", "19"]
