@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,12 +273,46 @@ def signing_cost(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A stretch of a phase (perf_counter seconds) with something on or off (an API flood)."""
+
+    start: float
+    end: float
+    on: bool
+
+
+def split_by_windows(
+    samples: Iterable[tuple[float, float]], windows: Sequence[Window], settle_s: float = 0.5
+) -> dict[str, dict[str, Any]]:
+    """Latencies (due, seconds) split by the window their event was due in: `on` and `off`,
+    each with its count and percentiles. An event due within `settle_s` of a window's start
+    counts in neither: what was started in the window before may still be running."""
+    split: dict[bool, list[float]] = {True: [], False: []}
+    for due, latency in samples:
+        for window in windows:
+            if window.start + settle_s <= due < window.end:
+                split[window.on].append(latency)
+                break
+    figures: dict[str, dict[str, Any]] = {}
+    for on, latencies in split.items():
+        ordered = sorted(latencies)
+        figures["on" if on else "off"] = {
+            "decided": len(ordered),
+            "p50_ms": percentile_ms(ordered, 50),
+            "p95_ms": percentile_ms(ordered, 95),
+            "p99_ms": percentile_ms(ordered, 99),
+        }
+    return figures
+
+
 class _Meter:
     """Outstanding events and the latencies of those decided."""
 
     def __init__(self) -> None:
         self.outstanding: dict[str, float] = {}  # event_id -> due (perf_counter)
         self.latencies: list[float] = []
+        self.due: list[float] = []  # when each decided event was due, beside its latency
         self.verdicts: Counter[str] = Counter()
         self.signed = 0
         self.sent = 0
@@ -297,6 +331,7 @@ class _Meter:
         if due is None:  # a readiness probe, or an event of no interest
             return
         self.latencies.append(now - due)
+        self.due.append(due)
         self.verdicts[f"{body.get('decision')}/{body.get('reason')}"] += 1
         if "sig" in body:
             self.signed += 1
@@ -459,6 +494,10 @@ class Phase:
                         self._meter.decided,
                     )
                 )
+
+    def samples(self) -> list[tuple[float, float]]:
+        """(due, latency) in seconds of every decided event, perf_counter clock."""
+        return list(zip(self._meter.due, self._meter.latencies, strict=True))
 
     def _cpu_used(self) -> float | None:
         now = self._cpu_clock()

@@ -38,11 +38,13 @@ from firmware_sim.bench import (
     Phase,
     PhaseProgress,
     PhaseResult,
+    Window,
     bench_manifest,
     echo_process,
     median_run,
     report,
     signing_cost,
+    split_by_windows,
 )
 from gateway.cli import settings_of
 from gateway.cli.api_flood import ApiFlood, FloodProcess
@@ -112,6 +114,14 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     "muster CSV) during the gateway phase",
 )
 @click.option(
+    "--flood-windows",
+    type=click.FloatRange(0, 60),
+    default=0.0,
+    show_default=True,
+    help="with --api-flood: freeze and thaw the flood every this many seconds and compare "
+    "door latencies with and without it in the same gateway run (0: flood throughout)",
+)
+@click.option(
     "--repeat",
     type=click.IntRange(1, 20),
     default=1,
@@ -132,6 +142,7 @@ def command(
     signing: str,
     api_flood: int,
     repeat: int,
+    flood_windows: float,
 ) -> None:
     """Measure the gateway against a bare MQTT echo responder under the same load."""
     settings = settings_of(ctx)
@@ -154,11 +165,13 @@ def command(
         )
     if repeat > 1 and not spawn:
         raise click.ClickException("--repeat needs --spawn (each run starts a fresh gateway)")
+    if flood_windows and not api_flood:
+        raise click.ClickException("--flood-windows needs --api-flood")
     if api_flood and not spawn:
         raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
     modes = {"on": (True,), "off": (False,), "both": (True, False)}[signing]
     console = Console(stderr=True)
-    runs, echo, failure = asyncio.run(
+    runs, echo, failure, windowed = asyncio.run(
         _bench(
             settings,
             spec,
@@ -167,6 +180,7 @@ def command(
             modes=modes,
             api_flood=api_flood,
             repeat=repeat,
+            flood_windows=flood_windows,
         )
     )
     main_runs = runs.get(True) or runs.get(False) or []
@@ -178,6 +192,9 @@ def command(
     assert gateway is not None and echo is not None
     document = report(spec, gateway, echo, unsigned_runs or None, signed_runs=main_runs)
     document["config"]["signing"] = "both" if unsigned_runs else "on" if gateway.signed else "off"
+    if windowed:
+        document["config"]["flood_windows_s"] = flood_windows
+        document["api_flood_windows"] = windowed
     if repeat > 1:
         document["config"]["repeat"] = repeat
         document["runs"] = {
@@ -205,7 +222,8 @@ async def _bench(
     modes: tuple[bool, ...] = (True,),
     api_flood: int = 0,
     repeat: int = 1,
-) -> tuple[dict[bool, list[PhaseResult]], PhaseResult | None, str | None]:
+    flood_windows: float = 0.0,
+) -> tuple[dict[bool, list[PhaseResult]], PhaseResult | None, str | None, list[dict[str, Any]]]:
     """The gateway phase (`repeat` times per signing mode) and the echo phase; the gateway's
     failure is returned (after the echo phase), setup failures raise.
 
@@ -224,6 +242,7 @@ async def _bench(
         logs = Path(tempfile.mkdtemp(prefix="campusgate-bench-"))
         url = _broker_url(settings, broker)
         runs: dict[bool, list[PhaseResult]] = {}
+        windowed: list[dict[str, Any]] = []
         failure: str | None = None
         with _progress(console, spec) as show:
             for round_no in range(repeat):
@@ -231,10 +250,22 @@ async def _bench(
                 for signed in order:
                     flood = await _flood_for(dsn, api_flood) if api_flood else None
                     result, failure = await _gateway_phase(
-                        settings, spec, dsn, url, spawn, logs, show, signed=signed, flood=flood
+                        settings,
+                        spec,
+                        dsn,
+                        url,
+                        spawn,
+                        logs,
+                        show,
+                        signed=signed,
+                        flood=flood,
+                        flood_windows_s=flood_windows,
                     )
                     if flood is not None:
                         console.print(flood.result.summary())
+                        if flood.windows:
+                            windowed.append(flood.windows)
+                            console.print(_windows_line(flood.windows), highlight=False)
                     if result is not None:
                         runs.setdefault(signed, []).append(result)
                     if failure is not None:
@@ -242,7 +273,7 @@ async def _bench(
                 if failure is not None:
                     break
             echo = await _echo_phase(spec, url, logs, show)
-        return runs, echo, failure
+        return runs, echo, failure, windowed
     finally:
         await broker.close()
 
@@ -311,15 +342,39 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _flooded(work: Any, flood: ApiFlood | None) -> Any:
+async def _flooded(
+    work: Any, flood: ApiFlood | None, windows_s: float = 0.0, windows: list[Window] | None = None
+) -> Any:
+    """Await `work` with the flood running; with `windows_s`, the flood is frozen and thawed
+    every `windows_s` seconds instead, and each stretch is appended to `windows`."""
     if flood is None:
         return await work
     process = FloodProcess(flood)
     await process.start()
+    toggler = None
+    if windows_s > 0 and windows is not None:
+        toggler = asyncio.create_task(_alternate(process, windows_s, windows))
     try:
         return await work
     finally:
+        if toggler is not None:
+            toggler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await toggler
         flood.result = await process.stop()
+
+
+async def _alternate(process: FloodProcess, every_s: float, windows: list[Window]) -> None:
+    on, start = True, time.perf_counter()
+    try:
+        while True:
+            await asyncio.sleep(every_s)
+            now = time.perf_counter()
+            windows.append(Window(start, now, on))
+            on, start = not on, now
+            process.pause(not on)
+    finally:
+        windows.append(Window(start, time.perf_counter(), on))
 
 
 async def _gateway_phase(
@@ -333,6 +388,7 @@ async def _gateway_phase(
     *,
     signed: bool = True,
     flood: ApiFlood | None = None,
+    flood_windows_s: float = 0.0,
 ) -> tuple[PhaseResult | None, str | None]:
     name = "gateway" if signed else "gateway-unsigned"
 
@@ -363,8 +419,12 @@ async def _gateway_phase(
     await child.start()
     result: PhaseResult | None = None
     failure: str | None = None
+    measured = phase(child.cpu_s)
+    windows: list[Window] = []
     try:
-        result = await child.watch(_flooded(_run_phase(phase(child.cpu_s)), flood))
+        result = await child.watch(_flooded(_run_phase(measured), flood, flood_windows_s, windows))
+        if flood is not None and windows:
+            flood.windows = split_by_windows(measured.samples(), windows)
     except BenchError as exc:
         failure = f"gateway phase failed: {exc} (log: {child.log_path})"
     finally:
@@ -458,6 +518,15 @@ def _progress(console: Console, spec: LoadSpec) -> Iterator[Any]:
 
     with bar:
         yield update
+
+
+def _windows_line(windows: dict[str, dict[str, Any]]) -> str:
+    on, off = windows["on"], windows["off"]
+    return (
+        f"door decisions while the API flood ran: p50 {_fmt(on['p50_ms'])} ms, "
+        f"p99 {_fmt(on['p99_ms'])} ms ({on['decided']}); while it was frozen: "
+        f"p50 {_fmt(off['p50_ms'])} ms, p99 {_fmt(off['p99_ms'])} ms ({off['decided']})"
+    )
 
 
 def _run_figures(result: PhaseResult) -> dict[str, Any]:

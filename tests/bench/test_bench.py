@@ -15,11 +15,13 @@ import pytest
 from firmware_sim.bench import (
     LoadSpec,
     PhaseResult,
+    Window,
     bench_manifest,
     median_run,
     percentile_ms,
     report,
     signing_cost,
+    split_by_windows,
 )
 from gateway.store.migrate import apply_migrations
 
@@ -141,10 +143,40 @@ def test_bench_with_an_api_flood(mqtt_url: str, bench_db: str, tmp_path: Path) -
     assert "401" in flood[2]  # the failed logins were answered, each after a hash
 
 
+def test_bench_compares_doors_with_the_flood_running_and_frozen(
+    mqtt_url: str, bench_db: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "windows.json"
+    run = campusgate(
+        "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchwindows",
+        "bench", "--doors", "4", "--rate", "100", "--duration", "4", "--spawn",
+        "--api-flood", "2", "--flood-windows", "1", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["config"]["flood_windows_s"] == 1
+    [windows] = document["api_flood_windows"]
+    # Both kinds of window held decisions; the first half second of each counts in neither.
+    assert windows["on"]["decided"] > 0 and windows["off"]["decided"] > 0
+    assert windows["on"]["decided"] + windows["off"]["decided"] < document["gateway"]["decided"]
+    assert "while it was frozen" in " ".join(run.stderr.split())  # rich wraps lines
+
+
+def test_latencies_split_by_the_window_their_event_was_due_in() -> None:
+    windows = [Window(0.0, 2.0, True), Window(2.0, 4.0, False), Window(4.0, 6.0, True)]
+    samples = [(0.1, 9.0), (1.0, 0.010), (2.2, 9.0), (3.0, 0.002), (3.5, 0.004), (5.0, 0.020)]
+    split = split_by_windows(samples, windows, settle_s=0.5)
+    assert split["on"] == {"decided": 2, "p50_ms": 10.0, "p95_ms": 20.0, "p99_ms": 20.0}
+    assert split["off"] == {"decided": 2, "p50_ms": 2.0, "p95_ms": 4.0, "p99_ms": 4.0}
+    assert split_by_windows([], windows)["on"]["p99_ms"] is None
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
         (["--api-flood", "2"], "--spawn"),
+        (["--flood-windows", "2"], "--api-flood"),
+        (["--repeat", "2"], "--spawn"),
         (["--rate", "-5"], "--rate"),
         (["--doors", "0"], "--doors"),
         (["--duration", "0"], "--duration"),
