@@ -104,9 +104,6 @@ def _wait_ready(conn: Connection, process: multiprocessing.process.BaseProcess) 
 
 def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Connection) -> None:
     """Entry point of the child: serve until SIGINT/SIGTERM or the parent goes away."""
-    # The API yields the CPU to the door loop when both want it (a login flood, a report
-    # run): set before any thread starts, so the argon2 pool and the jobs inherit it.
-    priority = apply_cpu_priority(settings.api_cpu_priority)
     if settings.log_format == "json":  # JSON lines like the gateway's (CAMPUSGATE_LOG_FORMAT)
         configure(settings.log_level, settings.log_format, logging.StreamHandler(sys.stderr))
     else:
@@ -115,7 +112,6 @@ def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Co
             format="%(asctime)s %(levelname)s %(name)s [api]: %(message)s",
             stream=sys.stderr,
         )
-    _LOGGER.info("API process CPU priority: %s", priority)
     try:
         asyncio.run(_serve(settings, dsn, sock, ready))
     except click.ClickException as exc:
@@ -151,6 +147,10 @@ async def _serve(settings: Settings, dsn: str, sock: socket.socket, ready: Conne
                 task.result()
                 raise click.ClickException("the API did not start; see the log")
             await asyncio.sleep(0.05)
+        # From now on the API yields the CPU to the door loop when both want it (a login
+        # flood, a report run); its start-up ran at normal priority to meet the deadline.
+        priority = apply_cpu_priority(settings.api_cpu_priority)
+        _LOGGER.info("API process CPU priority: %s", priority)
         ready.send("ready")
         ready.close()
         # Ends on a signal, when uvicorn stops, or when the gateway process is gone

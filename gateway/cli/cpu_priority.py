@@ -2,15 +2,25 @@
 
 `CAMPUSGATE_API_CPU_PRIORITY` is `idle` (Linux `SCHED_IDLE`: the API runs on CPU time the
 door loop, the broker and PostgreSQL leave over) or a niceness from 0 to 19 (a smaller share
-when both want the CPU, but never starved). It is set once, first thing in the API process,
-before any thread starts, so the argon2 pool and the scheduler's threads inherit it.
+when both want the CPU, but never starved). The API process applies it once it listens (a
+start-up starved on a busy host would miss `serve`'s start-up deadline), to every thread it
+has then; threads started later (the argon2 pool) inherit it from the thread starting them.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 IDLE = "idle"
+
+
+def _threads() -> list[int]:
+    """This process's thread ids (Linux sets both settings per thread); [0] elsewhere."""
+    try:
+        return [int(tid) for tid in os.listdir(Path("/proc/self/task"))]
+    except OSError:
+        return [0]
 
 
 def apply_cpu_priority(priority: str) -> str:
@@ -19,13 +29,16 @@ def apply_cpu_priority(priority: str) -> str:
     `idle` falls back to niceness 19 where `SCHED_IDLE` does not exist (not Linux) or is
     refused (a seccomp filter without sched_setscheduler).
     """
+    threads = _threads()
     if priority == IDLE:
         try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            for tid in threads:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
             return "SCHED_IDLE"
         except (AttributeError, OSError):
             priority = "19"
-    raised = int(priority) - os.getpriority(os.PRIO_PROCESS, 0)
-    if raised > 0:  # an unprivileged process can only lower its priority
-        os.nice(raised)
+    for tid in threads:
+        # An unprivileged process can only lower its priority: never ask for more.
+        niceness = max(int(priority), os.getpriority(os.PRIO_PROCESS, tid))
+        os.setpriority(os.PRIO_PROCESS, tid, niceness)
     return f"nice {os.getpriority(os.PRIO_PROCESS, 0)}"
