@@ -24,10 +24,11 @@ import logging
 import math
 import os
 import signal
+import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,14 +195,22 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def report(
-    spec: LoadSpec, gateway: PhaseResult, echo: PhaseResult, unsigned: PhaseResult | None = None
+    spec: LoadSpec,
+    gateway: PhaseResult,
+    echo: PhaseResult,
+    unsigned: PhaseResult | Sequence[PhaseResult] | None = None,
+    *,
+    signed_runs: Sequence[PhaseResult] = (),
 ) -> dict[str, Any]:
     """The JSON document of section 7; with `unsigned` (the gateway with signing off, same
-    run), also `gateway_unsigned` and what signing cost."""
+    run; one result per round when repeated, `signed_runs` the signed ones in the same
+    rounds), also `gateway_unsigned` and what signing cost."""
     rate: float = int(spec.rate) if float(spec.rate).is_integer() else spec.rate
     duration: float = (
         int(spec.duration_s) if float(spec.duration_s).is_integer() else spec.duration_s
     )
+    if isinstance(unsigned, PhaseResult):
+        unsigned = [unsigned]
     return {
         "config": {"doors": spec.doors, "rate": rate, "duration_s": duration},
         "gateway": gateway.as_contract(),
@@ -210,27 +219,91 @@ def report(
             "per_s": ratio(gateway.per_s, echo.per_s),
             "p99_ms": ratio(gateway.p99_ms, echo.p99_ms),
         },
-        **({} if unsigned is None else signing_cost(gateway, unsigned)),
+        **({} if not unsigned else signing_cost(signed_runs or [gateway], unsigned)),
     }
 
 
-def signing_cost(signed: PhaseResult, unsigned: PhaseResult) -> dict[str, Any]:
-    """`gateway_unsigned` and `signing`: throughput with signing on over off, and the cost."""
-    per_s = ratio(signed.per_s, unsigned.per_s)
-    cpu = ratio(signed.cpu_us_per_decision, unsigned.cpu_us_per_decision)
+def median_run(runs: Sequence[PhaseResult]) -> PhaseResult:
+    """The run with the median throughput (the lower one of an even count): a real run."""
+    ordered = sorted(runs, key=lambda r: r.per_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 1) if known else None
+
+
+def signing_cost(
+    signed: PhaseResult | Sequence[PhaseResult], unsigned: PhaseResult | Sequence[PhaseResult]
+) -> dict[str, Any]:
+    """`gateway_unsigned` and `signing`: throughput with signing on over off, and the cost.
+
+    Given one result per round for each (the bench alternates which goes first), the
+    figures are the median runs', and `round_cost_pct` pairs the two runs of each round:
+    its median moves least with the load of the rest of a shared machine.
+    """
+    signed_runs = [signed] if isinstance(signed, PhaseResult) else list(signed)
+    unsigned_runs = [unsigned] if isinstance(unsigned, PhaseResult) else list(unsigned)
+    on, off = median_run(signed_runs), median_run(unsigned_runs)
+    per_s = ratio(on.per_s, off.per_s)
+    cpu_on = _median([r.cpu_us_per_decision for r in signed_runs])
+    cpu_off = _median([r.cpu_us_per_decision for r in unsigned_runs])
+    cpu = ratio(cpu_on, cpu_off)
+    rounds = [
+        round((1 - a.per_s / b.per_s) * 100, 1)
+        for a, b in zip(signed_runs, unsigned_runs, strict=False)
+        if b.per_s
+    ]
     return {
-        "gateway_unsigned": unsigned.as_contract(),
+        "gateway_unsigned": off.as_contract(),
         "signing": {
+            "rounds": len(rounds),
             "per_s_ratio": per_s,
             "cost_pct": None if per_s is None else round((1 - per_s) * 100, 1),
-            "signed_decisions": signed.signed,
+            "round_cost_pct": rounds,
+            "median_round_cost_pct": _median(rounds),
+            "signed_decisions": on.signed,
             # The gateway's own CPU per decision, with signing on and off: what signing
             # costs a gateway that is the bottleneck, whatever else shares the machine.
-            "cpu_us_per_decision": signed.cpu_us_per_decision,
-            "cpu_us_per_decision_unsigned": unsigned.cpu_us_per_decision,
+            "cpu_us_per_decision": cpu_on,
+            "cpu_us_per_decision_unsigned": cpu_off,
             "cpu_cost_pct": None if cpu is None else round((cpu - 1) * 100, 1),
         },
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A stretch of a phase (perf_counter seconds) with something on or off (an API flood)."""
+
+    start: float
+    end: float
+    on: bool
+
+
+def split_by_windows(
+    samples: Iterable[tuple[float, float]], windows: Sequence[Window], settle_s: float = 0.5
+) -> dict[str, dict[str, Any]]:
+    """Latencies (due, seconds) split by the window their event was due in: `on` and `off`,
+    each with its count and percentiles. An event due within `settle_s` of a window's start
+    counts in neither: what was started in the window before may still be running."""
+    split: dict[bool, list[float]] = {True: [], False: []}
+    for due, latency in samples:
+        for window in windows:
+            if window.start + settle_s <= due < window.end:
+                split[window.on].append(latency)
+                break
+    figures: dict[str, dict[str, Any]] = {}
+    for on, latencies in split.items():
+        ordered = sorted(latencies)
+        figures["on" if on else "off"] = {
+            "decided": len(ordered),
+            "p50_ms": percentile_ms(ordered, 50),
+            "p95_ms": percentile_ms(ordered, 95),
+            "p99_ms": percentile_ms(ordered, 99),
+        }
+    return figures
 
 
 class _Meter:
@@ -239,6 +312,7 @@ class _Meter:
     def __init__(self) -> None:
         self.outstanding: dict[str, float] = {}  # event_id -> due (perf_counter)
         self.latencies: list[float] = []
+        self.due: list[float] = []  # when each decided event was due, beside its latency
         self.verdicts: Counter[str] = Counter()
         self.signed = 0
         self.sent = 0
@@ -257,6 +331,7 @@ class _Meter:
         if due is None:  # a readiness probe, or an event of no interest
             return
         self.latencies.append(now - due)
+        self.due.append(due)
         self.verdicts[f"{body.get('decision')}/{body.get('reason')}"] += 1
         if "sig" in body:
             self.signed += 1
@@ -419,6 +494,10 @@ class Phase:
                         self._meter.decided,
                     )
                 )
+
+    def samples(self) -> list[tuple[float, float]]:
+        """(due, latency) in seconds of every decided event, perf_counter clock."""
+        return list(zip(self._meter.due, self._meter.latencies, strict=True))
 
     def _cpu_used(self) -> float | None:
         now = self._cpu_clock()

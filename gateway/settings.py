@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Database-heavy API requests (traces, event pages, exports, imports) served at once
     # per API process; more wait their turn (the doors' journal shares the database).
     api_heavy_requests: int = Field(default=1, ge=1, le=64)
+    # The API process's CPU priority under `serve`: `idle` (SCHED_IDLE, it gets only CPU
+    # time nothing else wants) or a niceness 0-19 (gateway/cli/cpu_priority.py).
+    api_cpu_priority: str = "idle"
     # OSDP readers without a secure-channel key run only when this is true (a test bench).
     osdp_allow_insecure: bool = False
     # TLS to the broker (mqtts:// only): the CA that signed the broker's certificate
@@ -138,6 +141,20 @@ class Settings(BaseSettings):
             "cert_file": str(self.mqtt_cert_file) if self.mqtt_cert_file else None,
             "key_file": str(self.mqtt_key_file) if self.mqtt_key_file else None,
         }
+
+    @field_validator("api_cpu_priority")
+    @classmethod
+    def _api_cpu_priority(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text == "idle":
+            return text
+        try:
+            niceness = int(text)
+        except ValueError:
+            niceness = -1
+        if not 0 <= niceness <= 19:
+            raise ValueError(f"{value!r} is neither `idle` nor a niceness from 0 to 19")
+        return str(niceness)
 
     @field_validator("topic_prefix")
     @classmethod

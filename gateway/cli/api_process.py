@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 
 import click
 
+from gateway.cli.cpu_priority import apply_cpu_priority
 from gateway.observe.logs import configure
 from gateway.settings import Settings
 
@@ -27,8 +28,6 @@ _LOGGER = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 PARENT_CHECK_S = 0.5
-# The API yields the CPU to the door loop when both want it (a login flood, a report run).
-API_NICENESS = 10
 
 
 class ApiProcessError(RuntimeError):
@@ -105,7 +104,6 @@ def _wait_ready(conn: Connection, process: multiprocessing.process.BaseProcess) 
 
 def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Connection) -> None:
     """Entry point of the child: serve until SIGINT/SIGTERM or the parent goes away."""
-    os.nice(API_NICENESS)
     if settings.log_format == "json":  # JSON lines like the gateway's (CAMPUSGATE_LOG_FORMAT)
         configure(settings.log_level, settings.log_format, logging.StreamHandler(sys.stderr))
     else:
@@ -149,6 +147,10 @@ async def _serve(settings: Settings, dsn: str, sock: socket.socket, ready: Conne
                 task.result()
                 raise click.ClickException("the API did not start; see the log")
             await asyncio.sleep(0.05)
+        # From now on the API yields the CPU to the door loop when both want it (a login
+        # flood, a report run); its start-up ran at normal priority to meet the deadline.
+        priority = apply_cpu_priority(settings.api_cpu_priority)
+        _LOGGER.info("API process CPU priority: %s", priority)
         ready.send("ready")
         ready.close()
         # Ends on a signal, when uvicorn stops, or when the gateway process is gone

@@ -16,7 +16,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,13 @@ from firmware_sim.bench import (
     Phase,
     PhaseProgress,
     PhaseResult,
+    Window,
     bench_manifest,
     echo_process,
+    median_run,
     report,
     signing_cost,
+    split_by_windows,
 )
 from gateway.cli import settings_of
 from gateway.cli.api_flood import ApiFlood, FloodProcess
@@ -110,6 +113,22 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     help="with --spawn: this many clients flood the API (failed logins, events, trace and "
     "muster CSV) during the gateway phase",
 )
+@click.option(
+    "--flood-windows",
+    type=click.FloatRange(0, 60),
+    default=0.0,
+    show_default=True,
+    help="with --api-flood: freeze and thaw the flood every this many seconds and compare "
+    "door latencies with and without it in the same gateway run (0: flood throughout)",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="with --spawn: run the gateway phase this many times per signing mode, in rounds "
+    "that alternate which mode goes first; the figures are the median runs'",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -122,6 +141,8 @@ def command(
     grace: float,
     signing: str,
     api_flood: int,
+    repeat: int,
+    flood_windows: float,
 ) -> None:
     """Measure the gateway against a bare MQTT echo responder under the same load."""
     settings = settings_of(ctx)
@@ -142,20 +163,48 @@ def command(
             f"--signing {signing} needs --spawn: the bench sets the CAMPUSGATE_SIGN_COMMANDS of "
             "the gateway it starts, and cannot change one that is already serving"
         )
+    if repeat > 1 and not spawn:
+        raise click.ClickException("--repeat needs --spawn (each run starts a fresh gateway)")
+    if flood_windows and not api_flood:
+        raise click.ClickException("--flood-windows needs --api-flood")
     if api_flood and not spawn:
         raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
     modes = {"on": (True,), "off": (False,), "both": (True, False)}[signing]
     console = Console(stderr=True)
-    runs, echo, failure = asyncio.run(
-        _bench(settings, spec, spawn=spawn, console=console, modes=modes, api_flood=api_flood)
+    runs, echo, failure, windowed = asyncio.run(
+        _bench(
+            settings,
+            spec,
+            spawn=spawn,
+            console=console,
+            modes=modes,
+            api_flood=api_flood,
+            repeat=repeat,
+            flood_windows=flood_windows,
+        )
     )
-    gateway, unsigned = runs.get(True, runs.get(False)), runs.get(False) if len(modes) > 1 else None
-    _print_table(spec, gateway, echo, unsigned)
+    main_runs = runs.get(True) or runs.get(False) or []
+    unsigned_runs = (runs.get(False) or []) if len(modes) > 1 else []
+    gateway = median_run(main_runs) if main_runs else None
+    _print_table(spec, gateway, echo, main_runs, unsigned_runs)
     if failure is not None:
         raise click.ClickException(failure)
     assert gateway is not None and echo is not None
-    document = report(spec, gateway, echo, unsigned)
-    document["config"]["signing"] = "both" if unsigned else "on" if gateway.signed else "off"
+    document = report(spec, gateway, echo, unsigned_runs or None, signed_runs=main_runs)
+    document["config"]["signing"] = "both" if unsigned_runs else "on" if gateway.signed else "off"
+    if windowed:
+        document["config"]["flood_windows_s"] = flood_windows
+        document["api_flood_windows"] = windowed
+    if repeat > 1:
+        document["config"]["repeat"] = repeat
+        document["runs"] = {
+            "gateway": [_run_figures(r) for r in main_runs],
+            **(
+                {"gateway_unsigned": [_run_figures(r) for r in unsigned_runs]}
+                if unsigned_runs
+                else {}
+            ),
+        }
     if json_path is not None:
         try:
             json_path.write_text(json.dumps(document, indent=2) + "\n")
@@ -172,9 +221,15 @@ async def _bench(
     console: Console,
     modes: tuple[bool, ...] = (True,),
     api_flood: int = 0,
-) -> tuple[dict[bool, PhaseResult], PhaseResult | None, str | None]:
-    """The gateway phase (once per signing mode) and the echo phase; the gateway's failure
-    is returned (after the echo phase), setup failures raise."""
+    repeat: int = 1,
+    flood_windows: float = 0.0,
+) -> tuple[dict[bool, list[PhaseResult]], PhaseResult | None, str | None, list[dict[str, Any]]]:
+    """The gateway phase (`repeat` times per signing mode) and the echo phase; the gateway's
+    failure is returned (after the echo phase), setup failures raise.
+
+    Repeats run in rounds of one phase per mode, and every other round starts with the
+    other mode, so a machine getting busier or quieter during the run weighs on both alike.
+    """
     dsn = await open_database(settings, migrate=True)
     broker = await open_broker(settings)
     try:
@@ -186,22 +241,39 @@ async def _bench(
         )
         logs = Path(tempfile.mkdtemp(prefix="campusgate-bench-"))
         url = _broker_url(settings, broker)
-        runs: dict[bool, PhaseResult] = {}
+        runs: dict[bool, list[PhaseResult]] = {}
+        windowed: list[dict[str, Any]] = []
         failure: str | None = None
         with _progress(console, spec) as show:
-            for signed in modes:
-                flood = await _flood_for(dsn, api_flood) if api_flood else None
-                result, failure = await _gateway_phase(
-                    settings, spec, dsn, url, spawn, logs, show, signed=signed, flood=flood
-                )
-                if flood is not None:
-                    console.print(flood.result.summary())
-                if result is not None:
-                    runs[signed] = result
+            for round_no in range(repeat):
+                order = modes if round_no % 2 == 0 else modes[::-1]
+                for signed in order:
+                    flood = await _flood_for(dsn, api_flood) if api_flood else None
+                    result, failure = await _gateway_phase(
+                        settings,
+                        spec,
+                        dsn,
+                        url,
+                        spawn,
+                        logs,
+                        show,
+                        signed=signed,
+                        flood=flood,
+                        flood_windows_s=flood_windows,
+                    )
+                    if flood is not None:
+                        console.print(flood.result.summary())
+                        if flood.windows:
+                            windowed.append(flood.windows)
+                            console.print(_windows_line(flood.windows), highlight=False)
+                    if result is not None:
+                        runs.setdefault(signed, []).append(result)
+                    if failure is not None:
+                        break
                 if failure is not None:
                     break
             echo = await _echo_phase(spec, url, logs, show)
-        return runs, echo, failure
+        return runs, echo, failure, windowed
     finally:
         await broker.close()
 
@@ -270,15 +342,39 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _flooded(work: Any, flood: ApiFlood | None) -> Any:
+async def _flooded(
+    work: Any, flood: ApiFlood | None, windows_s: float = 0.0, windows: list[Window] | None = None
+) -> Any:
+    """Await `work` with the flood running; with `windows_s`, the flood is frozen and thawed
+    every `windows_s` seconds instead, and each stretch is appended to `windows`."""
     if flood is None:
         return await work
     process = FloodProcess(flood)
     await process.start()
+    toggler = None
+    if windows_s > 0 and windows is not None:
+        toggler = asyncio.create_task(_alternate(process, windows_s, windows))
     try:
         return await work
     finally:
+        if toggler is not None:
+            toggler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await toggler
         flood.result = await process.stop()
+
+
+async def _alternate(process: FloodProcess, every_s: float, windows: list[Window]) -> None:
+    on, start = True, time.perf_counter()
+    try:
+        while True:
+            await asyncio.sleep(every_s)
+            now = time.perf_counter()
+            windows.append(Window(start, now, on))
+            on, start = not on, now
+            process.pause(not on)
+    finally:
+        windows.append(Window(start, time.perf_counter(), on))
 
 
 async def _gateway_phase(
@@ -292,6 +388,7 @@ async def _gateway_phase(
     *,
     signed: bool = True,
     flood: ApiFlood | None = None,
+    flood_windows_s: float = 0.0,
 ) -> tuple[PhaseResult | None, str | None]:
     name = "gateway" if signed else "gateway-unsigned"
 
@@ -322,8 +419,12 @@ async def _gateway_phase(
     await child.start()
     result: PhaseResult | None = None
     failure: str | None = None
+    measured = phase(child.cpu_s)
+    windows: list[Window] = []
     try:
-        result = await child.watch(_flooded(_run_phase(phase(child.cpu_s)), flood))
+        result = await child.watch(_flooded(_run_phase(measured), flood, flood_windows_s, windows))
+        if flood is not None and windows:
+            flood.windows = split_by_windows(measured.samples(), windows)
     except BenchError as exc:
         failure = f"gateway phase failed: {exc} (log: {child.log_path})"
     finally:
@@ -419,6 +520,19 @@ def _progress(console: Console, spec: LoadSpec) -> Iterator[Any]:
         yield update
 
 
+def _windows_line(windows: dict[str, dict[str, Any]]) -> str:
+    on, off = windows["on"], windows["off"]
+    return (
+        f"door decisions while the API flood ran: p50 {_fmt(on['p50_ms'])} ms, "
+        f"p99 {_fmt(on['p99_ms'])} ms ({on['decided']}); while it was frozen: "
+        f"p50 {_fmt(off['p50_ms'])} ms, p99 {_fmt(off['p99_ms'])} ms ({off['decided']})"
+    )
+
+
+def _run_figures(result: PhaseResult) -> dict[str, Any]:
+    return {**result.as_contract(), "cpu_us_per_decision": result.cpu_us_per_decision}
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
 
@@ -427,15 +541,23 @@ def _print_table(
     spec: LoadSpec,
     gateway: PhaseResult | None,
     echo: PhaseResult | None,
-    unsigned: PhaseResult | None = None,
+    runs: Sequence[PhaseResult] = (),
+    unsigned_runs: Sequence[PhaseResult] = (),
 ) -> None:
     load = "saturation" if not spec.open_loop else f"{spec.rate:g}/s"
     table = Table(title=f"campusgate bench: {spec.doors} doors, {load}, {spec.duration_s:g} s")
     for column in ("phase", "sent", "decided", "lost", "per_s", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(column, justify="left" if column == "phase" else "right")
-    phases = [("gateway", gateway), ("echo", echo)]
+    unsigned = median_run(unsigned_runs) if unsigned_runs else None
+    phases: list[tuple[str, PhaseResult | None]] = []
+    if len(runs) > 1:  # every run, then the median ones
+        phases += [(f"gateway #{i + 1}", r) for i, r in enumerate(runs)]
+        phases += [(f"unsigned #{i + 1}", r) for i, r in enumerate(unsigned_runs)]
+    median = " (median)" if len(runs) > 1 else ""
+    phases.append((f"gateway{median}", gateway))
     if unsigned is not None:
-        phases.insert(1, ("unsigned", unsigned))
+        phases.append((f"unsigned{median}", unsigned))
+    phases.append(("echo", echo))
     for name, result in phases:
         if result is None:
             table.add_row(name, "failed", "", "", "", "", "", "")
@@ -455,11 +577,16 @@ def _print_table(
         table.add_row(
             "gateway/echo", "", "", "", _fmt(ratios["per_s"]), "", "", _fmt(ratios["p99_ms"])
         )
-    if gateway is not None and unsigned is not None:
-        cost = signing_cost(gateway, unsigned)["signing"]
+    if runs and unsigned_runs:
+        cost = signing_cost(runs, unsigned_runs)["signing"]
         table.add_row("signed/off", "", "", "", _fmt(cost["per_s_ratio"]), "", "", "")
-        load = "saturation" if not spec.open_loop else f"{spec.rate:g}/s"
-        table.caption = f"signing: {-cost['cost_pct']:+}% {load} throughput" + (
+        paired = (
+            f" (median of {cost['rounds']} rounds, each signed vs unsigned: "
+            f"{-cost['median_round_cost_pct']:+}%)"
+            if cost["rounds"] > 1
+            else ""
+        )
+        table.caption = f"signing: {-cost['cost_pct']:+}% {load} throughput{paired}" + (
             f"; gateway CPU {cost['cpu_us_per_decision']} us per decision signed, "
             f"{cost['cpu_us_per_decision_unsigned']} unsigned ({cost['cpu_cost_pct']:+}%)"
             if cost["cpu_cost_pct"] is not None

@@ -156,6 +156,12 @@ def rotate_key(path: Path, *, now: datetime | None = None) -> tuple[Path | None,
     return old, key
 
 
+def rfc3339_ms(epoch_ms: int) -> str:
+    """`2026-12-03T09:00:00.000Z` for milliseconds since the epoch (UTC)."""
+    seconds, ms = divmod(epoch_ms, 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{ms:03d}Z"
+
+
 class Ed25519CommandSigner:
     """Signs commands (devices.codecs.contract_json.CommandSigner) with `seq` and `ts`.
 
@@ -168,6 +174,9 @@ class Ed25519CommandSigner:
         self._key = key
         self.info = PublicKeyInfo.of(key)
         self._seq = 0
+        # `ts` of the current millisecond: several commands leave within one at load.
+        self._ts_ms = -1
+        self._ts = ""
 
     @property
     def kid(self) -> str:
@@ -176,8 +185,10 @@ class Ed25519CommandSigner:
     def stamp(self) -> tuple[int, str]:
         now_ns = time.time_ns()
         self._seq = max(self._seq + 1, now_ns // 1000)
-        ts = datetime.fromtimestamp(now_ns / 1e9, UTC).isoformat(timespec="milliseconds")
-        return self._seq, ts.replace("+00:00", "Z")
+        now_ms = now_ns // 1_000_000
+        if now_ms != self._ts_ms:
+            self._ts_ms, self._ts = now_ms, rfc3339_ms(now_ms)
+        return self._seq, self._ts
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)

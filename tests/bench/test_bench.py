@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.bench import LoadSpec, PhaseResult, bench_manifest, percentile_ms, report
+from firmware_sim.bench import (
+    LoadSpec,
+    PhaseResult,
+    Window,
+    bench_manifest,
+    median_run,
+    percentile_ms,
+    report,
+    signing_cost,
+    split_by_windows,
+)
 from gateway.store.migrate import apply_migrations
 
 PHASE_KEYS = {"sent", "decided", "lost", "per_s", "p50_ms", "p95_ms", "p99_ms"}
@@ -72,6 +82,51 @@ def test_bench_spawned_gateway_and_echo(mqtt_url: str, bench_db: str, tmp_path: 
     assert "gateway decisions other than admit/ok" not in run.stderr
 
 
+def test_bench_repeats_signing_on_and_off_in_rounds(
+    mqtt_url: str, bench_db: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "rounds.json"
+    run = campusgate(
+        "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchrounds",
+        "--data-dir", str(tmp_path / "data"),
+        "bench", "--doors", "2", "--rate", "100", "--duration", "1", "--spawn",
+        "--signing", "both", "--repeat", "2", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["config"]["repeat"] == 2
+    assert [len(document["runs"][k]) for k in ("gateway", "gateway_unsigned")] == [2, 2]
+    signing = document["signing"]
+    assert signing["rounds"] == 2 and len(signing["round_cost_pct"]) == 2
+    # The headline figures are those of a real run: the median one of each mode.
+    assert document["gateway"] in [
+        {k: v for k, v in r.items() if k in PHASE_KEYS} for r in document["runs"]["gateway"]
+    ]
+    assert all(r["cpu_us_per_decision"] > 0 for r in document["runs"]["gateway_unsigned"])
+    assert "median of 2 rounds" in run.stdout
+
+
+def _result(per_s: float, cpu_s: float, signed: int = 0) -> PhaseResult:
+    return PhaseResult(
+        sent=100, decided=100, lost=0, per_s=per_s, p50_ms=1.0, p95_ms=2.0, p99_ms=3.0,
+        signed=signed, responder_cpu_s=cpu_s,
+    )  # fmt: skip
+
+
+def test_signing_cost_takes_median_runs_and_pairs_rounds() -> None:
+    signed = [_result(900, 0.030, 100), _result(500, 0.050, 100), _result(950, 0.031, 100)]
+    unsigned = [_result(1000, 0.025), _result(520, 0.040), _result(990, 0.026)]
+    assert median_run(signed).per_s == 900
+    assert median_run(signed[:2]).per_s == 500  # an even count: the lower one, a real run
+    cost = signing_cost(signed, unsigned)["signing"]
+    assert cost["per_s_ratio"] == round(900 / 990, 3)
+    assert cost["round_cost_pct"] == [10.0, 3.8, 4.0]
+    assert cost["median_round_cost_pct"] == 4.0
+    assert cost["cpu_us_per_decision"] == 310.0  # medians of 300, 500, 310 us
+    assert cost["cpu_us_per_decision_unsigned"] == 260.0
+    assert cost["signed_decisions"] == 100
+
+
 def test_bench_with_an_api_flood(mqtt_url: str, bench_db: str, tmp_path: Path) -> None:
     out = tmp_path / "flood.json"
     run = campusgate(
@@ -88,10 +143,40 @@ def test_bench_with_an_api_flood(mqtt_url: str, bench_db: str, tmp_path: Path) -
     assert "401" in flood[2]  # the failed logins were answered, each after a hash
 
 
+def test_bench_compares_doors_with_the_flood_running_and_frozen(
+    mqtt_url: str, bench_db: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "windows.json"
+    run = campusgate(
+        "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchwindows",
+        "bench", "--doors", "4", "--rate", "100", "--duration", "4", "--spawn",
+        "--api-flood", "2", "--flood-windows", "1", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["config"]["flood_windows_s"] == 1
+    [windows] = document["api_flood_windows"]
+    # Both kinds of window held decisions; the first half second of each counts in neither.
+    assert windows["on"]["decided"] > 0 and windows["off"]["decided"] > 0
+    assert windows["on"]["decided"] + windows["off"]["decided"] < document["gateway"]["decided"]
+    assert "while it was frozen" in " ".join(run.stderr.split())  # rich wraps lines
+
+
+def test_latencies_split_by_the_window_their_event_was_due_in() -> None:
+    windows = [Window(0.0, 2.0, True), Window(2.0, 4.0, False), Window(4.0, 6.0, True)]
+    samples = [(0.1, 9.0), (1.0, 0.010), (2.2, 9.0), (3.0, 0.002), (3.5, 0.004), (5.0, 0.020)]
+    split = split_by_windows(samples, windows, settle_s=0.5)
+    assert split["on"] == {"decided": 2, "p50_ms": 10.0, "p95_ms": 20.0, "p99_ms": 20.0}
+    assert split["off"] == {"decided": 2, "p50_ms": 2.0, "p95_ms": 4.0, "p99_ms": 4.0}
+    assert split_by_windows([], windows)["on"]["p99_ms"] is None
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
         (["--api-flood", "2"], "--spawn"),
+        (["--flood-windows", "2"], "--api-flood"),
+        (["--repeat", "2"], "--spawn"),
         (["--rate", "-5"], "--rate"),
         (["--doors", "0"], "--doors"),
         (["--duration", "0"], "--duration"),

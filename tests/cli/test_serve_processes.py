@@ -10,10 +10,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
+from gateway.settings import Settings
 
 READY = re.compile(r"console and API on (http://\S+) .*process (\d+)")
 TIMEOUT_S = 90.0
@@ -40,7 +44,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def serve(database_factory, mqtt_url, tmp_path):
+def serve(database_factory, mqtt_url, tmp_path, request):
+    # A test may ask for settings of its own: @pytest.mark.parametrize("serve", [{...}], indirect=True)
+    extra = getattr(request, "param", {})
     env = dict(
         os.environ,
         CAMPUSGATE_DATABASE_URL=database_factory("serve"),
@@ -48,6 +54,7 @@ def serve(database_factory, mqtt_url, tmp_path):
         CAMPUSGATE_API_PORT=str(_free_port()),
         CAMPUSGATE_DATA_DIR=str(tmp_path),
         CAMPUSGATE_TOPIC_PREFIX=f"serve{os.getpid()}",
+        **extra,
     )
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -99,3 +106,65 @@ def test_api_process_does_not_outlive_a_killed_serve(serve):
     while _alive(api_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(api_pid)
+
+
+def _niceness(pid: int) -> int:
+    # After the command name: field 19 of /proc/PID/stat is the nice value.
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _policies(pid: int) -> set[int]:
+    """The scheduling policy of every thread of `pid` (argon2 pool, scheduler included)."""
+    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+def test_api_process_runs_at_idle_cpu_priority_by_default(serve):
+    process, url, api_pid, log = serve
+    # A failed login starts the argon2 pool's thread: it must inherit the policy too.
+    request = urllib.request.Request(
+        f"{url}/api/auth/login",
+        data=b'{"name": "nobody", "password": "wrong"}',
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(request, timeout=30)
+    assert len(os.listdir(f"/proc/{api_pid}/task")) > 1
+    assert _policies(api_pid) == {os.SCHED_IDLE}
+    assert os.sched_getscheduler(process.pid) == os.SCHED_OTHER  # the door loop keeps its own
+    assert "API process CPU priority: SCHED_IDLE" in log.read_text()
+
+
+@pytest.mark.parametrize("serve", [{"CAMPUSGATE_API_CPU_PRIORITY": "7"}], indirect=True)
+def test_api_process_runs_at_the_configured_niceness(serve):
+    process, _, api_pid, log = serve
+    assert _policies(api_pid) == {os.SCHED_OTHER}
+    assert _niceness(api_pid) == _niceness(process.pid) + 7
+    assert "API process CPU priority: nice" in log.read_text()
+
+
+@pytest.mark.parametrize("value", ["IDLE", " 0", "19"])
+def test_api_cpu_priority_setting_accepts_idle_and_niceness(value):
+    assert Settings(api_cpu_priority=value).api_cpu_priority == value.strip().lower()
+
+
+@pytest.mark.parametrize("value", ["-1", "20", "low", ""])
+def test_api_cpu_priority_setting_refuses_anything_else(value):
+    with pytest.raises(ValidationError, match="neither `idle` nor a niceness"):
+        Settings(api_cpu_priority=value)
+
+
+def test_idle_priority_falls_back_to_niceness_19_where_sched_idle_is_refused():
+    # A seccomp filter refusing sched_setscheduler cannot be set up here: the refusal is
+    # simulated, in a child process so that this one keeps its priority.
+    script = (
+        "import os\n"
+        "def refuse(*_):\n"
+        "    raise PermissionError(1, 'Operation not permitted')\n"
+        "os.sched_setscheduler = refuse\n"
+        "from gateway.cli.cpu_priority import apply_cpu_priority\n"
+        "print(apply_cpu_priority('idle'), os.getpriority(os.PRIO_PROCESS, 0))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert run.stdout.split() == ["nice", "19", "19"]

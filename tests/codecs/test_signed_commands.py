@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import stat
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from gateway.pipeline.signing import (
     PublicKeyInfo,
     SigningKeyError,
     load_or_create_key,
+    rfc3339_ms,
     rotate_key,
 )
 
@@ -90,6 +92,25 @@ def test_seq_increases_even_when_the_clock_does_not() -> None:
     assert seqs == sorted(set(seqs))
     ts = signer.stamp()[1]
     assert ts.endswith("Z") and datetime.fromisoformat(ts).tzinfo is not None
+
+
+@pytest.mark.parametrize("epoch_ms", [0, 1796288400000, 1796288400999, 1796288459001, 951782400123])
+def test_ts_is_rfc3339_utc_milliseconds(epoch_ms: int) -> None:
+    expected = datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds")
+    assert rfc3339_ms(epoch_ms) == expected.replace("+00:00", "Z")
+
+
+def test_ts_follows_the_clock_across_milliseconds() -> None:
+    # `ts` is reused within one millisecond: it must still be the signing time's.
+    signer = Ed25519CommandSigner(KEY)
+    for _ in range(3):
+        before = datetime.now(UTC).replace(microsecond=0)
+        _, ts = signer.stamp()
+        after = datetime.now(UTC)
+        stamped = datetime.fromisoformat(ts)
+        assert before <= stamped <= after
+        time.sleep(0.002)
+        assert signer.stamp()[1] != ts
 
 
 def test_the_key_file_is_made_once_private_and_kept(tmp_path: Path) -> None:
