@@ -69,6 +69,12 @@ class SimTerminal:
     `P/devices/{id}/commands`. `decision()` awaits the final admit/deny of a card
     event; every command received stays in `commands` for later checks.
 
+    As docs/protocol.md asks of terminals, it keeps each card event until its final
+    decision and republishes the unanswered ones (same event_id) after every reconnect
+    (`republished`), and acts only on the first final decision per event_id (later ones
+    are kept in `finals()` and counted in `repeated_finals`). `crash()` and `stop()` are
+    power cycles: the unanswered events are forgotten.
+
     Commands are verified (docs/protocol.md, "Signed commands") against a pinned public
     key: `command_key` (base64url of the raw 32 bytes), or else the first key the gateway
     publishes retained on `P/gateway/signing-key` (trust on first use; real firmware pins
