@@ -8,6 +8,11 @@ deploy/mosquitto/mosquitto.conf (persistent, so it can be killed and restarted),
 gateway in this process behind two TCP proxies it controls (one to PostgreSQL, cut for
 the outage; one to the broker, black-holed: open but forwarding nothing), and prints a
 JSON summary. The terminals talk to the broker directly.
+
+"Answered" counts what a terminal acts on, the first final decision per event_id
+(docs/protocol.md); the repeated decision messages terminals received and ignored,
+and the events they republished after a reconnect, are counted apart, and the
+unanswered and repeated ones are placed in the phase in which they were sent.
 """
 
 from __future__ import annotations
