@@ -35,6 +35,8 @@ FINAL_VERDICTS = ("admit", "deny")
 # A decision arriving this long after the swipe opens nothing, whatever it says: the
 # gateway's bound (its decisions are late past 10 s), seen from the terminal's side.
 LATE_AFTER_S = 10.0
+# Unanswered card events a terminal keeps to republish after a reconnect; the oldest go.
+MAX_UNANSWERED = 10_000
 
 DecisionHook = Callable[["SimTerminal", str, dict[str, Any], float], None]
 
@@ -66,6 +68,12 @@ class SimTerminal:
     Events are published at QoS 1 on `P/devices/{id}/events`; decisions arrive on
     `P/devices/{id}/commands`. `decision()` awaits the final admit/deny of a card
     event; every command received stays in `commands` for later checks.
+
+    As docs/protocol.md asks of terminals, it keeps each card event until its final
+    decision and republishes the unanswered ones (same event_id) after every reconnect
+    (`republished`), and acts only on the first final decision per event_id (later ones
+    are kept in `finals()` and counted in `repeated_finals`). `crash()` and `stop()` are
+    power cycles: the unanswered events are forgotten.
 
     Commands are verified (docs/protocol.md, "Signed commands") against a pinned public
     key: `command_key` (base64url of the raw 32 bytes), or else the first key the gateway
@@ -144,6 +152,15 @@ class SimTerminal:
         self.unlocked: list[str] = []
         self.late: list[str] = []  # event ids answered with a late decision (door kept shut)
         self.redelivered = 0  # decisions the broker sent again and the terminal ignored
+        # Final decisions for an event already acted on (a DUP resend, a broker that came back
+        # from an older save, the answer to a republished event): shown to no one, counted.
+        self.repeated_finals = 0
+        # Card events still waiting for their final decision, republished with the same
+        # event_id after every reconnect (docs/protocol.md, "Terminals keep unanswered
+        # events"): a broker that crashes loses what it acknowledged since its last save.
+        self._unanswered: dict[str, bytes] = {}
+        self.republished = 0  # card events sent again after a reconnect
+        self.dropped_unanswered = 0  # forgotten unanswered events past `MAX_UNANSWERED`
         self.stale: list[str] = []  # event ids whose decision came too long after the swipe
         self._pendings: dict[str, list[dict[str, Any]]] = {}
         self._finals: dict[str, list[dict[str, Any]]] = {}
@@ -191,12 +208,14 @@ class SimTerminal:
                 qos=1,
                 retain=True,
             )
+        self._forget_unanswered()
         await self._client.close()
         self._client = self._new_client()
 
     async def crash(self) -> None:
         """Drop the socket without DISCONNECT, so the broker publishes the last will."""
         self._cancel_heartbeat()
+        self._forget_unanswered()
         await self._client.drop()
         self._client = self._new_client()
 
@@ -226,6 +245,30 @@ class SimTerminal:
             qos=1,
             retain=True,
         )
+        if self._client.connects > 1:
+            self._republish_unanswered()
+
+    def _republish_unanswered(self) -> None:
+        """Send every card event still without a final decision again, same event_id.
+
+        The broker acknowledged them, but a broker that crashed comes back from its last
+        save (up to a second old): an event, or the decision for it, may be gone. The
+        gateway decides an event_id once and answers a repeat with the stored decision.
+        """
+        for eid, payload in list(self._unanswered.items()):
+            self.republished += 1
+            self.send_count[eid] = self.send_count.get(eid, 0) + 1
+            self._client.publish(self.events_topic, payload, qos=1)
+        if self._unanswered:
+            _LOGGER.info(
+                "%s: reconnected; republished %d unanswered card events",
+                self.device_id,
+                len(self._unanswered),
+            )
+
+    def _forget_unanswered(self) -> None:
+        # The simulator's crash or stop is a power cycle: what was kept in RAM is gone.
+        self._unanswered.clear()
 
     # ---- events --------------------------------------------------------------
 
@@ -248,8 +291,16 @@ class SimTerminal:
         self.sent[eid] = payload
         self.sent_at[eid] = due if due is not None else time.perf_counter()
         self.send_count[eid] = self.send_count.get(eid, 0) + 1
+        if event_type == "card" and eid not in self.decided_at:
+            self._keep_unanswered(eid, payload)
         self._client.publish(self.events_topic, payload, qos=1)
         return eid
+
+    def _keep_unanswered(self, eid: str, payload: bytes) -> None:
+        self._unanswered[eid] = payload
+        if len(self._unanswered) > MAX_UNANSWERED:  # bounded, as a terminal's memory is
+            del self._unanswered[next(iter(self._unanswered))]
+            self.dropped_unanswered += 1
 
     def swipe(
         self,
@@ -397,9 +448,14 @@ class SimTerminal:
             self._pendings.setdefault(eid, []).append(body)
         else:
             self._finals.setdefault(eid, []).append(body)
-            self._act(eid, body, now)
-            if eid not in self.decided_at:
+            if eid in self.decided_at:
+                # The first final decision per event_id is the one acted on; a later one
+                # (the answer to a republished event, or a broker's second delivery) is not.
+                self.repeated_finals += 1
+            else:
                 self.decided_at[eid] = now
+                self._unanswered.pop(eid, None)
+                self._act(eid, body, now)
                 if self.on_decision is not None:
                     self.on_decision(self, eid, body, now)
         for watcher in self._watchers.pop(eid, ()):

@@ -1,16 +1,20 @@
-"""A TCP proxy in front of PostgreSQL that the test controls (imported, not a conftest).
+"""A TCP proxy that a test controls, in front of PostgreSQL or an MQTT broker (imported,
+not a conftest). The one fault proxy of the tests and of tests/bench/soak_faults.py.
 
 In the style of asyncpg's own fault-injecting proxy tests: the gateway talks to the
-database through it, and the test decides what the network does to each connection.
+database (or broker) through it, and the test decides what the network does to each
+connection.
 
 - `black_hole()`: the connections open now stop carrying bytes either way, but stay
   open (a NAT entry or firewall state lost, a peer gone without a FIN): whoever waits
-  on them waits forever. New connections pass as usual.
+  on them waits forever. New connections pass as usual, unless `new_too=True` (a dead
+  route): then a new connection is accepted but goes nowhere until `heal()`.
 - `drop_replies()`: the connections open now still carry the client's bytes to the
   server but lose every reply (the server commits, the client never hears of it).
 - `heal()`: those spoiled connections are reset at last, as a router that comes back
   answers a stale connection with a reset.
 - `refuse()` / `accept()`: new connections are reset at once, or taken again.
+- `cut()`: the far end is gone: open connections are reset, and new ones, until `accept()`.
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ class _Link:
 
 
 class FaultyProxy:
+    """`FaultyProxy(dsn)` in front of a database, `FaultyProxy("mqtt://host:port")` or any
+    URL with a host and port in front of another server."""
+
     def __init__(self, dsn: str) -> None:
         target = urlsplit(dsn)
         self._dsn = dsn
         self._target = (target.hostname or "127.0.0.1", target.port or 5432)
+        self._routed = asyncio.Event()  # cleared: new connections hang (a dead route)
+        self._routed.set()
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -61,6 +70,7 @@ class FaultyProxy:
 
     async def stop(self) -> None:
         self.refusing = True
+        self._routed.set()
         for link in list(self._links):
             link.abort()
         self._links.clear()
@@ -81,8 +91,11 @@ class FaultyProxy:
     def open_links(self) -> int:
         return len(self._links)
 
-    def black_hole(self) -> int:
-        """Stop every open connection carrying bytes, keep it open; returns how many."""
+    def black_hole(self, *, new_too: bool = False) -> int:
+        """Stop every open connection carrying bytes, keep it open; returns how many.
+        `new_too`: new connections are accepted but hang until `heal()`."""
+        if new_too:
+            self._routed.clear()
         for link in self._links:
             link.to_server = link.to_client = False
         return len(self._links)
@@ -95,6 +108,7 @@ class FaultyProxy:
 
     def heal(self) -> int:
         """Reset the connections a fault spoiled (their peers see a reset); returns how many."""
+        self._routed.set()
         spoiled = [link for link in self._links if not (link.to_server and link.to_client)]
         for link in spoiled:
             link.abort()
@@ -117,6 +131,10 @@ class FaultyProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.attempts.append(asyncio.get_running_loop().time())
+        if self.refusing:
+            writer.transport.abort()
+            return
+        await self._routed.wait()  # a connect into a dead route hangs
         if self.refusing:
             writer.transport.abort()
             return

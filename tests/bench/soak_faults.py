@@ -8,6 +8,11 @@ deploy/mosquitto/mosquitto.conf (persistent, so it can be killed and restarted),
 gateway in this process behind two TCP proxies it controls (one to PostgreSQL, cut for
 the outage; one to the broker, black-holed: open but forwarding nothing), and prints a
 JSON summary. The terminals talk to the broker directly.
+
+"Answered" counts what a terminal acts on, the first final decision per event_id
+(docs/protocol.md); the repeated decision messages terminals received and ignored,
+and the events they republished after a reconnect, are counted apart, and the
+unanswered and repeated ones are placed in the phase in which they were sent.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_fixtures import start_mosquitto
+from db_proxy import FaultyProxy
 
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.campus import dump_manifest, generate_campus
@@ -39,60 +45,6 @@ from gateway.store.db import connect
 from gateway.store.migrate import apply_migrations
 
 TZ = ZoneInfo("Asia/Shanghai")
-
-
-class Proxy:
-    """TCP proxy: `cut()` aborts links and refuses new ones; `blackhole()` keeps links open
-    but forwards nothing (as a dead route would) until `heal()`."""
-
-    def __init__(self, port: int) -> None:
-        self._target = ("127.0.0.1", port)
-        self._links: set[asyncio.StreamWriter] = set()
-        self.refusing = False
-        self._flowing = asyncio.Event()
-        self._flowing.set()
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def cut(self) -> None:
-        self.refusing = True
-        for writer in list(self._links):
-            writer.transport.abort()
-        self._links.clear()
-
-    def blackhole(self) -> None:
-        self._flowing.clear()
-
-    def heal(self) -> None:
-        self.refusing = False
-        self._flowing.set()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refusing:
-            writer.transport.abort()
-            return
-        await self._flowing.wait()  # a connect into the black hole hangs
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._links.update({writer, up_writer})
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, ConnectionError):
-                while data := await src.read(65536):
-                    # Held in the hole as TCP would retransmit it: it arrives after healing,
-                    # by when the keepalives on both ends have given the link up.
-                    await self._flowing.wait()
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
-
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
 
 
 async def make_campus_db(admin_dsn: str) -> tuple[str, str, object]:
@@ -119,13 +71,13 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
     dsn, name, campus = await make_campus_db(args.admin_dsn)
     workdir = Path(tempfile.mkdtemp())
     broker, port = start_mosquitto(workdir, persistent=True)
-    db_port = int(dsn.rsplit(":", 1)[1].split("/")[0])
-    db_proxy, mqtt_proxy = Proxy(db_port), Proxy(port)
+    print(f"broker workdir {workdir}", file=sys.stderr)
+    db_proxy, mqtt_proxy = FaultyProxy(dsn), FaultyProxy(f"mqtt://127.0.0.1:{port}")
     await db_proxy.start()
     await mqtt_proxy.start()
     prefix = f"soak{secrets.token_hex(3)}"
     config = GatewayConfig(
-        database_url=dsn.replace(f":{db_port}/", f":{db_proxy.port}/"),
+        database_url=db_proxy.dsn,
         broker=BrokerAddress.parse(f"mqtt://127.0.0.1:{mqtt_proxy.port}"),
         topic_prefix=prefix,
         policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=2.0),
@@ -138,6 +90,7 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
     devices = list(facts.mqtt_devices)
     cards = list(facts.resident_cards)
     sent: list[tuple[str, str]] = []
+    sent_s: list[float] = []  # seconds since start when each event was sent
     loop = asyncio.get_running_loop()
     timeline: list[tuple[float, str]] = []
     started = loop.time()
@@ -162,6 +115,7 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
                     await asyncio.sleep(delay)
                 terminal = terminals[k % len(terminals)]
                 sent.append((terminal.device_id, terminal.swipe(cards[k % len(cards)])))
+                sent_s.append(loop.time() - started)
                 k += 1
 
         load = asyncio.create_task(traffic())
@@ -170,7 +124,7 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         mark("database cut")
         db_proxy.cut()
         await asyncio.sleep(args.db_outage)
-        db_proxy.heal()
+        db_proxy.accept()
         mark("database back")
         await asyncio.sleep(args.gap)
         mark("broker SIGKILL")
@@ -181,7 +135,7 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         mark("broker restarted")
         await asyncio.sleep(args.gap)
         mark("gateway's broker link black-holed")
-        mqtt_proxy.blackhole()
+        mqtt_proxy.black_hole(new_too=True)  # a dead route: reconnects hang too
         await asyncio.sleep(args.blackhole)
         mqtt_proxy.heal()
         mark("black hole healed")
@@ -195,7 +149,11 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
                 await fleet[device_id].decision(eid, timeout=max(deadline - loop.time(), 0.01))
         await asyncio.sleep(2.0)
         mark("drained")
+        # What a terminal acts on: the first final decision per event_id (docs/protocol.md).
+        acted = {(t.device_id, eid) for t in fleet for eid in t.decided_at}
+        # What reached it: every final decision message, repeats included.
         finals = Counter((t.device_id, eid) for t in fleet for eid in t.sent for _ in t.finals(eid))
+        opened = Counter((t.device_id, eid) for t in fleet for eid in t.unlocked)
         late = sum(len(t.late) for t in fleet)
         stale = sum(len(t.stale) for t in fleet)
         slow = sum(
@@ -205,6 +163,17 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
             if t.latency_s(eid) is not None and t.latency_s(eid) > 10.0  # type: ignore[operator]
         )
         terminal_redelivered = sum(t.redelivered for t in fleet)
+        repeated_finals = sum(t.repeated_finals for t in fleet)
+        republished = sum(t.republished for t in fleet)
+        # Of the repeated final decisions: (MQTT dup flag, late) of every decision message.
+        repeat_flags = Counter(
+            f"dup={c.dup} late={c.body.get('late')}"
+            for t in fleet
+            for c in t.commands
+            if c.body is not None
+            and c.body.get("type") == "decision"
+            and len(t.finals(str(c.body.get("event_id")))) > 1
+        )
     counters = gateway.counters.snapshot()
     reconnects = gateway.mqtt.reconnects if gateway.mqtt else None
     await gateway.stop()
@@ -224,24 +193,41 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
-    by_answers = Counter(finals[key] for key in sent)
+    by_messages = Counter(finals[key] for key in sent)
     by_rows = Counter(logged[key] for key in sent)
+
+    def phase(at: float) -> str:
+        return max((m for m in timeline if m[0] <= at), default=(0.0, "start"))[1]
+
+    def by_phase(keep: list[bool]) -> dict[str, int]:
+        return dict(Counter(phase(at) for at, k in zip(sent_s, keep, strict=True) if k))
+
     return {
         "rate_per_s": args.rate,
         "terminals": len(devices),
         "events": len(sent),
-        "answered_once": by_answers.get(1, 0),
-        "answered_twice_or_more": sum(n for k, n in by_answers.items() if k > 1),
-        "unanswered": by_answers.get(0, 0),
+        # A terminal acts on one final decision per event: these count events, not messages.
+        "answered_once": sum(1 for key in sent if key in acted),
+        "unanswered": sum(1 for key in sent if key not in acted),
+        "doors_opened_twice": sum(1 for n in opened.values() if n > 1),
         "logged_once": by_rows.get(1, 0),
         "logged_twice_or_more": sum(n for k, n in by_rows.items() if k > 1),
         "not_logged": by_rows.get(0, 0),
+        # Raw messages: events that got more than one final decision message, and the
+        # repeats terminals received and did not act on (DUP resends included).
+        "events_with_repeated_decision_messages": sum(n for k, n in by_messages.items() if k > 1),
+        "repeated_final_messages_ignored": repeated_finals,
+        "dup_flagged_resends_ignored": terminal_redelivered,
+        "repeated_decision_flags": dict(repeat_flags),
+        "events_republished_by_terminals": republished,
         "late_decisions_at_terminals": late,
-        "terminal_ignored_redeliveries": terminal_redelivered,
         "decisions_arriving_over_10s_after_swipe": slow,
         "of_those_not_marked_late_kept_shut_by_terminal": stale,
         "gateway_reconnects": reconnects,
         "gateway_counters": counters,
+        "unanswered_by_phase": by_phase([key not in acted for key in sent]),
+        "unanswered_but_logged": sum(1 for key in sent if key not in acted and logged[key]),
+        "repeated_messages_by_phase": by_phase([finals[key] > 1 for key in sent]),
         "timeline_s": timeline,
     }
 

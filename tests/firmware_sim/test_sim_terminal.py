@@ -404,3 +404,18 @@ async def test_an_expired_decision_is_not_delivered_to_a_terminal_that_was_away(
         assert terminal.commands[0].expiry_s is not None and terminal.commands[0].expiry_s <= 30
     finally:
         await terminal.stop()
+
+
+async def test_a_terminal_acts_on_the_first_final_decision_per_event_only(mqtt_url) -> None:
+    """A repeat of an event's final decision (not flagged DUP: the answer to a republished
+    event, or a broker that came back from an older save) opens the door no second time."""
+
+    def answer(event: dict[str, Any]) -> list[dict[str, Any]]:
+        decision = {**_decision(event, "admit", "ok"), "late": False}
+        return [decision, {**decision}]
+
+    async with Responder(mqtt_url, answer), SimTerminal(mqtt_url, _device()) as terminal:
+        eid = terminal.swipe("04A1")
+        assert len(await terminal.wait_finals(eid, 2)) == 2  # both messages arrived
+        assert terminal.unlocked == [eid]
+        assert terminal.repeated_finals == 1

@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from urllib.parse import urlsplit
 
 import asyncpg
-from test_db_outage import CuttableProxy, through
+from db_proxy import FaultyProxy
 
 from firmware_sim.fleet import Fleet
 from gateway.pipeline.gateway import Gateway
@@ -40,11 +39,10 @@ async def swipe_for(fleet: Fleet, cards: list[str], seconds: float) -> list[tupl
 async def test_outage_past_the_high_water_mark_keeps_the_connection_and_answers_once(
     campus_dsn, mqtt_url, prefix, campus, config_factory
 ):
-    target = urlsplit(campus_dsn)
-    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxy = FaultyProxy(campus_dsn)
     await proxy.start()
     config = dataclasses.replace(
-        config_factory(through(campus_dsn, proxy.port), mqtt_url, prefix, client_id=f"gw-{prefix}"),
+        config_factory(proxy.dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"),
         journal_high_water=100,
         mqtt_keepalive_s=2,
         late_after_s=3.0,
@@ -59,10 +57,10 @@ async def test_outage_past_the_high_water_mark_keeps_the_connection_and_answers_
             before = await swipe_for(fleet, cards, 1.0)
             for device_id, eid in before:  # decided before the outage, on a loaded machine too
                 await fleet[device_id].decision(eid, timeout=30)
-            proxy.block()
+            proxy.cut()
             during = await swipe_for(fleet, cards, OUTAGE_S)
             backlog = gateway.journal.backlog
-            proxy.unblock()
+            proxy.accept()
             after = await swipe_for(fleet, cards, 1.0)
             sent = before + during + after
             for device_id, eid in sent:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from urllib.parse import urlsplit
 
-from test_db_outage import CuttableProxy, through
+from db_proxy import FaultyProxy
 
 from firmware_sim.fleet import Fleet
 from gateway.pipeline.gateway import Gateway
@@ -17,11 +16,10 @@ LATE_AFTER_S = 2.0
 async def test_a_decision_past_the_bound_is_late_and_every_decision_expires(
     campus_dsn, mqtt_url, prefix, campus, config_factory
 ):
-    target = urlsplit(campus_dsn)
-    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxy = FaultyProxy(campus_dsn)
     await proxy.start()
     config = dataclasses.replace(
-        config_factory(through(campus_dsn, proxy.port), mqtt_url, prefix, client_id=f"gw-{prefix}"),
+        config_factory(proxy.dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"),
         late_after_s=LATE_AFTER_S,
     )
     gateway = Gateway(config)
@@ -37,10 +35,10 @@ async def test_a_decision_past_the_bound_is_late_and_every_decision_expires(
             assert first["late"] is False
             assert on_time in terminal.unlocked
 
-            proxy.block()
+            proxy.cut()
             stale = terminal.swipe(card)
             await asyncio.sleep(LATE_AFTER_S + 1.5)
-            proxy.unblock()
+            proxy.accept()
             late = await terminal.decision(stale, timeout=30)
             assert late["decision"] == "admit" and late["reason"] == "ok"
             assert late["late"] is True and late["unlock_ms"] == 0
@@ -59,11 +57,10 @@ async def test_a_decision_past_the_bound_is_late_and_every_decision_expires(
 async def test_a_terminal_offline_past_the_expiry_never_receives_the_old_decision(
     campus_dsn, mqtt_url, prefix, campus, config_factory
 ):
-    target = urlsplit(campus_dsn)
-    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxy = FaultyProxy(campus_dsn)
     await proxy.start()
     config = dataclasses.replace(
-        config_factory(through(campus_dsn, proxy.port), mqtt_url, prefix, client_id=f"gw-{prefix}"),
+        config_factory(proxy.dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"),
         late_after_s=LATE_AFTER_S,
     )
     gateway = Gateway(config)
@@ -77,11 +74,11 @@ async def test_a_terminal_offline_past_the_expiry_never_receives_the_old_decisio
         ) as fleet:
             terminal = fleet[facts.gate_device]
             assert (await terminal.decision(terminal.swipe(card)))["decision"] == "admit"
-            proxy.block()
+            proxy.cut()
             old = terminal.swipe(card)
             await asyncio.sleep(0.3)  # the event reaches the gateway before the terminal goes
             await terminal.crash()
-            proxy.unblock()
+            proxy.accept()
             await gateway.journal.drain()
             logged_at = asyncio.get_running_loop().time()
             # Its decision waits in the terminal's session, then expires there.
