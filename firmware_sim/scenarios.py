@@ -27,7 +27,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from devices.transports.mqtt import MqttClient
+from devices.transports.mqtt import BrokerAddress, MqttClient, MqttError
 from firmware_sim.campus import CampusFacts, SimPerson
 from firmware_sim.fleet import AlertWatch, Fleet
 from firmware_sim.terminal import SimTerminal
@@ -346,11 +346,24 @@ async def door_forced(
 async def unknown_device(
     fleet: Fleet, facts: CampusFacts, *, alerts: AlertWatch | None = None, timeout: float = 5.0
 ) -> ScenarioResult:
-    """A valid event from a device id the gateway does not know: not decided, alerted."""
+    """A valid event from a device id the gateway does not know: not decided, alerted.
+
+    When the fleet logs in with per-device identities, the broker has no account for the
+    rogue either: it must refuse the connection before the gateway ever hears of it."""
     result = ScenarioResult("unknown device")
     since = _mark(alerts)
     device_id = f"term-rogue-{secrets.token_hex(3)}"
     rogue = SimTerminal(fleet.address, device_id, prefix=fleet.prefix)
+    if fleet.has_identities:
+        try:
+            await rogue.start(timeout)
+            got = "accepted"
+        except MqttError:
+            got = "refused"
+        finally:
+            await rogue.stop()
+        result.expect("the broker, to a device without an account", "refused", got)
+        return result
     await rogue.start()
     try:
         eid = rogue.swipe(facts.resident_cards[0])
@@ -377,10 +390,19 @@ async def device_crash(
 
 
 async def forged_commands(
-    fleet: Fleet, facts: CampusFacts, *, alerts: AlertWatch | None = None, timeout: float = 5.0
+    fleet: Fleet,
+    facts: CampusFacts,
+    *,
+    alerts: AlertWatch | None = None,
+    timeout: float = 5.0,
+    attacker_account: BrokerAddress | None = None,
 ) -> ScenarioResult:
     """An attacker on the broker replays a recorded admit and forges another for an outsider's
-    swipe: the terminal refuses both (and counts them), and the door stays shut."""
+    swipe: the terminal refuses both (and counts them), and the door stays shut.
+
+    `attacker_account`: the broker account the attacker holds (default the fleet's URL).
+    Where the broker's ACL lets only the gateway write commands, that is a stolen gateway
+    password: the signature is what still keeps the door shut."""
     result = ScenarioResult("forged and replayed commands")
     terminal = fleet[facts.gate_device]
     if terminal.verifier is None:
@@ -394,7 +416,9 @@ async def forged_commands(
     )
     victim = terminal.swipe(facts.outsider_card)
     before = sum(terminal.refused_commands.values())
-    attacker = MqttClient(fleet.address, client_id=f"sim-attacker-{secrets.token_hex(3)}")
+    attacker = MqttClient(
+        attacker_account or fleet.address, client_id=f"sim-attacker-{secrets.token_hex(3)}"
+    )
     await attacker.connect(timeout)
     try:
         forged = _json_bytes(
