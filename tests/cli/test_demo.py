@@ -243,7 +243,10 @@ def test_ctrl_c_stops_everything_with_embedded_database_and_broker(tmp_path):
             lines.append(line)
             if line.startswith("live traffic"):
                 break
-        assert any(line.startswith("live traffic") for line in lines), "".join(lines)
+        if not any(line.startswith("live traffic") for line in lines):
+            proc.kill()
+            _, err = proc.communicate(timeout=30)
+            pytest.fail("".join(lines)[-3000:] + "\n--- stderr\n" + err[-3000:])
         assert _postgres_of(data_dir / "pg"), "the embedded PostgreSQL should be running"
         assert _mosquitto_of(data_dir), "the demo should run mosquitto where it is installed"
         time.sleep(2)

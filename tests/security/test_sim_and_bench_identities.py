@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -163,9 +164,18 @@ def test_sim_scenarios_over_tls_each_door_on_its_own_account(
             "sim", "scenarios", "--people", str(PEOPLE), "--seed", str(SEED), "--fever-card", "2",
             "--device-secrets", str(files / "device-secrets.csv"),
         )  # fmt: skip
+        doors = campusgate(
+            "--mqtt-url", f"mqtts://127.0.0.1:{broker.device_port}", "--mqtt-ca-file", ca,
+            "--topic-prefix", prefix,
+            "sim", "doors", "--people", str(PEOPLE), "--seed", str(SEED), "--rate", "10",
+            "--duration", "3", "--device-secrets", str(files / "device-secrets.csv"),
+        )  # fmt: skip
     finally:
         gateway.terminate()
         gateway.wait(15)
+    assert doors.returncode == 0, doors.stdout[-3000:] + doors.stderr[-2000:]
+    final = re.search(r"final: sent (\d+)  decided (\d+)", doors.stdout)
+    assert final and int(final[1]) > 0 and int(final[2]) > 0, doors.stdout
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "12 of 12 scenarios passed" in run.stdout
     assert (
@@ -176,3 +186,16 @@ def test_sim_scenarios_over_tls_each_door_on_its_own_account(
     for device in campus.facts.mqtt_devices:
         assert f"u'{device}'" in broker_log, device
     assert "u'campusgate-integration'" in broker_log
+
+
+def test_sim_names_a_device_the_secrets_file_lacks(tmp_path: Path) -> None:
+    secrets_file = tmp_path / "device-secrets.csv"
+    secrets_file.write_text("device_id,username,password\nterm-x,term-x,pw\n")
+    run = campusgate(
+        "--mqtt-url", "mqtt://127.0.0.1:1", "sim", "scenarios", "--people", str(PEOPLE),
+        "--seed", str(SEED), "--device-secrets", str(secrets_file),
+    )  # fmt: skip
+    assert run.returncode == 1
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--device-secrets has no password for" in lines[0], run.stderr
+    assert "campusgate devices credentials" in lines[0]
