@@ -361,9 +361,11 @@ class Phase:
         ready_timeout_s: float = 30.0,
         username: str | None = None,
         cpu_clock: Callable[[], float | None] | None = None,
+        passwords: Mapping[str, str] | None = None,
     ) -> None:
         """`username`: one broker account for every simulated door (`campusgate-sim` of
-        `campusgate devices credentials --sim-account`, its password in the URL)."""
+        `campusgate devices credentials --sim-account`, its password in the URL);
+        `passwords`: instead, each door logs in as itself (`load_device_secrets`)."""
         self.name = name
         self._cpu_clock = cpu_clock or (lambda: None)
         self._cpu_at_load: float | None = None
@@ -382,6 +384,7 @@ class Phase:
             prefix=prefix,
             on_decision=self._meter.on_decision,
             username=username,
+            passwords=passwords,
             verify_commands=False,
         )
         self._terminals = list(self._fleet)

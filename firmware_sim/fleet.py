@@ -77,6 +77,12 @@ class Fleet:
             found["key_file"] = str(self._cert_dir / f"{device_id}.key")
         return found
 
+    @property
+    def has_identities(self) -> bool:
+        """Each terminal logs in as its own device (password or certificate): a broker that
+        enforces identities refuses a device it has no account for."""
+        return bool(self._passwords) or self._cert_dir is not None
+
     def __getitem__(self, device_id: str) -> SimTerminal:
         return self.terminals[device_id]
 

@@ -88,14 +88,17 @@ def two_people(seed: int) -> ThermalScene:
 class DoorHardware:
     """The simulated readers and camera of the demo, and what they do."""
 
-    def __init__(self, plan: HardwarePlan, broker: BrokerAddress, prefix: str) -> None:
+    def __init__(
+        self, plan: HardwarePlan, broker: BrokerAddress, prefix: str, *, password: str | None = None
+    ) -> None:
+        """`password`: the camera's own broker password (its device account), if any."""
         self.plan = plan
         plan.osdp_port.parent.mkdir(parents=True, exist_ok=True)
         self.osdp_port = PtyPort(plan.osdp_port)
         self.rdm_port = PtyPort(plan.rdm_port)
         self.osdp = OsdpReader(self.osdp_port, scbk=bytes.fromhex(plan.osdp_key))
         self.rdm6300 = Rdm6300Reader(self.rdm_port)
-        self.camera = SimThermalCamera(broker, plan.camera_device, prefix=prefix)
+        self.camera = SimThermalCamera(broker, plan.camera_device, prefix=prefix, password=password)
         self._seed = 1000
 
     async def start(self) -> None:

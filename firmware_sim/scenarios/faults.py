@@ -8,6 +8,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from devices.transports.mqtt import MqttError
 from firmware_sim.campus import CampusFacts
 from firmware_sim.fleet import AlertWatch, Fleet
 from firmware_sim.scenarios.checks import (
@@ -103,11 +104,24 @@ async def door_forced(
 async def unknown_device(
     fleet: Fleet, facts: CampusFacts, *, alerts: AlertWatch | None = None, timeout: float = 5.0
 ) -> ScenarioResult:
-    """A valid event from a device id the gateway does not know: not decided, alerted."""
+    """A valid event from a device id the gateway does not know: not decided, alerted.
+
+    When the fleet logs in with per-device identities, the broker has no account for the
+    rogue either: it must refuse the connection before the gateway ever hears of it."""
     result = ScenarioResult("unknown device")
     since = mark(alerts)
     device_id = f"term-rogue-{secrets.token_hex(3)}"
     rogue = SimTerminal(fleet.address, device_id, prefix=fleet.prefix)
+    if fleet.has_identities:
+        try:
+            await rogue.start(timeout)
+            got = "accepted"
+        except MqttError:
+            got = "refused"
+        finally:
+            await rogue.stop()
+        result.expect("the broker, to a device without an account", "refused", got)
+        return result
     await rogue.start()
     try:
         eid = rogue.swipe(facts.resident_cards[0])

@@ -11,17 +11,26 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from devices.transports.mqtt import MqttClient
+from devices.transports.mqtt import BrokerAddress, MqttClient
 from firmware_sim.campus import CampusFacts
 from firmware_sim.fleet import AlertWatch, Fleet
 from firmware_sim.scenarios.checks import ScenarioResult, final, json_bytes
 
 
 async def forged_commands(
-    fleet: Fleet, facts: CampusFacts, *, alerts: AlertWatch | None = None, timeout: float = 5.0
+    fleet: Fleet,
+    facts: CampusFacts,
+    *,
+    alerts: AlertWatch | None = None,
+    timeout: float = 5.0,
+    attacker_account: BrokerAddress | None = None,
 ) -> ScenarioResult:
     """An attacker on the broker replays a recorded admit and forges another for an outsider's
-    swipe: the terminal refuses both (and counts them), and the door stays shut."""
+    swipe: the terminal refuses both (and counts them), and the door stays shut.
+
+    `attacker_account`: the broker account the attacker holds (default the fleet's URL).
+    Where the broker's ACL lets only the gateway write commands, that is a stolen gateway
+    password: the signature is what still keeps the door shut."""
     result = ScenarioResult("forged and replayed commands")
     terminal = fleet[facts.gate_device]
     if terminal.verifier is None:
@@ -35,7 +44,9 @@ async def forged_commands(
     )
     victim = terminal.swipe(facts.outsider_card)
     before = sum(terminal.refused_commands.values())
-    attacker = MqttClient(fleet.address, client_id=f"sim-attacker-{secrets.token_hex(3)}")
+    attacker = MqttClient(
+        attacker_account or fleet.address, client_id=f"sim-attacker-{secrets.token_hex(3)}"
+    )
     await attacker.connect(timeout)
     try:
         forged = json_bytes(

@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import click
 
@@ -34,13 +35,47 @@ class ApiProcessError(RuntimeError):
     """The API process could not start, or ended while `serve` was running."""
 
 
+def api_socket(settings: Settings, *, any_port_if_busy: bool) -> socket.socket:
+    """The API's listening socket on CAMPUSGATE_API_HOST/PORT, bound here and handed to the
+    child; when the port is taken, any free one (`any_port_if_busy`) or a one-line error."""
+    host, port = settings.api_host, settings.api_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        if not any_port_if_busy:
+            sock.close()
+            raise click.ClickException(
+                f"the API cannot listen on {host}:{port} ({exc.strerror}); "
+                "set CAMPUSGATE_API_PORT / --api-port"
+            ) from None
+        sock.bind((host, 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def console_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
+
+
 class ApiProcess:
     """The API child process: start (waits until it listens), watch, stop."""
 
-    def __init__(self, settings: Settings, dsn: str, sock: socket.socket) -> None:
+    def __init__(
+        self, settings: Settings, dsn: str, sock: socket.socket, *, log_file: Path | None = None
+    ) -> None:
+        """`log_file`: where the child logs (the demo's screen is its live view); stderr
+        when None."""
         self._settings = settings
         self._dsn = dsn
         self._sock = sock
+        self._log_file = log_file
         self._process: multiprocessing.process.BaseProcess | None = None
 
     @property
@@ -52,7 +87,7 @@ class ApiProcess:
         ours, theirs = context.Pipe(duplex=False)
         self._process = context.Process(
             target=run_api_process,
-            args=(self._settings, self._dsn, self._sock, theirs),
+            args=(self._settings, self._dsn, self._sock, theirs, self._log_file),
             name="campusgate-api",
             daemon=False,
         )
@@ -102,15 +137,22 @@ def _wait_ready(conn: Connection, process: multiprocessing.process.BaseProcess) 
         return f"the API process exited during start-up (exit code {process.exitcode}); see the log"
 
 
-def run_api_process(settings: Settings, dsn: str, sock: socket.socket, ready: Connection) -> None:
+def run_api_process(
+    settings: Settings,
+    dsn: str,
+    sock: socket.socket,
+    ready: Connection,
+    log_file: Path | None = None,
+) -> None:
     """Entry point of the child: serve until SIGINT/SIGTERM or the parent goes away."""
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":  # JSON lines like the gateway's (CAMPUSGATE_LOG_FORMAT)
-        configure(settings.log_level, settings.log_format, logging.StreamHandler(sys.stderr))
+        configure(settings.log_level, settings.log_format, handler)
     else:
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s [api]: %(message)s",
-            stream=sys.stderr,
+            handlers=[handler],
         )
     try:
         asyncio.run(_serve(settings, dsn, sock, ready))

@@ -4,6 +4,13 @@ Registers the bench's own zone, doors, devices and people, drives N simulated
 terminals against the gateway (started here with `--spawn`), then drives the
 same load through the bare echo responder on the same broker, and compares.
 The load generation and measurement live in `firmware_sim.bench`.
+
+On a broker that enforces device identities (`campusgate devices credentials`), the
+gateway and the echo responder log in with --mqtt-url's account (the gateway's) and each
+simulated door as itself (--device-secrets), on --device-url when devices have a listener
+of their own. The ACL grants no topics outside the campus prefix, so the echo phase then
+answers on the gateway's own prefix, which is why this needs --spawn: the bench stops the
+gateway (and ends its broker session) before the echo responder takes its place.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import click
@@ -40,12 +49,14 @@ from firmware_sim.bench import (
     PhaseResult,
     Window,
     bench_manifest,
+    device_id,
     echo_process,
     median_run,
     report,
     signing_cost,
     split_by_windows,
 )
+from firmware_sim.fleet import load_device_secrets
 from gateway.cli import settings_of
 from gateway.cli.api_flood import ApiFlood, FloodProcess
 from gateway.cli.runtime import Broker, open_broker, open_database
@@ -129,6 +140,19 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     help="with --spawn: run the gateway phase this many times per signing mode, in rounds "
     "that alternate which mode goes first; the figures are the median runs'",
 )
+@click.option(
+    "--device-secrets",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="device-secrets.csv of `campusgate devices credentials`: each simulated door logs "
+    "in as itself (needs --spawn and --mqtt-url with the gateway's account)",
+)
+@click.option(
+    "--device-url",
+    default=None,
+    help="where the simulated doors connect when not at --mqtt-url (e.g. the broker's "
+    "device listener, mqtts://host:8885); CAMPUSGATE_MQTT_CA_FILE applies to it too",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -143,6 +167,8 @@ def command(
     api_flood: int,
     repeat: int,
     flood_windows: float,
+    device_secrets: Path | None,
+    device_url: str | None,
 ) -> None:
     """Measure the gateway against a bare MQTT echo responder under the same load."""
     settings = settings_of(ctx)
@@ -169,6 +195,7 @@ def command(
         raise click.ClickException("--flood-windows needs --api-flood")
     if api_flood and not spawn:
         raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
+    doors_login = _doors_login(settings, spawn, device_secrets, device_url)
     modes = {"on": (True,), "off": (False,), "both": (True, False)}[signing]
     console = Console(stderr=True)
     runs, echo, failure, windowed = asyncio.run(
@@ -181,6 +208,7 @@ def command(
             api_flood=api_flood,
             repeat=repeat,
             flood_windows=flood_windows,
+            doors_login=doors_login,
         )
     )
     main_runs = runs.get(True) or runs.get(False) or []
@@ -223,6 +251,7 @@ async def _bench(
     api_flood: int = 0,
     repeat: int = 1,
     flood_windows: float = 0.0,
+    doors_login: DoorsLogin | None = None,
 ) -> tuple[dict[bool, list[PhaseResult]], PhaseResult | None, str | None, list[dict[str, Any]]]:
     """The gateway phase (`repeat` times per signing mode) and the echo phase; the gateway's
     failure is returned (after the echo phase), setup failures raise.
@@ -241,6 +270,8 @@ async def _bench(
         )
         logs = Path(tempfile.mkdtemp(prefix="campusgate-bench-"))
         url = _broker_url(settings, broker)
+        login = doors_login or DoorsLogin(url)
+        login.check(spec.doors)
         runs: dict[bool, list[PhaseResult]] = {}
         windowed: list[dict[str, Any]] = []
         failure: str | None = None
@@ -260,6 +291,7 @@ async def _bench(
                         signed=signed,
                         flood=flood,
                         flood_windows_s=flood_windows,
+                        login=login,
                     )
                     if flood is not None:
                         console.print(flood.result.summary())
@@ -272,7 +304,11 @@ async def _bench(
                         break
                 if failure is not None:
                     break
-            echo = await _echo_phase(spec, url, logs, show)
+            if login.passwords is not None:
+                await _end_gateway_session(broker.address)
+            echo = await _echo_phase(
+                spec, url, logs, show, login=login, prefix=settings.topic_prefix
+            )
         return runs, echo, failure, windowed
     finally:
         await broker.close()
@@ -306,9 +342,77 @@ async def _register(dsn: str, settings: Settings, doors: int) -> ImportReport:
         await conn.close()
 
 
+@dataclass(frozen=True)
+class DoorsLogin:
+    """Where the simulated doors connect, and their own passwords when they log in as
+    themselves."""
+
+    url: str
+    passwords: dict[str, str] | None = None
+    secrets_file: Path | None = None
+
+    def check(self, doors: int) -> None:
+        """Every bench device has a password (its roster is registered by now)."""
+        if self.passwords is None:
+            return
+        missing = [device_id(i) for i in range(doors) if device_id(i) not in self.passwords]
+        if missing:
+            raise click.ClickException(
+                f"{self.secrets_file} has no password for {len(missing)} bench devices (e.g. "
+                f"{missing[0]}); their roster is registered now: run `campusgate devices "
+                "credentials` (and reload the broker), then the bench again"
+            )
+
+
+def _doors_login(
+    settings: Settings, spawn: bool, secrets_file: Path | None, device_url: str | None
+) -> DoorsLogin | None:
+    if secrets_file is None and device_url is None:
+        return None
+    if secrets_file is not None and not (spawn and settings.mqtt_url):
+        raise click.ClickException(
+            "--device-secrets needs --spawn and --mqtt-url with the gateway's account: the "
+            "echo phase answers on the gateway's topics (the only ones the ACL grants) once "
+            "the bench has stopped the gateway it started"
+        )
+    url = _with_tls_files(device_url or settings.mqtt_url or "", settings, ca_only=True)
+    try:
+        BrokerAddress.parse(url)
+        passwords = load_device_secrets(secrets_file) if secrets_file else None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return DoorsLogin(url, passwords, secrets_file)
+
+
+def _with_tls_files(url: str, settings: Settings, *, ca_only: bool = False) -> str:
+    """`url` carrying the CAMPUSGATE_MQTT_* TLS files in its query (`?ca=...`), so the
+    processes and phases the bench starts from a URL alone connect as this one does."""
+    if not url.startswith("mqtts://"):
+        return url
+    files = {"ca": settings.mqtt_ca_file}
+    if not ca_only:
+        files |= {"cert": settings.mqtt_cert_file, "key": settings.mqtt_key_file}
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    present = {name for name, _ in query}
+    query += [(name, str(path)) for name, path in files.items() if path and name not in present]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def _end_gateway_session(address: BrokerAddress) -> None:
+    """End the stopped gateway's broker session: it would keep the echo phase's events
+    (on its own topics) queued for its next start, which would then decide them."""
+    client = MqttClient(address, client_id=BENCH_GATEWAY_ID, clean_start=True)
+    try:
+        await client.connect(5.0)
+    except MqttError as exc:
+        raise click.ClickException(f"cannot end the gateway's broker session: {exc}") from None
+    await client.close()
+
+
 def _broker_url(settings: Settings, broker: Broker) -> str:
     if settings.mqtt_url:
-        return settings.mqtt_url
+        return _with_tls_files(settings.mqtt_url, settings)
     address = broker.address  # the embedded broker speaks MQTT 3.1.1 only
     suffix = "?protocol=3.1.1" if address.protocol is Protocol.V311 else ""
     return f"mqtt://{address.host}:{address.port}{suffix}"
@@ -389,18 +493,21 @@ async def _gateway_phase(
     signed: bool = True,
     flood: ApiFlood | None = None,
     flood_windows_s: float = 0.0,
+    login: DoorsLogin | None = None,
 ) -> tuple[PhaseResult | None, str | None]:
     name = "gateway" if signed else "gateway-unsigned"
+    doors = login or DoorsLogin(url)
 
     def phase(cpu_clock: Any = None) -> Phase:
         return Phase(
             name,
-            url,
+            doors.url,
             settings.topic_prefix,
             spec,
             progress=show,
             ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
             cpu_clock=cpu_clock,
+            passwords=doors.passwords,
         )
 
     if not spawn:
@@ -460,11 +567,24 @@ def _gateway_env(
     return env
 
 
-async def _echo_phase(spec: LoadSpec, url: str, logs: Path, show: Any) -> PhaseResult:
-    child = echo_process(url, logs / "echo.log")
+async def _echo_phase(
+    spec: LoadSpec,
+    url: str,
+    logs: Path,
+    show: Any,
+    *,
+    login: DoorsLogin | None = None,
+    prefix: str = ECHO_PREFIX,
+) -> PhaseResult:
+    """The echo responder on `url`; on the gateway's `prefix` when the doors log in as
+    themselves (an ACL grants them nothing else), else on its own."""
+    doors = login or DoorsLogin(url)
+    topics = prefix if doors.passwords is not None else ECHO_PREFIX
+    child = echo_process(url, logs / "echo.log", prefix=topics)
     await child.start()
     try:
-        return await child.watch(_run_phase(Phase("echo", url, ECHO_PREFIX, spec, progress=show)))
+        phase = Phase("echo", doors.url, topics, spec, progress=show, passwords=doors.passwords)
+        return await child.watch(_run_phase(phase))
     except BenchError as exc:
         raise click.ClickException(f"echo phase failed: {exc} (log: {child.log_path})") from None
     finally:

@@ -18,12 +18,14 @@ import click
 from rich.console import Console
 from rich.live import Live
 
-from devices.transports.mqtt import MqttError
+from devices.transports.mqtt import BrokerAddress, MqttError
 from firmware_sim import scenarios
 from firmware_sim.campus import Campus, dump_manifest, generate_campus
 from firmware_sim.fleet import AlertWatch, Fleet
 from firmware_sim.hardware import DoorHardware, demo_hardware
 from gateway.cli import settings_of
+from gateway.cli.api_process import ApiProcess, ApiProcessError, api_socket, console_url
+from gateway.cli.demo_identity import DemoAccounts, make_accounts, probe_enforcement
 from gateway.cli.demo_view import LiveView
 from gateway.cli.demo_workflows import (
     remeasure_fevers,
@@ -31,21 +33,26 @@ from gateway.cli.demo_workflows import (
     show_traced_chain,
     walk_out_leftovers,
 )
+from gateway.cli.local_broker import find_mosquitto
 from gateway.cli.runtime import (
-    campus_scheduler,
     gateway_config,
     open_broker,
     open_database,
     run,
     stop_signal,
 )
-from gateway.cli.serve import api_server
 from gateway.cli.sim import MAX_PEOPLE, MIN_PEOPLE
 from gateway.observe.logs import formatter as log_formatter
 from gateway.pipeline.gateway import Gateway
 from gateway.pipeline.serial_readers import parse_osdp_keys
 from gateway.pipeline.signing import PublicKeyInfo
 from gateway.services.accounts import set_password
+from gateway.services.broker_credentials import (
+    GATEWAY_ACCOUNT,
+    INTEGRATION_ACCOUNT,
+    SIM_ACCOUNT,
+    CredentialsError,
+)
 from gateway.services.health import clear_fever_watch
 from gateway.services.importer import ManifestError, import_file
 from gateway.settings import Settings
@@ -112,6 +119,36 @@ async def _demo_logins(dsn: str) -> list[tuple[str, str, str]]:
     return logins
 
 
+async def _broker_accounts(
+    settings: Settings, dsn: str, local_broker: str, data_dir: Path, console: Console
+) -> DemoAccounts | None:
+    """Accounts for the demo's own Mosquitto; None for a configured broker or amqtt."""
+    if settings.mqtt_url or local_broker == "amqtt" or find_mosquitto() is None:
+        return None
+    try:
+        return await make_accounts(dsn, data_dir / "mosquitto" / "accounts", settings.topic_prefix)
+    except CredentialsError as exc:
+        console.print(
+            f"broker accounts: {exc}; the demo's mosquitto runs without them", highlight=False
+        )
+        return None
+
+
+def _accounts_note(accounts: DemoAccounts) -> str:
+    return (
+        f"broker accounts in {accounts.folder}: the gateway logs in as {GATEWAY_ACCOUNT}, "
+        f"each of the {len(accounts.devices)} MQTT devices as itself (its own password), "
+        f"the alert watcher as {INTEGRATION_ACCOUNT}, the live view as {SIM_ACCOUNT} "
+        "(it reads every door's commands)"
+    )
+
+
+async def _stop_api(api: ApiProcess, started: asyncio.Task[None]) -> None:
+    with contextlib.suppress(ApiProcessError, asyncio.CancelledError):
+        await started  # a start still under way finishes (or fails) first
+    await api.stop()
+
+
 def _log_to_file(data_dir: Path, level: str, log_format: str = "text") -> Path:
     """The demo's screen belongs to the live view: logs go to a file, errors still show."""
     log_dir = data_dir / "logs"
@@ -165,37 +202,69 @@ async def run_demo(
             f"embedded PostgreSQL under {data_dir / 'pg'}: it stops when the demo exits",
             highlight=False,
         )
-    with console.status(
-        "starting the broker (mosquitto if installed, else in-process amqtt, "
-        "unless CAMPUSGATE_MQTT_URL is set)"
-    ):
-        broker = await open_broker(settings, local=local_broker)
-    campus = generate_campus(seed=2020, people=people)
-    plan = demo_hardware(campus.manifest, campus.facts, data_dir / "dev")
-    manifest_path = data_dir / "demo-campus.yaml"
-    dump_manifest(campus.manifest, manifest_path)
-    dump_manifest(plan.manifest, data_dir / "demo-hardware.yaml")
-    for path in (manifest_path, data_dir / "demo-hardware.yaml"):
-        await _import_campus(dsn, campus, path, settings.tz, console, settings.fever_threshold_c)
-    # The simulated OSDP reader and the gateway's control panel share a fresh key each run.
-    config = gateway_config(settings, dsn, broker.address, client_id="campusgate-demo-gateway")
-    keys = json.loads(settings.osdp_keys or "{}")
-    gateway = Gateway(
-        replace(config, osdp_keys=json.dumps({**keys, plan.osdp_device: plan.osdp_key}))
-    )
-    view = LiveView(broker.address, settings.topic_prefix)
-    # The demo's terminals are provisioned with the command-signing key, as real ones are.
-    pin = PublicKeyInfo.of(config.signing_key).public_key if config.signing_key else None
-    fleet = Fleet(
-        broker.address, campus.facts.mqtt_devices, prefix=settings.topic_prefix, command_key=pin
-    )
-    alert_watch = AlertWatch(broker.address, prefix=settings.topic_prefix)
-    hardware = DoorHardware(
-        plan, broker.address, settings.topic_prefix
-    )  # ports exist before the gateway reads them
     stop_traffic = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
+        # The API and the scheduled jobs run in a process of their own, as under `serve`;
+        # it boots while the campus is imported and the broker and the gateway start here.
+        sock = api_socket(settings, any_port_if_busy=True)
+        stack.callback(sock.close)
+        api = ApiProcess(settings, dsn, sock, log_file=log_path.with_name("api.log"))
+        api_started = asyncio.create_task(api.start(), name="demo-api-start")
+        stack.push_async_callback(_stop_api, api, api_started)
+        campus = generate_campus(seed=2020, people=people)
+        plan = demo_hardware(campus.manifest, campus.facts, data_dir / "dev")
+        manifest_path = data_dir / "demo-campus.yaml"
+        dump_manifest(campus.manifest, manifest_path)
+        dump_manifest(plan.manifest, data_dir / "demo-hardware.yaml")
+        for path in (manifest_path, data_dir / "demo-hardware.yaml"):
+            await _import_campus(
+                dsn, campus, path, settings.tz, console, settings.fever_threshold_c
+            )
+        accounts = await _broker_accounts(settings, dsn, local_broker, data_dir, console)
+        with console.status(
+            "starting the broker (mosquitto if installed, else in-process amqtt, "
+            "unless CAMPUSGATE_MQTT_URL is set)"
+        ):
+            broker = await open_broker(
+                settings, local=local_broker, credentials=accounts.folder if accounts else None
+            )
         stack.push_async_callback(broker.close)
+        if accounts is not None and not broker.enforces_identities:
+            accounts = None  # mosquitto did not start: amqtt took its place
+        address = broker.address
+        # The demo's terminals are provisioned with the command-signing key, as real ones are.
+        config = gateway_config(
+            settings,
+            dsn,
+            accounts.login(address, GATEWAY_ACCOUNT) if accounts else address,
+            client_id="campusgate-demo-gateway",
+        )
+        pin = PublicKeyInfo.of(config.signing_key).public_key if config.signing_key else None
+        # The simulated OSDP reader and the gateway's control panel share a fresh key each run.
+        keys = json.loads(settings.osdp_keys or "{}")
+        gateway = Gateway(
+            replace(config, osdp_keys=json.dumps({**keys, plan.osdp_device: plan.osdp_key}))
+        )
+        view = LiveView(
+            accounts.login(address, SIM_ACCOUNT) if accounts else address, settings.topic_prefix
+        )
+        fleet = Fleet(
+            address,
+            campus.facts.mqtt_devices,
+            prefix=settings.topic_prefix,
+            command_key=pin,
+            passwords=accounts.devices if accounts else None,
+        )
+        alert_watch = AlertWatch(
+            accounts.login(address, INTEGRATION_ACCOUNT) if accounts else address,
+            prefix=settings.topic_prefix,
+        )
+        hardware = DoorHardware(  # ports exist before the gateway reads them
+            plan,
+            address,
+            settings.topic_prefix,
+            password=accounts.devices.get(plan.camera_device) if accounts else None,
+        )
         stack.callback(lambda: console.print(f"demo stopped: {gateway.counters.snapshot()}"))
         stop = await stack.enter_async_context(stop_signal())
         try:
@@ -216,11 +285,24 @@ async def run_demo(
             f"RDM6300 reader on pseudo-terminals, a thermal camera; "
             f"{len(campus.manifest.get('people', []))} people; broker {broker.kind}"
         )
-        console.print(broker.identity_note)
-        await stack.enter_async_context(campus_scheduler(settings, dsn))
-        url = await stack.enter_async_context(api_server(settings, dsn, any_port_if_busy=True))
+        console.print(broker.identity_note, highlight=False)
+        checks: list[scenarios.ScenarioResult] = []
+        if accounts is not None:
+            console.print(_accounts_note(accounts), highlight=False)
+            device, other = campus.facts.mqtt_devices[:2]
+            probe = await probe_enforcement(address, accounts, settings.topic_prefix, device, other)
+            console.print(str(probe), highlight=False)
+            checks.append(probe)
+        try:
+            await api_started
+        except ApiProcessError as exc:
+            raise click.ClickException(str(exc)) from None
+        url = console_url(sock)
         logins = await _demo_logins(dsn)
-        console.print(f"[bold]console[/bold]: {url}  (API docs: {url}docs)", highlight=False)
+        console.print(
+            f"[bold]console[/bold]: {url}  (API docs: {url}docs; API process {api.pid})",
+            highlight=False,
+        )
         for name, role, password in logins:
             console.print(f"  login {name} / {password}  ({role})", highlight=False)
         if config.signing_key is not None:
@@ -242,6 +324,8 @@ async def run_demo(
                 url,
                 signed=pin is not None,
                 chain=chain,
+                checks=checks,
+                attacker=accounts.login(address, GATEWAY_ACCOUNT) if accounts else None,
             )
         )
         stopped = asyncio.create_task(stop.wait())
@@ -293,9 +377,13 @@ async def _showcase(
     *,
     signed: bool = False,
     chain: bool = True,
+    checks: list[scenarios.ScenarioResult] | None = None,
+    attacker: BrokerAddress | None = None,
 ) -> list[scenarios.ScenarioResult]:
     """One of each situation, the traced chain (unless `chain` is false) and the daily
-    report; the checks' results."""
+    report; the checks' results after `checks` (made and shown already).
+
+    `attacker`: the broker account the forger of commands holds (the fleet's by default)."""
     console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
     # People an earlier run left inside would fill zones and share the chain's stays, and
     # people it left on fever_watch would be held at the doors.
@@ -313,9 +401,18 @@ async def _showcase(
     )
     results += await hardware.showcase(fleet, campus.facts, alert_watch)
     if signed:  # terminals refuse a forged and a replayed command
-        results.append(await scenarios.forged_commands(fleet, campus.facts))
+        forged = await scenarios.forged_commands(fleet, campus.facts, attacker_account=attacker)
+        results.append(forged)
     for result in results:
         console.print(str(result), highlight=False)
+    if signed and attacker is not None:
+        console.print(
+            f"  (the forger logged in as {attacker.username}: the ACL lets only the gateway's "
+            "account write commands, so this is a stolen gateway password; the signature "
+            "still kept the door shut)",
+            highlight=False,
+        )
+    results = [*(checks or []), *results]
     if chain:
         console.print("[bold]contact tracing[/bold]: a chain of contacts through the doors")
         traced = await show_traced_chain(fleet, campus.facts, dsn, settings, console)

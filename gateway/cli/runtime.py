@@ -53,12 +53,20 @@ class Broker:
         return f"{self.address.host}:{self.address.port}"
 
     @property
+    def enforces_identities(self) -> bool:
+        """The demo's own Mosquitto, started with per-device passwords and an ACL."""
+        return isinstance(self.embedded, LocalMosquitto) and self.embedded.credentials is not None
+
+    @property
     def identity_note(self) -> str:
         """What the broker does about device identities, said plainly for the demo."""
         if isinstance(self.embedded, LocalAmqtt):
             return (
-                "broker: in-process amqtt cannot enforce device identities (anonymous, "
-                "no ACL); install mosquitto for per-device passwords"
+                "broker: in-process amqtt cannot enforce device identities. NOT enforced "
+                "here: any client connects without a password, and any client may publish "
+                "a card event in any door's name or write any door's commands (no ACL). "
+                "Commands are still signed and the terminals verify them. Install mosquitto "
+                "for per-device passwords and an ACL"
             )
         if isinstance(self.embedded, LocalMosquitto):
             if self.embedded.credentials is not None:
@@ -96,12 +104,17 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> str:
 
 
 async def open_broker(
-    settings: Settings, *, port: int | None = None, local: str = "auto"
+    settings: Settings,
+    *,
+    port: int | None = None,
+    local: str = "auto",
+    credentials: Path | None = None,
 ) -> Broker:
     """The configured broker; else Mosquitto on a free port of 127.0.0.1 when the binary is
     installed (config and log under the data dir), else an in-process amqtt broker.
 
     `local` picks that broker: "auto", "mosquitto" (an error when not installed) or "amqtt".
+    `credentials`: the passwd and acl a local Mosquitto enforces (`write_credentials`).
     """
     if settings.mqtt_url:
         try:
@@ -116,7 +129,7 @@ async def open_broker(
         )
     if binary is not None:
         folder = settings.data_dir.expanduser() / "mosquitto"
-        mosquitto = LocalMosquitto(binary, folder, port)
+        mosquitto = LocalMosquitto(binary, folder, port, credentials=credentials)
         try:
             await asyncio.to_thread(mosquitto.start)
         except (MosquittoError, OSError) as exc:

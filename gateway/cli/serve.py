@@ -18,7 +18,7 @@ import click
 
 from devices.transports.mqtt import MqttError
 from gateway.cli import settings_of
-from gateway.cli.api_process import ApiProcess, ApiProcessError
+from gateway.cli.api_process import ApiProcess, ApiProcessError, api_socket, console_url
 from gateway.cli.runtime import (
     gateway_config,
     open_broker,
@@ -29,59 +29,6 @@ from gateway.cli.runtime import (
 from gateway.observe.logs import announce
 from gateway.pipeline.gateway import Gateway
 from gateway.settings import Settings
-
-
-def _listen(host: str, port: int, *, any_port_if_busy: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        if not any_port_if_busy:
-            sock.close()
-            raise click.ClickException(
-                f"the API cannot listen on {host}:{port} ({exc.strerror}); "
-                "set CAMPUSGATE_API_PORT / --api-port"
-            ) from None
-        sock.bind((host, 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def api_server(
-    settings: Settings, dsn: str, *, any_port_if_busy: bool = False
-) -> AsyncIterator[str]:
-    """The API and console served by uvicorn as a task of this loop; yields the console URL."""
-    import uvicorn
-
-    from api.app import create_app
-
-    sock = _listen(settings.api_host, settings.api_port, any_port_if_busy=any_port_if_busy)
-    # log_config=None: uvicorn's records go through our root handler (JSON lines when asked).
-    config = uvicorn.Config(
-        create_app(settings, dsn), log_level="warning", lifespan="on", log_config=None
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # Ctrl-C is ours
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="api-server")
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise click.ClickException("the API did not start; see the log")
-            await asyncio.sleep(0.05)
-        host, port = sock.getsockname()[:2]
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        yield f"http://{host}:{port}/"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(task, 10)
-        sock.close()
 
 
 @contextlib.asynccontextmanager
@@ -114,7 +61,7 @@ async def serve_gateway(
 ) -> None:
     settings = settings_of(ctx)
     dsn = await open_database(settings, migrate=migrate)
-    sock = _listen(settings.api_host, settings.api_port, any_port_if_busy=False) if api else None
+    sock = api_socket(settings, any_port_if_busy=False) if api else None
     broker = await open_broker(settings)
     config = gateway_config(
         settings, dsn, broker.address, client_id=client_id, share_group=share_group
@@ -132,7 +79,7 @@ async def serve_gateway(
                     raise click.ClickException(str(exc)) from None
                 assert sock is not None
                 announce(
-                    f"console and API on {_url(sock)} (OpenAPI at {_url(sock)}docs), "
+                    f"console and API on {console_url(sock)} (OpenAPI at {console_url(sock)}docs), "
                     f"process {api_process.pid}",
                     settings.log_format,
                 )
@@ -167,13 +114,6 @@ async def serve_gateway(
         await broker.close()
         if sock is not None:
             sock.close()
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
 
 
 @click.command()

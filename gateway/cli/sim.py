@@ -11,7 +11,11 @@ serves. Write it, import it, then drive it with the same --people and --seed:
     campusgate sim scenarios --people 3000 --seed 2020
 
 `doors` and `scenarios` need the broker the gateway serves (CAMPUSGATE_MQTT_URL
-or --mqtt-url) and its topic prefix; they never start one of their own.
+or --mqtt-url, `mqtts://` for TLS with --mqtt-ca-file) and its topic prefix; they
+never start one of their own. On a broker that enforces device identities, each
+simulated door logs in as itself: `--device-secrets` (the device-secrets.csv of
+`campusgate devices credentials`) or `--device-certs` (`campusgate certs device`);
+the URL's own account (e.g. campusgate-integration) then only watches the alerts.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ import click
 from devices.transports.mqtt import BrokerAddress, MqttError
 from firmware_sim import scenarios
 from firmware_sim.campus import Campus, CampusFacts, dump_manifest, generate_campus
-from firmware_sim.fleet import AlertWatch, Fleet
+from firmware_sim.fleet import AlertWatch, Fleet, load_device_secrets
 from firmware_sim.terminal import SimTerminal
 from gateway.cli import settings_of
 from gateway.cli.runtime import run, stop_signal
@@ -82,6 +87,53 @@ def _campus_options(func: Callable[..., Any]) -> Callable[..., Any]:
         type=Bounded(int, MIN_PEOPLE, MAX_PEOPLE),
         help="campus size; use the one the imported campus was written with",
     )(func)
+
+
+def _identity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--device-certs",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="directory of each device's {id}.crt and {id}.key (`campusgate certs device`), "
+        "for a listener that takes the certificate's name as the username",
+    )(func)
+    return click.option(
+        "--device-secrets",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="device-secrets.csv of `campusgate devices credentials`: each simulated door "
+        "logs in as itself with its own password",
+    )(func)
+
+
+@dataclass(frozen=True)
+class DeviceIdentities:
+    """How the simulated doors log in: their own passwords and/or certificates."""
+
+    passwords: dict[str, str] | None = None
+    cert_dir: Path | None = None
+
+    @classmethod
+    def load(cls, secrets_file: Path | None, cert_dir: Path | None) -> DeviceIdentities:
+        try:
+            passwords = load_device_secrets(secrets_file) if secrets_file else None
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        return cls(passwords, cert_dir)
+
+    def check(self, devices: Iterable[str]) -> None:
+        """A one-line error naming the devices the secrets file has no password for."""
+        if self.passwords is None:
+            return
+        missing = [d for d in devices if d not in self.passwords]
+        if missing:
+            raise click.ClickException(
+                f"--device-secrets has no password for {len(missing)} devices of this campus "
+                f"(e.g. {missing[0]}): run `campusgate devices credentials` after importing it"
+            )
+
+    def fleet_options(self) -> dict[str, Any]:
+        return {"passwords": self.passwords, "cert_dir": self.cert_dir}
 
 
 def _generate(people: int, seed: int) -> Campus:
@@ -232,10 +284,17 @@ async def run_doors(
     rate: float,
     duration: float | None,
     hint: str,
+    identities: DeviceIdentities = DeviceIdentities(),
 ) -> None:
     address = _broker(settings)
     tally = DecisionTally()
-    fleet = Fleet(address, devices, prefix=settings.topic_prefix, on_decision=tally)
+    fleet = Fleet(
+        address,
+        devices,
+        prefix=settings.topic_prefix,
+        on_decision=tally,
+        **identities.fleet_options(),
+    )
     stats = scenarios.TrafficStats()
     stop_traffic = asyncio.Event()
     traffic: asyncio.Task[scenarios.TrafficStats] | None = None
@@ -322,6 +381,7 @@ def _final_doors_summary(
     metavar="DEVICE",
     help="simulate only these devices (repeat, or separate by commas)",
 )
+@_identity_options
 @click.pass_context
 def doors_command(
     ctx: click.Context,
@@ -330,24 +390,46 @@ def doors_command(
     rate: float,
     duration: float | None,
     only: tuple[str, ...],
+    device_secrets: Path | None,
+    device_certs: Path | None,
 ) -> None:
     """Play realistic door traffic on the campus's simulated terminals."""
     settings = settings_of(ctx)
     _broker(settings)  # fail before generating a large campus
+    identities = DeviceIdentities.load(device_secrets, device_certs)
     facts = _generate(people, seed).facts
     devices = _chosen_devices(facts, only)
+    identities.check(devices)
     hint = _campus_hint(people, seed)
-    run(lambda: run_doors(settings, facts, devices, rate=rate, duration=duration, hint=hint))
+    run(
+        lambda: run_doors(
+            settings,
+            facts,
+            devices,
+            rate=rate,
+            duration=duration,
+            hint=hint,
+            identities=identities,
+        )
+    )
 
 
 # ---- sim scenarios -----------------------------------------------------------------
 
 
 async def run_scenarios(
-    settings: Settings, facts: CampusFacts, *, slow: bool, fever_which: int, timeout: float
+    settings: Settings,
+    facts: CampusFacts,
+    *,
+    slow: bool,
+    fever_which: int,
+    timeout: float,
+    identities: DeviceIdentities = DeviceIdentities(),
 ) -> list[scenarios.ScenarioResult]:
     address = _broker(settings)
-    fleet = Fleet(address, facts.mqtt_devices, prefix=settings.topic_prefix)
+    fleet = Fleet(
+        address, facts.mqtt_devices, prefix=settings.topic_prefix, **identities.fleet_options()
+    )
     alerts = AlertWatch(address, prefix=settings.topic_prefix)
     try:
         await _connect(alerts, fleet, address=address)
@@ -407,6 +489,7 @@ def _scenario_hints(
     type=Bounded(float, 0.5, 60),
     help="seconds to wait for each decision or alert",
 )
+@_identity_options
 @click.pass_context
 def scenarios_command(
     ctx: click.Context,
@@ -415,17 +498,28 @@ def scenarios_command(
     slow: bool,
     fever_card: int | None,
     timeout: float,
+    device_secrets: Path | None,
+    device_certs: Path | None,
 ) -> None:
     """Run every scripted scenario once against the gateway; PASS or FAIL each."""
     settings = settings_of(ctx)
     _broker(settings)
+    identities = DeviceIdentities.load(device_secrets, device_certs)
     facts = _generate(people, seed).facts
+    identities.check(facts.mqtt_devices)
     which = fever_card if fever_card is not None else random.randrange(len(facts.fever_cards))
     results: list[scenarios.ScenarioResult] = []
 
     async def main() -> None:
         results.extend(
-            await run_scenarios(settings, facts, slow=slow, fever_which=which, timeout=timeout)
+            await run_scenarios(
+                settings,
+                facts,
+                slow=slow,
+                fever_which=which,
+                timeout=timeout,
+                identities=identities,
+            )
         )
 
     run(main)

@@ -138,6 +138,11 @@ def test_three_runs_on_one_data_dir(database_factory, mqtt_url, tmp_path):
         assert contacts == len(generations)
     check_report_files(tmp_path)
     assert (tmp_path / "keys" / "command-signing.pem").is_file()
+    # A configured broker: its own accounts apply; the demo says so and probes nothing.
+    assert "broker: the configured CAMPUSGATE_MQTT_URL" in runs[0].stdout
+    assert "broker enforces device identities" not in runs[0].stdout
+    # The API runs in a process of its own, as under `campusgate serve`.
+    assert re.search(r"console: http://\S+ .*API process \d+", runs[0].stdout), runs[0].stdout
     assert "sample campus imported" in runs[0].stdout
     assert all("already up to date" in run.stdout for run in runs[1:])
     # Twenty seconds of traffic at 20 actions/s left people inside: the next run saw them.
@@ -165,9 +170,37 @@ def test_a_failed_check_says_so_and_exits_1_and_amqtt_is_quiet(database_factory,
     assert "PASS  showcase" not in run.stdout
     assert "the chain is skipped (--no-chain)" in run.stdout
     assert "broker amqtt (in-process, MQTT 3.1.1)" in run.stdout
+    # What amqtt does not enforce, said plainly; no identity probe to pass.
+    assert "amqtt cannot enforce device identities. NOT enforced here" in run.stdout
+    assert "broker enforces device identities" not in run.stdout
     assert "Traceback" not in run.stderr
     log = (tmp_path / "logs" / "demo.log").read_text()
     assert "Timeout waiting for PUBACK" not in log and "Traceback" not in log
+
+
+def check_identities(out: str, data_dir) -> None:
+    """Issue 12: the demo's own Mosquitto enforces per-device accounts, every client logs
+    in as itself, and the probe shows what the broker refuses."""
+    assert "broker: mosquitto with per-device passwords and ACL" in out, out[-3000:]
+    assert "PASS broker enforces device identities" in out, out[-3000:]
+    for refused in (
+        "a client without credentials: expected refused, got refused",
+        "with a wrong password: expected refused, got refused",
+        "events: expected not authorized, got not authorized",
+        # A device the broker has no account for never reaches the gateway.
+        "the broker, to a device without an account: expected refused, got refused",
+    ):
+        assert refused in out, refused
+    assert "PASS forged and replayed commands" in out
+    assert "the forger logged in as campusgate-gateway" in out
+    conf = (data_dir / "mosquitto" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "acl_file" in conf
+    log = (data_dir / "mosquitto" / "mosquitto.log").read_text()
+    for account in ("campusgate-gateway", "campusgate-integration", "campusgate-sim"):
+        assert f"u'{account}'" in log, account
+    devices = (data_dir / "mosquitto" / "accounts" / "device-secrets.csv").read_text()
+    for device in re.findall(r"^([^,\n]+),", devices, re.MULTILINE)[1:]:
+        assert f"u'{device}'" in log, device
 
 
 def _postgres_of(pg_dir) -> list[psutil.Process]:
@@ -210,7 +243,10 @@ def test_ctrl_c_stops_everything_with_embedded_database_and_broker(tmp_path):
             lines.append(line)
             if line.startswith("live traffic"):
                 break
-        assert any(line.startswith("live traffic") for line in lines), "".join(lines)
+        if not any(line.startswith("live traffic") for line in lines):
+            proc.kill()
+            _, err = proc.communicate(timeout=30)
+            pytest.fail("".join(lines)[-3000:] + "\n--- stderr\n" + err[-3000:])
         assert _postgres_of(data_dir / "pg"), "the embedded PostgreSQL should be running"
         assert _mosquitto_of(data_dir), "the demo should run mosquitto where it is installed"
         time.sleep(2)
@@ -223,6 +259,9 @@ def test_ctrl_c_stops_everything_with_embedded_database_and_broker(tmp_path):
     out = "".join(lines) + rest
     assert proc.returncode == 0, out[-3000:] + err[-3000:]
     assert "PASS  showcase: all" in out and "demo stopped" in out
+    check_identities(out, data_dir)
+    api_pid = int(re.search(r"API process (\d+)", out).group(1))
+    assert not psutil.pid_exists(api_pid) or psutil.Process(api_pid).status() == "zombie"
     deadline = time.monotonic() + 20
     while _postgres_of(data_dir / "pg") and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -182,3 +182,39 @@ async def test_the_demo_says_plainly_what_its_broker_enforces(tmp_path):
         assert mosquitto.identity_note == "broker: mosquitto with per-device passwords and ACL"
     finally:
         await mosquitto.close()
+
+
+async def test_the_demo_probe_fails_on_a_broker_that_lets_anyone_in(tmp_path, mqtt_url):
+    """The demo's identity probe passes against its Mosquitto started with the accounts,
+    and fails (so the showcase fails) against one that accepts anonymous clients."""
+    from devices.transports.mqtt import BrokerAddress
+    from gateway.cli.demo_identity import DemoAccounts, probe_enforcement
+    from gateway.cli.local_broker import find_mosquitto
+    from gateway.services.broker_credentials import read_secrets, write_credentials
+
+    creds = tmp_path / "creds"
+    await asyncio.to_thread(write_credentials, creds, ["term-a", "term-b"], prefix="campus")
+    accounts = DemoAccounts(
+        creds, {d: p for d, (_, p) in read_secrets(creds / "device-secrets.csv").items()}, {}
+    )
+    binary = find_mosquitto()
+    assert binary is not None, "mosquitto must be installed for this test"
+    broker = LocalMosquitto(binary, tmp_path / "m", credentials=creds)
+    await asyncio.to_thread(broker.start)
+    try:
+        address = BrokerAddress.parse(f"mqtt://127.0.0.1:{broker.port}")
+        enforced = await probe_enforcement(address, accounts, "campus", "term-a", "term-b")
+    finally:
+        await asyncio.to_thread(broker.stop)
+    assert enforced.ok, str(enforced)
+    assert [c.got for c in enforced.checks] == [
+        "refused",
+        "refused",
+        "accepted",
+        "not authorized",
+    ]
+    open_broker = BrokerAddress.parse(mqtt_url)  # the session's broker: anonymous, no ACL
+    lax = await probe_enforcement(open_broker, accounts, "campus", "term-a", "term-b")
+    assert not lax.ok
+    assert str(lax).startswith("FAIL broker enforces device identities")
+    assert "a client without credentials: expected refused, got accepted" in str(lax)
