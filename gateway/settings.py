@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # the same one (default: <data_dir>/keys/command-signing.pem).
     sign_commands: bool = True
     signing_key_file: Path | None = None
+    # Offline decisions (issue 13): how long a door's allowlist is valid (schedules are
+    # expanded that far ahead), and the org units whose people an expired list still admits.
+    allowlist_days: float = Field(default=3.0, gt=0, le=31)
+    offline_emergency_units: str = ""
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"

@@ -196,6 +196,22 @@ class RosterIndex:
     def zones(self) -> Iterator[Zone]:
         return iter(self._zones.values())
 
+    def same_roster(self, other: RosterIndex) -> bool:
+        """True when `other` differs from self at most in health statuses and levels."""
+        return self._cards is other._cards and self._grants is other._grants
+
+    def health_changed(self, other: RosterIndex) -> set[str]:
+        """The people whose health record differs between self and `other`."""
+        mine, theirs = self._health, other._health
+        if mine is theirs:
+            return set()
+        changed = {p for p, record in mine.items() if theirs.get(p) != record}
+        return changed | {p for p in theirs if p not in mine}
+
+    def cards(self) -> Iterator[Card]:
+        """Every card, valid or not (the door allowlists walk them)."""
+        return iter(self._cards.values())
+
     def health(self, person_id: str) -> HealthRecord | None:
         """The person's current health record, or None when none was ever set."""
         return self._health.get(person_id)

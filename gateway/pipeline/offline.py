@@ -1,0 +1,81 @@
+"""What lets doors decide without the gateway (issue 13), hooked into one worker.
+
+- Presence: `{"online": true}` retained on `P/gateway/state` at every connect, the last
+  will `{"online": false}`, and `{"online": false}` on a clean stop.
+- Allowlists: `AllowlistPublisher` keeps every device's list current (needs the signing key).
+- Uploads: messages on `P/devices/+/uploads` go to the `UploadDesk`; everything else to
+  the normal ingest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+from devices.transports.mqtt import Message, Will
+from gateway.pipeline.allowlists import AllowlistPublisher
+from gateway.pipeline.offline_uploads import UploadDesk
+from gateway.pipeline.topics import Topics
+
+ONLINE = json.dumps({"online": True}).encode()
+OFFLINE = json.dumps({"online": False}).encode()
+
+Handler = Callable[[Sequence[Message]], None]
+
+
+def presence_will(topics: Topics) -> Will:
+    return Will(topics.gateway_state, OFFLINE, qos=1, retain=True)
+
+
+class OfflineSupport:
+    """Presence, allowlists and uploads of one worker."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        publish: Callable[[str, bytes], None],
+        *,
+        allowlists: AllowlistPublisher | None = None,
+        uploads: UploadDesk | None = None,
+    ) -> None:
+        self._topics = topics
+        self._publish = publish
+        self.allowlists = allowlists
+        self.uploads = uploads
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        return [(self._topics.uploads, 1)] if self.uploads is not None else []
+
+    def on_connected(self) -> None:
+        self._publish(self._topics.gateway_state, ONLINE)
+        if self.allowlists is not None:
+            # A broker restarted without persistence has lost the retained lists.
+            self.allowlists.republish()
+
+    def route(self, ingest: Handler) -> Handler:
+        """The handler for every message: uploads here, the rest to `ingest`."""
+
+        def handle(messages: Sequence[Message]) -> None:
+            rest = []
+            for message in messages:
+                parsed = self._topics.parse(message.topic)
+                if self.uploads is not None and parsed is not None and parsed[1] == "uploads":
+                    self.uploads.on_upload(message, parsed[0])
+                else:
+                    rest.append(message)
+            if rest:
+                ingest(rest)
+
+        return handle
+
+    def start(self) -> None:
+        if self.allowlists is not None:
+            self.allowlists.start()
+
+    async def stop(self) -> None:
+        """Say the gateway is gone (terminals go offline at once), finish the uploads."""
+        if self.allowlists is not None:
+            await self.allowlists.stop()
+        if self.uploads is not None:
+            await self.uploads.drain()
+        self._publish(self._topics.gateway_state, OFFLINE)
