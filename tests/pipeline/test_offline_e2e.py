@@ -1,0 +1,181 @@
+"""Offline decisions end to end (issue 13), through the real broker and PostgreSQL.
+
+The gateway publishes a signed allowlist; a health change reaches the terminal as a
+delta. The gateway stops: the terminal decides alone (an isolated person and an outsider
+stay out, a student gets in), keeps its journal across its own restart, and when the
+gateway is back uploads it: every offline event is logged once (also when uploaded
+again), and the admit of a person isolated after the list was delivered raises
+`offline_mismatch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from devices.transports.mqtt import BrokerAddress, MqttClient
+from firmware_sim.offline import FLAG_HELD, OfflineTerminal
+from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.pipeline.allowlists import AllowlistConfig
+from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.signing import PublicKeyInfo
+from gateway.store.db import connect
+from gateway.store.health import set_health
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def set_status(dsn: str, person_id: str, status: HealthStatus) -> None:
+    conn = await connect(dsn)
+    try:
+        record = HealthRecord(person_id, status, datetime.now(UTC), reason="offline test")
+        await set_health(conn, record, changed_by="test")
+    finally:
+        await conn.close()
+
+
+async def person_of(dsn: str, card_uid: str) -> str:
+    conn = await connect(dsn)
+    try:
+        return await conn.fetchval(
+            "SELECT person_id FROM cards WHERE upper(uid) = upper($1)", card_uid
+        )
+    finally:
+        await conn.close()
+
+
+async def test_terminal_decides_offline_and_reconciles_once(
+    campus_dsn, mqtt_url, prefix, campus, config_factory, tmp_path
+):
+    key = Ed25519PrivateKey.generate()
+    config = dataclasses.replace(
+        config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"),
+        signing_key=key,
+        allowlists=AllowlistConfig(tz=TZ, fever_threshold_c=37.3, days=2),
+    )
+    facts = campus.facts
+    student, delta_card, stale_card = facts.resident_cards[-3:]
+    delta_person = await person_of(campus_dsn, delta_card)
+    stale_person = await person_of(campus_dsn, stale_card)
+    public = PublicKeyInfo.of(key).public_key
+    state = tmp_path / "gate"
+
+    def terminal() -> OfflineTerminal:
+        return OfflineTerminal(
+            mqtt_url, facts.gate_device, prefix=prefix, command_key=public, state_dir=state
+        )
+
+    gateway = Gateway(config)
+    await gateway.start()
+    gate = terminal()
+    try:
+        await gate.start()
+        await until(lambda: gate.holder.current is not None)
+        assert gate.holder.current is not None
+        assert gate.holder.current.entry(student) is not None
+        assert gate.holder.current.entry(facts.outsider_card) is None
+        online = await gate.decision(gate.swipe(student), timeout=10)
+        assert online["decision"] == "admit" and "offline" not in online
+
+        # A health change reaches the door's list as a delta, not a new list.
+        fulls = gateway.offline.allowlists.fulls
+        await set_status(campus_dsn, delta_person, HealthStatus.CLOSE_CONTACT)
+        await until(lambda: (gate.holder.current.entry(delta_card) or (0, 0))[1] & FLAG_HELD)
+        assert gate.holder.current.delta_version is not None
+        assert gateway.offline.allowlists.fulls == fulls
+
+        await gateway.stop()
+        await until(lambda: gate.gateway_online is False)
+        # Isolated after the terminal's list was last delivered: the list is stale.
+        await set_status(campus_dsn, stale_person, HealthStatus.HOME_ISOLATION)
+
+        cards = {
+            "isolated": facts.isolated_card,
+            "outsider": facts.outsider_card,
+            "student": student,
+            "delta": delta_card,
+            "stale": stale_card,
+        }
+        events = {name: gate.swipe(card) for name, card in cards.items()}
+        decided = {name: await gate.decision(eid, timeout=5) for name, eid in events.items()}
+        verdicts = {name: (d["decision"], d["reason"]) for name, d in decided.items()}
+        assert verdicts == {
+            "isolated": ("deny", "health_hold"),
+            "outsider": ("deny", "unknown_card"),
+            "student": ("admit", "ok"),
+            "delta": ("deny", "health_hold"),
+            "stale": ("admit", "ok"),
+        }
+        assert all(d["offline"] for d in decided.values())
+        assert events["student"] in gate.unlocked and events["outsider"] not in gate.unlocked
+        assert gate.display == "offline"
+
+        journaled = dict(gate.journal.entries[events["student"]])
+        # The terminal restarts: its list and its journal are still there.
+        await gate.stop()
+        gate = terminal()
+        assert set(gate.journal.entries) == set(events.values())
+        assert gate.holder.current is not None and gate.holder.current.delta_version is not None
+        await gate.start()
+
+        gateway = Gateway(config)
+        await gateway.start()
+        await until(lambda: len(gate.journal) == 0)
+        assert gate.display == "online"
+        assert gateway.offline.uploads.mismatches == 1
+
+        # The same batch again (an ack lost on the way): nothing is logged twice.
+        again = json.dumps({"type": "offline_batch", "events": [journaled]}).encode()
+        probe = MqttClient(BrokerAddress.parse(mqtt_url), client_id=f"probe-{prefix}")
+        await probe.connect()
+        probe.publish(f"{prefix}/devices/{facts.gate_device}/uploads", again, qos=1)
+        await asyncio.sleep(1.5)
+        await probe.close()
+        assert gateway.offline.uploads.logged == len(events)
+        await until(lambda: gateway.journal is not None and gateway.journal.backlog == 0)
+
+        conn = await connect(campus_dsn)
+        try:
+            rows = await conn.fetch(
+                """SELECT event_id, decision, reason, person_id, received_at, device_ts, detail
+                   FROM access_events WHERE device_id = $1 AND event_id = ANY($2::text[])""",
+                facts.gate_device,
+                list(events.values()),
+            )
+            by_event = {r["event_id"]: r for r in rows}
+            assert len(rows) == len(events) == len(by_event)  # each offline event once
+            student_row = by_event[events["student"]]
+            assert student_row["decision"] == "admit"
+            assert student_row["received_at"] == student_row["device_ts"]  # the passage's time
+            assert student_row["detail"]["offline"] is True
+            stale_row = by_event[events["stale"]]["detail"]
+            assert stale_row["gateway_decision"] == "deny"
+            assert stale_row["gateway_reason"] == "health_hold"
+            alerts = await conn.fetch(
+                "SELECT person, detail FROM alerts WHERE kind = 'offline_mismatch' AND device = $1",
+                facts.gate_device,
+            )
+            assert [(a["person"], a["detail"]["event_id"]) for a in alerts] == [
+                (stale_person, events["stale"])
+            ]
+        finally:
+            await conn.close()
+    finally:
+        await gate.stop()
+        await gateway.stop()
+        await set_status(campus_dsn, delta_person, HealthStatus.CLEAR)
+        await set_status(campus_dsn, stale_person, HealthStatus.CLEAR)
