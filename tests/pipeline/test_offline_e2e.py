@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from db_proxy import FaultyProxy
 
 from devices.transports.mqtt import BrokerAddress, MqttClient
 from firmware_sim.offline import FLAG_HELD, OfflineTerminal
@@ -179,3 +180,70 @@ async def test_terminal_decides_offline_and_reconciles_once(
         await gateway.stop()
         await set_status(campus_dsn, delta_person, HealthStatus.CLEAR)
         await set_status(campus_dsn, stale_person, HealthStatus.CLEAR)
+
+
+async def test_a_terminal_cut_from_the_broker_decides_offline_and_logs_each_event_once(
+    campus_dsn, mqtt_url, prefix, campus, config_factory, tmp_path
+):
+    """The network between one terminal and the broker freezes (a TCP proxy): its cards get
+    no decision within 1.5 s, so it decides them from its list; once the link is back,
+    every one of them is in the log exactly once, whichever way it got there."""
+    key = Ed25519PrivateKey.generate()
+    config = dataclasses.replace(
+        config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"),
+        signing_key=key,
+        allowlists=AllowlistConfig(tz=TZ, fever_threshold_c=37.3, days=2),
+    )
+    facts = campus.facts
+    gateway = Gateway(config)
+    await gateway.start()
+    async with FaultyProxy(mqtt_url) as proxy:
+        gate = OfflineTerminal(
+            proxy.dsn,
+            facts.gate_device,
+            prefix=prefix,
+            command_key=PublicKeyInfo.of(key).public_key,
+            state_dir=tmp_path / "gate",
+        )
+        try:
+            await gate.start()
+            await until(lambda: gate.holder.current is not None)
+            assert proxy.black_hole() >= 1
+            events = {
+                "isolated": gate.swipe(facts.isolated_card),
+                "outsider": gate.swipe(facts.outsider_card),
+                "student": gate.swipe(facts.resident_cards[0]),
+            }
+            decided = {n: await gate.decision(e, timeout=5) for n, e in events.items()}
+            assert {n: (d["decision"], d["reason"], d["offline"]) for n, d in decided.items()} == {
+                "isolated": ("deny", "health_hold", True),
+                "outsider": ("deny", "unknown_card", True),
+                "student": ("admit", "ok", True),
+            }
+            assert gate.stats.timeouts == 3 and gate.offline
+            await asyncio.sleep(2.0)
+            proxy.heal()
+            await until(lambda: gate.is_connected and not gate.offline and len(gate.journal) == 0)
+            conn = await connect(campus_dsn)
+            try:
+
+                async def logged() -> dict[str, int]:
+                    rows = await conn.fetch(
+                        """SELECT event_id, count(*) AS n FROM access_events
+                           WHERE device_id = $1 AND event_id = ANY($2::text[]) GROUP BY 1""",
+                        facts.gate_device,
+                        list(events.values()),
+                    )
+                    return {r["event_id"]: r["n"] for r in rows}
+
+                for _ in range(100):  # up to 20 s
+                    if len(await logged()) == len(events):
+                        break
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)  # anything logged twice would show by now
+                assert await logged() == dict.fromkeys(events.values(), 1)
+            finally:
+                await conn.close()
+        finally:
+            await gate.stop()
+            await gateway.stop()
