@@ -10,6 +10,7 @@ sign every door's list, and one health change as a delta.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import json
 import time
@@ -122,6 +123,19 @@ def command(people: int, buildings: int, doors_per_zone: int, as_json: bool) -> 
     delta_s = time.perf_counter() - began
     deltas = [payload for topic, payload in sent if topic.endswith("/allowlist-delta")]
 
+    # A roster change (one more grant, as a reload after an import): a new index.
+    roster = campus(people, buildings, doors_per_zone)
+    extra = Grant(GrantSubject(person_id="p3"), "lab-0", None)
+    state["index"] = RosterIndex.build(
+        dataclasses.replace(roster, grants=(*roster.grants, extra), health=roster.health)
+    ).with_health(HealthRecord("p1", HealthStatus.CLOSE_CONTACT, now))
+    sent.clear()
+    began = time.perf_counter()
+    asyncio.run(publisher.refresh())
+    roster_s = time.perf_counter() - began
+    roster_deltas = [p for t, p in sent if t.endswith("/allowlist-delta") and p]
+    roster_fulls = [p for t, p in sent if t.endswith("/allowlist")]
+
     figures = {
         "people": people,
         "zones": sum(1 for _ in state["index"].zones()),
@@ -134,6 +148,9 @@ def command(people: int, buildings: int, doors_per_zone: int, as_json: bool) -> 
         "health_change_to_deltas_s": round(delta_s, 3),
         "delta_bytes": len(deltas[0]) if deltas else 0,
         "deltas": len(deltas),
+        "grant_change_to_deltas_s": round(roster_s, 3),
+        "grant_change_deltas": len(roster_deltas),
+        "grant_change_full_lists": len(roster_fulls),
     }
     if as_json:
         click.echo(json.dumps(figures))

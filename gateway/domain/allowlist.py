@@ -163,6 +163,8 @@ class Change:
 
 def diff(base: ZoneEntries, current: ZoneEntries) -> Change:
     """The cumulative change from `base` to `current`."""
+    if base is current:
+        return Change({}, frozenset())
     # Entries carried over from one compilation to the next are the same objects: `is`
     # settles most of them without comparing windows.
     get = base.get
@@ -173,6 +175,20 @@ def diff(base: ZoneEntries, current: ZoneEntries) -> Change:
     }
     remove = frozenset(uid for uid in base if uid not in current)
     return Change(upsert, remove)
+
+
+def diff_among(base: ZoneEntries, current: ZoneEntries, uids: Iterable[str]) -> Change:
+    """The change from `base` to `current` when only `uids` may differ between them."""
+    upsert: dict[str, Entry] = {}
+    remove: set[str] = set()
+    for uid in uids:
+        entry = current.get(uid)
+        if entry is None:
+            if uid in base:
+                remove.add(uid)
+        elif (held := base.get(uid)) is not entry and held != entry:
+            upsert[uid] = entry
+    return Change(upsert, frozenset(remove))
 
 
 def should_fold(change: Change, base_size: int) -> bool:

@@ -32,13 +32,14 @@ from gateway.domain.allowlist import (
     delta,
     device_salt,
     diff,
+    diff_among,
     full_list,
     should_fold,
 )
 from gateway.domain.roster import Device, Door
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
-from gateway.policy.allowlist_compile import compile_zone, door_rules, person_cards, reflag
+from gateway.policy.allowlist_compile import compile_zones, door_rules, person_cards
 from gateway.policy.roster_index import RosterIndex
 
 _LOGGER = logging.getLogger(__name__)
@@ -85,20 +86,29 @@ class Compiled:
 
 
 def compile_all(
-    index: RosterIndex, config: AllowlistConfig, start: datetime, zone_ids: Collection[str]
+    index: RosterIndex,
+    config: AllowlistConfig,
+    start: datetime,
+    zone_ids: Collection[str],
+    *,
+    at: datetime | None = None,
+    interned: dict | None = None,
 ) -> Compiled:
-    """Entries of the given zones over [start, start + horizon)."""
+    """Entries of the given zones over [start, start + horizon); holds judged at `at`."""
     began = time.perf_counter()
     compiled = Compiled(start)
-    for zone_id in zone_ids:
-        compiled.zones[zone_id] = compile_zone(
+    compiled.zones.update(
+        compile_zones(
             index,
-            zone_id,
+            zone_ids,
             start=start,
             end=start + config.horizon,
             tz=config.tz,
             emergency_units=config.emergency_units,
+            at=at,
+            interned=interned,
         )
+    )
     compiled.seconds = time.perf_counter() - began
     return compiled
 
@@ -137,6 +147,10 @@ class AllowlistPublisher:
         self._compiled: Compiled | None = None
         self._compiled_index: RosterIndex | None = None
         self._person_cards: dict[str, list[str]] = {}
+        self._interned: dict = {}
+        # id(zone map) -> (the full compilation's map it derives from, uids changed since,
+        # the map itself, which keeps the id valid)
+        self._lineage: dict[int, tuple[ZoneEntries, frozenset[str], ZoneEntries]] = {}
         self.fulls = 0
         self.deltas = 0
         self.last_compile_s = 0.0
@@ -198,35 +212,95 @@ class AllowlistPublisher:
             out.extend(self._lists_for(device, door, entries, rules, now))
         for gone in set(self._lists) - {d.id for d in index.devices()}:
             del self._lists[gone]
+        self._prune_lineage()
         return out
 
     def _compile(self, index: RosterIndex, now: datetime) -> Compiled:
-        """Every zone's entries: only what changed when only health or levels changed."""
+        """Every zone's entries, over the same window as the lists out there unless they are
+        due for renewal; only what changed when only health statuses or levels changed."""
         zone_ids = {door.zone_id for door in _doors(index)}
         before, old = self._compiled, self._compiled_index
-        if (
-            before is None
-            or old is None
-            or not index.same_roster(old)
-            or not zone_ids <= before.zones.keys()
-            or now - before.started > self._config.horizon / 3
-        ):
-            compiled = compile_all(index, self._config, now, zone_ids)
+        began = time.perf_counter()
+        if before is None or now - before.started > self._config.horizon / 3:
+            self._interned = {}  # a new window: nothing carries over
+            compiled = compile_all(index, self._config, now, zone_ids, interned=self._interned)
             self._person_cards = person_cards(index)
         else:
-            began = time.perf_counter()
-            # A level may change who gets windows (visitors barred, labs named only).
-            remade = {z for z in zone_ids if index.zone_rules(z) != old.zone_rules(z)}
-            compiled = compile_all(index, self._config, before.started, remade)
-            uids = [uid for p in index.health_changed(old) for uid in self._person_cards.get(p, ())]
-            for zone_id in zone_ids - remade:
-                entries = dict(before.zones[zone_id])
-                reflag(index, entries, uids, start=now)
-                compiled.zones[zone_id] = entries
-            compiled.seconds = time.perf_counter() - began
+            changes = None if old is None else index.changes_since(old)
+            if changes is None or not zone_ids <= before.zones.keys():
+                # The org-unit tree changed: every card again, over the same window as
+                # before, so unchanged cards come out as the very same entries.
+                compiled = compile_all(
+                    index, self._config, before.started, zone_ids, at=now, interned=self._interned
+                )
+                self._person_cards = person_cards(index)
+            else:
+                compiled = self._recompile(index, before, changes, zone_ids, now)
+        compiled.seconds = time.perf_counter() - began
         self._compiled, self._compiled_index = compiled, index
         self.last_compile_s = compiled.seconds
         return compiled
+
+    def _recompile(
+        self,
+        index: RosterIndex,
+        before: Compiled,
+        changes: tuple[set[str], set[str]],
+        zone_ids: set[str],
+        now: datetime,
+    ) -> Compiled:
+        """Only what changed: the zones whose grants or rules changed, and in the others
+        the cards of the people who changed (a health status, a card, a person)."""
+        people, remade = changes
+        remade &= zone_ids
+        compiled = compile_all(
+            index, self._config, before.started, remade, at=now, interned=self._interned
+        )
+        kept = zone_ids - remade
+        if not people:
+            compiled.zones.update({z: before.zones[z] for z in kept})
+            return compiled
+        old_cards, self._person_cards = self._person_cards, person_cards(index)
+        uids = frozenset(
+            u for p in people for u in (*old_cards.get(p, ()), *self._person_cards.get(p, ()))
+        )
+        cards = [card for uid in uids if (card := index.card(uid)) is not None]
+        fresh = compile_zones(
+            index,
+            kept,
+            start=before.started,
+            end=before.started + self._config.horizon,
+            tz=self._config.tz,
+            emergency_units=self._config.emergency_units,
+            at=now,
+            interned=self._interned,
+            cards=cards,
+        )
+        for zone_id in kept:
+            parent = before.zones[zone_id]
+            entries = dict(parent)
+            for uid in uids:
+                entries.pop(uid, None)
+            entries.update(fresh[zone_id])
+            compiled.zones[zone_id] = entries
+            root, touched, _ = self._lineage.get(id(parent), (parent, frozenset(), parent))
+            self._lineage[id(entries)] = (root, touched | uids, entries)
+        return compiled
+
+    def _diff(self, base: ZoneEntries, current: ZoneEntries) -> Change:
+        """diff(base, current), looking only at the cards touched since their common root
+        compilation when both derive from one (the usual case: a few people changed)."""
+        mine = self._lineage.get(id(current), (current, frozenset(), current))
+        theirs = self._lineage.get(id(base), (base, frozenset(), base))
+        if mine[0] is theirs[0]:
+            return diff_among(base, current, mine[1] | theirs[1])
+        return diff(base, current)
+
+    def _prune_lineage(self) -> None:
+        """Keep the lineage of the zone maps still in use (the last compilation, the bases)."""
+        live = {id(z) for z in (self._compiled.zones.values() if self._compiled else ())}
+        live.update(id(held.entries) for held in self._lists.values())
+        self._lineage = {k: v for k, v in self._lineage.items() if k in live}
 
     def _needs_new(self, held: _DeviceList, now: datetime) -> bool:
         # A list is remade when a third of its life is gone, so terminals always hold one
@@ -242,7 +316,7 @@ class AllowlistPublisher:
         key = (id(held.entries), id(entries))
         change = self._diffs.get(key)
         if change is None:  # the doors of one zone share their base: one diff each
-            change = self._diffs[key] = diff(held.entries, entries)
+            change = self._diffs[key] = self._diff(held.entries, entries)
         if should_fold(change, len(held.entries)):
             return self._full(device, door, entries, rules, now)
         if not change and held.delta_version is None and held.rules == rules:
@@ -268,6 +342,8 @@ class AllowlistPublisher:
         self, device: Device, door: Door, entries: ZoneEntries, rules: DoorRules, now: datetime
     ) -> list[tuple[str, bytes]]:
         version, issued = self._signer.stamp()
+        # The list holds windows from its compilation's start: it expires a horizon after.
+        start = self._compiled.started if self._compiled is not None else now
         header = ListHeader(
             device_id=device.id,
             door_id=door.id,
@@ -275,11 +351,11 @@ class AllowlistPublisher:
             direction=str(door.direction),
             tz=self._config.tz.key,
             issued=issued,
-            expires=_rfc3339(now + self._config.horizon),
+            expires=_rfc3339(start + self._config.horizon),
         )
         salt = device_salt(self._secret, device.id)
         fields, table = full_list(header, version=version, salt=salt, rules=rules, entries=entries)
-        self._lists[device.id] = _DeviceList(header, salt, version, entries, table, now, rules)
+        self._lists[device.id] = _DeviceList(header, salt, version, entries, table, start, rules)
         self.fulls += 1
         payload = sign_command(fields, device.id, self._signer)
         # An empty retained message clears the old delta: it was on the previous base.

@@ -8,13 +8,13 @@ group). The same checks as `decide`, answered ahead of time for every card.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.domain.allowlist import FLAG_EMERGENCY, FLAG_HELD, DoorRules, Entry, Windows
 from gateway.domain.levels import ZoneRules
-from gateway.domain.roster import Door, Grant, Person, PersonKind
+from gateway.domain.roster import Card, Door, Grant, Person, PersonKind
 from gateway.domain.schedule import Schedule
 from gateway.policy.roster_index import RosterIndex
 
@@ -45,35 +45,71 @@ def compile_zone(
     emergency_units: Collection[str] = (),
 ) -> dict[str, Entry]:
     """Every valid card's entry for `zone_id` over [start, end)."""
-    rules = index.zone_rules(zone_id)
-    cache: dict[tuple[object, ...], Windows] = {}
-    named = index.zone_grants(zone_id).by_person
-    entries: dict[str, Entry] = {}
-    for card in index.cards():
+    return compile_zones(
+        index, [zone_id], start=start, end=end, tz=tz, emergency_units=emergency_units
+    )[zone_id]
+
+
+def compile_zones(
+    index: RosterIndex,
+    zone_ids: Collection[str],
+    *,
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+    emergency_units: Collection[str] = (),
+    at: datetime | None = None,
+    interned: dict[tuple[Windows, int], Entry] | None = None,
+    cards: Iterable[Card] | None = None,
+) -> dict[str, dict[str, Entry]]:
+    """Every valid card's entry for each zone over [start, end); holds judged at `at`.
+
+    One pass over the cards for all zones. `interned` (kept by the caller from one
+    compilation to the next) makes equal entries the same object, so comparing a new
+    compilation with the last one is mostly an identity check. `cards`: only these.
+    """
+    at = at or start
+    interned = {} if interned is None else interned
+    zones = [
+        (zone_id, index.zone_rules(zone_id), index.zone_grants(zone_id).by_person, {}, {})
+        for zone_id in zone_ids
+    ]
+    out: dict[str, dict[str, Entry]] = {zone_id: {} for zone_id in zone_ids}
+    for card in index.cards() if cards is None else cards:
         person = index.person(card.person_id)
         if person is None or card.revoked or not person.active:
             continue
         limit = _earliest(card.valid_until, person.valid_until)
         if limit is not None and limit <= start:
             continue
-        # People without grants of their own share their unit's and kind's windows.
-        if person.id in named:
-            key: tuple[object, ...] = (person.id, limit)
-        else:
-            key = (person.org_unit_id, person.kind, limit)
-        windows = cache.get(key)
-        if windows is None:
-            grants = _grants(index, person, zone_id, rules)
-            windows = cache[key] = _windows(
-                grants, start, end if limit is None else min(end, limit), tz
-            )
         record = index.health(person.id)
-        flags = FLAG_HELD if record is not None and record.holds(start) else 0
+        flags = FLAG_HELD if record is not None and record.holds(at) else 0
         unit = person.org_unit_id
         if emergency_units and unit is not None and _in_units(index, unit, emergency_units):
             flags |= FLAG_EMERGENCY
-        entries[card.uid.upper()] = Entry(windows, flags)
-    return entries
+        uid = card.uid.upper()
+        shared = (person.org_unit_id, person.kind, limit)
+        for zone_id, rules, named, cache, entries_of in zones:
+            # People without grants of their own share their unit's and kind's windows.
+            key: tuple[object, ...] = (person.id, limit) if person.id in named else shared
+            by_flags = entries_of.get(key)
+            if by_flags is None:
+                windows = cache[key] = _windows(
+                    _grants(index, person, zone_id, rules),
+                    start,
+                    end if limit is None else min(end, limit),
+                    tz,
+                )
+                by_flags = entries_of[key] = {}
+            entry = by_flags.get(flags)
+            if entry is None:
+                windows = cache[key]
+                entry = interned.get((windows, flags))
+                if entry is None:
+                    entry = interned[(windows, flags)] = Entry(windows, flags)
+                by_flags[flags] = entry
+            out[zone_id][uid] = entry
+    return out
 
 
 def person_cards(index: RosterIndex) -> dict[str, list[str]]:
@@ -82,26 +118,6 @@ def person_cards(index: RosterIndex) -> dict[str, list[str]]:
     for card in index.cards():
         held.setdefault(card.person_id, []).append(card.uid.upper())
     return held
-
-
-def reflag(
-    index: RosterIndex,
-    entries: dict[str, Entry],
-    uids: list[str],
-    *,
-    start: datetime,
-) -> None:
-    """Set the held flag of these cards' entries (a health-only change), in place."""
-    for uid in uids:
-        entry = entries.get(uid)
-        card = index.card(uid)
-        if entry is None or card is None:
-            continue
-        record = index.health(card.person_id)
-        held = record is not None and record.holds(start)
-        flags = (entry.flags | FLAG_HELD) if held else (entry.flags & ~FLAG_HELD)
-        if flags != entry.flags:
-            entries[uid] = Entry(entry.windows, flags)
 
 
 def _in_units(index: RosterIndex, unit: str, units: Collection[str]) -> bool:

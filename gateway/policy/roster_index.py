@@ -196,9 +196,22 @@ class RosterIndex:
     def zones(self) -> Iterator[Zone]:
         return iter(self._zones.values())
 
-    def same_roster(self, other: RosterIndex) -> bool:
-        """True when `other` differs from self at most in health statuses and levels."""
-        return self._cards is other._cards and self._grants is other._grants
+    def changes_since(self, old: RosterIndex) -> tuple[set[str], set[str]] | None:
+        """(people whose cards may decide differently, zones whose grants, settings or rules
+        differ) between `old` and self; None when the org-unit tree changed (anything may)."""
+        if self._ancestors != old._ancestors:
+            return None
+        people = _changed_keys(self._people, old._people) | self.health_changed(old)
+        for uid in _changed_keys(self._cards, old._cards):
+            for card in (self._cards.get(uid), old._cards.get(uid)):
+                if card is not None:
+                    people.add(card.person_id)
+        zones = (
+            _changed_keys(self._grants, old._grants)
+            | _changed_keys(self._zones, old._zones)
+            | _changed_keys(self._rules, old._rules)
+        )
+        return people, zones
 
     def health_changed(self, other: RosterIndex) -> set[str]:
         """The people whose health record differs between self and `other`."""
@@ -240,6 +253,15 @@ class RosterIndex:
             f"doors={len(self._doors)}, zones={len(self._zones)}, "
             f"grant_zones={len(self._grants)}, health={len(self._health)})"
         )
+
+
+def _changed_keys(new: dict, old: dict) -> set:
+    """Keys whose values differ between two maps, or that only one has."""
+    if new is old:
+        return set()
+    changed = {key for key, value in new.items() if old.get(key) != value}
+    changed.update(key for key in old if key not in new)
+    return changed
 
 
 def _zone_rules(

@@ -7,6 +7,7 @@ tests join them on the signed bytes.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from devices.codecs.contract_json import sign_command
 from firmware_sim.offline import AllowlistHolder, OfflineJournal, decide_offline
 from gateway.domain.allowlist import (
     ListHeader,
+    card_hash,
     delta,
     device_salt,
     diff,
@@ -40,7 +42,9 @@ from gateway.domain.roster import (
     ZoneKind,
 )
 from gateway.domain.schedule import parse_schedule
+from gateway.pipeline.allowlists import AllowlistConfig, AllowlistPublisher
 from gateway.pipeline.signing import Ed25519CommandSigner, PublicKeyInfo
+from gateway.pipeline.topics import Topics
 from gateway.policy.allowlist_compile import compile_zone, door_rules
 from gateway.policy.decide import decide
 from gateway.policy.roster_index import RosterIndex
@@ -232,3 +236,78 @@ def test_the_journal_survives_a_restart_and_stays_bounded(tmp_path):
     assert list(again.entries) == ["e2", "e3", "e4"]
     assert again.drop(["e3", "nope"]) == 1
     assert list(OfflineJournal(path, capacity=3).entries) == ["e2", "e4"]
+
+
+async def test_deltas_keep_a_terminal_equal_to_a_fresh_compilation(key):
+    """Health, grant, card and level changes go out as deltas; applied in turn, the
+    terminal holds exactly what a full compilation of the new roster gives."""
+    base = roster()
+    state = {"index": RosterIndex.build(base)}
+    sent: list[tuple[str, bytes]] = []
+    publisher = AllowlistPublisher(
+        publish=lambda topic, payload: sent.append((topic, payload)),
+        topics=Topics("t"),
+        index=lambda: state["index"],
+        occupancy=lambda zone_id: 0,
+        signer=Ed25519CommandSigner(key),
+        secret=b"secret",
+        config=AllowlistConfig(tz=TZ, fever_threshold_c=37.3, emergency_units={"guards"}),
+    )
+    terminal = holder(key)
+
+    async def deliver() -> None:
+        sent.clear()
+        await publisher.refresh()
+        for topic, payload in sent:
+            if topic.endswith("/allowlist"):
+                assert terminal.take_list(payload)
+            elif payload:
+                assert terminal.take_delta(payload)
+
+    def expected() -> dict[str, tuple[tuple[tuple[int, int], ...], int]]:
+        current = terminal.current
+        assert current is not None
+        start = datetime.fromtimestamp(current.expires, UTC) - timedelta(days=3)
+        entries = compile_zone(
+            state["index"],
+            "lab",
+            start=start,
+            end=start + timedelta(days=3),
+            tz=TZ,
+            emergency_units={"guards"},
+        )
+        salt = device_salt(b"secret", DEVICE)
+        return {card_hash(salt, uid): (e.windows, e.flags) for uid, e in entries.items()}
+
+    def held() -> dict[str, tuple[tuple[tuple[int, int], ...], int]]:
+        current = terminal.current
+        assert current is not None
+        return {
+            h: (tuple(current.windows[w]) if w >= 0 else (), flags)
+            for h, (w, flags) in current.cards.items()
+        }
+
+    await deliver()
+    assert publisher.fulls == 1 and held() == expected()
+    changes = [
+        lambda r: dataclasses.replace(
+            r, health=(*r.health, HealthRecord("ann", HealthStatus.SUSPECTED, MONDAY))
+        ),
+        lambda r: dataclasses.replace(
+            r, grants=(*r.grants, Grant(GrantSubject(person_id="dan"), "lab", None))
+        ),
+        lambda r: dataclasses.replace(
+            r, people=tuple(dataclasses.replace(p, active=True) for p in r.people)
+        ),
+        lambda r: dataclasses.replace(
+            r, cards=tuple(dataclasses.replace(c, revoked=c.uid == "0A000003") for c in r.cards)
+        ),
+    ]
+    current = base
+    for change in changes:
+        current = change(current)
+        state["index"] = RosterIndex.build(current)
+        await deliver()
+        assert held() == expected()
+    # The grant to Dan while he is inactive changes nothing at the door: no delta for it.
+    assert publisher.fulls == 1 and publisher.deltas == len(changes) - 1
