@@ -352,7 +352,7 @@ class OfflineTerminal(SimTerminal):
         self.allowlist_topic = f"{kwargs.get('prefix', 'campus')}/devices/{args[1]}/allowlist"
         self.delta_topic = f"{self.allowlist_topic}-delta"
         self.uploads_topic = f"{kwargs.get('prefix', 'campus')}/devices/{args[1]}/uploads"
-        self.gateway_state_topic = f"{kwargs.get('prefix', 'campus')}/gateway/state"
+        self.gateway_state_prefix = f"{kwargs.get('prefix', 'campus')}/gateway/state/"
         super().__init__(*args, **kwargs)
         if self.verifier is None:
             raise ValueError("an offline terminal needs the gateway's public key (command_key)")
@@ -360,6 +360,7 @@ class OfflineTerminal(SimTerminal):
         self.journal = OfflineJournal(state_dir / "journal.jsonl", journal_capacity)
         self.decision_timeout_s = decision_timeout_s
         self.gateway_online: bool | None = None  # None: not heard yet
+        self._workers: dict[str, bool] = {}  # gateway worker -> online
         self.timed_out = False  # a card got no decision in time since the last one that did
         self.entered = 0
         self.stats = OfflineStats()
@@ -382,7 +383,7 @@ class OfflineTerminal(SimTerminal):
                 (self.signing_key_topic, 1),
                 (self.allowlist_topic, 1),
                 (self.delta_topic, 1),
-                (self.gateway_state_topic, 1),
+                (self.gateway_state_prefix + "+", 1),
             ],
             on_connected=self._announce_online,
             clean_start=self.session_expiry_s is None,
@@ -507,8 +508,9 @@ class OfflineTerminal(SimTerminal):
                 self.holder.take_list(message.payload)
             elif message.topic == self.delta_topic:
                 self.holder.take_delta(message.payload)
-            elif message.topic == self.gateway_state_topic:
-                self._on_gateway_state(message.payload)
+            elif message.topic.startswith(self.gateway_state_prefix):
+                worker = message.topic[len(self.gateway_state_prefix) :]
+                self._on_gateway_state(worker, message.payload)
         super()._handle_messages(batch)
         for command in self.commands[before:]:
             body = command.body
@@ -521,15 +523,20 @@ class OfflineTerminal(SimTerminal):
                 # The gateway answered this event itself (late, say): it logged it.
                 self.journal.drop([str(body.get("event_id"))])
 
-    def _on_gateway_state(self, payload: bytes) -> None:
+    def _on_gateway_state(self, worker: str, payload: bytes) -> None:
+        """The gateway is gone when no worker it has heard of says it is online."""
         try:
-            online = json.loads(payload).get("online")
+            online = json.loads(payload).get("online") if payload else None
         except (ValueError, UnicodeDecodeError, AttributeError):
             return
-        if online is True:
+        if not isinstance(online, bool):
+            self._workers.pop(worker, None)  # a cleared retained state: a worker retired
+            return
+        self._workers[worker] = online
+        if any(self._workers.values()):
             self.gateway_online = True
             self._back_online()
-        elif online is False:
+        else:
             self.gateway_online = False
             self.display = "offline"
 

@@ -148,7 +148,7 @@ class Gateway:
             receive_maximum=config.receive_maximum,
             keepalive=config.mqtt_keepalive_s,
             on_connected=self._announce_signing_key,
-            will=presence_will(self.topics),
+            will=presence_will(self.topics, config.client_id),
         )
         publisher = SerialAwarePublisher(
             self.mqtt,
@@ -270,7 +270,9 @@ class Gateway:
             signer=self.signer,
             counters=self.counters,
         )
-        return OfflineSupport(self.topics, self._retained, allowlists=allowlists, uploads=uploads)
+        return OfflineSupport(
+            self.topics, config.client_id, self._retained, allowlists=allowlists, uploads=uploads
+        )
 
     def _shared(self, topic: str) -> str:
         return f"$share/{self.config.share_group}/{topic}" if self.config.share_group else topic

@@ -1,6 +1,6 @@
 """What lets doors decide without the gateway (issue 13), hooked into one worker.
 
-- Presence: `{"online": true}` retained on `P/gateway/state` at every connect, the last
+- Presence: `{"online": true}` retained on `P/gateway/state/{worker}` at every connect, the last
   will `{"online": false}`, and `{"online": false}` on a clean stop.
 - Allowlists: `AllowlistPublisher` keeps every device's list current (needs the signing key).
 - Uploads: messages on `P/devices/+/uploads` go to the `UploadDesk`; everything else to
@@ -23,8 +23,8 @@ OFFLINE = json.dumps({"online": False}).encode()
 Handler = Callable[[Sequence[Message]], None]
 
 
-def presence_will(topics: Topics) -> Will:
-    return Will(topics.gateway_state, OFFLINE, qos=1, retain=True)
+def presence_will(topics: Topics, worker: str) -> Will:
+    return Will(topics.gateway_state(worker), OFFLINE, qos=1, retain=True)
 
 
 class OfflineSupport:
@@ -33,12 +33,14 @@ class OfflineSupport:
     def __init__(
         self,
         topics: Topics,
+        worker: str,
         publish: Callable[[str, bytes], None],
         *,
         allowlists: AllowlistPublisher | None = None,
         uploads: UploadDesk | None = None,
     ) -> None:
         self._topics = topics
+        self._state = topics.gateway_state(worker)
         self._publish = publish
         self.allowlists = allowlists
         self.uploads = uploads
@@ -47,7 +49,7 @@ class OfflineSupport:
         return [(self._topics.uploads, 1)] if self.uploads is not None else []
 
     def on_connected(self) -> None:
-        self._publish(self._topics.gateway_state, ONLINE)
+        self._publish(self._state, ONLINE)
         if self.allowlists is not None:
             # A broker restarted without persistence has lost the retained lists.
             self.allowlists.republish()
@@ -78,4 +80,4 @@ class OfflineSupport:
             await self.allowlists.stop()
         if self.uploads is not None:
             await self.uploads.drain()
-        self._publish(self._topics.gateway_state, OFFLINE)
+        self._publish(self._state, OFFLINE)

@@ -22,10 +22,9 @@ class Topics:
         """Retained: the public key that signs commands, for terminals to pin."""
         return f"{self.prefix}/gateway/signing-key"
 
-    @property
-    def gateway_state(self) -> str:
-        """Retained: the gateway's presence, `{"online": false}` as its last will (issue 13)."""
-        return f"{self.prefix}/gateway/state"
+    def gateway_state(self, worker: str) -> str:
+        """Retained: one worker's presence, `{"online": false}` its last will (issue 13)."""
+        return f"{self.prefix}/gateway/state/{worker}"
 
     @property
     def uploads(self) -> str:

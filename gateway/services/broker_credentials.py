@@ -110,7 +110,7 @@ def render_acl(prefix: str, *, sim_account: bool = False) -> str:
         "# Everyone may read (only the gateway may write) the key that signs commands,",
         "# and the gateway's presence.",
         f"pattern read {prefix}/gateway/signing-key",
-        f"pattern read {prefix}/gateway/state",
+        f"pattern read {prefix}/gateway/state/+",
         "",
     ]
     return "\n".join(lines)

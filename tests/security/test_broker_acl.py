@@ -221,10 +221,10 @@ def test_allowlists_reach_their_own_device_only_and_uploads_reach_the_gateway(
         device_a.subscribe(f"{PREFIX}/devices/term-b/allowlist")
         device_a.subscribe(f"{PREFIX}/devices/+/allowlist")
         assert device_b.subscribe(f"{PREFIX}/devices/term-b/allowlist") == 1
-        assert device_b.subscribe(f"{PREFIX}/gateway/state") == 1
+        assert device_b.subscribe(f"{PREFIX}/gateway/state/+") == 1
         assert gateway_probe.subscribe(f"{PREFIX}/devices/+/uploads") == 1
         assert gateway_probe.publish(f"{PREFIX}/devices/term-b/allowlist", b'{"l": "b"}') == 0
-        assert gateway_probe.publish(f"{PREFIX}/gateway/state", b'{"online": true}') == 0
+        assert gateway_probe.publish(f"{PREFIX}/gateway/state/gw-1", b'{"online": true}') == 0
         assert device_b.publish(f"{PREFIX}/devices/term-b/uploads", b'{"u": 1}') in ACCEPTED
         assert {m.payload for m in device_b.received(0.5)} == {b'{"l": "b"}', b'{"online": true}'}
         assert [m.payload for m in device_a.received(0.3)] == []
