@@ -96,6 +96,7 @@ class Gateway:
 
     async def start(self) -> None:
         config = self.config
+        self._stopping, self._tasks = False, []  # a stopped gateway may start again
         self._pool = await create_pool(config.database_url, min_size=2, max_size=6)
         async with self._pool.acquire() as conn:
             await access_log.ensure_partitions(conn, datetime.now(UTC))
