@@ -13,14 +13,17 @@ import asyncio
 import dataclasses
 import gzip
 import json
+import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from firmware_sim.offline import AllowlistHolder, decide_offline
 from gateway.domain.campus import CampusRoster
+from gateway.domain.events import Direction
 from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.domain.roster import (
     Card,
@@ -37,8 +40,9 @@ from gateway.domain.roster import (
 )
 from gateway.domain.schedule import parse_schedule
 from gateway.pipeline.allowlists import AllowlistConfig, AllowlistPublisher, salt_secret
-from gateway.pipeline.signing import Ed25519CommandSigner
+from gateway.pipeline.signing import Ed25519CommandSigner, PublicKeyInfo
 from gateway.pipeline.topics import Topics
+from gateway.policy.decide import decide
 from gateway.policy.roster_index import RosterIndex
 
 
@@ -86,6 +90,50 @@ def campus(people: int, buildings: int, doors_per_zone: int) -> CampusRoster:
     )
 
 
+def agreement(
+    index: RosterIndex,
+    config: AllowlistConfig,
+    *,
+    sent_lists: list[bytes],
+    key: Ed25519PrivateKey,
+    samples: int = 20_000,
+) -> tuple[int, int]:
+    """Offline (the terminal's rules on its list) against online (`decide`) decisions for
+    random cards at random minutes of the next day at the first door; equal reasons count,
+    except the documented case (a revoked card is unknown offline)."""
+    payload = sent_lists[0]
+    device_id = json.loads(payload)["device"]
+    terminal = AllowlistHolder(device_id, PublicKeyInfo.of(key).public_raw)
+    assert terminal.take_list(payload)
+    device = index.device(device_id)
+    assert device is not None
+    door = index.door(device.door_id)
+    assert door is not None
+    uids = [card.uid for card in index.cards()] + [f"{0xDEAD0000 + n:08X}" for n in range(100)]
+    rng = random.Random(13)
+    start = datetime.now(UTC)
+    agree = 0
+    for _ in range(samples):
+        uid = rng.choice(uids)
+        at = start + timedelta(minutes=rng.randrange(24 * 60))
+        online = decide(
+            index,
+            door=door,
+            card_uid=uid,
+            direction=Direction.IN,
+            now=at,
+            tz=config.tz,
+            celsius=None,
+            fever_threshold_c=config.fever_threshold_c,
+            occupancy=0,
+            temperature_window_open=False,
+        )
+        verdict, reason = decide_offline(terminal.current, uid, direction="in", now=at.timestamp())
+        expected = "unknown_card" if online.reason.value == "card_revoked" else online.reason.value
+        agree += verdict == online.verdict.value and reason == expected
+    return agree, samples
+
+
 @click.command("allowlist-bench")
 @click.option("--people", default=50_000, show_default=True)
 @click.option("--buildings", default=40, show_default=True, help="dormitory zones")
@@ -112,6 +160,7 @@ def command(people: int, buildings: int, doors_per_zone: int, as_json: bool) -> 
     asyncio.run(publisher.refresh())
     full_s, compile_s = time.perf_counter() - began, publisher.last_compile_s
     lists = [payload for topic, payload in sent if topic.endswith("/allowlist")]
+    first_index = state["index"]
     first = lists[0]
 
     # One health change, as a status set at the API: a delta to every door.
@@ -136,6 +185,9 @@ def command(people: int, buildings: int, doors_per_zone: int, as_json: bool) -> 
     roster_deltas = [p for t, p in sent if t.endswith("/allowlist-delta") and p]
     roster_fulls = [p for t, p in sent if t.endswith("/allowlist")]
 
+    # The first lists against the roster they were compiled from.
+    agree, samples = agreement(first_index, config, sent_lists=lists, key=key)
+
     figures = {
         "people": people,
         "zones": sum(1 for _ in state["index"].zones()),
@@ -151,6 +203,7 @@ def command(people: int, buildings: int, doors_per_zone: int, as_json: bool) -> 
         "grant_change_to_deltas_s": round(roster_s, 3),
         "grant_change_deltas": len(roster_deltas),
         "grant_change_full_lists": len(roster_fulls),
+        "offline_online_agreement": f"{agree}/{samples}",
     }
     if as_json:
         click.echo(json.dumps(figures))
