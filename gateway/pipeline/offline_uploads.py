@@ -147,6 +147,7 @@ class UploadDesk:
         self._counters = counters
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()  # uploads are taken in the order they came
+        self._unlogged: set[tuple[str, str]] = set()
         self.logged = 0
         self.mismatches = 0
 
@@ -194,13 +195,22 @@ class UploadDesk:
         # In this process the online path and the uploads share the duplicate memory: an
         # event decided online is not logged again, and one logged here is answered, not
         # decided, if the broker still delivers it.
-        fresh = [e for e in events if not self._seen.lookup((device_id, e.event_id))[0]]
+        fresh = [
+            e
+            for e in events
+            if (device_id, e.event_id) in self._unlogged
+            or not self._seen.lookup((device_id, e.event_id))[0]
+        ]
+        keys = {(device_id, e.event_id) for e in fresh}
         for event in fresh:
             reason = _reason(event.reason)
             self._seen.remember(
                 (device_id, event.event_id),
                 Decision.recorded(event.event_id, event.decision.value, reason.value),
             )
+        # Remembered before they are durable (so the online path leaves them alone), but
+        # still to be logged when this attempt fails and the terminal sends them again.
+        self._unlogged |= keys
         async with acquire(self._pool, 10.0) as conn:
             logged = await store.already_logged(conn, device_id, [e.event_id for e in fresh])
             fresh = [e for e in fresh if e.event_id not in logged]
@@ -212,6 +222,7 @@ class UploadDesk:
             }
             rows = [self._row(index, device_id, door, e, received, held_then) for e in fresh]
             newly = await store.record_uploads(conn, [(row, rec) for row, rec, _ in rows])
+        self._unlogged -= keys
         for row, record, outcome in rows:
             if row.event_id not in newly:
                 continue

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -247,3 +249,62 @@ async def test_a_terminal_cut_from_the_broker_decides_offline_and_logs_each_even
         finally:
             await gate.stop()
             await gateway.stop()
+
+
+async def test_hostile_uploads_are_counted_and_refused_without_losing_good_events(
+    campus_dsn, mqtt_url, prefix, campus, config_factory
+):
+    """Garbage on the uploads topic is counted and dropped; in a batch, a bad event is
+    refused (and acknowledged, so it is not sent forever) while the good one is logged."""
+    key = Ed25519PrivateKey.generate()
+    config = dataclasses.replace(
+        config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"), signing_key=key
+    )
+    facts = campus.facts
+    device = facts.office_device
+    gateway = Gateway(config)
+    await gateway.start()
+    terminal = OfflineTerminal(
+        mqtt_url,
+        device,
+        prefix=prefix,
+        command_key=PublicKeyInfo.of(key).public_key,
+        state_dir=Path(tempfile.mkdtemp()),
+    )
+    probe = MqttClient(BrokerAddress.parse(mqtt_url), client_id=f"probe-{prefix}")
+    try:
+        await terminal.start()
+        await probe.connect()
+        topic = f"{prefix}/devices/{device}/uploads"
+        for garbage in (b"\xff\xfe", b"[]", b'{"type":"offline_batch","events":7}', b"{" * 5000):
+            probe.publish(topic, garbage, qos=1)
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        good = {
+            "event_id": "up-good",
+            "ts": now,
+            "type": "card",
+            "card_uid": facts.staff_card,
+            "direction": "in",
+            "offline": True,
+            "decision": "admit",
+            "reason": "ok",
+            "allowlist_version": 1,
+        }
+        bad = {**good, "event_id": "up-bad", "card_uid": "XYZ"}
+        batch = {"type": "offline_batch", "events": [bad, good]}
+        probe.publish(topic, json.dumps(batch).encode(), qos=1)
+        await until(lambda: any(c.type == "upload_ack" for c in terminal.commands))
+        ack = next(c.body for c in terminal.commands if c.type == "upload_ack")
+        assert ack is not None and sorted(ack["event_ids"]) == ["up-bad", "up-good"]
+        rejected = gateway.counters.snapshot()["rejected_by_cause"]
+        assert rejected.get("offline_not_a_batch", 0) == 3
+        assert rejected.get("offline_bad_batch", 0) == 1
+        assert rejected.get("offline_bad_event", 0) == 1
+        assert gateway.offline.uploads.logged == 1
+        # The gateway still decides online.
+        decided = await terminal.decision(terminal.swipe(facts.staff_card), timeout=10)
+        assert decided["decision"] == "admit" and "offline" not in decided
+    finally:
+        await probe.close()
+        await terminal.stop()
+        await gateway.stop()
