@@ -231,7 +231,8 @@ class UploadDesk:
                 self._occupancy.passed(
                     record.zone_id, record.direction, record.person_id, record.received_at
                 )
-            if outcome is not None:
+            self._alerts(device_id, door.id, record, outcome)
+            if record.verdict is Verdict.ADMIT and outcome.verdict is not Verdict.ADMIT:
                 self._mismatch(device_id, door.id, record, row, outcome)
         return [e.event_id for e in events] + dropped
 
@@ -331,8 +332,27 @@ class UploadDesk:
             outcome.reason.value,
             event.allowlist_version,
         )
-        mismatch = event.decision is Verdict.ADMIT and outcome.verdict is not Verdict.ADMIT
-        return row, record, outcome if mismatch else None
+        return row, record, outcome
+
+    def _alerts(self, device_id: str, door_id: str, record: AccessRecord, outcome: Any) -> None:
+        """The alerts the gateway would have raised online (an outsider, a held person at the
+        door), late but not lost; their detail says they come from an offline upload."""
+        for kind in outcome.alerts:
+            self._alerter.raise_alert(
+                kind,
+                record.received_at,
+                door=door_id,
+                zone=record.zone_id,
+                device=device_id,
+                person=record.person_id,
+                detail={
+                    "offline": True,
+                    "event_id": record.event_id,
+                    "reason": outcome.reason.value,
+                    "direction": record.direction.value if record.direction else None,
+                    **({"card_uid": record.card_uid} if record.person_id is None else {}),
+                },
+            )
 
     def _mismatch(
         self, device_id: str, door_id: str, record: AccessRecord, row: store.UploadRow, outcome: Any

@@ -175,6 +175,20 @@ async def test_terminal_decides_offline_and_reconciles_once(
             assert [(a["person"], a["detail"]["event_id"]) for a in alerts] == [
                 (stale_person, events["stale"])
             ]
+            # What the guards would have seen online comes late, flagged offline.
+            late = await conn.fetch(
+                """SELECT kind, detail->>'event_id' AS event_id FROM alerts
+                   WHERE device = $1 AND detail->>'offline' = 'true'""",
+                facts.gate_device,
+            )
+            assert sorted((a["kind"], a["event_id"]) for a in late) == sorted(
+                [
+                    ("isolation_breach", events["isolated"]),
+                    ("outsider", events["outsider"]),
+                    ("isolation_breach", events["delta"]),
+                    ("isolation_breach", events["stale"]),
+                ]
+            )
         finally:
             await conn.close()
     finally:
