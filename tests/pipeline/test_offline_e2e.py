@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,7 +31,7 @@ from firmware_sim.offline import FLAG_HELD, OfflineTerminal
 from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.pipeline.allowlists import AllowlistConfig
 from gateway.pipeline.gateway import Gateway
-from gateway.pipeline.signing import PublicKeyInfo
+from gateway.pipeline.signing import PublicKeyInfo, load_key
 from gateway.store.db import connect
 from gateway.store.health import set_health
 
@@ -322,3 +326,79 @@ async def test_hostile_uploads_are_counted_and_refused_without_losing_good_event
         await probe.close()
         await terminal.stop()
         await gateway.stop()
+
+
+async def test_a_killed_gateway_sends_the_doors_offline_by_its_last_will(
+    campus_dsn, mqtt_url, prefix, campus, tmp_path
+):
+    """`campusgate serve` killed (SIGKILL: no goodbye): the broker's last will tells the
+    gate the gateway is gone, the gate decides alone, and after the restart its journal
+    is logged once."""
+    facts = campus.facts
+    env = {
+        **os.environ,
+        "CAMPUSGATE_DATABASE_URL": campus_dsn,
+        "CAMPUSGATE_MQTT_URL": mqtt_url,
+        "CAMPUSGATE_TOPIC_PREFIX": prefix,
+        "CAMPUSGATE_DATA_DIR": str(tmp_path / "data"),
+        "CAMPUSGATE_LOG_LEVEL": "WARNING",
+        "CAMPUSGATE_API_PORT": "0",
+        "CAMPUSGATE_METRICS_PORT": "0",
+    }
+
+    def spawn() -> subprocess.Popen:
+        with (tmp_path / "gateway.log").open("ab") as sink:
+            return subprocess.Popen(
+                [sys.executable, "-m", "gateway", "serve", "--client-id", f"gw-{prefix}"],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+
+    proc = spawn()
+    key_file = tmp_path / "data" / "keys" / "command-signing.pem"
+    gate: OfflineTerminal | None = None
+    try:
+        await until(key_file.exists, timeout=60)
+        await asyncio.sleep(0.2)  # written whole before it is linked into place
+        public = PublicKeyInfo.of(load_key(key_file)).public_key
+        gate = OfflineTerminal(
+            mqtt_url, facts.gate_device, prefix=prefix, command_key=public, state_dir=tmp_path / "g"
+        )
+        await gate.start()
+        await until(lambda: gate.holder.current is not None and gate.gateway_online, 60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        await until(lambda: gate.gateway_online is False, 30)
+        events = {
+            "isolated": gate.swipe(facts.isolated_card),
+            "outsider": gate.swipe(facts.outsider_card),
+            "student": gate.swipe(facts.resident_cards[1]),
+        }
+        decided = {n: await gate.decision(e, timeout=5) for n, e in events.items()}
+        assert {n: (d["decision"], d["reason"]) for n, d in decided.items()} == {
+            "isolated": ("deny", "health_hold"),
+            "outsider": ("deny", "unknown_card"),
+            "student": ("admit", "ok"),
+        }
+        proc = spawn()
+        await until(lambda: gate.gateway_online and len(gate.journal) == 0, 60)
+        conn = await connect(campus_dsn)
+        try:
+            rows = await conn.fetch(
+                """SELECT event_id, count(*) AS n FROM access_events
+                   WHERE device_id = $1 AND event_id = ANY($2::text[]) GROUP BY 1""",
+                facts.gate_device,
+                list(events.values()),
+            )
+        finally:
+            await conn.close()
+        assert {r["event_id"]: r["n"] for r in rows} == dict.fromkeys(events.values(), 1)
+    finally:
+        if gate is not None:
+            await gate.stop()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
