@@ -18,7 +18,7 @@ from gateway.domain.alerts import AlertKind
 from gateway.domain.decisions import Decision
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
-from gateway.pipeline.allowlists import AllowlistConfig, AllowlistPublisher, salt_secret
+from gateway.pipeline.allowlists import AllowlistConfig
 from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.device_clocks import DeviceClocks
 from gateway.pipeline.device_watch import DeviceWatch
@@ -26,8 +26,7 @@ from gateway.pipeline.doors import DoorDesk, DoorPolicy
 from gateway.pipeline.gathering import GatheringWatch
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
-from gateway.pipeline.offline import OfflineSupport, presence_will
-from gateway.pipeline.offline_uploads import UploadDesk
+from gateway.pipeline.offline import OfflineSupport, offline_support, presence_will
 from gateway.pipeline.publisher import LATE_AFTER_S
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders, parse_osdp_keys
@@ -237,42 +236,26 @@ class Gateway:
         if self.offline is not None:
             self.offline.on_connected()
 
-    def _retained(self, topic: str, payload: bytes) -> None:
-        if self.mqtt is not None:
-            self.mqtt.publish(topic, payload, qos=1, retain=True)
-
     def _offline_support(
         self, seen: SeenEvents, occupancy: Occupancy, alerter: Alerter
     ) -> OfflineSupport:
         """Presence, allowlists and uploads (issue 13): gateway/pipeline/offline.py."""
         assert self.mqtt is not None and self.roster is not None and self._pool is not None
-        mqtt, roster, config = self.mqtt, self.roster, self.config
-        allowlists = None
-        if config.allowlists is not None and config.signing_key is not None and self.signer:
-            allowlists = AllowlistPublisher(
-                publish=self._retained,
-                topics=self.topics,
-                index=lambda: roster.index,
-                occupancy=occupancy.count,
-                signer=self.signer,
-                secret=salt_secret(config.signing_key),
-                config=config.allowlists,
-            )
-        uploads = UploadDesk(
-            pool=self._pool,
+        roster = self.roster
+        return offline_support(
+            mqtt=self.mqtt,
+            topics=self.topics,
+            worker=self.config.client_id,
             index=lambda: roster.index,
-            policy=config.policy,
+            pool=self._pool,
+            policy=self.config.policy,
             seen=seen,
             occupancy=occupancy,
             alerter=alerter,
-            publish=lambda topic, payload: mqtt.publish(topic, payload, qos=1),
-            ack=mqtt.ack,
-            topics=self.topics,
             signer=self.signer,
+            signing_key=self.config.signing_key,
+            allowlists=self.config.allowlists,
             counters=self.counters,
-        )
-        return OfflineSupport(
-            self.topics, config.client_id, self._retained, allowlists=allowlists, uploads=uploads
         )
 
     def _shared(self, topic: str) -> str:

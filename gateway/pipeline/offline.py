@@ -12,10 +12,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from devices.transports.mqtt import Message, Will
-from gateway.pipeline.allowlists import AllowlistPublisher
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from devices.transports.mqtt import Message, MqttClient, Will
+from gateway.metrics import Counters
+from gateway.pipeline.alerting import Alerter
+from gateway.pipeline.allowlists import AllowlistConfig, AllowlistPublisher, salt_secret
+from gateway.pipeline.dedupe import SeenEvents
+from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.offline_uploads import UploadDesk
+from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
+from gateway.policy.occupancy import Occupancy
+from gateway.policy.roster_index import RosterIndex
 
 ONLINE = json.dumps({"online": True}).encode()
 OFFLINE = json.dumps({"online": False}).encode()
@@ -81,3 +91,51 @@ class OfflineSupport:
         if self.uploads is not None:
             await self.uploads.drain()
         self._publish(self._state, OFFLINE)
+
+
+def offline_support(
+    *,
+    mqtt: MqttClient,
+    topics: Topics,
+    worker: str,
+    index: Callable[[], RosterIndex],
+    pool: asyncpg.Pool,
+    policy: DoorPolicy,
+    seen: SeenEvents,
+    occupancy: Occupancy,
+    alerter: Alerter,
+    signer: Ed25519CommandSigner | None,
+    signing_key: Ed25519PrivateKey | None,
+    allowlists: AllowlistConfig | None,
+    counters: Counters,
+) -> OfflineSupport:
+    """What one worker needs for offline doors; allowlists only with a config and the key."""
+
+    def retained(topic: str, payload: bytes) -> None:
+        mqtt.publish(topic, payload, qos=1, retain=True)
+
+    publisher = None
+    if allowlists is not None and signing_key is not None and signer is not None:
+        publisher = AllowlistPublisher(
+            publish=retained,
+            topics=topics,
+            index=index,
+            occupancy=occupancy.count,
+            signer=signer,
+            secret=salt_secret(signing_key),
+            config=allowlists,
+        )
+    uploads = UploadDesk(
+        pool=pool,
+        index=index,
+        policy=policy,
+        seen=seen,
+        occupancy=occupancy,
+        alerter=alerter,
+        publish=lambda topic, payload: mqtt.publish(topic, payload, qos=1),
+        ack=mqtt.ack,
+        topics=topics,
+        signer=signer,
+        counters=counters,
+    )
+    return OfflineSupport(topics, worker, retained, allowlists=publisher, uploads=uploads)

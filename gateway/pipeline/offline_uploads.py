@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -398,6 +397,3 @@ def _log_time(device_ts: datetime, received: datetime, max_stay_h: float) -> dat
     if received - device_ts > timedelta(hours=max_stay_h):
         return received
     return device_ts
-
-
-_ = time
