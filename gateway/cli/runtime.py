@@ -158,7 +158,9 @@ def gateway_config(
         share_group=share_group,
         osdp_keys=settings.osdp_keys,
         signing_key=command_signing_key(settings),
-        allowlists=AllowlistConfig(
+        allowlists=None
+        if not settings.publish_allowlists
+        else AllowlistConfig(
             tz=settings.tz,
             fever_threshold_c=settings.fever_threshold_c,
             days=settings.allowlist_days,
