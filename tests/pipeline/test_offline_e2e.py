@@ -131,6 +131,9 @@ async def test_terminal_decides_offline_and_reconciles_once(
         assert events["student"] in gate.unlocked and events["outsider"] not in gate.unlocked
         assert gate.display == "offline"
 
+        # Isolated only after the swipe: the re-decision takes the status as it stood then.
+        student_person = await person_of(campus_dsn, student)
+        await set_status(campus_dsn, student_person, HealthStatus.HOME_ISOLATION)
         journaled = dict(gate.journal.entries[events["student"]])
         # The terminal restarts: its list and its journal are still there.
         await gate.stop()
@@ -200,6 +203,7 @@ async def test_terminal_decides_offline_and_reconciles_once(
         await gateway.stop()
         await set_status(campus_dsn, delta_person, HealthStatus.CLEAR)
         await set_status(campus_dsn, stale_person, HealthStatus.CLEAR)
+        await set_status(campus_dsn, await person_of(campus_dsn, student), HealthStatus.CLEAR)
 
 
 async def test_a_terminal_cut_from_the_broker_decides_offline_and_logs_each_event_once(
