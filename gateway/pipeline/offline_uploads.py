@@ -50,6 +50,7 @@ AHEAD_S = 5.0  # a device time this far ahead of the gateway's is not believed (
 _EVENT_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 _CARD = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{10}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 _CLEAR_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
+_HEALTH_REASONS = frozenset({Reason.HEALTH_HOLD, Reason.FEVER, Reason.TEMPERATURE_INVALID})
 
 
 class UploadRejected(ValueError):
@@ -368,7 +369,9 @@ class UploadDesk:
                 "event_id": row.event_id,
                 "device_ts": row.device_ts.isoformat(),
                 "local_reason": row.local_reason,
-                "reason": outcome.reason.value,
+                # Health data stays out: liaisons see this alert, not the health ones; the
+                # isolation_breach or fever alert raised beside it says why, to those who may.
+                "reason": None if outcome.reason in _HEALTH_REASONS else outcome.reason.value,
                 "allowlist_version": row.allowlist_version,
             },
         )

@@ -182,6 +182,9 @@ async def test_terminal_decides_offline_and_reconciles_once(
             assert [(a["person"], a["detail"]["event_id"]) for a in alerts] == [
                 (stale_person, events["stale"])
             ]
+            # Liaisons see this alert: the health hold behind it is not in it.
+            assert alerts[0]["detail"]["reason"] is None
+            assert alerts[0]["detail"]["local_reason"] == "ok"
             # What the guards would have seen online comes late, flagged offline.
             late = await conn.fetch(
                 """SELECT kind, detail->>'event_id' AS event_id FROM alerts
