@@ -62,13 +62,14 @@ class Fleet:
                 device_id,
                 prefix=prefix,
                 on_decision=on_decision,
-                **self._identity(device_id),
+                **self.identity(device_id),
                 **terminal_options,
             )
             for device_id in device_ids
         }
 
-    def _identity(self, device_id: str) -> dict[str, Any]:
+    def identity(self, device_id: str) -> dict[str, Any]:
+        """The login options of one device's terminal (its password or certificate)."""
         found: dict[str, Any] = {}
         if device_id in self._passwords:
             found["password"] = self._passwords[device_id]
@@ -100,7 +101,7 @@ class Fleet:
 
     def add(self, device_id: str, **terminal_options: Any) -> SimTerminal:
         """Add a terminal (not started), e.g. one the gateway does not know."""
-        options = {**self._identity(device_id), **terminal_options}
+        options = {**self.identity(device_id), **terminal_options}
         terminal = SimTerminal(self.address, device_id, prefix=self.prefix, **options)
         self.terminals[device_id] = terminal
         return terminal

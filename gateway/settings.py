@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     # the same one (default: <data_dir>/keys/command-signing.pem).
     sign_commands: bool = True
     signing_key_file: Path | None = None
+    # Offline decisions (issue 13): how long a door's allowlist is valid (schedules are
+    # expanded that far ahead), and the org units whose people an expired list still admits.
+    # Several workers (`campusgate worker`) would each publish their own lists and deltas:
+    # turn it on for one of them only.
+    publish_allowlists: bool = True
+    allowlist_days: float = Field(default=3.0, gt=0, le=31)
+    offline_emergency_units: str = ""
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"

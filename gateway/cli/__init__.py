@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "gateway.cli.report",
     "trace": "gateway.cli.trace",
     "trace-bench": "gateway.cli.trace_bench",
+    "allowlist-bench": "gateway.cli.allowlist_bench",
     "retention": "gateway.cli.retention",
     "export": "gateway.cli.export",
     "travel": "gateway.cli.travel",

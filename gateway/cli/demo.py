@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import secrets
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -26,6 +27,7 @@ from firmware_sim.hardware import DoorHardware, demo_hardware
 from gateway.cli import settings_of
 from gateway.cli.api_process import ApiProcess, ApiProcessError, api_socket, console_url
 from gateway.cli.demo_identity import DemoAccounts, make_accounts, probe_enforcement
+from gateway.cli.demo_offline import offline_showcase
 from gateway.cli.demo_view import LiveView
 from gateway.cli.demo_workflows import (
     remeasure_fevers,
@@ -338,6 +340,13 @@ async def run_demo(
             console.print("stopped during the showcase")
             return True
         results = showcase.result()
+        if pin is not None and config.allowlists is not None:
+            offline_dir = data_dir / "offline-gate"
+            shutil.rmtree(offline_dir, ignore_errors=True)  # a fresh door: no earlier journal
+            console.print("[bold]offline decisions[/bold]: the gateway stops, the gate goes on")
+            offline = await offline_showcase(gateway, fleet, campus, dsn, pin, offline_dir, console)
+            console.print(str(offline), highlight=False)
+            results.append(offline)
         failed = [r.name for r in results if not r.ok]
         if failed:
             summary = (

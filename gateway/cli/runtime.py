@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from devices.codecs.thermal import Calibration
 from devices.transports.mqtt import BrokerAddress, Protocol
 from gateway.cli.local_broker import LocalAmqtt, LocalMosquitto, MosquittoError, find_mosquitto
+from gateway.pipeline.allowlists import AllowlistConfig
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.gateway import GatewayConfig
 from gateway.pipeline.signing import (
@@ -170,6 +171,16 @@ def gateway_config(
         share_group=share_group,
         osdp_keys=settings.osdp_keys,
         signing_key=command_signing_key(settings),
+        allowlists=None
+        if not settings.publish_allowlists
+        else AllowlistConfig(
+            tz=settings.tz,
+            fever_threshold_c=settings.fever_threshold_c,
+            days=settings.allowlist_days,
+            emergency_units=frozenset(
+                unit.strip() for unit in settings.offline_emergency_units.split(",") if unit.strip()
+            ),
+        ),
     )
 
 

@@ -27,6 +27,9 @@ class AlertKind(StrEnum):
     DATABASE_STALL = "database_stall"
     # Not in contract section 5 (issue #10): a device's clock is hours or years off.
     CLOCK_SKEW = "clock_skew"
+    # Not in contract section 5 (issue #13): a terminal admitted offline whom the gateway
+    # would have denied (its allowlist was stale).
+    OFFLINE_MISMATCH = "offline_mismatch"
 
 
 class Severity(StrEnum):
@@ -62,6 +65,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.GATHERING: Severity.HIGH,
     AlertKind.DATABASE_STALL: Severity.CRITICAL,
     AlertKind.CLOCK_SKEW: Severity.LOW,
+    AlertKind.OFFLINE_MISMATCH: Severity.HIGH,
 }
 
 

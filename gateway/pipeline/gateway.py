@@ -18,6 +18,7 @@ from gateway.domain.alerts import AlertKind
 from gateway.domain.decisions import Decision
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
+from gateway.pipeline.allowlists import AllowlistConfig
 from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.device_clocks import DeviceClocks
 from gateway.pipeline.device_watch import DeviceWatch
@@ -25,6 +26,7 @@ from gateway.pipeline.doors import DoorDesk, DoorPolicy
 from gateway.pipeline.gathering import GatheringWatch
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
+from gateway.pipeline.offline import OfflineSupport, offline_support, presence_will
 from gateway.pipeline.publisher import LATE_AFTER_S
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders, parse_osdp_keys
@@ -62,6 +64,8 @@ class GatewayConfig:
     late_after_s: float = LATE_AFTER_S
     # Signs every command (docs/protocol.md, "Signed commands"); None sends them unsigned.
     signing_key: Ed25519PrivateKey | None = None
+    # Door allowlists for offline decisions (issue 13); None publishes none. Needs the key.
+    allowlists: AllowlistConfig | None = None
 
 
 class Gateway:
@@ -81,6 +85,7 @@ class Gateway:
         self.devices: DeviceWatch | None = None
         self.gathering: GatheringWatch | None = None
         self.serial: SerialReaders | None = None
+        self.offline: OfflineSupport | None = None
         self.signer = Ed25519CommandSigner(config.signing_key) if config.signing_key else None
 
     @property
@@ -90,6 +95,7 @@ class Gateway:
 
     async def start(self) -> None:
         config = self.config
+        self._stopping, self._tasks = False, []  # a stopped gateway may start again
         self._pool = await create_pool(config.database_url, min_size=2, max_size=6)
         async with self._pool.acquire() as conn:
             await access_log.ensure_partitions(conn, datetime.now(UTC))
@@ -128,7 +134,11 @@ class Gateway:
             arrived = clock - (now - received_at).total_seconds()
             seen.remember((device_id, event_id), decision, arrived)
 
-        subscriptions = [(self._events_filter(), 1), (self.topics.states, 1)]
+        subscriptions = [
+            (self._events_filter(), 1),
+            (self.topics.states, 1),
+            (self._shared(self.topics.uploads), 1),
+        ]
         self.mqtt = MqttClient(
             config.broker,
             client_id=config.client_id,
@@ -138,6 +148,7 @@ class Gateway:
             receive_maximum=config.receive_maximum,
             keepalive=config.mqtt_keepalive_s,
             on_connected=self._announce_signing_key,
+            will=presence_will(self.topics, config.client_id),
         )
         publisher = SerialAwarePublisher(
             self.mqtt,
@@ -187,7 +198,8 @@ class Gateway:
             publisher=publisher,
             counters=self.counters,
         )
-        self.mqtt.set_handler(ingest.on_messages)
+        self.offline = self._offline_support(seen, occupancy, alerter)
+        self.mqtt.set_handler(self.offline.route(ingest.on_messages))
         self.serial = SerialReaders(
             roster=self.roster,
             desk=self.desk,
@@ -204,6 +216,7 @@ class Gateway:
         gc.freeze()
         await self.mqtt.connect()
         await self.serial.start()
+        self.offline.start()
         self._tasks.append(asyncio.create_task(self._stats_loop(), name="gateway-stats"))
         _LOGGER.info(
             "gateway %s up: broker %s:%s, prefix %r, %d recent decisions remembered",
@@ -220,6 +233,33 @@ class Gateway:
         if self.signer is not None and self.mqtt is not None:
             payload = self.signer.info.announcement()
             self.mqtt.publish(self.topics.signing_key, payload, qos=1, retain=True)
+        if self.offline is not None:
+            self.offline.on_connected()
+
+    def _offline_support(
+        self, seen: SeenEvents, occupancy: Occupancy, alerter: Alerter
+    ) -> OfflineSupport:
+        """Presence, allowlists and uploads (issue 13): gateway/pipeline/offline.py."""
+        assert self.mqtt is not None and self.roster is not None and self._pool is not None
+        roster = self.roster
+        return offline_support(
+            mqtt=self.mqtt,
+            topics=self.topics,
+            worker=self.config.client_id,
+            index=lambda: roster.index,
+            pool=self._pool,
+            policy=self.config.policy,
+            seen=seen,
+            occupancy=occupancy,
+            alerter=alerter,
+            signer=self.signer,
+            signing_key=self.config.signing_key,
+            allowlists=self.config.allowlists,
+            counters=self.counters,
+        )
+
+    def _shared(self, topic: str) -> str:
+        return f"$share/{self.config.share_group}/{topic}" if self.config.share_group else topic
 
     def _events_filter(self) -> str:
         if self.config.share_group:
@@ -247,6 +287,8 @@ class Gateway:
             await self.serial.stop()
         if self.mqtt is not None:
             self.mqtt.hold()
+        if self.offline is not None:
+            await self.offline.stop()
         if self.desk is not None:
             closed = self.desk.close_windows()
             if closed:

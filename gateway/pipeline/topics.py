@@ -22,6 +22,21 @@ class Topics:
         """Retained: the public key that signs commands, for terminals to pin."""
         return f"{self.prefix}/gateway/signing-key"
 
+    def gateway_state(self, worker: str) -> str:
+        """Retained: one worker's presence, `{"online": false}` its last will (issue 13)."""
+        return f"{self.prefix}/gateway/state/{worker}"
+
+    @property
+    def uploads(self) -> str:
+        """What terminals decided offline, uploaded when the gateway is back (issue 13)."""
+        return f"{self.prefix}/devices/+/uploads"
+
+    def allowlist(self, device_id: str) -> str:
+        return f"{self.prefix}/devices/{device_id}/allowlist"
+
+    def allowlist_delta(self, device_id: str) -> str:
+        return f"{self.prefix}/devices/{device_id}/allowlist-delta"
+
     def commands(self, device_id: str) -> str:
         return f"{self.prefix}/devices/{device_id}/commands"
 

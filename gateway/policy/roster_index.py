@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.domain.campus import CampusRoster
 from gateway.domain.health import HealthRecord
@@ -196,6 +197,35 @@ class RosterIndex:
     def zones(self) -> Iterator[Zone]:
         return iter(self._zones.values())
 
+    def changes_since(self, old: RosterIndex) -> tuple[set[str], set[str]] | None:
+        """(people whose cards may decide differently, zones whose grants, settings or rules
+        differ) between `old` and self; None when the org-unit tree changed (anything may)."""
+        if self._ancestors != old._ancestors:
+            return None
+        people = _changed_keys(self._people, old._people) | self.health_changed(old)
+        for uid in _changed_keys(self._cards, old._cards):
+            for card in (self._cards.get(uid), old._cards.get(uid)):
+                if card is not None:
+                    people.add(card.person_id)
+        zones = (
+            _changed_keys(self._grants, old._grants)
+            | _changed_keys(self._zones, old._zones)
+            | _changed_keys(self._rules, old._rules)
+        )
+        return people, zones
+
+    def health_changed(self, other: RosterIndex) -> set[str]:
+        """The people whose health record differs between self and `other`."""
+        mine, theirs = self._health, other._health
+        if mine is theirs:
+            return set()
+        changed = {p for p, record in mine.items() if theirs.get(p) != record}
+        return changed | {p for p in theirs if p not in mine}
+
+    def cards(self) -> Iterator[Card]:
+        """Every card, valid or not (the door allowlists walk them)."""
+        return iter(self._cards.values())
+
     def health(self, person_id: str) -> HealthRecord | None:
         """The person's current health record, or None when none was ever set."""
         return self._health.get(person_id)
@@ -224,6 +254,15 @@ class RosterIndex:
             f"doors={len(self._doors)}, zones={len(self._zones)}, "
             f"grant_zones={len(self._grants)}, health={len(self._health)})"
         )
+
+
+def _changed_keys(new: dict[Any, Any], old: dict[Any, Any]) -> set[Any]:
+    """Keys whose values differ between two maps, or that only one has."""
+    if new is old:
+        return set()
+    changed = {key for key, value in new.items() if old.get(key) != value}
+    changed.update(key for key in old if key not in new)
+    return changed
 
 
 def _zone_rules(

@@ -74,8 +74,11 @@ def render_acl(prefix: str, *, sim_account: bool = False) -> str:
         f"topic read {prefix}/devices/+/events",
         f"topic read {prefix}/devices/+/state",
         f"topic write {prefix}/devices/+/commands",
+        f"topic read {prefix}/devices/+/uploads",  # offline decisions (issue 13)
+        f"topic write {prefix}/devices/+/allowlist",
+        f"topic write {prefix}/devices/+/allowlist-delta",
         f"topic write {prefix}/alerts/#",
-        f"topic write {prefix}/gateway/#",  # the command-signing key, retained
+        f"topic write {prefix}/gateway/#",  # the command-signing key and presence, retained
         "",
         f"user {INTEGRATION_ACCOUNT}",
         f"topic read {prefix}/alerts/#",
@@ -88,6 +91,9 @@ def render_acl(prefix: str, *, sim_account: bool = False) -> str:
             f"topic write {prefix}/devices/+/events",
             f"topic write {prefix}/devices/+/state",
             f"topic read {prefix}/devices/+/commands",
+            f"topic write {prefix}/devices/+/uploads",
+            f"topic read {prefix}/devices/+/allowlist",
+            f"topic read {prefix}/devices/+/allowlist-delta",
             f"topic read {prefix}/alerts/#",
             f"topic read {prefix}/gateway/#",
             "",
@@ -97,8 +103,14 @@ def render_acl(prefix: str, *, sim_account: bool = False) -> str:
         f"pattern write {prefix}/devices/%u/events",
         f"pattern write {prefix}/devices/%u/state",
         f"pattern read {prefix}/devices/%u/commands",
-        "# Everyone may read (only the gateway may write) the key that signs commands.",
+        "# Offline decisions: its own allowlist in, what it decided offline out.",
+        f"pattern write {prefix}/devices/%u/uploads",
+        f"pattern read {prefix}/devices/%u/allowlist",
+        f"pattern read {prefix}/devices/%u/allowlist-delta",
+        "# Everyone may read (only the gateway may write) the key that signs commands,",
+        "# and the gateway's presence.",
         f"pattern read {prefix}/gateway/signing-key",
+        f"pattern read {prefix}/gateway/state/+",
         "",
     ]
     return "\n".join(lines)

@@ -70,11 +70,16 @@ async def purge_access_events(
 ) -> dict[str, int]:
     """Old access events: whole partitions dropped (delete mode), then older rows.
 
-    Contact tracing's stays stored from them (presence_stays) go in either mode.
+    Contact tracing's stays stored from them (presence_stays) and the record of uploaded
+    offline events (offline_uploads) go in either mode.
     """
     counts: dict[str, int] = {}
     if await exists(conn, "presence_stays"):
         counts["presence_stays"] = await _delete(conn, "presence_stays", "s < $1", cutoff, dry_run)
+    if await exists(conn, "offline_uploads"):  # which offline events were logged (issue 13)
+        counts["offline_uploads"] = await _delete(
+            conn, "offline_uploads", "device_ts < $1", cutoff, dry_run
+        )
     if mode is AccessMode.ANONYMIZE:
         where = "received_at < $1 AND (person_id IS NOT NULL OR card_uid IS NOT NULL)"
         if dry_run:

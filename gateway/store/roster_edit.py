@@ -65,6 +65,14 @@ async def card(conn: asyncpg.Connection, uid: str) -> dict[str, Any] | None:
     return dict(found) if found else None
 
 
+async def holder_of_card(conn: asyncpg.Connection, uid: str) -> str | None:
+    """The person a card id belongs to, whatever its case."""
+    found: str | None = await conn.fetchval(
+        "SELECT person_id FROM cards WHERE upper(uid) = upper($1)", uid
+    )
+    return found
+
+
 async def revoke_card(conn: asyncpg.Connection, uid: str) -> None:
     await conn.execute(
         "UPDATE cards SET revoked = true, updated_at = now() WHERE uid = $1 AND NOT revoked", uid

@@ -79,6 +79,8 @@ def check_showcase(run: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     # Issue 12: commands are signed, and the terminals refuse a forged and a replayed one.
     assert any(line.startswith("PASS forged and replayed commands") for line in passed)
+    # Issue 13: the gate decides alone while the gateway is stopped, and reconciles.
+    assert any(line.startswith("PASS offline: the gate decides alone") for line in passed)
 
 
 def check_report_files(data_dir) -> None:

@@ -313,3 +313,21 @@ async def test_the_daily_job_runs_retention(
         await pool.close()
     assert counts.items() >= EXPECTED.items()
     assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE operator = 'retention'") == 1
+
+
+async def test_the_record_of_uploaded_offline_events_ages_out_with_the_access_log(
+    conn: asyncpg.Connection,
+) -> None:
+    """Issue 13: `offline_uploads` rows older than the access log's cut-off go too."""
+    for event_id, when in (("old", ts("2026-01-10T08:00:00")), ("new", ts("2026-06-10T08:00:00"))):
+        await conn.execute(
+            "INSERT INTO offline_uploads (device_id, event_id, device_ts, local_decision,"
+            " local_reason) VALUES ('term-1', $1, $2, 'admit', 'ok')",
+            event_id,
+            when,
+        )
+    dry = await run_retention(conn, SETTINGS, NOW, dry_run=True)
+    real = await run_retention(conn, SETTINGS, NOW, requested_by="tester")
+    assert dry.counts["offline_uploads"] == real.counts["offline_uploads"] == 1
+    left = [r[0] for r in await conn.fetch("SELECT event_id FROM offline_uploads")]
+    assert left == ["new"]

@@ -208,3 +208,32 @@ def test_only_the_gateway_publishes_the_signing_key_and_every_device_reads_it(
         assert device_b.publish(topic, b'{"kid": "forged"}') == NOT_AUTHORIZED
     finally:
         device_b.close()
+
+
+def test_allowlists_reach_their_own_device_only_and_uploads_reach_the_gateway(
+    secure_broker: SecureBroker, broker_files: BrokerFiles, gateway_probe: Probe
+) -> None:
+    """Offline decisions (issue 13): a door's allowlist is read by that door alone (it holds
+    the card hashes), a device cannot forge one, and its uploads reach the gateway."""
+    device_a = _as(secure_broker, broker_files, "term-a")
+    device_b = _as(secure_broker, broker_files, "term-b")
+    try:
+        device_a.subscribe(f"{PREFIX}/devices/term-b/allowlist")
+        device_a.subscribe(f"{PREFIX}/devices/+/allowlist")
+        assert device_b.subscribe(f"{PREFIX}/devices/term-b/allowlist") == 1
+        assert device_b.subscribe(f"{PREFIX}/gateway/state/+") == 1
+        assert gateway_probe.subscribe(f"{PREFIX}/devices/+/uploads") == 1
+        assert gateway_probe.publish(f"{PREFIX}/devices/term-b/allowlist", b'{"l": "b"}') == 0
+        assert gateway_probe.publish(f"{PREFIX}/gateway/state/gw-1", b'{"online": true}') == 0
+        assert device_b.publish(f"{PREFIX}/devices/term-b/uploads", b'{"u": 1}') in ACCEPTED
+        assert {m.payload for m in device_b.received(0.5)} == {b'{"l": "b"}', b'{"online": true}'}
+        assert [m.payload for m in device_a.received(0.3)] == []
+        assert [m.payload for m in gateway_probe.received(0.5)] == [b'{"u": 1}']
+    finally:
+        device_a.close()
+        device_b.close()
+    device_a = _as(secure_broker, broker_files, "term-a")
+    try:
+        assert device_a.publish(f"{PREFIX}/devices/term-a/allowlist") == NOT_AUTHORIZED
+    finally:
+        device_a.close()

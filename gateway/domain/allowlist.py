@@ -1,0 +1,226 @@
+"""A door's allowlist for offline decisions (docs/protocol.md, "Offline decisions").
+
+What one terminal needs to decide alone: its cards as keyed hashes, each with the
+windows when its holder may enter and flags (held, emergency group), and the door's
+rules. Entries are compiled per zone in card-uid space (`ZoneEntries`); hashing with the
+device's salt happens only when a list or a delta is written, so a change touches only
+the cards it changed. Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FORMAT_VERSION = 1
+HASH_BYTES = 12
+SALT_BYTES = 16
+
+FLAG_HELD = 1
+FLAG_EMERGENCY = 2
+
+# A delta larger than this share of its base list is folded into a new full list.
+FOLD_SHARE = 0.25
+
+Windows = tuple[tuple[int, int], ...]  # [start, end) in Unix seconds, sorted, disjoint
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One card at one zone: when its holder may enter, and its flags."""
+
+    windows: Windows
+    flags: int = 0
+
+
+ZoneEntries = Mapping[str, Entry]  # card uid (upper-case hex) -> entry
+
+
+@dataclass(frozen=True, slots=True)
+class DoorRules:
+    """The door's rules as a terminal applies them offline."""
+
+    requires_temperature: bool
+    fever_threshold_c: float
+    capacity: int | None
+    capacity_mode: str
+    occupancy: int
+    levels: tuple[str, ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "requires_temperature": self.requires_temperature,
+            "fever_threshold_c": self.fever_threshold_c,
+            "capacity": self.capacity,
+            "capacity_mode": self.capacity_mode,
+            "occupancy": self.occupancy,
+            "levels": list(self.levels),
+        }
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def device_salt(secret: bytes, device_id: str) -> bytes:
+    """The device's fixed salt: derived from a gateway secret, so it survives restarts."""
+    return hmac.digest(secret, b"campusgate-allowlist-salt\n" + device_id.encode(), "sha256")[
+        :SALT_BYTES
+    ]
+
+
+def card_hash(salt: bytes, card_uid: str) -> str:
+    """base64url of the first 12 bytes of HMAC-SHA256(salt, uid in upper-case hex)."""
+    return b64url(hmac.digest(salt, card_uid.upper().encode("ascii"), "sha256")[:HASH_BYTES])
+
+
+class WindowTable:
+    """The list's table of window sets; a delta appends to it, never renumbers."""
+
+    def __init__(self, sets: Iterable[Windows] = ()) -> None:
+        self.sets: list[Windows] = []
+        self._index: dict[Windows, int] = {}
+        for windows in sets:
+            self.index_of(windows)
+
+    def index_of(self, windows: Windows) -> int:
+        """The set's index, appending it when new; -1 for no window at all."""
+        if not windows:
+            return -1
+        at = self._index.get(windows)
+        if at is None:
+            at = self._index[windows] = len(self.sets)
+            self.sets.append(windows)
+        return at
+
+    def copy(self) -> WindowTable:
+        return WindowTable(self.sets)
+
+
+def _wire_sets(sets: Iterable[Windows]) -> list[list[list[int]]]:
+    return [[[start, end] for start, end in windows] for windows in sets]
+
+
+@dataclass(frozen=True, slots=True)
+class ListHeader:
+    """What every list and delta for one device carries."""
+
+    device_id: str
+    door_id: str
+    zone_id: str
+    direction: str
+    tz: str
+    issued: str  # RFC 3339, UTC
+    expires: str  # RFC 3339, UTC
+
+
+def full_list(
+    header: ListHeader,
+    *,
+    version: int,
+    salt: bytes,
+    rules: DoorRules,
+    entries: ZoneEntries,
+) -> tuple[dict[str, Any], WindowTable]:
+    """The fields of a full list (to be signed), and its window table for later deltas."""
+    table = WindowTable()
+    cards = [
+        [card_hash(salt, uid), table.index_of(entry.windows), entry.flags]
+        for uid, entry in entries.items()
+    ]
+    fields = {
+        "type": "allowlist",
+        "v": FORMAT_VERSION,
+        "device": header.device_id,
+        "door": header.door_id,
+        "zone": header.zone_id,
+        "version": version,
+        "issued": header.issued,
+        "expires": header.expires,
+        "tz": header.tz,
+        "salt": b64url(salt),
+        "direction": header.direction,
+        "rules": rules.to_wire(),
+        "windows": _wire_sets(table.sets),
+        "cards": cards,
+    }
+    return fields, table
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What changed between two zone compilations, in uid space."""
+
+    upsert: dict[str, Entry]
+    remove: frozenset[str]
+
+    def __len__(self) -> int:
+        return len(self.upsert) + len(self.remove)
+
+
+def diff(base: ZoneEntries, current: ZoneEntries) -> Change:
+    """The cumulative change from `base` to `current`."""
+    if base is current:
+        return Change({}, frozenset())
+    # Entries carried over from one compilation to the next are the same objects: `is`
+    # settles most of them without comparing windows.
+    get = base.get
+    upsert = {
+        uid: entry
+        for uid, entry in current.items()
+        if (held := get(uid)) is not entry and held != entry
+    }
+    remove = frozenset(uid for uid in base if uid not in current)
+    return Change(upsert, remove)
+
+
+def diff_among(base: ZoneEntries, current: ZoneEntries, uids: Iterable[str]) -> Change:
+    """The change from `base` to `current` when only `uids` may differ between them."""
+    upsert: dict[str, Entry] = {}
+    remove: set[str] = set()
+    for uid in uids:
+        entry = current.get(uid)
+        if entry is None:
+            if uid in base:
+                remove.add(uid)
+        elif (held := base.get(uid)) is not entry and held != entry:
+            upsert[uid] = entry
+    return Change(upsert, frozenset(remove))
+
+
+def should_fold(change: Change, base_size: int) -> bool:
+    """True when a delta has grown past its share of the base: publish a new full list."""
+    return len(change) > max(16, FOLD_SHARE * base_size)
+
+
+def delta(
+    header: ListHeader,
+    *,
+    base_version: int,
+    version: int,
+    salt: bytes,
+    rules: DoorRules,
+    base_table: WindowTable,
+    change: Change,
+) -> dict[str, Any]:
+    """The fields of a cumulative delta (to be signed) on the list `base_version`."""
+    table = base_table.copy()
+    first_new = len(table.sets)
+    upsert = [
+        [card_hash(salt, uid), table.index_of(entry.windows), entry.flags]
+        for uid, entry in change.upsert.items()
+    ]
+    return {
+        "type": "allowlist_delta",
+        "v": FORMAT_VERSION,
+        "device": header.device_id,
+        "base": base_version,
+        "version": version,
+        "rules": rules.to_wire(),
+        "windows": _wire_sets(table.sets[first_new:]),
+        "upsert": upsert,
+        "remove": sorted(card_hash(salt, uid) for uid in change.remove),
+    }
