@@ -8,6 +8,7 @@ never reasons, history or other statuses.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import asdict
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -19,10 +20,11 @@ from api.deps import Allowed, Conn
 from api.naming import add_names, name_change
 from api.permissions import Permission
 from api.routers.people import ensure_in_scope, scope_of
+from api.schemas.health import HealthListing
 from gateway.domain.health import HealthStatus
 from gateway.services import health as service
-from gateway.store import console
-from gateway.store.health import health_history
+from gateway.store import health as health_store
+from gateway.store.health import health_history, health_of
 from gateway.store.readings import fever_review, fever_watch_people, readings_of
 
 router = APIRouter(prefix="/api/health", tags=["health"])
@@ -90,15 +92,15 @@ async def _run(change: Awaitable[dict[str, Any]], person_id: str) -> dict[str, A
         raise HTTPException(409, str(exc)) from None
 
 
-@router.get("")
+@router.get("", response_model=list[HealthListing])
 async def list_health(
     operator: Reader,
     conn: Conn,
     status: HealthStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> list[dict[str, Any]]:
-    return await console.list_health(
+) -> list[health_store.HealthListing]:
+    return await health_store.list_health(
         conn,
         status=status.value if status else None,
         org_scope=scope_of(operator),
@@ -127,7 +129,8 @@ async def review_list(operator: Reader, conn: Conn) -> list[dict[str, Any]]:
 @router.get("/{person_id}")
 async def get_health(person_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
     await ensure_in_scope(conn, operator, person_id)
-    current = await console.health_of(conn, person_id)
+    found = await health_of(conn, person_id)
+    current = asdict(found) if found else None
     history = [
         {
             "status": r.status.value,

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from api.deps import Allowed, Conn
 from api.permissions import Permission
 from gateway.services import occupancy as service
-from gateway.store import console
+from gateway.store.zones import get_zone
 
 router = APIRouter(prefix="/api", tags=["occupancy"])
 Reader = Allowed(Permission.READ_MUSTER)
@@ -25,7 +25,7 @@ async def people_inside(
     conn: Conn, request: Request, zone_id: str, now: datetime
 ) -> list[dict[str, Any]]:
     """The muster list of a zone (404 for an unknown zone): also GET /api/zones/{id}/inside."""
-    if await console.get_zone(conn, zone_id) is None:
+    if await get_zone(conn, zone_id) is None:
         raise HTTPException(404, f"no zone {zone_id!r}")
     return await service.muster(conn, zone_id, now, _max_stay_h(request))
 

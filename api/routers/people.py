@@ -6,6 +6,7 @@ Administrators create and update people, deactivate them, give and revoke cards
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -13,12 +14,14 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from api.deps import Allowed, Conn, Principal
 from api.permissions import Permission, allowed, org_scoped, sees_health_details
 from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, run, values_of
+from api.schemas.people import PeoplePage, PersonView
 from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.health import HealthStatus
 from gateway.domain.privacy import mask_id_number, mask_phone
 from gateway.services import roster_admin
-from gateway.store import console
+from gateway.store import people
 from gateway.store.audit import record_audit
+from gateway.store.org_units import org_subtree
 
 router = APIRouter(prefix="/api/people", tags=["people"])
 Reader = Allowed(Permission.READ_PEOPLE)
@@ -66,7 +69,7 @@ def scope_of(operator: Principal) -> str | None:
     return operator.account.org_unit_id or ""
 
 
-@router.get("")
+@router.get("", response_model=PeoplePage)
 async def search_people(
     operator: Reader,
     conn: Conn,
@@ -74,28 +77,28 @@ async def search_people(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    total, rows = await console.search_people(
+    total, rows = await people.search_people(
         conn, q=q, org_scope=scope_of(operator), limit=limit, offset=offset
     )
     return {
         "total": total,
         "limit": limit,
         "offset": offset,
-        "items": [present(r, operator) for r in rows],
+        "items": [present(asdict(r), operator) for r in rows],
     }
 
 
 async def ensure_in_scope(conn: Conn, operator: Principal, person_id: str) -> None:
     """404 for unknown people and for people outside a liaison's org unit."""
-    exists, org_unit = await console.person_org_unit(conn, person_id)
+    exists, org_unit = await people.person_org_unit(conn, person_id)
     scope = scope_of(operator)
     if exists and scope is not None:
-        exists = bool(scope) and org_unit in await console.org_subtree(conn, scope)
+        exists = bool(scope) and org_unit in await org_subtree(conn, scope)
     if not exists:
         raise HTTPException(404, f"no person {person_id!r}")
 
 
-@router.get("/{person_id}")
+@router.get("/{person_id}", response_model=PersonView)
 async def get_person(
     person_id: str,
     operator: Reader,
@@ -109,8 +112,9 @@ async def get_person(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"role {operator.account.role.value} may not unmask"
         )
-    person = await console.get_person(conn, person_id)
-    assert person is not None
+    found = await people.get_person(conn, person_id)
+    assert found is not None
+    person = asdict(found)
     if unmask:
         # Who saw whose what, and when (the entry's ts); never the values themselves.
         shown = [f for f in ("phone", "id_number") if person.get(f)]
@@ -121,19 +125,19 @@ async def get_person(
 
 
 async def _person(conn: Conn, person_id: str, operator: Principal) -> dict[str, Any]:
-    person = await console.get_person(conn, person_id)
-    assert person is not None
-    return present(person, operator)
+    found = await people.get_person(conn, person_id)
+    assert found is not None
+    return present(asdict(found), operator)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=PersonView)
 async def create_person(body: PersonIn, operator: Admin, conn: Conn) -> dict[str, Any]:
     values = values_of(body, exclude={"cards"})
     await run(roster_admin.create(conn, "person", values, by=operator.name, cards=body.cards))
     return await _person(conn, body.id, operator)
 
 
-@router.patch("/{person_id}")
+@router.patch("/{person_id}", response_model=PersonView)
 async def update_person(
     person_id: str, body: PersonPatch, operator: Admin, conn: Conn
 ) -> dict[str, Any]:
@@ -141,7 +145,7 @@ async def update_person(
     return await _person(conn, person_id, operator)
 
 
-@router.post("/{person_id}/deactivate")
+@router.post("/{person_id}/deactivate", response_model=PersonView)
 async def deactivate_person(person_id: str, operator: Admin, conn: Conn) -> dict[str, Any]:
     await run(roster_admin.deactivate_person(conn, person_id, by=operator.name))
     return await _person(conn, person_id, operator)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -11,17 +12,18 @@ from api.deps import Allowed, Conn
 from api.permissions import Permission
 from api.redaction import present_denied_counts, sees_health_alerts
 from api.routers.people import scope_of
-from gateway.store import console
+from api.schemas.reports import TodayCounts
+from gateway.store.stats import counts_since
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 Reader = Allowed(Permission.READ_COUNTS)
 
 
-@router.get("/today")
+@router.get("/today", response_model=TodayCounts)
 async def today(operator: Reader, request: Request, conn: Conn) -> dict[str, Any]:
     tz = request.app.state.settings.tz
     midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    counts = await console.counts_since(conn, midnight, scope_of(operator))
+    counts = asdict(await counts_since(conn, midnight, scope_of(operator)))
     role = operator.account.role
     if not sees_health_alerts(role):
         counts["denied_by_reason"] = present_denied_counts(counts["denied_by_reason"], role)

@@ -1,0 +1,34 @@
+"""The org-unit tree as operators read it, and the subtree that scopes a liaison's reads."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from gateway.domain.roster import OrgUnit
+
+
+def subtree_scope(param: str = "$1") -> str:
+    """A `WITH RECURSIVE scope` prefix: the org unit given as `param` and every unit under it.
+
+    Reads that a liaison may make filter with `... IN (SELECT id FROM scope)`.
+    """
+    return f"""
+WITH RECURSIVE scope AS (
+    SELECT id FROM org_units WHERE id = {param}
+    UNION ALL
+    SELECT o.id FROM org_units o JOIN scope s ON o.parent_id = s.id
+)
+"""
+
+
+async def org_subtree(conn: asyncpg.Connection, org_unit_id: str) -> list[str]:
+    """The org unit and every unit under it."""
+    rows = await conn.fetch(subtree_scope() + "SELECT id FROM scope", org_unit_id)
+    return [r[0] for r in rows]
+
+
+async def list_org_units(conn: asyncpg.Connection) -> list[OrgUnit]:
+    rows = await conn.fetch(
+        "SELECT id, name, parent_id FROM org_units ORDER BY parent_id NULLS FIRST, id"
+    )
+    return [OrgUnit(r[0], r[1], r[2]) for r in rows]
