@@ -20,7 +20,13 @@ from api.deps import Allowed, Conn
 from api.naming import add_names, name_change
 from api.permissions import Permission
 from api.routers.people import ensure_in_scope, scope_of
-from api.schemas.health import HealthListing
+from api.schemas.health import (
+    FeverReviewEntry,
+    FeverWatchEntry,
+    HealthListing,
+    PersonHealth,
+    Reading,
+)
 from gateway.domain.health import HealthStatus
 from gateway.services import health as service
 from gateway.store import health as health_store
@@ -109,7 +115,7 @@ async def list_health(
     )
 
 
-@router.get("/fever-watch")
+@router.get("/fever-watch", response_model=list[FeverWatchEntry])
 async def fever_watch(
     operator: Measurer,
     conn: Conn,
@@ -120,13 +126,13 @@ async def fever_watch(
     return await fever_watch_people(conn, datetime.now(UTC), q=q or None, limit=limit)
 
 
-@router.get("/fever-review")
+@router.get("/fever-review", response_model=list[FeverReviewEntry])
 async def review_list(operator: Reader, conn: Conn) -> list[dict[str, Any]]:
     """People on fever_watch with the readings taken since the watch began."""
     return await fever_review(conn, datetime.now(UTC))
 
 
-@router.get("/{person_id}")
+@router.get("/{person_id}", response_model=PersonHealth)
 async def get_health(person_id: str, operator: Reader, conn: Conn) -> dict[str, Any]:
     await ensure_in_scope(conn, operator, person_id)
     found = await health_of(conn, person_id)
@@ -204,7 +210,7 @@ async def record_reading(
     return {**reading, "threshold_c": threshold}
 
 
-@router.get("/{person_id}/readings")
+@router.get("/{person_id}/readings", response_model=list[Reading])
 async def list_readings(person_id: str, operator: Reader, conn: Conn) -> list[dict[str, Any]]:
     await ensure_in_scope(conn, operator, person_id)
     return await readings_of(conn, person_id)

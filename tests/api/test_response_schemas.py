@@ -57,6 +57,7 @@ grants:
   - {subject: {org_unit: cs}, zone: dorm-1}
 health:
   - {person: "S002", status: home_isolation, reason: returned from an epidemic area, caretaker: T001}
+  - {person: "S001", status: fever_watch, reason: 37.6 at the dorm door}
 """
 GENERATED_PER_OPERATION = 3
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -115,6 +116,10 @@ async def _seed(dsn: str, tmp: Path) -> dict[str, str]:
                 ("e-1", now - timedelta(minutes=5), None, "admit", "ok"),
                 ("e-2", now - timedelta(minutes=4), 38.4, "deny", "fever"),
             ],
+        )
+        await conn.execute(
+            "INSERT INTO health_readings (person_id, celsius, fever, measured_at, recorded_by)"
+            " VALUES ('S001', 37.1, false, now(), 'guard')"
         )
     finally:
         await conn.close()
