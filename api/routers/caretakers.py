@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from api.deps import Allowed, Conn, Principal
 from api.permissions import Permission, allowed
 from api.routers.people import scope_of
+from api.schemas.caretakers import CaretakerCase, CaretakerLoad
 from gateway.domain.health import isolation_day
 from gateway.domain.privacy import mask_phone
 from gateway.store.audit import record_audit
@@ -55,7 +56,7 @@ async def _cases(
     return cases
 
 
-@router.get("")
+@router.get("", response_model=list[CaretakerLoad])
 async def list_caretakers(request: Request, operator: Reader, conn: Conn) -> list[dict[str, Any]]:
     """Every caretaker with current cases, with their count; `unassigned` people last
     (caretaker_id null) so nobody in isolation is forgotten."""
@@ -75,7 +76,7 @@ async def list_caretakers(request: Request, operator: Reader, conn: Conn) -> lis
     return list(summary.values())
 
 
-@router.get("/cases")
+@router.get("/cases", response_model=list[CaretakerCase])
 async def all_cases(
     request: Request, operator: Reader, conn: Conn, unmask: Unmask = False
 ) -> list[dict[str, Any]]:
@@ -83,7 +84,7 @@ async def all_cases(
     return await _cases(request, conn, operator, None, unmask)
 
 
-@router.get("/{caretaker_id}/cases")
+@router.get("/{caretaker_id}/cases", response_model=list[CaretakerCase])
 async def cases_of(
     caretaker_id: str, request: Request, operator: Reader, conn: Conn, unmask: Unmask = False
 ) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from api.permissions import Permission
 from api.roster import Admin, DeviceIn, DevicePatch, DoorIn, DoorPatch, changes, run, values_of
 from api.routers.occupancy import people_inside
 from api.schemas.doors import Device, Door
+from api.schemas.occupancy import PersonInside
 from gateway.services import roster_admin
 from gateway.store import devices, doors
 from gateway.store.devices import DeviceRow
@@ -50,7 +51,7 @@ async def get_device(device_id: str, _: Reader, conn: Conn) -> DeviceRow:
     return device
 
 
-@router.get("/zones/{zone_id}/inside")
+@router.get("/zones/{zone_id}/inside", response_model=list[PersonInside])
 async def inside(zone_id: str, request: Request, _: Reader, conn: Conn) -> list[dict[str, Any]]:
     """Who is inside now: the zone's muster list (the presence horizons of the muster)."""
     return await people_inside(conn, request, zone_id, datetime.now(UTC))
