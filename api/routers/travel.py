@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from api.deps import Allowed, Conn
 from api.permissions import Permission
 from api.routers.people import ensure_in_scope, scope_of
+from api.schemas.travel import EpidemicArea, TravelDeclaration
 from gateway.services import travel as service
 from gateway.services.travel_import import TravelImportError, import_declarations
 from gateway.services.travel_preview import preview_area
@@ -95,7 +96,7 @@ def _not_found(exc: LookupError) -> HTTPException:
     return HTTPException(404, str(exc))
 
 
-@router.get("/declarations")
+@router.get("/declarations", response_model=list[TravelDeclaration])
 async def list_declarations(
     operator: Declarer,
     conn: Conn,
@@ -180,7 +181,7 @@ async def waive(
     return {"declaration": declaration, "evaluation": evaluation.as_dict()}
 
 
-@router.get("/areas")
+@router.get("/areas", response_model=list[EpidemicArea])
 async def list_areas(operator: Declarer, conn: Conn) -> list[dict[str, Any]]:
     return await store.list_areas(conn)
 

@@ -121,6 +121,15 @@ async def _seed(dsn: str, tmp: Path) -> dict[str, str]:
             "INSERT INTO health_readings (person_id, celsius, fever, measured_at, recorded_by)"
             " VALUES ('S001', 37.1, false, now(), 'guard')"
         )
+        await conn.execute(
+            "INSERT INTO epidemic_areas (name, match, effective_from, created_by, updated_by)"
+            " VALUES ('Wuhan', 'Wuhan', current_date - 10, 'test', 'test')"
+        )
+        await conn.execute(
+            "INSERT INTO travel_declarations"
+            " (person_id, destination, departure_date, return_date, declared_by)"
+            " VALUES ('T001', 'Shanghai', current_date - 5, current_date - 2, 'test')"
+        )
     finally:
         await conn.close()
     return tokens
