@@ -18,6 +18,7 @@ from api.deps import Allowed, Conn, Principal
 from api.permissions import Permission, sees_health_details
 from api.redaction import present_denied_counts
 from api.routers.people import scope_of
+from api.schemas.daily_reports import Report, ReportsPage, ReportUnits
 from gateway.domain.reports import Audience, DailyReport, Delivery, plain_lists
 from gateway.services.reports.compute import UnitTree, UnknownOrgUnitError
 from gateway.services.reports.delivery import XLSX_TYPE, filename
@@ -81,7 +82,7 @@ async def _report_for(conn: Conn, operator: Principal, report_id: int) -> DailyR
     raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")
 
 
-@router.get("")
+@router.get("", response_model=ReportsPage)
 async def list_reports(
     operator: Reader,
     conn: Conn,
@@ -117,7 +118,7 @@ async def list_reports(
     return {"items": items, "limit": limit, "offset": offset}
 
 
-@router.get("/units")
+@router.get("/units", response_model=ReportUnits)
 async def report_units(operator: Reader, conn: Conn) -> dict[str, Any]:
     """The org units this operator may report on, the scheduled ones first."""
     tree, visible = await _visible_units(conn, operator)
@@ -131,7 +132,7 @@ async def report_units(operator: Reader, conn: Conn) -> dict[str, Any]:
     }
 
 
-@router.get("/{report_id}")
+@router.get("/{report_id}", response_model=Report)
 async def get_report(report_id: int, operator: Reader, conn: Conn) -> dict[str, Any]:
     report = await _report_for(conn, operator, report_id)
     with_health = sees_health_details(operator.account.role)
