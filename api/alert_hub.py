@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import asyncpg
 
-from gateway.store import console
+from gateway.store.alert_feed import AlertChange, alert_change
 from gateway.store.db import connect
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class AlertHub:
         self._pool = pool
         self._listener: asyncpg.Connection | None = None
         self._cursors: asyncio.Queue[int] = asyncio.Queue()
-        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._subscribers: set[asyncio.Queue[AlertChange | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._operator_watchers: dict[str, set[asyncio.Event]] = {}
 
@@ -80,7 +79,7 @@ class AlertHub:
             cursor = await self._cursors.get()
             try:
                 async with self._pool.acquire() as conn:
-                    change = await console.alert_change(conn, cursor)
+                    change = await alert_change(conn, cursor)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 _LOGGER.exception("cannot read alert change %d", cursor)
                 continue
@@ -96,10 +95,10 @@ class AlertHub:
                         queue.get_nowait()
                     queue.put_nowait(None)
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
+    def subscribe(self) -> asyncio.Queue[AlertChange | None]:
+        queue: asyncio.Queue[AlertChange | None] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[AlertChange | None]) -> None:
         self._subscribers.discard(queue)

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.store.console import names_of
+from gateway.store.people import names_of
 
 _ID_FIELDS = ("person_id", "caretaker_id", "previous_caretaker_id")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,9 +11,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn, OrgScope, in_scope
 from api.permissions import Permission, present_alert, visible_alert_kinds
+from api.schemas.alerts import Alert, AlertWithHistory
 from gateway.domain.alerts import AlertKind, AlertStatus, Severity
 from gateway.services.operations import change_alert
-from gateway.store import console
+from gateway.store import alert_feed, alerts
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 Reader = Allowed(Permission.READ_ALERTS)
@@ -35,6 +37,7 @@ def _kinds(
 
 @router.get(
     "",
+    response_model=list[Alert],
     responses={
         200: {
             "headers": {
@@ -62,8 +65,8 @@ async def list_alerts(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     # Taken before the list, so the stream resumed from it (`?since=`) leaves no gap.
-    response.headers[CURSOR_HEADER] = str(await console.alert_cursor(conn))
-    rows = await console.list_alerts(
+    response.headers[CURSOR_HEADER] = str(await alert_feed.alert_cursor(conn))
+    rows = await alerts.list_alerts(
         conn,
         kinds=_kinds(visible_alert_kinds(operator.account.role), kind),
         severity=severity.value if severity else None,
@@ -75,13 +78,14 @@ async def list_alerts(
         offset=offset,
         org_scope=scope,
     )
-    return [present_alert(r, operator.account.role) for r in rows]
+    return [present_alert(asdict(r), operator.account.role) for r in rows]
 
 
 async def _visible(
     conn: Conn, operator: Reader, scope: str | None, alert_id: str
 ) -> dict[str, Any]:
-    alert = await console.get_alert(conn, alert_id)
+    found = await alerts.alert_row(conn, alert_id)
+    alert = asdict(found) if found else None
     kinds = visible_alert_kinds(operator.account.role)
     if alert is None or (kinds is not None and alert["kind"] not in kinds):
         raise HTTPException(404, f"no alert {alert_id!r}")
@@ -90,10 +94,10 @@ async def _visible(
     return alert
 
 
-@router.get("/{alert_id}")
+@router.get("/{alert_id}", response_model=AlertWithHistory)
 async def get_alert(alert_id: str, operator: Reader, scope: OrgScope, conn: Conn) -> dict[str, Any]:
     alert = await _visible(conn, operator, scope, alert_id)
-    alert["history"] = await console.alert_history(conn, alert_id)
+    alert["history"] = [asdict(s) for s in await alerts.alert_history(conn, alert_id)]
     return present_alert(alert, operator.account.role)
 
 
@@ -101,14 +105,14 @@ async def _step(
     alert_id: str, target: AlertStatus, body: Note, operator: Actor, conn: Conn
 ) -> dict[str, Any]:
     changed = await change_alert(conn, alert_id, target, by=operator.name, note=body.note)
-    return present_alert(changed, operator.account.role)
+    return present_alert(asdict(changed), operator.account.role)
 
 
-@router.post("/{alert_id}/acknowledge")
+@router.post("/{alert_id}/acknowledge", response_model=Alert)
 async def acknowledge(alert_id: str, body: Note, operator: Actor, conn: Conn) -> dict[str, Any]:
     return await _step(alert_id, AlertStatus.ACKNOWLEDGED, body, operator, conn)
 
 
-@router.post("/{alert_id}/resolve")
+@router.post("/{alert_id}/resolve", response_model=Alert)
 async def resolve(alert_id: str, body: Note, operator: Actor, conn: Conn) -> dict[str, Any]:
     return await _step(alert_id, AlertStatus.RESOLVED, body, operator, conn)

@@ -9,26 +9,29 @@ from fastapi import APIRouter, HTTPException, status
 from api.deps import Allowed, Conn
 from api.permissions import Permission
 from api.roster import Admin, OrgUnitIn, OrgUnitPatch, ZoneIn, ZonePatch, changes, values_of
+from api.schemas.campus import OrgUnit, Zone
+from gateway.domain.roster import OrgUnit as OrgUnitRecord
+from gateway.domain.roster import Zone as ZoneRecord
 from gateway.services import roster_admin
-from gateway.store import console
+from gateway.store import org_units, zones
 
 router = APIRouter(prefix="/api", tags=["campus"])
 Reader = Allowed(Permission.READ_CAMPUS)
 
 
-@router.get("/org-units")
-async def list_org_units(_: Reader, conn: Conn) -> list[dict[str, Any]]:
-    return await console.list_org_units(conn)
+@router.get("/org-units", response_model=list[OrgUnit])
+async def list_org_units(_: Reader, conn: Conn) -> list[OrgUnitRecord]:
+    return await org_units.list_org_units(conn)
 
 
-@router.get("/zones")
-async def list_zones(_: Reader, conn: Conn) -> list[dict[str, Any]]:
-    return await console.list_zones(conn)
+@router.get("/zones", response_model=list[Zone])
+async def list_zones(_: Reader, conn: Conn) -> list[ZoneRecord]:
+    return await zones.list_zones(conn)
 
 
-@router.get("/zones/{zone_id}")
-async def get_zone(zone_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
-    zone = await console.get_zone(conn, zone_id)
+@router.get("/zones/{zone_id}", response_model=Zone)
+async def get_zone(zone_id: str, _: Reader, conn: Conn) -> ZoneRecord:
+    zone = await zones.get_zone(conn, zone_id)
     if zone is None:
         raise HTTPException(404, f"no zone {zone_id!r}")
     return zone

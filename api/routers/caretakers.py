@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from api.deps import Allowed, Conn, OrgScope, Principal
 from api.permissions import Permission, allowed
+from api.schemas.caretakers import CaretakerCase, CaretakerLoad
 from gateway.domain.health import isolation_day
 from gateway.domain.privacy import mask_phone
 from gateway.store.audit import record_audit
@@ -53,7 +54,7 @@ async def _cases(
     return cases
 
 
-@router.get("")
+@router.get("", response_model=list[CaretakerLoad])
 async def list_caretakers(
     request: Request, operator: Reader, scope: OrgScope, conn: Conn
 ) -> list[dict[str, Any]]:
@@ -75,7 +76,7 @@ async def list_caretakers(
     return list(summary.values())
 
 
-@router.get("/cases")
+@router.get("/cases", response_model=list[CaretakerCase])
 async def all_cases(
     request: Request, operator: Reader, scope: OrgScope, conn: Conn, unmask: Unmask = False
 ) -> list[dict[str, Any]]:
@@ -83,7 +84,7 @@ async def all_cases(
     return await _cases(request, conn, operator, scope, None, unmask)
 
 
-@router.get("/{caretaker_id}/cases")
+@router.get("/{caretaker_id}/cases", response_model=list[CaretakerCase])
 async def cases_of(
     caretaker_id: str,
     request: Request,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from api.deps import Allowed, Conn, OrgScope
 from api.permissions import Permission, sees_health_details
 from api.redaction import present_denied_counts
+from api.schemas.daily_reports import Report, ReportsPage, ReportUnits
 from gateway.domain.reports import Audience, DailyReport, Delivery, plain_lists
 from gateway.services.reports.compute import UnitTree
 from gateway.services.reports.delivery import XLSX_TYPE, filename
@@ -79,7 +80,7 @@ async def _report_for(conn: Conn, scope: str | None, report_id: int) -> DailyRep
     raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")
 
 
-@router.get("")
+@router.get("", response_model=ReportsPage)
 async def list_reports(
     operator: Reader,
     scope: OrgScope,
@@ -116,7 +117,7 @@ async def list_reports(
     return {"items": items, "limit": limit, "offset": offset}
 
 
-@router.get("/units")
+@router.get("/units", response_model=ReportUnits)
 async def report_units(operator: Reader, scope: OrgScope, conn: Conn) -> dict[str, Any]:
     """The org units this operator may report on, the scheduled ones first."""
     tree, visible = await _visible_units(conn, scope)
@@ -130,7 +131,7 @@ async def report_units(operator: Reader, scope: OrgScope, conn: Conn) -> dict[st
     }
 
 
-@router.get("/{report_id}")
+@router.get("/{report_id}", response_model=Report)
 async def get_report(
     report_id: int, operator: Reader, scope: OrgScope, conn: Conn
 ) -> dict[str, Any]:

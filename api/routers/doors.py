@@ -14,40 +14,44 @@ from api.deps import Allowed, Conn
 from api.permissions import Permission
 from api.roster import Admin, DeviceIn, DevicePatch, DoorIn, DoorPatch, changes, values_of
 from api.routers.occupancy import people_inside
+from api.schemas.doors import Device, Door
+from api.schemas.occupancy import PersonInside
 from gateway.services import roster_admin
-from gateway.store import console
+from gateway.store import devices, doors
+from gateway.store.devices import DeviceRow
+from gateway.store.doors import DoorRow
 
 router = APIRouter(prefix="/api", tags=["doors"])
 Reader = Allowed(Permission.READ_DOORS)
 
 
-@router.get("/doors")
-async def list_doors(_: Reader, conn: Conn, zone: str | None = None) -> list[dict[str, Any]]:
-    return await console.list_doors(conn, zone)
+@router.get("/doors", response_model=list[Door])
+async def list_doors(_: Reader, conn: Conn, zone: str | None = None) -> list[DoorRow]:
+    return await doors.list_doors(conn, zone)
 
 
-@router.get("/doors/{door_id}")
-async def get_door(door_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
-    door = await console.get_door(conn, door_id)
+@router.get("/doors/{door_id}", response_model=Door)
+async def get_door(door_id: str, _: Reader, conn: Conn) -> DoorRow:
+    door = await doors.get_door(conn, door_id)
     if door is None:
         raise HTTPException(404, f"no door {door_id!r}")
     return door
 
 
-@router.get("/devices")
-async def list_devices(_: Reader, conn: Conn, online: bool | None = None) -> list[dict[str, Any]]:
-    return await console.list_devices(conn, online=online)
+@router.get("/devices", response_model=list[Device])
+async def list_devices(_: Reader, conn: Conn, online: bool | None = None) -> list[DeviceRow]:
+    return await devices.list_devices(conn, online=online)
 
 
-@router.get("/devices/{device_id}")
-async def get_device(device_id: str, _: Reader, conn: Conn) -> dict[str, Any]:
-    device = await console.get_device(conn, device_id)
+@router.get("/devices/{device_id}", response_model=Device)
+async def get_device(device_id: str, _: Reader, conn: Conn) -> DeviceRow:
+    device = await devices.get_device(conn, device_id)
     if device is None:
         raise HTTPException(404, f"no device {device_id!r}")
     return device
 
 
-@router.get("/zones/{zone_id}/inside")
+@router.get("/zones/{zone_id}/inside", response_model=list[PersonInside])
 async def inside(zone_id: str, request: Request, _: Reader, conn: Conn) -> list[dict[str, Any]]:
     """Who is inside now: the zone's muster list (the presence horizons of the muster)."""
     return await people_inside(conn, request, zone_id, datetime.now(UTC))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -10,13 +11,14 @@ from fastapi import APIRouter, Query
 from api.deps import Allowed, Conn, OrgScope
 from api.permissions import Permission
 from api.redaction import present_event
-from gateway.store import console
+from api.schemas.events import AccessEventView
+from gateway.store.access_log import list_access_events
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 Reader = Allowed(Permission.READ_EVENTS)
 
 
-@router.get("")
+@router.get("", response_model=list[AccessEventView])
 async def list_events(
     operator: Reader,
     scope: OrgScope,
@@ -30,7 +32,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
-    rows = await console.list_access_events(
+    rows = await list_access_events(
         conn,
         person=person,
         door=door,
@@ -42,4 +44,4 @@ async def list_events(
         limit=limit,
         offset=offset,
     )
-    return [present_event(r, operator.account.role) for r in rows]
+    return [present_event(asdict(r), operator.account.role) for r in rows]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -11,10 +11,12 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from api.deps import Allowed, Conn
 from api.permissions import Permission
 from api.roster import Moment
+from api.schemas.grants import Grant
 from gateway.domain.roster import PersonKind
 from gateway.domain.schedule import parse_schedule
 from gateway.services.operations import create_grant, remove_grant
-from gateway.store import console
+from gateway.store import grants
+from gateway.store.grants import GrantRow
 
 router = APIRouter(prefix="/api/grants", tags=["grants"])
 Reader = Allowed(Permission.READ_GRANTS)
@@ -51,23 +53,23 @@ class NewGrant(BaseModel):
         return self
 
 
-@router.get("")
+@router.get("", response_model=list[Grant])
 async def list_grants(
     _: Reader, conn: Conn, zone: str | None = None, person: str | None = None
-) -> list[dict[str, Any]]:
-    return await console.list_grants(conn, zone_id=zone, person_id=person)
+) -> list[GrantRow]:
+    return await grants.list_grants(conn, zone_id=zone, person_id=person)
 
 
-@router.get("/{grant_id}")
-async def get_grant(grant_id: GrantId, _: Reader, conn: Conn) -> dict[str, Any]:
-    grant = await console.get_grant(conn, grant_id)
+@router.get("/{grant_id}", response_model=Grant)
+async def get_grant(grant_id: GrantId, _: Reader, conn: Conn) -> GrantRow:
+    grant = await grants.get_grant(conn, grant_id)
     if grant is None:
         raise HTTPException(404, f"no grant {grant_id}")
     return grant
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def add_grant(body: NewGrant, operator: Writer, conn: Conn) -> dict[str, Any]:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Grant)
+async def add_grant(body: NewGrant, operator: Writer, conn: Conn) -> GrantRow:
     grant = body.model_dump()
     if body.subject_kind is not None:
         grant["subject_kind"] = body.subject_kind.value

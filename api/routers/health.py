@@ -7,6 +7,7 @@ never reasons, history or other statuses.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -17,10 +18,17 @@ from pydantic import BaseModel, Field, model_validator
 from api.deps import Allowed, Conn, OrgScope, ensure_in_scope
 from api.naming import add_names, name_change
 from api.permissions import Permission
+from api.schemas.health import (
+    FeverReviewEntry,
+    FeverWatchEntry,
+    HealthListing,
+    PersonHealth,
+    Reading,
+)
 from gateway.domain.health import HealthStatus
 from gateway.services import health as service
-from gateway.store import console
-from gateway.store.health import health_history
+from gateway.store import health as health_store
+from gateway.store.health import health_history, health_of
 from gateway.store.readings import fever_review, fever_watch_people, readings_of
 
 router = APIRouter(prefix="/api/health", tags=["health"])
@@ -74,7 +82,7 @@ class FeverDecision(_Until):
     caretaker_id: str | None = _PersonRef  # suspected only; chosen when left out
 
 
-@router.get("")
+@router.get("", response_model=list[HealthListing])
 async def list_health(
     operator: Reader,
     scope: OrgScope,
@@ -82,8 +90,8 @@ async def list_health(
     status: HealthStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> list[dict[str, Any]]:
-    return await console.list_health(
+) -> list[health_store.HealthListing]:
+    return await health_store.list_health(
         conn,
         status=status.value if status else None,
         org_scope=scope,
@@ -92,7 +100,7 @@ async def list_health(
     )
 
 
-@router.get("/fever-watch")
+@router.get("/fever-watch", response_model=list[FeverWatchEntry])
 async def fever_watch(
     operator: Measurer,
     conn: Conn,
@@ -103,18 +111,19 @@ async def fever_watch(
     return await fever_watch_people(conn, datetime.now(UTC), q=q or None, limit=limit)
 
 
-@router.get("/fever-review")
+@router.get("/fever-review", response_model=list[FeverReviewEntry])
 async def review_list(operator: Reader, conn: Conn) -> list[dict[str, Any]]:
     """People on fever_watch with the readings taken since the watch began."""
     return await fever_review(conn, datetime.now(UTC))
 
 
-@router.get("/{person_id}")
+@router.get("/{person_id}", response_model=PersonHealth)
 async def get_health(
     person_id: str, operator: Reader, scope: OrgScope, conn: Conn
 ) -> dict[str, Any]:
     await ensure_in_scope(conn, scope, person_id)
-    current = await console.health_of(conn, person_id)
+    found = await health_of(conn, person_id)
+    current = asdict(found) if found else None
     history = [
         {
             "status": r.status.value,
@@ -179,7 +188,7 @@ async def record_reading(
     return {**reading, "threshold_c": threshold}
 
 
-@router.get("/{person_id}/readings")
+@router.get("/{person_id}/readings", response_model=list[Reading])
 async def list_readings(
     person_id: str, operator: Reader, scope: OrgScope, conn: Conn
 ) -> list[dict[str, Any]]:

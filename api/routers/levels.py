@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Allowed, Conn, CurrentOperator
 from api.permissions import Permission
 from api.roster import Admin
+from api.schemas.levels import LevelHistoryEntry, LevelsInForce
 from gateway.domain.levels import LevelRules, ResponseLevel
 from gateway.services import levels as service
 
@@ -46,13 +47,13 @@ class LevelDefinition(_Body):
     labs_named_only: bool = False
 
 
-@router.get("")
+@router.get("", response_model=LevelsInForce)
 async def current(_: CurrentOperator, conn: Conn) -> dict[str, Any]:
     """The campus-wide level, zones with their own level, and the definitions."""
     return await service.current(conn)
 
 
-@router.get("/history")
+@router.get("/history", response_model=list[LevelHistoryEntry])
 async def history(
     _: CurrentOperator,
     conn: Conn,

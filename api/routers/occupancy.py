@@ -10,8 +10,9 @@ from fastapi.responses import Response
 
 from api.deps import Allowed, Conn
 from api.permissions import Permission
+from api.schemas.occupancy import ZoneOccupancy
 from gateway.services import occupancy as service
-from gateway.store import console
+from gateway.store.zones import get_zone
 
 router = APIRouter(prefix="/api", tags=["occupancy"])
 Reader = Allowed(Permission.READ_MUSTER)
@@ -25,18 +26,18 @@ async def people_inside(
     conn: Conn, request: Request, zone_id: str, now: datetime
 ) -> list[dict[str, Any]]:
     """The muster list of a zone (404 for an unknown zone): also GET /api/zones/{id}/inside."""
-    if await console.get_zone(conn, zone_id) is None:
+    if await get_zone(conn, zone_id) is None:
         raise HTTPException(404, f"no zone {zone_id!r}")
     return await service.muster(conn, zone_id, now, _max_stay_h(request))
 
 
-@router.get("/occupancy")
+@router.get("/occupancy", response_model=list[ZoneOccupancy])
 async def all_zones(request: Request, _: Reader, conn: Conn) -> list[dict[str, Any]]:
     """Every zone: people inside, capacity (configured and in force), mode, gathering watch."""
     return await service.zone_occupancy(conn, datetime.now(UTC), _max_stay_h(request))
 
 
-@router.get("/zones/{zone_id}/occupancy")
+@router.get("/zones/{zone_id}/occupancy", response_model=ZoneOccupancy)
 async def one_zone(zone_id: str, request: Request, _: Reader, conn: Conn) -> dict[str, Any]:
     rows = await service.zone_occupancy(conn, datetime.now(UTC), _max_stay_h(request), zone_id)
     if not rows:
@@ -44,7 +45,23 @@ async def one_zone(zone_id: str, request: Request, _: Reader, conn: Conn) -> dic
     return rows[0]
 
 
-@router.get("/zones/{zone_id}/muster", response_model=None)
+@router.get(
+    "/zones/{zone_id}/muster",
+    response_model=None,
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/PersonInside"},
+                    }
+                },
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        }
+    },
+)
 async def muster(
     zone_id: str,
     request: Request,

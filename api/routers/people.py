@@ -6,6 +6,7 @@ Administrators create and update people, deactivate them, give and revoke cards
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -13,11 +14,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from api.deps import Allowed, Conn, OrgScope, Principal, ensure_in_scope
 from api.permissions import Permission, allowed, sees_health_details
 from api.roster import Admin, CardIn, PersonIn, PersonPatch, changes, values_of
+from api.schemas.people import PeoplePage, PersonView
 from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.health import HealthStatus
 from gateway.domain.privacy import mask_id_number, mask_phone
 from gateway.services import roster_admin
-from gateway.store import console
+from gateway.store import people
 from gateway.store.audit import record_audit
 
 router = APIRouter(prefix="/api/people", tags=["people"])
@@ -59,7 +61,7 @@ def _future(when: Any) -> bool:
     return when > datetime.now(UTC)
 
 
-@router.get("")
+@router.get("", response_model=PeoplePage)
 async def search_people(
     operator: Reader,
     scope: OrgScope,
@@ -68,18 +70,16 @@ async def search_people(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    total, rows = await console.search_people(
-        conn, q=q, org_scope=scope, limit=limit, offset=offset
-    )
+    total, rows = await people.search_people(conn, q=q, org_scope=scope, limit=limit, offset=offset)
     return {
         "total": total,
         "limit": limit,
         "offset": offset,
-        "items": [present(r, operator) for r in rows],
+        "items": [present(asdict(r), operator) for r in rows],
     }
 
 
-@router.get("/{person_id}")
+@router.get("/{person_id}", response_model=PersonView)
 async def get_person(
     person_id: str,
     operator: Reader,
@@ -94,8 +94,9 @@ async def get_person(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"role {operator.account.role.value} may not unmask"
         )
-    person = await console.get_person(conn, person_id)
-    assert person is not None
+    found = await people.get_person(conn, person_id)
+    assert found is not None
+    person = asdict(found)
     if unmask:
         # Who saw whose what, and when (the entry's ts); never the values themselves.
         shown = [f for f in ("phone", "id_number") if person.get(f)]
@@ -106,19 +107,19 @@ async def get_person(
 
 
 async def _person(conn: Conn, person_id: str, operator: Principal) -> dict[str, Any]:
-    person = await console.get_person(conn, person_id)
-    assert person is not None
-    return present(person, operator)
+    found = await people.get_person(conn, person_id)
+    assert found is not None
+    return present(asdict(found), operator)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=PersonView)
 async def create_person(body: PersonIn, operator: Admin, conn: Conn) -> dict[str, Any]:
     values = values_of(body, exclude={"cards"})
     await roster_admin.create(conn, "person", values, by=operator.name, cards=body.cards)
     return await _person(conn, body.id, operator)
 
 
-@router.patch("/{person_id}")
+@router.patch("/{person_id}", response_model=PersonView)
 async def update_person(
     person_id: str, body: PersonPatch, operator: Admin, conn: Conn
 ) -> dict[str, Any]:
@@ -126,7 +127,7 @@ async def update_person(
     return await _person(conn, person_id, operator)
 
 
-@router.post("/{person_id}/deactivate")
+@router.post("/{person_id}/deactivate", response_model=PersonView)
 async def deactivate_person(person_id: str, operator: Admin, conn: Conn) -> dict[str, Any]:
     await roster_admin.deactivate_person(conn, person_id, by=operator.name)
     return await _person(conn, person_id, operator)

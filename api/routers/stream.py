@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from fastapi.encoders import jsonable_encoder
 from api.deps import SESSION_COOKIE, authenticate, idle_timeout
 from api.permissions import org_scoped, present_alert, visible_alert_kinds
 from gateway.domain.operators import OperatorRole
-from gateway.store import console
+from gateway.store.alert_feed import AlertChange, alert_changes_after, alert_cursor
 from gateway.store.org_tree import org_subtree
 
 router = APIRouter()
@@ -38,34 +39,16 @@ REPLAY_PAGE = 1000
 RECHECK_S = 60.0
 
 
-def _message(change: dict[str, Any], role: OperatorRole) -> dict[str, Any]:
-    alert = {
-        k: change[k]
-        for k in (
-            "id",
-            "kind",
-            "severity",
-            "ts",
-            "door",
-            "zone",
-            "device",
-            "person",
-            "detail",
-            "status",
-            "door_name",
-            "zone_name",
-            "person_name",
-        )
-    }
+def _message(change: AlertChange, role: OperatorRole) -> dict[str, Any]:
     return jsonable_encoder(
         {
             "type": "alert",
-            "cursor": change["cursor"],
-            "change": change["change"],
-            "operator": change["operator"],
-            "note": change["note"],
-            "changed_at": change["changed_at"],
-            "alert": present_alert(alert, role),
+            "cursor": change.cursor,
+            "change": change.change,
+            "operator": change.operator,
+            "note": change.note,
+            "changed_at": change.changed_at,
+            "alert": present_alert(asdict(change.alert), role),
         }
     )
 
@@ -131,22 +114,22 @@ async def alert_stream(websocket: WebSocket) -> None:
     operator_changed = hub.watch_operator(found[0].id)
     last = cursor or 0
 
-    def visible(change: dict[str, Any]) -> bool:
-        if units is not None and change["person_org_unit"] not in units:
+    def visible(change: AlertChange) -> bool:
+        if units is not None and change.person_org_unit not in units:
             return False
-        return kinds is None or change["kind"] in kinds
+        return kinds is None or change.alert.kind in kinds
 
     try:
         async with app.state.pool.acquire() as conn:
             # Read after subscribing: what committed later comes through the queue too.
-            head = await console.alert_cursor(conn)
+            head = await alert_cursor(conn)
         while cursor is not None or since is not None:
             async with app.state.pool.acquire() as conn:
-                missed = await console.alert_changes_after(
+                missed = await alert_changes_after(
                     conn, cursor=cursor, since=since, limit=REPLAY_PAGE
                 )
             for change in missed:
-                last = max(last, change["cursor"])
+                last = max(last, change.cursor)
                 if visible(change):
                     await websocket.send_json(_message(change, role))
             if len(missed) < REPLAY_PAGE:
@@ -175,9 +158,9 @@ async def alert_stream(websocket: WebSocket) -> None:
                 if change is None:
                     await websocket.close(1012)
                     return
-                if change["cursor"] <= last or not visible(change):
+                if change.cursor <= last or not visible(change):
                     continue
-                last = change["cursor"]
+                last = change.cursor
                 await websocket.send_json(_message(change, role))
         finally:
             receiver.cancel()

@@ -30,7 +30,7 @@ from gateway.services.tracing import (
     trace,
 )
 from gateway.settings import Settings
-from gateway.store.console import zone_names_of
+from gateway.store.zones import zone_names_of
 
 router = APIRouter(prefix="/api/tracing", tags=["tracing"])
 Tracer = Allowed(Permission.TRACE_CONTACTS)

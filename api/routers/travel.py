@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from api.deps import Allowed, Conn, OrgScope, ensure_in_scope
 from api.permissions import Permission
+from api.schemas.travel import EpidemicArea, TravelDeclaration
 from gateway.services import travel as service
 from gateway.services.travel_import import TravelImportError, import_declarations
 from gateway.services.travel_preview import preview_area
@@ -90,7 +91,7 @@ def _rules(request: Request) -> service.TravelRules:
     return service.TravelRules(settings.isolation_days, settings.tz)
 
 
-@router.get("/declarations")
+@router.get("/declarations", response_model=list[TravelDeclaration])
 async def list_declarations(
     operator: Declarer,
     scope: OrgScope,
@@ -170,7 +171,7 @@ async def waive(
     return {"declaration": declaration, "evaluation": evaluation.as_dict()}
 
 
-@router.get("/areas")
+@router.get("/areas", response_model=list[EpidemicArea])
 async def list_areas(operator: Declarer, conn: Conn) -> list[dict[str, Any]]:
     return await store.list_areas(conn)
 

@@ -24,7 +24,7 @@ from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.pipeline.gateway import Gateway
 from gateway.store.db import connect
 from gateway.store.health import set_health
-from gateway.store.roster_edit import holder_of_card
+from gateway.store.roster_write import holder_of_card
 
 
 async def _until(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]

@@ -29,8 +29,7 @@ from gateway.services.tracing_stays import refresh_stays
 from gateway.settings import Settings
 from gateway.store.access_log import ensure_partition, is_empty, write_access_records
 from gateway.store.db import vacuum_analyze
-from gateway.store.roster_edit import any_exists
-from gateway.store.roster_write import copy_new_people
+from gateway.store.roster_write import any_exists, copy_new_people
 
 
 async def load_week(

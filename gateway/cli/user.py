@@ -28,7 +28,7 @@ from gateway.services.accounts import (
     revoke_tokens,
     set_password,
 )
-from gateway.store import roster_edit
+from gateway.store import roster_write
 from gateway.store.accounts import set_org_unit
 from gateway.store.audit import record_audit
 from gateway.store.operators import OperatorExistsError, add_operator
@@ -92,7 +92,7 @@ async def _add(
                 if lifetime is not None:
                     token = await issue_token(conn, name.strip(), by="cli", expires_in=lifetime)
                 if org_unit is not None:
-                    if not await roster_edit.exists(conn, "org_units", org_unit):
+                    if not await roster_write.row_exists(conn, "org_units", org_unit):
                         raise click.ClickException(f"unknown org unit {org_unit!r}")
                     await set_org_unit(conn, name.strip(), org_unit)
                 await record_audit(

@@ -10,7 +10,6 @@ import asyncpg
 
 from gateway.domain.health import Reassignment
 from gateway.services.operations import _jsonable
-from gateway.store import console
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import (
     CaretakerCandidate,
@@ -20,7 +19,7 @@ from gateway.store.caretaking import (
     org_units_of,
     reassign_caretaker,
 )
-from gateway.store.health import lock_people
+from gateway.store.health import health_of, lock_people
 
 REASSIGN_ACTOR = "caretaking"  # changed_by of the reassignments the scheduled sweep makes
 
@@ -116,9 +115,9 @@ async def reassign_cases(
                 else f"{why}: no eligible caretaker (active staff under no hold in the "
                 "person's org unit or above); none assigned, name one"
             )
-            before = await console.health_of(conn, case.person_id)
+            before = await health_of(conn, case.person_id)
             await reassign_caretaker(conn, case.person_id, new, reason=reason, changed_by=by)
-            after = await console.health_of(conn, case.person_id)
+            after = await health_of(conn, case.person_id)
             await record_audit(
                 conn,
                 by,

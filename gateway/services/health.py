@@ -8,7 +8,7 @@ Changes of one person are serialised by a lock on that person's row.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,10 +18,9 @@ from gateway.domain.health import ISOLATION_STATUSES, HealthRecord, HealthStatus
 from gateway.services.caretaking import choose_caretakers, reassign_cases
 from gateway.services.errors import ConflictError, InvalidReferenceError, NotFoundError
 from gateway.services.operations import _jsonable
-from gateway.store import console
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import caretaker_problem
-from gateway.store.health import current_health, expire_due, lock_people, set_health
+from gateway.store.health import current_health, expire_due, health_of, lock_people, set_health
 from gateway.store.readings import insert_reading, latest_watch_reading
 from gateway.store.roster import load_health
 
@@ -92,7 +91,7 @@ async def change_status(
         if not await lock_people(conn, [person_id]):
             raise NotFoundError(f"no person {person_id!r}")
         await _check_change(conn, person_id, status, until, caretaker_id, now)
-        before = await console.health_of(conn, person_id)
+        before = await health_of(conn, person_id)
         current = await current_status(conn, person_id)
         actual = current.effective(now) if current else HealthStatus.CLEAR
         if expect is not None and actual is not expect:
@@ -103,7 +102,7 @@ async def change_status(
             caretaker_id = (await choose_caretakers(conn, [person_id]))[person_id]
         record = HealthRecord(person_id, status, now, until, reason, caretaker_id, by)
         await set_health(conn, record, changed_by=by)
-        after = await console.health_of(conn, person_id)
+        after = await health_of(conn, person_id)
         await record_audit(
             conn,
             by,
@@ -119,7 +118,7 @@ async def change_status(
             else []
         )
     assert after is not None
-    return {**after, "reassigned": [r.as_dict() for r in reassigned]}
+    return {**asdict(after), "reassigned": [r.as_dict() for r in reassigned]}
 
 
 async def _check_normal_reading(conn: asyncpg.Connection, person_id: str) -> None:

@@ -15,7 +15,7 @@ from gateway.domain.health import HealthStatus
 from gateway.services.caretaking import reassign_cases
 from gateway.services.manifest import Manifest, ManifestError, read_manifest
 from gateway.services.manifest_references import check_references
-from gateway.store import roster_sync, roster_write
+from gateway.store import roster_write
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import held_caretaker_problem
 from gateway.store.health import set_health_many
@@ -202,7 +202,7 @@ async def _sync(
     """Deactivate the active people of the file's kinds that the file leaves out."""
     kinds = tuple(sorted({r.item.kind.value for r in manifest.people}))
     listed = {r.item.id for r in manifest.people}
-    active = await roster_sync.active_people_of_kinds(conn, kinds)
+    active = await roster_write.active_people_of_kinds(conn, kinds)
     absent = tuple(p for p in active if p not in listed)
     result = SyncReport(kinds, len(active), absent, options.dry_run)
     if options.dry_run:
@@ -214,7 +214,7 @@ async def _sync(
             f"{options.max_share:.0%} allowed; is the export complete? See who with a dry run, "
             "and allow a larger share (--max-deactivate-share) only if it is right"
         )
-    await roster_sync.deactivate_people(conn, absent)
+    await roster_write.deactivate_people(conn, absent)
     for person in absent:
         await record_audit(
             conn,

@@ -17,7 +17,7 @@ from gateway.domain.levels import ResponseLevel, ZoneRules, zone_rules
 from gateway.domain.roster import CapacityMode, Zone, ZoneKind
 from gateway.services.errors import InvalidReferenceError
 from gateway.store import levels as store
-from gateway.store import roster_edit
+from gateway.store import roster_write
 from gateway.store.audit import record_audit
 
 __all__ = [
@@ -71,7 +71,7 @@ async def set_level(
         if level is not None and await store.definition(conn, level) is None:
             raise InvalidReferenceError("level", f"unknown response level {level!r}")
         for zone_id in scopes:
-            if zone_id is not None and not await roster_edit.exists(conn, "zones", zone_id):
+            if zone_id is not None and not await roster_write.row_exists(conn, "zones", zone_id):
                 raise InvalidReferenceError("zones", f"unknown zone {zone_id!r}")
             before = await store.active_level_of(conn, zone_id)
             if before == level:

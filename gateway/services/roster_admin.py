@@ -30,8 +30,9 @@ from gateway.domain.roster import (
     ZoneKind,
 )
 from gateway.services.errors import ConflictError, InvalidReferenceError, NotFoundError
-from gateway.store import roster_edit, roster_write
+from gateway.store import roster_write
 from gateway.store.audit import record_audit
+from gateway.store.org_units import org_unit_ancestors
 
 __all__ = [
     "AlreadyExistsError",
@@ -157,12 +158,12 @@ async def _check_references(
 ) -> None:
     for field, table in entity.references:
         value = values.get(field)
-        if value is not None and not await roster_edit.exists(conn, table, value):
+        if value is not None and not await roster_write.row_exists(conn, table, value):
             raise InvalidReferenceError(
                 field, f"unknown {table.removesuffix('s').replace('_', ' ')} {value!r}"
             )
     parent = values.get("parent_id") if entity.table == "org_units" else None
-    if parent is not None and values["id"] in await roster_edit.org_unit_ancestors(conn, parent):
+    if parent is not None and values["id"] in await org_unit_ancestors(conn, parent):
         raise InvalidReferenceError("parent_id", "org units would form a cycle")
 
 
@@ -171,7 +172,7 @@ async def _write(
 ) -> dict[str, Any]:
     await _check_references(conn, entity, values)
     await entity.upsert(conn, [entity.build(values)])
-    after = await roster_edit.row(conn, entity.table, values["id"])
+    after = await roster_write.locked_row(conn, entity.table, values["id"])
     assert after is not None
     return after
 
@@ -187,13 +188,13 @@ async def create(
     """Create an org unit, zone, door, device or person (with cards); 409-style errors."""
     entity = ENTITIES[kind]
     async with conn.transaction():
-        if await roster_edit.row(conn, entity.table, values["id"]) is not None:
+        if await roster_write.locked_row(conn, entity.table, values["id"]) is not None:
             raise AlreadyExistsError(f"{kind} {values['id']!r} already exists")
         after = await _write(conn, entity, {**_DEFAULTS[entity.table], **values})
         if cards:
             for uid in cards:
                 await _take_card(conn, values["id"], uid, None)
-            after["cards"] = await roster_edit.cards_of(conn, values["id"])
+            after["cards"] = await roster_write.cards_of(conn, values["id"])
         await record_audit(
             conn, by, "create", entity.audit_name, values["id"], after=_jsonable(after)
         )
@@ -206,7 +207,7 @@ async def update(
     """Change some fields of an existing row; unchanged rows write (and notify) nothing."""
     entity = ENTITIES[kind]
     async with conn.transaction():
-        before = await roster_edit.row(conn, entity.table, row_id)
+        before = await roster_write.locked_row(conn, entity.table, row_id)
         if before is None:
             raise NotFoundError(f"no {kind} {row_id!r}")
         after = await _write(conn, entity, {**before, **changes, "id": row_id})
@@ -232,7 +233,7 @@ async def _take_card(
     conn: asyncpg.Connection, person_id: str, uid: str, valid_until: datetime | None
 ) -> dict[str, Any] | None:
     """Give a card to a person; the card as it was before (None when new)."""
-    before = await roster_edit.card(conn, uid)
+    before = await roster_write.locked_card(conn, uid)
     if before is not None and before["person_id"] != person_id:
         raise CardHeldError(f"card {uid} is held by another person")
     await roster_write.upsert_cards(conn, [Card(uid, person_id, False, valid_until)])
@@ -249,10 +250,10 @@ async def add_card(
 ) -> dict[str, Any]:
     """Give `uid` (canonical form) to a person, or renew it; CardHeldError when not theirs."""
     async with conn.transaction():
-        if await roster_edit.row(conn, "people", person_id) is None:
+        if await roster_write.locked_row(conn, "people", person_id) is None:
             raise NotFoundError(f"no person {person_id!r}")
         before = await _take_card(conn, person_id, uid, valid_until)
-        after = await roster_edit.card(conn, uid)
+        after = await roster_write.locked_card(conn, uid)
         assert after is not None
         if after != before:
             await record_audit(
@@ -266,13 +267,13 @@ async def revoke_card(
 ) -> dict[str, Any]:
     """Revoke a card (of `person_id`, when given): it is denied with card_revoked."""
     async with conn.transaction():
-        before = await roster_edit.card(conn, uid)
+        before = await roster_write.locked_card(conn, uid)
         if before is None or person_id not in (None, before["person_id"]):
             raise NotFoundError(
                 f"no card {uid}" + (f" of person {person_id!r}" if person_id else "")
             )
-        await roster_edit.revoke_card(conn, uid)
-        after = await roster_edit.card(conn, uid)
+        await roster_write.revoke_card(conn, uid)
+        after = await roster_write.locked_card(conn, uid)
         assert after is not None
         if after != before:
             await record_audit(

@@ -48,10 +48,9 @@ from gateway.services.caretaking import choose_caretakers, reassign_cases
 from gateway.services.errors import ConflictError, InvalidValueError, NotFoundError
 from gateway.services.health import CurrentStatus, current_status, lock_people
 from gateway.services.operations import _jsonable
-from gateway.store import console
 from gateway.store import travel as store
 from gateway.store.audit import record_audit
-from gateway.store.health import set_health
+from gateway.store.health import health_of, set_health
 from gateway.store.locks import LockKey, lock_for_transaction
 
 TRAVEL_ACTOR = "travel"  # set_by of the isolations travel sets (and may lift)
@@ -265,9 +264,9 @@ async def _lift(
 
 
 async def _write(conn: asyncpg.Connection, record: HealthRecord, by: str, action: str) -> None:
-    before = await console.health_of(conn, record.person_id)
+    before = await health_of(conn, record.person_id)
     await set_health(conn, record, changed_by=by)
-    after = await console.health_of(conn, record.person_id)
+    after = await health_of(conn, record.person_id)
     await record_audit(
         conn,
         by,

@@ -1,8 +1,9 @@
-"""The access log: batched writes, duplicate re-seeding, occupancy, partitions."""
+"""The access log: batched writes, duplicate re-seeding, occupancy, partitions, reads."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -10,6 +11,7 @@ import asyncpg
 from gateway.domain.campus import AccessRecord
 from gateway.domain.decisions import Verdict
 from gateway.store import tracing_stays
+from gateway.store.org_tree import subtree_cte
 
 _COLUMNS = (
     "device_id",
@@ -153,3 +155,64 @@ async def is_logged(conn: asyncpg.Connection, record: AccessRecord) -> bool:
             record.received_at,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEventRow:
+    """One logged event as operators read it."""
+
+    device_id: str
+    event_id: str
+    type: str
+    device_ts: datetime
+    received_at: datetime
+    door_id: str | None
+    zone_id: str | None
+    person_id: str | None
+    card_uid: str | None
+    direction: str | None
+    celsius: float | None
+    decision: str | None
+    reason: str | None
+
+
+async def list_access_events(
+    conn: asyncpg.Connection,
+    *,
+    person: str | None,
+    door: str | None,
+    zone: str | None,
+    decision: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    org_scope: str | None,
+    limit: int,
+    offset: int,
+) -> list[AccessEventRow]:
+    """Logged events by filter, newest first; with `org_scope`, only people of that subtree."""
+    rows = await conn.fetch(
+        subtree_cte(1)
+        + """
+        SELECT e.device_id, e.event_id, e.type, e.device_ts, e.received_at, e.door_id, e.zone_id,
+               e.person_id, e.card_uid, e.direction, e.celsius, e.decision, e.reason
+        FROM access_events e
+        WHERE ($2::text IS NULL OR e.person_id IN
+                  (SELECT id FROM people WHERE org_unit_id IN (SELECT id FROM scope)))
+          AND ($3::text IS NULL OR e.person_id = $3) AND ($4::text IS NULL OR e.door_id = $4)
+          AND ($5::text IS NULL OR e.zone_id = $5) AND ($6::text IS NULL OR e.decision = $6)
+          AND ($7::timestamptz IS NULL OR e.received_at >= $7)
+          AND ($8::timestamptz IS NULL OR e.received_at < $8)
+        ORDER BY e.received_at DESC LIMIT $9 OFFSET $10
+        """,
+        org_scope,
+        org_scope,
+        person,
+        door,
+        zone,
+        decision,
+        since,
+        until,
+        limit,
+        offset,
+    )
+    return [AccessEventRow(*r) for r in rows]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from gateway.domain.alerts import Alert, AlertKind, AlertStatus, Severity
+from gateway.store.org_tree import subtree_cte
 
 
 class AlertNotFound(LookupError):
@@ -127,15 +131,24 @@ async def set_alert_status(
     return _alert(updated)
 
 
-async def alert_history(
-    conn: asyncpg.Connection, alert_id: str
-) -> list[tuple[AlertStatus, str | None, str]]:
-    """(status, operator, note) of every step of the alert, oldest first."""
+@dataclass(frozen=True, slots=True)
+class AlertStep:
+    """One step of an alert's lifecycle: the status it took, by whom, when, with what note."""
+
+    id: int
+    status: AlertStatus
+    operator: str | None
+    note: str | None
+    ts: datetime
+
+
+async def alert_history(conn: asyncpg.Connection, alert_id: str) -> list[AlertStep]:
+    """Every step of the alert, oldest first."""
     rows = await conn.fetch(
-        "SELECT status, operator, note FROM alert_history WHERE alert_id = $1 ORDER BY id",
+        "SELECT id, status, operator, note, ts FROM alert_history WHERE alert_id = $1 ORDER BY id",
         alert_id,
     )
-    return [(AlertStatus(r[0]), r[1], r[2]) for r in rows]
+    return [AlertStep(r[0], AlertStatus(r[1]), r[2], r[3], r[4]) for r in rows]
 
 
 async def open_alerts(conn: asyncpg.Connection, kind: AlertKind | str) -> list[Alert]:
@@ -144,3 +157,79 @@ async def open_alerts(conn: asyncpg.Connection, kind: AlertKind | str) -> list[A
         f"{_SELECT} WHERE kind = $1 AND status <> 'resolved' ORDER BY ts", AlertKind(kind).value
     )
     return [_alert(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert as operators read it: with the display names of its door, zone and person."""
+
+    id: str
+    kind: str
+    severity: str
+    ts: datetime
+    door: str | None
+    zone: str | None
+    device: str | None
+    person: str | None
+    detail: dict[str, Any]
+    status: str
+    door_name: str | None
+    zone_name: str | None
+    person_name: str | None
+
+
+# A derived table so callers filter on the alert's own columns without qualifying them.
+_ROWS = """
+SELECT * FROM (
+    SELECT a.id, a.kind, a.severity, a.ts, a.door, a.zone, a.device, a.person, a.detail,
+           a.status, d.name AS door_name, z.name AS zone_name, p.name AS person_name
+    FROM alerts a
+    LEFT JOIN doors d ON d.id = a.door
+    LEFT JOIN zones z ON z.id = a.zone
+    LEFT JOIN people p ON p.id = a.person
+) AS alerts
+"""
+
+
+async def list_alerts(
+    conn: asyncpg.Connection,
+    *,
+    kinds: list[str] | None,
+    severity: str | None,
+    zone: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+    org_scope: str | None = None,
+) -> list[AlertRow]:
+    """Alerts by filter; with `org_scope`, only those about people of that subtree."""
+    rows = await conn.fetch(
+        subtree_cte(9)
+        + _ROWS
+        + """
+        WHERE ($1::text[] IS NULL OR kind = ANY($1)) AND ($2::text IS NULL OR severity = $2)
+          AND ($3::text IS NULL OR zone = $3) AND ($4::text IS NULL OR status = $4)
+          AND ($5::timestamptz IS NULL OR ts >= $5) AND ($6::timestamptz IS NULL OR ts < $6)
+          AND ($9::text IS NULL OR person IN
+                  (SELECT id FROM people WHERE org_unit_id IN (SELECT id FROM scope)))
+        ORDER BY ts DESC, id LIMIT $7 OFFSET $8
+        """,
+        kinds,
+        severity,
+        zone,
+        status,
+        since,
+        until,
+        limit,
+        offset,
+        org_scope,
+    )
+    return [AlertRow(*r) for r in rows]
+
+
+async def alert_row(conn: asyncpg.Connection, alert_id: str) -> AlertRow | None:
+    """One alert as operators read it (`get_alert` is the domain object the gateway keeps)."""
+    row = await conn.fetchrow(_ROWS + " WHERE id = $1", alert_id)
+    return AlertRow(*row) if row else None

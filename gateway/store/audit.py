@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 import asyncpg
 
 
@@ -26,3 +30,36 @@ async def record_audit(
         before,
         after,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    operator: str
+    action: str
+    entity: str
+    entity_id: str | None
+    before: Any
+    after: Any
+    ts: datetime
+
+
+async def list_audit(
+    conn: asyncpg.Connection,
+    *,
+    entity: str | None,
+    operator: str | None,
+    limit: int,
+    offset: int,
+) -> list[AuditEntry]:
+    """Entries by filter, newest first."""
+    rows = await conn.fetch(
+        "SELECT id, operator, action, entity, entity_id, before, after, ts FROM audit_log "
+        "WHERE ($1::text IS NULL OR entity = $1) AND ($2::text IS NULL OR operator = $2) "
+        "ORDER BY id DESC LIMIT $3 OFFSET $4",
+        entity,
+        operator,
+        limit,
+        offset,
+    )
+    return [AuditEntry(*r) for r in rows]

@@ -1,14 +1,52 @@
-"""Live device state (online, last seen, firmware), kept apart from the roster.
+"""Devices with their live state (online, last seen, firmware), kept apart from the roster.
 
-These writes go to `device_status`, which has no roster trigger, so heartbeats
+State writes go to `device_status`, which has no roster trigger, so heartbeats
 never make gateways reload the roster.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """A device as operators read it: where it hangs and whether it is online."""
+
+    id: str
+    door_id: str
+    door_name: str | None
+    zone_id: str
+    kind: str
+    transport: str
+    port: str | None
+    protocol: str | None
+    online: bool
+    last_seen: datetime | None
+    firmware: str | None
+
+
+_SELECT = """
+SELECT v.id, v.door_id, d.name AS door_name, d.zone_id, v.kind, v.transport, v.port, v.protocol,
+       coalesce(s.online, false) AS online, s.last_seen, s.firmware
+FROM devices v JOIN doors d ON d.id = v.door_id LEFT JOIN device_status s ON s.device_id = v.id
+"""
+
+
+async def list_devices(conn: asyncpg.Connection, *, online: bool | None = None) -> list[DeviceRow]:
+    rows = await conn.fetch(
+        _SELECT + " WHERE ($1::boolean IS NULL OR coalesce(s.online, false) = $1) ORDER BY v.id",
+        online,
+    )
+    return [DeviceRow(*r) for r in rows]
+
+
+async def get_device(conn: asyncpg.Connection, device_id: str) -> DeviceRow | None:
+    row = await conn.fetchrow(_SELECT + " WHERE v.id = $1", device_id)
+    return DeviceRow(*row) if row else None
 
 
 async def set_device_state(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.store.org_tree import subtree_cte
 from gateway.store.roster_write import UpsertCounts
 
 _COLUMNS = ("person_id", "status", "since", "until", "reason", "caretaker_id", "set_by")
@@ -172,3 +174,55 @@ async def expire_due(conn: asyncpg.Connection, now: datetime) -> list[str]:
         now,
     )
     return [r[0] for r in rows]
+
+
+async def health_of(conn: asyncpg.Connection, person_id: str) -> HealthRecord | None:
+    """The person's stored status (None: never had one, which reads as clear)."""
+    row = await conn.fetchrow(
+        "SELECT person_id, status, since, until, reason, caretaker_id, set_by "
+        "FROM health_status WHERE person_id = $1",
+        person_id,
+    )
+    if row is None:
+        return None
+    return HealthRecord(row[0], HealthStatus(row[1]), *row[2:])
+
+
+@dataclass(frozen=True, slots=True)
+class HealthListing:
+    """A stored status with the names of the person and the caretaker beside their ids."""
+
+    person_id: str
+    name: str
+    org_unit_id: str | None
+    status: str
+    since: datetime
+    until: datetime | None
+    reason: str | None
+    caretaker_id: str | None
+    caretaker_name: str | None
+    set_by: str | None
+
+
+async def list_health(
+    conn: asyncpg.Connection, *, status: str | None, org_scope: str | None, limit: int, offset: int
+) -> list[HealthListing]:
+    """Stored statuses, newest first; with `org_scope`, only people of that subtree."""
+    rows = await conn.fetch(
+        subtree_cte(1)
+        + """
+        SELECT h.person_id, p.name, p.org_unit_id, h.status, h.since, h.until, h.reason,
+               h.caretaker_id, c.name AS caretaker_name, h.set_by
+        FROM health_status h JOIN people p ON p.id = h.person_id
+        LEFT JOIN people c ON c.id = h.caretaker_id
+        WHERE ($2::text IS NULL OR p.org_unit_id IN (SELECT id FROM scope))
+          AND ($3::text IS NULL OR h.status = $3)
+        ORDER BY h.since DESC LIMIT $4 OFFSET $5
+        """,
+        org_scope,
+        org_scope,
+        status,
+        limit,
+        offset,
+    )
+    return [HealthListing(*r) for r in rows]

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.store.retention import exists
+from gateway.store.retention import table_exists
 
 
 def _dicts(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
@@ -57,7 +57,7 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
             person_id,
         )
     )
-    if await exists(conn, "health_readings"):
+    if await table_exists(conn, "health_readings"):
         record["health_readings"] = _dicts(
             await conn.fetch(
                 "SELECT id, celsius, fever, measured_at, recorded_by, note, recorded_at"
@@ -65,7 +65,7 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
                 person_id,
             )
         )
-    if await exists(conn, "travel_declarations"):
+    if await table_exists(conn, "travel_declarations"):
         record["travel_declarations"] = _dicts(
             await conn.fetch(
                 "SELECT * FROM travel_declarations WHERE person_id = $1"

@@ -46,7 +46,7 @@ class Cutoffs:
     reports: datetime  # daily reports and their deliveries
 
 
-async def exists(conn: asyncpg.Connection, table: str) -> bool:
+async def table_exists(conn: asyncpg.Connection, table: str) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table))
 
 
@@ -74,9 +74,9 @@ async def purge_access_events(
     offline events (offline_uploads) go in either mode.
     """
     counts: dict[str, int] = {}
-    if await exists(conn, "presence_stays"):
+    if await table_exists(conn, "presence_stays"):
         counts["presence_stays"] = await _delete(conn, "presence_stays", "s < $1", cutoff, dry_run)
-    if await exists(conn, "offline_uploads"):  # which offline events were logged (issue 13)
+    if await table_exists(conn, "offline_uploads"):  # which offline events were logged (issue 13)
         counts["offline_uploads"] = await _delete(
             conn, "offline_uploads", "device_ts < $1", cutoff, dry_run
         )
@@ -183,7 +183,7 @@ async def purge_readings(
     conn: asyncpg.Connection, cutoff: datetime, *, dry_run: bool
 ) -> dict[str, int]:
     """Manual re-measurements older than the health period."""
-    if not await exists(conn, "health_readings"):
+    if not await table_exists(conn, "health_readings"):
         return {}
     return {
         "health_readings": await _delete(
@@ -196,7 +196,7 @@ async def purge_travel(
     conn: asyncpg.Connection, cutoff: date, isolation_days: int, *, dry_run: bool
 ) -> dict[str, int]:
     """Travel declarations whose isolation (return date + isolation days) ended before `cutoff`."""
-    if not await exists(conn, "travel_declarations"):
+    if not await table_exists(conn, "travel_declarations"):
         return {}
     where = f"return_date + {int(isolation_days)} < $1"
     return {
@@ -208,11 +208,11 @@ async def purge_reports(
     conn: asyncpg.Connection, cutoff: datetime, *, dry_run: bool
 ) -> dict[str, int]:
     """Daily reports generated before the cut-off, and their deliveries (cascade)."""
-    if not await exists(conn, "daily_reports"):
+    if not await table_exists(conn, "daily_reports"):
         return {}
     counts: dict[str, int] = {}
     async with conn.transaction():
-        if await exists(conn, "report_deliveries"):
+        if await table_exists(conn, "report_deliveries"):
             counts["report_deliveries"] = int(
                 await conn.fetchval(
                     "SELECT count(*) FROM report_deliveries d JOIN daily_reports r"

@@ -1,15 +1,20 @@
-"""Batched, idempotent upserts of roster rows (used by the import use case).
+"""Every change to the roster tables: the import's upserts and sync, an administrator's edits.
 
-Rows go through a temporary table with COPY, then one
+Batched, idempotent upserts: rows go through a temporary table with COPY, then one
 `INSERT ... ON CONFLICT DO UPDATE ... WHERE <row differs>`: an unchanged row
 is not touched, so it keeps its `updated_at` and a wholly unchanged batch
 fires no roster NOTIFY. Call these inside the caller's transaction.
+
+An administrator's single-row creates and updates (services.roster_admin) go through
+these same upserts, so a change the API makes looks to the gateways exactly like one an
+import makes: the roster tables' NOTIFY triggers tell every running gateway to reload.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -276,3 +281,84 @@ async def upsert_contacts(
 async def copy_new_people(conn: asyncpg.Connection, people: Sequence[tuple[str, str, str]]) -> None:
     """Bulk-load (id, kind, name) people that are not in the roster yet (COPY: no upsert)."""
     await conn.copy_records_to_table("people", records=list(people), columns=("id", "kind", "name"))
+
+
+# --- an administrator's single-row edits ------------------------------------------
+
+# Columns an administrator sees and changes (never updated_at).
+EDITABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "org_units": ("id", "name", "parent_id"),
+    "zones": ZONE_FIELDS,
+    "doors": ("id", "zone_id", "direction", "requires_temperature", "name"),
+    "devices": ("id", "door_id", "kind", "transport", "port", "protocol", "baud"),
+    "people": ("id", "kind", "name", "org_unit_id", "active", "valid_until"),
+}
+
+
+async def locked_row(conn: asyncpg.Connection, table: str, row_id: str) -> dict[str, Any] | None:
+    """One roster row by id, locked for the caller's transaction."""
+    cols = ", ".join(EDITABLE_COLUMNS[table])
+    found = await conn.fetchrow(f"SELECT {cols} FROM {table} WHERE id = $1 FOR UPDATE", row_id)
+    return dict(found) if found else None
+
+
+async def row_exists(conn: asyncpg.Connection, table: str, row_id: str) -> bool:
+    return bool(await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)", row_id))
+
+
+async def cards_of(conn: asyncpg.Connection, person_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT uid, person_id, revoked, valid_until FROM cards WHERE person_id = $1 ORDER BY uid",
+        person_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def locked_card(conn: asyncpg.Connection, uid: str) -> dict[str, Any] | None:
+    found = await conn.fetchrow(
+        "SELECT uid, person_id, revoked, valid_until FROM cards WHERE uid = $1 FOR UPDATE", uid
+    )
+    return dict(found) if found else None
+
+
+async def revoke_card(conn: asyncpg.Connection, uid: str) -> None:
+    await conn.execute(
+        "UPDATE cards SET revoked = true, updated_at = now() WHERE uid = $1 AND NOT revoked", uid
+    )
+
+
+async def holder_of_card(conn: asyncpg.Connection, uid: str) -> str | None:
+    """The person a card id belongs to, whatever its case."""
+    found: str | None = await conn.fetchval(
+        "SELECT person_id FROM cards WHERE upper(uid) = upper($1)", uid
+    )
+    return found
+
+
+async def any_exists(conn: asyncpg.Connection, table: str, row_ids: list[str]) -> bool:
+    """Whether any of `row_ids` is in the roster table."""
+    return bool(
+        await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ANY($1::text[]))", row_ids
+        )
+    )
+
+
+# --- a full export's sync: people it leaves out ----------------------------------
+
+
+async def active_people_of_kinds(conn: asyncpg.Connection, kinds: Collection[str]) -> list[str]:
+    """Ids of the active people of these kinds, sorted."""
+    rows = await conn.fetch(
+        "SELECT id FROM people WHERE active AND kind = ANY($1::text[]) ORDER BY id", list(kinds)
+    )
+    return [r[0] for r in rows]
+
+
+async def deactivate_people(conn: asyncpg.Connection, ids: Collection[str]) -> int:
+    """Mark these people inactive (their cards are then denied); returns how many changed."""
+    status = await conn.execute(
+        "UPDATE people SET active = false, updated_at = now() WHERE active AND id = ANY($1::text[])",
+        list(ids),
+    )
+    return int(status.split()[-1])

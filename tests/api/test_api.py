@@ -217,7 +217,7 @@ async def test_stream_pushes_new_alerts_and_replays_missed(app, api_world):
         finally:
             await conn.close()
         change = await asyncio.wait_for(queue.get(), 5)
-        assert change["id"] == "a-stream-1" and change["change"] == "open"
+        assert change.alert.id == "a-stream-1" and change.change == "open"
     finally:
         hub.unsubscribe(queue)
     assert token

@@ -51,11 +51,13 @@ async def test_alert_lifecycle_with_history(conn) -> None:
     assert acked.status is AlertStatus.ACKNOWLEDGED
     await set_alert_status(conn, "a1", "resolved", "guard1", "power restored")
     assert await open_alert_for(conn, AlertKind.DEVICE_OFFLINE, "term-1") is None
-    assert await alert_history(conn, "a1") == [
+    steps = await alert_history(conn, "a1")
+    assert [(s.status, s.operator, s.note) for s in steps] == [
         (AlertStatus.OPEN, None, "raised"),
         (AlertStatus.ACKNOWLEDGED, "guard1", "on my way"),
         (AlertStatus.RESOLVED, "guard1", "power restored"),
     ]
+    assert [s.id for s in steps] == sorted(s.id for s in steps)
     with pytest.raises(AlertTransitionError):
         await set_alert_status(conn, "a1", AlertStatus.OPEN, "guard1", "")
     with pytest.raises(AlertNotFound):
