@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from devices.codecs.thermal import Calibration, FrameError, ThermalEstimate
-from devices.transports.mqtt import Message
 from gateway.domain.alerts import AlertKind
 from gateway.domain.campus import AccessRecord
-from gateway.domain.decisions import Decision, Verdict
+from gateway.domain.decisions import Verdict
 from gateway.domain.events import (
     CardEvent,
     Direction,
@@ -34,7 +33,8 @@ from gateway.domain.health import HealthRecord
 from gateway.domain.roster import Device, Door
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
-from gateway.pipeline.dedupe import EventKey, SeenEvents
+from gateway.pipeline.arrival import Arrival
+from gateway.pipeline.dedupe import Duplicates, EventKey
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.publisher import Publisher
 from gateway.pipeline.roster_state import RosterState
@@ -73,25 +73,13 @@ class DoorPolicy:
 
 
 @dataclass(slots=True)
-class Arrival:
-    """A received event with the clocks read when it arrived."""
-
-    message: Message
-    received_at: datetime
-    started: float  # perf_counter at receipt, for the decision latency
-    # The event's time in the log: its device's clock when plausible (DeviceClocks),
-    # else the receipt time.
-    at: datetime | None = None
-
-
-@dataclass(slots=True)
 class WaitingCard:
     arrival: Arrival
     event: CardEvent
     device: Device
     door: Door
     direction: Direction
-    companions: list[tuple[AccessRecord, Message, EventKey]] = field(default_factory=list)
+    companions: list[tuple[AccessRecord, Arrival, EventKey]] = field(default_factory=list)
 
 
 class DoorDesk:
@@ -104,7 +92,7 @@ class DoorDesk:
         journal: Journal,
         publisher: Publisher,
         alerter: Alerter,
-        seen: SeenEvents,
+        duplicates: Duplicates,
         occupancy: Occupancy,
         policy: DoorPolicy,
         counters: Counters,
@@ -113,7 +101,7 @@ class DoorDesk:
         self._journal = journal
         self._publisher = publisher
         self._alerter = alerter
-        self._seen = seen
+        self._duplicates = duplicates
         self._occupancy = occupancy
         self._policy = policy
         self._counters = counters
@@ -155,7 +143,6 @@ class DoorDesk:
 
     def on_card(self, arrival: Arrival, event: CardEvent, device: Device, door: Door) -> None:
         key = (device.id, event.event_id)
-        self._seen.begin(key)
         direction = resolve_direction(event.direction, door)
         outcome = self._decide(door, event.card_uid, direction, event.celsius, window_open=True)
         celsius = event.celsius
@@ -163,7 +150,7 @@ class DoorDesk:
             paired = self._book.offer_card(door.id, key, event.card_uid, time.monotonic())
             if paired is None:
                 self._waiting[key] = WaitingCard(arrival, event, device, door, direction)
-                self._publisher.decision(device.id, to_decision(event.event_id, outcome))
+                arrival.reply(to_decision(event.event_id, outcome))
                 self._expiry_wake.set()
                 return
             celsius = paired
@@ -262,20 +249,20 @@ class DoorDesk:
         # The enums are str subclasses (str hashing): the keys print as their values.
         self._counters.decide(decision.verdict, decision.reason)
         companions = card.companions
-        message = card.arrival.message
+        arrival = card.arrival
 
         arrived = card.arrival.started
         latency = self._counters.decision_latency
 
         def publish_and_ack() -> None:
             # Judged late now, when it is sent, against the card event's receipt.
-            self._publisher.decision(device.id, decision, arrived=arrived)
+            arrival.reply(self._publisher.judged(decision, arrived))
             latency.observe(time.perf_counter() - arrived)  # receipt -> durable and published
-            self._publisher.ack(message)
-            self._answer_duplicates(key, decision, arrived)
-            for _, companion_message, companion_key in companions:
-                self._publisher.ack(companion_message)
-                self._answer_duplicates(companion_key, None)
+            arrival.ack()
+            self._duplicates.settle(key, decision, arrived)
+            for _, companion, companion_key in companions:
+                companion.ack()
+                self._duplicates.settle(companion_key, None)
 
         def refused() -> None:
             # Its row could not be stored: no decision goes out (the device times out and
@@ -287,11 +274,11 @@ class DoorDesk:
                 device.id,
                 decision.verdict.value,
             )
-            self._publisher.ack(message)
-            self._answer_duplicates(key, None)
-            for _, companion_message, companion_key in companions:
-                self._publisher.ack(companion_message)
-                self._answer_duplicates(companion_key, None)
+            arrival.ack()
+            self._duplicates.settle(key, None)
+            for _, companion, companion_key in companions:
+                companion.ack()
+                self._duplicates.settle(companion_key, None)
 
         batch.follow(publish_and_ack, needs=(decided,), refused=refused)
         self._journal.kick()
@@ -311,25 +298,12 @@ class DoorDesk:
         self._full_alerted.add(door.zone_id)
         return outcome.alerts
 
-    def _answer_duplicates(
-        self, key: EventKey, decision: Decision | None, arrived: float | None = None
-    ) -> None:
-        flight = self._seen.finish(key, decision, arrived)
-        if flight is None:
-            return
-        for duplicate in flight.duplicates:
-            # The broker's redelivery of the message being answered is not a second ask.
-            if decision is not None and not duplicate.dup:
-                self._publisher.decision(key[0], decision, arrived=arrived)
-            self._publisher.ack(duplicate)
-
     # ---- temperature --------------------------------------------------------
 
     def on_temperature(
         self, arrival: Arrival, event: TemperatureEvent, device: Device, door: Door
     ) -> None:
         key = (device.id, event.event_id)
-        self._seen.begin(key)
         paired_key = None
         if self._needs_reading(door):
             paired_key = self._book.offer_temperature(
@@ -346,14 +320,12 @@ class DoorDesk:
             celsius=event.celsius,
             detail={"paired_event_id": paired_key[1]} if paired_key else {},
         )
-        self._settle_reading(
-            record, arrival.message, key, paired_key, event.celsius, door, device.id
-        )
+        self._settle_reading(record, arrival, key, paired_key, event.celsius, door, device.id)
 
     def _settle_reading(
         self,
         record: AccessRecord,
-        message: Message,
+        arrival: Arrival,
         key: EventKey,
         paired_key: EventKey | None,
         celsius: float,
@@ -364,7 +336,7 @@ class DoorDesk:
         waiting = self._waiting.pop(paired_key, None) if paired_key else None
         if waiting is not None:
             # The reading and the card it completes become durable together.
-            waiting.companions.append((record, message, key))
+            waiting.companions.append((record, arrival, key))
             outcome = self._decide(
                 waiting.door, waiting.event.card_uid, waiting.direction, celsius, window_open=True
             )
@@ -372,7 +344,7 @@ class DoorDesk:
             return
         if not self._needs_reading(door):
             self._alert_unpaired_reading(celsius, door, device_id)
-        self._journal_plain(record, message, key)
+        self._journal_plain(record, arrival, key)
 
     def _alert_unpaired_reading(self, celsius: float, door: Door, device_id: str | None) -> None:
         """A fever reading no card claimed: someone with a fever stood at the door."""
@@ -386,13 +358,13 @@ class DoorDesk:
                 detail={"celsius": celsius, "paired": False},
             )
 
-    def _journal_plain(self, record: AccessRecord, message: Message, key: EventKey) -> None:
+    def _journal_plain(self, record: AccessRecord, arrival: Arrival, key: EventKey) -> None:
         batch = self._journal.current()
         batch.records.append(record)
 
         def ack() -> None:
-            self._publisher.ack(message)
-            self._answer_duplicates(key, None)
+            arrival.ack()
+            self._duplicates.settle(key, None)
 
         batch.after.append(ack)
         self._journal.kick()
@@ -401,7 +373,6 @@ class DoorDesk:
 
     def on_door(self, arrival: Arrival, event: DoorEvent, device: Device, door: Door) -> None:
         key = (device.id, event.event_id)
-        self._seen.begin(key)
         kind = DOOR_ALERTS.get(event.state)
         if kind is not None:
             self._alerter.raise_alert(
@@ -413,14 +384,12 @@ class DoorDesk:
                 detail={"state": event.state.value},
             )
         record = _record(arrival, event, door, detail={"state": event.state.value})
-        self._journal_plain(record, arrival.message, key)
+        self._journal_plain(record, arrival, key)
 
     def on_thermal_frame(
         self, arrival: Arrival, event: ThermalFrameEvent, device: Device, door: Door
     ) -> None:
         """Read the frame off the loop; its nearest face is then a temperature reading."""
-        key = (device.id, event.event_id)
-        self._seen.begin(key)
         task = asyncio.create_task(
             self._thermal_read(arrival, event, device, door), name=f"thermal-{device.id}"
         )
@@ -456,7 +425,7 @@ class DoorDesk:
             )
         if estimate is None or estimate.nearest is None:
             record = self._frame_record(arrival, event, door, detail, None)
-            self._journal_plain(record, arrival.message, key)
+            self._journal_plain(record, arrival, key)
             return
         self._thermal_apply(arrival, event, device, door, detail, estimate)
 
@@ -515,9 +484,7 @@ class DoorDesk:
             else:
                 detail["paired_event_id"] = paired_key[1]
         record = self._frame_record(arrival, event, door, detail, nearest.celsius)
-        self._settle_reading(
-            record, arrival.message, key, paired_key, nearest.celsius, door, device.id
-        )
+        self._settle_reading(record, arrival, key, paired_key, nearest.celsius, door, device.id)
 
     def _thermal_check_tailgating(self, door: Door, device_id: str, people: int, at: float) -> None:
         admits = self._thermal.tailgating(door.id, people, at)

@@ -18,16 +18,16 @@ from gateway.domain.alerts import AlertKind
 from gateway.domain.decisions import Decision
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
-from gateway.pipeline.dedupe import SeenEvents
+from gateway.pipeline.dedupe import Duplicates, SeenEvents
 from gateway.pipeline.device_clocks import DeviceClocks
 from gateway.pipeline.device_watch import DeviceWatch
 from gateway.pipeline.doors import DoorDesk, DoorPolicy
 from gateway.pipeline.gathering import GatheringWatch
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
-from gateway.pipeline.publisher import LATE_AFTER_S
+from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
 from gateway.pipeline.roster_state import RosterState
-from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders, parse_osdp_keys
+from gateway.pipeline.serial_readers import SerialReaders, parse_osdp_keys
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
@@ -139,7 +139,7 @@ class Gateway:
             keepalive=config.mqtt_keepalive_s,
             on_connected=self._announce_signing_key,
         )
-        publisher = SerialAwarePublisher(
+        publisher = Publisher(
             self.mqtt,
             self.topics,
             late_after_s=config.late_after_s,
@@ -153,6 +153,7 @@ class Gateway:
             counters=self.counters,
         )
         alerter = Alerter(self.journal, publisher, self.counters)
+        duplicates = Duplicates(seen, publisher, self.counters)
         self.journal.on_stall = alerter.database_stall
         self.devices = DeviceWatch(self._pool, self.journal, alerter, self.counters)
         await self.devices.start()
@@ -161,7 +162,7 @@ class Gateway:
             journal=self.journal,
             publisher=publisher,
             alerter=alerter,
-            seen=seen,
+            duplicates=duplicates,
             occupancy=occupancy,
             policy=config.policy,
             counters=self.counters,
@@ -183,20 +184,19 @@ class Gateway:
             desk=self.desk,
             devices=self.devices,
             clocks=clocks,
-            seen=seen,
+            duplicates=duplicates,
             publisher=publisher,
             counters=self.counters,
         )
         self.mqtt.set_handler(ingest.on_messages)
         self.serial = SerialReaders(
             roster=self.roster,
-            desk=self.desk,
+            ingest=ingest,
             devices=self.devices,
             counters=self.counters,
             osdp_keys=parse_osdp_keys(config.osdp_keys),
             allow_insecure_osdp=config.osdp_allow_insecure,
         )
-        publisher.serial = self.serial
         self.journal.start()
         self.desk.start()
         # The roster and the remembered decisions live as long as the process: keep them out
