@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from devices.codecs.thermal import Calibration
+from devices.codecs.thermal_estimator import Calibration
 from gateway.domain.alerts import AlertKind
 from gateway.domain.campus import AccessRecord
 from gateway.domain.decisions import Decision, Verdict
@@ -38,7 +38,7 @@ from gateway.pipeline.dedupe import Duplicates, EventKey
 from gateway.pipeline.journal import Batch, Journal
 from gateway.pipeline.publisher import Publisher
 from gateway.pipeline.roster_state import RosterState
-from gateway.pipeline.thermal import ThermalDesk, ThermalFrames
+from gateway.pipeline.thermal_frames import ThermalDesk, ThermalFrames
 from gateway.policy.decide import (
     Outcome,
     decide,

@@ -32,8 +32,8 @@ from broker_fixtures import start_mosquitto
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.campus import dump_manifest, generate_campus
 from firmware_sim.fleet import Fleet
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.importer import import_file
 from gateway.store.db import connect
 from gateway.store.migrate import apply_migrations

@@ -7,7 +7,7 @@ import asyncio
 from door_rig import CAMERA, GATE, RESIDENT, DoorRig
 
 from firmware_sim.thermal_camera import frame_bytes, random_scene, render
-from gateway.pipeline.thermal import TAILGATE_SLACK_S
+from gateway.pipeline.thermal_frames import TAILGATE_SLACK_S
 
 WINDOW_S = 0.2
 

@@ -18,7 +18,7 @@ import asyncpg
 from test_db_outage import CuttableProxy, through
 
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 
 RATE_PER_TERMINAL = 15.0
 OUTAGE_S = 9.0

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 
 
 class CuttableProxy:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from test_db_outage import CuttableProxy, through
 
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 
 LATE_AFTER_S = 2.0
 

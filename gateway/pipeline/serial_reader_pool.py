@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from devices.codecs import osdp as osdp_codec
-from devices.codecs import rdm6300, wiegand
+from devices.codecs.serial_codecs import SERIAL_CODECS, SerialCodec, serial_codec
 from devices.codecs.serial_frames import CardRead, Decoder, Rejected, decode_stream
 from devices.transports.osdp_panel import OsdpPanel
 from devices.transports.serial import SerialLink
 from gateway.domain.decisions import Decision
 from gateway.domain.events import CardEvent
-from gateway.domain.roster import Device, Transport
+from gateway.domain.roster import Device, SerialProtocol, Transport
 from gateway.metrics import Counters
 from gateway.pipeline.arrival import Arrival
 from gateway.pipeline.device_watch import DeviceWatch
@@ -52,8 +52,6 @@ _LOGGER = logging.getLogger(__name__)
 OFFLINE_AFTER_S = 3.0
 RECONCILE_S = 2.0
 MAX_BUFFER = 256  # more undecoded bytes than any frame: line noise, dropped
-STREAM_CODECS: dict[str, Decoder] = {"rdm6300": rdm6300.decode, "wiegand": wiegand.decode}
-DEFAULT_BAUD = {"rdm6300": 9600, "wiegand": 9600, "osdp": 9600}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +135,18 @@ class _Reader(ABC):
 
 
 class _StreamReader(_Reader):
-    """RDM6300 or Wiegand converter: frames on a byte stream."""
+    """A stream protocol (RDM6300, Wiegand converter): frames on a byte stream."""
 
-    def __init__(self, device: Device, owner: SerialReaders, decode: Decoder) -> None:
+    def __init__(
+        self, device: Device, owner: SerialReaders, codec: SerialCodec, decode: Decoder
+    ) -> None:
         super().__init__(device, owner)
         self._decode = decode
         self._buffer = b""
-        assert device.port is not None and device.protocol is not None
+        assert device.port is not None
         self.link = SerialLink(
             device.port,
-            baudrate=device.baud or DEFAULT_BAUD[device.protocol],
+            baudrate=device.baud or codec.default_baud,
             on_data=self._on_data,
             on_connection=lambda up: owner.presence(device.id, up),
         )
@@ -179,7 +179,7 @@ class _OsdpReader(_Reader):
             _LOGGER.warning("osdp reader %s has no SCBK: secure channel off", device.id)
         self.panel = OsdpPanel(
             device.port,
-            baudrate=device.baud or DEFAULT_BAUD["osdp"],
+            baudrate=device.baud or SERIAL_CODECS[SerialProtocol.OSDP].default_baud,
             address=key.address,
             scbk=key.scbk,
             on_card=self._on_card,
@@ -259,7 +259,7 @@ class SerialReaders:
 
     def _insecure(self, device: Device) -> bool:
         key = self._osdp_keys.get(device.id)
-        return device.protocol == "osdp" and (key is None or key.scbk is None)
+        return device.protocol == SerialProtocol.OSDP and (key is None or key.scbk is None)
 
     async def start(self) -> None:
         """Start the readers; InsecureOsdpError when an OSDP reader has no key (not allowed)."""
@@ -306,7 +306,7 @@ class SerialReaders:
     def _make(self, device: Device) -> _Reader | None:
         if device.port is None:
             return None
-        if device.protocol == "osdp":
+        if device.protocol == SerialProtocol.OSDP:
             if self._insecure(device) and not self._allow_insecure_osdp:
                 # Added after the start (an import): refused, and said so once.
                 if device.id not in self._refused:
@@ -314,11 +314,11 @@ class SerialReaders:
                     _LOGGER.error("%s", insecure_osdp_message([device.id]))
                 return None
             return _OsdpReader(device, self, self._osdp_keys.get(device.id, OsdpKey(None)))
-        decode = STREAM_CODECS.get(device.protocol or "")
-        if decode is None:
+        codec = serial_codec(device.protocol)
+        if codec is None or codec.decode is None:
             _LOGGER.error("device %s: unknown serial protocol %r", device.id, device.protocol)
             return None
-        return _StreamReader(device, self, decode)
+        return _StreamReader(device, self, codec, codec.decode)
 
     async def _reconcile_loop(self) -> None:
         while True:

@@ -27,7 +27,7 @@ from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
 from gateway.pipeline.roster_state import RosterState
-from gateway.pipeline.serial_readers import SerialReaders, parse_osdp_keys
+from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy

@@ -1,6 +1,6 @@
 """Thermal frames at the doors: estimates off the event loop, and tailgating.
 
-A frame's estimate (devices.codecs.thermal) is CPU work: it runs on a small
+A frame's estimate (devices.codecs.thermal_estimator) is CPU work: it runs on a small
 thread pool (OpenCV and numpy release the GIL for the heavy parts), so a card
 decided while a frame is being read is never kept waiting for it. At most
 `MAX_IN_FLIGHT` frames per gateway are being read or queued; a camera that sends
@@ -35,7 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Protocol
 
-from devices.codecs.thermal import Calibration, FrameError, ThermalEstimate, estimate_payload
+from devices.codecs.thermal_estimator import (
+    Calibration,
+    FrameError,
+    ThermalEstimate,
+    estimate_payload,
+)
 from gateway.domain.alerts import AlertKind
 from gateway.domain.events import ThermalFrameEvent
 from gateway.domain.roster import Device, Door
