@@ -1,9 +1,11 @@
-"""The per-event path: card, temperature and door events in, decisions out.
+"""The per-event path: card, temperature, frame and door events in, decisions out.
 
 Nothing here waits on I/O: the roster is an in-memory index, pairing and
 occupancy are in memory, and everything durable goes into the open journal
-batch, whose follow-ups publish the decision and acknowledge the message once
-the batch is committed.
+batch, whose follow-ups answer and acknowledge the event through its `Arrival`
+(whatever transport it came by) once the batch is committed. Repeats never get
+here (ingest answers them); thermal frames are read by `ThermalFrames` and come
+back as readings through `take_reading`.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from gateway.domain.roster import (
     GrantSubject,
     Person,
     PersonKind,
+    Transport,
     Zone,
     ZoneKind,
 )
@@ -61,6 +62,7 @@ GATE = "gate-term"  # terminal at dorm-main (requires a temperature)
 EXIT = "exit-term"  # terminal at dorm-exit
 LAB = "lab-term"  # terminal at lab-door
 CAMERA = "gate-cam"  # thermal camera at dorm-main
+READER = "exit-rdm"  # serial RDM6300 reader at dorm-exit (its port is never opened here)
 RESIDENT, STRANGER, REVOKED = "C0000001", "C0000002", "C0000003"
 
 
@@ -85,6 +87,14 @@ def rig_roster() -> CampusRoster:
             Device(EXIT, "dorm-exit", DeviceKind.TERMINAL),
             Device(LAB, "lab-door", DeviceKind.TERMINAL),
             Device(CAMERA, "dorm-main", DeviceKind.THERMAL_CAMERA),
+            Device(
+                READER,
+                "dorm-exit",
+                DeviceKind.CARD_READER,
+                Transport.SERIAL,
+                port="/dev/null",
+                protocol="rdm6300",
+            ),
         ),
         people=people,
         cards=(
@@ -222,6 +232,7 @@ class DoorRig:
         )
         devices = DeviceWatch(None, journal, alerter, self.counters)  # type: ignore[arg-type]
         clocks = DeviceClocks(alerter, self.counters, max_late=timedelta(hours=12))
+        self.devices = devices
         self.ingest = Ingest(
             topics=self.topics,
             roster=self.roster,

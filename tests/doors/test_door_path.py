@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import time
 
-from door_rig import CAMERA, EXIT, GATE, LAB, RESIDENT, REVOKED, STRANGER, WINDOW_S, DoorRig
+from door_rig import (
+    CAMERA,
+    EXIT,
+    GATE,
+    LAB,
+    READER,
+    RESIDENT,
+    REVOKED,
+    STRANGER,
+    WINDOW_S,
+    DoorRig,
+)
 
+from gateway.domain.events import CardEvent
 from gateway.domain.health import HealthStatus
+from gateway.pipeline.serial_reader_pool import SerialReaders
 
 
 def test_admit_is_sent_only_once_its_row_is_durable() -> None:
@@ -207,3 +220,18 @@ def test_the_camera_is_a_known_device() -> None:
     rig = DoorRig()
     rig.send(CAMERA, {"event_id": rig.event_id(), "type": "heartbeat"})
     assert rig.counters.unknown_device == 0
+
+
+def test_a_serial_read_takes_the_same_path_and_never_reaches_the_broker() -> None:
+    rig = DoorRig()
+    pool = SerialReaders(
+        roster=rig.roster, ingest=rig.ingest, devices=rig.devices, counters=rig.counters
+    )
+    reads: list[CardEvent] = []
+    pool.on_card = reads.append
+    pool.card(READER, RESIDENT)  # as its codec reports it; no reader runs, so no feedback line
+    rig.journal.commit()
+    (event,) = reads
+    record = rig.record(event.event_id)
+    assert (record.device_id, record.verdict.value, record.person_id) == (READER, "admit", "P1")
+    assert rig.broker.published == [] and rig.broker.acked == []
