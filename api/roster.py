@@ -16,6 +16,7 @@ from gateway.domain.roster import (
     DeviceKind,
     DoorDirection,
     PersonKind,
+    SerialProtocol,
     Transport,
     ZoneKind,
 )
@@ -26,7 +27,9 @@ Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+
 Name = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]+$")]
 Ref = Annotated[str | None, Field(default=None, min_length=1, max_length=200)]
 CardUid = Annotated[str, Field(max_length=64), AfterValidator(normalize_card_uid)]
-Protocol = Annotated[str | None, Field(default=None, pattern=r"^(rdm6300|wiegand|osdp)$")]
+Protocol = Annotated[
+    str | None, Field(default=None, pattern=f"^({'|'.join(p.value for p in SerialProtocol)})$")
+]
 Capacity = Annotated[int | None, Field(default=None, ge=0, le=2**31 - 1)]
 Threshold = Annotated[int | None, Field(default=None, ge=1, le=2**31 - 1)]
 Minutes = Annotated[int, Field(ge=0, le=1440)]

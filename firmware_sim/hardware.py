@@ -18,8 +18,8 @@ import osdp
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.campus import CampusFacts
 from firmware_sim.fleet import AlertWatch, Fleet
+from firmware_sim.pty_card_readers import OsdpReader, PtyPort, Rdm6300Reader
 from firmware_sim.scenarios import ScenarioResult
-from firmware_sim.serial_readers import OsdpReader, PtyPort, Rdm6300Reader
 from firmware_sim.thermal_camera import PersonTruth, SimThermalCamera, ThermalScene
 
 EM4100_TAG = "0100A1B2C3"  # the EM4100 tag the demo gives one staff member

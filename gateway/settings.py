@@ -30,10 +30,10 @@ class Settings(BaseSettings):
 
     # Not in the contract table.
     # OSDP secure-channel keys per reader: a JSON object of device id to 32 hex digits
-    # (or to {"scbk": ..., "address": N}); see gateway/pipeline/serial_readers.py.
+    # (or to {"scbk": ..., "address": N}); see gateway/pipeline/serial_reader_pool.py.
     osdp_keys: str | None = None
     # Thermal camera calibrations: a JSON object of device id to
-    # {"offset_c", "ambient_coeff", "ambient_ref_c"}; see gateway/pipeline/thermal.py.
+    # {"offset_c", "ambient_coeff", "ambient_ref_c"}; see gateway/pipeline/thermal_frames.py.
     thermal_calibrations: str | None = None
     # Epidemic-prevention workflows (issue #5); not in the contract table.
     # Days of isolation after a return from an epidemic area or after a close contact.

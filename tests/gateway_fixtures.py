@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
 from devices.transports.mqtt import BrokerAddress
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -45,8 +45,8 @@ from gateway.cli.runtime import (
 )
 from gateway.cli.sim import MAX_PEOPLE, MIN_PEOPLE
 from gateway.observe.logs import formatter as log_formatter
-from gateway.pipeline.gateway import Gateway
-from gateway.pipeline.serial_readers import parse_osdp_keys
+from gateway.pipeline.door_worker import Gateway
+from gateway.pipeline.serial_reader_pool import parse_osdp_keys
 from gateway.pipeline.signing import PublicKeyInfo
 from gateway.services.accounts import set_password
 from gateway.services.broker_credentials import (

@@ -21,7 +21,7 @@ from firmware_sim.fleet import Fleet
 from firmware_sim.offline import OfflineTerminal
 from firmware_sim.scenarios import ScenarioResult
 from gateway.domain.health import HealthRecord, HealthStatus
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 from gateway.store.db import connect
 from gateway.store.health import set_health
 from gateway.store.roster_write import holder_of_card

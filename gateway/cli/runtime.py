@@ -15,19 +15,19 @@ import asyncpg
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from devices.codecs.thermal import Calibration
+from devices.codecs.thermal_estimator import Calibration
 from devices.transports.mqtt import BrokerAddress, Protocol
 from gateway.cli.local_broker import LocalAmqtt, LocalMosquitto, MosquittoError, find_mosquitto
 from gateway.pipeline.allowlists import AllowlistConfig
+from gateway.pipeline.door_worker import GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import GatewayConfig
 from gateway.pipeline.signing import (
     PublicKeyInfo,
     SigningKeyError,
     default_key_file,
     load_or_create_key,
 )
-from gateway.pipeline.thermal import parse_calibrations
+from gateway.pipeline.thermal_frames import parse_calibrations
 from gateway.services.jobs import campus_jobs
 from gateway.services.scheduler import Scheduler
 from gateway.settings import Settings

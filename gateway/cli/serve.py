@@ -27,7 +27,7 @@ from gateway.cli.runtime import (
     stop_signal,
 )
 from gateway.observe.logs import announce
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 from gateway.settings import Settings
 
 

@@ -43,6 +43,15 @@ class Transport(StrEnum):
     SERIAL = "serial"
 
 
+class SerialProtocol(StrEnum):
+    """A serial reader's wire protocol (a device's `protocol`); each has a codec in
+    devices/codecs/serial_codecs.py, so a new one is an entry here and a codec there."""
+
+    RDM6300 = "rdm6300"
+    WIEGAND = "wiegand"
+    OSDP = "osdp"
+
+
 class PersonKind(StrEnum):
     STUDENT = "student"
     STAFF = "staff"

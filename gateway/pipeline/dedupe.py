@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from devices.transports.mqtt import Message
 from gateway.domain.decisions import Decision
+from gateway.metrics import Counters
+from gateway.pipeline.arrival import Arrival
+from gateway.pipeline.publisher import Publisher
 
 EventKey = tuple[str, str]  # (device_id, event_id)
 
@@ -15,7 +17,7 @@ EventKey = tuple[str, str]  # (device_id, event_id)
 class InFlight:
     """An event being handled: duplicates that arrive meanwhile wait for its outcome."""
 
-    duplicates: list[Message] = field(default_factory=list)
+    duplicates: list[Arrival] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +80,51 @@ class SeenEvents:
         self._done.move_to_end(key)
         while len(self._done) > self._capacity:
             self._done.popitem(last=False)
+
+
+class Duplicates:
+    """Answers repeated events: ingest asks on receipt, the desk settles each event once."""
+
+    def __init__(self, seen: SeenEvents, publisher: Publisher, counters: Counters) -> None:
+        self.seen = seen
+        self._publisher = publisher
+        self._counters = counters
+
+    def repeat(self, arrival: Arrival, key: EventKey) -> bool:
+        """True if `key` was seen: the repeat is answered now, or once its original is."""
+        seen, decision, flight = self.seen.lookup(key)
+        if not seen:
+            return False
+        # A repeat is answered, never logged, so it leaves the device's clock alone.
+        self._counters.duplicate += 1
+        if flight is not None:
+            flight.duplicates.append(arrival)
+            return True
+        answered = self.seen.answered(key)
+        if arrival.redelivered and answered is not None and answered.sent_here:
+            # The broker resends what it had not seen acknowledged (a lost connection or
+            # a broker restart): the decision went out already and paho resends it until
+            # the broker has it, so a second one would open the door twice.
+            self._counters.redelivered += 1
+        elif decision is not None:
+            arrived = answered.arrived if answered else None
+            arrival.reply(self._publisher.judged(decision, arrived))
+        arrival.ack()
+        return True
+
+    def begin(self, key: EventKey) -> None:
+        """A new event is being handled: repeats from now on wait for its outcome."""
+        self.seen.begin(key)
+
+    def settle(
+        self, key: EventKey, decision: Decision | None, arrived: float | None = None
+    ) -> None:
+        """The event is handled (its record durable): answer the repeats that waited."""
+        flight = self.seen.finish(key, decision, arrived)
+        if flight is None:
+            return
+        for duplicate in flight.duplicates:
+            # The broker's redelivery of the message being answered is not a second ask.
+            if decision is not None and not duplicate.redelivered:
+                duplicate.reply(self._publisher.judged(decision, arrived))
+            duplicate.ack()

@@ -1,9 +1,11 @@
-"""The per-event path: card, temperature and door events in, decisions out.
+"""The per-event path: card, temperature, frame and door events in, decisions out.
 
 Nothing here waits on I/O: the roster is an in-memory index, pairing and
 occupancy are in memory, and everything durable goes into the open journal
-batch, whose follow-ups publish the decision and acknowledge the message once
-the batch is committed.
+batch, whose follow-ups answer and acknowledge the event through its `Arrival`
+(whatever transport it came by) once the batch is committed. Repeats never get
+here (ingest answers them); thermal frames are read by `ThermalFrames` and come
+back as readings through `take_reading`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from devices.codecs.thermal import Calibration, FrameError, ThermalEstimate
-from devices.transports.mqtt import Message
+from devices.codecs.thermal_estimator import Calibration
 from gateway.domain.alerts import AlertKind
 from gateway.domain.campus import AccessRecord
 from gateway.domain.decisions import Decision, Verdict
@@ -34,11 +35,12 @@ from gateway.domain.health import HealthRecord
 from gateway.domain.roster import Device, Door
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
-from gateway.pipeline.dedupe import EventKey, SeenEvents
-from gateway.pipeline.journal import Journal
+from gateway.pipeline.arrival import Arrival
+from gateway.pipeline.dedupe import Duplicates, EventKey
+from gateway.pipeline.journal import Batch, Journal
 from gateway.pipeline.publisher import Publisher
 from gateway.pipeline.roster_state import RosterState
-from gateway.pipeline.thermal import TAILGATE_SLACK_S, Busy, ThermalDesk
+from gateway.pipeline.thermal_frames import ThermalDesk, ThermalFrames
 from gateway.policy.decide import (
     Outcome,
     decide,
@@ -73,25 +75,13 @@ class DoorPolicy:
 
 
 @dataclass(slots=True)
-class Arrival:
-    """A received event with the clocks read when it arrived."""
-
-    message: Message
-    received_at: datetime
-    started: float  # perf_counter at receipt, for the decision latency
-    # The event's time in the log: its device's clock when plausible (DeviceClocks),
-    # else the receipt time.
-    at: datetime | None = None
-
-
-@dataclass(slots=True)
 class WaitingCard:
     arrival: Arrival
     event: CardEvent
     device: Device
     door: Door
     direction: Direction
-    companions: list[tuple[AccessRecord, Message, EventKey]] = field(default_factory=list)
+    companions: list[tuple[AccessRecord, Arrival, EventKey]] = field(default_factory=list)
 
 
 class DoorDesk:
@@ -104,7 +94,7 @@ class DoorDesk:
         journal: Journal,
         publisher: Publisher,
         alerter: Alerter,
-        seen: SeenEvents,
+        duplicates: Duplicates,
         occupancy: Occupancy,
         policy: DoorPolicy,
         counters: Counters,
@@ -113,7 +103,7 @@ class DoorDesk:
         self._journal = journal
         self._publisher = publisher
         self._alerter = alerter
-        self._seen = seen
+        self._duplicates = duplicates
         self._occupancy = occupancy
         self._policy = policy
         self._counters = counters
@@ -124,6 +114,13 @@ class DoorDesk:
         self._full_alerted: set[str] = set()
         self._thermal = ThermalDesk(
             window_s=policy.temperature_window_s, calibrations=policy.thermal_calibrations
+        )
+        self._frames = ThermalFrames(
+            self._thermal,
+            self,
+            alerter,
+            counters,
+            window_s=policy.temperature_window_s,
         )
         self._expiry_wake = asyncio.Event()
         self._expiry_task: asyncio.Task[None] | None = None
@@ -155,7 +152,6 @@ class DoorDesk:
 
     def on_card(self, arrival: Arrival, event: CardEvent, device: Device, door: Door) -> None:
         key = (device.id, event.event_id)
-        self._seen.begin(key)
         direction = resolve_direction(event.direction, door)
         outcome = self._decide(door, event.card_uid, direction, event.celsius, window_open=True)
         celsius = event.celsius
@@ -163,7 +159,7 @@ class DoorDesk:
             paired = self._book.offer_card(door.id, key, event.card_uid, time.monotonic())
             if paired is None:
                 self._waiting[key] = WaitingCard(arrival, event, device, door, direction)
-                self._publisher.decision(device.id, to_decision(event.event_id, outcome))
+                arrival.reply(to_decision(event.event_id, outcome))
                 self._expiry_wake.set()
                 return
             celsius = paired
@@ -193,18 +189,37 @@ class DoorDesk:
         )
 
     def _finalize(self, card: WaitingCard, outcome: Outcome, celsius: float | None) -> None:
-        event, device, door = card.event, card.device, card.door
-        key = (device.id, event.event_id)
-        decision = to_decision(event.event_id, outcome)
+        """Decide a card for good: its log row, its alerts, a health change, then the answer."""
+        decision = to_decision(card.event.event_id, outcome)
         now = datetime.now(UTC)
         person_id = outcome.person.id if outcome.person else None
         batch = self._journal.current()
+        decided = self._log_decision(card, decision, person_id, celsius, now, batch)
+        self._raise_alerts(card, outcome, decision, person_id, celsius, now)
+        self._change_health(outcome, person_id, celsius, card.door, now, batch)
+        if decision.verdict is Verdict.ADMIT:
+            self._count_in(card, person_id, now)
+        # The enums are str subclasses (str hashing): the keys print as their values.
+        self._counters.decide(decision.verdict, decision.reason)
+        self._answer_when_durable(card, decision, decided, batch)
+        self._journal.kick()
+
+    def _log_decision(
+        self,
+        card: WaitingCard,
+        decision: Decision,
+        person_id: str | None,
+        celsius: float | None,
+        now: datetime,
+        batch: Batch,
+    ) -> AccessRecord:
+        """The card's access-log row, and the readings that completed it, into the batch."""
         decided = _record(
             card.arrival,
-            event,
-            door,
+            card.event,
+            card.door,
             person_id=person_id,
-            card_uid=event.card_uid,
+            card_uid=card.event.card_uid,
             direction=card.direction,
             celsius=celsius,
             verdict=decision.verdict,
@@ -215,9 +230,21 @@ class DoorDesk:
         batch.records.append(decided)
         for record, _, _ in card.companions:
             batch.records.append(record)
+        return decided
+
+    def _raise_alerts(
+        self,
+        card: WaitingCard,
+        outcome: Outcome,
+        decision: Decision,
+        person_id: str | None,
+        celsius: float | None,
+        now: datetime,
+    ) -> None:
+        door = card.door
         for kind in self._throttle_zone_full(outcome, door):
             detail: dict[str, object] = {
-                "card_uid": event.card_uid,
+                "card_uid": card.event.card_uid,
                 "reason": decision.reason.value,
             }
             if kind is AlertKind.ZONE_FULL:
@@ -236,46 +263,64 @@ class DoorDesk:
                 now,
                 door=door.id,
                 zone=door.zone_id,
-                device=device.id,
+                device=card.device.id,
                 person=person_id,
                 detail=detail,
             )
-        if outcome.health_change is not None and person_id is not None:
-            record = HealthRecord(
-                person_id=person_id,
-                status=outcome.health_change,
-                since=now,
-                reason=f"fever {celsius:.1f} C at door {door.id}"
-                if celsius is not None
-                else "set at the door",
-                set_by="gateway",
-            )
-            self._roster.apply_health(record)
-            batch.health.append((record, "gateway"))
-        if decision.verdict is Verdict.ADMIT:
-            count = self._occupancy.passed(door.zone_id, card.direction, person_id, now)
-            if door.zone_id in self._full_alerted:
-                capacity = self._roster.index.zone_rules(door.zone_id).capacity
-                if capacity is None or count < capacity:
-                    self._full_alerted.discard(door.zone_id)
-            self._thermal.admitted(door.id, time.monotonic())  # tailgating counts them
-        # The enums are str subclasses (str hashing): the keys print as their values.
-        self._counters.decide(decision.verdict, decision.reason)
-        companions = card.companions
-        message = card.arrival.message
 
-        arrived = card.arrival.started
+    def _change_health(
+        self,
+        outcome: Outcome,
+        person_id: str | None,
+        celsius: float | None,
+        door: Door,
+        now: datetime,
+        batch: Batch,
+    ) -> None:
+        """A status the decision sets (a fever's hold): at the doors at once, stored with it."""
+        if outcome.health_change is None or person_id is None:
+            return
+        record = HealthRecord(
+            person_id=person_id,
+            status=outcome.health_change,
+            since=now,
+            reason=f"fever {celsius:.1f} C at door {door.id}"
+            if celsius is not None
+            else "set at the door",
+            set_by="gateway",
+        )
+        self._roster.apply_health(record)
+        batch.health.append((record, "gateway"))
+
+    def _count_in(self, card: WaitingCard, person_id: str | None, now: datetime) -> None:
+        """An admit passes the door: occupancy, the zone_full throttle and tailgating see it."""
+        door = card.door
+        count = self._occupancy.passed(door.zone_id, card.direction, person_id, now)
+        if door.zone_id in self._full_alerted:
+            capacity = self._roster.index.zone_rules(door.zone_id).capacity
+            if capacity is None or count < capacity:
+                self._full_alerted.discard(door.zone_id)
+        self._thermal.admitted(door.id, time.monotonic())  # tailgating counts them
+
+    def _answer_when_durable(
+        self, card: WaitingCard, decision: Decision, decided: AccessRecord, batch: Batch
+    ) -> None:
+        """Once the row is stored: answer, acknowledge, settle repeats; never if it was refused."""
+        key = (card.device.id, card.event.event_id)
+        companions = card.companions
+        arrival = card.arrival
+        arrived = arrival.started
         latency = self._counters.decision_latency
 
         def publish_and_ack() -> None:
             # Judged late now, when it is sent, against the card event's receipt.
-            self._publisher.decision(device.id, decision, arrived=arrived)
+            arrival.reply(self._publisher.judged(decision, arrived))
             latency.observe(time.perf_counter() - arrived)  # receipt -> durable and published
-            self._publisher.ack(message)
-            self._answer_duplicates(key, decision, arrived)
-            for _, companion_message, companion_key in companions:
-                self._publisher.ack(companion_message)
-                self._answer_duplicates(companion_key, None)
+            arrival.ack()
+            self._duplicates.settle(key, decision, arrived)
+            for _, companion, companion_key in companions:
+                companion.ack()
+                self._duplicates.settle(companion_key, None)
 
         def refused() -> None:
             # Its row could not be stored: no decision goes out (the device times out and
@@ -283,18 +328,17 @@ class DoorDesk:
             # would be refused the same way.
             _LOGGER.error(
                 "event %s of %s: its log row was refused, so its %s is not sent",
-                event.event_id,
-                device.id,
+                card.event.event_id,
+                card.device.id,
                 decision.verdict.value,
             )
-            self._publisher.ack(message)
-            self._answer_duplicates(key, None)
-            for _, companion_message, companion_key in companions:
-                self._publisher.ack(companion_message)
-                self._answer_duplicates(companion_key, None)
+            arrival.ack()
+            self._duplicates.settle(key, None)
+            for _, companion, companion_key in companions:
+                companion.ack()
+                self._duplicates.settle(companion_key, None)
 
         batch.follow(publish_and_ack, needs=(decided,), refused=refused)
-        self._journal.kick()
 
     def _breach_detail(self, person_id: str, direction: Direction) -> dict[str, object]:
         """Which way a held person went and who looks after them (never their status)."""
@@ -311,162 +355,53 @@ class DoorDesk:
         self._full_alerted.add(door.zone_id)
         return outcome.alerts
 
-    def _answer_duplicates(
-        self, key: EventKey, decision: Decision | None, arrived: float | None = None
-    ) -> None:
-        flight = self._seen.finish(key, decision, arrived)
-        if flight is None:
-            return
-        for duplicate in flight.duplicates:
-            # The broker's redelivery of the message being answered is not a second ask.
-            if decision is not None and not duplicate.dup:
-                self._publisher.decision(key[0], decision, arrived=arrived)
-            self._publisher.ack(duplicate)
-
-    # ---- temperature --------------------------------------------------------
+    # ---- readings (temperature scanners, thermal cameras) --------------------
 
     def on_temperature(
         self, arrival: Arrival, event: TemperatureEvent, device: Device, door: Door
     ) -> None:
-        key = (device.id, event.event_id)
-        self._seen.begin(key)
-        paired_key = None
-        if self._needs_reading(door):
-            paired_key = self._book.offer_temperature(
-                door.id, event.celsius, event.card_uid, time.monotonic()
-            )
-            if paired_key is None:
-                self._expiry_wake.set()  # the reading now waits: its deadline may be the next one
-        record = _record(
-            arrival,
-            event,
-            door,
-            person_id=self._holder_id(event.card_uid),
-            card_uid=event.card_uid,
-            celsius=event.celsius,
-            detail={"paired_event_id": paired_key[1]} if paired_key else {},
-        )
-        self._settle_reading(
-            record, arrival.message, key, paired_key, event.celsius, door, device.id
-        )
-
-    def _settle_reading(
-        self,
-        record: AccessRecord,
-        message: Message,
-        key: EventKey,
-        paired_key: EventKey | None,
-        celsius: float,
-        door: Door,
-        device_id: str,
-    ) -> None:
-        """Decide the card a reading completed, or log the reading to wait or stand alone."""
-        waiting = self._waiting.pop(paired_key, None) if paired_key else None
-        if waiting is not None:
-            # The reading and the card it completes become durable together.
-            waiting.companions.append((record, message, key))
-            outcome = self._decide(
-                waiting.door, waiting.event.card_uid, waiting.direction, celsius, window_open=True
-            )
-            self._finalize(waiting, outcome, celsius)
-            return
-        if not self._needs_reading(door):
-            self._alert_unpaired_reading(celsius, door, device_id)
-        self._journal_plain(record, message, key)
-
-    def _alert_unpaired_reading(self, celsius: float, door: Door, device_id: str | None) -> None:
-        """A fever reading no card claimed: someone with a fever stood at the door."""
-        if is_valid_reading(celsius) and is_fever_reading(celsius, self._policy.fever_threshold_c):
-            self._alerter.raise_alert(
-                AlertKind.FEVER,
-                datetime.now(UTC),
-                door=door.id,
-                zone=door.zone_id,
-                device=device_id,
-                detail={"celsius": celsius, "paired": False},
-            )
-
-    def _journal_plain(self, record: AccessRecord, message: Message, key: EventKey) -> None:
-        batch = self._journal.current()
-        batch.records.append(record)
-
-        def ack() -> None:
-            self._publisher.ack(message)
-            self._answer_duplicates(key, None)
-
-        batch.after.append(ack)
-        self._journal.kick()
-
-    # ---- door and frames ------------------------------------------------------
-
-    def on_door(self, arrival: Arrival, event: DoorEvent, device: Device, door: Door) -> None:
-        key = (device.id, event.event_id)
-        self._seen.begin(key)
-        kind = DOOR_ALERTS.get(event.state)
-        if kind is not None:
-            self._alerter.raise_alert(
-                kind,
-                datetime.now(UTC),
-                door=door.id,
-                zone=door.zone_id,
-                device=device.id,
-                detail={"state": event.state.value},
-            )
-        record = _record(arrival, event, door, detail={"state": event.state.value})
-        self._journal_plain(record, arrival.message, key)
+        self.take_reading(arrival, event, device, door, event.celsius, {}, time.monotonic())
 
     def on_thermal_frame(
         self, arrival: Arrival, event: ThermalFrameEvent, device: Device, door: Door
     ) -> None:
-        """Read the frame off the loop; its nearest face is then a temperature reading."""
-        key = (device.id, event.event_id)
-        self._seen.begin(key)
-        task = asyncio.create_task(
-            self._thermal_read(arrival, event, device, door), name=f"thermal-{device.id}"
-        )
-        self._thermal.tasks.add(task)
-        task.add_done_callback(self._thermal.tasks.discard)
+        """Read off the loop (ThermalFrames); the nearest face comes back as a reading."""
+        self._frames.on_frame(arrival, event, device, door)
 
-    async def _thermal_read(
+    def take_reading(
         self,
         arrival: Arrival,
-        event: ThermalFrameEvent,
+        event: TemperatureEvent | ThermalFrameEvent,
         device: Device,
         door: Door,
+        celsius: float | None,
+        detail: dict[str, object],
+        now: float,
     ) -> None:
+        """A reading at `door` (None: a frame with no face): pair it with a card, or log it."""
         key = (device.id, event.event_id)
-        detail: dict[str, object] = {"width": event.width, "height": event.height}
-        try:
-            estimate = await self._thermal.estimate(event)
-        except (Busy, FrameError) as exc:
-            self._counters.reject("bad_frame" if isinstance(exc, FrameError) else "frame_busy")
-            _LOGGER.warning("device %s: frame %s not read: %s", device.id, event.event_id, exc)
-            detail["error"] = str(exc)
-            estimate = None
-        except Exception as exc:  # a bug in the estimator must not leave the message in flight
-            self._counters.reject("internal_error")
-            _LOGGER.exception("device %s: frame %s failed", device.id, event.event_id)
-            detail["error"] = repr(exc)
-            estimate = None
-        if estimate is not None:
-            detail.update(
-                people=estimate.people,
-                ambient_c=round(estimate.ambient_c, 2),
-                faces_c=[face.celsius for face in estimate.faces],
+        if celsius is None:
+            self._journal_plain(
+                self._reading_record(arrival, event, door, None, detail), arrival, key
             )
-        if estimate is None or estimate.nearest is None:
-            record = self._frame_record(arrival, event, door, detail, None)
-            self._journal_plain(record, arrival.message, key)
             return
-        self._thermal_apply(arrival, event, device, door, detail, estimate)
+        paired_key = None
+        if self._needs_reading(door):
+            paired_key = self._book.offer_temperature(door.id, celsius, event.card_uid, now)
+            if paired_key is None:
+                self._expiry_wake.set()  # the reading now waits: its deadline may be the next one
+            else:
+                detail["paired_event_id"] = paired_key[1]
+        record = self._reading_record(arrival, event, door, celsius, detail)
+        self._settle_reading(record, arrival, key, paired_key, celsius, door, device.id)
 
-    def _frame_record(
+    def _reading_record(
         self,
         arrival: Arrival,
-        event: ThermalFrameEvent,
+        event: TemperatureEvent | ThermalFrameEvent,
         door: Door,
-        detail: dict[str, object],
         celsius: float | None,
+        detail: dict[str, object],
     ) -> AccessRecord:
         return _record(
             arrival,
@@ -483,54 +418,69 @@ class DoorDesk:
         card = self._roster.index.card(card_uid) if card_uid else None
         return card.person_id if card else None
 
-    def _thermal_apply(
+    def _settle_reading(
         self,
+        record: AccessRecord,
         arrival: Arrival,
-        event: ThermalFrameEvent,
-        device: Device,
+        key: EventKey,
+        paired_key: EventKey | None,
+        celsius: float,
         door: Door,
-        detail: dict[str, object],
-        estimate: ThermalEstimate,
+        device_id: str,
     ) -> None:
-        """The nearest face pairs like a temperature reading; the count feeds tailgating."""
-        key = (device.id, event.event_id)
-        nearest = estimate.nearest
-        assert nearest is not None
-        now = time.monotonic()
-        for face in estimate.faces[1:]:  # someone behind with a fever: nobody's card claims it
-            self._alert_unpaired_reading(face.celsius, door, device.id)
-        asyncio.get_running_loop().call_later(
-            self._policy.temperature_window_s + TAILGATE_SLACK_S,
-            self._thermal_check_tailgating,
-            door,
-            device.id,
-            estimate.people,
-            now,
-        )
-        paired_key = None
-        if self._needs_reading(door):
-            paired_key = self._book.offer_temperature(door.id, nearest.celsius, event.card_uid, now)
-            if paired_key is None:
-                self._expiry_wake.set()  # the reading now waits: its deadline may be the next one
-            else:
-                detail["paired_event_id"] = paired_key[1]
-        record = self._frame_record(arrival, event, door, detail, nearest.celsius)
-        self._settle_reading(
-            record, arrival.message, key, paired_key, nearest.celsius, door, device.id
-        )
-
-    def _thermal_check_tailgating(self, door: Door, device_id: str, people: int, at: float) -> None:
-        admits = self._thermal.tailgating(door.id, people, at)
-        if admits is None:
+        """Decide the card a reading completed, or log the reading to wait or stand alone."""
+        waiting = self._waiting.pop(paired_key, None) if paired_key else None
+        if waiting is not None:
+            # The reading and the card it completes become durable together.
+            waiting.companions.append((record, arrival, key))
+            outcome = self._decide(
+                waiting.door, waiting.event.card_uid, waiting.direction, celsius, window_open=True
+            )
+            self._finalize(waiting, outcome, celsius)
             return
-        self._alerter.raise_alert(
-            AlertKind.TAILGATING,
-            datetime.now(UTC),
-            door=door.id,
-            zone=door.zone_id,
-            device=device_id,
-            detail={"people": people, "admitted": admits, "window_s": self._thermal.window_s},
-        )
+        if not self._needs_reading(door):
+            self.alert_unpaired_reading(celsius, door, device_id)
+        self._journal_plain(record, arrival, key)
+
+    def alert_unpaired_reading(self, celsius: float, door: Door, device_id: str | None) -> None:
+        """A fever reading no card claimed: someone with a fever stood at the door."""
+        if is_valid_reading(celsius) and is_fever_reading(celsius, self._policy.fever_threshold_c):
+            self._alerter.raise_alert(
+                AlertKind.FEVER,
+                datetime.now(UTC),
+                door=door.id,
+                zone=door.zone_id,
+                device=device_id,
+                detail={"celsius": celsius, "paired": False},
+            )
+
+    def _journal_plain(self, record: AccessRecord, arrival: Arrival, key: EventKey) -> None:
+        batch = self._journal.current()
+        batch.records.append(record)
+
+        def ack() -> None:
+            arrival.ack()
+            self._duplicates.settle(key, None)
+
+        batch.after.append(ack)
+        self._journal.kick()
+
+    # ---- door states ------------------------------------------------------------
+
+    def on_door(self, arrival: Arrival, event: DoorEvent, device: Device, door: Door) -> None:
+        key = (device.id, event.event_id)
+        kind = DOOR_ALERTS.get(event.state)
+        if kind is not None:
+            self._alerter.raise_alert(
+                kind,
+                datetime.now(UTC),
+                door=door.id,
+                zone=door.zone_id,
+                device=device.id,
+                detail={"state": event.state.value},
+            )
+        record = _record(arrival, event, door, detail={"state": event.state.value})
+        self._journal_plain(record, arrival, key)
 
     # ---- the temperature window ---------------------------------------------
 
@@ -564,7 +514,7 @@ class DoorDesk:
         for reading in readings:
             door = index.door(reading.door_id)
             if door is not None:
-                self._alert_unpaired_reading(reading.celsius, door, None)
+                self.alert_unpaired_reading(reading.celsius, door, None)
         if cards and _LOGGER.isEnabledFor(logging.DEBUG):
             _LOGGER.debug("denied %d cards with no temperature within the window", len(cards))
 

@@ -1,4 +1,9 @@
-"""Routes each received message: validate, recognise duplicates, hand to the door desk."""
+"""Routes each received event: validate, recognise duplicates, hand to the door desk.
+
+MQTT messages enter through `on_messages`; other transports (serial readers) make
+their own `Arrival` and enter through `deliver`. Either way a repeated event is
+answered here, in one place, and a new one is marked in flight before the desk sees it.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,14 @@ from gateway.domain.events import (
     TemperatureEvent,
     ThermalFrameEvent,
 )
+from gateway.domain.roster import Device, Door
 from gateway.metrics import Counters
-from gateway.pipeline.dedupe import SeenEvents
+from gateway.pipeline.arrival import Arrival
+from gateway.pipeline.dedupe import Duplicates
 from gateway.pipeline.device_clocks import DeviceClocks
 from gateway.pipeline.device_watch import DeviceWatch
-from gateway.pipeline.doors import Arrival, DoorDesk
-from gateway.pipeline.publisher import Publisher
+from gateway.pipeline.doors import DoorDesk
+from gateway.pipeline.publisher import MqttArrival, Publisher
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.topics import Topics
 
@@ -37,7 +44,7 @@ class Ingest:
         desk: DoorDesk,
         devices: DeviceWatch,
         clocks: DeviceClocks,
-        seen: SeenEvents,
+        duplicates: Duplicates,
         publisher: Publisher,
         counters: Counters,
     ) -> None:
@@ -46,7 +53,7 @@ class Ingest:
         self._desk = desk
         self._devices = devices
         self._clocks = clocks
-        self._seen = seen
+        self._duplicates = duplicates
         self._publisher = publisher
         self._counters = counters
 
@@ -77,22 +84,23 @@ class Ingest:
         if leaf != "events":
             self._publisher.ack(message)
             return
-        self._on_event(message, device_id, Arrival(message, received_at, started))
+        arrival = MqttArrival(message, device_id, self._publisher, received_at, started)
+        self._on_event(arrival, device_id, message.payload)
 
-    def _on_event(self, message: Message, device_id: str, arrival: Arrival) -> None:
+    def _on_event(self, arrival: Arrival, device_id: str, payload: bytes) -> None:
         self._counters.received += 1
         try:
-            event = decode_event(device_id, message.payload)
+            event = decode_event(device_id, payload)
         except EventRejected as exc:
             self._counters.reject(exc.cause)
             _LOGGER.warning("device %s: rejected event (%s): %s", device_id, exc.cause, exc)
-            self._publisher.ack(message)
+            arrival.ack()
             return
         index = self._roster.index
         device = index.device(device_id)
         if device is None:
             self._devices.on_unknown(device_id, event.event_id)
-            self._publisher.ack(message)
+            arrival.ack()
             return
         self._devices.seen(device_id)
         door = index.door(device.door_id)
@@ -101,35 +109,33 @@ class Ingest:
             self._clocks.stamp(
                 device_id, event.ts, arrival.received_at, door=device.door_id, zone=zone_id
             )
-            self._publisher.ack(message)
+            arrival.ack()
             return
-        key = (device_id, event.event_id)
-        seen, decision, flight = self._seen.lookup(key)
-        if seen:  # a redelivery: answered, never logged, so it leaves the device's clock alone
-            self._counters.duplicate += 1
-            if flight is not None:
-                flight.duplicates.append(message)
-                return
-            answered = self._seen.answered(key)
-            if message.dup and answered is not None and answered.sent_here:
-                # The broker resends what it had not seen acknowledged (a lost connection or
-                # a broker restart): the decision went out already and paho resends it until
-                # the broker has it, so a second one would open the door twice.
-                self._counters.redelivered += 1
-            elif decision is not None:
-                self._publisher.decision(
-                    device_id, decision, arrived=answered.arrived if answered else None
-                )
-            self._publisher.ack(message)
+        if self._duplicates.repeat(arrival, (device_id, event.event_id)):
             return
         if door is None:  # the store's foreign keys make this a roster mid-reload race
             self._counters.reject("no_door")
             _LOGGER.error("device %s has no door %s in the roster", device_id, device.door_id)
-            self._publisher.ack(message)
+            arrival.ack()
             return
         arrival.at = self._clocks.stamp(
             device_id, event.ts, arrival.received_at, door=door.id, zone=door.zone_id
         )
+        self._dispatch(arrival, event, device, door)
+
+    def deliver(self, arrival: Arrival, event: CardEvent, device: Device, door: Door) -> None:
+        """A card read by a transport that decoded it and found its door (serial readers)."""
+        if not self._duplicates.repeat(arrival, (device.id, event.event_id)):
+            self._dispatch(arrival, event, device, door)
+
+    def _dispatch(
+        self,
+        arrival: Arrival,
+        event: CardEvent | TemperatureEvent | DoorEvent | ThermalFrameEvent,
+        device: Device,
+        door: Door,
+    ) -> None:
+        self._duplicates.begin((device.id, event.event_id))
         if isinstance(event, CardEvent):
             self._desk.on_card(arrival, event, device, door)
         elif isinstance(event, TemperatureEvent):

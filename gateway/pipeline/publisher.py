@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime
 
 from devices.codecs.contract_json import CommandSigner, encode_decision
 from devices.transports.mqtt import Message, MqttClient
 from gateway.domain.alerts import Alert
 from gateway.domain.decisions import Decision
 from gateway.metrics import Counters
+from gateway.pipeline.arrival import Arrival
 from gateway.pipeline.topics import Topics
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,11 +47,8 @@ class Publisher:
         self._late_oldest_s = 0.0
         self._late_logged_at = 0.0
 
-    def decision(self, device_id: str, decision: Decision, *, arrived: float | None = None) -> None:
-        """Send a decision; `arrived` (perf_counter at the card event's receipt) judges it late."""
-        self._send(device_id, self.judged(decision, arrived))
-
-    def _send(self, device_id: str, decision: Decision) -> None:
+    def send(self, device_id: str, decision: Decision) -> None:
+        """Publish a decision (judged late or not by the caller) to a terminal's commands."""
         self._client.publish(
             self._topics.commands(device_id),
             encode_decision(decision, device_id, self.signer),
@@ -58,7 +57,10 @@ class Publisher:
         )
 
     def judged(self, decision: Decision, arrived: float | None) -> Decision:
-        """The decision as it may be sent now: a final one too old for the door is late."""
+        """The decision as it may be sent now: a final one too old for the door is late.
+
+        `arrived` is the perf_counter reading at the card event's receipt; None: not judged.
+        """
         if arrived is None or not decision.is_final or decision.late:
             return decision
         age = time.perf_counter() - arrived
@@ -91,3 +93,32 @@ class Publisher:
 
     def ack(self, message: Message) -> None:
         self._client.ack(message)
+
+
+class MqttArrival(Arrival):
+    """An event from an MQTT terminal: acknowledged to the broker, answered on its topic."""
+
+    __slots__ = ("_publisher", "device_id", "message")
+
+    def __init__(
+        self,
+        message: Message,
+        device_id: str,
+        publisher: Publisher,
+        received_at: datetime,
+        started: float,
+    ) -> None:
+        super().__init__(received_at, started)
+        self.message = message
+        self.device_id = device_id
+        self._publisher = publisher
+
+    @property
+    def redelivered(self) -> bool:
+        return self.message.dup
+
+    def ack(self) -> None:
+        self._publisher.ack(self.message)
+
+    def reply(self, decision: Decision) -> None:
+        self._publisher.send(self.device_id, decision)

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from gateway.observe.status_server import Handler, Request, Response, StatusServer, bearer_ok
 from gateway.observe.store_gauges import TTL_S as STORE_TTL_S
 from gateway.observe.store_gauges import StoreGauges, devices_family
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 from gateway.store.db import acquire, ping
 
 PING_DEADLINE_S = 2.0

@@ -40,6 +40,7 @@ from gateway.domain.roster import (
     OrgUnit,
     Person,
     PersonKind,
+    SerialProtocol,
     Transport,
     Zone,
     ZoneKind,
@@ -50,7 +51,7 @@ from gateway.services.fast_yaml import load_yaml
 SECTIONS = ("org_units", "zones", "doors", "devices", "people", "grants", "health")
 CSV_HEADER = ("id", "kind", "name", "org_unit", "card_uid")
 CSV_CONTACT_COLUMNS = ("phone", "id_number")  # optional, after the contract's header
-SERIAL_PROTOCOLS = ("rdm6300", "wiegand", "osdp")
+SERIAL_PROTOCOLS = tuple(p.value for p in SerialProtocol)
 
 E = TypeVar("E", bound=StrEnum)
 T = TypeVar("T")

@@ -17,8 +17,8 @@ import uvicorn
 from api.app import create_app
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.campus import Campus, dump_manifest, generate_campus
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.accounts import set_password
 from gateway.services.importer import import_file
 from gateway.settings import Settings

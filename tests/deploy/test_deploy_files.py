@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.pipeline.serial_readers import parse_osdp_keys
+from gateway.pipeline.serial_reader_pool import parse_osdp_keys
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

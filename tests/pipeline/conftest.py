@@ -10,8 +10,8 @@ import pytest
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.campus import Campus, dump_manifest, generate_campus
 from firmware_sim.fleet import AlertWatch, Fleet
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.importer import import_file
 from gateway.store.db import connect
 from gateway.store.migrate import apply_migrations

@@ -17,7 +17,7 @@ import asyncpg
 from db_proxy import FaultyProxy
 
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 
 RATE_PER_TERMINAL = 15.0
 OUTAGE_S = 9.0

@@ -25,7 +25,7 @@ from broker_fixtures import start_mosquitto
 
 from devices.transports.mqtt import BrokerAddress, MqttClient, MqttError
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 
 RATE_PER_TERMINAL = 25.0
 DOWN_S = 0.5

@@ -8,7 +8,7 @@ import asyncpg
 from db_proxy import FaultyProxy
 
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 
 
 async def test_decisions_wait_for_the_database_and_none_is_lost(

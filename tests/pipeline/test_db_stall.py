@@ -15,7 +15,7 @@ import asyncpg
 from db_proxy import FaultyProxy
 
 from firmware_sim.fleet import AlertWatch, Fleet
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 
 STALL_BUDGET_S = 25.0  # generous on a loaded machine; the deadlines are a few seconds
 

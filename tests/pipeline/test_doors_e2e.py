@@ -11,7 +11,7 @@ import pytest
 from firmware_sim import scenarios
 from firmware_sim.fleet import Fleet
 from gateway.domain.health import HealthRecord, HealthStatus
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 from gateway.store.alerts import get_alert
 from gateway.store.db import connect
 from gateway.store.health import set_health

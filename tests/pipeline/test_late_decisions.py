@@ -8,7 +8,7 @@ import dataclasses
 from db_proxy import FaultyProxy
 
 from firmware_sim.fleet import Fleet
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 
 LATE_AFTER_S = 2.0
 

@@ -15,7 +15,7 @@ from devices.codecs.contract_json import EventRejected, decode_event
 from devices.transports.mqtt import BrokerAddress, MqttClient
 from firmware_sim.fleet import Fleet
 from gateway.observe.status_server import StatusServer
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 from gateway.pipeline.telemetry import start_status_server
 
 TOKEN = "metrics-token-0123456789"

@@ -30,7 +30,7 @@ from devices.transports.mqtt import BrokerAddress, MqttClient
 from firmware_sim.offline import FLAG_HELD, OfflineTerminal
 from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.pipeline.allowlists import AllowlistConfig
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 from gateway.pipeline.signing import PublicKeyInfo, load_key
 from gateway.store.db import connect
 from gateway.store.health import set_health

@@ -90,5 +90,5 @@ async def test_serve_exposes_worker_and_api_metrics_and_logs_json(
     assert any(m.startswith("worker metrics on ") for m in messages)
     assert any(m.startswith("console and API on ") for m in messages)
     assert any(
-        e["logger"] == "gateway.pipeline.gateway" and "stopped" in e["message"] for e in entries
+        e["logger"] == "gateway.pipeline.door_worker" and "stopped" in e["message"] for e in entries
     )

@@ -15,7 +15,7 @@ from firmware_sim import scenarios
 from firmware_sim.fleet import Fleet
 from firmware_sim.terminal import SimTerminal
 from gateway.domain.decisions import Decision, Reason, Verdict
-from gateway.pipeline.gateway import Gateway
+from gateway.pipeline.door_worker import Gateway
 from gateway.pipeline.signing import Ed25519CommandSigner, PublicKeyInfo
 
 

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devices.codecs import thermal as estimator
+from devices.codecs import thermal_estimator as estimator
 from firmware_sim.campus import dump_manifest
 from firmware_sim.terminal import SimTerminal
 from firmware_sim.thermal_camera import SimThermalCamera, random_scene
-from gateway.pipeline import thermal as gateway_thermal
+from gateway.pipeline import thermal_frames as gateway_thermal
 from gateway.services.importer import import_file
 from gateway.store.alerts import get_alert
 from gateway.store.db import connect

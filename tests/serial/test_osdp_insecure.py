@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devices.transports.mqtt import BrokerAddress
-from firmware_sim.serial_readers import OsdpReader, PtyPort
+from firmware_sim.pty_card_readers import OsdpReader, PtyPort
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
-from gateway.pipeline.serial_readers import InsecureOsdpError
+from gateway.pipeline.serial_reader_pool import InsecureOsdpError
 from gateway.services.importer import import_file
 from gateway.store.db import connect
 from gateway.store.migrate import apply_migrations

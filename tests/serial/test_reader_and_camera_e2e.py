@@ -18,12 +18,12 @@ import pytest
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.fleet import AlertWatch
 from firmware_sim.hardware import one_person, two_people
-from firmware_sim.serial_readers import OsdpReader, PtyPort
+from firmware_sim.pty_card_readers import OsdpReader, PtyPort
 from firmware_sim.thermal_camera import SimThermalCamera
-from gateway.pipeline import serial_readers
-from gateway.pipeline import thermal as gateway_thermal
+from gateway.pipeline import serial_reader_pool
+from gateway.pipeline import thermal_frames as gateway_thermal
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.importer import import_file
 from gateway.store.db import connect
 from gateway.store.migrate import apply_migrations
@@ -70,7 +70,7 @@ async def dorm_door(tmp_path, database_factory, mqtt_url, monkeypatch):
     finally:
         await conn.close()
     osdp_keys = json.dumps({"rdr-dorm": KEY})
-    monkeypatch.setattr(serial_readers, "OFFLINE_AFTER_S", 0.5)
+    monkeypatch.setattr(serial_reader_pool, "OFFLINE_AFTER_S", 0.5)
     reader = OsdpReader(port, scbk=bytes.fromhex(KEY))
     reader.start()
     prefix = f"t{secrets.token_hex(4)}"

@@ -7,9 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devices.codecs import osdp, rdm6300, wiegand
+from devices.codecs.serial_codecs import SERIAL_CODECS, serial_codec
 from devices.codecs.serial_frames import CardRead, Rejected, decode_stream
 from gateway.domain.cards import normalize_card_uid
 from gateway.domain.decisions import Verdict
+from gateway.domain.roster import SerialProtocol
+from gateway.services.manifest import SERIAL_PROTOCOLS
 
 # ---- RDM6300 / EM4100: STX, 10 hex, XOR checksum in 2 hex, ETX ---------------------------
 
@@ -216,3 +219,30 @@ def test_fuzz_any_bytes(name: str, data: bytes) -> None:
 @given(fmt=st.integers(-1, 4), length=st.integers(-1, 100), data=st.binary(max_size=16))
 def test_fuzz_osdp_card_read(fmt: int, length: int, data: bytes) -> None:
     assert isinstance(osdp.card_read(fmt, length, data), CardRead | Rejected)
+
+
+# ---- the registry: one codec per SerialProtocol ----------------------------------------
+
+
+def test_every_serial_protocol_has_a_codec() -> None:
+    assert set(SERIAL_CODECS) == set(SerialProtocol)
+    for protocol, codec in SERIAL_CODECS.items():
+        assert codec.protocol is protocol and codec.default_baud > 0
+        assert serial_codec(protocol.value) is codec
+    assert SERIAL_CODECS[SerialProtocol.OSDP].decode is None  # the libosdp panel frames it
+
+
+def test_a_stream_codec_of_the_registry_decodes_its_frames() -> None:
+    codec = serial_codec("rdm6300")
+    assert codec is not None and codec.decode is not None
+    frame, uid = RDM_VALID[0]
+    assert decode_stream(codec.decode, frame) == (b"", [CardRead(uid)])
+
+
+@pytest.mark.parametrize("name", [None, "", "RDM6300", "clock-and-data"])
+def test_an_unknown_protocol_has_no_codec(name: str | None) -> None:
+    assert serial_codec(name) is None
+
+
+def test_the_manifest_accepts_exactly_the_registered_protocols() -> None:
+    assert tuple(p.value for p in SERIAL_CODECS) == SERIAL_PROTOCOLS

@@ -11,11 +11,11 @@ import osdp
 import pytest
 
 from devices.transports.mqtt import BrokerAddress
-from firmware_sim.serial_readers import OsdpReader, PtyPort, Rdm6300Reader, WiegandConverter
+from firmware_sim.pty_card_readers import OsdpReader, PtyPort, Rdm6300Reader, WiegandConverter
 from gateway.domain.alerts import AlertKind
-from gateway.pipeline import serial_readers
+from gateway.pipeline import serial_reader_pool
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.importer import import_file
 from gateway.store import alerts as alert_store
 from gateway.store.db import connect
@@ -77,7 +77,7 @@ async def serial_campus(tmp_path, database_factory, mqtt_url, monkeypatch):
     finally:
         await conn.close()
     osdp_keys = json.dumps({"rdr-osdp": KEY})
-    monkeypatch.setattr(serial_readers, "OFFLINE_AFTER_S", 0.5)
+    monkeypatch.setattr(serial_reader_pool, "OFFLINE_AFTER_S", 0.5)
     osdp_sim = OsdpReader(ports["osdp"], scbk=bytes.fromhex(KEY))
     osdp_sim.start()
     prefix = f"t{secrets.token_hex(4)}"

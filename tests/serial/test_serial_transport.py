@@ -12,7 +12,7 @@ from devices.codecs import rdm6300
 from devices.codecs.serial_frames import CardRead, decode_stream
 from devices.transports.osdp_panel import OsdpPanel
 from devices.transports.serial import SerialLink
-from firmware_sim.serial_readers import OsdpReader, PtyPort, Rdm6300Reader, WiegandConverter
+from firmware_sim.pty_card_readers import OsdpReader, PtyPort, Rdm6300Reader, WiegandConverter
 from gateway.domain.decisions import Verdict
 
 KEY = bytes.fromhex("A0A1A2A3A4A5A6A7A8A9AAABACADAEAF")

@@ -8,12 +8,12 @@ import click
 import numpy as np
 import pytest
 
-from devices.codecs.thermal import Calibration
+from devices.codecs.thermal_estimator import Calibration
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.thermal_camera import frame_bytes, random_scene, render
 from gateway.cli.runtime import gateway_config
 from gateway.domain.events import ThermalFrameEvent
-from gateway.pipeline.thermal import ThermalDesk, default_calibration, parse_calibrations
+from gateway.pipeline.thermal_frames import ThermalDesk, default_calibration, parse_calibrations
 from gateway.settings import Settings
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from devices.codecs.thermal import (
+from devices.codecs.thermal_estimator import (
     Calibration,
     FrameError,
     decode_frame,
@@ -23,7 +23,7 @@ from firmware_sim.thermal_camera import (
     random_scene,
     render,
 )
-from gateway.pipeline.thermal import COARSE_CALIBRATION, FINE_CALIBRATION
+from gateway.pipeline.thermal_frames import COARSE_CALIBRATION, FINE_CALIBRATION
 
 TRAIN = range(1000, 1200)  # calibration is fitted on these
 TEST = range(300)  # and judged on these
@@ -167,7 +167,7 @@ def test_the_simulator_draws_zero_to_four_people_with_fevers():
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 3.3e38, -300.0])
 def test_a_frame_with_pixels_no_sensor_gives_is_refused(bad):
-    from devices.codecs.thermal import FrameError, decode_frame
+    from devices.codecs.thermal_estimator import FrameError, decode_frame
 
     pixels = np.full((2, 2), 30.0, dtype="<f4")
     pixels[1, 1] = bad

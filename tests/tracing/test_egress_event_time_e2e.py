@@ -24,8 +24,8 @@ from firmware_sim.fleet import Fleet
 from firmware_sim.terminal import SimTerminal
 from gateway.domain.alerts import AlertKind
 from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.importer import import_file
 from gateway.settings import Settings
 from gateway.store import alerts as alert_store

@@ -18,8 +18,8 @@ from devices.transports.mqtt import BrokerAddress
 from firmware_sim.campus import dump_manifest, generate_campus
 from firmware_sim.chain import traced_chain
 from firmware_sim.fleet import Fleet
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.importer import import_file
 from gateway.settings import Settings
 from gateway.store.db import connect

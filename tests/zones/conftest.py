@@ -17,8 +17,8 @@ from zones_campus import CAMPUS, DEVICES, ROLES
 from api.app import create_app
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.fleet import AlertWatch, Fleet
+from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
-from gateway.pipeline.gateway import Gateway, GatewayConfig
 from gateway.services.importer import import_file
 from gateway.settings import Settings
 from gateway.store.db import connect

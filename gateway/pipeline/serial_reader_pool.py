@@ -2,12 +2,13 @@
 
 For every device of the roster with ``transport: serial`` a reader runs on its
 ``port`` (``protocol`` and ``baud`` from the manifest): bytes -> codec ->
-``CardEvent`` -> the same ``DoorDesk.on_card`` path as MQTT terminals. The
+``CardEvent`` -> the same ingest and door desk as MQTT terminals. The
 gateway makes the event id (``s<start time>-<counter>``, unique across
 restarts, so the dedupe memory never mistakes a new read for an old one) and
-stamps ``ts`` with its own clock. Decisions come back through
-:class:`SerialAwarePublisher`: an OSDP reader shows them (LED, buzzer, lock
-relay); RDM6300 and Wiegand converters have no way back, so they are logged.
+stamps ``ts`` with its own clock. Each read travels as a :class:`SerialArrival`,
+whose ``reply`` hands the decision back to its reader: an OSDP reader shows it
+(LED, buzzer, lock relay); RDM6300 and Wiegand converters have no way back, so
+it is logged. There is no broker to acknowledge, so ``ack`` does nothing.
 
 Presence: a port that is gone (RDM6300, Wiegand) or an OSDP reader that stops
 answering the panel's polls stays ``offline_after_s`` before ``device_offline``
@@ -31,31 +32,26 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from devices.codecs import osdp as osdp_codec
-from devices.codecs import rdm6300, wiegand
+from devices.codecs.serial_codecs import SERIAL_CODECS, SerialCodec, serial_codec
 from devices.codecs.serial_frames import CardRead, Decoder, Rejected, decode_stream
-from devices.transports.mqtt import Message, MqttClient
 from devices.transports.osdp_panel import OsdpPanel
 from devices.transports.serial import SerialLink
 from gateway.domain.decisions import Decision
 from gateway.domain.events import CardEvent
-from gateway.domain.roster import Device, Transport
+from gateway.domain.roster import Device, SerialProtocol, Transport
 from gateway.metrics import Counters
+from gateway.pipeline.arrival import Arrival
 from gateway.pipeline.device_watch import DeviceWatch
-from gateway.pipeline.doors import Arrival, DoorDesk
-from gateway.pipeline.publisher import Publisher
+from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.roster_state import RosterState
-from gateway.pipeline.topics import Topics
 
 _LOGGER = logging.getLogger(__name__)
 
 OFFLINE_AFTER_S = 3.0
 RECONCILE_S = 2.0
 MAX_BUFFER = 256  # more undecoded bytes than any frame: line noise, dropped
-STREAM_CODECS: dict[str, Decoder] = {"rdm6300": rdm6300.decode, "wiegand": wiegand.decode}
-DEFAULT_BAUD = {"rdm6300": 9600, "wiegand": 9600, "osdp": 9600}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,17 +86,24 @@ def parse_osdp_keys(text: str | None) -> dict[str, OsdpKey]:
     return keys
 
 
-class SerialAwarePublisher(Publisher):
-    """Sends a serial reader's decisions to the reader, everything else over MQTT."""
+class SerialArrival(Arrival):
+    """A card read on a serial line: answered at its reader, with no broker to acknowledge."""
 
-    def __init__(self, client: MqttClient, topics: Topics, **options: Any) -> None:
-        super().__init__(client, topics, **options)
-        self.serial: SerialReaders | None = None
+    __slots__ = ("_device_id", "_readers")
 
-    def _send(self, device_id: str, decision: Decision) -> None:
-        if self.serial is not None and self.serial.feedback(device_id, decision):
-            return
-        super()._send(device_id, decision)
+    def __init__(
+        self, readers: SerialReaders, device_id: str, received_at: datetime, started: float
+    ) -> None:
+        super().__init__(received_at, started)
+        self._readers = readers
+        self._device_id = device_id
+
+    def ack(self) -> None:
+        pass  # the line keeps nothing to redeliver
+
+    def reply(self, decision: Decision) -> None:
+        # Looked up when the answer goes out: a reader stopped meanwhile gets none.
+        self._readers.feedback(self._device_id, decision)
 
 
 class _Reader(ABC):
@@ -132,16 +135,18 @@ class _Reader(ABC):
 
 
 class _StreamReader(_Reader):
-    """RDM6300 or Wiegand converter: frames on a byte stream."""
+    """A stream protocol (RDM6300, Wiegand converter): frames on a byte stream."""
 
-    def __init__(self, device: Device, owner: SerialReaders, decode: Decoder) -> None:
+    def __init__(
+        self, device: Device, owner: SerialReaders, codec: SerialCodec, decode: Decoder
+    ) -> None:
         super().__init__(device, owner)
         self._decode = decode
         self._buffer = b""
-        assert device.port is not None and device.protocol is not None
+        assert device.port is not None
         self.link = SerialLink(
             device.port,
-            baudrate=device.baud or DEFAULT_BAUD[device.protocol],
+            baudrate=device.baud or codec.default_baud,
             on_data=self._on_data,
             on_connection=lambda up: owner.presence(device.id, up),
         )
@@ -174,7 +179,7 @@ class _OsdpReader(_Reader):
             _LOGGER.warning("osdp reader %s has no SCBK: secure channel off", device.id)
         self.panel = OsdpPanel(
             device.port,
-            baudrate=device.baud or DEFAULT_BAUD["osdp"],
+            baudrate=device.baud or SERIAL_CODECS[SerialProtocol.OSDP].default_baud,
             address=key.address,
             scbk=key.scbk,
             on_card=self._on_card,
@@ -225,7 +230,7 @@ class SerialReaders:
         self,
         *,
         roster: RosterState,
-        desk: DoorDesk,
+        ingest: Ingest,
         devices: DeviceWatch,
         counters: Counters,
         osdp_keys: Mapping[str, OsdpKey] | None = None,
@@ -234,7 +239,7 @@ class SerialReaders:
         reconcile_s: float | None = None,
     ) -> None:
         self._roster = roster
-        self._desk = desk
+        self._ingest = ingest
         self._devices = devices
         self._counters = counters
         self._osdp_keys = dict(osdp_keys or {})
@@ -254,7 +259,7 @@ class SerialReaders:
 
     def _insecure(self, device: Device) -> bool:
         key = self._osdp_keys.get(device.id)
-        return device.protocol == "osdp" and (key is None or key.scbk is None)
+        return device.protocol == SerialProtocol.OSDP and (key is None or key.scbk is None)
 
     async def start(self) -> None:
         """Start the readers; InsecureOsdpError when an OSDP reader has no key (not allowed)."""
@@ -301,7 +306,7 @@ class SerialReaders:
     def _make(self, device: Device) -> _Reader | None:
         if device.port is None:
             return None
-        if device.protocol == "osdp":
+        if device.protocol == SerialProtocol.OSDP:
             if self._insecure(device) and not self._allow_insecure_osdp:
                 # Added after the start (an import): refused, and said so once.
                 if device.id not in self._refused:
@@ -309,11 +314,11 @@ class SerialReaders:
                     _LOGGER.error("%s", insecure_osdp_message([device.id]))
                 return None
             return _OsdpReader(device, self, self._osdp_keys.get(device.id, OsdpKey(None)))
-        decode = STREAM_CODECS.get(device.protocol or "")
-        if decode is None:
+        codec = serial_codec(device.protocol)
+        if codec is None or codec.decode is None:
             _LOGGER.error("device %s: unknown serial protocol %r", device.id, device.protocol)
             return None
-        return _StreamReader(device, self, decode)
+        return _StreamReader(device, self, codec, codec.decode)
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -333,12 +338,10 @@ class SerialReaders:
         self._devices.seen(device_id)
         self._seq += 1
         event = CardEvent(device_id, f"{self._boot}-{self._seq}", datetime.now(UTC), card_uid)
-        # No MQTT message stands behind a serial read: a QoS 0 placeholder makes `ack` a no-op.
-        message = Message(f"serial/{device_id}", b"", 0, False, 0)
-        arrival = Arrival(message, datetime.now(UTC), time.perf_counter())
+        arrival = SerialArrival(self, device_id, datetime.now(UTC), time.perf_counter())
         if self.on_card is not None:
             self.on_card(event)
-        self._desk.on_card(arrival, event, device, door)
+        self._ingest.deliver(arrival, event, device, door)
 
     def rejected(self, device_id: str, rejected: Rejected) -> None:
         self._counters.reject(f"serial_{rejected.reason}")

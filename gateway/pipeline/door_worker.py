@@ -19,7 +19,7 @@ from gateway.domain.decisions import Decision
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.allowlists import AllowlistConfig
-from gateway.pipeline.dedupe import SeenEvents
+from gateway.pipeline.dedupe import Duplicates, SeenEvents
 from gateway.pipeline.device_clocks import DeviceClocks
 from gateway.pipeline.device_watch import DeviceWatch
 from gateway.pipeline.doors import DoorDesk, DoorPolicy
@@ -27,9 +27,9 @@ from gateway.pipeline.gathering import GatheringWatch
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.offline import OfflineSupport, offline_support, presence_will
-from gateway.pipeline.publisher import LATE_AFTER_S
+from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
 from gateway.pipeline.roster_state import RosterState
-from gateway.pipeline.serial_readers import SerialAwarePublisher, SerialReaders, parse_osdp_keys
+from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
@@ -150,7 +150,7 @@ class Gateway:
             on_connected=self._announce_signing_key,
             will=presence_will(self.topics, config.client_id),
         )
-        publisher = SerialAwarePublisher(
+        publisher = Publisher(
             self.mqtt,
             self.topics,
             late_after_s=config.late_after_s,
@@ -164,6 +164,7 @@ class Gateway:
             counters=self.counters,
         )
         alerter = Alerter(self.journal, publisher, self.counters)
+        duplicates = Duplicates(seen, publisher, self.counters)
         self.journal.on_stall = alerter.database_stall
         self.devices = DeviceWatch(self._pool, self.journal, alerter, self.counters)
         await self.devices.start()
@@ -172,7 +173,7 @@ class Gateway:
             journal=self.journal,
             publisher=publisher,
             alerter=alerter,
-            seen=seen,
+            duplicates=duplicates,
             occupancy=occupancy,
             policy=config.policy,
             counters=self.counters,
@@ -194,7 +195,7 @@ class Gateway:
             desk=self.desk,
             devices=self.devices,
             clocks=clocks,
-            seen=seen,
+            duplicates=duplicates,
             publisher=publisher,
             counters=self.counters,
         )
@@ -202,13 +203,12 @@ class Gateway:
         self.mqtt.set_handler(self.offline.route(ingest.on_messages))
         self.serial = SerialReaders(
             roster=self.roster,
-            desk=self.desk,
+            ingest=ingest,
             devices=self.devices,
             counters=self.counters,
             osdp_keys=parse_osdp_keys(config.osdp_keys),
             allow_insecure_osdp=config.osdp_allow_insecure,
         )
-        publisher.serial = self.serial
         self.journal.start()
         self.desk.start()
         # The roster and the remembered decisions live as long as the process: keep them out

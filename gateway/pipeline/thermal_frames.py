@@ -1,10 +1,15 @@
 """Thermal frames at the doors: estimates off the event loop, and tailgating.
 
-A frame's estimate (devices.codecs.thermal) is CPU work: it runs on a small
+A frame's estimate (devices.codecs.thermal_estimator) is CPU work: it runs on a small
 thread pool (OpenCV and numpy release the GIL for the heavy parts), so a card
 decided while a frame is being read is never kept waiting for it. At most
 `MAX_IN_FLIGHT` frames per gateway are being read or queued; a camera that sends
 faster than that has its surplus frames logged and dropped, not queued.
+
+`ThermalFrames` takes a camera's frame events: the estimate's nearest face goes
+back to the door desk as a temperature reading (to pair with a card), faces behind
+it with a fever raise an unpaired `fever` alert, and the head count is judged for
+tailgating.
 
 Tailgating: a frame at a door that shows N people is an observation that N
 people are passing. It is judged `TAILGATE_SLACK_S` after the pairing window
@@ -23,12 +28,25 @@ import bisect
 import json
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Protocol
 
-from devices.codecs.thermal import Calibration, ThermalEstimate, estimate_payload
+from devices.codecs.thermal_estimator import (
+    Calibration,
+    FrameError,
+    ThermalEstimate,
+    estimate_payload,
+)
+from gateway.domain.alerts import AlertKind
 from gateway.domain.events import ThermalFrameEvent
+from gateway.domain.roster import Device, Door
+from gateway.metrics import Counters
+from gateway.pipeline.alerting import Alerter
+from gateway.pipeline.arrival import Arrival
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -161,3 +179,103 @@ class ThermalDesk:
             return None
         self._last_alert[door_id] = at
         return admits
+
+
+class ReadingDesk(Protocol):
+    """What a frame's estimate is handed to: the door desk (gateway.pipeline.doors)."""
+
+    def take_reading(
+        self,
+        arrival: Arrival,
+        event: ThermalFrameEvent,
+        device: Device,
+        door: Door,
+        celsius: float | None,
+        detail: dict[str, object],
+        now: float,
+    ) -> None: ...
+
+    def alert_unpaired_reading(self, celsius: float, door: Door, device_id: str | None) -> None: ...
+
+
+class ThermalFrames:
+    """Frame events at the doors: read off the loop, then a reading and a tailgating check."""
+
+    def __init__(
+        self,
+        thermal: ThermalDesk,
+        readings: ReadingDesk,
+        alerter: Alerter,
+        counters: Counters,
+        *,
+        window_s: float,
+    ) -> None:
+        self._thermal = thermal
+        self._readings = readings
+        self._alerter = alerter
+        self._counters = counters
+        self._window_s = window_s
+
+    def on_frame(
+        self, arrival: Arrival, event: ThermalFrameEvent, device: Device, door: Door
+    ) -> None:
+        task = asyncio.create_task(
+            self._read(arrival, event, device, door), name=f"thermal-{device.id}"
+        )
+        self._thermal.tasks.add(task)
+        task.add_done_callback(self._thermal.tasks.discard)
+
+    async def _read(
+        self, arrival: Arrival, event: ThermalFrameEvent, device: Device, door: Door
+    ) -> None:
+        detail: dict[str, object] = {"width": event.width, "height": event.height}
+        try:
+            estimate = await self._thermal.estimate(event)
+        except (Busy, FrameError) as exc:
+            self._counters.reject("bad_frame" if isinstance(exc, FrameError) else "frame_busy")
+            _LOGGER.warning("device %s: frame %s not read: %s", device.id, event.event_id, exc)
+            detail["error"] = str(exc)
+            estimate = None
+        except Exception as exc:  # a bug in the estimator must not leave the message in flight
+            self._counters.reject("internal_error")
+            _LOGGER.exception("device %s: frame %s failed", device.id, event.event_id)
+            detail["error"] = repr(exc)
+            estimate = None
+        if estimate is not None:
+            detail.update(
+                people=estimate.people,
+                ambient_c=round(estimate.ambient_c, 2),
+                faces_c=[face.celsius for face in estimate.faces],
+            )
+        if estimate is None or estimate.nearest is None:
+            self._readings.take_reading(
+                arrival, event, device, door, None, detail, time.monotonic()
+            )
+            return
+        now = time.monotonic()
+        for face in estimate.faces[1:]:  # someone behind with a fever: nobody's card claims it
+            self._readings.alert_unpaired_reading(face.celsius, door, device.id)
+        asyncio.get_running_loop().call_later(
+            self._window_s + TAILGATE_SLACK_S,
+            self._check_tailgating,
+            door,
+            device.id,
+            estimate.people,
+            now,
+        )
+        self._readings.take_reading(
+            arrival, event, device, door, estimate.nearest.celsius, detail, now
+        )
+
+    def _check_tailgating(self, door: Door, device_id: str, people: int, at: float) -> None:
+        admits = self._thermal.tailgating(door.id, people, at)
+        if admits is None:
+            return
+        self._alerter.raise_alert(
+            AlertKind.TAILGATING,
+            datetime.now(UTC),
+            door=door.id,
+            zone=door.zone_id,
+            device=device_id,
+            detail={"people": people, "admitted": admits, "window_s": self._thermal.window_s},
+        )
