@@ -36,6 +36,8 @@ SERIAL_CODECS: dict[SerialProtocol, SerialCodec] = {
 
 def serial_codec(protocol: str | None) -> SerialCodec | None:
     """The codec of a device's `protocol`, None when it names none."""
+    if protocol is None:
+        return None
     try:
         return SERIAL_CODECS[SerialProtocol(protocol)]
     except ValueError:
