@@ -39,9 +39,15 @@ def _check_dates(first: date, last: date | None, names: tuple[str, str]) -> None
             raise ValueError(f"dates more than {_MAX_YEARS} years away are refused")
 
 
+# Some text that is not all whitespace, and no control characters: Python's str.strip()
+# also strips the C0 separators (\x1c-\x1f) that the regex's \s does not know, so a name
+# made of them passed the pattern and was stored empty (a 500 from the database).
+_PLACE_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+
+
 class DeclarationIn(BaseModel):
     person_id: str = Field(min_length=1, max_length=200)
-    destination: str = Field(min_length=1, max_length=500, pattern=r"\S")
+    destination: str = Field(min_length=1, max_length=500, pattern=_PLACE_TEXT)
     departure_date: date
     return_date: date
     note: str = Field(default="", max_length=2000)
@@ -53,8 +59,8 @@ class DeclarationIn(BaseModel):
 
 
 class AreaIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    match: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    name: str = Field(min_length=1, max_length=200, pattern=_PLACE_TEXT)
+    match: str | None = Field(default=None, min_length=1, max_length=200, pattern=_PLACE_TEXT)
     # Since when the area is an epidemic area; may lie in the past. Default: today minus
     # the isolation days (14), so whoever came back from it within them is caught.
     effective_from: date | None = None
@@ -72,8 +78,8 @@ class AreaIn(BaseModel):
 
 
 class AreaPatch(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
-    match: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=_PLACE_TEXT)
+    match: str | None = Field(default=None, min_length=1, max_length=200, pattern=_PLACE_TEXT)
     effective_from: date | None = None
     effective_until: date | None = None
 

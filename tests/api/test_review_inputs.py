@@ -77,3 +77,24 @@ async def test_moving_an_area_onto_another_listing_of_it_is_409(admin) -> None:
     finally:
         for area_id in ids:
             await admin.delete(f"/api/travel/areas/{area_id}")
+
+
+@pytest.mark.parametrize("name", ["\x1c", "\x1f\x1e", " \x1d ", "Wuhan\x00", "\u3000"])
+async def test_place_names_of_separators_or_controls_are_422_not_500(admin, name) -> None:
+    # Found by the schema fuzz: "\x1c" passed `\S` (the regex's \s does not include the C0
+    # separators) but Python's strip() emptied it and the database refused the empty name.
+    for path, body in (
+        ("/api/travel/areas", {"name": name}),
+        ("/api/travel/areas/preview", {"name": "Wuhan", "match": name}),
+        (
+            "/api/travel/declarations",
+            {
+                "person_id": "S001",
+                "destination": name,
+                "departure_date": str(date.today() - timedelta(days=3)),
+                "return_date": str(date.today() - timedelta(days=1)),
+            },
+        ),
+    ):
+        response = await admin.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
