@@ -40,6 +40,10 @@ class Topics:
     def commands(self, device_id: str) -> str:
         return f"{self.prefix}/devices/{device_id}/commands"
 
+    def device_events(self, device_id: str) -> str:
+        """Where one device sends its events (the door rig delivers there, as a device would)."""
+        return f"{self.prefix}/devices/{device_id}/events"
+
     def state(self, device_id: str) -> str:
         return f"{self.prefix}/devices/{device_id}/state"
 
