@@ -104,7 +104,14 @@ class Publisher:
         if not queued:
             return
         commands = [item for item in queued if isinstance(item, _Command)]
-        payloads = iter(self._signed(commands))
+        try:
+            payloads = iter(self._signed(commands))
+        except Exception:
+            # No command of this batch can go out unsigned; its acks still must, or the
+            # broker would hold back further events for the gateway.
+            _LOGGER.exception("signing a batch of %d commands failed: not sent", len(commands))
+            queued = [item for item in queued if not isinstance(item, _Command)]
+            payloads = iter(())
         for item in queued:
             try:
                 if isinstance(item, _Command):
