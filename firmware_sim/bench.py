@@ -145,6 +145,8 @@ class PhaseResult:
     p99_ms: float | None
     verdicts: Mapping[str, int] = field(default_factory=dict)  # "admit/ok" -> count
     signed: int = 0  # final decisions that carried a signature
+    # Distinct signed batches (`batch` ids) among them: one Ed25519 signature each.
+    signatures: int = 0
     # CPU seconds the responder process spent from the start of the load to the end of the
     # grace period, when it is a child of the bench (None otherwise): unlike per_s, this
     # does not move with what else the machine is doing.
@@ -264,6 +266,10 @@ def signing_cost(
             "round_cost_pct": rounds,
             "median_round_cost_pct": _median(rounds),
             "signed_decisions": on.signed,
+            # Decisions per Ed25519 signature (ed25519-merkle-v1 signs a loop tick's batch).
+            "decisions_per_signature": round(on.signed / on.signatures, 2)
+            if on.signatures
+            else None,
             # The gateway's own CPU per decision, with signing on and off: what signing
             # costs a gateway that is the bottleneck, whatever else shares the machine.
             "cpu_us_per_decision": cpu_on,
@@ -315,6 +321,7 @@ class _Meter:
         self.due: list[float] = []  # when each decided event was due, beside its latency
         self.verdicts: Counter[str] = Counter()
         self.signed = 0
+        self.batches: set[object] = set()
         self.sent = 0
         self.last_decided_at = 0.0
         self.on_final: Callable[[SimTerminal], None] | None = None
@@ -335,6 +342,7 @@ class _Meter:
         self.verdicts[f"{body.get('decision')}/{body.get('reason')}"] += 1
         if "sig" in body:
             self.signed += 1
+            self.batches.add(body.get("batch"))
         self.last_decided_at = now
         if not self.outstanding:
             self.all_decided.set()
@@ -523,6 +531,7 @@ class Phase:
             p99_ms=percentile_ms(ordered, 99),
             verdicts=dict(meter.verdicts),
             signed=meter.signed,
+            signatures=len(meter.batches),
             responder_cpu_s=cpu_s,
         )
 

@@ -20,18 +20,24 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-SIG_MARK = b',"sig":"'
-# 64 signature bytes are 86 base64url characters without padding.
-_SIG_TEXT = re.compile(rb"^[A-Za-z0-9_-]{86}$")
+ALG = "ed25519-merkle-v1"
+PATH_MARK = b',"path":['
+# After the signed bytes: the audit path (hashes of 32 bytes: 43 base64url characters
+# each) and the 64-byte signature (86 characters), nothing else, exactly so spelled.
+_TAIL = re.compile(
+    rb'^,"path":\[((?:"[A-Za-z0-9_-]{43}"(?:,"[A-Za-z0-9_-]{43}")*)?)\],"sig":"([A-Za-z0-9_-]{86})"\}$'
+)
 WINDOW_S = 30.0  # a command stamped further than this from the terminal's clock is stale
+MAX_TREE_SIZE = 1 << 16  # far above any batch the gateway makes; bounds the path's length
 
 
 class Refusal(StrEnum):
     """Why a terminal refused a command (what it counts)."""
 
-    UNSIGNED = "unsigned"  # no `sig` at the end
+    UNSIGNED = "unsigned"  # no `path` and `sig` at the end
     WRONG_KEY = "wrong_key"  # `kid` is not the pinned key's
     BAD_SIGNATURE = "bad_signature"  # forged, altered, or signed for another device
+    BAD_PATH = "bad_path"  # the audit path does not fit the leaf index and tree size
     REPLAYED = "replayed"  # the same signed command was accepted before
     STALE = "stale"  # `ts` missing or outside the window around the terminal's clock
 
@@ -58,25 +64,105 @@ def public_key_from_text(text: str) -> bytes:
     return raw
 
 
-def split_signed(payload: bytes) -> tuple[bytes, bytes]:
-    """(the signed JSON bytes, the 64-byte signature): cut `,"sig":"..."}` and put back `}`."""
-    at = payload.rfind(SIG_MARK)
+def _b64url(text: bytes) -> bytes:
+    raw = base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != text:
+        # The last character carries unused bits: only the canonical spelling is taken.
+        raise CommandRefused(Refusal.BAD_SIGNATURE, "path or sig is not canonical base64url")
+    return raw
+
+
+def split_signed(payload: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """(the signed JSON bytes, the audit path, the 64-byte signature).
+
+    Cuts `,"path":[...],"sig":"..."}` off the end and puts back the `}`.
+    """
+    at = payload.rfind(PATH_MARK)
     if at < 0 or not payload.endswith(b'"}'):
-        raise CommandRefused(Refusal.UNSIGNED, "the command carries no sig")
-    text = payload[at + len(SIG_MARK) : -2]
-    if not _SIG_TEXT.match(text):
-        raise CommandRefused(Refusal.BAD_SIGNATURE, "sig is not 86 base64url characters")
-    signature = base64.urlsafe_b64decode(text + b"==")
-    if base64.urlsafe_b64encode(signature).rstrip(b"=") != text:
-        # The last character carries 2 unused bits: only the canonical spelling is taken.
-        raise CommandRefused(Refusal.BAD_SIGNATURE, "sig is not canonical base64url")
-    return payload[:at] + b"}", signature
+        raise CommandRefused(Refusal.UNSIGNED, "the command carries no path and sig")
+    tail = _TAIL.match(payload[at:])
+    if tail is None:
+        raise CommandRefused(Refusal.BAD_SIGNATURE, "path or sig is malformed")
+    hashes = tail.group(1)
+    path = [_b64url(h[1:-1]) for h in hashes.split(b",")] if hashes else []
+    return payload[:at] + b"}", path, _b64url(tail.group(2))
+
+
+def leaf_hash(device_id: str, body: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + device_id.encode("utf-8") + b"\n" + body).digest()
+
+
+def root_from_path(leaf: bytes, index: int, size: int, path: list[bytes]) -> bytes:
+    """The tree root that `path` proves for leaf `index` of `size` (RFC 9162, 2.1.3.2)."""
+    if not 0 <= index < size:
+        raise CommandRefused(Refusal.BAD_PATH, f"leaf_index {index} is not below tree_size {size}")
+    fn, sn, node = index, size - 1, leaf
+    for sibling in path:
+        if sn == 0:
+            raise CommandRefused(Refusal.BAD_PATH, "the path is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            node = hashlib.sha256(b"\x01" + sibling + node).digest()
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            node = hashlib.sha256(b"\x01" + node + sibling).digest()
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise CommandRefused(Refusal.BAD_PATH, "the path is shorter than the tree is deep")
+    return node
+
+
+def root_message(kid: str, batch: int, ts: str, size: int, root: bytes) -> bytes:
+    return f"{ALG}\n{kid}\n{batch}\n{ts}\n{size}\n".encode("ascii") + root
+
+
+def _count(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise CommandRefused(Refusal.BAD_PATH, f"{name} {value!r} is not a whole number")
+    return value
+
+
+def verify_signed(
+    payload: bytes, device_id: str, key: Ed25519PublicKey, kid: str
+) -> tuple[dict[str, Any], bytes]:
+    """The fields and leaf hash of a message signed in the batch scheme for `device_id`
+    (a command, an allowlist, an upload's ack); CommandRefused when it does not verify.
+    Freshness and replay are the caller's: a retained allowlist is received again."""
+    body_bytes, path, signature = split_signed(payload)
+    try:
+        body = json.loads(body_bytes)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise CommandRefused(Refusal.BAD_SIGNATURE, "the signed part is not JSON") from None
+    if not isinstance(body, dict):
+        raise CommandRefused(Refusal.BAD_SIGNATURE, "the signed part is not a JSON object")
+    if body.get("alg") != ALG:
+        raise CommandRefused(Refusal.BAD_SIGNATURE, f"alg {body.get('alg')!r} is not {ALG}")
+    if body.get("kid") != kid:
+        raise CommandRefused(Refusal.WRONG_KEY, f"kid {body.get('kid')!r} is not the pinned {kid}")
+    size = _count(body, "tree_size")
+    if size > MAX_TREE_SIZE:
+        raise CommandRefused(Refusal.BAD_PATH, f"tree_size {size} is implausibly large")
+    leaf = leaf_hash(device_id, body_bytes)
+    root = root_from_path(leaf, _count(body, "leaf_index"), size, path)
+    batch, ts = body.get("batch"), body.get("ts")
+    if not isinstance(batch, int) or not isinstance(ts, str) or not ts.isascii():
+        raise CommandRefused(Refusal.BAD_SIGNATURE, "batch or ts is missing or malformed")
+    try:
+        key.verify(signature, root_message(kid, batch, ts, size, root))
+    except InvalidSignature:
+        raise CommandRefused(
+            Refusal.BAD_SIGNATURE, f"the signature does not verify for {device_id}"
+        ) from None
+    return body, leaf
 
 
 class CommandVerifier:
     """One terminal's check of its commands against the pinned public key.
 
-    Remembers the signatures it accepted for twice the window (an older command is stale
+    Remembers the leaf hashes of the commands it accepted for twice the window (an older command is stale
     anyway), so the same signed command is acted on once.
     """
 
@@ -86,34 +172,18 @@ class CommandVerifier:
         self.public_raw = public_raw
         self._key = Ed25519PublicKey.from_public_bytes(public_raw)
         self.window_s = window_s
-        self._accepted: dict[bytes, float] = {}  # signature -> when accepted (time.time())
+        self._accepted: dict[bytes, float] = {}  # leaf hash -> when accepted (time.time())
 
     def check(self, payload: bytes, now: float | None = None) -> dict[str, Any]:
         """The command's fields, taken from the signed bytes only; CommandRefused otherwise."""
         now = time.time() if now is None else now
-        body_bytes, signature = split_signed(payload)
-        try:
-            body = json.loads(body_bytes)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise CommandRefused(Refusal.BAD_SIGNATURE, "the signed part is not JSON") from None
-        if not isinstance(body, dict):
-            raise CommandRefused(Refusal.BAD_SIGNATURE, "the signed part is not a JSON object")
-        if body.get("kid") != self.kid:
-            raise CommandRefused(
-                Refusal.WRONG_KEY, f"kid {body.get('kid')!r} is not the pinned {self.kid}"
-            )
-        message = self.device_id.encode("utf-8") + b"\n" + body_bytes
-        try:
-            self._key.verify(signature, message)
-        except InvalidSignature:
-            raise CommandRefused(
-                Refusal.BAD_SIGNATURE, f"the signature does not verify for {self.device_id}"
-            ) from None
+        body, leaf = verify_signed(payload, self.device_id, self._key, self.kid)
         self._check_fresh(body, now)
         self._forget_older_than(now - 2 * self.window_s)
-        if signature in self._accepted:
+        # The leaf, not the signature: one signature covers every command of its batch.
+        if leaf in self._accepted:
             raise CommandRefused(Refusal.REPLAYED, f"seq {body.get('seq')} was accepted before")
-        self._accepted[signature] = now
+        self._accepted[leaf] = now
         return body
 
     def _check_fresh(self, body: dict[str, Any], now: float) -> None:
@@ -137,7 +207,7 @@ class CommandVerifier:
     def _forget_older_than(self, horizon: float) -> None:
         # Insertion order is acceptance order: drop from the front.
         while self._accepted:
-            signature, at = next(iter(self._accepted.items()))
+            leaf, at = next(iter(self._accepted.items()))
             if at >= horizon:
                 break
-            del self._accepted[signature]
+            del self._accepted[leaf]

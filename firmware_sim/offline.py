@@ -28,11 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devices.transports.mqtt import Message, MqttClient, Will
-from firmware_sim.command_check import CommandRefused, key_id, split_signed
+from firmware_sim.command_check import CommandRefused, key_id, verify_signed
 from firmware_sim.terminal import OFFLINE_WILL, SimTerminal
 
 _LOGGER = logging.getLogger(__name__)
@@ -109,21 +108,9 @@ class AllowlistHolder:
 
     def _verify(self, payload: bytes, kind: str) -> dict[str, Any]:
         try:
-            signed, signature = split_signed(payload)
+            body, _ = verify_signed(payload, self.device_id, self._key, self.kid)
         except CommandRefused as exc:
             raise AllowlistRefused(exc.cause.value, str(exc)) from None
-        try:
-            body = json.loads(signed)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise AllowlistRefused("bad_signature", "the signed part is not JSON") from None
-        if not isinstance(body, dict):
-            raise AllowlistRefused("bad_signature", "the signed part is not an object")
-        if body.get("kid") != self.kid:
-            raise AllowlistRefused("wrong_key", f"kid {body.get('kid')!r} is not {self.kid}")
-        try:
-            self._key.verify(signature, self.device_id.encode() + b"\n" + signed)
-        except InvalidSignature:
-            raise AllowlistRefused("bad_signature", "the signature does not verify") from None
         if body.get("type") != kind or body.get("v") != 1 or body.get("device") != self.device_id:
             raise AllowlistRefused("bad_signature", f"not a version-1 {kind} for this device")
         return body

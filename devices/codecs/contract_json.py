@@ -9,8 +9,9 @@ import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
+from devices.codecs.command_batch import CommandSigner, sign_batch
 from gateway.domain.cards import CardUidError, normalize_card_uid
 from gateway.domain.decisions import Decision
 from gateway.domain.events import (
@@ -201,50 +202,19 @@ def _thermal_frame(
 def encode_decision(
     decision: Decision, device_id: str | None = None, signer: CommandSigner | None = None
 ) -> bytes:
-    """The payload for `P/devices/{device_id}/commands`, signed for that device by `signer`."""
+    """The payload for `P/devices/{device_id}/commands`, signed for that device by `signer`
+    as a batch of one (the publisher signs several at once with `sign_batch`)."""
     if signer is None:
         return _compact(decision.to_wire())
     if device_id is None:
         raise ValueError("a signed command needs the device id it is for")
-    return sign_command(decision.to_wire(), device_id, signer)
-
-
-class CommandSigner(Protocol):
-    """What signs commands (gateway.pipeline.signing holds the key; the codec stays pure)."""
-
-    @property
-    def kid(self) -> str:
-        """Key id: the first 16 hex digits of SHA-256 over the raw 32-byte public key."""
-        ...
-
-    def stamp(self) -> tuple[int, str]:
-        """The next `seq` and the `ts` (RFC 3339, the gateway's clock) of a command."""
-        ...
-
-    def sign(self, message: bytes) -> bytes:
-        """The 64-byte Ed25519 signature of `message`."""
-        ...
-
-
-def signed_message(device_id: str, body: bytes) -> bytes:
-    """What the signature covers: the device id, a newline, the command's bytes without `sig`."""
-    return device_id.encode("utf-8") + b"\n" + body
+    return sign_batch([(device_id, decision.to_wire())], signer)[0]
 
 
 def sign_command(fields: dict[str, Any], device_id: str, signer: CommandSigner) -> bytes:
-    """`fields` plus `seq`, `ts` and `kid`, with `,"sig":"<base64url>"` appended last."""
-    seq, ts = signer.stamp()
-    body = _compact({**fields, "seq": seq, "ts": ts, "kid": signer.kid})
-    signature = signer.sign(signed_message(device_id, body))
-    return body[:-1] + b',"sig":"' + b64url(signature) + b'"}'
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def b64url(data: bytes) -> bytes:
-    """Base64url without padding (RFC 4648 section 5); binascii: half base64's time."""
-    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+    """Any other message for one device (an allowlist, an upload's ack), signed as a batch of
+    one in the same scheme as decisions, so a terminal verifies everything one way."""
+    return sign_batch([(device_id, fields)], signer)[0]
 
 
 def _compact(obj: dict[str, Any]) -> bytes:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devices.transports.mqtt import BrokerAddress, MqttClient
 from firmware_sim.campus import CampusFacts
+from firmware_sim.command_check import ALG, leaf_hash, root_message
 from firmware_sim.fleet import AlertWatch, Fleet
 from firmware_sim.scenarios.checks import ScenarioResult, final, json_bytes
 
@@ -48,6 +49,8 @@ async def forged_commands(
         attacker_account or fleet.address, client_id=f"sim-attacker-{secrets.token_hex(3)}"
     )
     await attacker.connect(timeout)
+    seq = time.time_ns() // 1000
+    ts = datetime.now(UTC).isoformat(timespec="milliseconds")
     try:
         forged = json_bytes(
             {
@@ -58,14 +61,22 @@ async def forged_commands(
                 "message": "Welcome",
                 "unlock_ms": 3000,
                 "late": False,
-                "seq": time.time_ns() // 1000,
-                "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "alg": ALG,
+                "seq": seq,
+                "ts": ts,
                 "kid": terminal.verifier.kid,
+                "batch": seq,
+                "leaf_index": 0,
+                "tree_size": 1,
             }
         )
-        signature = Ed25519PrivateKey.generate().sign(terminal.device_id.encode() + b"\n" + forged)
+        # A well-formed batch of one under the pinned kid, signed with the attacker's key.
+        root = leaf_hash(terminal.device_id, forged)
+        signature = Ed25519PrivateKey.generate().sign(
+            root_message(terminal.verifier.kid, seq, ts, 1, root)
+        )
         sig = base64.urlsafe_b64encode(signature).rstrip(b"=")
-        attacker.publish(terminal.commands_topic, forged[:-1] + b',"sig":"' + sig + b'"}')
+        attacker.publish(terminal.commands_topic, forged[:-1] + b',"path":[],"sig":"' + sig + b'"}')
         if recorded is not None:
             attacker.publish(terminal.commands_topic, recorded)
         expected = before + (2 if recorded is not None else 1)

@@ -706,11 +706,19 @@ def _print_table(
             if cost["rounds"] > 1
             else ""
         )
-        table.caption = f"signing: {-cost['cost_pct']:+}% {load} throughput{paired}" + (
-            f"; gateway CPU {cost['cpu_us_per_decision']} us per decision signed, "
-            f"{cost['cpu_us_per_decision_unsigned']} unsigned ({cost['cpu_cost_pct']:+}%)"
-            if cost["cpu_cost_pct"] is not None
-            else ""
+        table.caption = (
+            f"signing: {-cost['cost_pct']:+}% {load} throughput{paired}"
+            + (
+                f"; gateway CPU {cost['cpu_us_per_decision']} us per decision signed, "
+                f"{cost['cpu_us_per_decision_unsigned']} unsigned ({cost['cpu_cost_pct']:+}%)"
+                if cost["cpu_cost_pct"] is not None
+                else ""
+            )
+            + (
+                f"; {cost['decisions_per_signature']} decisions per signature"
+                if cost["decisions_per_signature"]
+                else ""
+            )
         )
     console = Console()
     console.print(table)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from datetime import datetime
+from typing import Any
 
+from devices.codecs.command_batch import sign_batch
 from devices.codecs.contract_json import CommandSigner, encode_decision
 from devices.transports.mqtt import Message, MqttClient
 from gateway.domain.alerts import Alert
@@ -24,6 +28,17 @@ LATE_AFTER_S = 10.0
 # receives (and acts on) an old one; the slack covers the broker's whole-second clock.
 EXPIRY_SLACK_S = 2
 LATE_LOG_EVERY_S = 5.0
+BATCH_LOG_EVERY_S = 60.0
+
+
+class _Command:
+    """A decision waiting in the batch for its signature."""
+
+    __slots__ = ("device_id", "fields")
+
+    def __init__(self, device_id: str, fields: dict[str, Any]) -> None:
+        self.device_id = device_id
+        self.fields = fields
 
 
 class Publisher:
@@ -46,15 +61,82 @@ class Publisher:
         self._late_unlogged = 0
         self._late_oldest_s = 0.0
         self._late_logged_at = 0.0
+        # Signed decisions and the acks behind them, in the order asked, until the batch
+        # is signed at the end of this loop tick (one signature for all, see `flush`).
+        self._queued: list[_Command | Message] = []
+        self.batch_sizes: Counter[int] = Counter()  # commands per signature -> batches
+        self._batches_logged_at = time.monotonic()
 
     def send(self, device_id: str, decision: Decision) -> None:
-        """Publish a decision (judged late or not by the caller) to a terminal's commands."""
+        """Publish a decision (judged late or not by the caller) to a terminal's commands.
+
+        A signed one waits for the end of this loop tick, to be signed in one batch with
+        the others decided in it (`flush`)."""
+        if self.signer is None:
+            self._publish(device_id, encode_decision(decision))
+            return
+        self._queue(_Command(device_id, decision.to_wire()))
+
+    def _publish(self, device_id: str, payload: bytes) -> None:
         self._client.publish(
             self._topics.commands(device_id),
-            encode_decision(decision, device_id, self.signer),
+            payload,
             qos=1,
             expiry_s=self.decision_expiry_s,
         )
+
+    def _queue(self, item: _Command | Message) -> None:
+        if not self._queued:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a script or a test): nothing to batch with
+                self._queued.append(item)
+                self.flush()
+                return
+        self._queued.append(item)
+
+    def flush(self) -> None:
+        """Sign the decisions queued in this loop tick at once, then send them and the acks.
+
+        Called by the loop right after the tick in which the first of them was queued (a
+        journal flush's follow-ups all run in one tick), so a batch waits at most one tick.
+        Acks queued behind a decision leave after it, as they would unbatched.
+        """
+        queued, self._queued = self._queued, []
+        if not queued:
+            return
+        commands = [item for item in queued if isinstance(item, _Command)]
+        try:
+            payloads = iter(self._signed(commands))
+        except Exception:
+            # No command of this batch can go out unsigned; its acks still must, or the
+            # broker would hold back further events for the gateway.
+            _LOGGER.exception("signing a batch of %d commands failed: not sent", len(commands))
+            queued = [item for item in queued if not isinstance(item, _Command)]
+            payloads = iter(())
+        for item in queued:
+            try:
+                if isinstance(item, _Command):
+                    self._publish(item.device_id, next(payloads))
+                else:
+                    self._client.ack(item)
+            except Exception:  # one failed send must not drop the rest of the batch
+                _LOGGER.exception("sending a signed batch's command or ack failed")
+
+    def _signed(self, commands: list[_Command]) -> list[bytes]:
+        if not commands:
+            return []
+        assert self.signer is not None  # only queued when signing
+        self.batch_sizes[len(commands)] += 1
+        self._log_batches()
+        return sign_batch([(c.device_id, c.fields) for c in commands], self.signer)
+
+    def _log_batches(self) -> None:
+        now = time.monotonic()
+        if now - self._batches_logged_at < BATCH_LOG_EVERY_S:
+            return
+        self._batches_logged_at = now
+        _LOGGER.info("signed command batches so far: %s", batch_summary(self.batch_sizes))
 
     def judged(self, decision: Decision, arrived: float | None) -> Decision:
         """The decision as it may be sent now: a final one too old for the door is late.
@@ -92,7 +174,10 @@ class Publisher:
         self._client.publish(self._topics.alert(alert.kind.value), payload, qos=1)
 
     def ack(self, message: Message) -> None:
-        self._client.ack(message)
+        if self._queued:
+            self._queue(message)  # after the decisions queued before it
+        else:
+            self._client.ack(message)
 
 
 class MqttArrival(Arrival):
@@ -122,3 +207,15 @@ class MqttArrival(Arrival):
 
     def reply(self, decision: Decision) -> None:
         self._publisher.send(self.device_id, decision)
+
+
+def batch_summary(sizes: Counter[int]) -> str:
+    """`N commands in M signatures (mean x, largest y)` from commands-per-batch counts."""
+    batches = sum(sizes.values())
+    commands = sum(size * n for size, n in sizes.items())
+    if not batches:
+        return "no signed commands"
+    return (
+        f"{commands} commands in {batches} signatures "
+        f"(mean {commands / batches:.2f}, largest {max(sizes)})"
+    )

@@ -60,6 +60,8 @@ def test_bench_spawned_gateway_and_echo(mqtt_url: str, bench_db: str, tmp_path: 
     # Signing on and off in the same run: every decision of the first was signed, with the
     # key the spawned gateway made under the data dir.
     assert document["signing"]["signed_decisions"] == document["gateway"]["decided"] == 400
+    # Batched signatures: at least one decision per signature, never more than were signed.
+    assert 1 <= document["signing"]["decisions_per_signature"] <= 400
     assert document["signing"]["per_s_ratio"] == pytest.approx(
         document["gateway"]["per_s"] / document["gateway_unsigned"]["per_s"], rel=1e-2
     )
@@ -125,6 +127,7 @@ def test_signing_cost_takes_median_runs_and_pairs_rounds() -> None:
     assert cost["cpu_us_per_decision"] == 310.0  # medians of 300, 500, 310 us
     assert cost["cpu_us_per_decision_unsigned"] == 260.0
     assert cost["signed_decisions"] == 100
+    assert cost["decisions_per_signature"] is None  # no batch ids recorded in these results
 
 
 def test_bench_with_an_api_flood(mqtt_url: str, bench_db: str, tmp_path: Path) -> None:
