@@ -3,7 +3,7 @@
 Registers the bench's own zone, doors, devices and people, drives N simulated
 terminals against the gateway (started here with `--spawn`), then drives the
 same load through the bare echo responder on the same broker, and compares.
-The load generation and measurement live in `firmware_sim.bench`.
+The load generation and measurement live in `firmware_sim.load_driver`.
 
 On a broker that enforces device identities (`campusgate devices credentials`), the
 gateway and the echo responder log in with --mqtt-url's account (the gateway's) and each
@@ -37,7 +37,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from devices.transports.mqtt import BrokerAddress, MqttClient, MqttError, Protocol
-from firmware_sim.bench import (
+from firmware_sim.fleet import load_device_secrets
+from firmware_sim.load_driver import (
     ECHO_PREFIX,
     PEOPLE,
     ZONE_ID,
@@ -56,7 +57,6 @@ from firmware_sim.bench import (
     signing_cost,
     split_by_windows,
 )
-from firmware_sim.fleet import load_device_secrets
 from gateway.cli import settings_of
 from gateway.cli.api_flood import ApiFlood, FloodProcess
 from gateway.cli.runtime import Broker, open_broker, open_database

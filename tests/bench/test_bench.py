@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.bench import (
+from firmware_sim.load_driver import (
     LoadSpec,
     PhaseResult,
     Window,

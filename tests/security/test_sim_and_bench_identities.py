@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from secure_broker import SecureBroker, start_secure_broker
 
-from firmware_sim.bench import device_id
 from firmware_sim.campus import dump_manifest, generate_campus
+from firmware_sim.load_driver import device_id
 from gateway.services.broker_credentials import SERVICE_SECRETS, read_secrets, write_credentials
 from gateway.services.certificates import init_ca
 from gateway.store.migrate import apply_migrations
