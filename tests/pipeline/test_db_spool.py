@@ -258,3 +258,45 @@ async def test_a_drain_that_committed_before_the_crash_is_not_written_again(
     logged = await _log_counts(campus_dsn, sent)
     assert set(logged) == set(sent), f"{len(set(sent) - set(logged))} events missing from the log"
     assert max(logged.values()) == 1, "an event was logged twice"
+
+
+async def test_a_full_spool_makes_the_doors_wait_and_loses_nothing(
+    campus_dsn, mqtt_url, prefix, campus, config_factory, tmp_path
+):
+    """At its bound the spool takes no more: decisions wait for the database, as without one."""
+    facts = campus.facts
+    device, cards = facts.gate_device, facts.resident_cards
+    sent: list[tuple[str, str]] = []
+    async with FaultyProxy(campus_dsn) as proxy:
+        config = dataclasses.replace(
+            config_factory(proxy.dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"),
+            spool_path=tmp_path / "spool.sqlite3",
+            spool_bound=10,
+        )
+        gateway = Gateway(config)
+        await gateway.start()
+        try:
+            async with Fleet(mqtt_url, [device], prefix=prefix) as fleet:
+                await asyncio.sleep(0.5)  # the terminal's online state is written first
+                proxy.cut()
+                for k in range(30):
+                    sent.append((device, fleet[device].swipe(cards[k % len(cards)])))
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(1.5)
+                answered = sum(1 for _, eid in sent if fleet[device].finals(eid))
+                assert 0 < answered < len(sent), f"{answered} of {len(sent)} answered"
+                assert gateway.spool.items <= 10
+                proxy.accept()
+                for _, eid in sent:
+                    await fleet[device].decision(eid, timeout=30)
+                finals = {eid: fleet[device].finals(eid) for _, eid in sent}
+            await _until(
+                lambda: asyncio.sleep(0, not gateway.journal.spooling),
+                DRAIN_BUDGET_S,
+                "the spool drained",
+            )
+        finally:
+            await gateway.stop()
+    assert all(len(answers) == 1 for answers in finals.values())
+    logged = await _log_counts(campus_dsn, sent)
+    assert set(logged) == set(sent) and max(logged.values()) == 1
