@@ -300,3 +300,43 @@ async def test_a_full_spool_makes_the_doors_wait_and_loses_nothing(
     assert all(len(answers) == 1 for answers in finals.values())
     logged = await _log_counts(campus_dsn, sent)
     assert set(logged) == set(sent) and max(logged.values()) == 1
+
+
+async def test_a_write_that_committed_unanswered_is_not_drained_twice(
+    campus_dsn, mqtt_url, prefix, campus, config_factory, tmp_path
+):
+    """The database commits a batch but its reply is lost: after the deadline the batch
+    goes to the spool in doubt, and the drain finds it in the log instead of writing it again."""
+    facts = campus.facts
+    device, cards = facts.gate_device, facts.resident_cards
+    sent: list[tuple[str, str]] = []
+    async with FaultyProxy(campus_dsn) as proxy:
+        config = dataclasses.replace(
+            config_factory(proxy.dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"),
+            spool_path=tmp_path / "spool.sqlite3",
+        )
+        gateway = Gateway(config)
+        await gateway.start()
+        try:
+            async with Fleet(mqtt_url, [device], prefix=prefix) as fleet:
+                first = fleet[device].swipe(cards[0])
+                await fleet[device].decision(first, timeout=10)  # the journal is connected
+                proxy.drop_replies()  # open connections: the server commits, nobody hears
+                for k in range(10):
+                    sent.append((device, fleet[device].swipe(cards[k % len(cards)])))
+                for _, eid in sent:
+                    await fleet[device].decision(eid, timeout=30)
+                finals = {eid: fleet[device].finals(eid) for _, eid in sent}
+            await _until(
+                lambda: asyncio.sleep(0, not gateway.journal.spooling),
+                DRAIN_BUDGET_S,
+                "the spool drained",
+            )
+            assert gateway.spool.spooled > 0, "the unanswered batch did not go to the spool"
+        finally:
+            proxy.heal()
+            await gateway.stop()
+    assert all(len(answers) == 1 for answers in finals.values())
+    logged = await _log_counts(campus_dsn, sent)
+    assert set(logged) == set(sent)
+    assert max(logged.values()) == 1, "a batch committed unanswered was written again"
