@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     publish_allowlists: bool = True
     allowlist_days: float = Field(default=3.0, gt=0, le=31)
     offline_emergency_units: str = ""
+    # The local spool (issue 13, point 4): while PostgreSQL is away, decisions are
+    # journaled to <data_dir>/spool/<client id>.sqlite3 and drained when it is back; at
+    # most this many items (log rows, alerts, states) are held, then doors wait. 0: no spool.
+    spool_max_items: int = Field(default=500_000, ge=0, le=50_000_000)
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"

@@ -143,6 +143,10 @@ class FaultyProxy:
         except OSError:
             writer.transport.abort()
             return
+        if self.refusing:  # cut while this one was being set up: it is gone with the rest
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
         self.accepted += 1
         link = _Link(writer, up_writer)
         self._links.add(link)

@@ -27,6 +27,7 @@ from gateway.pipeline.signing import (
     default_key_file,
     load_or_create_key,
 )
+from gateway.pipeline.spool import DEFAULT_BOUND, spool_path
 from gateway.pipeline.thermal_frames import parse_calibrations
 from gateway.services.jobs import campus_jobs
 from gateway.services.scheduler import Scheduler
@@ -181,6 +182,10 @@ def gateway_config(
                 unit.strip() for unit in settings.offline_emergency_units.split(",") if unit.strip()
             ),
         ),
+        spool_path=spool_path(settings.data_dir.expanduser(), client_id)
+        if settings.spool_max_items
+        else None,
+        spool_bound=settings.spool_max_items or DEFAULT_BOUND,
     )
 
 

@@ -9,13 +9,14 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devices.transports.mqtt import BrokerAddress, MqttClient
 from gateway.domain.alerts import AlertKind
-from gateway.domain.decisions import Decision
+from gateway.domain.decisions import Decision, Verdict
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.allowlists import AllowlistConfig
@@ -31,8 +32,10 @@ from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
 from gateway.pipeline.signing import Ed25519CommandSigner
+from gateway.pipeline.spool import DEFAULT_BOUND, Spool
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
+from gateway.policy.roster_index import RosterIndex
 from gateway.store import access_log
 from gateway.store import alerts as alert_store
 from gateway.store import devices as device_store
@@ -66,6 +69,10 @@ class GatewayConfig:
     signing_key: Ed25519PrivateKey | None = None
     # Door allowlists for offline decisions (issue 13); None publishes none. Needs the key.
     allowlists: AllowlistConfig | None = None
+    # The local spool (gateway/pipeline/spool.py): while PostgreSQL is away, decisions are
+    # journaled to this file and sent at once. None: they wait for the database.
+    spool_path: Path | None = None
+    spool_bound: int = DEFAULT_BOUND  # items (CAMPUSGATE_SPOOL_MAX_ITEMS)
 
 
 class Gateway:
@@ -86,6 +93,7 @@ class Gateway:
         self.gathering: GatheringWatch | None = None
         self.serial: SerialReaders | None = None
         self.offline: OfflineSupport | None = None
+        self.spool: Spool | None = None
         self.signer = Ed25519CommandSigner(config.signing_key) if config.signing_key else None
 
     @property
@@ -134,6 +142,12 @@ class Gateway:
             arrived = clock - (now - received_at).total_seconds()
             seen.remember((device_id, event_id), decision, arrived)
 
+        if config.spool_path is not None:
+            self.spool = Spool(config.spool_path, bound=config.spool_bound)
+            # Decisions spooled before a crash are not in the log yet: a redelivery of one
+            # (its ack lost with the process) is a repeat, answered as it was decided.
+            _remember_spooled(seen, self.spool, index, now, clock)
+
         subscriptions = [
             (self._events_filter(), 1),
             (self.topics.states, 1),
@@ -162,6 +176,7 @@ class Gateway:
             high_water=config.journal_high_water,
             on_pressure=self._pressure,
             counters=self.counters,
+            spool=self.spool,
         )
         alerter = Alerter(self.journal, publisher, self.counters)
         duplicates = Duplicates(seen, publisher, self.counters)
@@ -295,6 +310,8 @@ class Gateway:
                 _LOGGER.info("denied %d cards still waiting for a temperature", closed)
         if self.journal is not None:
             await self.journal.stop()
+        if self.spool is not None:
+            self.spool.close()
         if self.mqtt is not None:
             # Let the follow-ups' publishes and acks reach the broker before saying goodbye.
             await asyncio.sleep(0.05)
@@ -314,3 +331,31 @@ class Gateway:
         while True:
             await asyncio.sleep(STATS_INTERVAL_S)
             _LOGGER.info("gateway %s: %s", self.config.client_id, self.counters.snapshot())
+            age = self.roster.age_s() if self.roster is not None else 0.0
+            if self.journal is not None and self.journal.spooling and self.spool is not None:
+                _LOGGER.warning(
+                    "gateway %s: the database is away; %d items in the local spool, deciding "
+                    "on a roster %.0f s old",
+                    self.config.client_id,
+                    self.spool.items,
+                    age,
+                )
+
+
+def _remember_spooled(
+    seen: SeenEvents, spool: Spool, index: RosterIndex, now: datetime, clock: float
+) -> None:
+    """Remember the card decisions still in the spool, like those of the log."""
+    for record in spool.records():
+        if record.verdict not in (Verdict.ADMIT, Verdict.DENY) or record.reason is None:
+            continue
+        person = index.person(record.person_id) if record.person_id else None
+        decision = Decision.recorded(
+            record.event_id, record.verdict, record.reason, person.name if person else None
+        )
+        received = record.gateway_ts or record.received_at
+        seen.remember(
+            (record.device_id, record.event_id),
+            decision,
+            clock - (now - received).total_seconds(),
+        )

@@ -16,6 +16,11 @@ that the first try did not commit (the log has no unique key to lean on). A
 stall is logged once and reported through `on_stall` (the gateway raises a
 `database_stall` alert), and again once the database answers.
 
+With a spool (gateway/pipeline/spool.py), a write that fails for want of a
+database is not retried while the doors wait: the batch goes to the local spool,
+durable on disk, and is followed up at once; so do the batches after it, until a
+drain has written every spooled batch into PostgreSQL in order.
+
 A follow-up added with `Batch.follow(..., needs=...)` runs only if everything it
 needs was written: a decision is never published whose log row was refused.
 """
@@ -36,7 +41,8 @@ from gateway.domain.alerts import Alert, AlertStatus
 from gateway.domain.campus import AccessRecord
 from gateway.domain.health import HealthRecord
 from gateway.metrics import Counters
-from gateway.store import access_log, alerts, devices, health
+from gateway.pipeline.spool import Spool, decode, doubt
+from gateway.store import access_log, alerts, devices, health, spool_drains
 from gateway.store.db import DatabaseStalled, backend_identity, connect, end_backend, within
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,6 +57,9 @@ CONNECT_DEADLINE_S = 3.0
 # within about this long of its return.
 BACKOFF_START_S = 0.05
 BACKOFF_CAP_S = 0.5
+# Items per drain transaction of the spool: large enough to catch up fast, small enough
+# to keep each transaction within a short deadline.
+DRAIN_ITEMS = 5_000
 
 # Errors that mean "the database is not there right now", as opposed to "it refused this".
 TRANSIENT = (
@@ -145,8 +154,15 @@ class Journal:
         on_stall: Callable[[bool, str], None] | None = None,
         counters: Counters | None = None,
         deadline_s: float = DEADLINE_S,
+        spool: Spool | None = None,
     ) -> None:
         self._counters = counters
+        self.spool = spool
+        # Batches go to the spool (the database failed, or the spool still holds rows)
+        # until the drain has emptied it.
+        self.spooling = False
+        self._drainer: asyncio.Task[None] | None = None
+        self._drain_backend: tuple[int, object] | None = None  # a drain write left unanswered
         # A connection of its own: a pool's acquire/release costs a reset round trip per flush.
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
@@ -204,6 +220,12 @@ class Journal:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="journal")
+        if self.spool is not None and not self.spool.empty:
+            # Left by an outage (or a crash) before: newer batches queue behind it.
+            _LOGGER.warning(
+                "journal spool holds %d items from before: draining them first", self.spool.items
+            )
+            self._enter_spool()
 
     async def drain(self) -> None:
         """Wait until everything added so far is written and followed up."""
@@ -216,10 +238,11 @@ class Journal:
     async def stop(self) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.drain(), 10)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._drainer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._conn is not None and not self._conn.is_closed():
             try:
                 await asyncio.wait_for(self._conn.close(), CONNECT_DEADLINE_S)
@@ -243,6 +266,21 @@ class Journal:
                 self._pending = self._pending_since = None
                 self._idle.set()
                 continue
+            if self.spooling:
+                try:
+                    spooled = await self._to_spool(pending)
+                except Exception:  # the disk (full, failing): wait, as without a spool
+                    _LOGGER.exception("journal spool write failed; retrying")
+                    spooled = False
+                if not spooled:
+                    # The spool is full: wait for the drain (doors wait, as without one).
+                    self._check_pressure()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_CAP_S)
+                    continue
+                backoff = BACKOFF_START_S
+                self._finish(pending, logged=False)
+                continue
             try:
                 await self._commit(pending)
             except TRANSIENT as exc:
@@ -250,30 +288,180 @@ class Journal:
                 # unacknowledged) and try again; intake pauses at the high-water mark.
                 self.failures += 1
                 self._stalled(pending, exc, backoff)
+                if self.spool is not None:
+                    # Or, with a spool, make it durable there and go on without the database.
+                    self._enter_spool()
+                    continue
                 self._check_pressure()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_CAP_S)
                 continue
             backoff = BACKOFF_START_S
             self._recovered()
+            self._finish(pending, logged=True)
+
+    def _finish(self, pending: Batch, *, logged: bool) -> None:
+        """The batch is durable (in the store, or `logged=False`: in the spool): follow it up."""
+        refused = self._refused
+        if logged:
             self.flushes += 1
-            refused = self._refused
             written = sum(1 for r in pending.records if id(r) not in refused)
             self.written += written
             if self._counters is not None:
                 self._counters.logged += written
-            self._pending = self._pending_since = None
-            self._parts = None
-            self._refused = set()
-            for follow_up in pending.after:
-                self._follow(follow_up, refused)
-            if self._pressured and self.backlog < self._high_water // 2:
-                self._pressured = False
-                _LOGGER.info("journal backlog down to %d: resuming intake", self.backlog)
-                if self._on_pressure:
-                    self._on_pressure(False)
-            if not len(self._batch):
-                self._idle.set()
+        self._pending = self._pending_since = None
+        self._parts = None
+        self._refused = set()
+        for follow_up in pending.after:
+            self._follow(follow_up, refused)
+        if self._pressured and self.backlog < self._high_water // 2:
+            self._pressured = False
+            _LOGGER.info("journal backlog down to %d: resuming intake", self.backlog)
+            if self._on_pressure:
+                self._on_pressure(False)
+        if not len(self._batch):
+            self._idle.set()
+
+    # ---- the spool (gateway/pipeline/spool.py) ---------------------------------
+
+    def _enter_spool(self) -> None:
+        self.spooling = True
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain_spool(), name="journal-spool-drain")
+
+    async def _to_spool(self, batch: Batch) -> bool:
+        """Make `batch` (what of it is not written yet) durable in the spool; False if full.
+
+        A write of it (or of its first part still to salvage) that got no answer may have
+        committed: the spool row carries that doubt, and the drain looks before writing it.
+        """
+        assert self.spool is not None
+        parts = [part for _, part, _ in self._parts] if self._parts is not None else [batch]
+        parts = [part for part in parts if len(part) > len(part.after)]
+        unsure = None
+        if parts and self._unsure is parts[0]:
+            unsure = ("unsure", self._unsure_backend)
+        if parts:
+            items = sum(len(part) - len(part.after) for part in parts)
+            if not self.spool.has_room(items):
+                return False
+            await self.spool.append([_items(part) for part in parts], items, unsure)
+        self._unsure = None
+        return True
+
+    async def _drain_spool(self) -> None:
+        """Write the spooled batches into the store in order, then leave spooling."""
+        assert self.spool is not None
+        backoff = BACKOFF_START_S
+        while True:
+            try:
+                if await self._drain_some(self.spool):
+                    return
+                backoff = BACKOFF_START_S
+            except TRANSIENT as exc:
+                _LOGGER.debug("spool drain: database still away (%s)", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_CAP_S)
+            except Exception:  # a bug must not end the drain for good
+                _LOGGER.exception("spool drain failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _drain_some(self, spool: Spool) -> bool:
+        """Drain one chunk; True once the spool is empty and batches go to the store again."""
+        if spool.empty:
+            # No await between this look and the switch: no batch can slip in between.
+            self.spooling = False
+            self._drainer = None
+            self._recovered()
+            self._wake.set()
+            return True
+        conn = await self._connection()
+        async with within(conn, self._deadline_s * 2):
+            if self._drain_backend is not None and self._drain_backend != self._backend:
+                # A drain write given up on: end it, so that it cannot commit after this look.
+                await end_backend(conn, self._drain_backend, wait_s=self._deadline_s)
+            self._drain_backend = None
+            mark = await spool_drains.drained_through(conn, spool.id)
+        rows = await spool.oldest(DRAIN_ITEMS)
+        fresh = [row for row in rows if row.seq > mark]
+        if fresh:
+            # A row in doubt is looked at alone; the rows before it go first.
+            cut = next((k for k, row in enumerate(fresh) if k and doubt(row) is not None), None)
+            fresh = fresh[:cut]
+            await self._drain_rows(conn, spool, fresh)
+            rows = [row for row in rows if row.seq <= fresh[-1].seq]
+        # Rows at or below the mark are in the store already (a crash after the commit).
+        await spool.remove_through(rows[-1].seq, sum(row.items for row in rows))
+        return False
+
+    async def _drain_rows(self, conn: asyncpg.Connection, spool: Spool, rows: list) -> None:  # type: ignore[type-arg]
+        parts = [_batch(items) for row in rows for items in decode(row)]
+        doubted = doubt(rows[0])
+        if doubted is not None and parts and parts[0].records:
+            _, backend = doubted  # type: ignore[misc]
+            async with within(conn, self._deadline_s * 2):
+                if backend is not None and backend != self._backend:
+                    await end_backend(conn, backend, wait_s=self._deadline_s)
+                if await access_log.is_logged(conn, parts[0].records[0]):
+                    _LOGGER.info("spool drain: a batch given up on had committed; skipping it")
+                    parts = parts[1:]
+        merged = Batch()
+        for part in parts:
+            merged.absorb(part)
+        seq = rows[-1].seq
+        deadline = (self._deadline_s + len(merged) * DEADLINE_PER_ITEM_S) * 2
+        self._drain_backend = self._backend
+        lost = 0
+        try:
+            try:
+                async with within(conn, deadline), conn.transaction():
+                    await self._write(conn, merged)
+                    await spool_drains.mark_drained(conn, spool.id, seq)
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                _LOGGER.error(
+                    "spool drain of %d items refused (%r); salvaging item by item", len(merged), exc
+                )
+                async with within(conn, deadline), conn.transaction():
+                    lost = await self._salvage(conn, merged)
+                    await spool_drains.mark_drained(conn, spool.id, seq)
+        except DatabaseStalled:
+            self._conn = None
+            raise
+        except TRANSIENT:
+            if conn.is_closed():
+                self._conn = None
+            raise
+        self._drain_backend = None
+        written = len(merged.records) - lost
+        spool.drained_records += written
+        self.written += written
+        if self._counters is not None:
+            self._counters.logged += written
+
+    async def _salvage(self, conn: asyncpg.Connection, batch: Batch) -> int:
+        """Write what the store takes of `batch`, each item under a savepoint of its own.
+
+        The decisions went out when the items were spooled: a refused item is dropped
+        and counted, like one refused on the direct path. Returns the log rows dropped.
+        """
+        lost = 0
+        for what, part, item in batch.parts():
+            try:
+                async with conn.transaction():
+                    await self._write(conn, part)
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                self.dropped += 1
+                lost += isinstance(item, AccessRecord)
+                if self._counters is not None:
+                    self._counters.reject("journal_refused")
+                _LOGGER.error(
+                    "spool drain dropped a %s the database refused%s: %r", what, _which(item), exc
+                )
+        return lost
 
     @staticmethod
     def _follow(follow_up: Callable[[], None], refused: set[int]) -> None:
@@ -294,10 +482,13 @@ class Journal:
         self.stalls += 1
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         _LOGGER.error(
-            "database stalled: journal write of %d items failed (%s); doors wait for their "
-            "decisions until it answers, retrying every %.1f s at most",
+            "database stalled: journal write of %d items failed (%s); %s, retrying every "
+            "%.1f s at most",
             len(pending),
             detail,
+            "doors wait for their decisions until it answers"
+            if self.spool is None
+            else "decisions are journaled to the local spool until it answers",
             BACKOFF_CAP_S,
         )
         self._report_stall(True, detail)
@@ -450,6 +641,16 @@ class Journal:
         _LOGGER.debug(
             "journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000
         )
+
+
+def _items(batch: Batch) -> tuple[list[object], ...]:
+    """What of `batch` is stored (its follow-ups are not)."""
+    return (batch.records, batch.alerts, batch.alert_changes, batch.health, batch.device_states)  # type: ignore[return-value]
+
+
+def _batch(items: tuple[list[object], ...]) -> Batch:
+    records, alerts_, changes, health_, states = items
+    return Batch(records, alerts_, changes, health_, states)  # type: ignore[arg-type]
 
 
 def _which(item: object) -> str:

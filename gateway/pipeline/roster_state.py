@@ -11,6 +11,10 @@ Every read has a deadline, and the LISTEN connection is pinged: a connection tha
 hangs without an error (packets dropped) would otherwise leave the snapshot stale
 for good, with no notification ever arriving. A missed deadline drops the
 connection; a new listener is made and everything reloaded.
+
+While there is no listener (the database away), changes cannot arrive: the
+snapshot is as old as the last moment it was known current (`age_s()`, shown on
+/readyz and as a gauge), until a new listener is up and everything reloaded.
 """
 
 from __future__ import annotations
@@ -64,6 +68,27 @@ class RosterState:
         self._listener: asyncpg.Connection | None = None
         self._on_reload = on_reload
         self.reloads = 0
+        # Wall-clock time the snapshot was last known current (a load, or a listener that
+        # answered a ping), and since when it may not be (None: it is, as far as known).
+        self._confirmed_at = time.time()
+        self._stale_from: float | None = None
+
+    def age_s(self, now: float | None = None) -> float:
+        """How old the snapshot may be: 0 while changes reach it, else since it was current."""
+        if self._stale_from is None:
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - self._stale_from)
+
+    def _lost_touch(self) -> None:
+        if self._stale_from is None:
+            self._stale_from = self._confirmed_at
+            _LOGGER.warning(
+                "roster: changes cannot reach this gateway; deciding on the roster as of %s",
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._confirmed_at)),
+            )
+
+    def _current(self) -> None:
+        self._confirmed_at = time.time()
 
     async def start(self) -> None:
         # Listen before loading: a change committed in between is then both loaded and
@@ -89,6 +114,9 @@ class RosterState:
             roster = await load_roster(conn)
         self.index = await asyncio.to_thread(RosterIndex.build, roster)
         self.reloads += 1
+        if self._listener is not None and not self._listener.is_closed():
+            self._current()
+            self._stale_from = None  # listening since before the load: nothing missed
         gc.freeze()  # the new index is long-lived; the old one goes by reference counting
         _LOGGER.info(
             "roster loaded: %d people, %d cards, %d doors in %.0f ms",
@@ -132,6 +160,8 @@ class RosterState:
         if self._listener is not None and not self._listener.is_closed():
             async with within(self._listener, PING_DEADLINE_S):
                 await ping(self._listener)
+            if self._stale_from is None:
+                self._current()
 
     async def _close_listener(self) -> None:
         listener, self._listener = self._listener, None
@@ -146,6 +176,7 @@ class RosterState:
         while True:
             try:
                 if self._listener is None or self._listener.is_closed():
+                    self._lost_touch()
                     await self._close_listener()
                     await self._listen()
                     # Changes made while nobody listened are unknown: reload everything, now.
@@ -174,10 +205,12 @@ class RosterState:
                 _LOGGER.error(
                     "roster refresh: the database did not answer (%s); reconnecting in 1 s", exc
                 )
+                self._lost_touch()
                 await self._close_listener()
                 await asyncio.sleep(1)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 _LOGGER.error("roster refresh failed (%s); retrying in 2 s", exc)
+                self._lost_touch()
                 await self._close_listener()
                 await asyncio.sleep(2)
 

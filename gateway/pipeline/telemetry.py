@@ -98,6 +98,7 @@ class WorkerCollector(Collector):
         )
         yield _counter("campusgate_alerts_raised", "Alerts raised by this worker", c.alerts)
         yield from self._journal()
+        yield from self._spool()
         yield from self._pipeline_state()
         yield from self._store.collect()
 
@@ -130,6 +131,33 @@ class WorkerCollector(Collector):
             journal.dropped,
         )
 
+    def _spool(self) -> Iterator[Metric]:
+        spool = self._gateway.spool
+        journal = self._gateway.journal
+        if spool is None:
+            return
+        yield GaugeMetricFamily(
+            "campusgate_spool_items",
+            "Journal items held in the local spool, not yet in PostgreSQL",
+            value=spool.items,
+        )
+        yield GaugeMetricFamily(
+            "campusgate_spool_bound_items",
+            "The local spool's bound (CAMPUSGATE_SPOOL_MAX_ITEMS); at it, doors wait again",
+            value=spool.bound,
+        )
+        yield GaugeMetricFamily(
+            "campusgate_spool_active",
+            "1 while decisions are journaled to the local spool (the database away or draining)",
+            value=1 if journal is not None and journal.spooling else 0,
+        )
+        yield _counter(
+            "campusgate_spool_spooled_items", "Items journaled to the spool", spool.spooled
+        )
+        yield _counter(
+            "campusgate_spool_drained_items", "Spooled items drained into PostgreSQL", spool.drained
+        )
+
     def _pipeline_state(self) -> Iterator[Metric]:
         gw = self._gateway
         if gw.desk is not None:
@@ -143,6 +171,11 @@ class WorkerCollector(Collector):
         if gw.roster is not None:
             yield _counter(
                 "campusgate_roster_reloads", "Full roster loads since start", gw.roster.reloads
+            )
+            yield GaugeMetricFamily(
+                "campusgate_roster_age_seconds",
+                "How old the roster decisions are made on may be: 0 while changes reach it",
+                value=gw.roster.age_s(),
             )
         mqtt = gw.mqtt
         if mqtt is not None:
@@ -203,7 +236,18 @@ class WorkerStatus:
     async def readyz(self, request: Request) -> Response:
         checks = await self.checks()
         ready = all(v == "ok" for v in checks.values())
-        return Response.json(200 if ready else 503, {"ready": ready, "checks": checks})
+        body: dict[str, object] = {"ready": ready, "checks": checks, **self.deciding_on()}
+        return Response.json(200 if ready else 503, body)
+
+    def deciding_on(self) -> dict[str, object]:
+        """What the doors are decided on: the roster's age, and where decisions are journaled."""
+        gw = self.gateway
+        journal, spool = gw.journal, gw.spool
+        return {
+            "roster_age_s": round(gw.roster.age_s(), 1) if gw.roster is not None else None,
+            "journal": "spool" if journal is not None and journal.spooling else "database",
+            "spool_items": spool.items if spool is not None else None,
+        }
 
     async def checks(self) -> dict[str, str]:
         """Each part the worker needs and "ok", or what is wrong with it."""

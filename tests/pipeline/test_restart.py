@@ -17,7 +17,9 @@ EVENTS = 600
 RATE = 400.0
 
 
-def spawn_gateway(dsn: str, mqtt_url: str, prefix: str, log: Path) -> subprocess.Popen:
+def spawn_gateway(
+    dsn: str, mqtt_url: str, prefix: str, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "CAMPUSGATE_DATABASE_URL": dsn,
@@ -26,6 +28,7 @@ def spawn_gateway(dsn: str, mqtt_url: str, prefix: str, log: Path) -> subprocess
         "CAMPUSGATE_LOG_LEVEL": "WARNING",
         "CAMPUSGATE_API_PORT": "0",  # any free port: the console is not under test here
         "CAMPUSGATE_METRICS_PORT": "0",  # no metrics server: tests run side by side
+        **(extra_env or {}),
     }
     with log.open("ab") as sink:  # a file, not a pipe nobody reads
         return subprocess.Popen(

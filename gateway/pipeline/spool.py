@@ -1,0 +1,120 @@
+"""The journal's local spool: decisions stay durable while PostgreSQL is away.
+
+When a journal write fails for want of a database (the stall the journal already
+detects), the journal makes its batches durable in a bounded SQLite file under the
+data dir (gateway/store/local_spool.py) and answers the doors at once; a drain
+writes the spooled batches into PostgreSQL in order when it answers again, each
+drain transaction with the spool's mark (`spool_drains`), so that a gateway
+killed mid-drain logs no row twice. A full spool makes the journal wait for the
+database as before (doors wait; nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.domain.campus import AccessRecord
+from gateway.store.local_spool import LocalSpool, SpooledRow
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_BOUND = 500_000  # items (log rows, alerts, states): ~1 h of 300 events/s
+ALERT_SHARE = 0.5  # a warning (and the Prometheus rule) once the spool passes this share
+
+
+def spool_path(data_dir: Path, client_id: str) -> Path:
+    """The spool file of the worker `client_id` (one per worker: its MQTT session's events)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)
+    return data_dir / "spool" / f"{safe}.sqlite3"
+
+
+class Spool:
+    """Batches in, in order; their items out again for the drain."""
+
+    def __init__(self, path: Path, *, bound: int = DEFAULT_BOUND) -> None:
+        self.file = LocalSpool(path)
+        self.bound = bound
+        self.spooled = 0  # items spooled since start
+        self.drained = 0  # items drained since start
+        self.drained_records = 0  # access-log rows of them written
+        self._warned = False
+        self._reserved = 0  # items whose append is under way
+        self.oldest_since: float | None = time.monotonic() if self.file.rows else None
+
+    @property
+    def id(self) -> str:
+        return self.file.id
+
+    @property
+    def items(self) -> int:
+        """Items held (those being appended included)."""
+        return self.file.items + self._reserved
+
+    @property
+    def empty(self) -> bool:
+        return self.file.rows == 0 and self._reserved == 0
+
+    def has_room(self, items: int) -> bool:
+        return self.items + items <= self.bound
+
+    async def append(self, parts: object, items: int, unsure: object | None = None) -> None:
+        """Make `parts` (a batch's items) durable; `unsure` is what tells whether an earlier
+        write of them to the store committed (see Journal._already_written)."""
+        body = pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
+        doubt = None if unsure is None else pickle.dumps(unsure)
+        self._reserved += items
+        try:
+            await asyncio.to_thread(self.file.append, body, items, doubt)
+        finally:
+            self._reserved -= items
+        self.spooled += items
+        if self.oldest_since is None:
+            self.oldest_since = time.monotonic()
+        if not self._warned and self.items > self.bound * ALERT_SHARE:
+            self._warned = True
+            _LOGGER.error(
+                "journal spool at %d of %d items: the database has been away long; at the "
+                "bound doors wait for it again",
+                self.items,
+                self.bound,
+            )
+
+    async def oldest(self, max_items: int) -> list[SpooledRow]:
+        return await asyncio.to_thread(self.file.oldest, max_items)
+
+    async def remove_through(self, seq: int, items: int) -> None:
+        await asyncio.to_thread(self.file.remove_through, seq)
+        self.drained += items
+        if self.file.rows == 0:
+            self.oldest_since = None
+        if self.items <= self.bound * ALERT_SHARE:
+            self._warned = False
+
+    def records(self) -> list[AccessRecord]:
+        """Every access record held, oldest first (to remember their decisions at start)."""
+        found: list[AccessRecord] = []
+        for row in self.file.all_rows():
+            for records, *_ in decode(row):
+                found += records
+        return found
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def decode(row: SpooledRow) -> list[tuple[list[Any], ...]]:
+    """The parts of a spooled batch, each (records, alerts, alert changes, health, device
+    states); the row's doubt (`doubt`) is about the first part.
+
+    The file is the gateway's own, written under its data dir: it is trusted like the code.
+    """
+    return pickle.loads(row.body)
+
+
+def doubt(row: SpooledRow) -> object | None:
+    return None if row.unsure is None else pickle.loads(row.unsure)
