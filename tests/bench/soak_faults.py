@@ -83,6 +83,9 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=2.0),
         client_id=f"gw-{prefix}",
         mqtt_keepalive_s=args.keepalive,
+        # As `campusgate serve` runs it: decisions go on through a database outage,
+        # journaled to a local spool (--no-spool: doors wait for the database).
+        spool_path=workdir / "spool" / f"gw-{prefix}.sqlite3" if args.spool else None,
     )
     gateway = Gateway(config)
     await gateway.start()
@@ -162,6 +165,8 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
             for eid in t.sent
             if t.latency_s(eid) is not None and t.latency_s(eid) > 10.0  # type: ignore[operator]
         )
+        # Seconds from each swipe to the first final decision (None: never answered).
+        latencies = [fleet[device_id].latency_s(eid) for device_id, eid in sent]
         terminal_redelivered = sum(t.redelivered for t in fleet)
         repeated_finals = sum(t.repeated_finals for t in fleet)
         republished = sum(t.republished for t in fleet)
@@ -223,6 +228,21 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         "late_decisions_at_terminals": late,
         "decisions_arriving_over_10s_after_swipe": slow,
         "of_those_not_marked_late_kept_shut_by_terminal": stale,
+        "over_10s_by_phase": by_phase([x is not None and x > 10.0 for x in latencies]),
+        "longest_answer_s_by_phase": {
+            name: round(
+                max(
+                    (
+                        x
+                        for at, x in zip(sent_s, latencies, strict=True)
+                        if x is not None and phase(at) == name
+                    ),
+                    default=0.0,
+                ),
+                3,
+            )
+            for name in {phase(at) for at in sent_s}
+        },
         "gateway_reconnects": reconnects,
         "gateway_counters": counters,
         "unanswered_by_phase": by_phase([key not in acted for key in sent]),
@@ -242,6 +262,12 @@ def main() -> None:
     parser.add_argument("--keepalive", type=int, default=10, help="gateway MQTT keepalive, s")
     parser.add_argument("--gap", type=float, default=5.0, help="seconds between faults")
     parser.add_argument("--drain", type=float, default=120.0, help="seconds to wait for answers")
+    parser.add_argument(
+        "--spool",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="journal to a local spool while the database is away (as serve does)",
+    )
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
     started = time.perf_counter()
