@@ -155,16 +155,33 @@ class DoorDesk:
         direction = resolve_direction(event.direction, door)
         outcome = self._decide(door, event.card_uid, direction, event.celsius, window_open=True)
         celsius = event.celsius
+        if outcome.verdict is Verdict.PENDING and self._window_passed(arrival):
+            # Redelivered after a crash, its window long gone: a reading now is someone else's.
+            self._counters.windows_passed_on_redelivery += 1
+            outcome = self._decide(door, event.card_uid, direction, None, window_open=False)
         if outcome.verdict is Verdict.PENDING:
             paired = self._book.offer_card(door.id, key, event.card_uid, time.monotonic())
             if paired is None:
                 self._waiting[key] = WaitingCard(arrival, event, device, door, direction)
-                arrival.reply(to_decision(event.event_id, outcome))
+                if not arrival.redelivered:  # the first delivery sent the one `pending`
+                    arrival.reply(to_decision(event.event_id, outcome))
                 self._expiry_wake.set()
                 return
             celsius = paired
             outcome = self._decide(door, event.card_uid, direction, celsius, window_open=True)
         self._finalize(WaitingCard(arrival, event, device, door, direction), outcome, celsius)
+
+    def _window_passed(self, arrival: Arrival) -> bool:
+        """A card the broker delivers again (the gateway that took it died unanswered) whose
+        temperature window passed, by its device's clock, before this delivery.
+
+        Only redeliveries are judged by the device's clock: a live card from a terminal
+        whose clock runs behind must still wait for its reading.
+        """
+        if not arrival.redelivered or arrival.at is None:
+            return False
+        age = (arrival.received_at - arrival.at).total_seconds()
+        return age >= self._policy.temperature_window_s
 
     def _decide(
         self,
