@@ -178,10 +178,7 @@ class DoorDesk:
         Only redeliveries are judged by the device's clock: a live card from a terminal
         whose clock runs behind must still wait for its reading.
         """
-        if not arrival.redelivered or arrival.at is None:
-            return False
-        age = (arrival.received_at - arrival.at).total_seconds()
-        return age >= self._policy.temperature_window_s
+        return _redelivered_age(arrival) >= self._policy.temperature_window_s
 
     def _decide(
         self,
@@ -329,9 +326,12 @@ class DoorDesk:
         arrived = arrival.started
         latency = self._counters.decision_latency
 
+        # A redelivery (the worker that took it died) is as old as its device says.
+        first_received = arrived - _redelivered_age(arrival)
+
         def publish_and_ack() -> None:
-            # Judged late now, when it is sent, against the card event's receipt.
-            arrival.reply(self._publisher.judged(decision, arrived))
+            # Judged late now, when it is sent, against the card event's first receipt.
+            arrival.reply(self._publisher.judged(decision, first_received))
             latency.observe(time.perf_counter() - arrived)  # receipt -> durable and published
             arrival.ack()
             self._duplicates.settle(key, decision, arrived)
@@ -547,6 +547,13 @@ class DoorDesk:
                 _LOGGER.error("policy returned pending after the window for %s", key)
                 continue
             self._finalize(waiting, outcome, None)
+
+
+def _redelivered_age(arrival: Arrival) -> float:
+    """Seconds since a redelivered event happened, by its device's clock; 0 otherwise."""
+    if not arrival.redelivered or arrival.at is None:
+        return 0.0
+    return max(0.0, (arrival.received_at - arrival.at).total_seconds())
 
 
 def _record(

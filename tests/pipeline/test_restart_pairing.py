@@ -6,7 +6,8 @@ durable, so the broker delivers it again to the restarted gateway (same client i
 persistent session):
 
 - the person measured while the gateway was down: the card pairs with that reading,
-  which the broker queued behind it, and gets its final decision;
+  which the broker queued behind it, and gets its final decision, `late` (it opens
+  nothing) when it comes more than 10 s after the swipe;
 - the card's window passed (by its terminal's clock) before the gateway was back: it is
   denied at once, `temperature_required`, and a reading taken at the door since (someone
   else's) does not complete it.
@@ -86,9 +87,12 @@ async def test_cards_waiting_for_a_temperature_are_answered_after_a_crash(
             assert (await terminal.wait_pending(first))["decision"] == "pending"
             kill(proc)
             terminal.measure(36.5)  # the person measures; the broker keeps the reading
+            await asyncio.sleep(10.5)  # back after the 10 s a door waits for its decision
             proc = spawn(campus_dsn, mqtt_url, prefix, log, window_s=15)
             final = await terminal.decision(first, timeout=60)
             assert (final["decision"], final["reason"]) == ("admit", "ok")
+            # Aged by the card's own time: nobody may be at the door any more.
+            assert (final["late"], final["unlock_ms"]) == (True, 0)
 
             second = terminal.swipe(walked_away, direction="in")
             assert (await terminal.wait_pending(second))["decision"] == "pending"
