@@ -160,7 +160,9 @@ class DoorDesk:
             self._counters.windows_passed_on_redelivery += 1
             outcome = self._decide(door, event.card_uid, direction, None, window_open=False)
         if outcome.verdict is Verdict.PENDING:
-            paired = self._book.offer_card(door.id, key, event.card_uid, time.monotonic())
+            # A redelivered card waits only for what is left of its window.
+            arrived = time.monotonic() - _redelivered_age(arrival)
+            paired = self._book.offer_card(door.id, key, event.card_uid, arrived)
             if paired is None:
                 self._waiting[key] = WaitingCard(arrival, event, device, door, direction)
                 if not arrival.redelivered:  # the first delivery sent the one `pending`
