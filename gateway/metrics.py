@@ -71,6 +71,8 @@ class Counters:
     device_time_refused: int = 0  # logged at receipt: the device's `ts` was implausible
     late: int = 0  # final decisions sent too late to unlock (see pipeline/publisher.py)
     redelivered: int = 0  # broker redeliveries of events already answered, acked only
+    # Cards redelivered after a crash with their temperature window passed: denied at once.
+    windows_passed_on_redelivery: int = 0
     rejected_by_cause: Counter[str] = field(default_factory=Counter)
     # Final decisions by (verdict, reason); a plain dict: Counter's lookup costs twice as much.
     decided_by_reason: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -98,5 +100,6 @@ class Counters:
             "device_time_refused": self.device_time_refused,
             "late": self.late,
             "redelivered": self.redelivered,
+            "windows_passed_on_redelivery": self.windows_passed_on_redelivery,
             "rejected_by_cause": dict(self.rejected_by_cause),
         }

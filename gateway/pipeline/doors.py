@@ -155,16 +155,32 @@ class DoorDesk:
         direction = resolve_direction(event.direction, door)
         outcome = self._decide(door, event.card_uid, direction, event.celsius, window_open=True)
         celsius = event.celsius
+        if outcome.verdict is Verdict.PENDING and self._window_passed(arrival):
+            # Redelivered after a crash, its window long gone: a reading now is someone else's.
+            self._counters.windows_passed_on_redelivery += 1
+            outcome = self._decide(door, event.card_uid, direction, None, window_open=False)
         if outcome.verdict is Verdict.PENDING:
-            paired = self._book.offer_card(door.id, key, event.card_uid, time.monotonic())
+            # A redelivered card waits only for what is left of its window.
+            arrived = time.monotonic() - _redelivered_age(arrival)
+            paired = self._book.offer_card(door.id, key, event.card_uid, arrived)
             if paired is None:
                 self._waiting[key] = WaitingCard(arrival, event, device, door, direction)
-                arrival.reply(to_decision(event.event_id, outcome))
+                if not arrival.redelivered:  # the first delivery sent the one `pending`
+                    arrival.reply(to_decision(event.event_id, outcome))
                 self._expiry_wake.set()
                 return
             celsius = paired
             outcome = self._decide(door, event.card_uid, direction, celsius, window_open=True)
         self._finalize(WaitingCard(arrival, event, device, door, direction), outcome, celsius)
+
+    def _window_passed(self, arrival: Arrival) -> bool:
+        """A card the broker delivers again (the gateway that took it died unanswered) whose
+        temperature window passed, by its device's clock, before this delivery.
+
+        Only redeliveries are judged by the device's clock: a live card from a terminal
+        whose clock runs behind must still wait for its reading.
+        """
+        return _redelivered_age(arrival) >= self._policy.temperature_window_s
 
     def _decide(
         self,
@@ -312,9 +328,12 @@ class DoorDesk:
         arrived = arrival.started
         latency = self._counters.decision_latency
 
+        # A redelivery (the worker that took it died) is as old as its device says.
+        first_received = arrived - _redelivered_age(arrival)
+
         def publish_and_ack() -> None:
-            # Judged late now, when it is sent, against the card event's receipt.
-            arrival.reply(self._publisher.judged(decision, arrived))
+            # Judged late now, when it is sent, against the card event's first receipt.
+            arrival.reply(self._publisher.judged(decision, first_received))
             latency.observe(time.perf_counter() - arrived)  # receipt -> durable and published
             arrival.ack()
             self._duplicates.settle(key, decision, arrived)
@@ -530,6 +549,13 @@ class DoorDesk:
                 _LOGGER.error("policy returned pending after the window for %s", key)
                 continue
             self._finalize(waiting, outcome, None)
+
+
+def _redelivered_age(arrival: Arrival) -> float:
+    """Seconds since a redelivered event happened, by its device's clock; 0 otherwise."""
+    if not arrival.redelivered or arrival.at is None:
+        return 0.0
+    return max(0.0, (arrival.received_at - arrival.at).total_seconds())
 
 
 def _record(
