@@ -60,6 +60,7 @@ BACKOFF_CAP_S = 0.5
 # Items per drain transaction of the spool: large enough to catch up fast, small enough
 # to keep each transaction within a short deadline.
 DRAIN_ITEMS = 5_000
+APPEND_WAIT_S = 0.01  # the drain's look again while an append to the spool is under way
 
 # Errors that mean "the database is not there right now", as opposed to "it refused this".
 TRANSIENT = (
@@ -383,6 +384,10 @@ class Journal:
             self._drain_backend = None
             mark = await spool_drains.drained_through(conn, spool.id)
         rows = await spool.oldest(DRAIN_ITEMS)
+        if not rows:
+            # Not empty yet nothing on file: an append is under way. Let it land, look again.
+            await asyncio.sleep(APPEND_WAIT_S)
+            return False
         fresh = [row for row in rows if row.seq > mark]
         if fresh:
             # A row in doubt is looked at alone; the rows before it go first.
