@@ -402,12 +402,12 @@ class Journal:
     async def _drain_rows(self, conn: asyncpg.Connection, spool: Spool, rows: list) -> None:  # type: ignore[type-arg]
         parts = [_batch(items) for row in rows for items in decode(row)]
         doubted = doubt(rows[0])
-        if doubted is not None and parts and parts[0].records:
+        if doubted is not None and parts:
             _, backend = doubted  # type: ignore[misc]
             async with within(conn, self._deadline_s * 2):
                 if backend is not None and backend != self._backend:
                     await end_backend(conn, backend, wait_s=self._deadline_s)
-                if await access_log.is_logged(conn, parts[0].records[0]):
+                if await _landed(conn, parts[0]):
                     _LOGGER.info("spool drain: a batch given up on had committed; skipping it")
                     parts = parts[1:]
         merged = Batch()
@@ -598,15 +598,12 @@ class Journal:
         """Whether the earlier, unanswered write of `batch` committed.
 
         The server process of that write is ended first, so that it cannot commit after
-        the look. A batch commits whole, so its first record tells; a batch without
-        records is written again (alerts and device states are idempotent).
+        the look. A batch commits whole, so one of its items tells (`_landed`).
         """
         async with within(conn, self._deadline_s * 2):
             if self._unsure_backend is not None:
                 await end_backend(conn, self._unsure_backend, wait_s=self._deadline_s)
-            if not batch.records:
-                return False
-            return await access_log.is_logged(conn, batch.records[0])
+            return await _landed(conn, batch)
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
@@ -646,6 +643,23 @@ class Journal:
         _LOGGER.debug(
             "journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000
         )
+
+
+async def _landed(conn: asyncpg.Connection, batch: Batch) -> bool:
+    """Whether `batch`, written whole or not at all, is in the store: one item tells.
+
+    Its first log row, else its first alert (ids are unique), else its first health
+    change. A batch of only alert changes and device states is written again: a change
+    applied twice is refused by the alert lifecycle, and device states are upserts.
+    """
+    if batch.records:
+        return await access_log.is_logged(conn, batch.records[0])
+    if batch.alerts:
+        return await alerts.is_stored(conn, batch.alerts[0].id)
+    if batch.health:
+        record, changed_by = batch.health[0]
+        return await health.is_recorded(conn, record, changed_by=changed_by)
+    return False
 
 
 def _items(batch: Batch) -> tuple[list[object], ...]:

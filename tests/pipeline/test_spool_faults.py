@@ -8,12 +8,15 @@ import asyncio
 import threading
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
+from gateway.domain.alerts import Alert, AlertKind, Severity
 from gateway.domain.campus import AccessRecord
 from gateway.domain.decisions import Reason, Verdict
 from gateway.domain.events import EventType
-from gateway.pipeline.journal import Journal
+from gateway.domain.health import HealthRecord, HealthStatus
+from gateway.pipeline.journal import Batch, Journal, _items
 from gateway.pipeline.spool import Spool
 from gateway.store.migrate import apply_migrations
 
@@ -67,3 +70,70 @@ async def test_a_drain_that_meets_an_append_under_way_waits_for_it(journal_dsn, 
         gate.set()
         await journal.stop()
         spool.close()
+
+
+async def _add_person(dsn: str, person_id: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO people (id, kind, name) VALUES ($1, 'student', $1)", person_id
+        )
+    finally:
+        await conn.close()
+
+
+async def _history_and_alerts(dsn: str, person_id: str, alert_id: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        history = await conn.fetchval(
+            "SELECT count(*) FROM health_history WHERE person_id = $1", person_id
+        )
+        raised = await conn.fetchval(
+            "SELECT count(*) FROM alert_history WHERE alert_id = $1", alert_id
+        )
+        return int(history), int(raised)
+    finally:
+        await conn.close()
+
+
+def _no_records_batch(person_id: str, alert_id: str) -> Batch:
+    now = datetime.now(UTC)
+    alert = Alert(alert_id, AlertKind.FEVER, now, Severity.HIGH, person=person_id)
+    change = HealthRecord(person_id, HealthStatus.FEVER_WATCH, now, set_by="thermal")
+    return Batch(alerts=[alert], health=[(change, "gateway")])
+
+
+async def test_a_spooled_batch_in_doubt_without_log_rows_is_looked_for(journal_dsn, tmp_path):
+    """A spooled part of only an alert and a health change whose earlier write committed
+    unanswered: the drain finds it by its alert instead of writing the history again."""
+    await _add_person(journal_dsn, "p-1")
+    batch = _no_records_batch("p-1", "a-1")
+    spool = Spool(tmp_path / "spool.sqlite3")
+    journal = Journal(journal_dsn, spool=spool)
+    try:
+        conn = await journal._connection()
+        await journal._write(conn, batch)  # the write that committed, its reply lost
+        await spool.append([_items(batch)], len(batch), ("unsure", None))
+        while not await journal._drain_some(spool):
+            pass
+        assert spool.drained == len(batch)
+    finally:
+        await journal.stop()
+        spool.close()
+    assert await _history_and_alerts(journal_dsn, "p-1", "a-1") == (1, 1)
+
+
+async def test_a_write_without_log_rows_given_up_on_is_looked_for(journal_dsn):
+    """The direct path: a batch of only an alert and a health change whose write committed
+    but was given up on (in doubt) is found by its alert, not written again."""
+    await _add_person(journal_dsn, "p-2")
+    batch = _no_records_batch("p-2", "a-2")
+    journal = Journal(journal_dsn)
+    try:
+        conn = await journal._connection()
+        await journal._write(conn, batch)  # committed; the journal heard nothing
+        journal._unsure, journal._unsure_backend = batch, None
+        await journal._write_once(batch)
+    finally:
+        await journal.stop()
+    assert await _history_and_alerts(journal_dsn, "p-2", "a-2") == (1, 1)
