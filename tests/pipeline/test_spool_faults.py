@@ -17,7 +17,8 @@ from gateway.domain.decisions import Reason, Verdict
 from gateway.domain.events import EventType
 from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.pipeline.journal import Batch, Journal, _items
-from gateway.pipeline.spool import Spool
+from gateway.pipeline.spool import Spool, SpoolFormatError, spool_format
+from gateway.store.local_spool import LocalSpool
 from gateway.store.migrate import apply_migrations
 
 
@@ -137,3 +138,37 @@ async def test_a_write_without_log_rows_given_up_on_is_looked_for(journal_dsn):
     finally:
         await journal.stop()
     assert await _history_and_alerts(journal_dsn, "p-2", "a-2") == (1, 1)
+
+
+def test_a_spool_written_in_another_format_is_refused_at_start(tmp_path):
+    """An upgrade (or rollback) during an outage: the spool's batches were written by a
+    gateway whose spooled types differ. The start stops with what to do; nothing is lost."""
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path)
+    spool.file.append(b"written by another version", 3)
+    spool.file.set_meta("format", "pickle5-0000000000000000")
+    spool.file.set_meta("writer", "0.0.9")
+    spool.close()
+    with pytest.raises(SpoolFormatError) as refused:
+        Spool(path)
+    message = str(refused.value)
+    assert str(path) in message and "3 items" in message and "0.0.9" in message
+    assert "pickle5-0000000000000000" in message and spool_format() in message
+    assert "Start the version that wrote them" in message and "Do not delete" in message
+    file = LocalSpool(path)  # the refusal let the file go, untouched
+    try:
+        assert file.rows == 1 and file.meta("format") == "pickle5-0000000000000000"
+    finally:
+        file.close()
+
+
+def test_an_empty_spool_of_another_format_is_taken_over(tmp_path):
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path)
+    spool.file.set_meta("format", "pickle5-0000000000000000")
+    spool.close()
+    spool = Spool(path)
+    try:
+        assert spool.file.meta("format") == spool_format()
+    finally:
+        spool.close()
