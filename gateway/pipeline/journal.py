@@ -376,6 +376,17 @@ class Journal:
             self._recovered()
             self._wake.set()
             return True
+        await self._drain_chunk(spool)
+        return False
+
+    async def drain_left(self, spool: Spool) -> None:
+        """Drain, before `start`, a spool a worker of another id left behind (say, one
+        recreated under another hostname): in order, exactly once (its own drain mark)."""
+        while not spool.empty:
+            await self._drain_chunk(spool)
+
+    async def _drain_chunk(self, spool: Spool) -> None:
+        """Write the oldest spooled rows into the store, then forget them."""
         conn = await self._connection()
         async with within(conn, self._deadline_s * 2):
             if self._drain_backend is not None and self._drain_backend != self._backend:
@@ -387,7 +398,7 @@ class Journal:
         if not rows:
             # Not empty yet nothing on file: an append is under way. Let it land, look again.
             await asyncio.sleep(APPEND_WAIT_S)
-            return False
+            return
         fresh = [row for row in rows if row.seq > mark]
         if fresh:
             # A row in doubt is looked at alone; the rows before it go first.
@@ -397,7 +408,6 @@ class Journal:
             rows = [row for row in rows if row.seq <= fresh[-1].seq]
         # Rows at or below the mark are in the store already (a crash after the commit).
         await spool.remove_through(rows[-1].seq, sum(row.items for row in rows))
-        return False
 
     async def _drain_rows(self, conn: asyncpg.Connection, spool: Spool, rows: list) -> None:  # type: ignore[type-arg]
         parts = [_batch(items) for row in rows for items in decode(row)]

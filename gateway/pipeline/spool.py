@@ -19,6 +19,7 @@ import hashlib
 import logging
 import pickle
 import time
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from gateway.domain.campus import AccessRecord
 from gateway.domain.decisions import Reason, Verdict
 from gateway.domain.events import EventType
 from gateway.domain.health import HealthRecord, HealthStatus
-from gateway.store.local_spool import LocalSpool, SpooledRow
+from gateway.store.local_spool import LocalSpool, SpooledRow, SpoolInUse
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -79,6 +80,26 @@ def spool_path(data_dir: Path, client_id: str) -> Path:
     """The spool file of the worker `client_id` (one per worker: its MQTT session's events)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)
     return data_dir / "spool" / f"{safe}.sqlite3"
+
+
+def left_spools(own: Path) -> Iterator[Spool]:
+    """The non-empty spools beside `own` that no running worker holds, oldest name first.
+
+    A worker's spool is named by its id (the hostname by default): a container recreated
+    under another name would leave its spool, whose events the broker has had acks for,
+    undrained for good. The caller drains and closes each one.
+    """
+    for path in sorted(own.parent.glob("*.sqlite3")):
+        if path == own:
+            continue
+        try:
+            spool = Spool(path)
+        except SpoolInUse:  # its worker is running and drains it itself
+            continue
+        if spool.empty:
+            spool.close()
+            continue
+        yield spool
 
 
 class Spool:
