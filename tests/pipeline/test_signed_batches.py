@@ -162,3 +162,23 @@ async def test_a_batch_that_cannot_be_signed_is_not_sent_unsigned_nor_acknowledg
     finally:
         await sender.close()
         await gateway.close()
+
+
+async def test_a_batch_that_cannot_be_signed_is_not_sent_unsigned(mqtt_url, prefix, caplog):
+    signer = BrokenSigner(Ed25519PrivateKey.generate())
+    gateway = MqttClient(BrokerAddress.parse(mqtt_url), client_id=f"gw-broken-{prefix}")
+    door = SimTerminal(mqtt_url, "broken-a", prefix=prefix, verify_commands=False)
+    await gateway.connect()
+    try:
+        async with door:
+            publisher = Publisher(gateway, Topics(prefix), signer=signer)
+            publisher.send("broken-a", admit("e-1"))
+            await asyncio.sleep(0)
+            assert "signing a batch of 1 commands failed" in caplog.text
+            # The publisher carries on: the next batch is tried afresh.
+            publisher.signer = Ed25519CommandSigner(Ed25519PrivateKey.generate())
+            publisher.send("broken-a", admit("e-2"))
+            await until(lambda: len(received(door)) == 1)
+            assert received(door)[0]["event_id"] == "e-2" and "sig" in received(door)[0]
+    finally:
+        await gateway.close()
