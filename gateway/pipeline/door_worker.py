@@ -32,7 +32,7 @@ from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
 from gateway.pipeline.signing import Ed25519CommandSigner
-from gateway.pipeline.spool import DEFAULT_BOUND, Spool
+from gateway.pipeline.spool import DEFAULT_BOUND, Spool, left_spools
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.roster_index import RosterIndex
@@ -178,6 +178,8 @@ class Gateway:
             counters=self.counters,
             spool=self.spool,
         )
+        if config.spool_path is not None:
+            await self._drain_left_spools(config.spool_path, seen, index, now, clock)
         alerter = Alerter(self.journal, publisher, self.counters)
         duplicates = Duplicates(seen, publisher, self.counters)
         self.journal.on_stall = alerter.database_stall
@@ -290,6 +292,24 @@ class Gateway:
             self.mqtt.hold()
         else:
             self.mqtt.release()
+
+    async def _drain_left_spools(
+        self, own: Path, seen: SeenEvents, index: RosterIndex, now: datetime, clock: float
+    ) -> None:
+        """Drain the spools of workers of another id that no process holds, before start."""
+        assert self.journal is not None
+        for left in left_spools(own):
+            try:
+                _LOGGER.warning(
+                    "journal spool %s (another worker id) holds %d items no worker holds: "
+                    "draining them into the log",
+                    left.file.path,
+                    left.items,
+                )
+                _remember_spooled(seen, left, index, now, clock)
+                await self.journal.drain_left(left)
+            finally:
+                left.close()
 
     async def stop(self) -> None:
         """Stop taking events, finish what was taken, close everything."""

@@ -60,6 +60,7 @@ BACKOFF_CAP_S = 0.5
 # Items per drain transaction of the spool: large enough to catch up fast, small enough
 # to keep each transaction within a short deadline.
 DRAIN_ITEMS = 5_000
+APPEND_WAIT_S = 0.01  # the drain's look again while an append to the spool is under way
 
 # Errors that mean "the database is not there right now", as opposed to "it refused this".
 TRANSIENT = (
@@ -375,6 +376,17 @@ class Journal:
             self._recovered()
             self._wake.set()
             return True
+        await self._drain_chunk(spool)
+        return False
+
+    async def drain_left(self, spool: Spool) -> None:
+        """Drain, before `start`, a spool a worker of another id left behind (say, one
+        recreated under another hostname): in order, exactly once (its own drain mark)."""
+        while not spool.empty:
+            await self._drain_chunk(spool)
+
+    async def _drain_chunk(self, spool: Spool) -> None:
+        """Write the oldest spooled rows into the store, then forget them."""
         conn = await self._connection()
         async with within(conn, self._deadline_s * 2):
             if self._drain_backend is not None and self._drain_backend != self._backend:
@@ -383,6 +395,10 @@ class Journal:
             self._drain_backend = None
             mark = await spool_drains.drained_through(conn, spool.id)
         rows = await spool.oldest(DRAIN_ITEMS)
+        if not rows:
+            # Not empty yet nothing on file: an append is under way. Let it land, look again.
+            await asyncio.sleep(APPEND_WAIT_S)
+            return
         fresh = [row for row in rows if row.seq > mark]
         if fresh:
             # A row in doubt is looked at alone; the rows before it go first.
@@ -392,17 +408,16 @@ class Journal:
             rows = [row for row in rows if row.seq <= fresh[-1].seq]
         # Rows at or below the mark are in the store already (a crash after the commit).
         await spool.remove_through(rows[-1].seq, sum(row.items for row in rows))
-        return False
 
     async def _drain_rows(self, conn: asyncpg.Connection, spool: Spool, rows: list) -> None:  # type: ignore[type-arg]
         parts = [_batch(items) for row in rows for items in decode(row)]
         doubted = doubt(rows[0])
-        if doubted is not None and parts and parts[0].records:
+        if doubted is not None and parts:
             _, backend = doubted  # type: ignore[misc]
             async with within(conn, self._deadline_s * 2):
                 if backend is not None and backend != self._backend:
                     await end_backend(conn, backend, wait_s=self._deadline_s)
-                if await access_log.is_logged(conn, parts[0].records[0]):
+                if await _landed(conn, parts[0]):
                     _LOGGER.info("spool drain: a batch given up on had committed; skipping it")
                     parts = parts[1:]
         merged = Batch()
@@ -593,15 +608,12 @@ class Journal:
         """Whether the earlier, unanswered write of `batch` committed.
 
         The server process of that write is ended first, so that it cannot commit after
-        the look. A batch commits whole, so its first record tells; a batch without
-        records is written again (alerts and device states are idempotent).
+        the look. A batch commits whole, so one of its items tells (`_landed`).
         """
         async with within(conn, self._deadline_s * 2):
             if self._unsure_backend is not None:
                 await end_backend(conn, self._unsure_backend, wait_s=self._deadline_s)
-            if not batch.records:
-                return False
-            return await access_log.is_logged(conn, batch.records[0])
+            return await _landed(conn, batch)
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
@@ -641,6 +653,23 @@ class Journal:
         _LOGGER.debug(
             "journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000
         )
+
+
+async def _landed(conn: asyncpg.Connection, batch: Batch) -> bool:
+    """Whether `batch`, written whole or not at all, is in the store: one item tells.
+
+    Its first log row, else its first alert (ids are unique), else its first health
+    change. A batch of only alert changes and device states is written again: a change
+    applied twice is refused by the alert lifecycle, and device states are upserts.
+    """
+    if batch.records:
+        return await access_log.is_logged(conn, batch.records[0])
+    if batch.alerts:
+        return await alerts.is_stored(conn, batch.alerts[0].id)
+    if batch.health:
+        record, changed_by = batch.health[0]
+        return await health.is_recorded(conn, record, changed_by=changed_by)
+    return False
 
 
 def _items(batch: Batch) -> tuple[list[object], ...]:

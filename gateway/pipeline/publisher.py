@@ -64,6 +64,7 @@ class Publisher:
         # Signed decisions and the acks behind them, in the order asked, until the batch
         # is signed at the end of this loop tick (one signature for all, see `flush`).
         self._queued: list[_Command | Message] = []
+        self.held_acks = 0  # acks not sent because their tick's batch could not be signed
         self.batch_sizes: Counter[int] = Counter()  # commands per signature -> batches
         self._batches_logged_at = time.monotonic()
 
@@ -109,11 +110,18 @@ class Publisher:
         try:
             payloads = iter(self._signed(commands))
         except Exception:
-            # No command of this batch can go out unsigned; its acks still must, or the
-            # broker would hold back further events for the gateway.
-            _LOGGER.exception("signing a batch of %d commands failed: not sent", len(commands))
-            queued = [item for item in queued if not isinstance(item, _Command)]
-            payloads = iter(())
+            # No command of this batch can go out unsigned, and its acks are held back
+            # too: an acknowledged event would be logged with its decision never sent.
+            # Unacknowledged, the broker hands the events again on the next session
+            # resume, and the duplicate memory answers them then.
+            self.held_acks += len(queued) - len(commands)
+            _LOGGER.exception(
+                "signing a batch of %d commands failed: not sent, and %d acks held back "
+                "so that the broker delivers those events again",
+                len(commands),
+                len(queued) - len(commands),
+            )
+            return
         for item in queued:
             try:
                 if isinstance(item, _Command):

@@ -79,6 +79,11 @@ async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> No
         )
 
 
+async def is_stored(conn: asyncpg.Connection, alert_id: str) -> bool:
+    """Whether the alert `alert_id` (ids are unique) is stored."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM alerts WHERE id = $1)", alert_id))
+
+
 async def get_alert(conn: asyncpg.Connection, alert_id: str) -> Alert | None:
     row = await conn.fetchrow(f"{_SELECT} WHERE id = $1", alert_id)
     return _alert(row) if row else None

@@ -147,6 +147,24 @@ async def health_history(
     ]
 
 
+async def is_recorded(conn: asyncpg.Connection, record: HealthRecord, *, changed_by: str) -> bool:
+    """Whether this very change (person, status, since, who) is in the history already."""
+    return bool(
+        await conn.fetchval(
+            """
+            SELECT EXISTS (SELECT 1 FROM health_history
+                           WHERE person_id = $1 AND status = $2 AND since = $3
+                             AND set_by IS NOT DISTINCT FROM $4 AND changed_by = $5)
+            """,
+            record.person_id,
+            record.status.value,
+            record.since,
+            record.set_by,
+            changed_by,
+        )
+    )
+
+
 async def expire_due(conn: asyncpg.Connection, now: datetime) -> list[str]:
     """Turn every status whose `until` has passed into `clear` (since = that `until`), with a
     history row changed by "expiry". Returns the people cleared. One statement, so an

@@ -103,6 +103,15 @@ class LocalSpool:
             ).fetchall()
         return [SpooledRow(seq, items, body, unsure) for seq, items, body, unsure in rows]
 
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

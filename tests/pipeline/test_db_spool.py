@@ -340,3 +340,60 @@ async def test_a_write_that_committed_unanswered_is_not_drained_twice(
     logged = await _log_counts(campus_dsn, sent)
     assert set(logged) == set(sent)
     assert max(logged.values()) == 1, "a batch committed unanswered was written again"
+
+
+async def test_a_spool_left_under_another_worker_id_is_drained_once_at_start(
+    campus_dsn, mqtt_url, prefix, campus, config_factory, tmp_path
+):
+    """A worker recreated under another id (the hostname by default) finds the spool its
+    predecessor left, which no running worker holds, and drains it in order, once; a
+    spool a running worker holds is left to that worker."""
+    facts = campus.facts
+    device, cards = facts.gate_device, facts.resident_cards
+    sent: list[tuple[str, str]] = []
+    spools = tmp_path / "data" / "spool"
+    async with FaultyProxy(campus_dsn) as proxy:
+        old = dataclasses.replace(
+            config_factory(proxy.dsn, mqtt_url, prefix, client_id=f"gw-old-{prefix}"),
+            spool_path=spools / "old-host.sqlite3",
+        )
+        first = Gateway(old)
+        await first.start()
+        try:
+            async with Fleet(mqtt_url, [device], prefix=prefix) as fleet:
+                proxy.cut()
+                for k in range(30):
+                    sent.append((device, fleet[device].swipe(cards[k % len(cards)])))
+                    await asyncio.sleep(0.02)
+                for _, eid in sent:
+                    await fleet[device].decision(eid, timeout=30)
+        finally:
+            await first.stop()  # the database still cut: the spool keeps what it holds
+        left = LocalSpool(old.spool_path)
+        held_rows = left.rows
+        left.close()
+        assert held_rows > 0
+        running = LocalSpool(spools / "running-host.sqlite3")  # a live worker's own spool
+        running.append(b"not ours", 1)
+
+        proxy.accept()
+        new = dataclasses.replace(
+            old, client_id=f"gw-new-{prefix}", spool_path=spools / "new.sqlite3"
+        )
+        second = Gateway(new)
+        try:
+            await second.start()
+            assert second.spool.empty and not second.journal.spooling
+        finally:
+            await second.stop()
+            assert running.rows == 1, "a spool held by a running worker was touched"
+            running.close()
+
+    left = LocalSpool(old.spool_path)
+    try:
+        assert left.rows == 0, "the spool left under the old id was not drained"
+    finally:
+        left.close()
+    logged = await _log_counts(campus_dsn, sent)
+    assert set(logged) == set(sent), f"{len(set(sent) - set(logged))} events missing from the log"
+    assert max(logged.values()) == 1, "an event was logged twice"

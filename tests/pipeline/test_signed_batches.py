@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from devices.transports.mqtt import BrokerAddress, MqttClient
+from devices.transports.mqtt import BrokerAddress, Message, MqttClient
 from firmware_sim.terminal import SimTerminal
 from gateway.domain.decisions import Decision, Reason, Verdict
 from gateway.pipeline.publisher import Publisher, batch_summary
@@ -104,6 +104,64 @@ async def test_without_a_signer_decisions_leave_at_once_unsigned(mqtt_url, prefi
 class BrokenSigner(Ed25519CommandSigner):
     def sign(self, message: bytes) -> bytes:
         raise RuntimeError("the key is gone")
+
+
+async def test_a_batch_that_cannot_be_signed_is_not_sent_unsigned_nor_acknowledged(
+    mqtt_url, prefix, caplog
+):
+    """A tick whose decisions cannot be signed holds back its acks too: the broker hands
+    the event again when the session resumes, instead of it being acknowledged with its
+    decision never sent."""
+    address = BrokerAddress.parse(mqtt_url)
+    topics = Topics(prefix)
+    topic = f"{prefix}/test/unsigned-event"
+    inbox: list[Message] = []
+
+    def gateway_client() -> MqttClient:
+        return MqttClient(
+            address,
+            client_id=f"gw-broken-{prefix}",
+            clean_start=False,
+            manual_ack=True,
+            subscriptions=[(topic, 1)],
+            on_messages=inbox.extend,
+        )
+
+    gateway = gateway_client()
+    sender = MqttClient(address, client_id=f"sender-broken-{prefix}")
+    door = SimTerminal(mqtt_url, "broken-a", prefix=prefix, verify_commands=False)
+    await gateway.connect()
+    await sender.connect()
+    try:
+        async with door:
+            publisher = Publisher(
+                gateway, topics, signer=BrokenSigner(Ed25519PrivateKey.generate())
+            )
+            sender.publish(topic, b"e-1", qos=1)
+            await until(lambda: len(inbox) == 1)
+            publisher.send("broken-a", admit("e-1"))
+            publisher.ack(inbox[0])
+            await asyncio.sleep(0)
+            assert "signing a batch of 1 commands failed" in caplog.text
+            assert publisher.held_acks == 1
+            await gateway.close()
+            # The session resumes: the event not acknowledged comes again, and is answered.
+            inbox.clear()
+            gateway = gateway_client()
+            await gateway.connect()
+            await until(lambda: len(inbox) == 1)
+            assert inbox[0].payload == b"e-1" and inbox[0].dup
+            publisher = Publisher(
+                gateway, topics, signer=Ed25519CommandSigner(Ed25519PrivateKey.generate())
+            )
+            publisher.send("broken-a", admit("e-1"))
+            publisher.ack(inbox[0])
+            await until(lambda: len(received(door)) == 1)
+            assert received(door)[0]["event_id"] == "e-1" and "sig" in received(door)[0]
+            assert publisher.held_acks == 0
+    finally:
+        await sender.close()
+        await gateway.close()
 
 
 async def test_a_batch_that_cannot_be_signed_is_not_sent_unsigned(mqtt_url, prefix, caplog):
