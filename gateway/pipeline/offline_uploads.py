@@ -47,6 +47,10 @@ _LOGGER = logging.getLogger(__name__)
 MAX_BATCH = 100
 MAX_PAYLOAD = 256 * 1024
 AHEAD_S = 5.0  # a device time this far ahead of the gateway's is not believed (contract "Time")
+# Uploads being taken at once: one per device (the terminal resends its whole journal every
+# few seconds, so a second is a copy), and a bound over all devices, so uploads never crowd
+# the connection the card events share.
+MAX_IN_FLIGHT = 32
 _EVENT_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 _CARD = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{10}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 _CLEAR_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -146,26 +150,38 @@ class UploadDesk:
         self._signer = signer
         self._counters = counters
         self._tasks: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()  # devices with an upload being taken
         self._lock = asyncio.Lock()  # uploads are taken in the order they came
         self._unlogged: set[tuple[str, str]] = set()
         self.logged = 0
         self.mismatches = 0
 
     def on_upload(self, message: Message, device_id: str) -> None:
+        if device_id in self._busy or len(self._busy) >= MAX_IN_FLIGHT:
+            # Acknowledged and left: the terminal resends its journal until `upload_ack`.
+            self._counters.reject("offline_upload_busy")
+            self._ack(message)
+            return
+        self._busy.add(device_id)
         task = asyncio.create_task(self._take(message, device_id), name=f"upload-{device_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._busy.discard(device_id))
 
     async def drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _take(self, message: Message, device_id: str) -> None:
+        # The broker's message is acknowledged whatever happens: an unacknowledged one holds
+        # a delivery slot of the connection the card events share (receive-maximum), so
+        # failing uploads would stall every door. The retry is the terminal's: without an
+        # `upload_ack` it keeps its journal and sends it again.
         try:
             async with self._lock:
                 acked = await self._reconcile(message.payload, device_id)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            # Not acknowledged: the terminal keeps its journal and sends it again.
+            self._counters.reject("offline_upload_failed")
             _LOGGER.error(
                 "device %s: upload not taken (%s); the terminal will resend", device_id, exc
             )
@@ -173,11 +189,11 @@ class UploadDesk:
         except Exception:
             _LOGGER.exception("device %s: upload failed", device_id)
             self._counters.reject("internal_error")
-            self._ack(message)
             return
+        finally:
+            self._ack(message)
         if acked:
             self._send_ack(device_id, acked)
-        self._ack(message)
 
     async def _reconcile(self, payload: bytes, device_id: str) -> list[str]:
         """Log the batch's new events; returns every event id the terminal may drop."""

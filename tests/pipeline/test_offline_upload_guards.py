@@ -1,0 +1,100 @@
+"""Offline uploads cannot stall the doors or unlock one (issue 13, security review).
+
+Through the real broker and PostgreSQL: uploads that fail (the database cut while the
+spool keeps the doors deciding) are still acknowledged to the broker, so they never hold
+the delivery slots the card events share; and an uploaded admit for an event id the real
+terminal sends later never answers that swipe with an unlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from db_proxy import FaultyProxy
+
+from devices.transports.mqtt import BrokerAddress, MqttClient
+from firmware_sim.offline import OfflineTerminal
+from gateway.pipeline.door_worker import Gateway
+from gateway.pipeline.signing import PublicKeyInfo
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def offline_event(event_id: str, card: str, ts: datetime, decision: str = "admit") -> dict:
+    return {
+        "event_id": event_id,
+        "ts": ts.isoformat(timespec="milliseconds"),
+        "type": "card",
+        "card_uid": card,
+        "direction": "in",
+        "offline": True,
+        "decision": decision,
+        "reason": "ok" if decision == "admit" else "not_authorized",
+        "allowlist_version": None,
+    }
+
+
+async def test_failing_uploads_never_hold_the_card_events_delivery_slots(
+    campus_dsn, mqtt_url, prefix, campus, config_factory, tmp_path
+):
+    facts = campus.facts
+    device = facts.office_device
+    key = Ed25519PrivateKey.generate()
+    async with FaultyProxy(campus_dsn) as proxy:
+        config = dataclasses.replace(
+            config_factory(proxy.dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"),
+            signing_key=key,
+            spool_path=tmp_path / "spool.sqlite3",
+            receive_maximum=4,
+        )
+        gateway = Gateway(config)
+        await gateway.start()
+        terminal = OfflineTerminal(
+            mqtt_url,
+            device,
+            prefix=prefix,
+            command_key=PublicKeyInfo.of(key).public_key,
+            state_dir=tmp_path / "t",
+        )
+        probe = MqttClient(BrokerAddress.parse(mqtt_url), client_id=f"probe-{prefix}")
+        try:
+            await terminal.start()
+            await probe.connect()
+            proxy.cut()
+            # More failing uploads than the connection has delivery slots, from several
+            # devices (one at a time per device is taken; the rest are left to the resend).
+            now = datetime.now(UTC)
+            devices = [facts.gate_device, facts.office_device, facts.lab_device]
+            for k in range(12):
+                dev = devices[k % len(devices)]
+                batch = {
+                    "type": "offline_batch",
+                    "events": [offline_event(f"fail-{k}", facts.staff_card, now, "deny")],
+                }
+                probe.publish(f"{prefix}/devices/{dev}/uploads", json.dumps(batch).encode(), qos=1)
+            # Published after the uploads (the broker delivers in order): the spool keeps
+            # the door deciding, and the failed uploads hold no slot it needs.
+            for _ in range(6):
+                answer = await terminal.decision(terminal.swipe(facts.staff_card), timeout=10)
+                assert answer["decision"] == "admit" and "offline" not in answer
+            rejected = gateway.counters.rejected_by_cause
+            await until(
+                lambda: rejected["offline_upload_failed"] + rejected["offline_upload_busy"] >= 12
+            )
+            assert rejected["offline_upload_failed"] >= 1
+        finally:
+            proxy.accept()
+            await probe.close()
+            await terminal.stop()
+            await gateway.stop()
