@@ -157,13 +157,20 @@ class UploadDesk:
         self.mismatches = 0
 
     def on_upload(self, message: Message, device_id: str) -> None:
+        # Parsed here (cheap, no I/O): garbage is refused at once and takes no upload slot.
+        events, dropped = self._parse(message.payload, device_id)
+        if not events and not dropped:
+            self._ack(message)
+            return
         if device_id in self._busy or len(self._busy) >= MAX_IN_FLIGHT:
             # Acknowledged and left: the terminal resends its journal until `upload_ack`.
             self._counters.reject("offline_upload_busy")
             self._ack(message)
             return
         self._busy.add(device_id)
-        task = asyncio.create_task(self._take(message, device_id), name=f"upload-{device_id}")
+        task = asyncio.create_task(
+            self._take(message, device_id, events, dropped), name=f"upload-{device_id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: self._busy.discard(device_id))
@@ -172,14 +179,16 @@ class UploadDesk:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _take(self, message: Message, device_id: str) -> None:
+    async def _take(
+        self, message: Message, device_id: str, events: list[OfflineEvent], dropped: list[str]
+    ) -> None:
         # The broker's message is acknowledged whatever happens: an unacknowledged one holds
         # a delivery slot of the connection the card events share (receive-maximum), so
         # failing uploads would stall every door. The retry is the terminal's: without an
         # `upload_ack` it keeps its journal and sends it again.
         try:
             async with self._lock:
-                acked = await self._reconcile(message.payload, device_id)
+                acked = await self._reconcile(device_id, events, dropped)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             self._counters.reject("offline_upload_failed")
             _LOGGER.error(
@@ -195,7 +204,9 @@ class UploadDesk:
         if acked:
             self._send_ack(device_id, acked)
 
-    async def _reconcile(self, payload: bytes, device_id: str) -> list[str]:
+    async def _reconcile(
+        self, device_id: str, events: list[OfflineEvent], dropped: list[str]
+    ) -> list[str]:
         """Log the batch's new events; returns every event id the terminal may drop."""
         index = self._index()
         device = index.device(device_id)
@@ -206,8 +217,19 @@ class UploadDesk:
         door = index.door(device.door_id)
         if door is None:
             return []
-        events, dropped = self._parse(payload, device_id)
         received = datetime.now(UTC)
+        ahead = [e for e in events if e.device_ts - received > timedelta(seconds=AHEAD_S)]
+        if ahead:
+            # A swipe the door has not seen yet: an upload for an event id the real terminal
+            # will send later. Refused (and acknowledged, or it would be sent forever).
+            self._counters.reject("offline_ahead")
+            _LOGGER.warning(
+                "device %s: %d uploaded events dated ahead of the gateway refused",
+                device_id,
+                len(ahead),
+            )
+            events = [e for e in events if e not in ahead]
+            dropped += [e.event_id for e in ahead]
         # In this process the online path and the uploads share the duplicate memory: an
         # event decided online is not logged again, and one logged here is answered, not
         # decided, if the broker still delivers it.
@@ -220,9 +242,11 @@ class UploadDesk:
         keys = {(device_id, e.event_id) for e in fresh}
         for event in fresh:
             reason = _reason(event.reason)
+            # Late: a repeat of an uploaded id is answered, never with an unlock. The door
+            # acted on it already; an id uploaded by someone else must not open it later.
             self._seen.remember(
                 (device_id, event.event_id),
-                Decision.recorded(event.event_id, event.decision.value, reason.value),
+                Decision.recorded(event.event_id, event.decision.value, reason.value).as_late(),
             )
         # Remembered before they are durable (so the online path leaves them alone), but
         # still to be logged when this attempt fails and the terminal sends them again.

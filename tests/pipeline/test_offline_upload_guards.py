@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from db_proxy import FaultyProxy
@@ -98,3 +98,56 @@ async def test_failing_uploads_never_hold_the_card_events_delivery_slots(
             await probe.close()
             await terminal.stop()
             await gateway.stop()
+
+
+async def test_an_uploaded_admit_never_unlocks_the_swipe_that_later_uses_its_id(
+    campus_dsn, mqtt_url, prefix, campus, config_factory, tmp_path
+):
+    """Someone with a device's credentials uploads admits for event ids the real terminal
+    will send: one dated ahead is refused, and a repeat of one taken is answered late
+    (no unlock), not with the uploaded admit."""
+    facts = campus.facts
+    device = facts.gate_device
+    key = Ed25519PrivateKey.generate()
+    config = dataclasses.replace(
+        config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"), signing_key=key
+    )
+    gateway = Gateway(config)
+    await gateway.start()
+    terminal = OfflineTerminal(
+        mqtt_url,
+        device,
+        prefix=prefix,
+        command_key=PublicKeyInfo.of(key).public_key,
+        state_dir=tmp_path / "t",
+    )
+    probe = MqttClient(BrokerAddress.parse(mqtt_url), client_id=f"probe-{prefix}")
+    try:
+        await terminal.start()
+        await probe.connect()
+        now = datetime.now(UTC)
+        batch = {
+            "type": "offline_batch",
+            "events": [
+                offline_event("planted-now", facts.outsider_card, now),
+                offline_event("planted-ahead", facts.outsider_card, now + timedelta(hours=1)),
+            ],
+        }
+        probe.publish(f"{prefix}/devices/{device}/uploads", json.dumps(batch).encode(), qos=1)
+        await until(lambda: any(c.type == "upload_ack" for c in terminal.commands))
+        assert gateway.counters.rejected_by_cause["offline_ahead"] == 1
+        assert gateway.offline.uploads.logged == 1
+
+        # The real terminal's swipe with the planted ids: neither opens the door.
+        repeated = await terminal.decision(
+            terminal.swipe(facts.outsider_card, event_id="planted-now"), timeout=10
+        )
+        assert repeated["unlock_ms"] == 0 and repeated["late"] is True
+        ahead = await terminal.decision(
+            terminal.swipe(facts.outsider_card, event_id="planted-ahead"), timeout=10
+        )
+        assert ahead["decision"] == "deny" and ahead["unlock_ms"] == 0
+    finally:
+        await probe.close()
+        await terminal.stop()
+        await gateway.stop()
