@@ -262,7 +262,15 @@ class UploadDesk:
             }
             rows = [self._row(index, device_id, door, e, received, held_then) for e in fresh]
             newly = await store.record_uploads(conn, [(row, rec) for row, rec, _ in rows])
+            amended = await self._amend(
+                conn, device_id, [e for e in events if e.event_id not in newly]
+            )
+            # Acknowledged once in the log: an event decided online whose row is not durable
+            # yet (journal, spool) is left for the terminal's resend, so it is compared then.
+            in_log = await store.already_logged(conn, device_id, [e.event_id for e in events])
         self._unlogged -= keys
+        for event, logged in amended:
+            self._door_overruled(device_id, door, event, logged)
         for row, record, outcome in rows:
             if row.event_id not in newly:
                 continue
@@ -274,7 +282,71 @@ class UploadDesk:
             self._alerts(device_id, door.id, record, outcome)
             if record.verdict is Verdict.ADMIT and outcome.verdict is not Verdict.ADMIT:
                 self._mismatch(device_id, door.id, record, row, outcome)
-        return [e.event_id for e in events] + dropped
+        return [e.event_id for e in events if e.event_id in in_log] + dropped
+
+    async def _amend(
+        self, conn: asyncpg.Connection, device_id: str, events: list[OfflineEvent]
+    ) -> list[tuple[OfflineEvent, store.LoggedOnline]]:
+        """Events decided online that the door decided itself (its answer came too late)
+        and differently: their log rows are amended to what the door did."""
+        if not events:
+            return []
+        online = await store.logged_online(conn, device_id, [e.event_id for e in events])
+        amended = []
+        for event in events:
+            logged = online.get(event.event_id)
+            if logged is None or logged.decision == event.decision.value:
+                continue
+            row = store.UploadRow(
+                device_id,
+                event.event_id,
+                event.device_ts,
+                event.decision.value,
+                event.reason,
+                logged.decision,
+                logged.reason,
+                event.allowlist_version,
+            )
+            if await store.amend_to_local(conn, row, _reason(event.reason).value):
+                amended.append((event, logged))
+        return amended
+
+    def _door_overruled(
+        self, device_id: str, door: Any, event: OfflineEvent, logged: store.LoggedOnline
+    ) -> None:
+        """The log now says what the door did; occupancy follows (stays and tracing read
+        the log), and the difference is an `offline_mismatch` either way: an admit the
+        gateway denied is a breach, a deny it admitted a person left outside."""
+        self.mismatches += 1
+        zone, person = logged.zone_id, logged.person_id
+        direction = Direction(logged.direction) if logged.direction else None
+        if zone and direction:
+            if event.decision is Verdict.ADMIT:
+                self._occupancy.passed(zone, direction, person, logged.received_at)
+            elif direction is Direction.IN:
+                # Counted in when the gateway admitted; the door kept them out.
+                self._occupancy.passed(zone, Direction.OUT, person, logged.received_at)
+        self._alerter.raise_alert(
+            AlertKind.OFFLINE_MISMATCH,
+            datetime.now(UTC),
+            door=door.id,
+            zone=zone,
+            device=device_id,
+            person=person,
+            detail={
+                "event_id": event.event_id,
+                "device_ts": event.device_ts.isoformat(),
+                "local_decision": event.decision.value,
+                "local_reason": event.reason,
+                "logged_decision": logged.decision,
+                # Health reasons stay out, as in every offline_mismatch.
+                "reason": None
+                if logged.reason in {r.value for r in _HEALTH_REASONS}
+                else logged.reason,
+                "allowlist_version": event.allowlist_version,
+                "amended": True,
+            },
+        )
 
     def _parse(self, payload: bytes, device_id: str) -> tuple[list[OfflineEvent], list[str]]:
         if len(payload) > MAX_PAYLOAD:

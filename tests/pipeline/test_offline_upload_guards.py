@@ -21,6 +21,7 @@ from devices.transports.mqtt import BrokerAddress, MqttClient
 from firmware_sim.offline import OfflineTerminal
 from gateway.pipeline.door_worker import Gateway
 from gateway.pipeline.signing import PublicKeyInfo
+from gateway.store.db import connect
 
 
 async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -107,7 +108,7 @@ async def test_an_uploaded_admit_never_unlocks_the_swipe_that_later_uses_its_id(
     will send: one dated ahead is refused, and a repeat of one taken is answered late
     (no unlock), not with the uploaded admit."""
     facts = campus.facts
-    device = facts.gate_device
+    device = facts.lab_device  # its own: the other tests count alerts per device
     key = Ed25519PrivateKey.generate()
     config = dataclasses.replace(
         config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"), signing_key=key
@@ -149,5 +150,64 @@ async def test_an_uploaded_admit_never_unlocks_the_swipe_that_later_uses_its_id(
         assert ahead["decision"] == "deny" and ahead["unlock_ms"] == 0
     finally:
         await probe.close()
+        await terminal.stop()
+        await gateway.stop()
+
+
+async def test_a_door_that_acted_before_the_late_answer_is_logged_as_it_acted(
+    campus_dsn, mqtt_url, prefix, campus, config_factory, tmp_path
+):
+    """The terminal times out and denies offline (no list yet); the gateway's admit comes
+    after. The journal entry stays until `upload_ack`, and the log says what the door did
+    (deny, the gateway's admit in its detail) with an `offline_mismatch`."""
+    facts = campus.facts
+    device = facts.office_device
+    key = Ed25519PrivateKey.generate()
+    config = dataclasses.replace(
+        config_factory(campus_dsn, mqtt_url, prefix, client_id=f"gw-{prefix}"), signing_key=key
+    )
+    gateway = Gateway(config)
+    await gateway.start()
+    terminal = OfflineTerminal(
+        mqtt_url,
+        device,
+        prefix=prefix,
+        command_key=PublicKeyInfo.of(key).public_key,
+        state_dir=tmp_path / "t",
+        decision_timeout_s=0.0,  # every answer is too late: the door decides first
+    )
+    try:
+        await terminal.start()
+        eid = terminal.swipe(facts.staff_card)
+        acted = await terminal.decision(eid, timeout=10)
+        assert acted["decision"] == "deny" and acted["offline"] is True
+        await until(lambda: len(terminal.finals(eid)) >= 2)  # the gateway's late answer
+        assert terminal.finals(eid)[1]["decision"] == "admit"
+        await until(lambda: terminal.stats.acked == 1, timeout=30)
+        assert len(terminal.journal) == 0 and eid not in terminal.unlocked
+        conn = await connect(campus_dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT decision, detail FROM access_events WHERE device_id = $1 AND event_id = $2",
+                device,
+                eid,
+            )
+            alerts = await conn.fetch(
+                "SELECT detail FROM alerts WHERE kind = 'offline_mismatch' AND device = $1"
+                " AND detail->>'event_id' = $2",
+                device,
+                eid,
+            )
+        finally:
+            await conn.close()
+        assert row["decision"] == "deny"
+        detail = json.loads(row["detail"]) if isinstance(row["detail"], str) else row["detail"]
+        assert detail["gateway_decision"] == "admit" and detail["amended"] is True
+        details = [
+            json.loads(a["detail"]) if isinstance(a["detail"], str) else a["detail"] for a in alerts
+        ]
+        assert [(d["event_id"], d["local_decision"]) for d in details] == [(eid, "deny")]
+        assert gateway.offline.uploads.mismatches == 1
+    finally:
         await terminal.stop()
         await gateway.stop()
