@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
+from gateway.pipeline.upload_quota import UploadQuota
 from gateway.policy.decide import decide, resolve_direction
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.roster_index import RosterIndex
@@ -108,6 +110,9 @@ def parse_event(obj: Any) -> OfflineEvent:
     version = obj.get("allowlist_version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise UploadRejected(f"{event_id}: allowlist_version is not an integer")
+    if version is None and decision == "admit":
+        # Without a list a terminal only denies (offline_no_list): such an admit is forged.
+        raise UploadRejected(f"{event_id}: an admit without an allowlist_version")
     return OfflineEvent(
         event_id,
         ts,
@@ -151,6 +156,7 @@ class UploadDesk:
         self._counters = counters
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy: set[str] = set()  # devices with an upload being taken
+        self._quota = UploadQuota()
         self._lock = asyncio.Lock()  # uploads are taken in the order they came
         self._unlogged: set[tuple[str, str]] = set()
         self.logged = 0
@@ -165,6 +171,11 @@ class UploadDesk:
         if device_id in self._busy or len(self._busy) >= MAX_IN_FLIGHT:
             # Acknowledged and left: the terminal resends its journal until `upload_ack`.
             self._counters.reject("offline_upload_busy")
+            self._ack(message)
+            return
+        if not self._quota.take(device_id, len(events) + len(dropped), time.monotonic()):
+            # More than a terminal's journal would hold: slowed down, not lost.
+            self._counters.reject("offline_upload_quota")
             self._ack(message)
             return
         self._busy.add(device_id)

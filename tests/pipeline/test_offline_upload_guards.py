@@ -32,7 +32,9 @@ async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def offline_event(event_id: str, card: str, ts: datetime, decision: str = "admit") -> dict:
+def offline_event(
+    event_id: str, card: str, ts: datetime, decision: str = "admit", version: int | None = 1
+) -> dict:
     return {
         "event_id": event_id,
         "ts": ts.isoformat(timespec="milliseconds"),
@@ -42,7 +44,7 @@ def offline_event(event_id: str, card: str, ts: datetime, decision: str = "admit
         "offline": True,
         "decision": decision,
         "reason": "ok" if decision == "admit" else "not_authorized",
-        "allowlist_version": None,
+        "allowlist_version": version,
     }
 
 
