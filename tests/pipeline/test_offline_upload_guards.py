@@ -150,6 +150,28 @@ async def test_an_uploaded_admit_never_unlocks_the_swipe_that_later_uses_its_id(
             terminal.swipe(facts.outsider_card, event_id="planted-ahead"), timeout=10
         )
         assert ahead["decision"] == "deny" and ahead["unlock_ms"] == 0
+
+        # Dated a little ahead (within the clock bound), then the gateway restarts: the
+        # duplicate memory re-seeded from the log still answers the planted id late.
+        soon = {
+            "type": "offline_batch",
+            "events": [
+                offline_event("planted-soon", facts.outsider_card, now + timedelta(seconds=4))
+            ],
+        }
+        acks = len([c for c in terminal.commands if c.type == "upload_ack"])
+        probe.publish(f"{prefix}/devices/{device}/uploads", json.dumps(soon).encode(), qos=1)
+        await until(lambda: len([c for c in terminal.commands if c.type == "upload_ack"]) > acks)
+        await gateway.stop()
+        await until(lambda: terminal.gateway_online is False)
+        gateway = Gateway(config)
+        await gateway.start()
+        await until(lambda: terminal.gateway_online is True)  # answered by the gateway
+        restarted = await terminal.decision(
+            terminal.swipe(facts.outsider_card, event_id="planted-soon"), timeout=10
+        )
+        assert "offline" not in restarted
+        assert restarted["unlock_ms"] == 0 and restarted["late"] is True
     finally:
         await probe.close()
         await terminal.stop()
