@@ -506,9 +506,15 @@ class OfflineTerminal(SimTerminal):
             if body.get("type") == "upload_ack" and isinstance(body.get("event_ids"), list):
                 self.stats.acked += self.journal.drop([str(e) for e in body["event_ids"]])
             elif body.get("type") == "decision" and body.get("decision") != "pending":
+                eid = str(body.get("event_id"))
+                acted = self._finals.get(eid, [{}])[0]
+                if acted.get("offline") is not True:
+                    # The gateway's answer was the one acted on: it logged what the door did.
+                    self.journal.drop([eid])
+                # Otherwise the door already acted on its own decision, which may differ
+                # from the gateway's logged one: the entry stays until `upload_ack`, so the
+                # gateway learns what the door did.
                 self._back_online()
-                # The gateway answered this event itself (late, say): it logged it.
-                self.journal.drop([str(body.get("event_id"))])
 
     def _on_gateway_state(self, worker: str, payload: bytes) -> None:
         """The gateway is gone when no worker it has heard of says it is online."""

@@ -162,6 +162,7 @@ class SimTerminal:
         self.republished = 0  # card events sent again after a reconnect
         self.dropped_unanswered = 0  # forgotten unanswered events past `MAX_UNANSWERED`
         self.stale: list[str] = []  # event ids whose decision came too long after the swipe
+        self.unsolicited: list[str] = []  # decisions for event ids this terminal never sent
         self._pendings: dict[str, list[dict[str, Any]]] = {}
         self._finals: dict[str, list[dict[str, Any]]] = {}
         self._watchers: dict[str, list[asyncio.Future[None]]] = {}
@@ -464,10 +465,15 @@ class SimTerminal:
 
     def _act(self, eid: str, body: dict[str, Any], now: float) -> None:
         """Open the door as the decision says: a late one (or unlock_ms 0) opens nothing,
-        nor does one that reaches the terminal more than `LATE_AFTER_S` after its swipe
+        nor does one for an event id this terminal did not send, nor one that reaches the terminal more than `LATE_AFTER_S` after its swipe
         (sent in time, it may have waited in a broken connection)."""
         if body.get("late") is True:
             self.late.append(eid)
+            return
+        if eid not in self.sent:
+            # Not an answer to a swipe made here (signed or not, it was meant for another
+            # swipe, or planted): the door opens only for a decision it is waiting for.
+            self.unsolicited.append(eid)
             return
         sent = self.sent_at.get(eid)
         if sent is not None and now - sent > LATE_AFTER_S:

@@ -135,9 +135,12 @@ class Gateway:
         seen = SeenEvents()
         index = self.roster.index
         now, clock = datetime.now(UTC), time.perf_counter()
-        for device_id, event_id, verdict, reason, person_id, received_at in recent:
+        for device_id, event_id, verdict, reason, person_id, received_at, offline in recent:
             person = index.person(person_id) if person_id else None
             decision = Decision.recorded(event_id, verdict, reason, person.name if person else None)
+            if offline:
+                # As the upload desk remembers it: a repeat of an uploaded id opens nothing.
+                decision = decision.as_late()
             # When it arrived, on this process's clock: a repeat is late by the same measure.
             arrived = clock - (now - received_at).total_seconds()
             seen.remember((device_id, event_id), decision, arrived)

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
+from gateway.pipeline.upload_quota import UploadQuota
 from gateway.policy.decide import decide, resolve_direction
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.roster_index import RosterIndex
@@ -47,6 +49,10 @@ _LOGGER = logging.getLogger(__name__)
 MAX_BATCH = 100
 MAX_PAYLOAD = 256 * 1024
 AHEAD_S = 5.0  # a device time this far ahead of the gateway's is not believed (contract "Time")
+# Uploads being taken at once: one per device (the terminal resends its whole journal every
+# few seconds, so a second is a copy), and a bound over all devices, so uploads never crowd
+# the connection the card events share.
+MAX_IN_FLIGHT = 32
 _EVENT_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 _CARD = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{10}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 _CLEAR_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -104,6 +110,9 @@ def parse_event(obj: Any) -> OfflineEvent:
     version = obj.get("allowlist_version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise UploadRejected(f"{event_id}: allowlist_version is not an integer")
+    if version is None and decision == "admit":
+        # Without a list a terminal only denies (offline_no_list): such an admit is forged.
+        raise UploadRejected(f"{event_id}: an admit without an allowlist_version")
     return OfflineEvent(
         event_id,
         ts,
@@ -146,26 +155,53 @@ class UploadDesk:
         self._signer = signer
         self._counters = counters
         self._tasks: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()  # devices with an upload being taken
+        self._quota = UploadQuota()
         self._lock = asyncio.Lock()  # uploads are taken in the order they came
         self._unlogged: set[tuple[str, str]] = set()
         self.logged = 0
         self.mismatches = 0
 
     def on_upload(self, message: Message, device_id: str) -> None:
-        task = asyncio.create_task(self._take(message, device_id), name=f"upload-{device_id}")
+        # Parsed here (cheap, no I/O): garbage is refused at once and takes no upload slot.
+        events, dropped = self._parse(message.payload, device_id)
+        if not events and not dropped:
+            self._ack(message)
+            return
+        if device_id in self._busy or len(self._busy) >= MAX_IN_FLIGHT:
+            # Acknowledged and left: the terminal resends its journal until `upload_ack`.
+            self._counters.reject("offline_upload_busy")
+            self._ack(message)
+            return
+        if not self._quota.take(device_id, len(events) + len(dropped), time.monotonic()):
+            # More than a terminal's journal would hold: slowed down, not lost.
+            self._counters.reject("offline_upload_quota")
+            self._ack(message)
+            return
+        self._busy.add(device_id)
+        task = asyncio.create_task(
+            self._take(message, device_id, events, dropped), name=f"upload-{device_id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._busy.discard(device_id))
 
     async def drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _take(self, message: Message, device_id: str) -> None:
+    async def _take(
+        self, message: Message, device_id: str, events: list[OfflineEvent], dropped: list[str]
+    ) -> None:
+        # The broker's message is acknowledged whatever happens: an unacknowledged one holds
+        # a delivery slot of the connection the card events share (receive-maximum), so
+        # failing uploads would stall every door. The retry is the terminal's: without an
+        # `upload_ack` it keeps its journal and sends it again.
         try:
             async with self._lock:
-                acked = await self._reconcile(message.payload, device_id)
+                acked = await self._reconcile(device_id, events, dropped)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            # Not acknowledged: the terminal keeps its journal and sends it again.
+            self._counters.reject("offline_upload_failed")
             _LOGGER.error(
                 "device %s: upload not taken (%s); the terminal will resend", device_id, exc
             )
@@ -173,13 +209,15 @@ class UploadDesk:
         except Exception:
             _LOGGER.exception("device %s: upload failed", device_id)
             self._counters.reject("internal_error")
-            self._ack(message)
             return
+        finally:
+            self._ack(message)
         if acked:
             self._send_ack(device_id, acked)
-        self._ack(message)
 
-    async def _reconcile(self, payload: bytes, device_id: str) -> list[str]:
+    async def _reconcile(
+        self, device_id: str, events: list[OfflineEvent], dropped: list[str]
+    ) -> list[str]:
         """Log the batch's new events; returns every event id the terminal may drop."""
         index = self._index()
         device = index.device(device_id)
@@ -190,8 +228,19 @@ class UploadDesk:
         door = index.door(device.door_id)
         if door is None:
             return []
-        events, dropped = self._parse(payload, device_id)
         received = datetime.now(UTC)
+        ahead = [e for e in events if e.device_ts - received > timedelta(seconds=AHEAD_S)]
+        if ahead:
+            # A swipe the door has not seen yet: an upload for an event id the real terminal
+            # will send later. Refused (and acknowledged, or it would be sent forever).
+            self._counters.reject("offline_ahead")
+            _LOGGER.warning(
+                "device %s: %d uploaded events dated ahead of the gateway refused",
+                device_id,
+                len(ahead),
+            )
+            events = [e for e in events if e not in ahead]
+            dropped += [e.event_id for e in ahead]
         # In this process the online path and the uploads share the duplicate memory: an
         # event decided online is not logged again, and one logged here is answered, not
         # decided, if the broker still delivers it.
@@ -204,9 +253,11 @@ class UploadDesk:
         keys = {(device_id, e.event_id) for e in fresh}
         for event in fresh:
             reason = _reason(event.reason)
+            # Late: a repeat of an uploaded id is answered, never with an unlock. The door
+            # acted on it already; an id uploaded by someone else must not open it later.
             self._seen.remember(
                 (device_id, event.event_id),
-                Decision.recorded(event.event_id, event.decision.value, reason.value),
+                Decision.recorded(event.event_id, event.decision.value, reason.value).as_late(),
             )
         # Remembered before they are durable (so the online path leaves them alone), but
         # still to be logged when this attempt fails and the terminal sends them again.
@@ -222,7 +273,15 @@ class UploadDesk:
             }
             rows = [self._row(index, device_id, door, e, received, held_then) for e in fresh]
             newly = await store.record_uploads(conn, [(row, rec) for row, rec, _ in rows])
+            amended = await self._amend(
+                conn, device_id, [e for e in events if e.event_id not in newly]
+            )
+            # Acknowledged once in the log: an event decided online whose row is not durable
+            # yet (journal, spool) is left for the terminal's resend, so it is compared then.
+            in_log = await store.already_logged(conn, device_id, [e.event_id for e in events])
         self._unlogged -= keys
+        for event, logged in amended:
+            self._door_overruled(device_id, door, event, logged)
         for row, record, outcome in rows:
             if row.event_id not in newly:
                 continue
@@ -234,7 +293,71 @@ class UploadDesk:
             self._alerts(device_id, door.id, record, outcome)
             if record.verdict is Verdict.ADMIT and outcome.verdict is not Verdict.ADMIT:
                 self._mismatch(device_id, door.id, record, row, outcome)
-        return [e.event_id for e in events] + dropped
+        return [e.event_id for e in events if e.event_id in in_log] + dropped
+
+    async def _amend(
+        self, conn: asyncpg.Connection, device_id: str, events: list[OfflineEvent]
+    ) -> list[tuple[OfflineEvent, store.LoggedOnline]]:
+        """Events decided online that the door decided itself (its answer came too late)
+        and differently: their log rows are amended to what the door did."""
+        if not events:
+            return []
+        online = await store.logged_online(conn, device_id, [e.event_id for e in events])
+        amended = []
+        for event in events:
+            logged = online.get(event.event_id)
+            if logged is None or logged.decision == event.decision.value:
+                continue
+            row = store.UploadRow(
+                device_id,
+                event.event_id,
+                event.device_ts,
+                event.decision.value,
+                event.reason,
+                logged.decision,
+                logged.reason,
+                event.allowlist_version,
+            )
+            if await store.amend_to_local(conn, row, _reason(event.reason).value):
+                amended.append((event, logged))
+        return amended
+
+    def _door_overruled(
+        self, device_id: str, door: Any, event: OfflineEvent, logged: store.LoggedOnline
+    ) -> None:
+        """The log now says what the door did; occupancy follows (stays and tracing read
+        the log), and the difference is an `offline_mismatch` either way: an admit the
+        gateway denied is a breach, a deny it admitted a person left outside."""
+        self.mismatches += 1
+        zone, person = logged.zone_id, logged.person_id
+        direction = Direction(logged.direction) if logged.direction else None
+        if zone and direction:
+            if event.decision is Verdict.ADMIT:
+                self._occupancy.passed(zone, direction, person, logged.received_at)
+            elif direction is Direction.IN:
+                # Counted in when the gateway admitted; the door kept them out.
+                self._occupancy.passed(zone, Direction.OUT, person, logged.received_at)
+        self._alerter.raise_alert(
+            AlertKind.OFFLINE_MISMATCH,
+            datetime.now(UTC),
+            door=door.id,
+            zone=zone,
+            device=device_id,
+            person=person,
+            detail={
+                "event_id": event.event_id,
+                "device_ts": event.device_ts.isoformat(),
+                "local_decision": event.decision.value,
+                "local_reason": event.reason,
+                "logged_decision": logged.decision,
+                # Health reasons stay out, as in every offline_mismatch.
+                "reason": None
+                if logged.reason in {r.value for r in _HEALTH_REASONS}
+                else logged.reason,
+                "allowlist_version": event.allowlist_version,
+                "amended": True,
+            },
+        )
 
     def _parse(self, payload: bytes, device_id: str) -> tuple[list[OfflineEvent], list[str]]:
         if len(payload) > MAX_PAYLOAD:

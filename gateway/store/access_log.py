@@ -89,21 +89,23 @@ async def recent_decisions(
     conn: asyncpg.Connection, since: datetime, *, with_person: bool = False
 ) -> list[tuple[str, ...]]:
     """(device_id, event_id, decision, reason) of card events finally decided since `since`,
-    oldest first; `with_person` adds the person id (or None) and `received_at` as a fifth
-    and sixth item.
+    oldest first; `with_person` adds the person id (or None), `received_at` and whether the
+    row came from an offline upload as a fifth, sixth and seventh item.
 
     Used to re-seed duplicate detection after a restart.
     """
     rows = await conn.fetch(
         """
-        SELECT device_id, event_id, decision, reason, person_id, received_at FROM access_events
+        SELECT device_id, event_id, decision, reason, person_id, received_at,
+               (detail->>'offline') IS NOT NULL AS offline
+        FROM access_events
         WHERE received_at >= $1 AND type = 'card' AND decision IN ('admit', 'deny')
         ORDER BY received_at
         """,
         since,
     )
     if with_person:
-        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 

@@ -95,3 +95,78 @@ async def health_at(
         )
         for r in rows
     }
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOnline:
+    """An event the gateway decided online, as its log holds it."""
+
+    event_id: str
+    decision: str
+    reason: str
+    zone_id: str | None
+    person_id: str | None
+    direction: str | None
+    received_at: datetime
+
+
+async def logged_online(
+    conn: asyncpg.Connection, device_id: str, event_ids: Sequence[str]
+) -> dict[str, LoggedOnline]:
+    """Those of `event_ids` logged from an online decision (not from an upload)."""
+    rows = await conn.fetch(
+        """
+        SELECT event_id, decision, reason, zone_id, person_id, direction, received_at
+        FROM access_events
+        WHERE device_id = $1 AND event_id = ANY($2::text[]) AND type = 'card'
+          AND decision IN ('admit', 'deny') AND (detail->>'offline') IS NULL
+        """,
+        device_id,
+        list(event_ids),
+    )
+    return {r["event_id"]: LoggedOnline(*r.values()) for r in rows}
+
+
+async def amend_to_local(conn: asyncpg.Connection, row: UploadRow, reason: str) -> bool:
+    """The door acted on its own decision, not the gateway's logged one: the log row says
+    what the door did, the gateway's verdict moves to its detail. Once per event."""
+    async with conn.transaction():
+        inserted = await conn.fetchval(
+            """
+            INSERT INTO offline_uploads (device_id, event_id, device_ts, local_decision,
+                local_reason, gateway_decision, gateway_reason, allowlist_version)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (device_id, event_id) DO NOTHING
+            RETURNING event_id
+            """,
+            row.device_id,
+            row.event_id,
+            row.device_ts,
+            row.local_decision,
+            row.local_reason,
+            row.gateway_decision,
+            row.gateway_reason,
+            row.allowlist_version,
+        )
+        if inserted is None:
+            return False
+        await conn.execute(
+            """
+            UPDATE access_events
+            SET decision = $3, reason = $4,
+                detail = coalesce(detail, '{}'::jsonb) || jsonb_build_object(
+                    'offline', true, 'amended', true, 'local_reason', $5::text,
+                    'gateway_decision', $6::text, 'gateway_reason', $7::text,
+                    'allowlist_version', $8::bigint)
+            WHERE device_id = $1 AND event_id = $2
+            """,
+            row.device_id,
+            row.event_id,
+            row.local_decision,
+            reason,
+            row.local_reason,
+            row.gateway_decision,
+            row.gateway_reason,
+            row.allowlist_version,
+        )
+    return True

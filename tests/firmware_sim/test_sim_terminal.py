@@ -312,6 +312,22 @@ async def test_problems_catch_two_finals_for_one_send(mqtt_url: str) -> None:
         assert any("conflicting" in p for p in found)
 
 
+async def test_an_admit_for_an_event_id_not_sent_here_opens_nothing(mqtt_url: str) -> None:
+    """docs/protocol.md: a terminal acts only on a decision for an event id it sent and
+    still waits for; an admit for another id (planted, or another swipe's) opens nothing."""
+
+    def planted(event: dict[str, Any]) -> list[dict[str, Any]]:
+        other = _decision({"event_id": "never-sent-here"}, "admit", "ok")
+        return [other, _decision(event, "admit", "ok")]
+
+    async with Responder(mqtt_url, planted), SimTerminal(mqtt_url, _device()) as terminal:
+        eid = terminal.swipe("04A1B2C3")
+        await terminal.decision(eid, timeout=3)
+        await terminal.decision("never-sent-here", timeout=3)
+        assert terminal.unlocked == [eid]
+        assert terminal.unsolicited == ["never-sent-here"]
+
+
 async def test_unknown_and_broken_commands_are_kept_not_fatal(mqtt_url: str) -> None:
     device = _device()
     async with SimTerminal(mqtt_url, device) as terminal:
