@@ -52,6 +52,14 @@ class PublisherElection:
     def leading(self) -> bool:
         return self.publisher is not None
 
+    def holds(self) -> bool:
+        """Whether the lock's session still looks alive: the publisher sends only then.
+
+        Checked at every send, so a session the server ended (its socket closed) stops
+        publishing at once, not at the next round."""
+        conn = self._conn
+        return self.publisher is not None and conn is not None and not conn.is_closed()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="allowlist-election")
 

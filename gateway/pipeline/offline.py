@@ -126,9 +126,14 @@ def offline_support(
     if allowlists is not None and signing_key is not None and signer is not None:
         config, secret = allowlists, salt_secret(signing_key)
 
+        def guarded(topic: str, payload: bytes) -> None:
+            # Never after the lock is gone: another worker may lead by now.
+            if election is not None and election.holds():
+                retained(topic, payload)
+
         def publisher() -> AllowlistPublisher:
             return AllowlistPublisher(
-                publish=retained,
+                publish=guarded,
                 topics=topics,
                 index=index,
                 occupancy=occupancy.count,

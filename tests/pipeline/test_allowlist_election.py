@@ -132,7 +132,9 @@ async def test_a_leader_whose_session_dies_stops_publishing_and_one_leads_again(
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
         finally:
             await admin.close()
-        # The leader notices and stops its publisher; one gateway leads again (either).
+        # The leader sends nothing more at once (its session is gone), notices and stops
+        # its publisher; one gateway leads again (either).
+        await until(lambda: not election.holds(), 5)
         await until(lambda: election.publisher is not first_term)
         await until(lambda: len(leaders(gateways)) == 1)
         assert sum(g.offline.election.terms for g in gateways) == 2  # type: ignore[union-attr]
