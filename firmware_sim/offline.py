@@ -231,7 +231,7 @@ def decide_offline(
     if direction == "out":
         return "admit", "ok"
     windows, flags = entry
-    if flags & FLAG_HELD:
+    if flags & FLAG_HELD:  # the gateway leaves held people out; an older list may flag them
         return "deny", "health_hold"
     if not allowlist.in_window(windows, now):
         return "deny", "not_authorized"

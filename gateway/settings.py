@@ -89,8 +89,8 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = None
     # Offline decisions (issue 13): how long a door's allowlist is valid (schedules are
     # expanded that far ahead), and the org units whose people an expired list still admits.
-    # Several workers (`campusgate worker`) would each publish their own lists and deltas:
-    # turn it on for one of them only.
+    # Several workers (`campusgate worker`) elect one publisher through PostgreSQL
+    # (gateway/pipeline/allowlist_election.py); false keeps this process out of it.
     publish_allowlists: bool = True
     allowlist_days: float = Field(default=3.0, gt=0, le=31)
     offline_emergency_units: str = ""

@@ -87,7 +87,8 @@ async def offline_showcase(
         await _until(lambda: door.gateway_online is False, 10)
         await _set_status(dsn, stale_person, HealthStatus.HOME_ISOLATION)
         cards = {
-            "isolated person": (facts.isolated_card, "deny health_hold"),
+            # Held people are not in the list (it must not reveal them): unknown offline.
+            "isolated person": (facts.isolated_card, "deny unknown_card"),
             "outsider": (facts.outsider_card, "deny unknown_card"),
             "student": (student, "admit ok"),
             "resident isolated after the list was sent": (stale_card, "admit ok"),

@@ -1,8 +1,8 @@
 """A door's allowlist for offline decisions (docs/protocol.md, "Offline decisions").
 
-What one terminal needs to decide alone: its cards as keyed hashes, each with the
-windows when its holder may enter and flags (held, emergency group), and the door's
-rules. Entries are compiled per zone in card-uid space (`ZoneEntries`); hashing with the
+What one terminal needs to decide alone: the cards that may use its zone (or are in the
+emergency group) as keyed hashes, each with the windows when its holder may enter and a
+flag (emergency group), and the door's rules. Held people are left out, not flagged. Entries are compiled per zone in card-uid space (`ZoneEntries`); hashing with the
 device's salt happens only when a list or a delta is written, so a change touches only
 the cards it changed. Pure: no clock, no I/O.
 """
@@ -19,8 +19,11 @@ FORMAT_VERSION = 1
 HASH_BYTES = 12
 SALT_BYTES = 16
 
-FLAG_HELD = 1
+FLAG_HELD = 1  # no longer set: held people are left out of lists (terminals still honour it)
 FLAG_EMERGENCY = 2
+
+# Online reasons a terminal gives as `unknown_card` offline: those cards are not listed.
+UNLISTED_REASONS = frozenset({"unknown_card", "card_revoked", "health_hold", "not_authorized"})
 
 # A delta larger than this share of its base list is folded into a new full list.
 FOLD_SHARE = 0.25
@@ -75,6 +78,13 @@ def device_salt(secret: bytes, device_id: str) -> bytes:
 def card_hash(salt: bytes, card_uid: str) -> str:
     """base64url of the first 12 bytes of HMAC-SHA256(salt, uid in upper-case hex)."""
     return b64url(hmac.digest(salt, card_uid.upper().encode("ascii"), "sha256")[:HASH_BYTES])
+
+
+def reasons_agree(offline_reason: str, online_reason: str) -> bool:
+    """Whether an offline reason is the one the contract maps the online reason to."""
+    if offline_reason == "unknown_card":
+        return online_reason in UNLISTED_REASONS
+    return offline_reason == online_reason
 
 
 class WindowTable:

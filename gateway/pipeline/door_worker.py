@@ -268,6 +268,7 @@ class Gateway:
             worker=self.config.client_id,
             index=lambda: roster.index,
             pool=self._pool,
+            database_url=self.config.database_url,
             policy=self.config.policy,
             seen=seen,
             occupancy=occupancy,

@@ -2,7 +2,8 @@
 
 - Presence: `{"online": true}` retained on `P/gateway/state/{worker}` at every connect, the last
   will `{"online": false}`, and `{"online": false}` on a clean stop.
-- Allowlists: `AllowlistPublisher` keeps every device's list current (needs the signing key).
+- Allowlists: `AllowlistPublisher` keeps every device's list current (needs the signing key),
+  on the one worker that `PublisherElection` elects through PostgreSQL.
 - Uploads: messages on `P/devices/+/uploads` go to the `UploadDesk`; everything else to
   the normal ingest.
 """
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from devices.transports.mqtt import Message, MqttClient, Will
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
+from gateway.pipeline.allowlist_election import PublisherElection
 from gateway.pipeline.allowlists import AllowlistConfig, AllowlistPublisher, salt_secret
 from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.doors import DoorPolicy
@@ -46,14 +48,19 @@ class OfflineSupport:
         worker: str,
         publish: Callable[[str, bytes], None],
         *,
-        allowlists: AllowlistPublisher | None = None,
+        election: PublisherElection | None = None,
         uploads: UploadDesk | None = None,
     ) -> None:
         self._topics = topics
         self._state = topics.gateway_state(worker)
         self._publish = publish
-        self.allowlists = allowlists
+        self.election = election
         self.uploads = uploads
+
+    @property
+    def allowlists(self) -> AllowlistPublisher | None:
+        """This worker's publisher while it is the elected one, else None."""
+        return self.election.publisher if self.election is not None else None
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(self._topics.uploads, 1)] if self.uploads is not None else []
@@ -81,13 +88,13 @@ class OfflineSupport:
         return handle
 
     def start(self) -> None:
-        if self.allowlists is not None:
-            self.allowlists.start()
+        if self.election is not None:
+            self.election.start()
 
     async def stop(self) -> None:
         """Say the gateway is gone (terminals go offline at once), finish the uploads."""
-        if self.allowlists is not None:
-            await self.allowlists.stop()
+        if self.election is not None:
+            await self.election.stop()  # frees the lock: a standby takes over
         if self.uploads is not None:
             await self.uploads.drain()
         self._publish(self._state, OFFLINE)
@@ -100,6 +107,7 @@ def offline_support(
     worker: str,
     index: Callable[[], RosterIndex],
     pool: asyncpg.Pool,
+    database_url: str,
     policy: DoorPolicy,
     seen: SeenEvents,
     occupancy: Occupancy,
@@ -114,17 +122,27 @@ def offline_support(
     def retained(topic: str, payload: bytes) -> None:
         mqtt.publish(topic, payload, qos=1, retain=True)
 
-    publisher = None
+    election = None
     if allowlists is not None and signing_key is not None and signer is not None:
-        publisher = AllowlistPublisher(
-            publish=retained,
-            topics=topics,
-            index=index,
-            occupancy=occupancy.count,
-            signer=signer,
-            secret=salt_secret(signing_key),
-            config=allowlists,
-        )
+        config, secret = allowlists, salt_secret(signing_key)
+
+        def guarded(topic: str, payload: bytes) -> None:
+            # Never after the lock is gone: another worker may lead by now.
+            if election is not None and election.holds():
+                retained(topic, payload)
+
+        def publisher() -> AllowlistPublisher:
+            return AllowlistPublisher(
+                publish=guarded,
+                topics=topics,
+                index=index,
+                occupancy=occupancy.count,
+                signer=signer,
+                secret=secret,
+                config=config,
+            )
+
+        election = PublisherElection(database_url, topics.prefix, publisher)
     uploads = UploadDesk(
         pool=pool,
         index=index,
@@ -138,4 +156,4 @@ def offline_support(
         signer=signer,
         counters=counters,
     )
-    return OfflineSupport(topics, worker, retained, allowlists=publisher, uploads=uploads)
+    return OfflineSupport(topics, worker, retained, election=election, uploads=uploads)

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -174,6 +175,8 @@ class Ed25519CommandSigner:
         self._key = key
         self.info = PublicKeyInfo.of(key)
         self._seq = 0
+        # The allowlist thread and the event loop both stamp: `seq` must stay unique.
+        self._lock = threading.Lock()
         # `ts` of the current millisecond: several commands leave within one at load.
         self._ts_ms = -1
         self._ts = ""
@@ -183,12 +186,13 @@ class Ed25519CommandSigner:
         return self.info.kid
 
     def stamp(self) -> tuple[int, str]:
-        now_ns = time.time_ns()
-        self._seq = max(self._seq + 1, now_ns // 1000)
-        now_ms = now_ns // 1_000_000
-        if now_ms != self._ts_ms:
-            self._ts_ms, self._ts = now_ms, rfc3339_ms(now_ms)
-        return self._seq, self._ts
+        with self._lock:
+            now_ns = time.time_ns()
+            self._seq = max(self._seq + 1, now_ns // 1000)
+            now_ms = now_ns // 1_000_000
+            if now_ms != self._ts_ms:
+                self._ts_ms, self._ts = now_ms, rfc3339_ms(now_ms)
+            return self._seq, self._ts
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)

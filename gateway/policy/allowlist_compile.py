@@ -1,9 +1,10 @@
 """Compile a zone's allowlist entries from the roster index (issue 13): pure, no clock.
 
-Each valid card gets the windows when its holder may enter the zone between `start` and
+A valid card gets the windows when its holder may enter the zone between `start` and
 `end` (the grants' schedules expanded in campus time, cut by the grants', the card's and
-the person's validity, under the response levels' rules), and its flags (held, emergency
-group). The same checks as `decide`, answered ahead of time for every card.
+the person's validity, under the response levels' rules), and its flag (emergency group).
+Only cards with a window at the zone, or in the emergency group, are listed; a holder
+under a health hold is left out. The same checks as `decide`, answered ahead of time.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.domain.allowlist import FLAG_EMERGENCY, FLAG_HELD, DoorRules, Entry, Windows
+from gateway.domain.allowlist import FLAG_EMERGENCY, DoorRules, Entry, Windows
 from gateway.domain.levels import ZoneRules
 from gateway.domain.roster import Card, Door, Grant, Person, PersonKind
 from gateway.domain.schedule import Schedule
@@ -44,7 +45,7 @@ def compile_zone(
     tz: ZoneInfo,
     emergency_units: Collection[str] = (),
 ) -> dict[str, Entry]:
-    """Every valid card's entry for `zone_id` over [start, end)."""
+    """The listed cards' entries for `zone_id` over [start, end)."""
     return compile_zones(
         index, [zone_id], start=start, end=end, tz=tz, emergency_units=emergency_units
     )[zone_id]
@@ -62,7 +63,7 @@ def compile_zones(
     interned: dict[tuple[Windows, int], Entry] | None = None,
     cards: Iterable[Card] | None = None,
 ) -> dict[str, dict[str, Entry]]:
-    """Every valid card's entry for each zone over [start, end); holds judged at `at`.
+    """The listed cards' entries for each zone over [start, end); holds judged at `at`.
 
     One pass over the cards for all zones. `interned` (kept by the caller from one
     compilation to the next) makes equal entries the same object, so comparing a new
@@ -92,7 +93,11 @@ def compile_zones(
         if limit is not None and limit <= start:
             continue
         record = index.health(person.id)
-        flags = FLAG_HELD if record is not None and record.holds(at) else 0
+        if record is not None and record.holds(at):
+            # Left out, not flagged: a list must not tell a thief who is under a hold. The
+            # terminal denies the card as unknown, which keeps the person out all the same.
+            continue
+        flags = 0
         unit = person.org_unit_id
         if emergency_units and unit is not None and _in_units(index, unit, emergency_units):
             flags |= FLAG_EMERGENCY
@@ -113,6 +118,10 @@ def compile_zones(
             entry = by_flags.get(flags)
             if entry is None:
                 windows = cache[key]
+                if not windows and not flags & FLAG_EMERGENCY:
+                    # Nothing this door would ever admit: not listed, so a stolen terminal
+                    # holds only the cards that may use its zone.
+                    continue
                 entry = interned.get((windows, flags))
                 if entry is None:
                     entry = interned[(windows, flags)] = Entry(windows, flags)

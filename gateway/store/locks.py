@@ -23,6 +23,9 @@ class LockKey(IntEnum):
     RETENTION = 0x43475254  # "CGRT": one retention run at a time (try, refuse if held)
     DAILY_REPORTS = 0x43475250  # "CGRP": one scheduled report run at a time (try, skip)
     PRESENCE_STAYS = 0x43475354  # "CGST": one stay materialization at a time (try, skip)
+    # "CGAL": the one allowlist publisher per topic prefix (session lock held while it
+    # leads, with the prefix's hash as the second key; try, stand by if held)
+    ALLOWLISTS = 0x4347414C
     # Taken in SQL, not here: the alert feed's commit order (migration 0007). The access
     # log's partition creation (0003, 0005) locks hashtext('campusgate_access_partition').
     ALERT_FEED = 0x43474146  # "CGAF"
@@ -52,3 +55,15 @@ async def try_session_lock(conn: asyncpg.Connection, key: LockKey) -> AsyncItera
     finally:
         if taken:
             await conn.execute("SELECT pg_advisory_unlock($1)", int(key))
+
+
+async def try_hold(conn: asyncpg.Connection, key: LockKey, scope: str) -> bool:
+    """Take the lock for `scope` if free and keep it until this session ends.
+
+    The two-key form (the key, the scope's hash): a lock per scope, apart
+    from the one-key locks above. Held by a long-lived connection, it passes to another
+    session by itself when the holder's connection dies.
+    """
+    return bool(
+        await conn.fetchval("SELECT pg_try_advisory_lock($1::int4, hashtext($2))", int(key), scope)
+    )

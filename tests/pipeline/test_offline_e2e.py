@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from db_proxy import FaultyProxy
 
 from devices.transports.mqtt import BrokerAddress, MqttClient
-from firmware_sim.offline import FLAG_HELD, OfflineTerminal
+from firmware_sim.offline import OfflineTerminal
 from gateway.domain.health import HealthRecord, HealthStatus
 from gateway.pipeline.allowlists import AllowlistConfig
 from gateway.pipeline.door_worker import Gateway
@@ -101,7 +101,8 @@ async def test_terminal_decides_offline_and_reconciles_once(
         # A health change reaches the door's list as a delta, not a new list.
         fulls = gateway.offline.allowlists.fulls
         await set_status(campus_dsn, delta_person, HealthStatus.CLOSE_CONTACT)
-        await until(lambda: (gate.holder.current.entry(delta_card) or (0, 0))[1] & FLAG_HELD)
+        # A held person leaves the list (a removal): it must not reveal who is held.
+        await until(lambda: gate.holder.current.entry(delta_card) is None)
         assert gate.holder.current.delta_version is not None
         assert gateway.offline.allowlists.fulls == fulls
 
@@ -121,10 +122,10 @@ async def test_terminal_decides_offline_and_reconciles_once(
         decided = {name: await gate.decision(eid, timeout=5) for name, eid in events.items()}
         verdicts = {name: (d["decision"], d["reason"]) for name, d in decided.items()}
         assert verdicts == {
-            "isolated": ("deny", "health_hold"),
+            "isolated": ("deny", "unknown_card"),
             "outsider": ("deny", "unknown_card"),
             "student": ("admit", "ok"),
-            "delta": ("deny", "health_hold"),
+            "delta": ("deny", "unknown_card"),
             "stale": ("admit", "ok"),
         }
         assert all(d["offline"] for d in decided.values())
@@ -243,7 +244,7 @@ async def test_a_terminal_cut_from_the_broker_decides_offline_and_logs_each_even
             }
             decided = {n: await gate.decision(e, timeout=5) for n, e in events.items()}
             assert {n: (d["decision"], d["reason"], d["offline"]) for n, d in decided.items()} == {
-                "isolated": ("deny", "health_hold", True),
+                "isolated": ("deny", "unknown_card", True),
                 "outsider": ("deny", "unknown_card", True),
                 "student": ("admit", "ok", True),
             }
@@ -384,7 +385,7 @@ async def test_a_killed_gateway_sends_the_doors_offline_by_its_last_will(
         }
         decided = {n: await gate.decision(e, timeout=5) for n, e in events.items()}
         assert {n: (d["decision"], d["reason"]) for n, d in decided.items()} == {
-            "isolated": ("deny", "health_hold"),
+            "isolated": ("deny", "unknown_card"),
             "outsider": ("deny", "unknown_card"),
             "student": ("admit", "ok"),
         }
