@@ -20,6 +20,7 @@ from collections.abc import Callable
 import asyncpg
 
 from gateway.pipeline.allowlists import AllowlistPublisher
+from gateway.store.db import ping
 from gateway.store.locks import LockKey, try_hold
 
 _LOGGER = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class PublisherElection:
             self._conn = await asyncio.wait_for(asyncpg.connect(self._dsn), CHECK_S)
         if self.leading:
             # The lock is as alive as this session: a leader that cannot reach it resigns.
-            await asyncio.wait_for(self._conn.fetchval("SELECT 1"), CHECK_S)
+            await asyncio.wait_for(ping(self._conn), CHECK_S)
             return
         if await asyncio.wait_for(try_hold(self._conn, LockKey.ALLOWLISTS, self._scope), CHECK_S):
             # A fresh publisher: nothing of an earlier term's lists is taken for granted.
