@@ -199,6 +199,10 @@ async def test_readyz_and_the_journal_follow_the_database(
                         "broker": "not connected",
                         "roster": "not loaded",
                     },
+                    # Where decisions are journaled, and how old the roster they use is.
+                    "journal": "database",
+                    "roster_age_s": None,
+                    "spool_items": None,
                 }
                 await gateway.start()
                 up = await readyz()
