@@ -6,9 +6,10 @@ traffic (every person at a few doors, in and later out, outsiders trying the doo
 temperatures measured at the temperature doors, a few fevers and bad readings) is
 decided twice, in time order: by the gateway's `decide` (with the campus-wide occupancy)
 and by the terminal's offline rules on its list (with only its own passages). Every
-difference must be a documented one (docs/protocol.md, "Deciding offline"): a revoked
-card is simply not listed, nor is an inactive person's, who so cannot leave by a card
-exit offline (online, egress is free), and a zone's occupancy from other doors. The agreement is
+difference must be a documented one (docs/protocol.md, "Deciding offline"): a door's list
+holds only the cards granted at its zone, so every other refusal is `unknown_card`
+offline, and such a card cannot leave by a card exit offline (online, egress is free);
+and a zone's occupancy from other doors. The agreement is
 printed; `tests/policy/test_allowlists.py` compares every card at every half hour.
 """
 
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware_sim.offline import AllowlistHolder, decide_offline
+from gateway.domain.allowlist import reasons_agree
 from gateway.domain.decisions import Verdict
 from gateway.domain.events import Direction
 from gateway.domain.roster import DeviceKind, DoorDirection
@@ -39,15 +41,6 @@ TZ = ZoneInfo("Asia/Shanghai")
 FEVER_C = 37.3
 VISITS_PER_PERSON = 3
 OUTSIDER_SWIPES = 300
-
-
-def listed(index: RosterIndex, uid: str, at: datetime) -> bool:
-    """Whether the card can be on a list: known, not revoked, its holder active and valid."""
-    card = index.card(uid)
-    person = index.person(card.person_id) if card is not None else None
-    if card is None or person is None or card.revoked or not person.active:
-        return False
-    return all(until is None or at < until for until in (card.valid_until, person.valid_until))
 
 
 def day_traffic(index: RosterIndex, day: datetime, rng: random.Random):
@@ -117,6 +110,7 @@ async def test_offline_and_online_agree_over_a_simulated_day(campus_dsn):
     swipes = day_traffic(index, day, random.Random(13))
     online_inside, own_entered = Occupancy(), Counter[str]()
     identical, documented, undocumented = 0, Counter[str](), []
+    entries = entries_agree = 0
     for at, device_id, uid, direction, celsius in swipes:
         door = index.door(index.device(device_id).door_id)
         online = decide(
@@ -143,21 +137,34 @@ async def test_offline_and_online_agree_over_a_simulated_day(campus_dsn):
             online_inside.passed(door.zone_id, direction)
         if verdict == "admit":
             own_entered[device_id] += 1 if direction is Direction.IN else -1
+        if direction is Direction.IN:
+            entries += 1
+            entries_agree += verdict == online.verdict.value
         if (verdict, reason) == (online.verdict.value, online.reason.value):
             identical += 1
-        elif online.reason.value == "card_revoked" and reason == "unknown_card":
-            documented["revoked card not listed"] += 1
+        elif verdict == online.verdict.value == "deny" and reasons_agree(
+            reason, online.reason.value
+        ):
+            # A door's list holds only the cards granted there (no holds, no revocations):
+            # the contract maps every such online refusal to `unknown_card` offline.
+            documented["denied, reason mapped to unknown_card"] += 1
         elif "zone_full" in (reason, online.reason.value):
             documented["occupancy from other doors"] += 1
-        elif direction is Direction.OUT and reason == "unknown_card" and not listed(index, uid, at):
-            documented["exit of an unlisted (inactive) person"] += 1
+        elif direction is Direction.OUT and reason == "unknown_card":
+            # Online, egress is free; offline, a card not on this door's list (not granted
+            # here, held, revoked or inactive) is unknown: the mechanical exit remains.
+            documented["exit of a card not on this door's list"] += 1
         else:
             undocumented.append((at, device_id, uid, direction, celsius, online.reason, reason))
     total = len(swipes)
     print(
         f"\nsimulated day: {total} swipes at {len(holders)} terminals; offline identical to "
         f"online {identical}/{total} ({100 * identical / total:.2f} %); documented "
-        f"differences {dict(documented)}; undocumented {len(undocumented)}"
+        f"differences {dict(documented)}; undocumented {len(undocumented)}; entries with "
+        f"the same verdict {entries_agree}/{entries}"
     )
     assert undocumented == [], undocumented[:10]
-    assert total > 1000 and identical > 0.9 * total  # a day with real traffic, mostly equal
+    # A day with real traffic. The traffic swipes people at doors they are not granted, so
+    # many exits differ (documented); who may come in must be decided the same.
+    assert total > 1000 and entries > 500
+    assert entries_agree > 0.95 * entries
