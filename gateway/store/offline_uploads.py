@@ -41,6 +41,28 @@ async def already_logged(
     return {r[0] for r in rows}
 
 
+async def _claim(conn: asyncpg.Connection, row: UploadRow) -> bool:
+    """Record one uploaded event; False when it was recorded before (once per event)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO offline_uploads (device_id, event_id, device_ts, local_decision,
+            local_reason, gateway_decision, gateway_reason, allowlist_version)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (device_id, event_id) DO NOTHING
+        RETURNING event_id
+        """,
+        row.device_id,
+        row.event_id,
+        row.device_ts,
+        row.local_decision,
+        row.local_reason,
+        row.gateway_decision,
+        row.gateway_reason,
+        row.allowlist_version,
+    )
+    return inserted is not None
+
+
 async def record_uploads(
     conn: asyncpg.Connection, uploads: Sequence[tuple[UploadRow, AccessRecord]]
 ) -> list[str]:
@@ -51,25 +73,8 @@ async def record_uploads(
         fresh: list[str] = []
         records: list[AccessRecord] = []
         for row, record in uploads:
-            inserted = await conn.fetchval(
-                """
-                INSERT INTO offline_uploads (device_id, event_id, device_ts, local_decision,
-                    local_reason, gateway_decision, gateway_reason, allowlist_version)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                ON CONFLICT (device_id, event_id) DO NOTHING
-                RETURNING event_id
-                """,
-                row.device_id,
-                row.event_id,
-                row.device_ts,
-                row.local_decision,
-                row.local_reason,
-                row.gateway_decision,
-                row.gateway_reason,
-                row.allowlist_version,
-            )
-            if inserted is not None:
-                fresh.append(inserted)
+            if await _claim(conn, row):
+                fresh.append(row.event_id)
                 records.append(record)
         await write_access_records(conn, records)
     return fresh
@@ -131,24 +136,7 @@ async def amend_to_local(conn: asyncpg.Connection, row: UploadRow, reason: str) 
     """The door acted on its own decision, not the gateway's logged one: the log row says
     what the door did, the gateway's verdict moves to its detail. Once per event."""
     async with conn.transaction():
-        inserted = await conn.fetchval(
-            """
-            INSERT INTO offline_uploads (device_id, event_id, device_ts, local_decision,
-                local_reason, gateway_decision, gateway_reason, allowlist_version)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            ON CONFLICT (device_id, event_id) DO NOTHING
-            RETURNING event_id
-            """,
-            row.device_id,
-            row.event_id,
-            row.device_ts,
-            row.local_decision,
-            row.local_reason,
-            row.gateway_decision,
-            row.gateway_reason,
-            row.allowlist_version,
-        )
-        if inserted is None:
+        if not await _claim(conn, row):
             return False
         await conn.execute(
             """
