@@ -1,7 +1,7 @@
 """How a terminal verifies a signed command (docs/protocol.md, "Signed commands").
 
 Written from the protocol text, not from the gateway's signer (devices.codecs), so one
-bug cannot hide on both sides; tests/codecs/test_signed_commands.py pins both to the
+bug cannot hide on both sides; tests/devices/codecs/test_signed_commands.py pins both to the
 same bytes.
 """
 

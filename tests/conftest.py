@@ -11,6 +11,13 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 from broker_fixtures import start_mosquitto
+from db_fixtures import (  # noqa: F401  (fixtures for every test: tests/db_fixtures.py)
+    conn,
+    fresh_db,
+    fresh_db_module,
+    new_database,
+    roster_listener,
+)
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every `serve`/`worker` the tests start would open the worker metrics port (9108) by
@@ -28,19 +35,19 @@ def _run(coro):
 
 
 async def _admin(admin_dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
+    admin = await asyncpg.connect(admin_dsn)
     try:
-        await conn.execute(sql)
+        await admin.execute(sql)
     finally:
-        await conn.close()
+        await admin.close()
 
 
 async def _reachable(dsn: str) -> bool:
     try:
-        conn = await asyncpg.connect(dsn, timeout=3)
+        probe = await asyncpg.connect(dsn, timeout=3)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return False
-    await conn.close()
+    await probe.close()
     return True
 
 

@@ -1,4 +1,4 @@
-"""Database fixtures shared by the store, services and CLI tests (imported by their conftest)."""
+"""Database fixtures for every test (imported once by tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A TCP proxy that a test controls, in front of PostgreSQL or an MQTT broker (imported,
-not a conftest). The one fault proxy of the tests and of tests/bench/soak_faults.py.
+not a conftest). The one fault proxy of the tests and of tests/e2e/bench/soak_faults.py.
 
 In the style of asyncpg's own fault-injecting proxy tests: the gateway talks to the
 database (or broker) through it, and the test decides what the network does to each

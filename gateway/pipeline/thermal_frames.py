@@ -55,7 +55,7 @@ WORKERS = 2
 TAILGATE_SLACK_S = 0.5
 ADMIT_HISTORY = 256  # admits remembered per door
 
-# What the simulated cameras need (tests/thermal: fitted on seeds 1000-1199).
+# What the simulated cameras need (tests/devices/codecs/test_thermal_estimator.py: fitted on seeds 1000-1199).
 # Real cameras get theirs from a reference blackbody per device.
 FINE_CALIBRATION = Calibration(offset_c=-0.07, ambient_coeff=0.06)  # 160x120 and finer
 COARSE_CALIBRATION = Calibration(offset_c=1.52, ambient_coeff=0.05)  # 32x24 and coarser

