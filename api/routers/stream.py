@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from fastapi.encoders import jsonable_encoder
 
 from api.deps import SESSION_COOKIE, authenticate, idle_timeout
 from api.permissions import org_scoped, present_alert, visible_alert_kinds
+from gateway.domain.alerts import AlertKind
 from gateway.domain.operators import OperatorRole
 from gateway.store.alert_feed import AlertChange, alert_changes_after, alert_cursor
 from gateway.store.org_tree import org_subtree
@@ -74,12 +75,55 @@ def origin_allowed(websocket: WebSocket) -> bool:
     return origin in websocket.app.state.settings.allowed_origin_set
 
 
+@dataclass(frozen=True)
+class _Viewer:
+    """Who is on the stream and what they may see of it."""
+
+    operator_id: str
+    role: OperatorRole
+    kinds: frozenset[AlertKind] | None  # None: every kind
+    units: frozenset[str] | None  # a liaison's org unit and those under it
+    still_valid: Callable[[], Awaitable[bool]]
+
+    def sees(self, change: AlertChange) -> bool:
+        if self.units is not None and change.person_org_unit not in self.units:
+            return False
+        return self.kinds is None or change.alert.kind in self.kinds
+
+
 @router.websocket("/api/alerts/stream")
 async def alert_stream(websocket: WebSocket) -> None:
+    admitted = await _admit(websocket)
+    if admitted is None:
+        return
+    viewer, cursor, since = admitted
+    await websocket.accept()
+    pool = websocket.app.state.pool
+    hub = websocket.app.state.alert_hub
+    queue = hub.subscribe()  # before the catch-up, so nothing falls between them
+    operator_changed = hub.watch_operator(viewer.operator_id)
+    try:
+        async with pool.acquire() as conn:
+            # Read after subscribing: what committed later comes through the queue too.
+            head = await alert_cursor(conn)
+        last = await _replay(websocket, pool, viewer, cursor, since)
+        last = max(last, head)  # without `since`: from now on
+        await websocket.send_json({"type": "ready", "cursor": last})
+        await _follow(websocket, queue, operator_changed, viewer, last)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unsubscribe(queue)
+        hub.unwatch_operator(viewer.operator_id, operator_changed)
+
+
+async def _admit(websocket: WebSocket) -> tuple[_Viewer, int | None, datetime | None] | None:
+    """The handshake: the viewer and where to resume, or None once the socket is closed
+    with the reason (foreign origin, no credential, no kinds to see, a bad `since`)."""
     app = websocket.app
     if not origin_allowed(websocket):
         await websocket.close(CLOSE_FORBIDDEN)
-        return
+        return None
     token = websocket.query_params.get("token")
     cookie = websocket.cookies.get(SESSION_COOKIE)
     idle = idle_timeout(app)
@@ -87,89 +131,91 @@ async def alert_stream(websocket: WebSocket) -> None:
         found = await authenticate(conn, token, cookie, idle)
     if found is None:
         await websocket.close(CLOSE_UNAUTHORIZED)
-        return
+        return None
 
     async def still_valid() -> bool:
         async with app.state.pool.acquire() as conn:
             return await authenticate(conn, token, cookie, idle, touch=False) is not None
 
-    role = found[0].role
-    kinds = visible_alert_kinds(role)
+    account = found[0]
+    kinds = visible_alert_kinds(account.role)
     if kinds is not None and not kinds:
         await websocket.close(CLOSE_FORBIDDEN)
-        return
+        return None
     try:
         cursor, since = _parse_since(websocket.query_params.get("since"))
     except ValueError:
         await websocket.close(CLOSE_BAD_REQUEST)
-        return
-    units: frozenset[str] | None = None  # a liaison's org unit and those under it
-    if org_scoped(role):
-        scope = found[0].org_unit_id
+        return None
+    units: frozenset[str] | None = None
+    if org_scoped(account.role):
+        scope = account.org_unit_id
         async with app.state.pool.acquire() as conn:
             units = frozenset(await org_subtree(conn, scope) if scope else ())
-    await websocket.accept()
-    hub = app.state.alert_hub
-    queue = hub.subscribe()  # before the catch-up, so nothing falls between them
-    operator_changed = hub.watch_operator(found[0].id)
+    viewer = _Viewer(account.id, account.role, kinds, units, still_valid)
+    return viewer, cursor, since
+
+
+async def _replay(
+    websocket: WebSocket,
+    pool: asyncpg.Pool,
+    viewer: _Viewer,
+    cursor: int | None,
+    since: datetime | None,
+) -> int:
+    """Send what the viewer missed since `cursor` or `since`, a page at a time; return the
+    last cursor read (seen or not), 0 when nothing was asked for."""
     last = cursor or 0
+    while cursor is not None or since is not None:
+        async with pool.acquire() as conn:
+            missed = await alert_changes_after(conn, cursor=cursor, since=since, limit=REPLAY_PAGE)
+        for change in missed:
+            last = max(last, change.cursor)
+            if viewer.sees(change):
+                await websocket.send_json(_message(change, viewer.role))
+        if len(missed) < REPLAY_PAGE:
+            break
+        cursor, since = last, None
+    return last
 
-    def visible(change: AlertChange) -> bool:
-        if units is not None and change.person_org_unit not in units:
-            return False
-        return kinds is None or change.alert.kind in kinds
 
+async def _follow(
+    websocket: WebSocket,
+    queue: asyncio.Queue[AlertChange | None],
+    operator_changed: asyncio.Event,
+    viewer: _Viewer,
+    last: int,
+) -> None:
+    """Forward live changes past `last` until the client leaves, the credential lapses
+    or the hub shuts down."""
+    receiver = asyncio.create_task(_drain(websocket))
+    recheck = asyncio.create_task(_recheck(operator_changed, viewer.still_valid))
     try:
-        async with app.state.pool.acquire() as conn:
-            # Read after subscribing: what committed later comes through the queue too.
-            head = await alert_cursor(conn)
-        while cursor is not None or since is not None:
-            async with app.state.pool.acquire() as conn:
-                missed = await alert_changes_after(
-                    conn, cursor=cursor, since=since, limit=REPLAY_PAGE
-                )
-            for change in missed:
-                last = max(last, change.cursor)
-                if visible(change):
-                    await websocket.send_json(_message(change, role))
-            if len(missed) < REPLAY_PAGE:
-                break
-            cursor, since = last, None
-        last = max(last, head)  # without `since`: from now on
-        await websocket.send_json({"type": "ready", "cursor": last})
-        receiver = asyncio.create_task(_drain(websocket))
-        recheck = asyncio.create_task(_recheck(operator_changed, still_valid))
-        try:
-            while True:
-                getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait(
-                    {getter, receiver, recheck}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receiver in done:
-                    getter.cancel()
-                    return
-                if recheck in done:
-                    # Disabled, removed, token revoked or expired, password changed,
-                    # logged out or idle: the stream ends with the credential.
-                    getter.cancel()
-                    await websocket.close(CLOSE_UNAUTHORIZED)
-                    return
-                change = getter.result()
-                if change is None:
-                    await websocket.close(1012)
-                    return
-                if change.cursor <= last or not visible(change):
-                    continue
-                last = change.cursor
-                await websocket.send_json(_message(change, role))
-        finally:
-            receiver.cancel()
-            recheck.cancel()
-    except WebSocketDisconnect:
-        pass
+        while True:
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait(
+                {getter, receiver, recheck}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if receiver in done:
+                getter.cancel()
+                return
+            if recheck in done:
+                # Disabled, removed, token revoked or expired, password changed,
+                # logged out or idle: the stream ends with the credential.
+                getter.cancel()
+                await websocket.close(CLOSE_UNAUTHORIZED)
+                return
+            change = getter.result()
+            if change is None:
+                await websocket.close(1012)
+                return
+            if change.cursor <= last or not viewer.sees(change):
+                continue
+            last = change.cursor
+            await websocket.send_json(_message(change, viewer.role))
     finally:
-        hub.unsubscribe(queue)
-        hub.unwatch_operator(found[0].id, operator_changed)
+        receiver.cancel()
+        recheck.cancel()
 
 
 async def _recheck(changed: asyncio.Event, still_valid: Callable[[], Awaitable[bool]]) -> None:
