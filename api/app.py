@@ -36,6 +36,7 @@ from api.routers import (
     health,
     imports,
     levels,
+    me_care,
     monitoring,
     occupancy,
     people,
@@ -148,6 +149,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         tracing,
         stream,
         monitoring,
+        me_care,
     ):
         app.include_router(module.router)
     add_error_handlers(app)
