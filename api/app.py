@@ -37,6 +37,7 @@ from api.routers import (
     imports,
     levels,
     me_care,
+    me_trips,
     monitoring,
     occupancy,
     people,
@@ -150,6 +151,7 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         stream,
         monitoring,
         me_care,
+        me_trips,
     ):
         app.include_router(module.router)
     add_error_handlers(app)
