@@ -36,6 +36,8 @@ from api.routers import (
     health,
     imports,
     levels,
+    me_care,
+    me_trips,
     monitoring,
     occupancy,
     people,
@@ -148,6 +150,8 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         tracing,
         stream,
         monitoring,
+        me_care,
+        me_trips,
     ):
         app.include_router(module.router)
     add_error_handlers(app)

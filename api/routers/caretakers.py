@@ -12,16 +12,28 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from api.care_views import case_view, contact_of, contact_view
 from api.deps import Allowed, Conn, OrgScope, Principal
 from api.permissions import Permission, allowed
-from api.schemas.caretakers import CaretakerCase, CaretakerLoad
+from api.schemas.caretakers import (
+    CareContactIn,
+    CareContactOut,
+    CaretakerCase,
+    CaretakerLoad,
+    CaseContacts,
+    FollowUpCase,
+)
+from gateway.domain.care import FollowUp
 from gateway.domain.health import isolation_day
 from gateway.domain.privacy import mask_phone
+from gateway.services.care_followup import case_contacts, follow_ups, record_care_contact
 from gateway.store.audit import record_audit
 from gateway.store.caretaking import caretaker_cases
 
 router = APIRouter(prefix="/api/caretakers", tags=["caretakers"])
 Reader = Allowed(Permission.READ_CARETAKING)
+HealthReader = Allowed(Permission.READ_HEALTH)  # contacts carry how the person is
+HealthWriter = Allowed(Permission.WRITE_HEALTH)
 Unmask = Annotated[bool, Query(description="full phone numbers (UNMASK only; audited)")]
 
 
@@ -95,3 +107,51 @@ async def cases_of(
 ) -> list[dict[str, Any]]:
     """The people in one caretaker's care (an empty list for a caretaker with none)."""
     return await _cases(request, conn, operator, scope, caretaker_id, unmask)
+
+
+@router.get("/follow-up", response_model=list[FollowUpCase])
+async def follow_up_list(
+    request: Request,
+    operator: Reader,
+    scope: OrgScope,
+    conn: Conn,
+    flagged: Annotated[
+        FollowUp | None,
+        Query(
+            description="only cases gone quiet long enough to be flagged to this audience "
+            "(`health_officer`: two days without contact; `caretaker`: one or more)"
+        ),
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Current isolation cases with their last recorded contact and whether they have
+    gone quiet (`follow_up`), so nobody in isolation goes a day without a call."""
+    now = datetime.now(UTC)
+    tz = request.app.state.settings.tz
+    cases = await follow_ups(conn, now, at_least=flagged, org_scope=scope)
+    return [case_view(c, now, tz) for c in cases]
+
+
+@router.get("/cases/{person_id}/contacts", response_model=CaseContacts)
+async def contacts_list(
+    person_id: str, request: Request, operator: HealthReader, conn: Conn
+) -> dict[str, Any]:
+    """A case's recorded contacts since it began (health data: health officers, admins)."""
+    now = datetime.now(UTC)
+    case, contacts = await case_contacts(conn, person_id, now=now)
+    return {
+        "case": case_view(case, now, request.app.state.settings.tz),
+        "contacts": [contact_view(c) for c in contacts],
+    }
+
+
+@router.post("/cases/{person_id}/contacts", response_model=CareContactOut, status_code=201)
+async def contact_record(
+    person_id: str, body: CareContactIn, operator: HealthWriter, conn: Conn
+) -> dict[str, Any]:
+    """Record a contact with a person in isolation on the caretaker's behalf (e.g. a
+    health officer's own call); audited."""
+    now = datetime.now(UTC)
+    recorded = await record_care_contact(
+        conn, person_id, contact_of(body, now), by=operator.name, now=now
+    )
+    return contact_view(recorded)

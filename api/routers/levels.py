@@ -45,6 +45,7 @@ class LevelDefinition(_Body):
     require_temperature: bool = False
     capacity_factor: float = Field(default=1.0, ge=0.001, le=1)  # stored to three decimals
     labs_named_only: bool = False
+    trips_need_approval: bool = False  # campus-wide: planned trips wait for a liaison
 
 
 @router.get("", response_model=LevelsInForce)
@@ -89,6 +90,7 @@ async def define(
             require_temperature=body.require_temperature,
             capacity_factor=round(body.capacity_factor, 3),
             labs_named_only=body.labs_named_only,
+            trips_need_approval=body.trips_need_approval,
         ),
         body.rank,
         body.title_zh,

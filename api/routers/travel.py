@@ -13,9 +13,11 @@ from pydantic import BaseModel, Field, model_validator
 from api.deps import Allowed, Conn, OrgScope, ensure_in_scope
 from api.permissions import Permission
 from api.schemas.travel import EpidemicArea, TravelDeclaration
+from api.schemas.trip_plans import PlanDecision, PlanDecisionIn
 from gateway.services import travel as service
 from gateway.services.travel_import import TravelImportError, import_declarations
 from gateway.services.travel_preview import preview_area
+from gateway.services.trip_plans import decide_plan
 from gateway.store import travel as store
 
 router = APIRouter(prefix="/api/travel", tags=["travel"])
@@ -256,3 +258,56 @@ async def remove_area(
 
 def _field_error(field: str, message: str) -> HTTPException:
     return HTTPException(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+@router.get("/plans/pending", response_model=list[TravelDeclaration])
+async def pending_plans(operator: Declarer, scope: OrgScope, conn: Conn) -> list[dict[str, Any]]:
+    """Trips people planned that wait for approval (a liaison: their unit's), soonest first."""
+    return await store.pending_plans(conn, scope)
+
+
+@router.post("/plans/{declaration_id}/approve", response_model=PlanDecision)
+async def approve_plan(
+    declaration_id: int,
+    body: PlanDecisionIn,
+    operator: Declarer,
+    scope: OrgScope,
+    request: Request,
+    conn: Conn,
+) -> dict[str, Any]:
+    """Let a planned trip go ahead (audited)."""
+    return await _decide(declaration_id, body, operator.name, scope, request, conn, approve=True)
+
+
+@router.post("/plans/{declaration_id}/refuse", response_model=PlanDecision)
+async def refuse_plan(
+    declaration_id: int,
+    body: PlanDecisionIn,
+    operator: Declarer,
+    scope: OrgScope,
+    request: Request,
+    conn: Conn,
+) -> dict[str, Any]:
+    """Refuse a planned trip (audited); the note tells the person why."""
+    return await _decide(declaration_id, body, operator.name, scope, request, conn, approve=False)
+
+
+async def _decide(
+    declaration_id: int,
+    body: PlanDecisionIn,
+    by: str,
+    scope: str | None,
+    request: Request,
+    conn: Conn,
+    *,
+    approve: bool,
+) -> dict[str, Any]:
+    outcome = await decide_plan(
+        conn, declaration_id, approve=approve, note=body.note, by=by,
+        rules=_rules(request), org_scope=scope,
+    )  # fmt: skip
+    return {
+        "declaration": outcome.declaration,
+        "matched_areas": outcome.matched_areas,
+        "evaluation": outcome.evaluation.as_dict(),
+    }

@@ -36,7 +36,9 @@ class TravelDeclaration(BaseModel):
     note: str
     declared_by: str
     declared_at: Timestamp
-    source: Literal["api", "csv"]
+    source: Literal["api", "csv", "person"] = Field(
+        description="`person`: planned by the person from their own page"
+    )
     matched_areas: list[str] = Field(description="names of listed areas that matched last")
     evaluated_at: Timestamp | None
     isolated_at: Timestamp | None
@@ -45,3 +47,10 @@ class TravelDeclaration(BaseModel):
     waived_at: Timestamp | None
     divisions: list[str] | None
     place_match: str | None
+    planned: bool = Field(description="declared ahead by the person")
+    approval: Literal["not_needed", "pending", "approved", "refused"]
+    approval_by: str | None
+    approval_at: Timestamp | None
+    approval_note: str
+    returned_at: Timestamp | None = Field(description="when the person declared their return")
+    cancelled_at: Timestamp | None = Field(description="the person called the plan off")

@@ -26,6 +26,8 @@ class LevelRules:
     require_temperature: bool = False
     capacity_factor: float = 1.0  # 0 < factor <= 1; capacities become floor(capacity x factor)
     labs_named_only: bool = False
+    # Campus-wide only: trips people plan need their liaison's approval (issue #15).
+    trips_need_approval: bool = False
 
     def stricter(self, other: LevelRules) -> LevelRules:
         """Both levels at once: every rule either one sets, the smaller factor."""
@@ -34,6 +36,7 @@ class LevelRules:
             require_temperature=self.require_temperature or other.require_temperature,
             capacity_factor=min(self.capacity_factor, other.capacity_factor),
             labs_named_only=self.labs_named_only or other.labs_named_only,
+            trips_need_approval=self.trips_need_approval or other.trips_need_approval,
         )
 
 

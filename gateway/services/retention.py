@@ -97,6 +97,7 @@ async def run_retention(
         counts |= await retention.anonymize_alerts(conn, cutoffs.access, dry_run=dry_run)
         counts |= await retention.purge_health_history(conn, cutoffs.health, dry_run=dry_run)
         counts |= await retention.purge_readings(conn, cutoffs.health, dry_run=dry_run)
+        counts |= await retention.purge_care_contacts(conn, cutoffs.health, dry_run=dry_run)
         counts |= await retention.purge_travel(
             conn, cutoffs.travel, cutoffs.isolation_days, dry_run=dry_run
         )

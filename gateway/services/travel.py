@@ -99,14 +99,14 @@ async def evaluate(
     still_open_on = today - timedelta(days=rules.isolation_days - 1)
     async with conn.transaction():
         declarations = await store.open_declarations(
-            conn, still_open_on=still_open_on, person_ids=person_ids
+            conn, still_open_on=still_open_on, today=today, person_ids=person_ids
         )
         people = sorted({d.person_id for d in declarations})
         await lock_people(conn, people)
         # Read them again under the locks (declare and waive commit under the same ones):
         # from a list read before, a trip waived or declared meanwhile would be missed.
         declarations = await store.open_declarations(
-            conn, still_open_on=still_open_on, person_ids=people
+            conn, still_open_on=still_open_on, today=today, person_ids=people
         )
         declarations = await _resolve_missing(conn, declarations)
         await _resolve_missing_areas(conn)

@@ -65,6 +65,15 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
                 person_id,
             )
         )
+    if await table_exists(conn, "care_contacts"):
+        record["care_contacts"] = _dicts(
+            await conn.fetch(
+                "SELECT id, caretaker_id, channel, at, feeling, temperature_c, note,"
+                " recorded_by, recorded_at FROM care_contacts WHERE person_id = $1"
+                " ORDER BY at, id",
+                person_id,
+            )
+        )
     if await table_exists(conn, "travel_declarations"):
         record["travel_declarations"] = _dicts(
             await conn.fetch(

@@ -192,6 +192,15 @@ async def purge_readings(
     }
 
 
+async def purge_care_contacts(
+    conn: asyncpg.Connection, cutoff: datetime, *, dry_run: bool
+) -> dict[str, int]:
+    """Caretakers' recorded contacts older than the health period (they are health data)."""
+    if not await table_exists(conn, "care_contacts"):
+        return {}
+    return {"care_contacts": await _delete(conn, "care_contacts", "at < $1", cutoff, dry_run)}
+
+
 async def purge_travel(
     conn: asyncpg.Connection, cutoff: date, isolation_days: int, *, dry_run: bool
 ) -> dict[str, int]:

@@ -19,7 +19,16 @@ _DECLARATION_COLUMNS = (
     "d.id, d.person_id, p.name AS person_name, p.org_unit_id, d.destination, "
     "d.departure_date, d.return_date, d.note, d.declared_by, d.declared_at, d.source, "
     "d.matched_areas, d.evaluated_at, d.isolated_at, d.lifted_at, d.waived_by, d.waived_at, "
-    "d.divisions, d.place_match"
+    "d.divisions, d.place_match, d.planned, d.approval, d.approval_by, d.approval_at, "
+    "d.approval_note, d.returned_at, d.cancelled_at"
+)
+# A plan counts as a trip taken once its return is declared, or once its planned return
+# day ($3, campus time) is over while it may go ahead and was not called off (the person
+# went and forgot to say they are back). A plan waiting, refused or cancelled, or whose
+# traveller is not back yet, isolates nobody.
+_TAKEN = (
+    "NOT (planned AND returned_at IS NULL AND (cancelled_at IS NOT NULL"
+    " OR approval IN ('pending', 'refused') OR return_date >= $3))"
 )
 
 
@@ -207,20 +216,29 @@ def _declaration(r: asyncpg.Record) -> TravelDeclaration:
 
 
 async def open_declarations(
-    conn: asyncpg.Connection, *, still_open_on: date, person_ids: Sequence[str] | None = None
+    conn: asyncpg.Connection,
+    *,
+    still_open_on: date,
+    today: date,
+    person_ids: Sequence[str] | None = None,
 ) -> list[TravelDeclaration]:
     """Declarations whose isolation would not have ended by `still_open_on` (the last
-    return date that still matters), optionally only for some people."""
+    return date that still matters) and that count as trips taken by `today` (see
+    _TAKEN), optionally only for some people."""
     rows = await conn.fetch(
         """
         SELECT id, person_id, destination, departure_date, return_date, isolated_at, waived_at,
                matched_areas, divisions
         FROM travel_declarations
         WHERE return_date >= $1 AND ($2::text[] IS NULL OR person_id = ANY($2::text[]))
+          AND """
+        + _TAKEN
+        + """
         ORDER BY person_id, id
         """,
         still_open_on,
         list(person_ids) if person_ids is not None else None,
+        today,
     )
     return [_declaration(r) for r in rows]
 
@@ -311,5 +329,112 @@ async def list_declarations(
         returned_since,
         limit,
         offset,
+    )
+    return [dict(r) for r in rows]
+
+
+# --- plans people make themselves (issue #15, point 3) ---------------------------------
+
+
+async def insert_plan(
+    conn: asyncpg.Connection,
+    person_id: str,
+    destination: str,
+    departure_date: date,
+    return_date: date,
+    note: str,
+    divisions: Sequence[str],
+    place_match: str,
+    *,
+    approval: str,
+) -> int | None:
+    """A trip the person plans; None when they have filed the same trip already."""
+    return await conn.fetchval(
+        """
+        INSERT INTO travel_declarations
+            (person_id, destination, departure_date, return_date, note, declared_by, source,
+             divisions, place_match, planned, approval)
+        VALUES ($1, $2, $3, $4, $5, 'person:' || $1, 'person', $6, $7, true, $8)
+        ON CONFLICT (person_id, destination, departure_date, return_date) DO NOTHING
+        RETURNING id
+        """,
+        person_id,
+        destination,
+        departure_date,
+        return_date,
+        note,
+        list(divisions),
+        place_match,
+        approval,
+    )
+
+
+async def trips_of(conn: asyncpg.Connection, person_id: str) -> list[dict[str, Any]]:
+    """One person's trips, planned or filed for them, newest departure first."""
+    rows = await conn.fetch(
+        f"SELECT {_DECLARATION_COLUMNS} FROM travel_declarations d"
+        " JOIN people p ON p.id = d.person_id WHERE d.person_id = $1"
+        " ORDER BY d.departure_date DESC, d.id DESC",
+        person_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def lock_declaration(conn: asyncpg.Connection, declaration_id: int) -> dict[str, Any] | None:
+    """A declaration, locked for this transaction."""
+    row = await conn.fetchrow(
+        f"SELECT {_DECLARATION_COLUMNS} FROM travel_declarations d"
+        " JOIN people p ON p.id = d.person_id WHERE d.id = $1 FOR UPDATE OF d",
+        declaration_id,
+    )
+    return dict(row) if row else None
+
+
+async def decide_plan(
+    conn: asyncpg.Connection, declaration_id: int, approval: str, *, by: str, note: str
+) -> None:
+    await conn.execute(
+        "UPDATE travel_declarations SET approval = $2, approval_by = $3, approval_at = now(),"
+        " approval_note = $4 WHERE id = $1",
+        declaration_id,
+        approval,
+        by,
+        note,
+    )
+
+
+async def record_return(conn: asyncpg.Connection, declaration_id: int, return_date: date) -> bool:
+    """The person is back on `return_date`; False when that trip is on file already."""
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE travel_declarations SET return_date = $2, returned_at = now()"
+                " WHERE id = $1",
+                declaration_id,
+                return_date,
+            )
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
+async def cancel_plan(conn: asyncpg.Connection, declaration_id: int) -> None:
+    await conn.execute(
+        "UPDATE travel_declarations SET cancelled_at = now() WHERE id = $1", declaration_id
+    )
+
+
+async def pending_plans(conn: asyncpg.Connection, org_scope: str | None) -> list[dict[str, Any]]:
+    """Plans waiting for approval, soonest departure first; `org_scope` as list_declarations."""
+    rows = await conn.fetch(
+        subtree_cte(1)
+        + f"""
+        SELECT {_DECLARATION_COLUMNS}
+        FROM travel_declarations d JOIN people p ON p.id = d.person_id
+        WHERE d.approval = 'pending' AND d.cancelled_at IS NULL
+          AND ($1::text IS NULL OR p.org_unit_id IN (SELECT id FROM scope))
+        ORDER BY d.departure_date, d.id
+        """,
+        org_scope,
     )
     return [dict(r) for r in rows]
