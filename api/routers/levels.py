@@ -45,6 +45,8 @@ class LevelDefinition(_Body):
     require_temperature: bool = False
     capacity_factor: float = Field(default=1.0, ge=0.001, le=1)  # stored to three decimals
     labs_named_only: bool = False
+    # Zones whose doors admit only people who made today's check-in (checkin_required).
+    checkin_zones: list[ZoneId] = Field(default_factory=list, max_length=500)
 
 
 @router.get("", response_model=LevelsInForce)
@@ -89,6 +91,7 @@ async def define(
             require_temperature=body.require_temperature,
             capacity_factor=round(body.capacity_factor, 3),
             labs_named_only=body.labs_named_only,
+            checkin_zones=frozenset(body.checkin_zones),
         ),
         body.rank,
         body.title_zh,

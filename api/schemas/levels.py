@@ -26,6 +26,7 @@ class LevelDefinition(BaseModel):
     require_temperature: bool
     capacity_factor: float
     labs_named_only: bool
+    checkin_zones: list[str] = []
     updated_by: str
     updated_at: Timestamp
 

@@ -1,7 +1,8 @@
 """Campus response levels and the effective rules of a zone (issue #5).
 
 A level is a named set of tightenings (visitors barred, temperature at every door,
-capacities scaled down, labs only for people named in a grant). One level is active
+capacities scaled down, labs only for people named in a grant, today's check-in at
+chosen zones). One level is active
 campus-wide and a zone may have its own as well; the zone then gets the stricter of
 the two, rule by rule, so a zone level can tighten a campus level but never loosen it.
 """
@@ -26,6 +27,8 @@ class LevelRules:
     require_temperature: bool = False
     capacity_factor: float = 1.0  # 0 < factor <= 1; capacities become floor(capacity x factor)
     labs_named_only: bool = False
+    # Zones (ids) whose doors admit only people who made today's check-in (issue #15).
+    checkin_zones: frozenset[str] = frozenset()
 
     def stricter(self, other: LevelRules) -> LevelRules:
         """Both levels at once: every rule either one sets, the smaller factor."""
@@ -34,6 +37,7 @@ class LevelRules:
             require_temperature=self.require_temperature or other.require_temperature,
             capacity_factor=min(self.capacity_factor, other.capacity_factor),
             labs_named_only=self.labs_named_only or other.labs_named_only,
+            checkin_zones=self.checkin_zones | other.checkin_zones,
         )
 
 
@@ -69,6 +73,7 @@ class ZoneRules:
     bar_visitors: bool = False
     require_temperature: bool = False
     labs_named_only: bool = False  # only in lab zones
+    require_checkin: bool = False  # entering needs today's check-in (checkin_required)
     levels: tuple[str, ...] = ()  # the level names in force here, campus-wide first
 
 
@@ -95,5 +100,6 @@ def zone_rules(
         bar_visitors=rules.bar_visitors,
         require_temperature=rules.require_temperature,
         labs_named_only=rules.labs_named_only and zone.kind is ZoneKind.LAB,
+        require_checkin=zone.id in rules.checkin_zones,
         levels=tuple(dict.fromkeys(names)),
     )
