@@ -144,6 +144,9 @@ async def test_case_contact_goes_on_the_review_list_until_an_officer_resolves_it
             assert (await officer.get("/api/checkins/contact-reviews")).json() == []
             missing = "/api/checkins/contact-reviews/999/resolve"
             assert (await officer.post(missing, json={"outcome": "x"})).status_code == 404
-    assert await campus.fetchval(
-        "SELECT count(*) FROM audit_log WHERE entity = 'checkin_contact_review'"
-    ) == 1
+    assert (
+        await campus.fetchval(
+            "SELECT count(*) FROM audit_log WHERE entity = 'checkin_contact_review'"
+        )
+        == 1
+    )
