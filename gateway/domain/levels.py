@@ -73,8 +73,8 @@ class ZoneRules:
     bar_visitors: bool = False
     require_temperature: bool = False
     labs_named_only: bool = False  # only in lab zones
-    require_checkin: bool = False  # entering needs today's check-in (checkin_required)
     levels: tuple[str, ...] = ()  # the level names in force here, campus-wide first
+    require_checkin: bool = False  # entering needs today's check-in (checkin_required)
 
 
 def scaled_capacity(capacity: int | None, factor: float) -> int | None:
