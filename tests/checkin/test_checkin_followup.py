@@ -17,7 +17,12 @@ from checkin_campus import api
 from gateway.domain.checkin import campus_day, check_in
 from gateway.domain.reports import Audience
 from gateway.services.checkin import submit_checkin
-from gateway.services.checkin_followup import cutoff_at, reminder_due, send_reminders
+from gateway.services.checkin_followup import (
+    cutoff_at,
+    reminder_due,
+    send_reminders,
+    unit_status,
+)
 from gateway.services.person_export import export_person
 from gateway.services.reports.service import generate_reports
 from gateway.services.retention import run_retention
@@ -176,3 +181,19 @@ async def test_retention_removes_old_checkins_and_the_export_holds_them(
     assert report.counts["checkin_contact_reviews"] == 1
     left = await campus.fetchval("SELECT count(*) FROM daily_checkin_history")
     assert left == 2
+
+
+async def test_after_the_cutoff_the_missing_are_missing_and_late_ones_are_named(
+    campus: asyncpg.Connection,
+) -> None:
+    settings = Settings(checkin_cutoff="09:00")
+    day = campus_day(datetime.now(UTC), settings.tz)
+    cutoff = cutoff_at(day, settings)
+    await _check_in(campus, "S1", cutoff - timedelta(hours=1))
+    await _check_in(campus, "S2", cutoff + timedelta(minutes=30))
+    before = await unit_status(campus, settings, "cs-1", cutoff - timedelta(minutes=1))
+    after = await unit_status(campus, settings, "cs-1", cutoff + timedelta(hours=1))
+    assert before["past_cutoff"] is False and after["past_cutoff"] is True
+    assert [p["id"] for p in after["late"]] == ["S2"]
+    assert (after["expected"], after["checked_in"], after["missing"]) == (2, 2, [])
+    assert after["cutoff"] == cutoff.isoformat()
