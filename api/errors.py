@@ -17,6 +17,7 @@ from gateway.services.errors import (
     ConflictError,
     InvalidReferenceError,
     InvalidValueError,
+    NotAllowedError,
     NotFoundError,
     OutOfRangeError,
 )
@@ -64,6 +65,7 @@ async def _throttled(request: Request, exc: LoginThrottledError) -> JSONResponse
 
 HANDLERS: dict[type[Exception], Handler] = {
     NotFoundError: _plain(status.HTTP_404_NOT_FOUND),
+    NotAllowedError: _plain(status.HTTP_403_FORBIDDEN),
     AlertNotFound: _plain(status.HTTP_404_NOT_FOUND),
     ConflictError: _plain(status.HTTP_409_CONFLICT),
     AlertTransitionError: _plain(status.HTTP_409_CONFLICT),

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     report_recipients: str | None = None
     smtp_url: str | None = None  # smtp://[user:pass@]host:port (smtps:// for TLS)
     smtp_from: str = "campusgate@localhost"
+    # Daily check-in (issue #15): who has not checked in by the cut-off (campus time,
+    # HH:MM) is on the liaisons' missing list; reminders go this many minutes before it
+    # to the webhook (http(s) URL; unset: no reminders).
+    checkin_cutoff: str = "10:00"
+    checkin_reminder_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    checkin_reminder_webhook: str | None = None
     # Retention: access events and health history older than this are deleted
     # (or anonymized); reports older than retention_reports_days are deleted.
     retention_access_days: int = Field(default=90, ge=15, le=3650)
@@ -208,7 +214,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 printable characters without spaces")
         return value or None
 
-    @field_validator("report_time")
+    @field_validator("report_time", "checkin_cutoff")
     @classmethod
     def _check_report_time(cls, value: str) -> str:
         hour, sep, minute = value.partition(":")
@@ -217,6 +223,13 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be HH:MM in the campus time zone, e.g. 08:00")
         return f"{int(hour):02d}:{int(minute):02d}"
+
+    @field_validator("checkin_reminder_webhook")
+    @classmethod
+    def _check_reminder_webhook(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
 
     @field_validator("report_recipients")
     @classmethod

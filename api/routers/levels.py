@@ -46,6 +46,8 @@ class LevelDefinition(_Body):
     capacity_factor: float = Field(default=1.0, ge=0.001, le=1)  # stored to three decimals
     labs_named_only: bool = False
     trips_need_approval: bool = False  # campus-wide: planned trips wait for a liaison
+    # Zones whose doors admit only people who made today's check-in (checkin_required).
+    checkin_zones: list[ZoneId] = Field(default_factory=list, max_length=500)
 
 
 @router.get("", response_model=LevelsInForce)
@@ -91,6 +93,7 @@ async def define(
             capacity_factor=round(body.capacity_factor, 3),
             labs_named_only=body.labs_named_only,
             trips_need_approval=body.trips_need_approval,
+            checkin_zones=frozenset(body.checkin_zones),
         ),
         body.rank,
         body.title_zh,

@@ -27,6 +27,7 @@ class LevelDefinition(BaseModel):
     capacity_factor: float
     labs_named_only: bool
     trips_need_approval: bool
+    checkin_zones: list[str] = []
     updated_by: str
     updated_at: Timestamp
 

@@ -22,7 +22,7 @@ const I18N = {
       temperature_invalid: "体温异常读数", zone_full: "区域满员", tailgating: "尾随", door_forced: "强行开门",
       door_held_open: "门长时间未关", device_offline: "设备离线", unknown_device: "未知设备", card_revoked: "卡已注销",
       gathering: "人员聚集", database_stall: "数据库无响应", clock_skew: "设备时钟偏差", offline_mismatch: "离线放行不一致" },
-    reasons: { ok: "放行", unknown_card: "未知卡", card_revoked: "卡已注销", health_hold: "健康管控", not_authorized: "无权限",
+    reasons: { ok: "放行", unknown_card: "未知卡", card_revoked: "卡已注销", health_hold: "健康管控", checkin_required: "未打卡", not_authorized: "无权限",
       temperature_required: "需测体温", temperature_invalid: "体温读数无效", fever: "发热", zone_full: "满员" },
   },
   en: {
@@ -48,7 +48,7 @@ const I18N = {
       unknown_device: "unknown device", card_revoked: "card revoked", gathering: "gathering",
       database_stall: "database not answering", clock_skew: "device clock skew", offline_mismatch: "offline admit mismatch" },
     reasons: { ok: "admitted", unknown_card: "unknown card", card_revoked: "card revoked", health_hold: "health hold",
-      not_authorized: "not authorized", temperature_required: "temperature required",
+      checkin_required: "check-in required", not_authorized: "not authorized", temperature_required: "temperature required",
       temperature_invalid: "invalid temperature reading", fever: "fever", zone_full: "zone full" },
     action_failed: "Not saved",
   },

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from gateway.domain.decisions import Reason, Verdict
 from gateway.domain.events import Direction, EventType
@@ -26,6 +26,8 @@ class CampusRoster:
     health: tuple[HealthRecord, ...] = ()
     levels: tuple[ResponseLevel, ...] = ()  # the defined response levels
     active_levels: ActiveLevels = field(default_factory=ActiveLevels)
+    # (person id, campus day of their latest check-in) for recent check-ins (issue #15).
+    checkins: tuple[tuple[str, date], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

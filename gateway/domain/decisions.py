@@ -21,6 +21,7 @@ class Reason(StrEnum):
     UNKNOWN_CARD = "unknown_card"
     CARD_REVOKED = "card_revoked"
     HEALTH_HOLD = "health_hold"
+    CHECKIN_REQUIRED = "checkin_required"  # issue #15: the zone's level asks for today's check-in
     NOT_AUTHORIZED = "not_authorized"
     TEMPERATURE_REQUIRED = "temperature_required"
     TEMPERATURE_INVALID = "temperature_invalid"
@@ -34,6 +35,7 @@ MESSAGES: dict[Reason, str] = {
     Reason.UNKNOWN_CARD: "Card not recognised, please see the guard",
     Reason.CARD_REVOKED: "Card not valid, please see the guard",
     Reason.HEALTH_HOLD: "Entry not possible, please see the guard",
+    Reason.CHECKIN_REQUIRED: "Please do today's check-in on your phone",
     Reason.NOT_AUTHORIZED: "No access here at this time",
     Reason.TEMPERATURE_REQUIRED: "Please measure your temperature",
     Reason.TEMPERATURE_INVALID: "Measurement failed, please measure again",

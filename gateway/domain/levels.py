@@ -1,7 +1,8 @@
 """Campus response levels and the effective rules of a zone (issue #5).
 
 A level is a named set of tightenings (visitors barred, temperature at every door,
-capacities scaled down, labs only for people named in a grant). One level is active
+capacities scaled down, labs only for people named in a grant, today's check-in at
+chosen zones). One level is active
 campus-wide and a zone may have its own as well; the zone then gets the stricter of
 the two, rule by rule, so a zone level can tighten a campus level but never loosen it.
 """
@@ -28,6 +29,8 @@ class LevelRules:
     labs_named_only: bool = False
     # Campus-wide only: trips people plan need their liaison's approval (issue #15).
     trips_need_approval: bool = False
+    # Zones (ids) whose doors admit only people who made today's check-in (issue #15).
+    checkin_zones: frozenset[str] = frozenset()
 
     def stricter(self, other: LevelRules) -> LevelRules:
         """Both levels at once: every rule either one sets, the smaller factor."""
@@ -37,6 +40,7 @@ class LevelRules:
             capacity_factor=min(self.capacity_factor, other.capacity_factor),
             labs_named_only=self.labs_named_only or other.labs_named_only,
             trips_need_approval=self.trips_need_approval or other.trips_need_approval,
+            checkin_zones=self.checkin_zones | other.checkin_zones,
         )
 
 
@@ -73,6 +77,7 @@ class ZoneRules:
     require_temperature: bool = False
     labs_named_only: bool = False  # only in lab zones
     levels: tuple[str, ...] = ()  # the level names in force here, campus-wide first
+    require_checkin: bool = False  # entering needs today's check-in (checkin_required)
 
 
 def scaled_capacity(capacity: int | None, factor: float) -> int | None:
@@ -98,5 +103,6 @@ def zone_rules(
         bar_visitors=rules.bar_visitors,
         require_temperature=rules.require_temperature,
         labs_named_only=rules.labs_named_only and zone.kind is ZoneKind.LAB,
+        require_checkin=zone.id in rules.checkin_zones,
         levels=tuple(dict.fromkeys(names)),
     )

@@ -32,7 +32,8 @@ HEALTH_LISTS = ("fevers", "health", "new_isolations")
 # Lists without health detail: who was not seen on campus, who passed a door without a
 # temperature reading, registered visitors refused at dormitories and labs (their health
 # reasons are withheld, see `plain_lists`).
-PLAIN_LISTS = ("absent", "never_screened", "visitors_refused")
+# `checkin_missing`: who had made no daily check-in that day (issue #15).
+PLAIN_LISTS = ("absent", "never_screened", "visitors_refused", "checkin_missing")
 LIST_NAMES = HEALTH_LISTS + PLAIN_LISTS
 
 # Zone kinds in the roster's order (the CHECK of zones.kind).

@@ -5,7 +5,11 @@ health statuses reloads only the health map (small and frequent: a status set
 at the API takes effect at the door well within a second); any other table
 reloads the whole roster, built off the event loop and swapped in at once. A change
 of response levels (issue #5) recomputes only the zones' rules: a level set at the API
-takes effect at the doors within a second however large the roster.
+takes effect at the doors within a second however large the roster. A daily check-in
+(issue #15) is not a table reload at all: its notification names the person and the
+campus day (`daily_checkins:<person>:<YYYY-MM-DD>`), and the index learns it as is, with
+no query, so the same card is admitted at a zone that requires the check-in the moment
+it is made.
 
 Every read has a deadline, and the LISTEN connection is pinged: a connection that
 hangs without an error (packets dropped) would otherwise leave the snapshot stale
@@ -25,6 +29,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable
+from datetime import date
 
 import asyncpg
 
@@ -41,6 +46,7 @@ DEBOUNCE_S = 0.05
 SAFETY_RELOAD_S = 300.0
 HEALTH_TABLES = frozenset({"health_status"})
 LEVEL_TABLES = frozenset({"response_levels", "response_level_state"})
+CHECKIN_PREFIX = "daily_checkins:"
 # Deadlines: a whole roster of 100,000 people loads in a few seconds; the rest is small.
 RELOAD_DEADLINE_S = 60.0
 SMALL_DEADLINE_S = 10.0
@@ -63,6 +69,8 @@ class RosterState:
         self._dsn = dsn
         self.index = RosterIndex.build(_empty())
         self._dirty_tables: set[str] = set()
+        self._checkins: list[tuple[str, date]] = []  # notified, not yet in the index
+        self.checkins_applied = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -139,7 +147,20 @@ class RosterState:
         self.index = self.index.with_levels(definitions, active)
         _LOGGER.info("response levels reloaded: campus %s, zones %s", active.campus, active.zones)
 
+    def apply_checkins(self) -> None:
+        """Put the notified check-ins into the index (one copy for a burst of them)."""
+        pending, self._checkins = self._checkins, []
+        if pending:
+            self.index = self.index.with_checkins(pending)
+            self.checkins_applied += len(pending)
+
     def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        if payload.startswith(CHECKIN_PREFIX):
+            checkin = _parse_checkin(payload)
+            if checkin is not None:
+                self._checkins.append(checkin)
+                self._wake.set()
+            return
         self._dirty_tables.add(payload)
         self._wake.set()
 
@@ -189,7 +210,12 @@ class RosterState:
                     if time.monotonic() - last_full < SAFETY_RELOAD_S:
                         continue
                 self._wake.clear()
+                if self._checkins and not self._dirty_tables:
+                    # No query needed: apply at once rather than after the debounce.
+                    self.apply_checkins()
+                    continue
                 await asyncio.sleep(DEBOUNCE_S)  # let a burst of statements settle into one reload
+                self.apply_checkins()
                 tables, self._dirty_tables = self._dirty_tables, set()
                 if not tables and time.monotonic() - last_full < SAFETY_RELOAD_S:
                     continue
@@ -213,6 +239,16 @@ class RosterState:
                 self._lost_touch()
                 await self._close_listener()
                 await asyncio.sleep(2)
+
+
+def _parse_checkin(payload: str) -> tuple[str, date] | None:
+    """(person, day) from a check-in notification; None (logged) for a malformed one."""
+    person_id, _, day = payload[len(CHECKIN_PREFIX) :].rpartition(":")
+    try:
+        return person_id, date.fromisoformat(day)
+    except ValueError:
+        _LOGGER.warning("roster: ignored a malformed check-in notification %r", payload[:200])
+        return None
 
 
 def _empty():

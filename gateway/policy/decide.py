@@ -1,7 +1,8 @@
 """The decision for one card at one door (contract section 3): pure, no clock.
 
 The checks run in the contract's order and the first that fails decides:
-unknown_card, card_revoked, health_hold, not_authorized, temperature_required,
+unknown_card, card_revoked, health_hold, checkin_required, not_authorized,
+temperature_required,
 temperature_invalid, fever, zone_full. Leaving (`out`) is decided on identity
 alone (free egress: fire codes require that people can always leave, and a person
 in home isolation must be able to go home): an unknown card is denied
@@ -13,7 +14,9 @@ caretaker can follow up.
 The zone's effective rules (its capacity mode, and the response levels in force,
 issue #5) fit into that order without new reasons: barred visitors and labs open
 only to named people are grant checks (not_authorized), temperature at every door
-is the temperature_required check, scaled capacity is zone_full. A zone in capacity
+is the temperature_required check, scaled capacity is zone_full. A level that asks
+for today's check-in at a zone (issue #15) adds the one new reason, checkin_required,
+judged on the campus day of `now` against the index's check-ins. A zone in capacity
 mode `alert` admits at capacity and raises zone_full instead of denying. The level
 rules govern entering only: a lockdown gets visitors and lab guests out, it does not
 lock them in.
@@ -68,7 +71,13 @@ _ALERT_FOR: dict[Reason, AlertKind] = {
 
 # A fever reading paired with a card refused by one of these still raises `fever`.
 _REFUSED_BEFORE_TEMPERATURE = frozenset(
-    {Reason.UNKNOWN_CARD, Reason.CARD_REVOKED, Reason.HEALTH_HOLD, Reason.NOT_AUTHORIZED}
+    {
+        Reason.UNKNOWN_CARD,
+        Reason.CARD_REVOKED,
+        Reason.HEALTH_HOLD,
+        Reason.CHECKIN_REQUIRED,
+        Reason.NOT_AUTHORIZED,
+    }
 )
 
 
@@ -265,6 +274,8 @@ def _check(
     record = index.health(person.id)
     if record is not None and record.holds(now):
         return Verdict.DENY, Reason.HEALTH_HOLD
+    if rules.require_checkin and not index.checked_in(person.id, now.astimezone(tz).date()):
+        return Verdict.DENY, Reason.CHECKIN_REQUIRED
     if not _authorized(index, person, zone, rules, now, tz):
         return Verdict.DENY, Reason.NOT_AUTHORIZED
     if measured is None:

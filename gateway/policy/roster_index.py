@@ -3,13 +3,16 @@
 Built once per roster load; every lookup a decision makes is then a dict
 access. Health changes are applied by copy-on-write of the health map only, so
 a fever decision takes effect on the next event without a rebuild, and an
-index already handed to a decision in progress never changes under it.
+index already handed to a decision in progress never changes under it. Daily
+check-ins (issue #15) are applied the same way, to a map of each person's latest
+check-in day.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from gateway.domain.campus import CampusRoster
@@ -41,6 +44,7 @@ class RosterIndex:
     __slots__ = (
         "_ancestors",
         "_cards",
+        "_checkins",
         "_devices",
         "_doors",
         "_grants",
@@ -64,6 +68,7 @@ class RosterIndex:
         grants: dict[str, ZoneGrants],
         health: dict[str, HealthRecord],
         rules: dict[str, ZoneRules] | None = None,
+        checkins: dict[str, date] | None = None,
     ) -> None:
         # Use `build`; this constructor trusts its arguments.
         self._cards = cards
@@ -76,6 +81,7 @@ class RosterIndex:
         self._grants = grants
         self._health = health
         self._rules = rules if rules is not None else _zone_rules(zones, (), ActiveLevels())
+        self._checkins = checkins if checkins is not None else {}
 
     # -- construction -------------------------------------------------------
 
@@ -113,6 +119,7 @@ class RosterIndex:
             grants=_index_grants(roster.grants),
             health={h.person_id: h for h in roster.health},
             rules=_zone_rules(zones, roster.levels, roster.active_levels),
+            checkins=_latest_days(roster.checkins),
         )
 
     def with_health(self, record: HealthRecord) -> RosterIndex:
@@ -131,10 +138,31 @@ class RosterIndex:
         """A new index under these response levels (a levels-only reload); self is unchanged."""
         return self._copy(self._health, _zone_rules(self._zones, definitions, active))
 
+    def with_checkins(self, checkins: Iterable[tuple[str, date]]) -> RosterIndex:
+        """A new index knowing these (person, campus day) check-ins; self is unchanged.
+
+        A day older than the one already known for a person is ignored (notifications
+        may arrive out of order)."""
+        merged = dict(self._checkins)
+        for person_id, day in checkins:
+            known = merged.get(person_id)
+            if known is None or day > known:
+                merged[person_id] = day
+        return self._copy(self._health, self._rules, merged)
+
+    def checked_in(self, person_id: str, day: date) -> bool:
+        """True when the person's latest known check-in is for campus day `day`."""
+        return self._checkins.get(person_id) == day
+
     def _with_health_map(self, health: dict[str, HealthRecord]) -> RosterIndex:
         return self._copy(health, self._rules)
 
-    def _copy(self, health: dict[str, HealthRecord], rules: dict[str, ZoneRules]) -> RosterIndex:
+    def _copy(
+        self,
+        health: dict[str, HealthRecord],
+        rules: dict[str, ZoneRules],
+        checkins: dict[str, date] | None = None,
+    ) -> RosterIndex:
         return RosterIndex(
             cards=self._cards,
             people=self._people,
@@ -146,6 +174,7 @@ class RosterIndex:
             grants=self._grants,
             health=health,
             rules=rules,
+            checkins=self._checkins if checkins is None else checkins,
         )
 
     # -- lookups ------------------------------------------------------------
@@ -263,6 +292,15 @@ def _changed_keys(new: dict[Any, Any], old: dict[Any, Any]) -> set[Any]:
     changed = {key for key, value in new.items() if old.get(key) != value}
     changed.update(key for key in old if key not in new)
     return changed
+
+
+def _latest_days(checkins: Iterable[tuple[str, date]]) -> dict[str, date]:
+    latest: dict[str, date] = {}
+    for person_id, day in checkins:
+        known = latest.get(person_id)
+        if known is None or day > known:
+            latest[person_id] = day
+    return latest
 
 
 def _zone_rules(

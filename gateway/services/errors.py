@@ -11,6 +11,7 @@ __all__ = [
     "ConflictError",
     "InvalidReferenceError",
     "InvalidValueError",
+    "NotAllowedError",
     "NotFoundError",
     "OutOfRangeError",
 ]
@@ -18,6 +19,10 @@ __all__ = [
 
 class NotFoundError(LookupError):
     """The thing named does not exist."""
+
+
+class NotAllowedError(PermissionError):
+    """The one asking may not do this (e.g. a deactivated person checking in)."""
 
 
 class ConflictError(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from gateway.services.checkin_followup import reminder_job
 from gateway.services.health_jobs import health_jobs
 from gateway.services.reports.schedule import daily_report_job
 from gateway.services.retention import retention_job
@@ -23,4 +24,5 @@ def campus_jobs(pool: asyncpg.Pool, settings: Settings) -> list[Job]:
     jobs.append(daily_report_job(pool, settings))
     jobs.append(retention_job(pool, settings))
     jobs.append(stays_job(pool, settings))
+    jobs.append(reminder_job(pool, settings))
     return jobs

@@ -95,6 +95,9 @@ async def define_level(
 ) -> dict[str, Any]:
     """Create or replace a level definition (audited); gateways using it reload."""
     async with conn.transaction():
+        for zone_id in sorted(level.rules.checkin_zones):
+            if not await roster_write.row_exists(conn, "zones", zone_id):
+                raise InvalidReferenceError("checkin_zones", f"unknown zone {zone_id!r}")
         before = await store.definition(conn, level.name, lock=True)
         await store.save_definition(conn, level, by=by)
         after = await store.definition(conn, level.name)

@@ -3,7 +3,8 @@
 Scheduled daily (gateway/services/jobs.py) and on demand (`campusgate retention run`,
 POST /api/admin/retention). Periods come from the settings:
 - access events and the person named by alerts: `retention_access_days` (default 90);
-- health history, manual readings and travel declarations: `retention_health_days`
+- health history, manual readings, daily check-ins (with their history, case-contact
+  reviews and reminders, by campus day) and travel declarations: `retention_health_days`
   (default 180; a declaration counts from the end of its isolation, and the history row
   that set a person's current status always stays);
 - daily reports and their deliveries: `retention_reports_days` (default 365).
@@ -22,6 +23,7 @@ from gateway.services.scheduler import Job
 from gateway.settings import Settings
 from gateway.store import retention
 from gateway.store.audit import record_audit
+from gateway.store.checkins import purge_checkins
 from gateway.store.locks import LockKey, try_session_lock
 from gateway.store.retention import AccessMode, Cutoffs
 
@@ -98,6 +100,7 @@ async def run_retention(
         counts |= await retention.purge_health_history(conn, cutoffs.health, dry_run=dry_run)
         counts |= await retention.purge_readings(conn, cutoffs.health, dry_run=dry_run)
         counts |= await retention.purge_care_contacts(conn, cutoffs.health, dry_run=dry_run)
+        counts |= await purge_checkins(conn, cutoffs.travel, dry_run=dry_run)
         counts |= await retention.purge_travel(
             conn, cutoffs.travel, cutoffs.isolation_days, dry_run=dry_run
         )

@@ -10,7 +10,7 @@ from gateway.domain.levels import ActiveLevels, LevelRules, ResponseLevel
 
 _DEFINITION_COLUMNS = (
     "name, rank, title_zh, title_en, description, bar_visitors, require_temperature,"
-    " capacity_factor, labs_named_only, trips_need_approval"
+    " capacity_factor, labs_named_only, trips_need_approval, checkin_zones"
 )
 
 
@@ -21,6 +21,7 @@ def _level(r: asyncpg.Record) -> ResponseLevel:
         capacity_factor=float(r["capacity_factor"]),
         labs_named_only=r["labs_named_only"],
         trips_need_approval=r["trips_need_approval"],
+        checkin_zones=frozenset(r["checkin_zones"]),
     )
     return ResponseLevel(
         r["name"], rules, r["rank"], r["title_zh"], r["title_en"], r["description"]
@@ -70,6 +71,7 @@ async def definition(
 def _definition_dict(r: asyncpg.Record) -> dict[str, Any]:
     values = dict(r)
     values["capacity_factor"] = float(values["capacity_factor"])
+    values["checkin_zones"] = sorted(values["checkin_zones"])
     return values
 
 
@@ -80,8 +82,8 @@ async def save_definition(conn: asyncpg.Connection, level: ResponseLevel, *, by:
         """
         INSERT INTO response_levels (name, rank, title_zh, title_en, description, bar_visitors,
             require_temperature, capacity_factor, labs_named_only, trips_need_approval,
-            updated_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            updated_by, checkin_zones)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT (name) DO UPDATE SET rank = EXCLUDED.rank, title_zh = EXCLUDED.title_zh,
             title_en = EXCLUDED.title_en, description = EXCLUDED.description,
             bar_visitors = EXCLUDED.bar_visitors,
@@ -89,6 +91,7 @@ async def save_definition(conn: asyncpg.Connection, level: ResponseLevel, *, by:
             capacity_factor = EXCLUDED.capacity_factor,
             labs_named_only = EXCLUDED.labs_named_only,
             trips_need_approval = EXCLUDED.trips_need_approval,
+            checkin_zones = EXCLUDED.checkin_zones,
             updated_by = EXCLUDED.updated_by, updated_at = now()
         """,
         level.name,
@@ -102,6 +105,7 @@ async def save_definition(conn: asyncpg.Connection, level: ResponseLevel, *, by:
         rules.labs_named_only,
         rules.trips_need_approval,
         by,
+        sorted(rules.checkin_zones),
     )
 
 

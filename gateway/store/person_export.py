@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.store.checkins import person_checkins
 from gateway.store.retention import table_exists
 
 
@@ -82,6 +83,8 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
                 person_id,
             )
         )
+    # Daily check-ins (issue #15): every version of every day, reviews, reminders.
+    record.update(await person_checkins(conn, person_id))
     record["access_events"] = _dicts(
         await conn.fetch(
             "SELECT received_at, device_ts, device_id, event_id, type, door_id, zone_id,"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import asyncpg
 
 from gateway.domain.campus import CampusRoster
@@ -90,7 +92,17 @@ async def _load_roster(conn: asyncpg.Connection) -> CampusRoster:
         health,
         await load_level_definitions(conn),
         await load_active_levels(conn),
+        await _recent_checkins(conn),
     )
+
+
+async def _recent_checkins(conn: asyncpg.Connection) -> tuple[tuple[str, date], ...]:
+    """Check-ins of the last two days by the database's date: whatever campus day the
+    gateway's time zone calls today is among them."""
+    rows = await conn.fetch(
+        "SELECT person_id, day FROM daily_checkins WHERE day >= current_date - 1"
+    )
+    return tuple((r[0], r[1]) for r in rows)
 
 
 _GRANTS_SQL = """

@@ -16,7 +16,7 @@
       lv_when: "时间", lv_who: "操作人", lv_from: "原等级", lv_to: "新等级", lv_none: "（无）",
       lv_definitions: "等级定义", lv_name: "名称", lv_rules: "规则", lv_save: "保存定义",
       lv_bar_visitors: "禁止访客", lv_require_temperature: "所有门测温", lv_capacity_factor: "容量系数",
-      lv_labs_named_only: "实验室仅限指名人员", lv_trips_need_approval: "出行须审批", lv_rank: "顺序", lv_title_zh: "中文名", lv_title_en: "英文名",
+      lv_labs_named_only: "实验室仅限指名人员", lv_trips_need_approval: "出行须审批", lv_checkin_zones: "需当日打卡的区域 (逗号分隔)", lv_rank: "顺序", lv_title_zh: "中文名", lv_title_en: "英文名",
       lv_description: "说明", lv_saved: "已保存", lv_in_force: "当前生效", lv_since: "设置于",
       lv_pick_zone: "请至少选择一个区域", lv_confirm: "将{0}设为「{1}」？各门禁立即按新等级执行。",
       lv_confirm_clear: "取消 {0} 的区域等级？", lv_failed: "未保存",
@@ -27,7 +27,8 @@
       lv_when: "When", lv_who: "By", lv_from: "From", lv_to: "To", lv_none: "(none)",
       lv_definitions: "Definitions", lv_name: "Name", lv_rules: "Rules", lv_save: "Save definition",
       lv_bar_visitors: "visitors barred", lv_require_temperature: "temperature at every door",
-      lv_capacity_factor: "capacity factor", lv_labs_named_only: "labs only for named people", lv_trips_need_approval: "trips need approval", lv_rank: "Order",
+      lv_capacity_factor: "capacity factor", lv_labs_named_only: "labs only for named people", lv_trips_need_approval: "trips need approval",
+      lv_checkin_zones: "zones requiring today's check-in (comma-separated)", lv_rank: "Order",
       lv_title_zh: "Chinese title", lv_title_en: "English title", lv_description: "Description", lv_saved: "Saved",
       lv_in_force: "In force", lv_since: "Set", lv_pick_zone: "Choose at least one zone",
       lv_confirm: "Set {0} to \u201c{1}\u201d? The doors apply it at once.", lv_confirm_clear: "Clear the zone level of {0}?",
@@ -129,6 +130,7 @@
     if (d.capacity_factor < 1) rules.push(`${t("lv_capacity_factor")} ${d.capacity_factor}`);
     if (d.labs_named_only) rules.push(t("lv_labs_named_only"));
     if (d.trips_need_approval) rules.push(t("lv_trips_need_approval"));
+    if ((d.checkin_zones || []).length) rules.push(`${t("lv_checkin_zones")}: ${d.checkin_zones.join(", ")}`);
     return rules.join("; ") || "—";
   }
 
@@ -193,6 +195,7 @@
       field("capacity_factor", { type: "number", step: "0.05", min: "0.05", max: "1", value: "1" }),
       ...["bar_visitors", "require_temperature", "labs_named_only", "trips_need_approval"].map((name) =>
         el("label", {}, el("input", { type: "checkbox", name }), t(`lv_${name}`))),
+      field("checkin_zones", {}),
       field("description", {}),
       el("button", { type: "submit" }, t("lv_save")), status);
     form.addEventListener("submit", async (event) => {
@@ -203,6 +206,7 @@
         description: f.description.value, capacity_factor: Number(f.capacity_factor.value),
         bar_visitors: f.bar_visitors.checked, require_temperature: f.require_temperature.checked,
         labs_named_only: f.labs_named_only.checked, trips_need_approval: f.trips_need_approval.checked,
+        checkin_zones: f.checkin_zones.value.split(",").map((z) => z.trim()).filter(Boolean),
       };
       const response = await CG.api(`/api/levels/definitions/${encodeURIComponent(f.name.value)}`, { method: "PUT", body: JSON.stringify(body) });
       status.textContent = response.ok ? t("lv_saved") : `${t("lv_failed")}: ${await CG.errorText(response)}`;
@@ -218,6 +222,7 @@
     const f = form.elements;
     for (const key of ["name", "title_zh", "title_en", "rank", "capacity_factor", "description"]) f[key].value = d[key];
     for (const key of ["bar_visitors", "require_temperature", "labs_named_only", "trips_need_approval"]) f[key].checked = d[key];
+    f.checkin_zones.value = (d.checkin_zones || []).join(", ");
   }
 
   function definitionsTable() {

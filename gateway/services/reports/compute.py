@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,8 +54,11 @@ from gateway.domain.reports import (
 from gateway.domain.roster import OrgUnit
 from gateway.services.errors import NotFoundError, OutOfRangeError
 from gateway.store import reports as store
+from gateway.store.checkins import checkins_of_day
 
 TREND_DAYS = 7
+# The contract's default; the report service passes the campus's own threshold.
+DEFAULT_FEVER_THRESHOLD_C = 37.3
 EARLIEST_DAY = date(1970, 1, 1)
 
 
@@ -120,13 +123,21 @@ class DayFacts:
     visitors_refused: list[VisitorRefusal]
     trend: list[TrendPoint]
     tree: UnitTree
+    # The day's check-ins (issue #15): person -> (flagged: fever or symptom, case contact).
+    checkins: dict[str, tuple[bool, bool]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         return self.cutoff >= self.end
 
 
-async def load_day(conn: asyncpg.Connection, day: date, tz: ZoneInfo, now: datetime) -> DayFacts:
+async def load_day(
+    conn: asyncpg.Connection,
+    day: date,
+    tz: ZoneInfo,
+    now: datetime,
+    threshold_c: float = DEFAULT_FEVER_THRESHOLD_C,
+) -> DayFacts:
     """Read the facts of `day` (up to `now` when the day is not over)."""
     if day < EARLIEST_DAY:  # the week's trend and UTC bounds would leave datetime's range
         raise OutOfRangeError(f"{day} lies before {EARLIEST_DAY}: no campus log goes back so far")
@@ -148,6 +159,7 @@ async def load_day(conn: asyncpg.Connection, day: date, tz: ZoneInfo, now: datet
         visitors_refused=await store.visitors_refused(conn, start, end),
         trend=await store.trend(conn, trend_start, end, tz.key),
         tree=UnitTree(await store.org_units(conn)),
+        checkins=await checkins_of_day(conn, day, threshold_c),
     )
 
 
@@ -276,8 +288,27 @@ def build_report(
         "visitors_refused": _refusals(refused, "campus" if org_unit_id is None else "org_unit"),
         "outsiders_and_visitors": sum(facts.outsiders.values()) + len(refused),
         "trend": _trend(facts, mine, audience),
+        "checkins": _checkins(active, facts.checkins),
     }
+    lists["checkin_missing"] = [
+        person(p)
+        for p in sorted(active, key=lambda p: (p.org_unit_id or "", p.person_id))
+        if p.person_id not in facts.checkins
+    ]
     return summary, lists
+
+
+def _checkins(active: list[PersonDay], checkins: dict[str, tuple[bool, bool]]) -> dict[str, Any]:
+    """The day's check-in numbers among the report's active people."""
+    made = [checkins[p.person_id] for p in active if p.person_id in checkins]
+    return {
+        "expected": len(active),
+        "made": len(made),
+        "missing": len(active) - len(made),
+        "rate": round(len(made) / len(active), 4) if active else None,
+        "flagged": sum(1 for flagged, _ in made if flagged),
+        "case_contact": sum(1 for _, contact in made if contact),
+    }
 
 
 _STATUS_ORDER = {s.value: n for n, s in enumerate(HealthStatus)}

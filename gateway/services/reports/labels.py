@@ -37,6 +37,11 @@ METRICS = {
         "Registered visitors refused (dormitories, labs)",
     ),
     "outsiders_and_visitors": ("外来人员与访客被拒合计", "Outsiders and visitors refused, total"),
+    "checkins_expected": ("应打卡人数", "Expected to check in"),
+    "checkins_made": ("已打卡人数", "Checked in"),
+    "checkins_missing": ("未打卡人数", "Not checked in"),
+    "checkins_flagged": ("打卡报告发热或症状", "Check-ins with fever or symptoms"),
+    "checkins_case_contact": ("打卡报告接触病例", "Check-ins reporting a case contact"),
 }
 
 ZONE_KINDS = {
@@ -62,6 +67,7 @@ REASONS = {
     "unknown_card": ("未知卡", "unknown card"),
     "card_revoked": ("卡已失效", "card revoked"),
     "health_hold": ("健康管控", "health hold"),
+    "checkin_required": ("未打卡", "check-in required"),
     "not_authorized": ("无权限", "not authorized"),
     "temperature_required": ("未测体温", "temperature required"),
     "temperature_invalid": ("体温无效", "temperature invalid"),
@@ -76,6 +82,7 @@ LISTS = {
     "absent": ("未到校名单", "Absent"),
     "never_screened": ("在校未测体温名单", "Present, never screened"),
     "visitors_refused": ("被拒访客名单 (宿舍、实验室)", "Visitors refused at dormitories and labs"),
+    "checkin_missing": ("未打卡名单", "Not checked in"),
 }
 
 # The columns of each list: (key, zh, en).
@@ -124,6 +131,11 @@ COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("org_unit_id", "单位", "Org unit"),
         ("first_passage_at", "当日首次通行", "First passage"),
         ("first_passage_door", "首次通行门", "First door"),
+    ),
+    "checkin_missing": (
+        ("person_id", "学号/工号", "ID"),
+        ("name", "姓名", "Name"),
+        ("org_unit_id", "单位", "Org unit"),
     ),
     "visitors_refused": (
         ("person_id", "访客编号", "Visitor ID"),
@@ -186,7 +198,7 @@ def title(report: DailyReport) -> str:
 
 
 # Lists added after reports were first stored: a stored report without them shows none.
-_LATER_LISTS = ("never_screened", "visitors_refused")
+_LATER_LISTS = ("never_screened", "visitors_refused", "checkin_missing")
 
 
 def visible_lists(report: DailyReport, with_health: bool) -> list[str]:
@@ -242,6 +254,10 @@ def summary_rows(report: DailyReport) -> list[tuple[str, Any]]:
         rows.append((f"放行 / Passages: {label(ZONE_KINDS, kind)}, 进 / in", inward))
         rows.append((f"放行 / Passages: {label(ZONE_KINDS, kind)}, 出 / out", outward))
     rows.append((label(METRICS, "never_screened"), s["never_screened"]))
+    checkins = s.get("checkins")
+    if checkins is not None:  # reports stored before issue #15 have none
+        for key in ("expected", "made", "missing", "flagged", "case_contact"):
+            rows.append((label(METRICS, f"checkins_{key}"), checkins[key]))
     return rows
 
 

@@ -59,7 +59,7 @@ async def generate_reports(
     reported up to `now`. Raises UnknownOrgUnitError or OutOfRangeError for bad input.
     """
     now = now or datetime.now(UTC)
-    facts = await load_day(conn, day, settings.tz, now)
+    facts = await load_day(conn, day, settings.tz, now, settings.fever_threshold_c)
     units = [None, *facts.tree.top_level()] if org_units is None else list(org_units)
     for unit in units:
         if unit is not None and unit not in facts.tree:

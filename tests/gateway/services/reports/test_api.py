@@ -78,7 +78,12 @@ async def test_generate_read_and_download_as_each_role(api):
     full = (await officer.get(f"/api/daily-reports/{rid}")).json()
     assert full["lists"]["fevers"][0]["person_id"] == s[1].id
     scoped = (await liaison.get(f"/api/daily-reports/{rid}")).json()
-    assert set(scoped["lists"]) == {"absent", "never_screened", "visitors_refused"}
+    assert set(scoped["lists"]) == {
+        "absent",
+        "never_screened",
+        "visitors_refused",
+        "checkin_missing",
+    }
     assert scoped["health_lists_hidden"] is True
     assert scoped["summary"]["fevers"] == 1  # numbers are for everyone who reads reports
     page = await liaison.get(f"/api/daily-reports/{rid}/html")

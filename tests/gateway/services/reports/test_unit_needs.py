@@ -195,8 +195,9 @@ async def test_formats_carry_the_new_sections(unit_day: Day) -> None:
         ] in rows
         assert ["宿舍 / dormitory", "1", "0"] in rows  # passages by zone kind
         # The name that is a formula stays text; no cell of the file starts a formula.
-        [named] = [r for r in rows if r[:1] == [w.s[1].id]]
-        assert named[1] == "'" + FORMULA_NAME
+        # (Listed as never screened, and as not checked in: issue #15's list.)
+        named = [r for r in rows if r[:1] == [w.s[1].id]]
+        assert len(named) == 2 and all(r[1] == "'" + FORMULA_NAME for r in named)
         assert not any(c.startswith(("=", "+", "-", "@")) for r in rows for c in r)
         reasons = [r[-1] for r in rows if r[:1] == [w.v[0]]]
         assert reasons == (["not_authorized", "fever"] if with_health else ["not_authorized", "withheld"])  # fmt: skip
