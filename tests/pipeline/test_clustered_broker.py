@@ -1,0 +1,296 @@
+"""The gateway on a clustered broker: three NATS nodes (JetStream, MQTT 3.1.1), issue 14.
+
+The gateway and the terminals get the list of the nodes' URLs and start on different
+nodes, so every decision crosses the cluster. NATS keeps MQTT sessions, retained
+messages and QoS 1 queues in JetStream streams replicated to all three nodes, so the
+loss of a node loses none of them: the clients move to another URL of their list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from devices.transports.mqtt import BrokerAddress, Message, MqttClient, Protocol
+from firmware_sim.fleet import Fleet
+from firmware_sim.offline import OfflineTerminal
+from gateway.pipeline.allowlists import AllowlistConfig
+from gateway.pipeline.door_worker import Gateway
+from gateway.pipeline.signing import PublicKeyInfo
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def starting_at(urls: list[str], first: int) -> BrokerAddress:
+    """The cluster's URLs as one MQTT 3.1.1 address, node `first` tried first."""
+    order = urls[first:] + urls[:first]
+    return BrokerAddress.parse(",".join(order), protocol=Protocol.V311)
+
+
+async def until(condition, timeout: float = 20.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"{what} not met within {timeout} s"
+        await asyncio.sleep(0.05)
+
+
+async def logged_counts(dsn: str, devices: list[str], event_ids: list[str]) -> Counter[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT event_id, count(*) AS n FROM access_events"
+            " WHERE device_id = ANY($1) AND event_id = ANY($2) GROUP BY 1",
+            devices,
+            event_ids,
+        )
+    finally:
+        await conn.close()
+    return Counter({r["event_id"]: r["n"] for r in rows})
+
+
+async def test_doors_decided_across_the_cluster(
+    nats_cluster, campus_dsn, prefix, campus, config_factory
+):
+    """Gateway on node 0, terminals on nodes 1 and 2: admits and denies cross the cluster,
+    signed with the key the gateway announced (retained) before any terminal connected."""
+    key = Ed25519PrivateKey.generate()
+    config = dataclasses.replace(
+        config_factory(campus_dsn, nats_cluster.urls[0], prefix, client_id=f"gw-{prefix}"),
+        broker=starting_at(nats_cluster.urls, 0),
+        signing_key=key,
+    )
+    facts = campus.facts
+    gateway = Gateway(config)
+    await gateway.start()
+    try:
+        assert gateway.mqtt.endpoint == config.broker.endpoints[0]
+        gate = Fleet(starting_at(nats_cluster.urls, 1), [facts.gate_device], prefix=prefix)
+        exit_ = Fleet(starting_at(nats_cluster.urls, 2), [facts.dorm_exit_device], prefix=prefix)
+        async with gate, exit_:
+            terminals = [gate[facts.gate_device], exit_[facts.dorm_exit_device]]
+            # The retained announcement reached terminals that connected after it.
+            await until(lambda: all(t.verifier is not None for t in terminals), what="key pinned")
+            resident = facts.resident_cards[0]
+            for terminal in terminals:
+                admitted = await terminal.decision(terminal.swipe(resident), timeout=10)
+                denied = await terminal.decision(terminal.swipe(facts.outsider_card), timeout=10)
+                assert (admitted["decision"], admitted["reason"]) == ("admit", "ok")
+                assert (denied["decision"], denied["reason"]) == ("deny", "unknown_card")
+                assert not terminal.refused_commands, terminal.refused_commands
+                assert not terminal.problems(), terminal.problems()
+        assert gateway.mqtt.broker_moves == 0
+    finally:
+        await gateway.stop()
+
+
+async def test_signed_allowlist_reaches_a_terminal_on_another_node(
+    nats_cluster, campus_dsn, prefix, campus, config_factory, tmp_path
+):
+    """The retained, signed allowlist of issue 13 published through node 0 reaches an
+    offline-capable terminal on node 2, which then decides alone while the gateway is away."""
+    key = Ed25519PrivateKey.generate()
+    config = dataclasses.replace(
+        config_factory(campus_dsn, nats_cluster.urls[0], prefix, client_id=f"gw-{prefix}"),
+        broker=starting_at(nats_cluster.urls, 0),
+        signing_key=key,
+        allowlists=AllowlistConfig(tz=TZ, fever_threshold_c=37.3, days=2),
+    )
+    facts = campus.facts
+    student = facts.resident_cards[-1]
+    gateway = Gateway(config)
+    await gateway.start()
+    gate = OfflineTerminal(
+        starting_at(nats_cluster.urls, 2),
+        facts.gate_device,
+        prefix=prefix,
+        command_key=PublicKeyInfo.of(key).public_key,
+        state_dir=tmp_path / "gate",
+    )
+    try:
+        await gate.start()
+        await until(lambda: gate.holder.current is not None, what="allowlist delivered")
+        assert gate.holder.current.entry(student) is not None
+        assert gate.holder.current.entry(facts.outsider_card) is None
+        await gateway.stop()
+        await until(lambda: gate.gateway_online is False, what="gateway seen offline")
+        offline = await gate.decision(gate.swipe(student), timeout=5)
+        assert (offline["decision"], offline.get("offline")) == ("admit", True)
+    finally:
+        await gate.stop()
+        await gateway.stop()
+
+
+async def test_persistent_session_survives_the_loss_of_its_node(nats_cluster):
+    """A QoS 1 session that does not start clean, on node 0: node 0 is SIGKILLed while
+    messages are queued for it and others wait unacknowledged; the client moves to
+    another node, and the session (replicated in JetStream) gives it every message."""
+    urls = nats_cluster.urls
+    got: list[Message] = []
+    session = MqttClient(
+        starting_at(urls, 0),
+        client_id="cluster-persistent",
+        clean_start=False,
+        manual_ack=True,
+        subscriptions=[("cluster/+/events", 1)],
+        on_messages=got.extend,
+    )
+    publisher = MqttClient(starting_at(urls, 1), client_id="cluster-publisher")
+    await session.connect()
+    await publisher.connect()
+    try:
+        for n in range(10):
+            publisher.publish(f"cluster/{n}/events", b"%d" % n, qos=1)
+        await until(lambda: len(got) == 10, what="first ten delivered")
+        for message in got[:5]:  # the other five stay unacknowledged
+            session.ack(message)
+        await asyncio.sleep(0.3)  # the acks are in
+        nats_cluster.kill(0)
+        killed = time.monotonic()
+        for n in range(10, 20):  # queued for the session while it has no node
+            publisher.publish(f"cluster/{n}/events", b"%d" % n, qos=1)
+        await until(
+            lambda: session.is_connected and session.endpoint != session.address.endpoints[0],
+            what="moved",
+        )
+        moved_after = time.monotonic() - killed
+        await until(
+            lambda: {m.payload for m in got} >= {b"%d" % n for n in range(20)},
+            timeout=60,
+            what="all twenty",
+        )
+        all_in_after = time.monotonic() - killed
+        for message in got:
+            session.ack(message)
+        print(
+            f"\nsession moved to another node {moved_after:.2f} s after its node was killed;"
+            f" all messages in after {all_in_after:.2f} s; {len(got)} deliveries for 20"
+            f" messages; moves {session.broker_moves}"
+        )
+        assert session.broker_moves >= 1
+    finally:
+        await session.close()
+        await publisher.close()
+
+
+RATE_PER_TERMINAL = 20.0  # card events per second per terminal; 5 terminals: 100/s
+LOAD_S = 8.0
+KILL_AT_S = 3.0
+
+
+async def test_gateway_moves_to_another_node_when_its_node_is_killed(
+    nats_cluster, campus_dsn, prefix, campus, config_factory
+):
+    """Under steady load, SIGKILL the node the gateway is connected to (two terminals are
+    on it too): the gateway moves to the next URL and every card event is answered, opens
+    its door at most once, keeps its verdict and is logged exactly once."""
+    urls = nats_cluster.urls
+    config = dataclasses.replace(
+        config_factory(campus_dsn, urls[0], prefix, client_id=f"gw-{prefix}"),
+        broker=starting_at(urls, 0),
+        late_after_s=60.0,  # judge delivery here, not lateness
+    )
+    facts = campus.facts
+    placement = {  # device -> node it starts on
+        facts.gate_device: 0,
+        facts.dorm_exit_device: 0,
+        facts.gate_exit_device: 1,
+        facts.office_device: 1,
+        facts.lab_device: 2,
+    }
+    devices = list(placement)
+    fleets = [
+        Fleet(
+            starting_at(urls, node),
+            [d for d, n in placement.items() if n == node],
+            prefix=prefix,
+            session_expiry_s=300,
+        )
+        for node in range(3)
+    ]
+    cards = facts.resident_cards[:10]
+    sent: list[tuple[str, str]] = []
+    loop = asyncio.get_running_loop()
+    gateway = Gateway(config)
+    await gateway.start()
+    try:
+        for fleet in fleets:
+            await fleet.start()
+        terminals = {t.device_id: t for fleet in fleets for t in fleet}
+
+        async def traffic() -> None:
+            end = loop.time() + LOAD_S
+            k = 0
+            while loop.time() < end:
+                for terminal in terminals.values():
+                    sent.append((terminal.device_id, terminal.swipe(cards[k % len(cards)])))
+                    k += 1
+                await asyncio.sleep(1 / RATE_PER_TERMINAL)
+
+        load = asyncio.create_task(traffic())
+        await asyncio.sleep(KILL_AT_S)
+        assert gateway.mqtt.endpoint == config.broker.endpoints[0]
+        connects_before = gateway.mqtt.connects
+        nats_cluster.kill(0)
+        killed = time.perf_counter()
+        await until(lambda: gateway.mqtt.connects > connects_before, what="gateway reconnected")
+        reconnected_after = time.perf_counter() - killed
+        await load
+        deadline = loop.time() + 30
+        missing = []
+        for device_id, eid in sent:
+            try:
+                await terminals[device_id].decision(eid, timeout=max(deadline - loop.time(), 0.01))
+            except TimeoutError:
+                missing.append(eid)
+        await asyncio.sleep(1.0)  # repeats, if any, have come
+        assert not missing, f"{len(missing)} of {len(sent)} events never answered"
+        # At least once, never acted on twice: NATS may hand a terminal a decision twice
+        # without the DUP flag (a publish whose PUBACK the dead node took with it is sent
+        # again), and the terminal acts on the first final decision per event only.
+        opened = Counter((t.device_id, eid) for t in terminals.values() for eid in t.unlocked)
+        assert all(n == 1 for n in opened.values()), "a door opened twice for one event"
+        verdicts = {
+            key: {(f["decision"], f["reason"]) for f in terminals[key[0]].finals(key[1])}
+            for key in sent
+        }
+        assert all(len(v) == 1 for v in verdicts.values()), "a repeat changed a verdict"
+        assert not [e for t in terminals.values() for e in t.unsolicited], "unknown event ids"
+        assert gateway.mqtt.broker_moves >= 1
+        assert gateway.mqtt.endpoint != config.broker.endpoints[0]
+
+        # The gap: the longest wait for a decision, and the longest silence at the doors.
+        answered = sorted(terminals[d].decided_at[e] for d, e in sent)
+        silence = max(b - a for a, b in pairwise(answered))
+        latencies = sorted(terminals[d].latency_s(e) for d, e in sent)
+        before = sorted(
+            terminals[d].latency_s(e) for d, e in sent if terminals[d].sent_at[e] < killed - 0.5
+        )
+        around = [
+            terminals[d].latency_s(e) for d, e in sent if abs(terminals[d].sent_at[e] - killed) < 1
+        ]
+        print(
+            f"\nnode of the gateway killed under {len(terminals) * RATE_PER_TERMINAL:.0f}"
+            f" events/s: gateway reconnected after {reconnected_after:.2f} s (moves"
+            f" {gateway.mqtt.broker_moves}); longest silence at the doors {silence:.2f} s;"
+            f" latency before the kill p50 {before[len(before) // 2] * 1000:.0f} ms, max"
+            f" {before[-1] * 1000:.0f} ms; overall p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, max"
+            f" {latencies[-1]:.2f} s, max of those swiped within 1 s of the kill"
+            f" {max(around):.2f} s; {len(sent)} events, republished"
+            f" {sum(t.republished for t in terminals.values())}, repeated finals"
+            f" {sum(len(terminals[d].finals(e)) - 1 for d, e in sent)}"
+        )
+    finally:
+        for fleet in fleets:
+            await fleet.stop()
+        await gateway.stop()
+    logged = await logged_counts(campus_dsn, devices, [eid for _, eid in sent])
+    assert len(logged) == len(sent), f"{len(sent) - len(logged)} events not logged"
+    assert set(logged.values()) == {1}, "an event logged twice"
