@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -131,9 +132,12 @@ class Settings(BaseSettings):
         # this one catches the common mistakes at once.
         schemes = set()
         for item in value.split(","):
+            if not item.strip():
+                raise ValueError("an empty entry between commas in the list of broker URLs")
             parts = urlsplit(item.strip())
             if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-                what = f"{item.strip()!r} in the list" if "," in value else "it"
+                shown = re.sub(r"(://[^:@/,]*):[^@/,]*@", r"\1:***@", item.strip())
+                what = f"{shown!r} in the list" if "," in value else "it"
                 raise ValueError(
                     f"must be mqtt://[user:pass@]host:port or mqtts://..., or several such"
                     f" URLs separated by commas for a clustered broker; {what} is not"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -138,7 +139,7 @@ class BrokerAddress:
         schemes = {node.scheme for node in nodes}
         if len(schemes) > 1:
             raise ValueError(
-                f"bad MQTT URL list {url!r}: the nodes of one broker share one scheme, not"
+                f"bad MQTT URL list {_shown(url)!r}: the nodes of one broker share one scheme, not"
                 f" {' and '.join(sorted(schemes))}"
             )
         username = _agreed(url, "user name", [n.username for n in nodes])
@@ -153,12 +154,14 @@ class BrokerAddress:
         cert_file = cert_file or query.get("cert")
         key_file = key_file or query.get("key")
         if not tls and (ca_file or cert_file or key_file):
-            raise ValueError(f"bad MQTT URL {url!r}: CA or client certificate files need mqtts://")
+            raise ValueError(
+                f"bad MQTT URL {_shown(url)!r}: CA or client certificate files need mqtts://"
+            )
         if key_file and not cert_file:
             raise ValueError("a client key file needs its certificate file too")
         endpoints = tuple(Endpoint(n.host, n.port or (8883 if tls else 1883)) for n in nodes)
         if len(set(endpoints)) < len(endpoints):
-            raise ValueError(f"bad MQTT URL list {url!r}: a node is named twice")
+            raise ValueError(f"bad MQTT URL list {_shown(url)!r}: a node is named twice")
         return cls(
             endpoints=endpoints,
             tls=tls,
@@ -199,10 +202,12 @@ class _Node:
 def _parse_node(item: str, whole: str) -> _Node:
     text = item.strip()
     where = (
-        f"bad MQTT URL {text!r}" if text == whole.strip() else f"bad MQTT URL {text!r} in {whole!r}"
+        f"bad MQTT URL {_shown(text)!r}"
+        if text == whole.strip()
+        else f"bad MQTT URL {_shown(text)!r} in {_shown(whole)!r}"
     )
     if not text:
-        raise ValueError(f"bad MQTT URL list {whole!r}: an empty entry between commas")
+        raise ValueError(f"bad MQTT URL list {_shown(whole)!r}: an empty entry between commas")
     parts = urlsplit(text)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ValueError(
@@ -212,7 +217,10 @@ def _parse_node(item: str, whole: str) -> _Node:
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"{where}: the port must be a number from 1 to 65535") from None
+        raise ValueError(
+            f"{where}: the port must be a number from 1 to 65535 (the URLs of several"
+            " nodes are separated by commas)"
+        ) from None
     if parts.path not in ("", "/"):
         raise ValueError(f"{where}: an MQTT URL has no path ({parts.path!r})")
     pairs = [p.split("=", 1) for p in parts.query.split("&") if p]
@@ -228,12 +236,17 @@ def _parse_node(item: str, whole: str) -> _Node:
     )
 
 
+def _shown(url: str) -> str:
+    """`url` for an error message: passwords replaced by `***`."""
+    return re.sub(r"(://[^:@/,]*):[^@/,]*@", r"\1:***@", url)
+
+
 def _agreed(url: str, what: str, values: list[str | None]) -> str | None:
     """The one value the nodes give (None when none does); an error when two differ."""
     given = {value for value in values if value is not None}
     if len(given) > 1:
         raise ValueError(
-            f"bad MQTT URL list {url!r}: the nodes of one broker share one {what}, but"
+            f"bad MQTT URL list {_shown(url)!r}: the nodes of one broker share one {what}, but"
             " two URLs give different ones"
         )
     return given.pop() if given else None
@@ -251,7 +264,7 @@ def _protocol(url: str, chosen: Protocol | str | None, in_url: str | None) -> Pr
     if setting is not None and query is not None and setting is not query:
         raise ValueError(
             f"MQTT protocol {setting.value} (CAMPUSGATE_MQTT_PROTOCOL) disagrees with"
-            f" ?protocol={query.value} in {url!r}: give it once"
+            f" ?protocol={query.value} in {_shown(url)!r}: give it once"
         )
     return setting or query or Protocol.V5
 

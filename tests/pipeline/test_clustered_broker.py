@@ -16,9 +16,11 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
+from broker_fixtures import free_port, start_mosquitto
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from devices.transports.mqtt import BrokerAddress, Message, MqttClient, Protocol
+from devices.transports.mqtt import BrokerAddress, Message, MqttClient, MqttError, Protocol
 from firmware_sim.fleet import Fleet
 from firmware_sim.offline import OfflineTerminal
 from gateway.pipeline.allowlists import AllowlistConfig
@@ -294,3 +296,56 @@ async def test_gateway_moves_to_another_node_when_its_node_is_killed(
     logged = await logged_counts(campus_dsn, devices, [eid for _, eid in sent])
     assert len(logged) == len(sent), f"{len(sent) - len(logged)} events not logged"
     assert set(logged.values()) == {1}, "an event logged twice"
+
+
+async def test_connect_moves_past_dead_nodes(mqtt_url):
+    """The first URLs of the list refuse connections: the client moves on to the live one,
+    and counts each move; with no live node the error names them all."""
+    dead = [free_port(), free_port()]
+    live = BrokerAddress.parse(mqtt_url)
+    listed = ",".join([f"mqtt://127.0.0.1:{p}" for p in dead] + [mqtt_url])
+    client = MqttClient(BrokerAddress.parse(listed), client_id="moves-past-dead")
+    await client.connect(timeout=5)
+    try:
+        assert client.endpoint == live.endpoints[0]
+        assert client.broker_moves == 2
+    finally:
+        await client.close()
+    nowhere = MqttClient(
+        BrokerAddress.parse(",".join(f"mqtt://127.0.0.1:{p}" for p in dead)), client_id="nowhere"
+    )
+    with pytest.raises(MqttError, match="no node of the broker") as refused:
+        await nowhere.connect(timeout=2)
+    assert all(str(p) in str(refused.value) for p in dead)
+
+
+async def test_a_lost_connection_moves_to_the_next_node(tmp_path):
+    """Two Mosquittos stand in for two nodes: the first is SIGKILLed, the client moves to
+    the second, subscribes again there and receives what is published to it."""
+    first, first_port = start_mosquitto(tmp_path)
+    second, second_port = start_mosquitto(tmp_path)
+    address = BrokerAddress.parse(f"mqtt://127.0.0.1:{first_port},mqtt://127.0.0.1:{second_port}")
+    got: list[Message] = []
+    client = MqttClient(
+        address, client_id="moves-on-loss", subscriptions=[("node/test", 1)], on_messages=got.extend
+    )
+    await client.connect()
+    try:
+        first.kill()
+        first.wait(5)
+        await until(
+            lambda: client.is_connected and client.endpoint.port == second_port, 10, "moved"
+        )
+        assert client.broker_moves == 1 and client.reconnects == 1
+        probe = MqttClient(BrokerAddress.parse(f"mqtt://127.0.0.1:{second_port}"), client_id="p")
+        await probe.connect()
+        # Retained: it reaches the client whether its new subscription is in place yet or not.
+        probe.publish("node/test", b"after the move", qos=1, retain=True)
+        await until(lambda: [m.payload for m in got] == [b"after the move"], 5, "delivered")
+        await probe.close()
+    finally:
+        await client.close()
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(5)
