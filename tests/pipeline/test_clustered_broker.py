@@ -349,3 +349,75 @@ async def test_a_lost_connection_moves_to_the_next_node(tmp_path):
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(5)
+
+
+SESSIONS = 64  # one persistent session per partition (issue 14, point 1)
+
+
+async def test_64_partition_sessions_on_the_cluster(nats_cluster):
+    """What a NATS cluster does with one persistent session per partition: 64 sessions
+    (client ids campusgate-p0..63, one QoS 1 subscription each) spread over the nodes are
+    made, resumed on other nodes, and moved off a killed node; a message to each partition
+    after the kill reaches its session. Prints the times (each QoS 1 subscription is a
+    JetStream consumer replicated to three nodes, made once, when first subscribed)."""
+    urls = nats_cluster.urls
+    got: dict[int, list[Message]] = {n: [] for n in range(SESSIONS)}
+
+    def session(n: int, node: int) -> MqttClient:
+        return MqttClient(
+            starting_at(urls, node % 3),
+            client_id=f"campusgate-p{n}",
+            clean_start=False,
+            subscriptions=[(f"cluster/p{n}/+/events", 1)],
+            on_messages=got[n].extend,
+        )
+
+    async def connect_all(clients: list[MqttClient]) -> float:
+        began = time.perf_counter()
+        limit = asyncio.Semaphore(16)
+
+        async def one(client: MqttClient) -> None:
+            async with limit:
+                await client.connect(60)
+
+        await asyncio.gather(*(one(client) for client in clients))
+        return time.perf_counter() - began
+
+    first = [session(n, n) for n in range(SESSIONS)]
+    made_s = await connect_all(first)
+    for client in first:
+        await client.close()
+    again = [session(n, n + 1) for n in range(SESSIONS)]  # each on another node
+    resumed_s = await connect_all(again)
+    publisher = MqttClient(starting_at(urls, 1), client_id="cluster-partition-publisher")
+    try:
+        dead = nats_cluster.ports[0].mqtt
+        on_node0 = [c for c in again if c.endpoint.port == dead]
+        nats_cluster.kill(0)
+        killed = time.perf_counter()
+        await until(
+            lambda: all(
+                c.endpoint.port != nats_cluster.ports[0].mqtt and c.is_connected for c in again
+            ),
+            60,
+            "sessions moved",
+        )
+        moved_s = time.perf_counter() - killed
+        await publisher.connect(30)
+        sent = time.perf_counter()
+        for n in range(SESSIONS):
+            publisher.publish(f"cluster/p{n}/door/events", b"%d" % n, qos=1)
+        await until(lambda: all(got[n] for n in range(SESSIONS)), 60, "one message per partition")
+        delivered_s = time.perf_counter() - sent
+        assert all([m.payload for m in got[n]] == [b"%d" % n] for n in range(SESSIONS))
+        print(
+            f"\n{SESSIONS} persistent sessions on 3 NATS nodes: made (connect + first"
+            f" subscribe) in {made_s:.2f} s, resumed on other nodes in {resumed_s:.2f} s;"
+            f" node 0 killed: its {len(on_node0)} sessions moved within {moved_s:.2f} s, a"
+            f" message to every partition delivered {delivered_s:.2f} s after"
+            f" ({time.perf_counter() - killed:.2f} s after the kill)"
+        )
+    finally:
+        await publisher.close()
+        for client in again:
+            await client.close()
