@@ -35,6 +35,12 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 # window in which a session is not there to take messages stays about a second long.
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 1.0
+# A refused subscription is asked for again after this long, doubling up to the maximum.
+RESUBSCRIBE_FIRST_S = 0.5
+RESUBSCRIBE_MAX_S = 30.0
+# SUBACK codes that asking again will not change (MQTT 5): not authorized, a topic filter
+# the broker does not take, shared subscriptions or wildcards not supported.
+_FINAL_SUBACK_REFUSALS = frozenset({0x87, 0x8F, 0x9E, 0xA1, 0xA2})
 
 
 class MqttError(Exception):
@@ -366,6 +372,9 @@ class MqttClient:
         # until then a message published to this client's topics may find nobody.
         self._subscribed = asyncio.Event()
         self._unacked_subscribes: set[int] = set()
+        # SUBSCRIBE packet id -> (filter, qos), to try a refused subscription again.
+        self._subscribing: dict[int, tuple[str, int]] = {}
+        self._refusals: dict[str, int] = {}  # filter -> refusals in a row
         self._connect_error: MqttError | None = None
         self._connecting = False
         self._closing = False
@@ -491,7 +500,17 @@ class MqttClient:
     def subscribe(self, topic: str, qos: int = 1) -> None:
         self._subscriptions.append((topic, qos))
         if self.is_connected:
-            self._client.subscribe(topic, qos)
+            self._send_subscribe(topic, qos)
+
+    def _send_subscribe(self, topic: str, qos: int) -> int:
+        mid: int = self._client.subscribe(topic, qos)[1]
+        self._subscribing[mid] = (topic, qos)
+        return mid
+
+    def _subscribe_again(self, topic: str, qos: int) -> None:
+        if self.is_connected and not self._closing and (topic, qos) in self._subscriptions:
+            _LOGGER.info("MQTT %s: subscribing to %s again", self.client_id, topic)
+            self._send_subscribe(topic, qos)
 
     def set_handler(self, on_messages: MessageBatchHandler) -> None:
         """Set the receiver of message batches (before `connect`)."""
@@ -646,7 +665,8 @@ class MqttClient:
             self._on_loop(self._connected.set)
             return
         self.connects += 1
-        self._unacked_subscribes = {client.subscribe(t, q)[1] for t, q in self._subscriptions}
+        self._subscribing.clear()
+        self._unacked_subscribes = {self._send_subscribe(t, q) for t, q in self._subscriptions}
         if not self._unacked_subscribes:
             self._on_loop(self._subscribed.set)
         self._on_loop(self._connected.set)
@@ -676,19 +696,38 @@ class MqttClient:
         self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any
     ) -> None:
         refused = [reason for reason in reasons if getattr(reason, "is_failure", False)]
+        wanted = self._subscribing.pop(mid, None)
         if refused:
-            # E.g. an ACL, or NATS when a session's subscriptions would hold more than
-            # 65,535 unacknowledged messages (max_ack_pending each): nothing will arrive.
-            self.refused_subscriptions += len(refused)
-            _LOGGER.error(
-                "MQTT %s: the broker at %s refused a subscription (%s); check its ACL and limits",
-                self.client_id,
-                self.endpoint,
-                ", ".join(str(reason) for reason in refused),
-            )
+            self._refused(wanted, refused)
+        elif wanted is not None:
+            self._refusals.pop(wanted[0], None)
         self._unacked_subscribes.discard(mid)
         if not self._unacked_subscribes:
             self._on_loop(self._subscribed.set)
+
+    def _refused(self, wanted: tuple[str, int] | None, reasons: list[Any]) -> None:
+        """A SUBACK refused the subscription `wanted`: log it and, unless the refusal is
+        final (not authorized, a filter the broker does not take), ask again later.
+
+        A clustered broker refuses for passing reasons: NATS answers 0x80 when making the
+        subscription's JetStream consumer times out (a busy cluster, a leader election).
+        MQTT 3.1.1 has only 0x80, so there every refusal is tried again, every 30 s at most.
+        """
+        self.refused_subscriptions += len(reasons)
+        topic = wanted[0] if wanted else "?"
+        final = any(getattr(r, "value", 0x80) in _FINAL_SUBACK_REFUSALS for r in reasons)
+        count = self._refusals[topic] = self._refusals.get(topic, 0) + 1
+        delay = min(RESUBSCRIBE_FIRST_S * 2 ** (count - 1), RESUBSCRIBE_MAX_S)
+        _LOGGER.error(
+            "MQTT %s: the broker at %s refused the subscription to %s (%s)%s",
+            self.client_id,
+            self.endpoint,
+            topic,
+            ", ".join(str(reason) for reason in reasons),
+            "; check its ACL" if final else f"; asking again in {delay:.1f} s",
+        )
+        if wanted is not None and not final and self._loop is not None:
+            self._on_loop(self._loop.call_later, delay, self._subscribe_again, *wanted)
 
     def _handle_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
         expiry = getattr(msg.properties, "MessageExpiryInterval", None) if msg.properties else None

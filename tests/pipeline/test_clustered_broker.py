@@ -421,3 +421,53 @@ async def test_64_partition_sessions_on_the_cluster(nats_cluster):
         await publisher.close()
         for client in again:
             await client.close()
+
+
+async def test_a_subscription_refused_in_passing_is_asked_for_again():
+    """NATS refuses a subscription (SUBACK 0x80) when making its JetStream consumer times
+    out on a busy cluster (seen here: 2 of 20 bench terminals on a loaded machine, which
+    then never got a decision). The client asks again until it is granted. A NATS refusal
+    cannot be caused at will, so a minimal MQTT 3.1.1 responder stands in for the broker:
+    it refuses the first SUBSCRIBE and grants the next."""
+    subscribes: list[bytes] = []
+
+    async def broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readexactly(2)
+            except asyncio.IncompleteReadError:
+                return
+            length, shift, byte = 0, 0, head[1]
+            while True:  # the remaining length, 7 bits a byte
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+                byte = (await reader.readexactly(1))[0]
+            body = await reader.readexactly(length)
+            kind = head[0] & 0xF0
+            if kind == 0x10:  # CONNECT
+                writer.write(b"\x20\x02\x00\x00")
+            elif kind == 0x80:  # SUBSCRIBE: packet id, then the filters
+                subscribes.append(body)
+                granted = b"\x80" if len(subscribes) == 1 else b"\x01"
+                writer.write(b"\x90\x03" + body[:2] + granted)
+            elif kind == 0xC0:  # PINGREQ
+                writer.write(b"\xd0\x00")
+            await writer.drain()
+
+    server = await asyncio.start_server(broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = MqttClient(
+        BrokerAddress.parse(f"mqtt://127.0.0.1:{port}?protocol=3.1.1"),
+        client_id="refused-once",
+        subscriptions=[("campus/devices/d1/commands", 1)],
+    )
+    try:
+        await client.connect(timeout=5)  # the SUBACK came, if a refusal
+        assert client.refused_subscriptions == 1
+        await until(lambda: len(subscribes) == 2, 5, "subscribed again")
+        assert subscribes[1][2:] == subscribes[0][2:]  # the same filter and QoS
+    finally:
+        await client.close()
+        server.close()
