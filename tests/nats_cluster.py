@@ -29,6 +29,10 @@ from types import TracebackType
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 START_TIMEOUT_S = 30.0
+# How long NATS waits for the PUBACK of a QoS 1 message before sending it again: also how
+# long a message delivered just before its subscriber's node died waits to come again (NATS
+# does not resend on session resume). NATS's default is 30 s; deploy/nats uses this value.
+ACK_WAIT = "5s"
 
 
 def nats_server_installed() -> bool:
@@ -95,7 +99,7 @@ class NatsCluster:
         size: int = 3,
         replicas: int | None = None,
         max_ack_pending: int | None = None,
-        ack_wait: str | None = None,
+        ack_wait: str | None = ACK_WAIT,
         name: str = "campusgate-test",
     ) -> None:
         if not nats_server_installed():
