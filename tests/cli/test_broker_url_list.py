@@ -110,3 +110,21 @@ def test_a_worker_refuses_mqtt_311_before_subscribing_to_nothing(db_dsn):
         }
     )
     assert code != 0 and "MQTT 5 shared subscription" in output, output
+
+
+def test_the_bench_hands_its_children_the_whole_list_with_the_protocol(tmp_path):
+    """`campusgate bench` starts the gateway, the echo responder and the doors from a URL
+    alone: each node's URL carries the protocol (and, for mqtts://, the CA file)."""
+    from gateway.cli.bench import _with_tls_files
+    from gateway.settings import Settings
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text("stand-in")
+    settings = Settings(
+        mqtt_url="mqtts://gw:pw@n1:8883,mqtts://n2:8883", mqtt_protocol="3.1.1", mqtt_ca_file=ca
+    )
+    url = _with_tls_files(settings.mqtt_url, settings, ca_only=True)
+    address = BrokerAddress.parse(url)
+    assert [str(e) for e in address.endpoints] == ["n1:8883", "n2:8883"]
+    assert address.protocol is Protocol.V311 and address.ca_file == str(ca)
+    assert address.username == "gw"
