@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +20,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CAMPUSGATE_", extra="ignore")
 
     database_url: str | None = None
+    # One broker URL, or the comma-separated URLs of a clustered broker's nodes (same
+    # scheme), tried in turn: the gateway moves to the next when one fails.
     mqtt_url: str | None = None
+    # MQTT protocol: "5" or "3.1.1" (NATS speaks 3.1.1 only); None: the URL's
+    # `?protocol=`, else 5.
+    mqtt_protocol: str | None = None
     topic_prefix: str = "campus"
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "campusgate")
     api_host: str = "127.0.0.1"
@@ -128,10 +134,34 @@ class Settings(BaseSettings):
     def _check_mqtt_url(cls, value: str | None) -> str | None:
         if not value:
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must be mqtt://[user:pass@]host:port or mqtts://...")
+        # The whole check is BrokerAddress.parse's (devices/transports/mqtt.py), at start;
+        # this one catches the common mistakes at once.
+        schemes = set()
+        for item in value.split(","):
+            if not item.strip():
+                raise ValueError("an empty entry between commas in the list of broker URLs")
+            parts = urlsplit(item.strip())
+            if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+                shown = re.sub(r"(://[^:@/,]*):[^@/,]*@", r"\1:***@", item.strip())
+                what = f"{shown!r} in the list" if "," in value else "it"
+                raise ValueError(
+                    f"must be mqtt://[user:pass@]host:port or mqtts://..., or several such"
+                    f" URLs separated by commas for a clustered broker; {what} is not"
+                )
+            schemes.add(parts.scheme)
+        if len(schemes) > 1:
+            raise ValueError("the URLs of one clustered broker must share one scheme")
         return value
+
+    @field_validator("mqtt_protocol")
+    @classmethod
+    def _check_mqtt_protocol(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        if text not in ("5", "3.1.1"):
+            raise ValueError("must be 5 or 3.1.1 (NATS speaks 3.1.1 only)")
+        return text
 
     @field_validator("mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file")
     @classmethod
@@ -150,6 +180,10 @@ class Settings(BaseSettings):
         if self.mqtt_key_file and not self.mqtt_cert_file:
             raise ValueError("CAMPUSGATE_MQTT_KEY_FILE needs CAMPUSGATE_MQTT_CERT_FILE too")
         return self
+
+    def mqtt_options(self) -> dict[str, str | None]:
+        """The protocol and the TLS files as keyword arguments of `BrokerAddress.parse`."""
+        return {"protocol": self.mqtt_protocol, **self.mqtt_tls_files()}
 
     def mqtt_tls_files(self) -> dict[str, str | None]:
         """The TLS files as keyword arguments of `BrokerAddress.parse`."""

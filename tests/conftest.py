@@ -18,6 +18,7 @@ from db_fixtures import (  # noqa: F401  (fixtures for every test: tests/db_fixt
     new_database,
     roster_listener,
 )
+from nats_cluster import NatsCluster, nats_server_installed
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every `serve`/`worker` the tests start would open the worker metrics port (9108) by
@@ -157,3 +158,20 @@ def _private_data_dir(tmp_path_factory) -> Iterator[None]:
         yield
     finally:
         os.environ.pop("CAMPUSGATE_DATA_DIR", None)
+
+
+@pytest.fixture
+def nats_cluster(tmp_path) -> Iterator[NatsCluster]:
+    """A three-node NATS cluster (JetStream, MQTT 3.1.1 listeners) of this test's own.
+
+    `.urls` are the nodes' MQTT URLs, `.url` all of them comma-separated (as
+    CAMPUSGATE_MQTT_URL takes them), `.kill(i)` / `.start(i)` SIGKILL and restart node i.
+    Ready when every node sees a JetStream leader and accepts an MQTT session; about 4 s.
+    For other options (ack_wait, max_ack_pending) use `NatsCluster` itself.
+    """
+    if not nats_server_installed():
+        if os.environ.get("CI"):
+            pytest.fail("nats-server is not installed (.ci/run installs it)")
+        pytest.skip("nats-server is not installed (Debian: apt-get install nats-server)")
+    with NatsCluster(tmp_path / "nats") as cluster:
+        yield cluster

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -34,6 +35,12 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 # window in which a session is not there to take messages stays about a second long.
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 1.0
+# A refused subscription is asked for again after this long, doubling up to the maximum.
+RESUBSCRIBE_FIRST_S = 0.5
+RESUBSCRIBE_MAX_S = 30.0
+# SUBACK codes that asking again will not change (MQTT 5): not authorized, a topic filter
+# the broker does not take, shared subscriptions or wildcards not supported.
+_FINAL_SUBACK_REFUSALS = frozenset({0x87, 0x8F, 0x9E, 0xA1, 0xA2})
 
 
 class MqttError(Exception):
@@ -72,9 +79,25 @@ class Will:
 
 
 @dataclass(frozen=True, slots=True)
-class BrokerAddress:
+class Endpoint:
+    """One broker node of a (clustered) broker address."""
+
     host: str
     port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where a broker is: one node, or the nodes of one clustered broker, in the order tried.
+
+    Every node shares the scheme, the account, the protocol and the TLS files: they are
+    one broker (Mosquitto is one node; a NATS or EMQX cluster is several).
+    """
+
+    endpoints: tuple[Endpoint, ...]
     tls: bool
     username: str | None
     password: str | None
@@ -86,42 +109,70 @@ class BrokerAddress:
     cert_file: str | None = None
     key_file: str | None = None
 
+    @property
+    def host(self) -> str:
+        """The first node's host (the only one of a single broker)."""
+        return self.endpoints[0].host
+
+    @property
+    def port(self) -> int:
+        return self.endpoints[0].port
+
+    def __str__(self) -> str:
+        return ",".join(str(endpoint) for endpoint in self.endpoints)
+
     @classmethod
     def parse(
         cls,
         url: str,
         *,
-        protocol: Protocol | None = None,
+        protocol: Protocol | str | None = None,
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
     ) -> BrokerAddress:
         """`mqtt://[user:pass@]host:port` or `mqtts://...`; `?protocol=3.1.1` picks MQTT 3.1.1.
 
+        Several comma-separated URLs name the nodes of one clustered broker, tried in turn:
+        `mqtt://u:p@n1:1883,mqtt://n2:1883`. They share one scheme; the account and the
+        query may be written on any of them, but never differently on two.
+
         For mqtts:// the query may also name `ca`, `cert` and `key` files (paths), which the
         keyword arguments override: `mqtts://term-1@host:8884?ca=ca.crt&cert=t.crt&key=t.key`.
+        `protocol` (CAMPUSGATE_MQTT_PROTOCOL) must agree with a `?protocol=` of the URL.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"bad MQTT URL {url!r}: expected mqtt://[user:pass@]host:port")
-        tls = parts.scheme == "mqtts"
+        nodes = [_parse_node(item, url) for item in url.split(",")]
+        schemes = {node.scheme for node in nodes}
+        if len(schemes) > 1:
+            raise ValueError(
+                f"bad MQTT URL list {_shown(url)!r}: the nodes of one broker share one scheme, not"
+                f" {' and '.join(sorted(schemes))}"
+            )
+        username = _agreed(url, "user name", [n.username for n in nodes])
+        password = _agreed(url, "password", [n.password for n in nodes])
         query = {
-            k: unquote(v) for k, v in (p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+            key: _agreed(url, f"query parameter {key!r}", [n.query.get(key) for n in nodes])
+            for key in sorted({key for node in nodes for key in node.query})
         }
-        chosen = protocol or Protocol(query.get("protocol", Protocol.V5.value))
+        tls = nodes[0].scheme == "mqtts"
+        chosen = _protocol(url, protocol, query.get("protocol"))
         ca_file = ca_file or query.get("ca")
         cert_file = cert_file or query.get("cert")
         key_file = key_file or query.get("key")
         if not tls and (ca_file or cert_file or key_file):
-            raise ValueError(f"bad MQTT URL {url!r}: CA or client certificate files need mqtts://")
+            raise ValueError(
+                f"bad MQTT URL {_shown(url)!r}: CA or client certificate files need mqtts://"
+            )
         if key_file and not cert_file:
             raise ValueError("a client key file needs its certificate file too")
+        endpoints = tuple(Endpoint(n.host, n.port or (8883 if tls else 1883)) for n in nodes)
+        if len(set(endpoints)) < len(endpoints):
+            raise ValueError(f"bad MQTT URL list {_shown(url)!r}: a node is named twice")
         return cls(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
+            endpoints=endpoints,
             tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
+            username=username,
+            password=password,
             protocol=chosen,
             ca_file=ca_file,
             cert_file=cert_file,
@@ -142,6 +193,86 @@ class BrokerAddress:
                 " the key matches the certificate"
             ) from None
         return context
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    scheme: str
+    host: str
+    port: int | None
+    username: str | None
+    password: str | None
+    query: dict[str, str]
+
+
+def _parse_node(item: str, whole: str) -> _Node:
+    text = item.strip()
+    where = (
+        f"bad MQTT URL {_shown(text)!r}"
+        if text == whole.strip()
+        else f"bad MQTT URL {_shown(text)!r} in {_shown(whole)!r}"
+    )
+    if not text:
+        raise ValueError(f"bad MQTT URL list {_shown(whole)!r}: an empty entry between commas")
+    parts = urlsplit(text)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(
+            f"{where}: expected mqtt://[user:pass@]host:port (or mqtts://), several"
+            " comma-separated for the nodes of a clustered broker"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(
+            f"{where}: the port must be a number from 1 to 65535 (the URLs of several"
+            " nodes are separated by commas)"
+        ) from None
+    if parts.path not in ("", "/"):
+        raise ValueError(f"{where}: an MQTT URL has no path ({parts.path!r})")
+    pairs = [p.split("=", 1) for p in parts.query.split("&") if p]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"{where}: the query must be name=value pairs joined by '&'")
+    return _Node(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        query={k: unquote(v) for k, v in pairs},
+    )
+
+
+def _shown(url: str) -> str:
+    """`url` for an error message: passwords replaced by `***`."""
+    return re.sub(r"(://[^:@/,]*):[^@/,]*@", r"\1:***@", url)
+
+
+def _agreed(url: str, what: str, values: list[str | None]) -> str | None:
+    """The one value the nodes give (None when none does); an error when two differ."""
+    given = {value for value in values if value is not None}
+    if len(given) > 1:
+        raise ValueError(
+            f"bad MQTT URL list {_shown(url)!r}: the nodes of one broker share one {what}, but"
+            " two URLs give different ones"
+        )
+    return given.pop() if given else None
+
+
+def _protocol(url: str, chosen: Protocol | str | None, in_url: str | None) -> Protocol:
+    names = ", ".join(p.value for p in Protocol)
+    try:
+        setting = Protocol(chosen) if chosen is not None else None
+        query = Protocol(in_url) if in_url is not None else None
+    except ValueError:
+        raise ValueError(
+            f"unknown MQTT protocol {chosen or in_url!r}: use one of {names}"
+        ) from None
+    if setting is not None and query is not None and setting is not query:
+        raise ValueError(
+            f"MQTT protocol {setting.value} (CAMPUSGATE_MQTT_PROTOCOL) disagrees with"
+            f" ?protocol={query.value} in {_shown(url)!r}: give it once"
+        )
+    return setting or query or Protocol.V5
 
 
 MessageBatchHandler = Callable[[Sequence[Message]], None]
@@ -199,7 +330,13 @@ class MqttClient:
     keepalive, CONNACK and acks keep flowing. `receive_maximum` (MQTT 5) caps the
     QoS 1 messages the broker sends before they are acknowledged, so unacknowledged
     messages are the brake; `hold()` stops handing messages over (they wait here,
-    at most `receive_maximum` of them) until `release()`.
+    at most `receive_maximum` of them) until `release()`. MQTT 3.1.1 has no Receive
+    Maximum: the broker's own cap is the brake then (NATS `max_ack_pending` per
+    subscription, Mosquitto `max_inflight_messages`).
+
+    An address with several nodes (a clustered broker) is served by one node at a time:
+    when the connection is lost, or a connect fails, the client moves on to the next
+    node (`broker_moves` counts that), with the same short backoff as a reconnect.
     """
 
     def __init__(
@@ -235,6 +372,9 @@ class MqttClient:
         # until then a message published to this client's topics may find nobody.
         self._subscribed = asyncio.Event()
         self._unacked_subscribes: set[int] = set()
+        # SUBSCRIBE packet id -> (filter, qos), to try a refused subscription again.
+        self._subscribing: dict[int, tuple[str, int]] = {}
+        self._refusals: dict[str, int] = {}  # filter -> refusals in a row
         self._connect_error: MqttError | None = None
         self._connecting = False
         self._closing = False
@@ -247,6 +387,16 @@ class MqttClient:
         self._session_expiry_s = session_expiry_s
         self._expiry_props: dict[int, Properties] = {}
         self.connects = 0  # successful CONNACKs; more than one means the session reconnected
+        self._node = 0  # index in address.endpoints of the node used (or tried) now
+        self.broker_moves = 0  # moves to another node of a clustered broker
+        self.refused_subscriptions = 0  # SUBACK failures (logged)
+        if receive_maximum is not None and address.protocol is Protocol.V311:
+            _LOGGER.info(
+                "MQTT %s speaks 3.1.1, which has no Receive Maximum: the broker's own limit"
+                " on unacknowledged messages applies (NATS max_ack_pending, Mosquitto"
+                " max_inflight_messages)",
+                client_id,
+            )
 
         v5 = address.protocol is Protocol.V5
         self._client = paho.Client(
@@ -280,17 +430,37 @@ class MqttClient:
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """The broker node this client is connected to (or tries next)."""
+        return self.address.endpoints[self._node]
+
     async def connect(self, timeout: float = 10.0) -> None:
-        """Connect and subscribe; raises MqttError when the broker is unreachable or refuses."""
+        """Connect and subscribe; raises MqttError when the broker is unreachable or refuses.
+
+        With several nodes, each is tried once in turn (`timeout` each) before giving up.
+        """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._closing = False
-        await self._connect_once(timeout)
+        failures: list[str] = []
+        for attempt in range(len(self.address.endpoints)):
+            if attempt:
+                self._move_on(failures[-1])
+            try:
+                await self._connect_once(timeout)
+                break
+            except MqttError as exc:
+                failures.append(str(exc))
+        else:
+            if len(failures) == 1:
+                raise MqttError(failures[0])
+            raise MqttError(f"no node of the broker {self.address} answered: {'; '.join(failures)}")
         try:
             await asyncio.wait_for(self._subscribed.wait(), timeout)
         except TimeoutError:
             raise MqttError(
-                f"broker at {self.address.host}:{self.address.port} did not confirm the"
+                f"broker at {self.endpoint} did not confirm the"
                 f" subscriptions of {self.client_id} within {timeout} s"
             ) from None
         self._misc_task = asyncio.create_task(self._misc_loop(), name=f"mqtt-misc-{self.client_id}")
@@ -330,7 +500,17 @@ class MqttClient:
     def subscribe(self, topic: str, qos: int = 1) -> None:
         self._subscriptions.append((topic, qos))
         if self.is_connected:
-            self._client.subscribe(topic, qos)
+            self._send_subscribe(topic, qos)
+
+    def _send_subscribe(self, topic: str, qos: int) -> int:
+        mid: int = self._client.subscribe(topic, qos)[1]
+        self._subscribing[mid] = (topic, qos)
+        return mid
+
+    def _subscribe_again(self, topic: str, qos: int) -> None:
+        if self.is_connected and not self._closing and (topic, qos) in self._subscriptions:
+            _LOGGER.info("MQTT %s: subscribing to %s again", self.client_id, topic)
+            self._send_subscribe(topic, qos)
 
     def set_handler(self, on_messages: MessageBatchHandler) -> None:
         """Set the receiver of message batches (before `connect`)."""
@@ -387,6 +567,21 @@ class MqttClient:
 
     # ---- connection management ---------------------------------------------
 
+    def _move_on(self, why: str) -> None:
+        """Use the next node of a clustered broker (nothing to do for a single node)."""
+        if len(self.address.endpoints) < 2:
+            return
+        before = self.endpoint
+        self._node = (self._node + 1) % len(self.address.endpoints)
+        self.broker_moves += 1
+        _LOGGER.warning(
+            "MQTT %s: broker node %s failed (%s); moving to %s",
+            self.client_id,
+            before,
+            why,
+            self.endpoint,
+        )
+
     async def _connect_once(self, timeout: float) -> None:
         self._connected.clear()
         self._connect_error = None
@@ -397,14 +592,15 @@ class MqttClient:
             props.SessionExpiryInterval = 0 if self._clean_start else self._session_expiry_s
             if self._receive_maximum is not None:
                 props.ReceiveMaximum = self._receive_maximum
+        node = self.endpoint
         try:
             # The TCP connect may block on a remote broker: do it off the loop.
             await asyncio.wait_for(
                 self._loop.run_in_executor(  # type: ignore[union-attr]
                     None,
                     lambda: self._client.connect(
-                        self.address.host,
-                        self.address.port,
+                        node.host,
+                        node.port,
                         keepalive=self._keepalive,
                         clean_start=self._clean_start
                         if self.address.protocol is Protocol.V5
@@ -417,9 +613,7 @@ class MqttClient:
             await asyncio.wait_for(self._connected.wait(), timeout)
         except (OSError, TimeoutError) as exc:
             self._detach_socket()
-            raise MqttError(
-                f"cannot reach MQTT broker at {self.address.host}:{self.address.port}: {exc!r}"
-            ) from None
+            raise MqttError(f"cannot reach MQTT broker at {node}: {exc!r}") from None
         finally:
             self._connecting = False
         if self._connect_error is not None:
@@ -427,20 +621,23 @@ class MqttClient:
             self._detach_socket()
             raise self._connect_error
 
-    async def _reconnect_loop(self) -> None:
+    async def _reconnect_loop(self, lost: str) -> None:
+        """Connect again, moving through the broker's nodes, until one takes the session.
+
+        The lost node comes last: a clustered broker serves the session from any node
+        (NATS and EMQX replicate it), and the lost one may well be down.
+        """
         delay = RECONNECT_FIRST_S
+        why = f"connection lost: {lost}"
         while not self._closing:
+            self._move_on(why)
             await asyncio.sleep(delay)
             try:
                 await self._connect_once(10.0)
-                _LOGGER.info(
-                    "MQTT %s reconnected to %s:%s",
-                    self.client_id,
-                    self.address.host,
-                    self.address.port,
-                )
+                _LOGGER.info("MQTT %s reconnected to %s", self.client_id, self.endpoint)
                 return
             except MqttError as exc:
+                why = str(exc)
                 _LOGGER.warning("MQTT %s: %s; retrying in %.1f s", self.client_id, exc, delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
 
@@ -468,7 +665,8 @@ class MqttClient:
             self._on_loop(self._connected.set)
             return
         self.connects += 1
-        self._unacked_subscribes = {client.subscribe(t, q)[1] for t, q in self._subscriptions}
+        self._subscribing.clear()
+        self._unacked_subscribes = {self._send_subscribe(t, q) for t, q in self._subscriptions}
         if not self._unacked_subscribes:
             self._on_loop(self._subscribed.set)
         self._on_loop(self._connected.set)
@@ -492,14 +690,44 @@ class MqttClient:
             return
         _LOGGER.warning("MQTT %s lost its connection (%s); reconnecting", self.client_id, reason)
         if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
+            self._reconnect_task = asyncio.ensure_future(self._reconnect_loop(str(reason)))
 
     def _handle_subscribe(
         self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any
     ) -> None:
+        refused = [reason for reason in reasons if getattr(reason, "is_failure", False)]
+        wanted = self._subscribing.pop(mid, None)
+        if refused:
+            self._refused(wanted, refused)
+        elif wanted is not None:
+            self._refusals.pop(wanted[0], None)
         self._unacked_subscribes.discard(mid)
         if not self._unacked_subscribes:
             self._on_loop(self._subscribed.set)
+
+    def _refused(self, wanted: tuple[str, int] | None, reasons: list[Any]) -> None:
+        """A SUBACK refused the subscription `wanted`: log it and, unless the refusal is
+        final (not authorized, a filter the broker does not take), ask again later.
+
+        A clustered broker refuses for passing reasons: NATS answers 0x80 when making the
+        subscription's JetStream consumer times out (a busy cluster, a leader election).
+        MQTT 3.1.1 has only 0x80, so there every refusal is tried again, every 30 s at most.
+        """
+        self.refused_subscriptions += len(reasons)
+        topic = wanted[0] if wanted else "?"
+        final = any(getattr(r, "value", 0x80) in _FINAL_SUBACK_REFUSALS for r in reasons)
+        count = self._refusals[topic] = self._refusals.get(topic, 0) + 1
+        delay = min(RESUBSCRIBE_FIRST_S * 2 ** (count - 1), RESUBSCRIBE_MAX_S)
+        _LOGGER.error(
+            "MQTT %s: the broker at %s refused the subscription to %s (%s)%s",
+            self.client_id,
+            self.endpoint,
+            topic,
+            ", ".join(str(reason) for reason in reasons),
+            "; check its ACL" if final else f"; asking again in {delay:.1f} s",
+        )
+        if wanted is not None and not final and self._loop is not None:
+            self._on_loop(self._loop.call_later, delay, self._subscribe_again, *wanted)
 
     def _handle_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
         expiry = getattr(msg.properties, "MessageExpiryInterval", None) if msg.properties else None

@@ -93,5 +93,18 @@ def main(ctx: click.Context, **overrides: Any) -> None:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "settings"
         raise click.ClickException(f"bad setting {field}: {first['msg']}") from None
+    _check_broker_url(settings)
     configure_logging(settings.log_level, settings.log_format, logging.StreamHandler(sys.stderr))
     ctx.obj = {"settings": settings}
+
+
+def _check_broker_url(settings: Settings) -> None:
+    """The whole broker URL (list) is understood before any command starts anything."""
+    if not settings.mqtt_url:
+        return
+    from devices.transports.mqtt import BrokerAddress
+
+    try:
+        BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_options())
+    except ValueError as exc:
+        raise click.ClickException(f"bad setting mqtt_url: {exc}") from None

@@ -385,18 +385,25 @@ def _doors_login(
 
 
 def _with_tls_files(url: str, settings: Settings, *, ca_only: bool = False) -> str:
-    """`url` carrying the CAMPUSGATE_MQTT_* TLS files in its query (`?ca=...`), so the
-    processes and phases the bench starts from a URL alone connect as this one does."""
-    if not url.startswith("mqtts://"):
-        return url
-    files = {"ca": settings.mqtt_ca_file}
-    if not ca_only:
-        files |= {"cert": settings.mqtt_cert_file, "key": settings.mqtt_key_file}
-    parts = urlsplit(url)
+    """`url` carrying CAMPUSGATE_MQTT_PROTOCOL and the CAMPUSGATE_MQTT_* TLS files in its
+    query (`?protocol=3.1.1&ca=...`), so the processes and phases the bench starts from a
+    URL alone connect as this one does; each URL of a clustered broker's list alike."""
+    return ",".join(_url_with(item, settings, ca_only) for item in url.split(","))
+
+
+def _url_with(url: str, settings: Settings, ca_only: bool) -> str:
+    params: dict[str, Any] = {"protocol": settings.mqtt_protocol}
+    if url.strip().startswith("mqtts://"):
+        params["ca"] = settings.mqtt_ca_file
+        if not ca_only:
+            params |= {"cert": settings.mqtt_cert_file, "key": settings.mqtt_key_file}
+    parts = urlsplit(url.strip())
     query = parse_qsl(parts.query)
     present = {name for name, _ in query}
-    query += [(name, str(path)) for name, path in files.items() if path and name not in present]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    added = [(name, str(value)) for name, value in params.items() if value and name not in present]
+    if not added:
+        return url
+    return urlunsplit(parts._replace(query=urlencode(query + added)))
 
 
 async def _end_gateway_session(address: BrokerAddress) -> None:

@@ -52,7 +52,7 @@ class Broker:
             return f"mosquitto on {self.address.host}:{self.address.port}"
         if isinstance(self.embedded, LocalAmqtt):
             return f"amqtt (in-process, MQTT 3.1.1) on {self.address.host}:{self.address.port}"
-        return f"{self.address.host}:{self.address.port}"
+        return str(self.address)
 
     @property
     def enforces_identities(self) -> bool:
@@ -120,7 +120,7 @@ async def open_broker(
     """
     if settings.mqtt_url:
         try:
-            return Broker(BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_tls_files()))
+            return Broker(BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_options()))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     binary = find_mosquitto() if local in ("auto", "mosquitto") else None
@@ -157,6 +157,14 @@ def gateway_config(
     client_id: str,
     share_group: str | None = None,
 ) -> GatewayConfig:
+    if share_group and broker.protocol is Protocol.V311:
+        # A `$share/...` filter is an ordinary topic to an MQTT 3.1.1 broker (NATS takes it
+        # and delivers nothing to it): the worker would decide no event at all.
+        raise click.ClickException(
+            "`campusgate worker` shares events through an MQTT 5 shared subscription, and this"
+            " broker is set to MQTT 3.1.1 (CAMPUSGATE_MQTT_PROTOCOL or ?protocol=3.1.1): run"
+            " one `campusgate serve` on it, or use an MQTT 5 broker"
+        )
     return GatewayConfig(
         database_url=dsn,
         broker=broker,

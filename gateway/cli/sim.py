@@ -150,7 +150,7 @@ def _broker(settings: Settings) -> BrokerAddress:
             "to the broker the gateway serves"
         )
     try:
-        return BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_tls_files())
+        return BrokerAddress.parse(settings.mqtt_url, **settings.mqtt_options())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -303,7 +303,7 @@ async def run_doors(
         async with stop_signal() as stop:
             await _connect(fleet, address=address)
             click.echo(
-                f"{len(fleet)} simulated devices on {address.host}:{address.port} "
+                f"{len(fleet)} simulated devices on broker {address} "
                 f"(prefix {settings.topic_prefix}); about {rate:g} actions/s; Ctrl-C stops"
             )
             traffic = asyncio.create_task(

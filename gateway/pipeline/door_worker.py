@@ -239,10 +239,10 @@ class Gateway:
         self.offline.start()
         self._tasks.append(asyncio.create_task(self._stats_loop(), name="gateway-stats"))
         _LOGGER.info(
-            "gateway %s up: broker %s:%s, prefix %r, %d recent decisions remembered",
+            "gateway %s up: broker %s (of %s), prefix %r, %d recent decisions remembered",
             config.client_id,
-            config.broker.host,
-            config.broker.port,
+            self.mqtt.endpoint,
+            config.broker,
             config.topic_prefix,
             len(recent),
         )

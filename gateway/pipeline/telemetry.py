@@ -192,6 +192,11 @@ class WorkerCollector(Collector):
                 "MQTT reconnections after a lost connection",
                 mqtt.reconnects,
             )
+            yield _counter(
+                "campusgate_mqtt_broker_moves",
+                "Moves to another node of a clustered broker (CAMPUSGATE_MQTT_URL list)",
+                mqtt.broker_moves,
+            )
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:

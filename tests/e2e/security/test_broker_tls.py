@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from broker_fixtures import free_port
 from broker_identity import PREFIX, BrokerFiles
 from cryptography import x509
 from mqtt_probe import ConnectRefused, connect
@@ -221,3 +222,21 @@ async def test_packets_sharing_one_tls_record_are_all_read(broker_files: BrokerF
         done.set()
         await client.close()
         server.close()
+
+
+async def test_a_tls_node_list_moves_past_a_dead_node(
+    secure_broker: SecureBroker, broker_files: BrokerFiles
+) -> None:
+    """mqtts:// in a clustered broker's list: the first node is down, the client moves on
+    and checks the next node's certificate and host name as it would alone."""
+    dead = free_port()
+    listed = f"mqtts://127.0.0.1:{dead}," + _url(secure_broker, broker_files, "term-a")
+    address = BrokerAddress.parse(listed, ca_file=str(broker_files.ca))
+    assert address.username == "term-a" and len(address.endpoints) == 2
+    client = MqttClient(address, client_id="term-a")
+    await client.connect(timeout=10)
+    try:
+        assert client.is_connected and client.endpoint.port == secure_broker.device_port
+        assert client.broker_moves == 1
+    finally:
+        await client.close()
