@@ -51,7 +51,7 @@ const I18N = {
   },
 };
 const SYMPTOMS = ["fever", "cough", "sore_throat", "fatigue", "shortness_of_breath", "loss_of_taste_smell", "diarrhea"];
-const state = { lang: localStorage.getItem("cg-me-lang") || "zh", me: null, minPassword: 8, invite: null, result: null, message: null };
+const state = { lang: localStorage.getItem("cg-me-lang") || "zh", me: null, meChecked: false, minPassword: 8, invite: null, result: null, message: null };
 const $ = (selector) => document.querySelector(selector);
 const t = (key) => (I18N[state.lang][key] ?? I18N.en[key] ?? key).replace("{n}", String(state.minPassword));
 
@@ -150,6 +150,7 @@ function renderResult() {
 }
 
 async function loadMe() {
+  state.meChecked = true;
   const response = await api("/api/me");
   if (response.status === 401) { state.me = null; return false; }
   if (!response.ok) { showNotice(response.status === 0 ? "offline" : "failed", "error"); return false; }
@@ -170,7 +171,7 @@ async function route() {
     showNotice(params.get("error"), "error");
     history.replaceState(null, "", location.pathname);
   }
-  if (state.me || await loadMe()) return show(hash === "checkin" ? "checkin-view" : "status-view");
+  if (state.me || (!state.meChecked && await loadMe())) return show(hash === "checkin" ? "checkin-view" : "status-view");
   show("signin-view");
   $("#signin-id").focus();
 }
@@ -301,7 +302,9 @@ async function start() {
   document.querySelectorAll('input[name="location"]').forEach((r) => r.addEventListener("change", toggleLocation));
   window.addEventListener("hashchange", route);
   applyLanguage();
-  const config = await api("/api/person/config");
+  // Both answers at once: the first screen waits for one round trip, not two.
+  const inviting = location.hash.includes("invite=");
+  const [config] = await Promise.all([api("/api/person/config"), inviting ? null : loadMe()]);
   if (config.ok) {
     const { cas, min_password_length: minimum } = await config.json();
     state.minPassword = minimum;
