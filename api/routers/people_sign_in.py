@@ -181,6 +181,10 @@ async def cas_callback(
     cas = _cas(request)
     if cas is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "CAS sign-in is not configured")
+    settings = _settings(request)
+    address = client_address(request.scope, settings.trusted_proxy_networks)
+    limits = LoginLimits(settings.login_failures_per_name, settings.login_failures_per_address)
+    attempt = await people_accounts.start_cas_attempt(conn, address, limits)
     try:
         user = await validate_ticket(cas, ticket, _base_url(request) + CAS_CALLBACK)
     except CasError as exc:
@@ -195,6 +199,7 @@ async def cas_callback(
         account = await people_accounts.cas_account(conn, person_id)
     except (UnknownPersonError, InactivePersonError):
         return RedirectResponse(f"{PAGE}#error=cas_inactive", status_code=302)
+    await people_accounts.cas_attempt_succeeded(conn, attempt)
     session = await people_accounts.open_session(conn, account, "cas")
     response = RedirectResponse(PAGE, status_code=302)
     _set_cookies(request, response, session)

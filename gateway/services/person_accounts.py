@@ -125,6 +125,27 @@ async def password_login(
     return found[0]
 
 
+CAS_LOCKOUT_NAME = "person:cas"
+
+
+async def start_cas_attempt(conn: asyncpg.Connection, address: str, limits: LoginLimits) -> int:
+    """Count a CAS callback from `address` as failed until it succeeds; raise
+    LoginThrottledError when that address failed too often (so a flood of made-up tickets
+    is not passed on to the university's CAS server)."""
+    attempt = await lockout.record_login_failure(conn, CAS_LOCKOUT_NAME, address)
+    _, per_address = await lockout.recent_login_failures(
+        conn, CAS_LOCKOUT_NAME, address, limits.window
+    )
+    if per_address > limits.per_address:
+        await lockout.forget_login_failure(conn, attempt)
+        raise LoginThrottledError("too many failed sign-ins; try again later")
+    return attempt
+
+
+async def cas_attempt_succeeded(conn: asyncpg.Connection, attempt: int) -> None:
+    await lockout.forget_login_failure(conn, attempt)
+
+
 async def cas_account(conn: asyncpg.Connection, person_id: str) -> PersonAccount:
     """The account of a person CAS vouched for (created at first sign-in)."""
     allowed = await store.person_may_sign_in(conn, person_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ async def world(database_factory, tmp_path_factory) -> AsyncIterator[World]:
             cas_url=cas.url,
             public_url=BASE,
             login_failures_per_name=3,
-            login_failures_per_address=1000,
+            login_failures_per_address=12,
             cas_version=3,
         )
         app = create_app(settings, dsn)
@@ -78,9 +79,16 @@ async def world(database_factory, tmp_path_factory) -> AsyncIterator[World]:
             yield World(dsn, app, cas, admin_token)
 
 
+_ADDRESSES = itertools.count(1)
+
+
 def _client(world: World, **kwargs: object) -> httpx.AsyncClient:
+    """A client of the app; each from an address of its own unless given one (the
+    per-address lock-out is tested on purpose, not tripped by the other tests)."""
+    n = next(_ADDRESSES)
+    address = kwargs.pop("client", (f"10.1.{n // 250}.{n % 250 + 1}", 1))
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=world.app, client=kwargs.pop("client", ("10.0.0.1", 1))),  # type: ignore[arg-type]
+        transport=httpx.ASGITransport(app=world.app, client=address),  # type: ignore[arg-type]
         base_url=BASE,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -235,6 +243,9 @@ async def test_bearer_tokens_and_csrf(world: World) -> None:
 async def test_wrong_passwords_lock_the_account_out(world: World) -> None:
     async with _signed_in(world, "S001"):
         pass
+    # A success forgets the failures from its own address only (as for operators): start
+    # from none, whatever the tests before did from other addresses.
+    await _sql(world, "DELETE FROM login_failures WHERE name = 'person:S001'")
     async with _client(world, client=("10.0.0.9", 1)) as attacker:
         for _ in range(3):
             wrong = await attacker.post(
@@ -257,6 +268,26 @@ async def test_wrong_passwords_lock_the_account_out(world: World) -> None:
         assert ok.status_code == 200
     # The operator named like the person is a different account: untouched by this lock-out.
     assert await _sql(world, "SELECT count(*) FROM login_failures WHERE name = 'S001'") == 0
+
+
+async def test_one_address_trying_many_people_is_locked_out(world: World) -> None:
+    """Per address, whatever the ids: a sweep over made-up ids and CAS tickets is throttled."""
+    async with _client(world, client=("10.0.0.77", 1)) as sweeper:
+        codes = []
+        for n in range(13):
+            answer = await sweeper.post(
+                "/api/person/login", json={"person_id": f"X{n:03}", "password": "guess 123456"}
+            )
+            codes.append(answer.status_code)
+        assert codes == [401] * 12 + [429]
+    async with _client(world, client=("10.0.0.78", 1)) as forger:
+        seen = len(world.cas.validations)
+        for _ in range(12):
+            answer = await forger.get("/api/person/cas/callback", params={"ticket": "ST-made-up"})
+            assert answer.headers["location"] == "/me/#error=cas_ticket"
+        throttled = await forger.get("/api/person/cas/callback", params={"ticket": "ST-made-up"})
+        assert throttled.status_code == 429
+        assert len(world.cas.validations) == seen + 12  # the 13th never reached CAS
 
 
 async def test_deactivating_ends_sessions_and_sign_in(world: World) -> None:
