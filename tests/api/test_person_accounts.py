@@ -464,3 +464,39 @@ def test_cas_answer_parsing_refuses_entities() -> None:
     ):
         with pytest.raises(CasError):
             parse_answer(text)
+
+
+async def test_retention_deletes_ended_sessions_and_old_invitations(world: World) -> None:
+    from gateway.store.person_accounts import purge_stale
+
+    async with _signed_in(world, "S005") as person:
+        live = person.cookies["cg_person"]
+        other = await person.post(
+            "/api/person/login", json={"person_id": "S005", "password": PASSWORD, "bearer": True}
+        )
+        assert other.status_code == 200
+        token = await _invite(world, "T001")
+        await _sql(
+            world,
+            "UPDATE person_invitations SET expires_at = now() - interval '2 days' "
+            "WHERE token_hash = encode(sha256($1::bytea), 'hex')",
+            token.encode(),
+        )
+        await _sql(
+            world,
+            "UPDATE person_sessions SET expires_at = now() - interval '1 minute' "
+            "WHERE token_hash <> encode(sha256($1::bytea), 'hex')",
+            live.encode(),
+        )
+        conn = await connect(world.dsn)
+        try:
+            dry = await purge_stale(conn, dry_run=True)
+            done = await purge_stale(conn)
+            assert dry == done and done["person_invitations"] >= 1 and done["person_sessions"] >= 1
+            assert await purge_stale(conn, dry_run=True) == {
+                "person_sessions": 0,
+                "person_invitations": 0,
+            }
+        finally:
+            await conn.close()
+        assert (await person.get("/api/me")).status_code == 200  # the live one stays
