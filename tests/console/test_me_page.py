@@ -31,6 +31,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 PASSWORD = "phone page 2026"
+# Argon2 hashes and a shared 2-core CI machine: waits a little longer than the default 5 s.
+WAIT_MS = 15_000
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
          "device_scale_factor": 3}  # fmt: skip
 CAMPUS = """
@@ -43,6 +45,15 @@ health:
   - {person: S002, status: home_isolation, until: "2099-01-01", reason: returned from Harbin,
      caretaker: T001}
 """
+
+
+@pytest.fixture(autouse=True)
+def _patient_expect() -> object:
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    yield
+    expect.set_options(timeout=5_000)  # Playwright's default, for the other modules
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +156,7 @@ async def test_invited_person_signs_in_and_sees_own_status(me_site: tuple[str, s
             await expect(page.locator("#checkin-error")).to_have_text(
                 "Check-in is not available yet."
             )
+            await page.screenshot(path=str(ARTIFACTS / "me-checkin-en.png"), full_page=True)
 
             # Signed in, a reload lands on the status; signing out returns to the sign-in.
             await page.reload()
@@ -214,3 +226,61 @@ async def _sign_in(page, url: str, token: str) -> None:
     await page.fill("#signin-password", PASSWORD)
     await page.click("#signin-submit")
     await expect(page.locator("#me-name")).to_have_text("Wang Fang")
+
+
+async def test_checkin_form_posts_the_agreed_body_and_shows_the_answer(
+    me_site: tuple[str, str],
+) -> None:
+    """The check-in endpoint is another branch's: here the browser's request is caught
+    (the one stand-in in this file) to pin the body the page sends and how it shows the
+    answer, both as agreed for POST /api/me/checkin."""
+    from playwright.async_api import async_playwright, expect
+
+    url, dsn = me_site
+    token = await _invitation(dsn, "T001")
+    sent: list[dict[str, object]] = []
+
+    async def answer(route) -> None:
+        sent.append(route.request.post_data_json)
+        assert route.request.headers.get("x-csrf-token")
+        await route.fulfill(
+            status=201,
+            json={"day": "2026-12-03", "submitted_at": "2026-12-03T08:01:02+08:00",
+                  "hold": "fever_watch", "updated": False},
+        )  # fmt: skip
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(**PHONE)
+            await page.route("**/api/me/checkin", answer)
+            await page.goto(f"{url}/me/#invite={token}")
+            await page.fill("#invite-password", PASSWORD)
+            await page.fill("#invite-confirm", PASSWORD)
+            await page.click("#invite-submit")
+            await page.fill("#signin-password", PASSWORD)
+            await page.click("#signin-submit")
+            await expect(page.locator("#me-name")).to_have_text("Zhang Wei")
+            await page.click("#tab-checkin")
+            await page.check('input[name="location"][value="off_campus"]')
+            await expect(page.locator("#checkin-dormitory")).to_be_hidden()
+            await page.fill("#checkin-city", "Harbin")
+            await page.fill("#checkin-temperature", "38.2")
+            await page.check("#symptom-fever")
+            await page.check("#symptom-cough")
+            await page.check("#checkin-contact")
+            await page.click("#checkin-submit")
+            result = page.locator("#checkin-result")
+            await expect(result).to_contain_text("今日已打卡 2026-12-03")
+            await expect(result).to_contain_text("发热观察")
+            assert sent == [
+                {"location": "off_campus", "dormitory": None, "city": "Harbin",
+                 "temperature_c": 38.2, "symptoms": ["fever", "cough"], "case_contact": True,
+                 "travel_plans": None},
+            ]  # fmt: skip
+            await page.fill("#checkin-temperature", "")
+            await page.click("#checkin-submit")
+            await expect(page.locator("#checkin-error")).to_have_text("请填写 34–43 之间的体温")
+            assert len(sent) == 1
+        finally:
+            await browser.close()

@@ -12,7 +12,7 @@ const I18N = {
     password_mismatch: "两次输入的密码不一致", password_short: "密码至少需要 {n} 位",
     password_set: "密码已设置，请登录。", invite_invalid: "邀请链接无效（已使用或已过期），请联系管理员重新发送。",
     my_status: "我的状态", checkin: "每日打卡", kind: "身份", unit: "单位", health: "健康状态", since: "开始时间",
-    caretaker: "负责照看你的老师", call: "拨打", k_student: "学生", k_staff: "教职工", k_visitor: "访客",
+    caretaker: "你的照看人", call: "拨打", k_student: "学生", k_staff: "教职工", k_visitor: "访客",
     st_clear: "正常", st_fever_watch: "发热观察", st_home_isolation: "居家隔离", st_close_contact: "密切接触",
     st_suspected: "疑似", st_confirmed: "确诊", st_recovered: "已康复",
     location: "当前所在", on_campus: "在校", off_campus: "不在校", dormitory: "宿舍", city: "所在城市",
