@@ -12,7 +12,13 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
@@ -42,7 +48,10 @@ from api.routers import (
     me_trips,
     monitoring,
     occupancy,
+    own_record,
     people,
+    people_sign_in,
+    person_invitations,
     privacy,
     stream,
     tracing,
@@ -139,6 +148,9 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         levels,
         alerts,
         people,
+        person_invitations,
+        people_sign_in,
+        own_record,
         privacy,
         health,
         caretakers,
@@ -201,6 +213,15 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def console_page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/me", include_in_schema=False)
+    async def person_page_slash() -> RedirectResponse:
+        return RedirectResponse("/me/", status_code=308)
+
+    @app.get("/me/", include_in_schema=False)
+    async def person_page() -> FileResponse:
+        # The mobile page of students and staff (api/static/me/), apart from the console.
+        return FileResponse(STATIC / "me" / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
 

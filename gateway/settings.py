@@ -110,6 +110,20 @@ class Settings(BaseSettings):
     # journaled to <data_dir>/spool/<client id>.sqlite3 and drained when it is back; at
     # most this many items (log rows, alerts, states) are held, then doors wait. 0: no spool.
     spool_max_items: int = Field(default=500_000, ge=0, le=50_000_000)
+    # People's own sign-in to the mobile page /me/ (issue #15, point 1); not in the contract.
+    # The address people reach the API at (https://gate.example.edu): invitation links and
+    # the CAS service URL are built from it; empty: from each request's own URL.
+    public_url: str = ""
+    # The university's CAS server (https://cas.example.edu/cas); empty turns CAS sign-in off.
+    cas_url: str = ""
+    cas_version: int = Field(default=3, ge=2, le=3)
+    # The CAS attribute that names the person (CAS 3 answers carry attributes); empty:
+    # the CAS user itself. Matched against the roster column `cas_person_field`.
+    cas_user_attribute: str = ""
+    cas_person_field: str = "id"
+    # A person's session unused this long ends (every one ends 12 h after sign-in).
+    person_session_idle_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    person_invitation_days: int = Field(default=7, ge=1, le=90)
     # Tuning with safe defaults.
     worker_group: str = "campusgate-gateway"
     log_level: str = "INFO"
@@ -295,6 +309,21 @@ class Settings(BaseSettings):
             parts = urlsplit(item)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
                 raise ValueError(f"{item!r} is not an origin such as https://console.example.edu")
+        return value
+
+    @field_validator("public_url", "cas_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query):
+            raise ValueError(f"{value!r} is not a URL such as https://cas.example.edu/cas")
+        return value.rstrip("/")
+
+    @field_validator("cas_person_field")
+    @classmethod
+    def _check_person_field(cls, value: str) -> str:
+        if value not in ("id", "id_number"):
+            raise ValueError("cas_person_field is `id` (person id) or `id_number` (ID number)")
         return value
 
     @property

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "migrate": "gateway.cli.migrate",
     "import": "gateway.cli.importer",
     "user": "gateway.cli.user",
+    "person": "gateway.cli.person",
     "sim": "gateway.cli.sim",
     "bench": "gateway.cli.bench",
     "report": "gateway.cli.report",

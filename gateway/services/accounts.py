@@ -93,6 +93,13 @@ async def set_password(conn: asyncpg.Connection, name: str, password: str, *, by
         )
 
 
+async def verify_password(stored: str | None, password: str) -> bool:
+    """Whether `password` matches the argon2 hash `stored`, checked off the event loop;
+    with no hash it is checked against a dummy one, so that costs as long and fails."""
+    ok = await _off_loop(_verify, stored or _DUMMY_HASH, password)
+    return ok and stored is not None
+
+
 async def check_password(conn: asyncpg.Connection, name: str, password: str) -> Account | None:
     """The enabled operator when `password` is theirs; None otherwise (same cost either way)."""
     found = await accounts.account_with_password(conn, name)

@@ -21,7 +21,7 @@ import asyncpg
 from gateway.services.errors import ConflictError
 from gateway.services.scheduler import Job
 from gateway.settings import Settings
-from gateway.store import retention
+from gateway.store import person_accounts, retention
 from gateway.store.audit import record_audit
 from gateway.store.checkins import purge_checkins
 from gateway.store.locks import LockKey, try_session_lock
@@ -105,6 +105,7 @@ async def run_retention(
             conn, cutoffs.travel, cutoffs.isolation_days, dry_run=dry_run
         )
         counts |= await retention.purge_reports(conn, cutoffs.reports, dry_run=dry_run)
+        counts |= await person_accounts.purge_stale(conn, dry_run=dry_run)
         report = RetentionReport(dry_run, mode, cutoffs, counts)
         if not dry_run:
             after = report.as_dict() | {"requested_by": requested_by}

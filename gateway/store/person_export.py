@@ -85,6 +85,18 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
         )
     # Daily check-ins (issue #15): every version of every day, reviews, reminders.
     record.update(await person_checkins(conn, person_id))
+    if await table_exists(conn, "person_accounts"):
+        # The account of the mobile page: when made, whether a password is set, last
+        # sign-in, how many sessions and invitations; never the hashes.
+        account = await conn.fetchrow(
+            "SELECT a.created_at, a.password_hash IS NOT NULL AS has_password,"
+            " a.password_set_at, a.last_login_at,"
+            " (SELECT count(*) FROM person_sessions s WHERE s.account_id = a.id) AS sessions,"
+            " (SELECT count(*) FROM person_invitations i WHERE i.account_id = a.id)"
+            " AS invitations FROM person_accounts a WHERE a.person_id = $1",
+            person_id,
+        )
+        record["person_account"] = dict(account) if account else None
     record["access_events"] = _dicts(
         await conn.fetch(
             "SELECT received_at, device_ts, device_id, event_id, type, door_id, zone_id,"
@@ -105,7 +117,7 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
     record["audit"] = _dicts(
         await conn.fetch(
             "SELECT ts, operator, action, entity, entity_id, before, after FROM audit_log"
-            " WHERE (entity_id = $1 AND entity IN ('person', 'health_status'))"
+            " WHERE (entity_id = $1 AND entity IN ('person', 'health_status', 'person_session'))"
             " OR (entity = 'card' AND entity_id = ANY($2::text[]))"
             " OR (entity = 'health_reading' AND entity_id = ANY($3::text[]))"
             " ORDER BY ts, id",

@@ -1,0 +1,511 @@
+"""People's accounts against real PostgreSQL and a real CAS server on a free port:
+invitations, password sign-in and its lock-out, CAS tickets, sessions kept apart from
+operators', and /api/me showing only one's own record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from cas_server import CasServer, running_cas
+
+from api.app import create_app
+from gateway.services.accounts import set_password
+from gateway.services.importer import import_file
+from gateway.settings import Settings
+from gateway.store.db import connect
+from gateway.store.migrate import apply_migrations
+from gateway.store.operators import add_operator
+
+PASSWORD = "my own password 1"
+CAMPUS = """
+org_units:
+  - {id: cs, name: Computer Science}
+  - {id: cs-1, name: Class 1, parent: cs}
+people:
+  - {id: S001, kind: student, name: Li Hua, org_unit: cs-1, id_number: "110101200001011234"}
+  - {id: S002, kind: student, name: Wang Fang, org_unit: cs-1}
+  - {id: S003, kind: student, name: Zhao Lei, org_unit: cs-1}
+  - {id: S004, kind: student, name: Sun Li, org_unit: cs-1}
+  - {id: S005, kind: student, name: Qian Yu, org_unit: cs-1}
+  - {id: T001, kind: staff, name: Zhang Wei, org_unit: cs, phone: "13800000001"}
+health:
+  - {person: S002, status: home_isolation, until: "2099-01-01", reason: returned from Harbin,
+     caretaker: T001}
+"""
+BASE = "http://testserver"
+# The body of POST /api/me/checkin as agreed with the check-in branch.
+CHECKIN = {
+    "location": "on_campus", "dormitory": "Dorm 1", "city": None, "temperature_c": 36.5,
+    "symptoms": [], "case_contact": False, "travel_plans": None,
+}  # fmt: skip
+
+
+@dataclass
+class World:
+    dsn: str
+    app: object
+    cas: CasServer
+    admin_token: str
+
+
+@pytest.fixture(scope="module")
+async def world(database_factory, tmp_path_factory) -> AsyncIterator[World]:
+    dsn = await asyncio.to_thread(database_factory, "people")
+    await apply_migrations(dsn)
+    path = Path(tmp_path_factory.mktemp("people")) / "campus.yaml"
+    path.write_text(CAMPUS)
+    conn = await connect(dsn)
+    try:
+        await import_file(conn, path, tz=ZoneInfo("Asia/Shanghai"))
+        admin_token = await add_operator(conn, "admin-1", "admin")
+        await add_operator(conn, "S001", "guard")  # an operator named like a person
+        await set_password(conn, "admin-1", "admin password 1", by="test")
+    finally:
+        await conn.close()
+    async with running_cas() as cas:
+        settings = Settings(
+            database_url=dsn,
+            cas_url=cas.url,
+            public_url=BASE,
+            login_failures_per_name=3,
+            login_failures_per_address=12,
+            cas_version=3,
+        )
+        app = create_app(settings, dsn)
+        async with app.router.lifespan_context(app):
+            yield World(dsn, app, cas, admin_token)
+
+
+_ADDRESSES = itertools.count(1)
+
+
+def _client(world: World, **kwargs: object) -> httpx.AsyncClient:
+    """A client of the app; each from an address of its own unless given one (the
+    per-address lock-out is tested on purpose, not tripped by the other tests)."""
+    n = next(_ADDRESSES)
+    address = kwargs.pop("client", (f"10.1.{n // 250}.{n % 250 + 1}", 1))
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=world.app, client=address),  # type: ignore[arg-type]
+        base_url=BASE,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def _sql(world: World, query: str, *args: object) -> object:
+    conn = await connect(world.dsn)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+async def _invite(world: World, person_id: str, **body: object) -> str:
+    async with _client(world, headers={"Authorization": f"Bearer {world.admin_token}"}) as admin:
+        answer = await admin.post(f"/api/people/{person_id}/invitation", json=body)
+    assert answer.status_code == 201, answer.text
+    link = answer.json()["link"]
+    assert link.startswith(f"{BASE}/me/#invite=")
+    return link.split("#invite=", 1)[1]
+
+
+async def _accept(
+    client: httpx.AsyncClient, token: str, password: str = PASSWORD
+) -> httpx.Response:
+    return await client.post(
+        "/api/person/invitation/accept", json={"token": token, "password": password}
+    )
+
+
+@contextlib.asynccontextmanager
+async def _signed_in(world: World, person_id: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client holding a person's session cookie (invitation, password, sign-in)."""
+    token = await _invite(world, person_id)
+    async with _client(world) as client:
+        answer = await _accept(client, token)
+        assert answer.status_code == 200, answer.text
+        login = await client.post(
+            "/api/person/login", json={"person_id": person_id, "password": PASSWORD}
+        )
+        assert login.status_code == 200, login.text
+        yield client
+
+
+async def test_invitation_sets_a_password_once(world: World) -> None:
+    token = await _invite(world, "S001")
+    stored = await _sql(
+        world, "SELECT count(*) FROM person_invitations WHERE token_hash = $1", token
+    )
+    assert stored == 0  # only its hash is kept
+    async with _client(world) as client:
+        check = await client.post("/api/person/invitation/check", json={"token": token})
+        assert check.json() == {"valid": True}
+        short = await _accept(client, token, "short")
+        assert short.status_code == 422  # refused before the token is spent
+        done = await _accept(client, token)
+        assert done.status_code == 200 and done.json() == {"person_id": "S001"}
+        replay = await _accept(client, token, "another password 2")
+        assert replay.status_code == 410
+        check = await client.post("/api/person/invitation/check", json={"token": token})
+        assert check.json() == {"valid": False}
+        wrong = await _accept(client, token[:-2] + "xx")
+        assert wrong.status_code == 410
+        login = await client.post(
+            "/api/person/login", json={"person_id": "S001", "password": PASSWORD}
+        )
+        assert login.status_code == 200
+        cookie = login.headers["set-cookie"]
+        assert "cg_person=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert (await client.get("/api/me")).json()["person_id"] == "S001"
+        replayed_login = await client.post(
+            "/api/person/login", json={"person_id": "S001", "password": "another password 2"}
+        )
+        assert replayed_login.status_code == 401
+
+
+async def test_expired_and_superseded_invitations_fail(world: World) -> None:
+    first = await _invite(world, "S003")
+    second = await _invite(world, "S003")
+    await _sql(
+        world,
+        "UPDATE person_invitations SET expires_at = now() - interval '1 second' "
+        "WHERE token_hash = encode(sha256($1::bytea), 'hex')",
+        second.encode(),
+    )
+    async with _client(world) as client:
+        assert (await _accept(client, first)).status_code == 410  # replaced by the second
+        assert (await _accept(client, second)).status_code == 410  # expired
+        assert (await _accept(client, "not-a-token")).status_code == 410
+        login = await client.post(
+            "/api/person/login", json={"person_id": "S003", "password": PASSWORD}
+        )
+        assert login.status_code == 401
+
+
+async def test_invitations_need_an_admin_and_a_known_active_person(world: World) -> None:
+    async with _client(world) as anonymous:
+        assert (await anonymous.post("/api/people/S001/invitation", json={})).status_code == 401
+    async with _client(world, headers={"Authorization": f"Bearer {world.admin_token}"}) as admin:
+        assert (await admin.post("/api/people/NOPE/invitation", json={})).status_code == 404
+    async with _signed_in(world, "S004") as person:
+        # A person's session is no operator's: no invitations, no operator API at all.
+        for path in ("/api/people/S004/invitation", "/api/people/S001/sessions/end"):
+            answer = await person.post(
+                path, json={}, headers={"X-CSRF-Token": person.cookies["cg_person_csrf"]}
+            )
+            assert answer.status_code == 401, path
+        assert (await person.get("/api/people")).status_code == 401
+        assert (await person.get("/api/auth/me")).status_code == 401
+        token = person.cookies["cg_person"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with _client(world, headers=bearer) as with_bearer:
+            assert (await with_bearer.get("/api/people")).status_code == 401
+            assert (await with_bearer.get("/api/me")).status_code == 200
+
+
+async def test_operator_credentials_do_not_reach_api_me(world: World) -> None:
+    async with _client(world, headers={"Authorization": f"Bearer {world.admin_token}"}) as admin:
+        assert (await admin.get("/api/me")).status_code == 401
+    async with _client(world) as console:
+        login = await console.post(
+            "/api/auth/login", json={"name": "admin-1", "password": "admin password 1"}
+        )
+        assert login.status_code == 200
+        assert (await console.get("/api/people")).status_code == 200
+        assert (await console.get("/api/me")).status_code == 401
+        signed_in = await console.post(
+            "/api/person/login", json={"person_id": "admin-1", "password": "admin password 1"}
+        )
+        assert signed_in.status_code == 401
+
+
+async def test_bearer_tokens_and_csrf(world: World) -> None:
+    async with _signed_in(world, "S005"):
+        pass
+    async with _client(world) as client:
+        answer = await client.post(
+            "/api/person/login", json={"person_id": "S005", "password": PASSWORD, "bearer": True}
+        )
+        body = answer.json()
+        assert body["token"] and "set-cookie" not in answer.headers
+        headers = {"Authorization": f"Bearer {body['token']}"}
+        assert (await client.get("/api/me", headers=headers)).json()["person_id"] == "S005"
+    async with _signed_in(world, "S005") as cookie_client:
+        # A cookie alone does not sign a state-changing request: the page adds the header.
+        assert (await cookie_client.post("/api/person/logout")).status_code == 403
+        csrf = {"X-CSRF-Token": cookie_client.cookies["cg_person_csrf"]}
+        assert (await cookie_client.post("/api/person/logout", headers=csrf)).status_code == 204
+        assert (await cookie_client.get("/api/me")).status_code == 401
+
+
+async def test_wrong_passwords_lock_the_account_out(world: World) -> None:
+    async with _signed_in(world, "S001"):
+        pass
+    # A success forgets the failures from its own address only (as for operators): start
+    # from none, whatever the tests before did from other addresses.
+    await _sql(world, "DELETE FROM login_failures WHERE name = 'person:S001'")
+    async with _client(world, client=("10.0.0.9", 1)) as attacker:
+        for _ in range(3):
+            wrong = await attacker.post(
+                "/api/person/login", json={"person_id": "S001", "password": "guess 123456"}
+            )
+            assert wrong.status_code == 401
+        locked = await attacker.post(
+            "/api/person/login", json={"person_id": "S001", "password": PASSWORD}
+        )
+        assert locked.status_code == 429 and "Retry-After" in locked.headers
+    async with _client(world, client=("10.0.0.10", 1)) as owner:
+        # Locked for the account from any address, until the window passes.
+        again = await owner.post(
+            "/api/person/login", json={"person_id": "S001", "password": PASSWORD}
+        )
+        assert again.status_code == 429
+    await _sql(world, "DELETE FROM login_failures WHERE name = 'person:S001'")
+    async with _client(world) as owner:
+        ok = await owner.post("/api/person/login", json={"person_id": "S001", "password": PASSWORD})
+        assert ok.status_code == 200
+    # The operator named like the person is a different account: untouched by this lock-out.
+    assert await _sql(world, "SELECT count(*) FROM login_failures WHERE name = 'S001'") == 0
+
+
+async def test_one_address_trying_many_people_is_locked_out(world: World) -> None:
+    """Per address, whatever the ids: a sweep over made-up ids and CAS tickets is throttled."""
+    async with _client(world, client=("10.0.0.77", 1)) as sweeper:
+        codes = []
+        for n in range(13):
+            answer = await sweeper.post(
+                "/api/person/login", json={"person_id": f"X{n:03}", "password": "guess 123456"}
+            )
+            codes.append(answer.status_code)
+        assert codes == [401] * 12 + [429]
+    async with _client(world, client=("10.0.0.78", 1)) as forger:
+        seen = len(world.cas.validations)
+        for _ in range(12):
+            answer = await forger.get("/api/person/cas/callback", params={"ticket": "ST-made-up"})
+            assert answer.headers["location"] == "/me/#error=cas_ticket"
+        throttled = await forger.get("/api/person/cas/callback", params={"ticket": "ST-made-up"})
+        assert throttled.status_code == 429
+        assert len(world.cas.validations) == seen + 12  # the 13th never reached CAS
+
+
+async def test_deactivating_ends_sessions_and_sign_in(world: World) -> None:
+    async with _signed_in(world, "S004") as person:
+        assert (await person.get("/api/me")).status_code == 200
+        sessions = "SELECT count(*) FROM person_sessions s JOIN person_accounts a ON a.id = s.account_id WHERE a.person_id = 'S004'"
+        assert await _sql(world, sessions) >= 1
+        await _sql(world, "UPDATE people SET active = false WHERE id = 'S004'")
+        assert await _sql(world, sessions) == 0
+        assert (await person.get("/api/me")).status_code == 401
+        again = await person.post(
+            "/api/person/login", json={"person_id": "S004", "password": PASSWORD}
+        )
+        assert again.status_code == 401
+        async with _client(
+            world, headers={"Authorization": f"Bearer {world.admin_token}"}
+        ) as admin:
+            assert (await admin.post("/api/people/S004/invitation", json={})).status_code == 409
+    await _sql(world, "UPDATE people SET active = true WHERE id = 'S004'")
+
+
+async def test_idle_sessions_end(world: World) -> None:
+    async with _signed_in(world, "S005") as person:
+        await _sql(
+            world,
+            "UPDATE person_sessions SET last_seen_at = now() - interval '61 minutes' "
+            "WHERE token_hash = encode(sha256($1::bytea), 'hex')",
+            person.cookies["cg_person"].encode(),
+        )
+        assert (await person.get("/api/me")).status_code == 401
+
+
+async def test_me_shows_own_record_with_caretaker(world: World) -> None:
+    async with _signed_in(world, "S002") as person:
+        me = (await person.get("/api/me")).json()
+        assert me["person_id"] == "S002" and me["name"] == "Wang Fang"
+        assert me["unit_name"] == "Class 1" and me["kind"] == "student"
+        assert me["health"]["status"] == "home_isolation" and me["health"]["since"]
+        assert me["caretaker"] == {"name": "Zhang Wei", "phone": "13800000001"}
+        assert "reason" not in str(me) and "Harbin" not in str(me)  # the officers' notes stay
+
+
+async def test_me_never_shows_anyone_else(world: World) -> None:
+    """Every /api/me route with another person's id in path, query and body: still oneself."""
+    async with _signed_in(world, "S001") as person:
+        csrf = {"X-CSRF-Token": person.cookies["cg_person_csrf"]}
+        paths = world.app.openapi()["paths"]  # type: ignore[attr-defined]
+        routes = {path: set(ops) for path, ops in paths.items() if path.startswith("/api/me")}
+        assert "/api/me" in routes
+        for path, methods in routes.items():
+            assert "{" not in path, f"{path} takes a path parameter"
+            for method in methods:
+                # A valid body (the agreed check-in's) with another person's ids added, so
+                # that a route which takes the body runs rather than refusing it.
+                body = {**CHECKIN, "person_id": "S002", "id": "S002"}
+                answer = await person.request(
+                    method.upper(), path, params={"person_id": "S002", "id": "S002"},
+                    json=body if method != "get" else None, headers=csrf,
+                )  # fmt: skip
+                assert "Wang Fang" not in answer.text, (method, path)
+                if answer.status_code < 400:  # a refusal may echo the input it refused
+                    assert "S002" not in answer.text, (method, path)
+        for path in ("/api/me/S002", "/api/me?person_id=S002", "/api/me/../people/S002"):
+            answer = await person.get(path)
+            assert "Wang Fang" not in answer.text, path
+        me = (await person.get("/api/me", params={"person_id": "S002"})).json()
+        assert me["person_id"] == "S001" and me["caretaker"] is None
+
+
+async def _cas_round(
+    world: World, user: str, attributes: dict[str, str] | None = None
+) -> httpx.Response:
+    """Through the real CAS: our redirect, CAS's login, back to the callback with a ticket."""
+    world.cas.next_user = user
+    world.cas.next_attributes = attributes or {}
+    async with _client(world) as client:
+        start = await client.get("/api/person/cas/login")
+        assert start.status_code == 302
+        location = start.headers["location"]
+        assert location.startswith(world.cas.url + "/login?service=")
+        async with httpx.AsyncClient() as browser:
+            at_cas = await browser.get(location)
+        assert at_cas.status_code == 302
+        back = at_cas.headers["location"]
+        assert back.startswith(f"{BASE}/api/person/cas/callback?ticket=ST-")
+        answer = await client.get(back)
+        if answer.headers.get("location") == "/me/":
+            assert (await client.get("/api/me")).json()["person_id"]
+        return answer
+
+
+async def test_cas_signs_a_roster_person_in(world: World) -> None:
+    answer = await _cas_round(world, "S001")
+    assert answer.status_code == 302 and answer.headers["location"] == "/me/"
+    assert "cg_person=" in answer.headers["set-cookie"]
+    path, ticket = world.cas.validations[-1]
+    assert path == "/cas/p3/serviceValidate"
+    # The same ticket again (a replay) is refused by CAS, so no session.
+    async with _client(world) as replay:
+        again = await replay.get("/api/person/cas/callback", params={"ticket": ticket})
+        assert again.headers["location"] == "/me/#error=cas_ticket"
+        assert "set-cookie" not in again.headers
+        assert (await replay.get("/api/me")).status_code == 401
+
+
+async def test_cas_ticket_for_another_service_is_refused(world: World) -> None:
+    ticket = world.cas.issue("https://elsewhere.example.edu/login", "S001")
+    async with _client(world) as client:
+        answer = await client.get("/api/person/cas/callback", params={"ticket": ticket})
+        assert answer.headers["location"] == "/me/#error=cas_ticket"
+        assert (await client.get("/api/me")).status_code == 401
+
+
+async def test_cas_user_not_in_roster_and_deactivated_person(world: World) -> None:
+    unknown = await _cas_round(world, "X999")
+    assert unknown.headers["location"] == "/me/#error=cas_unknown"
+    await _sql(world, "UPDATE people SET active = false WHERE id = 'S003'")
+    try:
+        inactive = await _cas_round(world, "S003")
+        assert inactive.headers["location"] == "/me/#error=cas_inactive"
+        assert "set-cookie" not in inactive.headers
+    finally:
+        await _sql(world, "UPDATE people SET active = true WHERE id = 'S003'")
+
+
+async def test_cas_attribute_maps_to_a_roster_column(world: World) -> None:
+    """CAMPUSGATE_CAS_USER_ATTRIBUTE + _PERSON_FIELD: the ID number CAS releases names S001."""
+    settings = Settings(
+        database_url=world.dsn, cas_url=world.cas.url, public_url=BASE,
+        cas_user_attribute="idNumber", cas_person_field="id_number",
+    )  # fmt: skip
+    app = create_app(settings, world.dsn)
+    async with app.router.lifespan_context(app):
+        mapped = World(world.dsn, app, world.cas, world.admin_token)
+        answer = await _cas_round(mapped, "li.hua", {"idNumber": "110101200001011234"})
+        assert answer.headers["location"] == "/me/"
+        missing = await _cas_round(mapped, "li.hua", {})
+        assert missing.headers["location"] == "/me/#error=cas_unknown"
+
+
+async def test_cas_off_without_settings(world: World) -> None:
+    app = create_app(Settings(database_url=world.dsn), world.dsn)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url=BASE) as c,
+    ):
+        assert (await c.get("/api/person/config")).json()["cas"] is False
+        assert (await c.get("/api/person/cas/login")).status_code == 404
+
+
+async def test_person_export_lists_the_account_without_secrets(world: World) -> None:
+    async with _signed_in(world, "S005") as person:
+        assert (await person.get("/api/me")).status_code == 200
+    async with _client(world, headers={"Authorization": f"Bearer {world.admin_token}"}) as admin:
+        answer = await admin.get("/api/people/S005/export")
+        assert answer.status_code == 200, answer.text
+        account = answer.json()["person_account"]
+        assert account["has_password"] is True and account["sessions"] >= 1
+        assert "hash" not in str(account).replace("has_password", "")
+        actions = {a["action"] for a in answer.json()["audit"]}
+        assert {"invite", "set_password", "sign_in"} <= actions
+
+
+def test_cas_answer_parsing_refuses_entities() -> None:
+    from gateway.services.cas import CasError, parse_answer
+
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+        '<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess>'
+        "<cas:user>&b;</cas:user></cas:authenticationSuccess></cas:serviceResponse>"
+    )
+    for text in (
+        bomb,
+        "not xml",
+        "<other/>",
+        '<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"/>',
+    ):
+        with pytest.raises(CasError):
+            parse_answer(text)
+
+
+async def test_retention_deletes_ended_sessions_and_old_invitations(world: World) -> None:
+    from gateway.store.person_accounts import purge_stale
+
+    async with _signed_in(world, "S005") as person:
+        live = person.cookies["cg_person"]
+        other = await person.post(
+            "/api/person/login", json={"person_id": "S005", "password": PASSWORD, "bearer": True}
+        )
+        assert other.status_code == 200
+        token = await _invite(world, "T001")
+        await _sql(
+            world,
+            "UPDATE person_invitations SET expires_at = now() - interval '2 days' "
+            "WHERE token_hash = encode(sha256($1::bytea), 'hex')",
+            token.encode(),
+        )
+        await _sql(
+            world,
+            "UPDATE person_sessions SET expires_at = now() - interval '1 minute' "
+            "WHERE token_hash <> encode(sha256($1::bytea), 'hex')",
+            live.encode(),
+        )
+        conn = await connect(world.dsn)
+        try:
+            dry = await purge_stale(conn, dry_run=True)
+            done = await purge_stale(conn)
+            assert dry == done and done["person_invitations"] >= 1 and done["person_sessions"] >= 1
+            assert await purge_stale(conn, dry_run=True) == {
+                "person_sessions": 0,
+                "person_invitations": 0,
+            }
+        finally:
+            await conn.close()
+        assert (await person.get("/api/me")).status_code == 200  # the live one stays
