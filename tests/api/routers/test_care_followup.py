@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from person_sign_in import person_bearer
 
 from api.app import create_app
-from api.person_auth import PersonPrincipal, current_person
 from gateway.services.accounts import set_password
 from gateway.services.importer import import_file
 from gateway.services.person_export import export_person
@@ -78,11 +78,10 @@ def _client(app, token: str | None = None) -> httpx.AsyncClient:
     )
 
 
-def _as_person(app, person_id: str) -> httpx.AsyncClient:
-    # Person sign-in is its own module (api/person_auth.py) with its own tests: here the
-    # signed-in person is given, and everything behind it is real.
-    app.dependency_overrides[current_person] = lambda: PersonPrincipal(person_id, 1)
-    return _client(app)
+async def _as_person(app, person_id: str) -> httpx.AsyncClient:
+    """A client signed in as the person, through a real person session."""
+    token = await person_bearer(app.state.settings.database_url, person_id)
+    return _client(app, token)
 
 
 async def test_quiet_cases_are_flagged_to_the_caretaker_then_the_health_officers(world) -> None:
@@ -109,7 +108,7 @@ async def test_quiet_cases_are_flagged_to_the_caretaker_then_the_health_officers
 
 async def test_a_caretaker_records_a_call_and_the_flag_clears(world) -> None:
     dsn, app, tokens = world
-    async with _as_person(app, "T1") as me:
+    async with await _as_person(app, "T1") as me:
         mine = (await me.get("/api/me/care")).json()
         assert [c["person_id"] for c in mine] == ["S1"]
         assert mine[0]["phone"] == "13800138011"  # the caretaker must be able to call
@@ -151,16 +150,15 @@ async def test_a_caretaker_records_a_call_and_the_flag_clears(world) -> None:
 
 async def test_a_caretaker_reaches_no_case_that_is_not_theirs(world) -> None:
     _, app, _ = world
-    async with _as_person(app, "T1") as me:
+    async with await _as_person(app, "T1") as me:
         for person in ("S2", "S3", "T2", "nobody", "S1'; --"):
             assert (await me.get(f"/api/me/care/{person}/contacts")).status_code == 404
             answer = await me.post(
                 f"/api/me/care/{person}/contacts", json={"channel": "phone", "feeling": "well"}
             )
             assert answer.status_code == 404, person
-    async with _as_person(app, "S1") as isolated:  # the person themself is nobody's caretaker
+    async with await _as_person(app, "S1") as isolated:  # the person themself is nobody's caretaker
         assert (await isolated.get("/api/me/care")).json() == []
-    app.dependency_overrides.clear()
     async with _client(app) as anonymous:
         assert (await anonymous.get("/api/me/care")).status_code == 401
 
@@ -182,22 +180,20 @@ async def test_a_contact_that_cannot_be_recorded_is_refused_clearly(
     world, body: dict[str, object], field_or_text: str
 ) -> None:
     _, app, _ = world
-    async with _as_person(app, "T1") as me:
+    async with await _as_person(app, "T1") as me:
         answer = await me.post("/api/me/care/S1/contacts", json=body)
         assert answer.status_code == 422, answer.text
         assert field_or_text in answer.text
         assert (await me.get("/api/me/care/S1/contacts")).json()["contacts"] == []
-    app.dependency_overrides.clear()
 
 
 async def test_contacts_go_with_the_health_period(world) -> None:
     dsn, app, _ = world
-    async with _as_person(app, "T1") as me:
+    async with await _as_person(app, "T1") as me:
         answer = await me.post(
             "/api/me/care/S1/contacts", json={"channel": "message", "feeling": "well"}
         )
         assert answer.status_code == 201
-    app.dependency_overrides.clear()
     conn = await connect(dsn)
     try:
         settings = Settings(database_url=dsn, retention_health_days=15)

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
+from person_sign_in import person_bearer
 
 from api.app import create_app
-from api.person_auth import PersonPrincipal, current_person
 from gateway.settings import Settings
 
 CARD = "04C0FFEE01"
@@ -63,15 +63,17 @@ class PersonApi:
         self.app = app
         self.client = client
 
-    def sign_in(self, person_id: str) -> None:
-        # The placeholder refuses everyone; the real sign-in replaces this at merge.
-        async def signed_in() -> PersonPrincipal:
-            return PersonPrincipal(person_id=person_id, account_id=1)
-
-        self.app.dependency_overrides[current_person] = signed_in
+    async def sign_in(self, person_id: str) -> None:
+        """The client now carries a real session of the person (tests/person_sign_in.py)."""
+        token = await person_bearer(self.app.state.settings.database_url, person_id)
+        self.client.headers["Authorization"] = f"Bearer {token}"
 
     async def check_in(self, person_id: str, **body: object) -> httpx.Response:
-        self.sign_in(person_id)
+        await self.sign_in(person_id)
+        return await self.submit(**body)
+
+    async def submit(self, **body: object) -> httpx.Response:
+        """A check-in as whoever is signed in."""
         payload: dict[str, object] = {
             "location": "on_campus",
             "dormitory": "Dorm 10",
