@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # Database-heavy API requests (traces, event pages, exports, imports) served at once
     # per API process; more wait their turn (the doors' journal shares the database).
     api_heavy_requests: int = Field(default=1, ge=1, le=64)
+    # How many more may wait their turn; one more is refused with 503 and Retry-After.
+    api_heavy_queue: int = Field(default=8, ge=0, le=1000)
     # The API process's CPU priority under `serve`: `idle` (SCHED_IDLE, it gets only CPU
     # time nothing else wants) or a niceness 0-19 (gateway/cli/cpu_priority.py).
     api_cpu_priority: str = "idle"
