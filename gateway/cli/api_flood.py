@@ -174,6 +174,10 @@ class FloodProcess:
             "--kinds", ",".join(sorted(f.kinds)), "--priority", self.priority,
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
+        # Its first line says the clients are running (a SIGTERM before that would end
+        # it without a tally).
+        assert self._process.stdout is not None
+        await self._process.stdout.readline()
 
     @property
     def pid(self) -> int | None:
@@ -237,6 +241,7 @@ async def _main(argv: list[str]) -> None:
     loop.add_signal_handler(signal.SIGUSR1, flood.pause)
     loop.add_signal_handler(signal.SIGUSR2, flood.resume)
     flood.start()
+    print("started", flush=True)
     await stop.wait()
     result = await flood.stop()
     document = {

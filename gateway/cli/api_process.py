@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
 
-from gateway.cli.cpu_priority import apply_cpu_priority
+from gateway.cli.cpu_priority import apply_cpu_affinity, apply_cpu_priority
 from gateway.observe.logs import configure
 from gateway.settings import Settings
 
@@ -204,7 +204,11 @@ async def _serve(settings: Settings, dsn: str, sock: socket.socket, ready: Conne
         # From now on the API yields the CPU to the door loop when both want it (a login
         # flood, a report run); its start-up ran at normal priority to meet the deadline.
         priority = apply_cpu_priority(settings.api_cpu_priority)
-        _LOGGER.info("API process CPU priority: %s", priority)
+        try:
+            cpus = apply_cpu_affinity(settings.api_cpus)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        _LOGGER.info("API process CPU priority: %s; runs on %s", priority, cpus)
         ready.send("ready")
         ready.close()
         # Ends on a signal, when uvicorn stops, or when the gateway process is gone
