@@ -32,8 +32,9 @@ import httpx
 from gateway.cli.cpu_priority import apply_cpu_priority
 
 REQUEST_TIMEOUT_S = 30.0
+STOP_GRACE_S = 15.0  # for answers to requests sent before the flood was stopped
 KINDS = frozenset({"login", "events", "trace_csv", "muster_csv"})
-FLOOD_PRIORITY = "10"  # a niceness, or `idle` (cpu_priority.py)
+FLOOD_PRIORITY = "idle"  # or a niceness (cpu_priority.py): the attacker's CPU is elsewhere
 
 
 @dataclass
@@ -89,6 +90,7 @@ class ApiFlood:
         self._started = 0.0
         self._running = asyncio.Event()
         self._running.set()
+        self._stopping = False
 
     def pause(self) -> None:
         """No new requests until `resume` (those sent are still answered)."""
@@ -113,7 +115,13 @@ class ApiFlood:
         self._started = asyncio.get_running_loop().time()
         self._tasks = [asyncio.create_task(self._client(n)) for n in range(self.clients)]
 
-    async def stop(self) -> FloodResult:
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> FloodResult:
+        """Send no more; wait up to `grace_s` for the answers to requests already sent (so
+        they are counted and timed), then give up on the rest."""
+        self._stopping = True
+        self._running.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -138,6 +146,8 @@ class ApiFlood:
             step = n
             while True:
                 await self._running.wait()
+                if self._stopping:
+                    return
                 kind, method, path, headers = requests[step % len(requests)]
                 step += 1
                 body = None
