@@ -33,7 +33,7 @@ import asyncpg
 from firmware_sim.load_driver import Window, percentile_ms
 from gateway.cli.api_flood import FloodProcess
 from gateway.cli.api_process import APPLICATION_NAME as API_APPLICATION
-from gateway.store.activity import commit_counts, server_processes
+from gateway.store.activity import ServerProcess, commit_counts, server_processes
 from gateway.store.db import connect
 
 BENCH_APPLICATION = "campusgate-bench"
@@ -221,7 +221,7 @@ class CpuAccounts:
         return Snapshot(at, cpu, _machine_busy_s(), commits, wal_syncs)
 
 
-def _server_part(process: Any) -> str:
+def _server_part(process: ServerProcess) -> str:
     if not process.own_database:
         return "postgres_server"
     if process.application == API_APPLICATION:
