@@ -130,8 +130,9 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     type=click.FloatRange(0, 60),
     default=0.0,
     show_default=True,
-    help="with --api-flood: freeze and thaw the flood every this many seconds and compare "
-    "door latencies with and without it in the same gateway run (0: flood throughout)",
+    help="with --api-flood: pause and resume the flood every this many seconds and compare "
+    "door latencies with it running and with the API idle in the same gateway run, with "
+    "each part's CPU (0: flood throughout)",
 )
 @click.option(
     "--flood-priority",
