@@ -27,7 +27,14 @@ from starlette.types import Scope
 from api.alert_hub import AlertHub
 from api.deps import SESSION_COOKIE, authenticate, idle_timeout
 from api.errors import add_error_handlers
-from api.middleware import CONSOLE_CSP, BodyLimit, OneHeavyAtATime, SecurityHeaders, is_heavy
+from api.middleware import (
+    CONSOLE_CSP,
+    BodyLimit,
+    HeavyGate,
+    OneHeavyAtATime,
+    SecurityHeaders,
+    is_heavy,
+)
 from api.routers import (
     alerts,
     audit,
@@ -135,7 +142,8 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         authenticated=settings.max_body,
         is_authenticated=_has_valid_credentials,
     )
-    app.add_middleware(OneHeavyAtATime, is_heavy=is_heavy, limit=settings.api_heavy_requests)
+    app.state.heavy_gate = HeavyGate(settings.api_heavy_requests, settings.api_heavy_queue)
+    app.add_middleware(OneHeavyAtATime, is_heavy=is_heavy, gate=app.state.heavy_gate)
     app.add_middleware(
         SecurityHeaders, csp_for=lambda path: DOCS_CSP if path == "/docs" else CONSOLE_CSP
     )

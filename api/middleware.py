@@ -7,6 +7,7 @@ streamed answers (CSV, the alert stream) pass through untouched.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException
@@ -14,6 +15,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_LOGGER = logging.getLogger(__name__)
 # The console is served from files only: no inline script, no framing, no other origins.
 CONSOLE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -143,25 +145,76 @@ class SecurityHeaders:
         await self.app(scope, receive, add_headers)
 
 
+class HeavyGate:
+    """The turns of database-heavy requests in one API process: `limit` served at once,
+    at most `queue` waiting; one more is refused (503 with `Retry-After`) instead of
+    queuing without bound, so a flood of exports neither fills PostgreSQL, which the
+    doors' journal shares, nor piles up requests the client has long given up on."""
+
+    RETRY_AFTER_S = 5
+
+    def __init__(self, limit: int, queue: int) -> None:
+        self.limit = limit
+        self.queue = queue
+        self.running = 0
+        self.waiting = 0
+        self.refused = 0
+        self._slots: asyncio.Semaphore | None = None  # made on the serving loop
+
+    async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limit)
+        if self._slots.locked() and self.waiting >= self.queue:
+            self._refuse_log()
+            await JSONResponse(
+                {
+                    "detail": f"busy: {self.running} database-heavy requests are being served "
+                    f"and {self.waiting} wait; retry in {self.RETRY_AFTER_S} s"
+                },
+                503,
+                headers={"Retry-After": str(self.RETRY_AFTER_S)},
+            )(scope, receive, send)
+            return
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            await app(scope, receive, send)
+        finally:
+            self.running -= 1
+            self._slots.release()
+
+    def _refuse_log(self) -> None:
+        self.refused += 1
+        if self.refused == 1 or self.refused % 100 == 0:  # a flood would fill the log
+            _LOGGER.warning(
+                "database-heavy requests refused (503) with %d served and %d waiting: %d so far",
+                self.running,
+                self.waiting,
+                self.refused,
+            )
+
+
 class OneHeavyAtATime:
     """Requests that make the database work hard (traces, event pages, exports, imports,
-    report runs) wait for each other: at most `limit` at once per API process, so a flood
-    of them queues here instead of filling PostgreSQL, which the doors' journal shares."""
+    report runs) take turns through a HeavyGate (CAMPUSGATE_API_HEAVY_REQUESTS at once,
+    CAMPUSGATE_API_HEAVY_QUEUE waiting); the others pass straight through."""
 
-    def __init__(self, app: ASGIApp, *, is_heavy: Callable[[str, str], bool], limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, is_heavy: Callable[[str, str], bool], gate: HeavyGate
+    ) -> None:
         self.app = app
         self.is_heavy = is_heavy
-        self.limit = limit
-        self._slots: asyncio.Semaphore | None = None  # made on the serving loop
+        self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.is_heavy(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.limit)
-        async with self._slots:
-            await self.app(scope, receive, send)
+        await self.gate(self.app, scope, receive, send)
 
 
 _HEAVY_PREFIXES = ("/api/tracing/", "/api/events", "/api/import", "/api/daily-reports/generate")

@@ -555,6 +555,10 @@ class ChildProcess:
             *self.argv, env=self.env, stdout=self._log, stderr=self._log, start_new_session=True
         )
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
     def cpu_s(self) -> float | None:
         """CPU seconds (user + system, all threads) the process has used; None off Linux."""
         if self._proc is None:

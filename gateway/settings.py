@@ -83,9 +83,14 @@ class Settings(BaseSettings):
     # Database-heavy API requests (traces, event pages, exports, imports) served at once
     # per API process; more wait their turn (the doors' journal shares the database).
     api_heavy_requests: int = Field(default=1, ge=1, le=64)
+    # How many more may wait their turn; one more is refused with 503 and Retry-After.
+    api_heavy_queue: int = Field(default=8, ge=0, le=1000)
     # The API process's CPU priority under `serve`: `idle` (SCHED_IDLE, it gets only CPU
     # time nothing else wants) or a niceness 0-19 (gateway/cli/cpu_priority.py).
     api_cpu_priority: str = "idle"
+    # CPUs the API process may run on (Linux affinity, e.g. "1" or "2-3,6"); empty: any.
+    # Keeps API work off the cores the door loop and broker use (gateway/cli/cpu_priority.py).
+    api_cpus: str = ""
     # OSDP readers without a secure-channel key run only when this is true (a test bench).
     osdp_allow_insecure: bool = False
     # TLS to the broker (mqtts:// only): the CA that signed the broker's certificate
@@ -220,6 +225,18 @@ class Settings(BaseSettings):
         if not 0 <= niceness <= 19:
             raise ValueError(f"{value!r} is neither `idle` nor a niceness from 0 to 19")
         return str(niceness)
+
+    @field_validator("api_cpus")
+    @classmethod
+    def _api_cpus(cls, value: str) -> str:
+        text = value.strip()
+        ranges = [part.strip().partition("-") for part in text.split(",")] if text else []
+        for low, _, high in ranges:
+            if not (re.fullmatch(r"\d+", low) and re.fullmatch(r"\d*", high)):
+                raise ValueError(f"{value!r} is not a CPU list like 1 or 0,2 or 2-3,6")
+            if high and int(high) < int(low):
+                raise ValueError(f"{value!r} is not a CPU list: {low}-{high} runs backwards")
+        return text
 
     @field_validator("topic_prefix")
     @classmethod

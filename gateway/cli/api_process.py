@@ -18,10 +18,11 @@ import socket
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
 
-from gateway.cli.cpu_priority import apply_cpu_priority
+from gateway.cli.cpu_priority import apply_cpu_affinity, apply_cpu_priority
 from gateway.observe.logs import configure
 from gateway.settings import Settings
 
@@ -29,6 +30,17 @@ _LOGGER = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 PARENT_CHECK_S = 0.5
+# How the API's database connections show in pg_stat_activity (and to the bench's accounts).
+APPLICATION_NAME = "campusgate-api"
+
+
+def with_application_name(dsn: str, name: str = APPLICATION_NAME) -> str:
+    """`dsn` whose connections say `application_name=name`, unless it names one already."""
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "application_name" for key, _ in query):
+        return dsn
+    return urlunsplit(parts._replace(query=urlencode([*query, ("application_name", name)])))
 
 
 class ApiProcessError(RuntimeError):
@@ -73,7 +85,7 @@ class ApiProcess:
         """`log_file`: where the child logs (the demo's screen is its live view); stderr
         when None."""
         self._settings = settings
-        self._dsn = dsn
+        self._dsn = with_application_name(dsn)
         self._sock = sock
         self._log_file = log_file
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -192,7 +204,11 @@ async def _serve(settings: Settings, dsn: str, sock: socket.socket, ready: Conne
         # From now on the API yields the CPU to the door loop when both want it (a login
         # flood, a report run); its start-up ran at normal priority to meet the deadline.
         priority = apply_cpu_priority(settings.api_cpu_priority)
-        _LOGGER.info("API process CPU priority: %s", priority)
+        try:
+            cpus = apply_cpu_affinity(settings.api_cpus)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        _LOGGER.info("API process CPU priority: %s; runs on %s", priority, cpus)
         ready.send("ready")
         ready.close()
         # Ends on a signal, when uvicorn stops, or when the gateway process is gone

@@ -55,10 +55,11 @@ from firmware_sim.load_driver import (
     median_run,
     report,
     signing_cost,
-    split_by_windows,
 )
 from gateway.cli import settings_of
-from gateway.cli.api_flood import ApiFlood, FloodProcess
+from gateway.cli.api_flood import FLOOD_PRIORITY, ApiFlood, FloodProcess
+from gateway.cli.bench_flood import CpuAccounts, descendants, flooded, split_by_flood
+from gateway.cli.local_broker import LocalMosquitto
 from gateway.cli.runtime import Broker, open_broker, open_database
 from gateway.services.accounts import issue_token
 from gateway.services.importer import ImportReport, import_manifest
@@ -129,8 +130,16 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     type=click.FloatRange(0, 60),
     default=0.0,
     show_default=True,
-    help="with --api-flood: freeze and thaw the flood every this many seconds and compare "
-    "door latencies with and without it in the same gateway run (0: flood throughout)",
+    help="with --api-flood: pause and resume the flood every this many seconds and compare "
+    "door latencies with it running and with the API idle in the same gateway run, with "
+    "each part's CPU (0: flood throughout)",
+)
+@click.option(
+    "--flood-priority",
+    default=FLOOD_PRIORITY,
+    show_default=True,
+    help="with --api-flood: the flood clients' CPU priority, `idle` (SCHED_IDLE) or a "
+    "niceness 0-19 (a real attacker's CPU is another machine's)",
 )
 @click.option(
     "--repeat",
@@ -167,6 +176,7 @@ def command(
     api_flood: int,
     repeat: int,
     flood_windows: float,
+    flood_priority: str,
     device_secrets: Path | None,
     device_url: str | None,
 ) -> None:
@@ -195,6 +205,9 @@ def command(
         raise click.ClickException("--flood-windows needs --api-flood")
     if api_flood and not spawn:
         raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
+    flood_priority = flood_priority.strip().lower()
+    if not (flood_priority == "idle" or (flood_priority.isdigit() and int(flood_priority) <= 19)):
+        raise click.ClickException("--flood-priority must be `idle` or a niceness 0-19")
     doors_login = _doors_login(settings, spawn, device_secrets, device_url)
     modes = {"on": (True,), "off": (False,), "both": (True, False)}[signing]
     console = Console(stderr=True)
@@ -208,6 +221,7 @@ def command(
             api_flood=api_flood,
             repeat=repeat,
             flood_windows=flood_windows,
+            flood_priority=flood_priority,
             doors_login=doors_login,
         )
     )
@@ -220,6 +234,8 @@ def command(
     assert gateway is not None and echo is not None
     document = report(spec, gateway, echo, unsigned_runs or None, signed_runs=main_runs)
     document["config"]["signing"] = "both" if unsigned_runs else "on" if gateway.signed else "off"
+    if api_flood:
+        document["config"]["flood_priority"] = flood_priority
     if windowed:
         document["config"]["flood_windows_s"] = flood_windows
         document["api_flood_windows"] = windowed
@@ -251,6 +267,7 @@ async def _bench(
     api_flood: int = 0,
     repeat: int = 1,
     flood_windows: float = 0.0,
+    flood_priority: str = FLOOD_PRIORITY,
     doors_login: DoorsLogin | None = None,
 ) -> tuple[dict[bool, list[PhaseResult]], PhaseResult | None, str | None, list[dict[str, Any]]]:
     """The gateway phase (`repeat` times per signing mode) and the echo phase; the gateway's
@@ -291,6 +308,8 @@ async def _bench(
                         signed=signed,
                         flood=flood,
                         flood_windows_s=flood_windows,
+                        flood_priority=flood_priority,
+                        broker_pid=_broker_pid(broker),
                         login=login,
                     )
                     if flood is not None:
@@ -417,6 +436,14 @@ async def _end_gateway_session(address: BrokerAddress) -> None:
     await client.close()
 
 
+def _broker_pid(broker: Broker) -> int | None:
+    """The embedded Mosquitto's process, whose CPU the flood windows account for."""
+    embedded = broker.embedded
+    if isinstance(embedded, LocalMosquitto) and embedded.process is not None:
+        return embedded.process.pid
+    return None
+
+
 def _broker_url(settings: Settings, broker: Broker) -> str:
     if settings.mqtt_url:
         return _with_tls_files(settings.mqtt_url, settings)
@@ -453,41 +480,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _flooded(
-    work: Any, flood: ApiFlood | None, windows_s: float = 0.0, windows: list[Window] | None = None
-) -> Any:
-    """Await `work` with the flood running; with `windows_s`, the flood is frozen and thawed
-    every `windows_s` seconds instead, and each stretch is appended to `windows`."""
-    if flood is None:
-        return await work
-    process = FloodProcess(flood)
-    await process.start()
-    toggler = None
-    if windows_s > 0 and windows is not None:
-        toggler = asyncio.create_task(_alternate(process, windows_s, windows))
-    try:
-        return await work
-    finally:
-        if toggler is not None:
-            toggler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await toggler
-        flood.result = await process.stop()
-
-
-async def _alternate(process: FloodProcess, every_s: float, windows: list[Window]) -> None:
-    on, start = True, time.perf_counter()
-    try:
-        while True:
-            await asyncio.sleep(every_s)
-            now = time.perf_counter()
-            windows.append(Window(start, now, on))
-            on, start = not on, now
-            process.pause(not on)
-    finally:
-        windows.append(Window(start, time.perf_counter(), on))
-
-
 async def _gateway_phase(
     settings: Settings,
     spec: LoadSpec,
@@ -500,6 +492,8 @@ async def _gateway_phase(
     signed: bool = True,
     flood: ApiFlood | None = None,
     flood_windows_s: float = 0.0,
+    flood_priority: str = FLOOD_PRIORITY,
+    broker_pid: int | None = None,
     login: DoorsLogin | None = None,
 ) -> tuple[PhaseResult | None, str | None]:
     name = "gateway" if signed else "gateway-unsigned"
@@ -535,10 +529,15 @@ async def _gateway_phase(
     failure: str | None = None
     measured = phase(child.cpu_s)
     windows: list[Window] = []
+    process = FloodProcess(flood, priority=flood_priority) if flood is not None else None
+    accounts = _cpu_accounts(dsn, child, process, broker_pid) if process is not None else None
     try:
-        result = await child.watch(_flooded(_run_phase(measured), flood, flood_windows_s, windows))
+        work = flooded(_run_phase(measured), process, flood_windows_s, windows, accounts)
+        result = await child.watch(work)
         if flood is not None and windows:
-            flood.windows = split_by_windows(measured.samples(), windows)
+            flood.windows = split_by_flood(measured.samples(), windows, flood.result.busy)
+            if accounts is not None:
+                flood.windows["per_s"] = accounts.figures()
     except BenchError as exc:
         failure = f"gateway phase failed: {exc} (log: {child.log_path})"
     finally:
@@ -546,6 +545,26 @@ async def _gateway_phase(
     if failure is None and status not in (0, None):
         failure = f"the gateway exited with status {status} when stopped: {child.tail()} (log: {child.log_path})"
     return result, failure
+
+
+def _cpu_accounts(
+    dsn: str, gateway: ChildProcess, flood: FloodProcess, broker_pid: int | None
+) -> CpuAccounts:
+    """Who to charge CPU time to, per flood window: the parts of this bench run."""
+
+    def one(pid: int | None) -> list[int]:
+        return [pid] if pid is not None else []
+
+    return CpuAccounts(
+        dsn,
+        {
+            "gateway": lambda: one(gateway.pid),
+            "api": lambda: descendants(gateway.pid) if gateway.pid is not None else [],
+            "flood": lambda: one(flood.pid),
+            "bench": lambda: [os.getpid()],
+            "broker": lambda: one(broker_pid),
+        },
+    )
 
 
 def _gateway_env(
@@ -647,13 +666,20 @@ def _progress(console: Console, spec: LoadSpec) -> Iterator[Any]:
         yield update
 
 
-def _windows_line(windows: dict[str, dict[str, Any]]) -> str:
+def _windows_line(windows: dict[str, Any]) -> str:
     on, off = windows["on"], windows["off"]
-    return (
+    line = (
         f"door decisions while the API flood ran: p50 {_fmt(on['p50_ms'])} ms, "
-        f"p99 {_fmt(on['p99_ms'])} ms ({on['decided']}); while it was frozen: "
-        f"p50 {_fmt(off['p50_ms'])} ms, p99 {_fmt(off['p99_ms'])} ms ({off['decided']})"
+        f"p99 {_fmt(on['p99_ms'])} ms ({on['decided']}); while it was paused and the API "
+        f"idle: p50 {_fmt(off['p50_ms'])} ms, p99 {_fmt(off['p99_ms'])} ms ({off['decided']}; "
+        f"{windows['off_overlapped']} left out: the API was still answering the flood)"
     )
+    per_s = windows.get("per_s", {})
+    for state in ("on", "off"):
+        if state in per_s:
+            shown = ", ".join(f"{k} {v:g}" for k, v in per_s[state].items())
+            line += f"\n  per second, flood {'running' if state == 'on' else 'paused'}: {shown}"
+    return line
 
 
 def _run_figures(result: PhaseResult) -> dict[str, Any]:

@@ -534,7 +534,7 @@ def test_heavy_requests_are_recognised(path, heavy):
 
 
 async def test_heavy_requests_wait_for_each_other():
-    from api.middleware import OneHeavyAtATime
+    from api.middleware import HeavyGate, OneHeavyAtATime
 
     running = 0
     most = 0
@@ -548,7 +548,9 @@ async def test_heavy_requests_wait_for_each_other():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    guarded = OneHeavyAtATime(endpoint, is_heavy=lambda m, p: p == "/heavy", limit=1)
+    guarded = OneHeavyAtATime(
+        endpoint, is_heavy=lambda m, p: p == "/heavy", gate=HeavyGate(limit=1, queue=8)
+    )
 
     async def call(path: str) -> None:
         async def receive():

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from gateway.cli.cpu_priority import apply_cpu_affinity, parse_cpus
 from gateway.settings import Settings
 
 READY = re.compile(r"console and API on (http://\S+) .*process (\d+)")
@@ -168,3 +169,43 @@ def test_idle_priority_falls_back_to_niceness_19_where_sched_idle_is_refused():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
     )
     assert run.stdout.split() == ["nice", "19", "19"]
+
+
+def _affinities(pid: int) -> set[frozenset[int]]:
+    return {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin to one")
+@pytest.mark.parametrize("serve", [{"CAMPUSGATE_API_CPUS": "1"}], indirect=True)
+def test_api_process_runs_on_the_configured_cpus(serve):
+    process, url, api_pid, log = serve
+    request = urllib.request.Request(  # starts the argon2 pool's thread: it inherits too
+        f"{url}/api/auth/login",
+        data=b'{"name": "nobody", "password": "wrong"}',
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(request, timeout=30)
+    assert _affinities(api_pid) == {frozenset({1})}
+    assert 0 in os.sched_getaffinity(process.pid)  # the door loop is not confined
+    assert "runs on CPUs 1" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "cpus"), [("", set()), ("1", {1}), ("0,2", {0, 2}), ("2-4, 7", {2, 3, 4, 7})]
+)
+def test_cpu_lists_are_read_in_cpuset_notation(text, cpus):
+    assert parse_cpus(text) == cpus
+    assert Settings(api_cpus=text).api_cpus == text.strip()
+
+
+@pytest.mark.parametrize("text", ["one", "3-1", "1;2", "-1"])
+def test_api_cpus_setting_refuses_what_is_not_a_cpu_list(text):
+    with pytest.raises(ValidationError, match="not a CPU list"):
+        Settings(api_cpus=text)
+
+
+def test_api_cpus_naming_a_cpu_the_host_lacks_is_an_error():
+    missing = max(os.sched_getaffinity(0)) + 1
+    with pytest.raises(ValueError, match=f"CPU {missing} is not available"):
+        apply_cpu_affinity(str(missing))
