@@ -37,12 +37,14 @@ from api.routers import (
     imports,
     levels,
     monitoring,
+    my_visitor_passes,
     occupancy,
     people,
     privacy,
     stream,
     tracing,
     travel,
+    visitor_passes,
 )
 from gateway.settings import Settings
 from gateway.store.db import create_pool
@@ -148,6 +150,8 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         tracing,
         stream,
         monitoring,
+        visitor_passes,
+        my_visitor_passes,
     ):
         app.include_router(module.router)
     add_error_handlers(app)

@@ -59,8 +59,11 @@ def key_id8(public_raw: bytes) -> bytes:
 
 
 def _b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii").rstrip("=").translate(
-        str.maketrans("+/", "-_")
+    return (
+        binascii.b2a_base64(data, newline=False)
+        .decode("ascii")
+        .rstrip("=")
+        .translate(str.maketrans("+/", "-_"))
     )
 
 

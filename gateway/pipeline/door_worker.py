@@ -32,9 +32,9 @@ from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
 from gateway.pipeline.signing import Ed25519CommandSigner
-from gateway.pipeline.visitor_qr import QrReader
 from gateway.pipeline.spool import DEFAULT_BOUND, Spool, left_spools
 from gateway.pipeline.topics import Topics
+from gateway.pipeline.visitor_qr import QrReader
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.roster_index import RosterIndex
 from gateway.store import access_log
