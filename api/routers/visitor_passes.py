@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Allowed, Conn, OrgScope, Principal
 from api.permissions import Permission, allowed
+from api.schemas.visitor_passes import VisitorPass, VisitorQr
 from api.visitor_qr import qr_answer
 from gateway.domain.privacy import mask_id_number, mask_phone
 from gateway.services import visitor_passes as service
@@ -97,7 +98,7 @@ async def request_for(
     return present(row)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=VisitorPass)
 async def request_pass(
     body: HostPassIn, operator: Admin, conn: Conn, request: Request
 ) -> dict[str, Any]:
@@ -105,7 +106,7 @@ async def request_pass(
     return await request_for(conn, request, body, body.host_id, by=operator.name)
 
 
-@router.get("")
+@router.get("", response_model=list[VisitorPass])
 async def list_passes(
     operator: Decider,
     scope: OrgScope,
@@ -138,7 +139,7 @@ async def _unmasked(conn: Conn, operator: Principal, pass_id: int, unmask: bool)
     return True
 
 
-@router.get("/{pass_id}")
+@router.get("/{pass_id}", response_model=VisitorPass)
 async def get_pass(
     pass_id: int,
     operator: Decider,
@@ -152,7 +153,7 @@ async def get_pass(
     return present(row, unmasked=await _unmasked(conn, operator, pass_id, unmask))
 
 
-@router.post("/{pass_id}/approve")
+@router.post("/{pass_id}/approve", response_model=VisitorPass)
 async def approve(
     pass_id: int, body: DecisionIn, operator: Decider, scope: OrgScope, conn: Conn
 ) -> dict[str, Any]:
@@ -170,14 +171,14 @@ async def approve(
     return present(row)
 
 
-@router.post("/{pass_id}/refuse")
+@router.post("/{pass_id}/refuse", response_model=VisitorPass)
 async def refuse(
     pass_id: int, body: RefusalIn, operator: Decider, scope: OrgScope, conn: Conn
 ) -> dict[str, Any]:
     return present(await service.refuse(conn, pass_id, scope, by=operator.name, note=body.note))
 
 
-@router.post("/{pass_id}/revoke")
+@router.post("/{pass_id}/revoke", response_model=VisitorPass)
 async def revoke(
     pass_id: int, body: DecisionIn, operator: Decider, scope: OrgScope, conn: Conn
 ) -> dict[str, Any]:
@@ -185,7 +186,7 @@ async def revoke(
     return present(await service.revoke(conn, pass_id, scope, by=operator.name, note=body.note))
 
 
-@router.get("/{pass_id}/qr")
+@router.get("/{pass_id}/qr", response_model=VisitorQr)
 async def qr(
     pass_id: int, operator: Decider, scope: OrgScope, conn: Conn, request: Request
 ) -> dict[str, Any]:
