@@ -276,3 +276,17 @@ async def test_exports_hold_the_pass_for_host_and_visitor(api):
         passes = response.json()["visitor_passes"]
         assert [p["id"] for p in passes] == [made["id"]]
         assert passes[0]["id_number"] == "110101199003071234"  # exports are unmasked
+
+
+async def test_sim_cli_scans_a_token(api, gateway, fleet, mqtt_url, prefix):
+    from gateway.cli.sim import scan_qr
+    from gateway.settings import Settings
+
+    _, token = await approved(api)
+    await until_outcome(fleet, "term-office", token, "admit/ok")
+    await fleet["term-office"].decision(fleet["term-office"].scan_qr(token, direction="out"))
+    settings = Settings(mqtt_url=mqtt_url, topic_prefix=prefix)
+    decision = await scan_qr(settings, "term-lab", token, None, 5.0)
+    assert outcome(decision) == "deny/not_authorized"
+    decision = await scan_qr(settings, "term-office", token, "in", 5.0)
+    assert outcome(decision) == "admit/ok"
