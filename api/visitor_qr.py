@@ -26,6 +26,11 @@ def _signing_key(request: Request) -> Ed25519PrivateKey:
     if key is not None:
         return key
     settings = state.settings
+    if not settings.sign_commands:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "CAMPUSGATE_SIGN_COMMANDS is off: the gateway signs nothing and verifies no QR code",
+        )
     path = settings.signing_key_file or settings.data_dir.joinpath(*KEY_PATH)
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
