@@ -290,3 +290,25 @@ async def test_sim_cli_scans_a_token(api, gateway, fleet, mqtt_url, prefix):
     assert outcome(decision) == "deny/not_authorized"
     decision = await scan_qr(settings, "term-office", token, "in", 5.0)
     assert outcome(decision) == "admit/ok"
+
+
+async def test_temperature_rules_still_apply(api, gateway, fleet):
+    _, token = await approved(api, zones=["clinic"])
+    clinic = fleet["term-clinic"]
+
+    async def scanned_with(celsius: float) -> str:
+        eid = clinic.scan_qr(token)
+        pending = await clinic.wait_pending(eid, timeout=5)
+        if pending is None:  # not in the roster yet: a final deny came at once
+            return outcome(await clinic.decision(eid, timeout=5))
+        assert outcome(pending) == "pending/temperature_required"
+        clinic.measure(celsius)
+        return outcome(await clinic.decision(eid, timeout=5))
+
+    deadline = time.perf_counter() + 5
+    result = await scanned_with(36.6)
+    while result == "deny/unknown_card" and time.perf_counter() < deadline:
+        result = await scanned_with(36.6)
+    assert result == "admit/ok"
+    await clinic.decision(clinic.scan_qr(token, direction="out"))
+    assert await scanned_with(38.2) == "deny/fever"
