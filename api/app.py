@@ -54,6 +54,7 @@ from api.routers import (
     me_checkin,
     me_trips,
     monitoring,
+    my_visitor_passes,
     occupancy,
     own_record,
     people,
@@ -63,6 +64,7 @@ from api.routers import (
     stream,
     tracing,
     travel,
+    visitor_passes,
 )
 from gateway.settings import Settings
 from gateway.store.db import create_pool
@@ -176,6 +178,8 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         monitoring,
         me_care,
         me_trips,
+        visitor_passes,
+        my_visitor_passes,
     ):
         app.include_router(module.router)
     add_error_handlers(app)

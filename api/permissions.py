@@ -37,6 +37,8 @@ class Permission(StrEnum):
     EXPORT_PERSON = "export_person"  # everything held about one person
     UNMASK = "unmask"  # see full ID and phone numbers (each use is audited)
     RUN_RETENTION = "run_retention"
+    # Visitor passes (issue #15): approve, refuse or revoke (liaisons: their org unit's).
+    DECIDE_VISITOR_PASSES = "decide_visitor_passes"
 
 
 _P = Permission
@@ -87,6 +89,7 @@ MATRIX: dict[OperatorRole, frozenset[Permission]] = {
             _P.DECLARE_TRAVEL,
             _P.READ_REPORTS,
             _P.SEND_REPORTS,
+            _P.DECIDE_VISITOR_PASSES,
         }
     ),
 }

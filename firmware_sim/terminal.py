@@ -292,7 +292,7 @@ class SimTerminal:
         self.sent[eid] = payload
         self.sent_at[eid] = due if due is not None else time.perf_counter()
         self.send_count[eid] = self.send_count.get(eid, 0) + 1
-        if event_type == "card" and eid not in self.decided_at:
+        if event_type in ("card", "qr") and eid not in self.decided_at:
             self._keep_unanswered(eid, payload)
         self._client.publish(self.events_topic, payload, qos=1)
         return eid
@@ -317,6 +317,21 @@ class SimTerminal:
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
         fields = {"card_uid": card_uid, "direction": direction, "celsius": celsius}
         return self._send("card", fields, event_id, due)
+
+    def scan_qr(
+        self,
+        token: str,
+        *,
+        direction: str | None = None,
+        event_id: str | None = None,
+        due: float | None = None,
+    ) -> str:
+        """Publish a `qr` event (a visitor pass's token read by the scanner); its event id.
+
+        The gateway answers it with one decision, exactly as for a card."""
+        if direction not in (None, "in", "out"):
+            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        return self._send("qr", {"token": token, "direction": direction}, event_id, due)
 
     def measure(
         self,

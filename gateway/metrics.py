@@ -74,6 +74,8 @@ class Counters:
     # Cards redelivered after a crash with their temperature window passed: denied at once.
     windows_passed_on_redelivery: int = 0
     rejected_by_cause: Counter[str] = field(default_factory=Counter)
+    # Visitor QR tokens that did not verify, by cause (decided as unknown cards).
+    qr_invalid: Counter[str] = field(default_factory=Counter)
     # Final decisions by (verdict, reason); a plain dict: Counter's lookup costs twice as much.
     decided_by_reason: dict[tuple[str, str], int] = field(default_factory=dict)
     # Card event receipt -> its final decision durable and published.
@@ -102,4 +104,5 @@ class Counters:
             "redelivered": self.redelivered,
             "windows_passed_on_redelivery": self.windows_passed_on_redelivery,
             "rejected_by_cause": dict(self.rejected_by_cause),
+            "qr_invalid": dict(self.qr_invalid),
         }

@@ -22,11 +22,14 @@ from gateway.domain.events import (
     DoorState,
     EventType,
     HeartbeatEvent,
+    QrEvent,
     TemperatureEvent,
     ThermalFrameEvent,
 )
 
 MAX_EVENT_BYTES = 512 * 1024
+# A visitor token is 138 characters; a longer one is still decided (as an unknown card).
+MAX_QR_TOKEN = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # RFC 3339 date-time (section 5.6): full date, "T" or space, full time with seconds, offset.
 _RFC3339 = re.compile(
@@ -169,6 +172,10 @@ def decode_event(device_id: str, payload: bytes) -> DeviceEvent:
         return TemperatureEvent(device_id, event_id, ts, celsius, _card(obj, required=False))  # type: ignore[arg-type]
     if kind is EventType.DOOR:
         return DoorEvent(device_id, event_id, ts, _enum(obj, "state", DoorState))
+    if kind is EventType.QR:
+        direction = _enum(obj, "direction", Direction, required=False)
+        token = _str(obj, "token", max_len=MAX_QR_TOKEN)
+        return QrEvent(device_id, event_id, ts, token, direction)  # type: ignore[arg-type]
     if kind is EventType.HEARTBEAT:
         uptime = _number(obj, "uptime_s", required=False)
         return HeartbeatEvent(

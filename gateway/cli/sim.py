@@ -9,6 +9,7 @@ serves. Write it, import it, then drive it with the same --people and --seed:
     campusgate serve &                          # same database and broker
     campusgate sim doors --people 3000 --seed 2020 --rate 5
     campusgate sim scenarios --people 3000 --seed 2020
+    campusgate sim qr term-office CGQ1....       # a visitor pass's QR token at a door
 
 `doors` and `scenarios` need the broker the gateway serves (CAMPUSGATE_MQTT_URL
 or --mqtt-url, `mqtts://` for TLS with --mqtt-ca-file) and its topic prefix; they
@@ -535,3 +536,47 @@ def scenarios_command(
         raise click.ClickException(
             f"{len(failed)} of {len(results)} scenarios failed: {', '.join(failed)}"
         )
+
+
+# ---- sim qr ------------------------------------------------------------------------
+
+
+async def scan_qr(
+    settings: Settings, device_id: str, token: str, direction: str | None, timeout: float
+) -> dict[str, Any]:
+    """Scan `token` at the simulated terminal `device_id`; its final decision."""
+    address = _broker(settings)
+    terminal = SimTerminal(address, device_id, prefix=settings.topic_prefix)
+    try:
+        await terminal.start(CONNECT_TIMEOUT_S)
+    except MqttError as exc:
+        raise click.ClickException(
+            f"{exc}; check CAMPUSGATE_MQTT_URL and that the broker is running"
+        ) from None
+    try:
+        event_id = terminal.scan_qr(token, direction=direction)
+        try:
+            return await terminal.decision(event_id, timeout=timeout)
+        except TimeoutError:
+            raise click.ClickException(
+                f"no decision within {timeout} s: is a gateway serving this broker with topic "
+                f"prefix '{settings.topic_prefix}', and is {device_id} registered?"
+            ) from None
+    finally:
+        await terminal.stop()
+
+
+@command.command("qr")
+@click.argument("device")
+@click.argument("token")
+@click.option("--direction", type=click.Choice(["in", "out"]), default=None)
+@click.option("--timeout", default=5.0, show_default=True, type=Bounded(float, 0.5, 120))
+@click.pass_context
+def qr_command(
+    ctx: click.Context, device: str, token: str, direction: str | None, timeout: float
+) -> None:
+    """Scan a visitor pass's QR token (its text) at the simulated terminal DEVICE."""
+    decision = run(lambda: scan_qr(settings_of(ctx), device, token, direction, timeout))
+    if decision is None:  # Ctrl-C
+        return
+    click.echo(f"{decision['decision']}/{decision['reason']}: {decision.get('message', '')}")

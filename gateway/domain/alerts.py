@@ -30,6 +30,8 @@ class AlertKind(StrEnum):
     # Not in contract section 5 (issue #13): a terminal admitted offline whom the gateway
     # would have denied (its allowlist was stale).
     OFFLINE_MISMATCH = "offline_mismatch"
+    # Not in contract section 5 (issue #15): a visitor still inside after their pass ended.
+    VISITOR_OVERSTAY = "visitor_overstay"
 
 
 class Severity(StrEnum):
@@ -66,6 +68,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.DATABASE_STALL: Severity.CRITICAL,
     AlertKind.CLOCK_SKEW: Severity.LOW,
     AlertKind.OFFLINE_MISMATCH: Severity.HIGH,
+    AlertKind.VISITOR_OVERSTAY: Severity.MEDIUM,
 }
 
 

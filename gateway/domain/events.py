@@ -13,6 +13,8 @@ class EventType(StrEnum):
     THERMAL_FRAME = "thermal_frame"
     DOOR = "door"
     HEARTBEAT = "heartbeat"
+    # Not in the contract's table (issue #15): a visitor pass's QR token, read by a scanner.
+    QR = "qr"
 
 
 class Direction(StrEnum):
@@ -61,6 +63,18 @@ class ThermalFrameEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class QrEvent:
+    """A scanned visitor QR token; the gateway verifies it and decides it as a card."""
+
+    device_id: str
+    event_id: str
+    ts: datetime
+    token: str
+    direction: Direction | None = None
+    type: EventType = EventType.QR
+
+
+@dataclass(frozen=True, slots=True)
 class DoorEvent:
     device_id: str
     event_id: str
@@ -79,4 +93,6 @@ class HeartbeatEvent:
     type: EventType = EventType.HEARTBEAT
 
 
-DeviceEvent = CardEvent | TemperatureEvent | ThermalFrameEvent | DoorEvent | HeartbeatEvent
+DeviceEvent = (
+    CardEvent | TemperatureEvent | ThermalFrameEvent | DoorEvent | HeartbeatEvent | QrEvent
+)

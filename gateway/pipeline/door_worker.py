@@ -34,6 +34,7 @@ from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.spool import DEFAULT_BOUND, Spool, left_spools
 from gateway.pipeline.topics import Topics
+from gateway.pipeline.visitor_qr import QrReader
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.roster_index import RosterIndex
 from gateway.store import access_log
@@ -218,6 +219,7 @@ class Gateway:
             duplicates=duplicates,
             publisher=publisher,
             counters=self.counters,
+            qr=QrReader(self.signer.info.public_raw if self.signer else None, self.counters),
         )
         self.offline = self._offline_support(seen, occupancy, alerter)
         self.mqtt.set_handler(self.offline.route(ingest.on_messages))

@@ -18,6 +18,7 @@ from gateway.domain.events import (
     CardEvent,
     DoorEvent,
     HeartbeatEvent,
+    QrEvent,
     TemperatureEvent,
     ThermalFrameEvent,
 )
@@ -31,6 +32,7 @@ from gateway.pipeline.doors import DoorDesk
 from gateway.pipeline.publisher import MqttArrival, Publisher
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.topics import Topics
+from gateway.pipeline.visitor_qr import QrReader
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Ingest:
         duplicates: Duplicates,
         publisher: Publisher,
         counters: Counters,
+        qr: QrReader | None = None,
     ) -> None:
         self._topics = topics
         self._roster = roster
@@ -56,6 +59,8 @@ class Ingest:
         self._duplicates = duplicates
         self._publisher = publisher
         self._counters = counters
+        # Visitor QR tokens; without a reader none verifies (each is an unknown card).
+        self._qr = qr or QrReader(None, counters)
 
     def on_messages(self, messages: Sequence[Message]) -> None:
         received_at = datetime.now(UTC)
@@ -113,6 +118,8 @@ class Ingest:
             return
         if self._duplicates.repeat(arrival, (device_id, event.event_id)):
             return
+        if isinstance(event, QrEvent):
+            event = self._qr.card_event(event)
         if door is None:  # the store's foreign keys make this a roster mid-reload race
             self._counters.reject("no_door")
             _LOGGER.error("device %s has no door %s in the roster", device_id, device.door_id)

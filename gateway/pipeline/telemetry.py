@@ -57,6 +57,14 @@ class WorkerCollector(Collector):
         for cause, n in sorted(c.rejected_by_cause.items()):
             rejected.add_metric([cause], n)
         yield rejected
+        qr_invalid = CounterMetricFamily(
+            "campusgate_qr_invalid",
+            "Visitor QR tokens that did not verify (decided as unknown cards), by cause",
+            labels=["cause"],
+        )
+        for cause, n in sorted(c.qr_invalid.items()):
+            qr_invalid.add_metric([cause], n)
+        yield qr_invalid
         yield _counter(
             "campusgate_events_duplicate", "Repeated events answered from memory", c.duplicate
         )

@@ -1,7 +1,7 @@
 """The campus's scheduled jobs, composed once for `serve` and `demo`.
 
 Each workflow adds its job here: health expiry, travel re-evaluation, the
-gathering watch, daily reports, retention.
+gathering watch, daily reports, retention, the visitor overstay watch.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from gateway.services.reports.schedule import daily_report_job
 from gateway.services.retention import retention_job
 from gateway.services.scheduler import Job
 from gateway.services.tracing_stays import stays_job
+from gateway.services.visitor_overstay import overstay_job
 from gateway.settings import Settings
 
 
@@ -25,4 +26,5 @@ def campus_jobs(pool: asyncpg.Pool, settings: Settings) -> list[Job]:
     jobs.append(retention_job(pool, settings))
     jobs.append(stays_job(pool, settings))
     jobs.append(reminder_job(pool, settings))
+    jobs.append(overstay_job(pool))
     return jobs

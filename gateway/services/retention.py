@@ -7,7 +7,9 @@ POST /api/admin/retention). Periods come from the settings:
   reviews and reminders, by campus day) and travel declarations: `retention_health_days`
   (default 180; a declaration counts from the end of its isolation, and the history row
   that set a person's current status always stays);
-- daily reports and their deliveries: `retention_reports_days` (default 365).
+- daily reports and their deliveries: `retention_reports_days` (default 365);
+- visitor passes that ended before the access period (their visitor's roster row keeps
+  no name, contact, grant or valid card): `retention_access_days`.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ async def run_retention(
         )
         counts |= await retention.purge_reports(conn, cutoffs.reports, dry_run=dry_run)
         counts |= await person_accounts.purge_stale(conn, dry_run=dry_run)
+        counts |= await retention.purge_visitor_passes(conn, cutoffs.access, dry_run=dry_run)
         report = RetentionReport(dry_run, mode, cutoffs, counts)
         if not dry_run:
             after = report.as_dict() | {"requested_by": requested_by}

@@ -97,6 +97,15 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
             person_id,
         )
         record["person_account"] = dict(account) if account else None
+    if await table_exists(conn, "visitor_passes"):
+        # Passes the person hosted or visited on (their use is in access_events).
+        record["visitor_passes"] = _dicts(
+            await conn.fetch(
+                "SELECT * FROM visitor_passes WHERE host_id = $1 OR visitor_person_id = $1"
+                " ORDER BY id",
+                person_id,
+            )
+        )
     record["access_events"] = _dicts(
         await conn.fetch(
             "SELECT received_at, device_ts, device_id, event_id, type, door_id, zone_id,"
@@ -120,10 +129,12 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
             " WHERE (entity_id = $1 AND entity IN ('person', 'health_status', 'person_session'))"
             " OR (entity = 'card' AND entity_id = ANY($2::text[]))"
             " OR (entity = 'health_reading' AND entity_id = ANY($3::text[]))"
+            " OR (entity = 'visitor_pass' AND entity_id = ANY($4::text[]))"
             " ORDER BY ts, id",
             person_id,
             [c["uid"] for c in record["cards"]],
             readings,
+            [str(p["id"]) for p in record.get("visitor_passes", ())],
         )
     )
     record["caretaker_of"] = _dicts(

@@ -213,6 +213,41 @@ async def purge_travel(
     }
 
 
+async def purge_visitor_passes(
+    conn: asyncpg.Connection, cutoff: datetime, *, dry_run: bool
+) -> dict[str, int]:
+    """Visitor passes that ended before the access period; their visitors (roster people
+    of no use any more) lose name, grants and cards' validity: `visitor_people` counts them."""
+    if not await table_exists(conn, "visitor_passes"):
+        return {}
+    old = "SELECT visitor_person_id FROM visitor_passes WHERE ends_at < $1"
+    if dry_run:
+        return {
+            "visitor_passes": await _delete(conn, "visitor_passes", "ends_at < $1", cutoff, True),
+            "visitor_people": int(
+                await conn.fetchval(f"SELECT count(visitor_person_id) FROM ({old}) o", cutoff)
+            ),
+        }
+    async with conn.transaction():
+        people = [r[0] for r in await conn.fetch(old, cutoff) if r[0] is not None]
+        await conn.execute("DELETE FROM grants WHERE subject_person = ANY($1::text[])", people)
+        await conn.execute(
+            "UPDATE cards SET revoked = true, updated_at = now()"
+            " WHERE person_id = ANY($1::text[]) AND NOT revoked",
+            people,
+        )
+        renamed = _affected(
+            await conn.execute(
+                "UPDATE people SET name = 'visitor (pass expired)', active = false,"
+                " phone = NULL, id_number = NULL, updated_at = now()"
+                " WHERE id = ANY($1::text[])",
+                people,
+            )
+        )
+        deleted = await _delete(conn, "visitor_passes", "ends_at < $1", cutoff, False)
+    return {"visitor_passes": deleted, "visitor_people": renamed}
+
+
 async def purge_reports(
     conn: asyncpg.Connection, cutoff: datetime, *, dry_run: bool
 ) -> dict[str, int]:

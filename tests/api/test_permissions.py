@@ -44,6 +44,13 @@ ROUTES = [
     ("POST", "/api/people/NOBODY/deactivate", None, {"admin"}),
     ("POST", "/api/people/NOBODY/cards", {"uid": "0A0B0C0D"}, {"admin"}),
     ("POST", "/api/people/NOBODY/cards/0A0B0C0D/revoke", None, {"admin"}),
+    # Visitor passes: liaisons (their unit's) and admins decide.
+    ("GET", "/api/visitor-passes?status=pending", None, {"admin", "liaison"}),
+    ("GET", "/api/visitor-passes/999999", None, {"admin", "liaison"}),
+    ("POST", "/api/visitor-passes/999999/approve", {}, {"admin", "liaison"}),
+    ("POST", "/api/visitor-passes/999999/refuse", {"note": "no"}, {"admin", "liaison"}),
+    ("POST", "/api/visitor-passes/999999/revoke", {}, {"admin", "liaison"}),
+    ("GET", "/api/visitor-passes/999999/qr", None, {"admin", "liaison"}),
 ]
 ROLES = ("admin", "guard", "health_officer", "liaison")
 

@@ -25,6 +25,7 @@ from gateway.domain.events import (
     DoorEvent,
     DoorState,
     HeartbeatEvent,
+    QrEvent,
     TemperatureEvent,
     ThermalFrameEvent,
 )
@@ -49,6 +50,16 @@ def test_card_event_of_the_contract():
 )
 def test_card_uids_of_4_5_7_10_bytes(uid):
     assert decode_event("d", payload(type="card", card_uid=uid)).card_uid == uid.upper()
+
+
+def test_qr_event_carries_its_token_and_direction():
+    event = decode_event("d", payload(type="qr", token="CGQ1.abc.def", direction="out"))
+    assert event == QrEvent("d", "e-1", event.ts, "CGQ1.abc.def", Direction.OUT)
+    for bad, cause in (({}, "missing_field"), ({"token": 5}, "wrong_type"),
+                       ({"token": "x" * 1025}, "bad_value")):  # fmt: skip
+        with pytest.raises(EventRejected) as info:
+            decode_event("d", payload(type="qr", **bad))
+        assert info.value.cause == cause
 
 
 def test_temperature_door_heartbeat_and_frame():
