@@ -267,12 +267,18 @@ class RosterIndex:
         return self._grants.get(zone_id, _NO_GRANTS)
 
     def candidate_grants(self, person: Person, zone_id: str) -> Iterator[Grant]:
-        """Grants of the zone whose subject covers the person, not yet judged by time."""
+        """Grants of the zone whose subject covers the person, not yet judged by time.
+
+        An org unit's grants are for its members: a visitor (a host's guest on a pass,
+        filed in the host's unit) is let in only by grants naming them, or visitors as a
+        kind, so a grant to the whole unit never opens a zone to its guests.
+        """
         grants = self._grants.get(zone_id)
         if grants is None:
             return
         yield from grants.by_person.get(person.id, ())
-        if grants.by_org_unit and person.org_unit_id is not None:
+        unit_member = person.kind is not PersonKind.VISITOR
+        if grants.by_org_unit and person.org_unit_id is not None and unit_member:
             for unit in self.ancestors(person.org_unit_id):
                 yield from grants.by_org_unit.get(unit, ())
         yield from grants.by_kind.get(person.kind, ())

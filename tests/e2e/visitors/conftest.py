@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from person_sign_in import person_bearer
 from visitors_campus import CAMPUS, DEVICES, OPERATORS
 
 from api.app import create_app
-from api.person_auth import PersonPrincipal, current_person
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.fleet import AlertWatch, Fleet
 from gateway.pipeline.door_worker import Gateway, GatewayConfig
@@ -106,11 +106,7 @@ async def api(visit_dsn, key_file) -> AsyncIterator[Api]:
     finally:
         await conn.close()
     app = create_app(Settings(database_url=visit_dsn, signing_key_file=key_file), visit_dsn)
-
-    async def as_host() -> PersonPrincipal:
-        return PersonPrincipal(person_id="T1", account_id=1)
-
-    app.dependency_overrides[current_person] = as_host
+    host_token = await person_bearer(visit_dsn, "T1")  # the host, through a real session
     async with app.router.lifespan_context(app):
 
         def client(headers: dict[str, str]) -> httpx.AsyncClient:
@@ -121,7 +117,7 @@ async def api(visit_dsn, key_file) -> AsyncIterator[Api]:
             )
 
         clients = {n: client({"Authorization": f"Bearer {t}"}) for n, t in tokens.items()}
-        host = client({})
+        host = client({"Authorization": f"Bearer {host_token}"})
         try:
             yield Api(clients, host)
         finally:

@@ -638,3 +638,21 @@ def test_occupancy_expires_entries_past_the_horizon() -> None:
     assert (occupancy.count("lab"), occupancy.count("dorm")) == (1, 1)
     assert occupancy.expire(T0 + timedelta(hours=73), horizons.__getitem__) == 2
     assert occupancy.snapshot() == {"lab": 0, "dorm": 0}
+
+
+def test_an_org_units_grant_does_not_open_its_zone_to_a_visitor_filed_in_it() -> None:
+    """A host's guest is filed in the host's unit; the unit's grants are for its members."""
+    from gateway.domain.roster import Person, PersonKind
+
+    base = campus_roster()
+    guest = Person("visitor-pass-1", PersonKind.VISITOR, "Guest", "cs")
+    unit_grant = Grant(GrantSubject(org_unit_id="cs"), "annex")
+    visitors = Grant(GrantSubject(kind=PersonKind.VISITOR), "annex")
+    member = next(p for p in base.people if p.id == "S1")  # in a unit under cs
+
+    def index(*grants: Grant) -> RosterIndex:
+        return RosterIndex.build(replace(base, people=(*base.people, guest), grants=grants))
+
+    assert list(index(unit_grant).candidate_grants(member, "annex")) == [unit_grant]
+    assert list(index(unit_grant).candidate_grants(guest, "annex")) == []
+    assert list(index(unit_grant, visitors).candidate_grants(guest, "annex")) == [visitors]
