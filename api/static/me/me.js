@@ -245,19 +245,26 @@ async function checkIn(event) {
   const response = await api("/api/me/checkin", { method: "POST", body });
   if (response.status === 401) { state.me = null; showNotice("expired", "error"); show("signin-view"); return; }
   if (response.status === 404) { error.textContent = t("checkin_unavailable"); return; }
+  if (response.status === 422) { error.textContent = await refusal(response); return; }
   if (!response.ok) { error.textContent = t(response.status === 0 ? "offline" : "failed"); return; }
   state.result = await response.json();
   renderResult();
   await loadMe();  // a fever hold changes the status
 }
 
+// What the server refused, in its words (a 422 names the field and what to change).
+async function refusal(response) {
+  const answer = await response.json().catch(() => ({}));
+  const detail = Array.isArray(answer.detail) ? answer.detail[0] : null;
+  return detail && detail.msg ? detail.msg : t("failed");
+}
+
 async function loadToday() {
-  // The check-in endpoints may not exist yet: a 404 leaves the form as it is.
+  // Today's check-in, if made: the form then shows it (a second one updates it).
   const response = await api("/api/me/checkins?limit=1");
   if (!response.ok) return;
   const answer = await response.json();
-  const items = Array.isArray(answer) ? answer : answer.items || [];
-  if (items.length && state.result === null) { state.result = { ...items[0], updated: false }; renderResult(); }
+  if (answer.today && state.result === null) { state.result = { ...answer.today, updated: false }; renderResult(); }
 }
 
 async function signOut() {
