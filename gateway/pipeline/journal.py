@@ -211,6 +211,10 @@ class Journal:
         self._probe: asyncpg.Connection | None = None  # the ping's own connection
         self.probes = 0  # pings sent because a write was slow
         self.away = 0  # of them unanswered: the write abandoned, its batch spooled
+        # At the last switch to the spool: how long the oldest item of the batch whose write
+        # failed waited until it was durable in the spool (what its door waited, about).
+        self.last_switch_s: float | None = None
+        self._switch_from: float | None = None
         self._misses = 0  # deadlines missed in a row
         # The write of this batch (or salvage part) failed midway: it may have committed.
         self._unsure: Batch | None = None
@@ -313,6 +317,9 @@ class Journal:
                     backoff = min(backoff * 2, BACKOFF_CAP_S)
                     continue
                 backoff = BACKOFF_START_S
+                if self._switch_from is not None:
+                    self.last_switch_s = time.monotonic() - self._switch_from
+                    self._switch_from = None
                 self._finish(pending, logged=False)
                 continue
             try:
@@ -324,6 +331,7 @@ class Journal:
                 self._stalled(pending, exc, backoff)
                 if self.spool is not None:
                     # Or, with a spool, make it durable there and go on without the database.
+                    self._switch_from = self._pending_since
                     self._enter_spool()
                     continue
                 self._check_pressure()

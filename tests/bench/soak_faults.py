@@ -125,9 +125,15 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         mark("traffic on")
         await asyncio.sleep(args.gap)
         mark("database cut")
-        db_proxy.cut()
+        if args.db_fault == "freeze":
+            db_proxy.black_hole(new_too=True)  # silent: no reset, connects hang
+        else:
+            db_proxy.cut()
         await asyncio.sleep(args.db_outage)
-        db_proxy.accept()
+        if args.db_fault == "freeze":
+            db_proxy.heal()
+        else:
+            db_proxy.accept()
         mark("database back")
         await asyncio.sleep(args.gap)
         mark("broker SIGKILL")
@@ -240,6 +246,7 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
             round(in_outage[-1], 3) if in_outage else None,
         ],
         "spool_items_at_stop": spool_left,
+        "journal_last_switch_s": getattr(gateway.journal, "last_switch_s", None),
         "journal_probes_and_away": [
             getattr(gateway.journal, "probes", None),
             getattr(gateway.journal, "away", None),
@@ -292,6 +299,12 @@ def main() -> None:
     parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--rate", type=float, default=300.0, help="card events per second")
     parser.add_argument("--db-outage", type=float, default=150.0, help="seconds")
+    parser.add_argument(
+        "--db-fault",
+        choices=("cut", "freeze"),
+        default="cut",
+        help="cut: connections reset, new ones refused; freeze: nothing answers, nothing resets",
+    )
     parser.add_argument("--broker-down", type=float, default=1.0, help="seconds")
     parser.add_argument("--blackhole", type=float, default=60.0, help="seconds")
     parser.add_argument("--keepalive", type=int, default=10, help="gateway MQTT keepalive, s")
