@@ -36,6 +36,7 @@ needs was written: a decision is never published whose log row was refused.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -211,9 +212,10 @@ class Journal:
         self._probe: asyncpg.Connection | None = None  # the ping's own connection
         self.probes = 0  # pings sent because a write was slow
         self.away = 0  # of them unanswered: the write abandoned, its batch spooled
-        # At the last switch to the spool: how long the oldest item of the batch whose write
-        # failed waited until it was durable in the spool (what its door waited, about).
-        self.last_switch_s: float | None = None
+        # Each switch to the spool (the last 100): when (monotonic) and how long the oldest
+        # item of the batch whose write failed waited until durable in the spool (about
+        # what its door waited).
+        self.switches: collections.deque[tuple[float, float]] = collections.deque(maxlen=100)
         self._switch_from: float | None = None
         self._misses = 0  # deadlines missed in a row
         # The write of this batch (or salvage part) failed midway: it may have committed.
@@ -318,7 +320,8 @@ class Journal:
                     continue
                 backoff = BACKOFF_START_S
                 if self._switch_from is not None:
-                    self.last_switch_s = time.monotonic() - self._switch_from
+                    now = time.monotonic()
+                    self.switches.append((now, now - self._switch_from))
                     self._switch_from = None
                 self._finish(pending, logged=False)
                 continue

@@ -246,7 +246,12 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
             round(in_outage[-1], 3) if in_outage else None,
         ],
         "spool_items_at_stop": spool_left,
-        "journal_last_switch_s": getattr(gateway.journal, "last_switch_s", None),
+        # Each switch to the spool: (seconds since start, how long the oldest item of the
+        # batch whose write failed waited until durable in the spool).
+        "journal_switches_s": [
+            (round(at - started, 1), round(wait, 3))
+            for at, wait in getattr(gateway.journal, "switches", ())
+        ],
         "journal_probes_and_away": [
             getattr(gateway.journal, "probes", None),
             getattr(gateway.journal, "away", None),
