@@ -210,6 +210,7 @@ class Journal:
         self._suspect_s = suspect_s
         self._probe_s = probe_s
         self._probe: asyncpg.Connection | None = None  # the ping's own connection
+        self._probe_opening: asyncio.Task[None] | None = None
         self.probes = 0  # pings sent because a write was slow
         self.away = 0  # of them unanswered: the write abandoned, its batch spooled
         # Each switch to the spool (the last 100): when (monotonic) and how long the oldest
@@ -277,7 +278,7 @@ class Journal:
     async def stop(self) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.drain(), 10)
-        for task in (self._task, self._drainer):
+        for task in (self._task, self._drainer, self._probe_opening):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -582,14 +583,20 @@ class Journal:
             await self._commit(batch)
             return
         write = asyncio.ensure_future(self._commit(batch))
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                began = loop.time()
                 done, _ = await asyncio.wait({write}, timeout=self._suspect_s)
                 if done:
                     write.result()
+                    self._open_probe()
                     return
+                # A loop running late (a starved CPU) would fail a ping whose reply is
+                # in: the ping gets what the wait ran over on top of its own deadline.
+                lag = max(0.0, loop.time() - began - self._suspect_s)
                 self.probes += 1
-                if not await self._database_answers():
+                if not await self._database_answers(self._probe_s + lag):
                     if write.done():
                         continue  # it answered during the ping: its outcome stands
                     self.away += 1
@@ -608,19 +615,38 @@ class Journal:
                     self._conn.terminate()
                     self._conn = None
 
-    async def _database_answers(self) -> bool:
-        """Whether the database answers a ping within `PROBE_S` on the probe's connection."""
+    def _open_probe(self) -> None:
+        """Open the ping's connection in the background (after a write went through):
+        a ping is then one round trip, not a connection set up against the clock."""
+        if self._probe is not None and not self._probe.is_closed():
+            return
+        if self._probe_opening is None or self._probe_opening.done():
+            self._probe_opening = asyncio.create_task(self._connect_probe(), name="journal-probe")
+
+    async def _connect_probe(self) -> None:
         try:
-            async with asyncio.timeout(self._probe_s):
-                if self._probe is None or self._probe.is_closed():
-                    self._probe = None
-                    self._probe = await connect(self._dsn, deadline_s=self._probe_s)
-                await ping(self._probe)
+            self._probe = await connect(self._dsn, deadline_s=CONNECT_DEADLINE_S)
         except (*TRANSIENT, asyncpg.PostgresError) as exc:
-            _LOGGER.warning("database did not answer a ping within %.1f s (%r)", self._probe_s, exc)
-            if self._probe is not None:
-                self._probe.terminate()
-                self._probe = None
+            _LOGGER.debug("journal: no ping connection yet (%r)", exc)
+
+    async def _database_answers(self, deadline_s: float) -> bool:
+        """Whether the database answers a ping within `deadline_s` on the probe's connection.
+
+        Without one (none opened yet, or dropped by the last unanswered ping) nothing can
+        be told this fast: the write keeps its own deadline.
+        """
+        probe = self._probe
+        if probe is None or probe.is_closed():
+            self._probe = None
+            self._open_probe()
+            return True
+        try:
+            async with asyncio.timeout(deadline_s):
+                await ping(probe)
+        except (*TRANSIENT, asyncpg.PostgresError) as exc:
+            _LOGGER.warning("database did not answer a ping within %.1f s (%r)", deadline_s, exc)
+            probe.terminate()
+            self._probe = None
             return False
         return True
 

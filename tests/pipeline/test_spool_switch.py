@@ -90,7 +90,8 @@ async def test_a_database_gone_is_spooled_after_a_ping_and_logged_once(
         journal.start()
         try:
             await asyncio.wait_for(journal_batch(journal, ["e0"]).wait(), 30)
-            assert await journal._database_answers()  # the ping's connection is open
+            # The ping's connection opens in the background once a write went through.
+            await until(lambda: journal._probe is not None, "the ping's connection open")
             if fault == "frozen":
                 proxy.black_hole(new_too=True)
             else:
@@ -121,6 +122,7 @@ async def test_a_database_slow_under_load_keeps_its_write(journal_dsn, tmp_path)
     locker = await asyncpg.connect(journal_dsn)
     try:
         await asyncio.wait_for(journal_batch(journal, ["s0"]).wait(), 30)
+        await until(lambda: journal._probe is not None, "the ping's connection open")
         lock = locker.transaction()
         await lock.start()
         await locker.execute("LOCK TABLE access_events IN ACCESS EXCLUSIVE MODE")
