@@ -77,6 +77,7 @@ class Allowlist:
     # The exit set (doors people leave by): exit prefix -> how many known cards share it.
     # None: a list without one (an older gateway): exits go by `cards` then.
     exits: Counter[bytes] | None = None
+    exit_salt: bytes = b""
 
     @property
     def effective_version(self) -> int:
@@ -92,7 +93,7 @@ class Allowlist:
     def may_leave(self, card_uid: str) -> bool:
         """Whether the card is known to the roster (its exit prefix is in the exit set)."""
         assert self.exits is not None
-        prefix = hmac.digest(self.salt, card_uid.upper().encode("ascii"), "sha256")
+        prefix = hmac.digest(self.exit_salt, card_uid.upper().encode("ascii"), "sha256")
         return self.exits[prefix[:EXIT_PREFIX_BYTES]] > 0
 
     def in_window(self, index: int, now: float) -> bool:
@@ -143,6 +144,7 @@ class AllowlistHolder:
                 cards={h: (int(w), int(f)) for h, w, f in body["cards"]},
                 direction=str(body.get("direction", "both")),
                 exits=_exit_set(body["exits"]) if "exits" in body else None,
+                exit_salt=_b64(body["exit_salt"]) if "exits" in body else b"",
             )
         except AllowlistRefused as exc:
             return self._refuse(exc)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +89,14 @@ def card_hash(salt: bytes, card_uid: str) -> str:
     return b64url(hmac.digest(salt, card_uid.upper().encode("ascii"), "sha256")[:HASH_BYTES])
 
 
+def exits_salt(secret: bytes) -> bytes:
+    """The salt of every door's exit set: one for the campus (the sets are the same at
+    every door, so a set hashed once serves them all; a door salt would only cost time)."""
+    return hmac.digest(secret, b"campusgate-exit-salt", "sha256")[:SALT_BYTES]
+
+
 def exit_prefix(salt: bytes, card_uid: str) -> bytes:
-    """The card's exit prefix: the first bytes of the same HMAC as its `card_hash`."""
+    """The card's exit prefix: the first bytes of HMAC-SHA256(exit salt, uid)."""
     return hmac.digest(salt, card_uid.upper().encode("ascii"), "sha256")[:EXIT_PREFIX_BYTES]
 
 
@@ -154,10 +160,10 @@ def full_list(
     salt: bytes,
     rules: DoorRules,
     entries: ZoneEntries,
-    exits: Collection[str] | None = None,
+    exits: tuple[bytes, str] | None = None,
 ) -> tuple[dict[str, Any], WindowTable]:
     """The fields of a full list (to be signed), and its window table for later deltas.
-    `exits`: the known cards' uids, for a door people leave by (None: no exit set)."""
+    `exits`: (exit salt, `exit_prefixes` of the known cards) for a door people leave by."""
     table = WindowTable()
     cards = [
         [card_hash(salt, uid), table.index_of(entry.windows), entry.flags]
@@ -180,7 +186,7 @@ def full_list(
         "cards": cards,
     }
     if exits is not None:
-        fields["exits"] = exit_prefixes(salt, exits)
+        fields["exit_salt"], fields["exits"] = b64url(exits[0]), exits[1]
     return fields, table
 
 
@@ -241,10 +247,10 @@ def delta(
     rules: DoorRules,
     base_table: WindowTable,
     change: Change,
-    exits: bool = False,
+    exit_salt: bytes | None = None,
 ) -> dict[str, Any]:
     """The fields of a cumulative delta (to be signed) on the list `base_version`;
-    `exits`: the base list has an exit set (the delta then says how it changed)."""
+    `exit_salt`: the base list has an exit set (the delta then says how it changed)."""
     table = base_table.copy()
     first_new = len(table.sets)
     upsert = [
@@ -263,12 +269,14 @@ def delta(
         "remove": sorted(card_hash(salt, uid) for uid in change.remove),
         **(
             {
-                "exits_add": sorted(b64url(exit_prefix(salt, uid)) for uid in change.exits_add),
+                "exits_add": sorted(
+                    b64url(exit_prefix(exit_salt, uid)) for uid in change.exits_add
+                ),
                 "exits_remove": sorted(
-                    b64url(exit_prefix(salt, uid)) for uid in change.exits_remove
+                    b64url(exit_prefix(exit_salt, uid)) for uid in change.exits_remove
                 ),
             }
-            if exits
+            if exit_salt is not None
             else {}
         ),
     }
