@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +43,7 @@ UPLOAD_RETRY_S = 3.0
 UNLOCK_MS = 3000
 FLAG_HELD = 1
 FLAG_EMERGENCY = 2
+EXIT_PREFIX_BYTES = 3
 _VALID_C = (34.0, 43.0)
 
 
@@ -73,6 +74,10 @@ class Allowlist:
     cards: dict[str, tuple[int, int]]  # hash -> (window set index or -1, flags)
     direction: str = "both"
     delta_version: int | None = None
+    # The exit set (doors people leave by): exit prefix -> how many known cards share it.
+    # None: a list without one (an older gateway): exits go by `cards` then.
+    exits: Counter[bytes] | None = None
+    exit_salt: bytes = b""
 
     @property
     def effective_version(self) -> int:
@@ -84,6 +89,12 @@ class Allowlist:
 
     def entry(self, card_uid: str) -> tuple[int, int] | None:
         return self.cards.get(self.card_hash(card_uid))
+
+    def may_leave(self, card_uid: str) -> bool:
+        """Whether the card is known to the roster (its exit prefix is in the exit set)."""
+        assert self.exits is not None
+        prefix = hmac.digest(self.exit_salt, card_uid.upper().encode("ascii"), "sha256")
+        return self.exits[prefix[:EXIT_PREFIX_BYTES]] > 0
 
     def in_window(self, index: int, now: float) -> bool:
         if not 0 <= index < len(self.windows):
@@ -132,6 +143,8 @@ class AllowlistHolder:
                 windows=[[(int(s), int(e)) for s, e in ws] for ws in body["windows"]],
                 cards={h: (int(w), int(f)) for h, w, f in body["cards"]},
                 direction=str(body.get("direction", "both")),
+                exits=_exit_set(body["exits"]) if "exits" in body else None,
+                exit_salt=_b64(body["exit_salt"]) if "exits" in body else b"",
             )
         except AllowlistRefused as exc:
             return self._refuse(exc)
@@ -173,6 +186,10 @@ class AllowlistHolder:
                 fresh.cards[h] = (int(w), int(f))
             for h in body["remove"]:
                 fresh.cards.pop(h, None)
+            if fresh.exits is not None:
+                # A multiset: a prefix leaves only when no known card has it any more.
+                fresh.exits.update(_b64(p) for p in body.get("exits_add", ()))
+                fresh.exits.subtract(_b64(p) for p in body.get("exits_remove", ()))
             fresh.rules = dict(body["rules"])
             fresh.delta_version = body["version"]
             self.current = fresh
@@ -209,6 +226,17 @@ class AllowlistHolder:
             self.take_delta((self.state_dir / "allowlist-delta").read_bytes(), persist=False)
 
 
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _exit_set(text: str) -> Counter[bytes]:
+    raw = _b64(text)
+    if len(raw) % EXIT_PREFIX_BYTES:
+        raise ValueError(f"an exit set of {len(raw)} bytes is not whole prefixes")
+    return Counter(raw[k : k + EXIT_PREFIX_BYTES] for k in range(0, len(raw), EXIT_PREFIX_BYTES))
+
+
 def decide_offline(
     allowlist: Allowlist | None,
     card_uid: str,
@@ -226,6 +254,9 @@ def decide_offline(
         if entry is not None and entry[1] & FLAG_EMERGENCY:
             return "admit", "ok"
         return "deny", "offline_expired"
+    if direction == "out" and allowlist.exits is not None:
+        # Leaving is free for every known card, whatever its grants here or its health.
+        return ("admit", "ok") if allowlist.may_leave(card_uid) else ("deny", "unknown_card")
     if entry is None:
         return "deny", "unknown_card"
     if direction == "out":

@@ -2,9 +2,10 @@
 
 Builds a campus in memory (no database, no broker): N people in departments and classes
 with cards, one dormitory zone per building, labs, and grants by unit, kind and person
-with weekly schedules; some people held. Prints the size of one door's signed full list
-(bytes, and gzip for a link that compresses), the time to compile every zone, to hash and
-sign every door's list, and one health change as a delta.
+with weekly schedules; some people held. Every door is used both ways, so every list
+carries its exit set (every known card). Prints the size of one door's signed full list
+(bytes, and gzip for a link that compresses) and of its exit set, the time to compile every
+zone, to hash and sign every door's list, one health change and one new card as deltas.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware_sim.offline import AllowlistHolder, decide_offline
-from gateway.domain.allowlist import reasons_agree
+from gateway.domain.allowlist import EXIT_PREFIX_BYTES, reasons_agree
 from gateway.domain.campus import CampusRoster
 from gateway.domain.events import Direction
 from gateway.domain.health import HealthRecord, HealthStatus
@@ -98,10 +99,12 @@ def agreement(
     sent_lists: list[bytes],
     key: Ed25519PrivateKey,
     samples: int = 20_000,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Offline (the terminal's rules on its list) against online (`decide`) decisions for
-    random cards at random minutes of the next day at the first door; reasons must agree
-    by the documented mapping (a card that is not listed is unknown offline)."""
+    random cards at random minutes of the next day at the first door, entering and (every
+    other sample) leaving; reasons must agree by the documented mapping (a card that is
+    not listed is unknown offline). Returns (agree, documented differences, samples): the
+    documented one here is an unknown card let out for sharing a known card's exit prefix."""
     payload = sent_lists[0]
     device_id = json.loads(payload)["device"]
     terminal = AllowlistHolder(device_id, PublicKeyInfo.of(key).public_raw)
@@ -113,15 +116,16 @@ def agreement(
     uids = [card.uid for card in index.cards()] + [f"{0xDEAD0000 + n:08X}" for n in range(100)]
     rng = random.Random(13)
     start = datetime.now(UTC)
-    agree = 0
-    for _ in range(samples):
+    agree = documented = 0
+    for n in range(samples):
         uid = rng.choice(uids)
         at = start + timedelta(minutes=rng.randrange(24 * 60))
+        direction = Direction.OUT if n % 2 else Direction.IN
         online = decide(
             index,
             door=door,
             card_uid=uid,
-            direction=Direction.IN,
+            direction=direction,
             now=at,
             tz=config.tz,
             celsius=None,
@@ -129,9 +133,16 @@ def agreement(
             occupancy=0,
             temperature_window_open=False,
         )
-        verdict, reason = decide_offline(terminal.current, uid, direction="in", now=at.timestamp())
+        verdict, reason = decide_offline(
+            terminal.current, uid, direction=direction.value, now=at.timestamp()
+        )
         agree += verdict == online.verdict.value and reasons_agree(reason, online.reason.value)
-    return agree, samples
+        documented += (direction, verdict, online.reason.value) == (
+            Direction.OUT,
+            "admit",
+            "unknown_card",
+        )
+    return agree, documented, samples
 
 
 @click.command("allowlist-bench")
@@ -156,9 +167,10 @@ def command(people: int, buildings: int, doors_per_zone: int, as_json: bool) -> 
         config=config,
     )
 
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     asyncio.run(publisher.refresh())
     full_s, compile_s = time.perf_counter() - began, publisher.last_compile_s
+    full_cpu_s = time.process_time() - cpu
     lists = [payload for topic, payload in sent if topic.endswith("/allowlist")]
     first_index = state["index"]
     first = lists[0]
@@ -185,9 +197,27 @@ def command(people: int, buildings: int, doors_per_zone: int, as_json: bool) -> 
     roster_deltas = [p for t, p in sent if t.endswith("/allowlist-delta") and p]
     roster_fulls = [p for t, p in sent if t.endswith("/allowlist")]
 
-    # The first lists against the roster they were compiled from.
-    agree, samples = agreement(first_index, config, sent_lists=lists, key=key)
+    # A card new to the roster: every door people leave by learns it as a delta.
+    roster = dataclasses.replace(
+        roster,
+        grants=(*roster.grants, extra),
+        people=(*roster.people, Person("new", PersonKind.VISITOR, "New", "uni")),
+        cards=(*roster.cards, Card("0BADCAFE", "new")),
+    )
+    state["index"] = RosterIndex.build(roster).with_health(
+        HealthRecord("p1", HealthStatus.CLOSE_CONTACT, now)
+    )
+    sent.clear()
+    began, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(publisher.refresh())
+    card_s, card_cpu_s = time.perf_counter() - began, time.process_time() - cpu
+    card_deltas = [p for t, p in sent if t.endswith("/allowlist-delta") and p]
+    card_fulls = [p for t, p in sent if t.endswith("/allowlist")]
 
+    # The first lists against the roster they were compiled from.
+    agree, documented, samples = agreement(first_index, config, sent_lists=lists, key=key)
+
+    exits = json.loads(first).get("exits", "")
     figures = {
         "people": people,
         "zones": sum(1 for _ in state["index"].zones()),
@@ -195,15 +225,24 @@ def command(people: int, buildings: int, doors_per_zone: int, as_json: bool) -> 
         "door_list_cards": len(json.loads(first)["cards"]),
         "door_list_bytes": len(first),
         "door_list_gzip_bytes": len(gzip.compress(first)),
+        "door_exit_set_cards": len(exits) * 3 // 4 // EXIT_PREFIX_BYTES,
+        "door_exit_set_bytes": len(exits),
         "compile_all_zones_s": round(compile_s, 3),
         "compile_hash_sign_all_doors_s": round(full_s, 3),
+        # CPU seconds of this process: what the work costs when the machine is shared.
+        "compile_hash_sign_all_doors_cpu_s": round(full_cpu_s, 3),
         "health_change_to_deltas_s": round(delta_s, 3),
         "delta_bytes": len(deltas[0]) if deltas else 0,
         "deltas": len(deltas),
         "grant_change_to_deltas_s": round(roster_s, 3),
         "grant_change_deltas": len(roster_deltas),
         "grant_change_full_lists": len(roster_fulls),
+        "new_card_to_deltas_s": round(card_s, 3),
+        "new_card_to_deltas_cpu_s": round(card_cpu_s, 3),
+        "new_card_deltas": len(card_deltas),
+        "new_card_full_lists": len(card_fulls),
         "offline_online_agreement": f"{agree}/{samples}",
+        "offline_online_exit_prefix_shared": documented,
     }
     if as_json:
         click.echo(json.dumps(figures))

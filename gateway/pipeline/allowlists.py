@@ -5,13 +5,16 @@ The roster index is copy-on-write, so a new index object means something changed
 grant, health status, level): the zones are recompiled off the event loop, compared with
 what each device's list holds, and only the difference goes out, as a cumulative delta
 retained on `P/devices/{id}/allowlist-delta`. A delta grown too large, a new device, or
-a list nearing its expiry gets a new full list.
+a list nearing its expiry gets a new full list. A door people leave by (`out`, `both`)
+carries its exit set (every known card, as a short hash prefix): a card new to the roster
+or gone from it reaches those lists as a delta too (`exits_add`, `exits_remove`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -24,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devices.codecs.contract_json import sign_command
 from gateway.domain.allowlist import (
+    EXIT_DIRECTIONS,
     Change,
     DoorRules,
     ListHeader,
@@ -33,13 +37,20 @@ from gateway.domain.allowlist import (
     device_salt,
     diff,
     diff_among,
+    exit_prefixes,
+    exits_salt,
     full_list,
     should_fold,
 )
 from gateway.domain.roster import Device, Door
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.topics import Topics
-from gateway.policy.allowlist_compile import compile_zones, door_rules, person_cards
+from gateway.policy.allowlist_compile import (
+    compile_zones,
+    door_rules,
+    known_cards,
+    person_cards,
+)
 from gateway.policy.roster_index import RosterIndex
 
 _LOGGER = logging.getLogger(__name__)
@@ -74,6 +85,7 @@ class _DeviceList:
     delta_version: int | None = None
     delta_rules: DoorRules | None = None
     delta_change: Change | None = None
+    exits: frozenset[str] | None = None  # the known cards of its exit set (None: no set)
 
 
 @dataclass(slots=True)
@@ -83,6 +95,7 @@ class Compiled:
     started: datetime
     zones: dict[str, ZoneEntries] = field(default_factory=dict)
     seconds: float = 0.0
+    known: frozenset[str] = frozenset()  # every card an exit admits
 
 
 def compile_all(
@@ -140,6 +153,8 @@ class AllowlistPublisher:
         self._occupancy = occupancy
         self._signer = signer
         self._secret = secret
+        self._exit_salt = exits_salt(secret)
+        self._exit_set: tuple[frozenset[str], str] | None = None  # known cards, hashed
         self._config = config
         self._lists: dict[str, _DeviceList] = {}
         self._task: asyncio.Task[None] | None = None
@@ -197,6 +212,7 @@ class AllowlistPublisher:
     ) -> list[tuple[str, bytes]]:
         compiled = self._compile(index, now)
         self._diffs: dict[tuple[int, int], Change] = {}
+        self._exit_diffs: dict[tuple[int, int], tuple[frozenset[str], frozenset[str]]] = {}
         out: list[tuple[str, bytes]] = []
         for device in list(index.devices()):
             door = index.door(device.door_id)
@@ -236,6 +252,9 @@ class AllowlistPublisher:
                 self._person_cards = person_cards(index)
             else:
                 compiled = self._recompile(index, before, changes, zone_ids, now)
+        known = known_cards(index)
+        # The same object while it is equal: deltas compare exit sets by identity first.
+        compiled.known = before.known if before is not None and before.known == known else known
         compiled.seconds = time.perf_counter() - began
         self._compiled, self._compiled_index = compiled, index
         self.last_compile_s = compiled.seconds
@@ -311,13 +330,20 @@ class AllowlistPublisher:
         self, device: Device, door: Door, entries: ZoneEntries, rules: DoorRules, now: datetime
     ) -> list[tuple[str, bytes]]:
         held = self._lists.get(device.id)
-        if held is None or self._needs_new(held, now) or held.header.door_id != door.id:
+        if (
+            held is None
+            or self._needs_new(held, now)
+            or held.header.door_id != door.id
+            or held.header.direction != str(door.direction)
+        ):
             return self._full(device, door, entries, rules, now)
         key = (id(held.entries), id(entries))
         change = self._diffs.get(key)
         if change is None:  # the doors of one zone share their base: one diff each
             change = self._diffs[key] = self._diff(held.entries, entries)
-        if should_fold(change, len(held.entries)):
+        if held.exits is not None:
+            change = self._with_exits(change, held.exits)
+        if should_fold(change, len(held.entries) + len(held.exits or ())):
             return self._full(device, door, entries, rules, now)
         if not change and held.delta_version is None and held.rules == rules:
             return []
@@ -332,11 +358,23 @@ class AllowlistPublisher:
             rules=rules,
             base_table=held.table,
             change=change,
+            exit_salt=self._exit_salt if held.exits is not None else None,
         )
         held.delta_version, held.delta_rules, held.delta_change = version, rules, change
         self.deltas += 1
         payload = sign_command(fields, device.id, self._signer)
         return [(self._topics.allowlist_delta(device.id), payload)]
+
+    def _with_exits(self, change: Change, base: frozenset[str]) -> Change:
+        """`change` with the cards gone to and from the roster since the exit set `base`."""
+        known = self._compiled.known if self._compiled is not None else base
+        key = (id(base), id(known))
+        moved = self._exit_diffs.get(key)
+        if moved is None:  # exit doors listed in one compilation share their base set
+            moved = self._exit_diffs[key] = (
+                (frozenset(), frozenset()) if base is known else (known - base, base - known)
+            )
+        return dataclasses.replace(change, exits_add=moved[0], exits_remove=moved[1])
 
     def _full(
         self, device: Device, door: Door, entries: ZoneEntries, rules: DoorRules, now: datetime
@@ -354,8 +392,19 @@ class AllowlistPublisher:
             expires=_rfc3339(start + self._config.horizon),
         )
         salt = device_salt(self._secret, device.id)
-        fields, table = full_list(header, version=version, salt=salt, rules=rules, entries=entries)
-        self._lists[device.id] = _DeviceList(header, salt, version, entries, table, start, rules)
+        exits, exit_set = None, None
+        if header.direction in EXIT_DIRECTIONS:
+            exits = self._compiled.known if self._compiled is not None else frozenset()
+            if self._exit_set is None or self._exit_set[0] is not exits:
+                # Hashed once for every exit door (one campus salt): 50,000 cards, ~0.1 s.
+                self._exit_set = (exits, exit_prefixes(self._exit_salt, exits))
+            exit_set = (self._exit_salt, self._exit_set[1])
+        fields, table = full_list(
+            header, version=version, salt=salt, rules=rules, entries=entries, exits=exit_set
+        )
+        self._lists[device.id] = _DeviceList(
+            header, salt, version, entries, table, start, rules, exits=exits
+        )
         self.fulls += 1
         payload = sign_command(fields, device.id, self._signer)
         # An empty retained message clears the old delta: it was on the previous base.

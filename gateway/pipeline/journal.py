@@ -21,6 +21,14 @@ database is not retried while the doors wait: the batch goes to the local spool,
 durable on disk, and is followed up at once; so do the batches after it, until a
 drain has written every spooled batch into PostgreSQL in order.
 
+Whether the database is there is asked apart from how long a write may take: a
+write (with a spool) unanswered after `SUSPECT_S` makes the journal ping the
+database on a connection of its own (`PROBE_S`). A database that answers the ping
+is slow, not away: the write goes on, up to its deadline. One that does not is
+away: the write is abandoned, its batch spooled in doubt (it may have committed;
+the drain ends its server process and looks before writing it), and the doors are
+answered from the spool well within a second instead of after the write deadline.
+
 A follow-up added with `Batch.follow(..., needs=...)` runs only if everything it
 needs was written: a decision is never published whose log row was refused.
 """
@@ -28,6 +36,7 @@ needs was written: a decision is never published whose log row was refused.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -43,7 +52,14 @@ from gateway.domain.health import HealthRecord
 from gateway.metrics import Counters
 from gateway.pipeline.spool import Spool, decode, doubt
 from gateway.store import access_log, alerts, devices, health, spool_drains
-from gateway.store.db import DatabaseStalled, backend_identity, connect, end_backend, within
+from gateway.store.db import (
+    DatabaseStalled,
+    backend_identity,
+    connect,
+    end_backend,
+    ping,
+    within,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,6 +69,12 @@ _LOGGER = logging.getLogger(__name__)
 DEADLINE_S = 2.0
 DEADLINE_PER_ITEM_S = 0.0002  # 50,000 items: +10 s
 CONNECT_DEADLINE_S = 3.0
+# With a spool: a write unanswered this long makes the journal ask whether the database
+# is there at all, by a ping on its own connection that must answer within PROBE_S.
+# Both short, so that doors wait well under a second for a database that is gone; a
+# database merely slow under load answers a ping at once and keeps its write deadline.
+SUSPECT_S = 0.3
+PROBE_S = 0.3
 # Retrying: the database is probed again this often while it is away, so doors resume
 # within about this long of its return.
 BACKOFF_START_S = 0.05
@@ -72,6 +94,10 @@ TRANSIENT = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
 )
+
+
+class DatabaseAway(DatabaseStalled):
+    """A write went unanswered and the database did not answer a ping either."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +182,8 @@ class Journal:
         counters: Counters | None = None,
         deadline_s: float = DEADLINE_S,
         spool: Spool | None = None,
+        suspect_s: float = SUSPECT_S,
+        probe_s: float = PROBE_S,
     ) -> None:
         self._counters = counters
         self.spool = spool
@@ -179,6 +207,17 @@ class Journal:
         self._task: asyncio.Task[None] | None = None
         self._pending: Batch | None = None
         self._deadline_s = deadline_s
+        self._suspect_s = suspect_s
+        self._probe_s = probe_s
+        self._probe: asyncpg.Connection | None = None  # the ping's own connection
+        self._probe_opening: asyncio.Task[None] | None = None
+        self.probes = 0  # pings sent because a write was slow
+        self.away = 0  # of them unanswered: the write abandoned, its batch spooled
+        # Each switch to the spool (the last 100): when (monotonic) and how long the oldest
+        # item of the batch whose write failed waited until durable in the spool (about
+        # what its door waited).
+        self.switches: collections.deque[tuple[float, float]] = collections.deque(maxlen=100)
+        self._switch_from: float | None = None
         self._misses = 0  # deadlines missed in a row
         # The write of this batch (or salvage part) failed midway: it may have committed.
         self._unsure: Batch | None = None
@@ -239,16 +278,17 @@ class Journal:
     async def stop(self) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.drain(), 10)
-        for task in (self._task, self._drainer):
+        for task in (self._task, self._drainer, self._probe_opening):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._conn is not None and not self._conn.is_closed():
-            try:
-                await asyncio.wait_for(self._conn.close(), CONNECT_DEADLINE_S)
-            except (TimeoutError, asyncpg.InterfaceError, OSError):
-                self._conn.terminate()
+        for conn in (self._conn, self._probe):
+            if conn is not None and not conn.is_closed():
+                try:
+                    await asyncio.wait_for(conn.close(), CONNECT_DEADLINE_S)
+                except (TimeoutError, asyncpg.InterfaceError, OSError):
+                    conn.terminate()
 
     async def _run(self) -> None:
         backoff = BACKOFF_START_S
@@ -280,10 +320,14 @@ class Journal:
                     backoff = min(backoff * 2, BACKOFF_CAP_S)
                     continue
                 backoff = BACKOFF_START_S
+                if self._switch_from is not None:
+                    now = time.monotonic()
+                    self.switches.append((now, now - self._switch_from))
+                    self._switch_from = None
                 self._finish(pending, logged=False)
                 continue
             try:
-                await self._commit(pending)
+                await self._commit_watched(pending)
             except TRANSIENT as exc:
                 # The database is away or hung: keep the batch (its messages stay
                 # unacknowledged) and try again; intake pauses at the high-water mark.
@@ -291,6 +335,7 @@ class Journal:
                 self._stalled(pending, exc, backoff)
                 if self.spool is not None:
                     # Or, with a spool, make it durable there and go on without the database.
+                    self._switch_from = self._pending_since
                     self._enter_spool()
                     continue
                 self._check_pressure()
@@ -531,6 +576,80 @@ class Journal:
             if self._on_pressure:
                 self._on_pressure(True)
 
+    async def _commit_watched(self, batch: Batch) -> None:
+        """`_commit`, and with a spool, watched: a write unanswered for `SUSPECT_S` while
+        the database does not answer a ping either is abandoned (DatabaseAway), in doubt."""
+        if self.spool is None:
+            await self._commit(batch)
+            return
+        write = asyncio.ensure_future(self._commit(batch))
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                began = loop.time()
+                done, _ = await asyncio.wait({write}, timeout=self._suspect_s)
+                if done:
+                    write.result()
+                    self._open_probe()
+                    return
+                # A loop running late (a starved CPU) would fail a ping whose reply is
+                # in: the ping gets what the wait ran over on top of its own deadline.
+                lag = max(0.0, loop.time() - began - self._suspect_s)
+                self.probes += 1
+                if not await self._database_answers(self._probe_s + lag):
+                    if write.done():
+                        continue  # it answered during the ping: its outcome stands
+                    self.away += 1
+                    raise DatabaseAway(
+                        f"a write unanswered after {self._suspect_s:g} s and no answer to a "
+                        f"ping within {self._probe_s:g} s"
+                    )
+        finally:
+            if not write.done():
+                # Abandoned mid-write (it may commit yet): `_write_once` keeps it in doubt.
+                write.cancel()
+                await asyncio.wait({write})  # its end, not its outcome: in doubt either way
+                if not write.cancelled():
+                    write.exception()  # retrieved: it ended as abandoned
+                if self._conn is not None:  # cancelled before or after its write: suspect
+                    self._conn.terminate()
+                    self._conn = None
+
+    def _open_probe(self) -> None:
+        """Open the ping's connection in the background (after a write went through):
+        a ping is then one round trip, not a connection set up against the clock."""
+        if self._probe is not None and not self._probe.is_closed():
+            return
+        if self._probe_opening is None or self._probe_opening.done():
+            self._probe_opening = asyncio.create_task(self._connect_probe(), name="journal-probe")
+
+    async def _connect_probe(self) -> None:
+        try:
+            self._probe = await connect(self._dsn, deadline_s=CONNECT_DEADLINE_S)
+        except (*TRANSIENT, asyncpg.PostgresError) as exc:
+            _LOGGER.debug("journal: no ping connection yet (%r)", exc)
+
+    async def _database_answers(self, deadline_s: float) -> bool:
+        """Whether the database answers a ping within `deadline_s` on the probe's connection.
+
+        Without one (none opened yet, or dropped by the last unanswered ping) nothing can
+        be told this fast: the write keeps its own deadline.
+        """
+        probe = self._probe
+        if probe is None or probe.is_closed():
+            self._probe = None
+            self._open_probe()
+            return True
+        try:
+            async with asyncio.timeout(deadline_s):
+                await ping(probe)
+        except (*TRANSIENT, asyncpg.PostgresError) as exc:
+            _LOGGER.warning("database did not answer a ping within %.1f s (%r)", deadline_s, exc)
+            probe.terminate()
+            self._probe = None
+            return False
+        return True
+
     async def _commit(self, batch: Batch) -> None:
         """Write the batch whole or, once the database refused it whole, item by item.
 
@@ -597,8 +716,14 @@ class Journal:
             if conn.is_closed():
                 self._conn = None
             raise
+        except asyncio.CancelledError:
+            # Abandoned (`_commit_watched`) or stopped without a reply: it may commit yet.
+            # The connection goes; the batch stays in doubt with its server process.
+            conn.terminate()
+            self._conn = None
+            raise
         except BaseException:
-            # Refused (rolled back) or cancelled before a reply: nothing was written.
+            # Refused (rolled back): nothing was written.
             self._unsure = None
             raise
         self._unsure = None

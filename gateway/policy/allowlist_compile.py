@@ -5,6 +5,7 @@ A valid card gets the windows when its holder may enter the zone between `start`
 the person's validity, under the response levels' rules), and its flag (emergency group).
 Only cards with a window at the zone, or in the emergency group, are listed; a holder
 under a health hold is left out. The same checks as `decide`, answered ahead of time.
+`known_cards` is what a door people leave by needs besides: every card an exit admits.
 """
 
 from __future__ import annotations
@@ -128,6 +129,14 @@ def compile_zones(
                 by_flags[flags] = entry
             out[zone_id][uid] = entry
     return out
+
+
+def known_cards(index: RosterIndex) -> frozenset[str]:
+    """The uids (upper-case hex) an exit admits: every card whose holder is on the roster,
+    as `decide` judges an `out` passage (whatever its validity, health or grants)."""
+    return frozenset(
+        card.uid.upper() for card in index.cards() if index.person(card.person_id) is not None
+    )
 
 
 def person_cards(index: RosterIndex) -> dict[str, list[str]]:

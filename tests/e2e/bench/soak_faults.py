@@ -129,9 +129,15 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         mark("traffic on")
         await asyncio.sleep(args.gap)
         mark("database cut")
-        db_proxy.cut()
+        if args.db_fault == "freeze":
+            db_proxy.black_hole(new_too=True)  # silent: no reset, connects hang
+        else:
+            db_proxy.cut()
         await asyncio.sleep(args.db_outage)
-        db_proxy.accept()
+        if args.db_fault == "freeze":
+            db_proxy.heal()
+        else:
+            db_proxy.accept()
         mark("database back")
         await asyncio.sleep(args.gap)
         mark("broker SIGKILL")
@@ -156,6 +162,14 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
                 await fleet[device_id].decision(eid, timeout=max(deadline - loop.time(), 0.01))
         await asyncio.sleep(2.0)
         mark("drained")
+        # The spool's drain into PostgreSQL may still run (a loaded machine): the log is
+        # counted once it is done, or what is left in the spool is reported.
+        for _ in range(int(args.drain * 2)):
+            if not gateway.journal.spooling:
+                break
+            await asyncio.sleep(0.5)
+        spool_left = gateway.spool.items if gateway.spool is not None else 0
+        mark("spool drained" if not spool_left else f"spool still holds {spool_left} items")
         # What a terminal acts on: the first final decision per event_id (docs/protocol.md).
         acted = {(t.device_id, eid) for t in fleet for eid in t.decided_at}
         # What reached it: every final decision message, repeats included.
@@ -211,8 +225,41 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
     def by_phase(keep: list[bool]) -> dict[str, int]:
         return dict(Counter(phase(at) for at, k in zip(sent_s, keep, strict=True) if k))
 
+    cut_at = next(at for at, what in timeline if what == "database cut")
+    around_cut = sorted(
+        x
+        for at, x in zip(sent_s, latencies, strict=True)
+        if x is not None and cut_at - 1.0 <= at <= cut_at + 5.0
+    )
+    in_outage = sorted(
+        x
+        for at, x in zip(sent_s, latencies, strict=True)
+        if x is not None and phase(at) == "database cut"
+    )
+
+    def quantile(xs: list[float], q: float) -> float:
+        return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3) if xs else 0.0
+
     return {
         "rate_per_s": args.rate,
+        # The switch to the local spool: events sent from 1 s before the cut to 5 s after.
+        "longest_answer_s_around_db_cut": round(around_cut[-1], 3) if around_cut else None,
+        "db_outage_answer_s_p50_p99_max": [
+            quantile(in_outage, 0.5),
+            quantile(in_outage, 0.99),
+            round(in_outage[-1], 3) if in_outage else None,
+        ],
+        "spool_items_at_stop": spool_left,
+        # Each switch to the spool: (seconds since start, how long the oldest item of the
+        # batch whose write failed waited until durable in the spool).
+        "journal_switches_s": [
+            (round(at - started, 1), round(wait, 3))
+            for at, wait in getattr(gateway.journal, "switches", ())
+        ],
+        "journal_probes_and_away": [
+            getattr(gateway.journal, "probes", None),
+            getattr(gateway.journal, "away", None),
+        ],
         "terminals": len(devices),
         "events": len(sent),
         # A terminal acts on one final decision per event: these count events, not messages.
@@ -261,6 +308,12 @@ def main() -> None:
     parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--rate", type=float, default=300.0, help="card events per second")
     parser.add_argument("--db-outage", type=float, default=150.0, help="seconds")
+    parser.add_argument(
+        "--db-fault",
+        choices=("cut", "freeze"),
+        default="cut",
+        help="cut: connections reset, new ones refused; freeze: nothing answers, nothing resets",
+    )
     parser.add_argument("--broker-down", type=float, default=1.0, help="seconds")
     parser.add_argument("--blackhole", type=float, default=60.0, help="seconds")
     parser.add_argument("--keepalive", type=int, default=10, help="gateway MQTT keepalive, s")

@@ -1,8 +1,7 @@
 """`campusgate serve` killed under traffic: the doors keep deciding, and nothing is lost (#13).
 
-Four terminals swipe continuously before, during and after the outage. The issue asks
-for 60 s; OUTAGE_S (25 s) keeps CI time down and exercises the same paths (last will,
-offline decisions, journals, uploads on return). While the gateway is gone an isolated
+Four terminals swipe continuously before, during and after the outage, 60 s as the
+issue asks (last will, offline decisions, journals, uploads on return). While the gateway is gone an isolated
 person and an outsider are denied, a student is admitted, and a person isolated after
 the lists were last delivered is admitted (the documented difference). After the restart
 every event any terminal decided or sent is in the log exactly once, that admit raises
@@ -36,7 +35,7 @@ from gateway.services.tracing import TraceRequest, trace
 from gateway.settings import Settings
 from gateway.store.db import connect
 
-OUTAGE_S = 25.0
+OUTAGE_S = 60.0
 SWIPE_EVERY_S = 0.25  # per terminal: 16 cards a second over the four
 
 
@@ -232,7 +231,7 @@ async def test_gateway_killed_under_traffic_keeps_doors_deciding_and_loses_nothi
         await set_status(campus_dsn, stale_person, HealthStatus.CLEAR)
 
 
-CUT_S = 20.0  # the issue says 60 s; 20 s keeps CI time down (well past the 1.5 s timeout)
+CUT_S = 60.0  # as the issue says
 
 
 async def test_a_terminal_cut_from_the_broker_under_traffic_logs_everything_once(

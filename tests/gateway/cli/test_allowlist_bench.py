@@ -29,4 +29,8 @@ def test_allowlist_bench_prints_consistent_figures():
     assert figures["deltas"] == 4
     assert figures["grant_change_deltas"] == 2  # a grant only its zone's doors
     assert figures["grant_change_full_lists"] == 0
+    # Every door is used both ways: its exit set holds every known card, and a new card
+    # reaches every door as a delta.
+    assert figures["door_exit_set_cards"] == 600
+    assert figures["new_card_deltas"] == 8 and figures["new_card_full_lists"] == 0
     assert figures["offline_online_agreement"] == "20000/20000"

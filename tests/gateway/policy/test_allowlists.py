@@ -363,3 +363,94 @@ async def test_deltas_keep_a_terminal_equal_to_a_fresh_compilation(key):
         assert held() == expected()
     # The grant to Dan while he is inactive changes nothing at the door: no delta for it.
     assert publisher.fulls == 1 and publisher.deltas == len(changes) - 1
+
+
+async def test_an_exit_door_lets_every_known_card_out_and_learns_roster_changes_by_delta(key):
+    """Leaving is free online for any known card: the door's exit set agrees, and a card
+    new to the roster or gone from it reaches the terminal as a delta."""
+    base = dataclasses.replace(
+        roster(),
+        people=(*roster().people, Person("eve", PersonKind.STUDENT, "Eve", "uni")),
+        cards=(*roster().cards, Card("0A000005", "eve", revoked=True)),  # no grant, revoked
+    )
+    state = {"index": RosterIndex.build(base)}
+    sent: list[tuple[str, bytes]] = []
+    publisher = AllowlistPublisher(
+        publish=lambda topic, payload: sent.append((topic, payload)),
+        topics=Topics("t"),
+        index=lambda: state["index"],
+        occupancy=lambda zone_id: 0,
+        signer=Ed25519CommandSigner(key),
+        secret=b"secret",
+        config=AllowlistConfig(tz=TZ, fever_threshold_c=37.3),
+    )
+    terminal = holder(key)
+
+    async def deliver() -> None:
+        sent.clear()
+        await publisher.refresh()
+        for topic, payload in sent:
+            if topic.endswith("/allowlist"):
+                assert terminal.take_list(payload)
+            elif payload:
+                assert terminal.take_delta(payload)
+
+    def disagreements(uids: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        index, at = state["index"], MONDAY + timedelta(hours=21)  # outside every window
+        out = []
+        for uid in uids:
+            online = decide(
+                index,
+                door=index.door("lab-door"),
+                card_uid=uid,
+                direction=Direction.OUT,
+                now=at.astimezone(UTC),
+                tz=TZ,
+                celsius=None,
+                fever_threshold_c=37.3,
+                occupancy=0,
+                temperature_window_open=False,
+            )
+            offline = decide_offline(terminal.current, uid, direction="out", now=at.timestamp())
+            if offline != (online.verdict.value, online.reason.value):
+                out.append((uid, online.reason.value, offline[1]))
+        return out
+
+    uids = ("0A000001", "0A000002", "0A000003", "0A000004", "0A000005", "0A000006", "DEADBEEF")
+    await deliver()
+    current = terminal.current
+    assert current is not None and current.exits is not None
+    # Known: Ann, held Bob, Cat, inactive Dan, Eve's revoked card; not listed for entry.
+    assert sum(current.exits.values()) == 5 and len(current.cards) == 2
+    assert decide_offline(current, "0A000002", direction="out", now=MONDAY.timestamp()) == (
+        "admit",
+        "ok",
+    )
+    assert disagreements(uids) == []
+
+    # A new card, and Ann's card gone from the roster: deltas, no new full list.
+    changed = dataclasses.replace(
+        base,
+        people=(*base.people, Person("fay", PersonKind.VISITOR, "Fay", "uni")),
+        cards=(*(c for c in base.cards if c.uid != "0A000001"), Card("0A000006", "fay")),
+    )
+    state["index"] = RosterIndex.build(changed)
+    await deliver()
+    assert publisher.fulls == 1 and publisher.deltas == 1
+    assert terminal.current is not None and sum(terminal.current.exits.values()) == 5
+    assert decide_offline(terminal.current, "0A000006", direction="out", now=0.0)[0] == "admit"
+    assert decide_offline(terminal.current, "0A000001", direction="out", now=0.0) == (
+        "deny",
+        "unknown_card",
+    )
+    assert disagreements(uids) == []
+
+    # A list without an exit set (an `in` door's, an older gateway's): exits go by `cards`.
+    payload, *_ = signed_list(key, state["index"], start=MONDAY)
+    assert b'"exits"' not in payload
+    older = holder(key)
+    assert older.take_list(payload) and older.current is not None
+    assert decide_offline(older.current, "0A000006", direction="out", now=0.0) == (
+        "deny",
+        "unknown_card",
+    )
