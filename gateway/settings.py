@@ -99,7 +99,14 @@ class Settings(BaseSettings):
     # most this many items (log rows, alerts, states) are held, then doors wait. 0: no spool.
     spool_max_items: int = Field(default=500_000, ge=0, le=50_000_000)
     # Tuning with safe defaults.
-    worker_group: str = "campusgate-gateway"
+    # Scale-out (issue 14, README "Scale-out"): doors are hashed into this many partitions,
+    # a property of the campus recorded in the database by the first worker (every worker
+    # must use the same); a worker owns a partition while it holds its lease, renewed
+    # every lease/5 s; a dead worker's partitions are taken once its leases expire.
+    partitions: int = Field(default=64, ge=1, le=4096)
+    partition_lease_s: float = Field(default=5.0, ge=1.0, le=300.0)
+    # MQTT client id of partition n's persistent session: `<prefix><n>`.
+    partition_client_prefix: str = "campusgate-p"
     log_level: str = "INFO"
     # Observability (README "Observability"): `json` writes one JSON object per log line.
     log_format: str = "text"

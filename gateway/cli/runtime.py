@@ -19,7 +19,7 @@ from devices.codecs.thermal_estimator import Calibration
 from devices.transports.mqtt import BrokerAddress, Protocol
 from gateway.cli.local_broker import LocalAmqtt, LocalMosquitto, MosquittoError, find_mosquitto
 from gateway.pipeline.allowlists import AllowlistConfig
-from gateway.pipeline.door_worker import GatewayConfig
+from gateway.pipeline.door_worker import GatewayConfig, Partitioning
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.signing import (
     PublicKeyInfo,
@@ -155,7 +155,7 @@ def gateway_config(
     broker: BrokerAddress,
     *,
     client_id: str,
-    share_group: str | None = None,
+    partitioned: bool = False,
 ) -> GatewayConfig:
     return GatewayConfig(
         database_url=dsn,
@@ -169,7 +169,13 @@ def gateway_config(
             thermal_calibrations=_calibrations(settings),
         ),
         client_id=client_id,
-        share_group=share_group,
+        partitioning=Partitioning(
+            partitions=settings.partitions,
+            lease_s=settings.partition_lease_s,
+            client_prefix=settings.partition_client_prefix,
+        )
+        if partitioned
+        else None,
         osdp_keys=settings.osdp_keys,
         signing_key=command_signing_key(settings),
         allowlists=None
