@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import pytest
 
+from firmware_sim.campus import Campus
+from firmware_sim.fleet import Fleet
 from gateway.domain.partitions import device_partition
 
 PARTITIONS = 64
@@ -149,3 +152,62 @@ async def logged_card_counts(dsn: str, event_ids: list[str]) -> Counter[tuple[st
     finally:
         await conn.close()
     return Counter({(r["device_id"], r["event_id"]): r["n"] for r in rows})
+
+
+def plain_doors(campus: Campus) -> list[str]:
+    """Terminals at doors that decide a card at once (no temperature to wait for)."""
+    facts = campus.facts
+    return [
+        d
+        for d in facts.mqtt_devices
+        if facts.device_doors[d] not in facts.temperature_doors and not d.startswith("scan-")
+    ]
+
+
+RATE = 100  # card events per second, over all doors
+
+
+class Load:
+    """Card swipes at a steady rate, round robin over the doors, every one remembered."""
+
+    def __init__(self, fleet: Fleet, devices: list[str], cards: tuple[str, ...]) -> None:
+        self.fleet, self.devices, self.cards = fleet, devices, cards
+        self.sent: list[tuple[str, str, float]] = []  # (device, event_id, perf_counter)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        k = 0
+        started = time.perf_counter()
+        while True:
+            device = self.devices[k % len(self.devices)]
+            eid = self.fleet[device].swipe(self.cards[k % len(self.cards)], direction="out")
+            self.sent.append((device, eid, time.perf_counter()))
+            k += 1
+            # Steady by the clock, not by the sleeps: a slow tick is caught up.
+            await asyncio.sleep(max(0.0, started + k / RATE - time.perf_counter()))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self._task
+
+    async def answered(self, timeout: float) -> list[tuple[str, str]]:
+        """Wait for every final decision; the (device, event_id) still unanswered."""
+        deadline = time.monotonic() + timeout
+        missing = [(d, e) for d, e, _ in self.sent]
+        while missing and time.monotonic() < deadline:
+            missing = [(d, e) for d, e in missing if e not in self.fleet[d].decided_at]
+            await asyncio.sleep(0.2)
+        return missing
+
+
+async def wait_first_answers(fleet: Fleet, devices: list[str], card: str) -> None:
+    """Every door answers (sessions subscribed): events sent before would still be queued,
+    but the load's clock starts when the doors are decided."""
+    for device in devices:
+        eid = fleet[device].swipe(card, direction="out")
+        await fleet[device].decision(eid, timeout=30)

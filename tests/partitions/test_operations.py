@@ -1,0 +1,169 @@
+"""Partitioned workers through an operator's day: clean stops, a rolling restart, two workers
+with default ids on one host, pairing at a door, one `device_offline` per drop (issue 14)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+from partition_fixtures import (
+    BrokerUnderTest,
+    Load,
+    Workers,
+    leases,
+    logged_card_counts,
+    partition_of_device,
+    plain_doors,
+    wait_balanced,
+    wait_first_answers,
+)
+
+from firmware_sim.campus import Campus
+from firmware_sim.fleet import AlertWatch, Fleet
+
+
+async def assert_all_accounted(load: Load, dsn: str) -> int:
+    missing = await load.answered(timeout=30)
+    assert missing == [], f"{len(missing)} of {len(load.sent)} unanswered: {missing[:5]}"
+    logged = await logged_card_counts(dsn, [e for _, e, _ in load.sent])
+    twice = {k: n for k, n in logged.items() if n != 1}
+    never = {(d, e) for d, e, _ in load.sent} - set(logged)
+    assert twice == {} and never == set(), (twice, list(never)[:5])
+    return len(load.sent)
+
+
+async def wait_without(dsn: str, worker: str, timeout: float = 30) -> float:
+    """Seconds until every partition is held and none by `worker`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        held = await leases(dsn)
+        if len(held) == 64 and worker not in held.values():
+            return time.perf_counter() - started
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{worker}'s partitions not taken over within {timeout} s")
+
+
+async def test_clean_stop_and_rolling_restart_lose_nothing(
+    workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
+) -> None:
+    """Costs about 45 s: 3 workers, one stopped for good, then each restarted in turn."""
+    facts = scanner_campus.facts
+    devices = plain_doors(scanner_campus)
+    for n in (1, 2, 3):
+        workers.spawn(n)
+    await wait_balanced(partition_dsn, 3)
+    async with Fleet(broker.url, devices, prefix=workers.prefix) as fleet:
+        await wait_first_answers(fleet, devices, facts.resident_cards[0])
+        load = Load(fleet, devices, facts.resident_cards)
+        load.start()
+        await asyncio.sleep(2)
+        assert workers.stop(3) == 0, workers.tail(3)
+        handover = await wait_without(partition_dsn, workers.worker_id(3))
+        await wait_balanced(partition_dsn, 2)
+        # Rolling restart: each worker stopped and started again, the next once balanced.
+        workers.spawn(3)
+        await wait_balanced(partition_dsn, 3)
+        for n in (1, 2, 3):
+            assert workers.stop(n) == 0, workers.tail(n)
+            workers.spawn(n)
+            await wait_balanced(partition_dsn, 3)
+        await asyncio.sleep(1)
+        await load.stop()
+        total = await assert_all_accounted(load, partition_dsn)
+    assert all(fleet[d].problems() == [] for d in devices)
+    print(
+        f"\nclean stop: the stopped worker's partitions held by the others {handover:.2f} s "
+        f"after SIGTERM returned; rolling restart of 3 workers: {total} card events, 0 lost, "
+        "0 logged twice"
+    )
+
+
+async def test_two_workers_with_default_ids_on_one_host_do_not_collide(
+    workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
+) -> None:
+    """Costs about 15 s: two workers without --worker-id, 4 s of load."""
+    facts = scanner_campus.facts
+    devices = plain_doors(scanner_campus)
+    for n in (1, 2):
+        workers.spawn(n, explicit_id=False)
+    held = await wait_balanced(partition_dsn, 2)
+    ids = set(held.values())
+    assert len(ids) == 2 and all(i.startswith("campusgate-worker-") for i in ids), ids
+    async with Fleet(broker.url, devices, prefix=workers.prefix) as fleet:
+        await wait_first_answers(fleet, devices, facts.resident_cards[0])
+        load = Load(fleet, devices, facts.resident_cards)
+        load.start()
+        await asyncio.sleep(4)
+        await load.stop()
+        total = await assert_all_accounted(load, partition_dsn)
+        assert sum(fleet[d].repeated_finals for d in devices) == 0
+    for n in (1, 2):  # no session was ever taken from the other, nor lost
+        log = workers.log(n).read_text(errors="replace")
+        assert "to another worker" not in log and "lease held by another" not in log, log[-3000:]
+    print(f"\ntwo default-id workers on one host: ids {sorted(ids)}; {total} events, each once")
+
+
+def dorm_cards(campus: Campus, dorm: str) -> list[str]:
+    return [
+        p.cards[0]
+        for p in campus.facts.people
+        if p.dorm == dorm and p.active and not p.isolated and p.kind == "student"
+    ]
+
+
+async def test_a_card_and_its_doors_scanner_reading_always_pair(
+    workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
+) -> None:
+    """Costs about 15 s: 3 workers, 4 temperature doors, 5 cards each way at every door."""
+    facts = scanner_campus.facts
+    doors = sorted(facts.temperature_doors)
+    for n in (1, 2, 3):
+        workers.spawn(n)
+    held = await wait_balanced(partition_dsn, 3)
+    owners = {held[partition_of_device(f"term-{d}", d)] for d in doors}
+    terminals = [f"term-{d}" for d in doors]
+    scanners = [f"scan-{d}" for d in doors]
+    results: Counter[str] = Counter()
+    async with Fleet(broker.url, terminals + scanners, prefix=workers.prefix) as fleet:
+        for door, terminal, scanner in zip(doors, terminals, scanners, strict=True):
+            cards = dorm_cards(scanner_campus, door.removesuffix("-main"))
+            sent = []
+            for k, card in enumerate(cards[:10]):
+                if k % 2:  # the reading reaches the gateway first
+                    fleet[scanner].measure(36.4 + k / 100)
+                    await asyncio.sleep(0.05)
+                    sent.append(fleet[terminal].swipe(card, direction="in"))
+                else:  # the card first
+                    sent.append(fleet[terminal].swipe(card, direction="in"))
+                    await asyncio.sleep(0.05)
+                    fleet[scanner].measure(36.4 + k / 100)
+                final = await fleet[terminal].decision(sent[-1], timeout=15)
+                results[f"{final['decision']}/{final['reason']}"] += 1
+    assert results == Counter({"admit/ok": 10 * len(doors)}), results
+    print(f"\npairing at {len(doors)} doors owned by {len(owners)} workers: {dict(results)}")
+
+
+async def test_one_device_offline_per_device_drop(
+    workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
+) -> None:
+    """Costs about 12 s: 3 workers; three terminals drop (last will) while all subscribe."""
+    facts = scanner_campus.facts
+    devices = plain_doors(scanner_campus)[:3]
+    for n in (1, 2, 3):
+        workers.spawn(n)
+    await wait_balanced(partition_dsn, 3)
+    async with (
+        AlertWatch(broker.url, prefix=workers.prefix) as alerts,
+        Fleet(broker.url, devices, prefix=workers.prefix) as fleet,
+    ):
+        await wait_first_answers(fleet, devices, facts.resident_cards[0])
+        mark = alerts.mark()
+        for device in devices:
+            await fleet[device].crash()
+        for device in devices:
+            found = await alerts.wait_for("device_offline", device=device, since=mark, timeout=15)
+            assert found is not None, device
+        await asyncio.sleep(2)  # a second worker's alert would show by now
+        counts = {d: len(alerts.matching("device_offline", device=d, since=mark)) for d in devices}
+    assert counts == dict.fromkeys(devices, 1), counts
