@@ -80,6 +80,10 @@ class PartitionOwnership:
         self.instance = uuid.uuid4()
         self._start = partition_of(worker, partitions)
         self._renewed_at: float | None = None
+        # After the database was away, every lease looks expired until its holder renews:
+        # take none for a lease's time, so live workers keep theirs (see `tick`).
+        self._database_lost = False
+        self._quiet_until = 0.0
         self._task: asyncio.Task[None] | None = None
         self.live_workers = 0
         self.takeovers = 0  # partitions taken (counted once each)
@@ -100,8 +104,10 @@ class PartitionOwnership:
         return device_partition(device.door_id, device.id, self.partitions)
 
     def lease_fresh(self) -> bool:
+        """Whether nobody else can hold this worker's leases: renewed less than a lease ago
+        (less a tick: the database's clock started the lease before our reading did)."""
         renewed = self._renewed_at
-        return renewed is not None and time.monotonic() - renewed < self.lease_s
+        return renewed is not None and time.monotonic() - renewed < self.lease_s - self.tick_s
 
     def devices_by_partition(self) -> dict[int, set[str]]:
         found: dict[int, set[str]] = {}
@@ -167,6 +173,7 @@ class PartitionOwnership:
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 # The database away: keep every partition (the doors keep deciding); nobody
                 # can take them before it is back and our leases have expired.
+                self._database_lost = True
                 _LOGGER.warning(
                     "partition leases not renewed (%s): keeping partitions %s", exc, self.owned
                 )
@@ -186,13 +193,26 @@ class PartitionOwnership:
                     self.lease_s,
                 )
                 held = await leases.renew_leases(conn, self.worker, self.lease_s)
-            self._renewed_at = time.monotonic()
+            self._renewed_at = now = time.monotonic()
+            if self._database_lost:
+                self._database_lost = False
+                self._quiet_until = now + self.lease_s
+                _LOGGER.info(
+                    "database back: leases renewed; balancing again in %.0f s", self.lease_s
+                )
             live = await leases.live_workers(conn)
             self.live_workers = len(live)
-            free = await leases.free_partitions(conn, self.partitions)
-            take, give = rebalance(held, free, self.partitions, len(live), start=self._start)
+            take, give = [], []
+            if now >= self._quiet_until:
+                free = await leases.free_partitions(conn, self.partitions)
+                take, give = rebalance(held, free, self.partitions, len(live), start=self._start)
             claimed = await leases.claim(conn, self.worker, take, self.lease_s)
-            dead = await leases.retire_dead_workers(conn, RETIRE_AFTER_S)
+            # Not right after an outage either: live workers have not renewed their rows yet.
+            dead = (
+                await leases.retire_dead_workers(conn, RETIRE_AFTER_S)
+                if now >= self._quiet_until
+                else []
+            )
         for gone in dead:
             # A dead worker's retained `{"online": false}` would stay for ever: clear it.
             self._mqtt.publish(self._topics.gateway_state(gone), b"", qos=1, retain=True)

@@ -21,16 +21,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from devices.transports.mqtt import BrokerAddress, Message, MqttClient, Protocol, Will
+from devices.transports.mqtt import BrokerAddress, Message, MqttClient, MqttError, Will
 from gateway.pipeline.topics import Topics
 
 _LOGGER = logging.getLogger(__name__)
 
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 reason: another client connected with this client id
-# MQTT 3.1.1 gives no reason for a dropped connection: a session dropped this many times
-# within the window while its lease could not be confirmed is taken to be fought over.
-UNEXPLAINED_LOSSES = 3
-LOSS_WINDOW_S = 60.0
+JUDGE_AFTER_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +77,7 @@ class PartitionedMqtt(MqttClient):
         self.sessions: dict[int, MqttClient] = {}
         self._devices_of: dict[int, set[str]] = {}  # partition -> device ids subscribed
         self._partition_held = False
-        self._losses: dict[int, list[float]] = {}
+        self._judging: set[asyncio.Task[None]] = set()
         # Called (on the loop) when the broker gave a partition's session to someone else.
         self.on_taken_over: Callable[[int], None] | None = None
         # Whether this worker is sure it still holds a partition's lease (renewed lately).
@@ -121,7 +118,6 @@ class PartitionedMqtt(MqttClient):
         """Close the partition's session cleanly; the broker keeps it for the next owner."""
         session = self.sessions.pop(partition, None)
         self._devices_of.pop(partition, None)
-        self._losses.pop(partition, None)
         if session is not None:
             await session.close()
 
@@ -156,7 +152,14 @@ class PartitionedMqtt(MqttClient):
         return sorted(self.sessions)
 
     def _lost(self, partition: int, reason: int | None) -> bool:
-        """Reconnect a partition's dropped session, unless another worker has it now."""
+        """Reconnect a partition's dropped session, unless another worker may have it now.
+
+        A worker must never fight another over a session. MQTT 5 may say so (reason 0x8E,
+        session taken over); Mosquitto 2.0 and MQTT 3.1.1 just close the connection. While
+        this worker's lease is fresh nobody else can hold the partition: reconnect. Else,
+        `_judge` tells a takeover (the broker kept this worker's own connection) from the
+        broker or the network going away (it dropped that one too).
+        """
         if reason == SESSION_TAKEN_OVER:
             _LOGGER.warning(
                 "partition %d: the broker gave session %s to another worker; not reconnecting",
@@ -165,26 +168,41 @@ class PartitionedMqtt(MqttClient):
             )
             self._forget_soon(partition)
             return False
-        if self.address.protocol is Protocol.V311 and not self.lease_fresh():
-            # No reason under 3.1.1: a takeover looks like any drop. With the lease not
-            # confirmed lately, repeated drops mean another worker holds it: stop fighting.
-            loop = asyncio.get_running_loop()
-            now = loop.time()
-            recent = [t for t in self._losses.get(partition, []) if now - t < LOSS_WINDOW_S]
-            recent.append(now)
-            self._losses[partition] = recent
-            if len(recent) >= UNEXPLAINED_LOSSES:
-                _LOGGER.warning(
-                    "partition %d: session %s dropped %d times in %.0f s with its lease "
-                    "unconfirmed; taken to be another worker's, not reconnecting",
-                    partition,
-                    self.session_id(partition),
-                    len(recent),
-                    LOSS_WINDOW_S,
-                )
-                self._forget_soon(partition)
-                return False
-        return True
+        if self.lease_fresh():
+            return True
+        session = self.sessions.get(partition)
+        if session is not None:
+            task = asyncio.ensure_future(self._judge(partition, session))
+            self._judging.add(task)
+            task.add_done_callback(self._judging.discard)
+        return False
+
+    async def _judge(self, partition: int, session: MqttClient) -> None:
+        await asyncio.sleep(JUDGE_AFTER_S)  # a broker going away drops our own session too
+        if self.sessions.get(partition) is not session:
+            return
+        if self.is_connected:
+            _LOGGER.warning(
+                "partition %d: session %s dropped while this worker's own stayed up and its "
+                "lease is unconfirmed: taken to be another worker's, not reconnecting",
+                partition,
+                self.session_id(partition),
+            )
+            self._forget(partition)  # the lease loop opens it again if the lease is ours
+            return
+        # The broker is away for this worker too: reopen once its own session is back.
+        await self._connected.wait()
+        if self._closing or self.sessions.get(partition) is not session:
+            return
+        devices = sorted(self._devices_of.get(partition, ()))
+        self.sessions.pop(partition, None)
+        await session.close()
+        try:
+            await self.open_partition(partition, devices)
+        except MqttError as exc:
+            _LOGGER.warning("partition %d: session not reopened (%s)", partition, exc)
+            if self.on_taken_over is not None:
+                self.on_taken_over(partition)
 
     def _forget_soon(self, partition: int) -> None:
         loop = asyncio.get_running_loop()
@@ -273,6 +291,8 @@ class PartitionedMqtt(MqttClient):
         return super().held + sum(s.held for s in self.sessions.values())
 
     async def close(self) -> None:
+        for task in list(self._judging):
+            task.cancel()
         for partition in list(self.sessions):
             with contextlib.suppress(Exception):
                 await self.close_partition(partition)

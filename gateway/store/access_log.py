@@ -166,6 +166,26 @@ async def is_logged(conn: asyncpg.Connection, record: AccessRecord) -> bool:
     )
 
 
+async def decided_cards(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Those of `keys` (device, event id) whose card is in the log with a final decision."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT a.device_id, a.event_id
+        FROM access_events a
+        JOIN unnest($1::text[], $2::text[]) AS k(device_id, event_id)
+          ON a.device_id = k.device_id AND a.event_id = k.event_id
+        WHERE a.type = 'card' AND a.decision IN ('admit', 'deny')
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["device_id"], r["event_id"]) for r in rows}
+
+
 @dataclass(frozen=True, slots=True)
 class AccessEventRow:
     """One logged event as operators read it."""

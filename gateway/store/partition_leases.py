@@ -94,7 +94,8 @@ async def live_workers(conn: asyncpg.Connection) -> list[str]:
 
 
 async def retire_dead_workers(conn: asyncpg.Connection, after_s: float) -> list[str]:
-    """Forget workers expired for `after_s` (and any lease they still hold); their ids."""
+    """Forget workers expired for `after_s`; their ids. (Their expired leases stay: free
+    to claim, and renewed by their holder if it was only cut off.)"""
     rows = await conn.fetch(
         """
         DELETE FROM gateway_workers
@@ -103,12 +104,7 @@ async def retire_dead_workers(conn: asyncpg.Connection, after_s: float) -> list[
         """,
         after_s,
     )
-    dead = [r["worker"] for r in rows]
-    if dead:
-        await conn.execute(
-            "DELETE FROM partition_leases WHERE worker = ANY($1) AND expires_at < now()", dead
-        )
-    return dead
+    return [r["worker"] for r in rows]
 
 
 async def renew_leases(conn: asyncpg.Connection, worker: str, ttl_s: float) -> set[int]:

@@ -58,10 +58,12 @@ class Workers:
     def worker_id(self, n: int) -> str:
         return f"w{n}-{self.prefix}"
 
-    def spawn(self, n: int, *, explicit_id: bool = True) -> subprocess.Popen:
+    def spawn(
+        self, n: int, *, explicit_id: bool = True, dsn: str | None = None
+    ) -> subprocess.Popen:
         env = {
             **os.environ,
-            "CAMPUSGATE_DATABASE_URL": self.dsn,
+            "CAMPUSGATE_DATABASE_URL": dsn or self.dsn,
             "CAMPUSGATE_MQTT_URL": self.broker.url,
             "CAMPUSGATE_TOPIC_PREFIX": self.prefix,
             "CAMPUSGATE_LOG_LEVEL": "INFO",
