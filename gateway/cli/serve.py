@@ -138,10 +138,22 @@ async def serve_gateway(
     show_default=True,
     help="MQTT client id (keeps the session)",
 )
+@click.option(
+    "--partitioned",
+    is_flag=True,
+    help="decide only the partitions this process holds the lease of, beside `campusgate "
+    "worker` processes (README, Scale-out); --client-id is then the worker id",
+)
 @click.pass_context
-def command(ctx: click.Context, client_id: str) -> None:
+def command(ctx: click.Context, client_id: str, partitioned: bool) -> None:
     """Run the gateway and the HTTP API / console (migrations first)."""
-    run(lambda: serve_gateway(ctx, client_id=client_id, partitioned=False, migrate=True, api=True))
+    if partitioned and client_id == "campusgate-gateway":
+        client_id = default_worker_id()
+    run(
+        lambda: serve_gateway(
+            ctx, client_id=client_id, partitioned=partitioned, migrate=True, api=True
+        )
+    )
 
 
 def default_worker_id() -> str:
