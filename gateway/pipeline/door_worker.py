@@ -245,6 +245,7 @@ class Gateway:
                 seen=seen,
                 journal=self.journal,
                 devices=self.devices,
+                forget_devices=self.desk.forget,
             )
             await self.ownership.start()
         await self.serial.start()

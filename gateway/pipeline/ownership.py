@@ -25,6 +25,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -64,6 +65,7 @@ class PartitionOwnership:
         seen: SeenEvents,
         journal: Journal,
         devices: DeviceWatch,
+        forget_devices: Callable[[set[str]], int],
         tick_s: float | None = None,
     ) -> None:
         self._pool = pool
@@ -77,6 +79,7 @@ class PartitionOwnership:
         self._seen = seen
         self._journal = journal
         self._devices = devices
+        self._forget_devices = forget_devices
         self.instance = uuid.uuid4()
         self._start = partition_of(worker, partitions)
         self._renewed_at: float | None = None
@@ -222,6 +225,7 @@ class PartitionOwnership:
                 "partition %d: lease held by another worker now; closing its session", n
             )
             await self._mqtt.close_partition(n)
+            self._let_go([n])
         if give:
             await self._release(give)
         # Leases of ours without a session: claimed now, or left by this id's previous life.
@@ -279,6 +283,7 @@ class PartitionOwnership:
         await asyncio.sleep(0.05)  # the follow-ups' acks leave with the next write
         for n in give:
             await self._mqtt.close_partition(n)
+        self._let_go(give)
         async with acquire(self._pool, DEADLINE_S) as conn:
             await leases.release(conn, self.worker, give)
         _LOGGER.info(
@@ -294,3 +299,17 @@ class PartitionOwnership:
 
     def _taken_over(self, partition: int) -> None:
         self.losses += 1
+        self._let_go([partition])
+
+    def _let_go(self, partitions: list[int]) -> None:
+        """Forget the cards waiting at the doors of partitions now another worker's."""
+        by_partition = self.devices_by_partition()
+        devices = {d for n in partitions for d in by_partition.get(n, ())}
+        forgotten = self._forget_devices(devices)
+        if forgotten:
+            _LOGGER.info(
+                "let go of %d cards waiting for a temperature in partitions %s: their new "
+                "owner decides them",
+                forgotten,
+                partitions,
+            )

@@ -174,3 +174,47 @@ async def test_one_device_offline_per_device_drop(
         await asyncio.sleep(2)  # a second worker's alert would show by now
         counts = {d: len(alerts.matching("device_offline", device=d, since=mark)) for d in devices}
     assert counts == dict.fromkeys(devices, 1), counts
+
+
+async def test_a_card_waiting_for_its_reading_moves_with_its_door(
+    workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
+) -> None:
+    """Costs about 30 s. One worker owns every door; a card waits at a temperature door
+    for its reading; a second worker starts and the door's partition moves to it (a
+    worker over its share hands over its highest partitions); the reading then pairs
+    with the card there, and the card is answered once."""
+    door = "dorm-1-main"
+    assert partition_of_device(f"term-{door}", door) >= 32  # among those handed over
+    terminal_id, scanner_id = f"term-{door}", f"scan-{door}"
+    card = dorm_cards(scanner_campus, "dorm-1")[3]
+    window_s = 20.0
+    workers.extra_env["CAMPUSGATE_TEMPERATURE_WINDOW_S"] = str(window_s)
+    workers.spawn(1)
+    await wait_balanced(partition_dsn, 1)
+    async with Fleet(broker.url, [terminal_id, scanner_id], prefix=workers.prefix) as fleet:
+        terminal = fleet[terminal_id]
+        # Until the door answers (its session subscribed); a reading settles the card.
+        for _ in range(30):
+            first = terminal.swipe(card, direction="in")
+            if await terminal.wait_pending(first, timeout=1) is not None:
+                fleet[scanner_id].measure(36.4)
+                await terminal.decision(first, timeout=10)
+                break
+        else:
+            raise TimeoutError("the door never answered")
+        eid = terminal.swipe(card, direction="in")
+        swiped = time.perf_counter()
+        assert (await terminal.wait_pending(eid, timeout=10))["decision"] == "pending"
+        workers.spawn(2)
+        held = await wait_balanced(partition_dsn, 2)
+        assert held[partition_of_device(terminal_id, door)] == workers.worker_id(2)
+        fleet[scanner_id].measure(36.5)
+        final = await terminal.decision(eid, timeout=30)
+        moved_after = time.perf_counter() - swiped
+        # The first owner would deny the card when its window ends, had it kept it.
+        await asyncio.sleep(max(1.0, swiped + window_s + 1.5 - time.perf_counter()))
+        assert (final["decision"], final["reason"]) == ("admit", "ok"), (final, moved_after)
+        assert len(terminal.finals(eid)) == 1, terminal.finals(eid)
+        assert len(terminal.pendings(eid)) == 1, terminal.pendings(eid)
+    logged = await logged_card_counts(partition_dsn, [eid])
+    assert logged == {(terminal_id, eid): 1}
