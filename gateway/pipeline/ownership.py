@@ -278,8 +278,9 @@ class PartitionOwnership:
         what was taken, close their sessions, then free the leases."""
         for n in give:
             self._mqtt.hold_partition(n)
+        # Bounded well inside a lease: the renewals wait for this tick.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._journal.drain(), 10)
+            await asyncio.wait_for(self._journal.drain(), self.lease_s / 2)
         await asyncio.sleep(0.05)  # the follow-ups' acks leave with the next write
         for n in give:
             await self._mqtt.close_partition(n)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,7 +60,13 @@ class Workers:
         return f"w{n}-{self.prefix}"
 
     def spawn(
-        self, n: int, *, explicit_id: bool = True, dsn: str | None = None
+        self,
+        n: int,
+        *,
+        explicit_id: bool = True,
+        dsn: str | None = None,
+        serve: bool = False,
+        settings: dict[str, str] | None = None,
     ) -> subprocess.Popen:
         env = {
             **os.environ,
@@ -73,10 +80,15 @@ class Workers:
             # Sessions of this test only: the broker is shared by the whole test session.
             "CAMPUSGATE_PARTITION_CLIENT_PREFIX": f"{self.prefix}-p",
             **self.extra_env,
+            **(settings or {}),
         }
         args = [sys.executable, "-m", "gateway", "worker"]
         if explicit_id:
             args += ["--worker-id", self.worker_id(n)]
+        if serve:  # `serve --partitioned`: the API and jobs beside a worker's share
+            env["CAMPUSGATE_API_PORT"] = str(_free_port())
+            args = [sys.executable, "-m", "gateway", "serve", "--partitioned"]
+            args += ["--client-id", self.worker_id(n)]
         with self.log(n).open("ab") as sink:
             proc = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
         self.procs[n] = proc
@@ -213,3 +225,9 @@ async def wait_first_answers(fleet: Fleet, devices: list[str], card: str) -> Non
     for device in devices:
         eid = fleet[device].swipe(card, direction="out")
         await fleet[device].decision(eid, timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -218,3 +218,29 @@ async def test_a_card_waiting_for_its_reading_moves_with_its_door(
         assert len(terminal.pendings(eid)) == 1, terminal.pendings(eid)
     logged = await logged_card_counts(partition_dsn, [eid])
     assert logged == {(terminal_id, eid): 1}
+
+
+async def test_serve_partitioned_is_one_worker_among_others_and_the_count_is_the_campus(
+    workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
+) -> None:
+    """Costs about 20 s: `serve --partitioned` (API, jobs) and a worker split the doors;
+    a worker started with another partition count refuses to start, saying which."""
+    facts = scanner_campus.facts
+    devices = plain_doors(scanner_campus)
+    workers.spawn(1, serve=True)
+    workers.spawn(2)
+    held = await wait_balanced(partition_dsn, 2)
+    assert set(held.values()) == {workers.worker_id(1), workers.worker_id(2)}
+    async with Fleet(broker.url, devices, prefix=workers.prefix) as fleet:
+        await wait_first_answers(fleet, devices, facts.resident_cards[0])
+        load = Load(fleet, devices, facts.resident_cards)
+        load.start()
+        await asyncio.sleep(3)
+        await load.stop()
+        await assert_all_accounted(load, partition_dsn)
+    odd = workers.spawn(3, settings={"CAMPUSGATE_PARTITIONS": "32"})
+    assert odd.wait(60) == 1
+    workers.procs.pop(3)
+    said = workers.log(3).read_text(errors="replace")
+    assert "CAMPUSGATE_PARTITIONS is 32 but this campus was set up with 64" in said, said
+    assert "set CAMPUSGATE_PARTITIONS=64 on every worker" in said, said
