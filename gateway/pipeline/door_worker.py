@@ -378,10 +378,7 @@ class Gateway:
         if self.mqtt is not None:
             self.mqtt.hold()
         await self._stop_offline()
-        if self.desk is not None:
-            closed = self.desk.close_windows()
-            if closed:
-                _LOGGER.info("denied %d cards still waiting for a temperature", closed)
+        self._close_windows()
         if self.journal is not None:
             await self.journal.stop()
         if self.spool is not None:
@@ -397,6 +394,20 @@ class Gateway:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._pool.close(), 5)
         _LOGGER.info("gateway %s stopped: %s", self.config.client_id, self.counters.snapshot())
+
+    def _close_windows(self) -> None:
+        if self.desk is None:
+            return
+        if self.ownership is not None and self.roster is not None:
+            # Another worker takes these doors within a second: it gets the waiting cards
+            # again from the broker (unacknowledged) and pairs them with their readings.
+            let_go = self.desk.forget({d.id for d in self.roster.index.devices()})
+            if let_go:
+                _LOGGER.info("left %d cards waiting for a temperature to the next owner", let_go)
+            return
+        closed = self.desk.close_windows()
+        if closed:
+            _LOGGER.info("denied %d cards still waiting for a temperature", closed)
 
     async def _stop_offline(self) -> None:
         if self.offline is None:

@@ -244,3 +244,38 @@ async def test_serve_partitioned_is_one_worker_among_others_and_the_count_is_the
     said = workers.log(3).read_text(errors="replace")
     assert "CAMPUSGATE_PARTITIONS is 32 but this campus was set up with 64" in said, said
     assert "set CAMPUSGATE_PARTITIONS=64 on every worker" in said, said
+
+
+async def test_a_cleanly_stopped_worker_leaves_its_waiting_cards_to_the_next_owner(
+    workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
+) -> None:
+    """Costs about 20 s: 2 workers; a card waits at a temperature door, its owner is
+    stopped (SIGTERM); the other takes the door and pairs the card with the reading."""
+    door = "dorm-1-main"
+    terminal_id, scanner_id = f"term-{door}", f"scan-{door}"
+    card = dorm_cards(scanner_campus, "dorm-1")[5]
+    workers.extra_env["CAMPUSGATE_TEMPERATURE_WINDOW_S"] = "20"
+    workers.spawn(1)
+    workers.spawn(2)
+    held = await wait_balanced(partition_dsn, 2)
+    owner = 1 if held[partition_of_device(terminal_id, door)] == workers.worker_id(1) else 2
+    async with Fleet(broker.url, [terminal_id, scanner_id], prefix=workers.prefix) as fleet:
+        terminal = fleet[terminal_id]
+        for _ in range(30):  # until the door answers
+            first = terminal.swipe(card, direction="in")
+            if await terminal.wait_pending(first, timeout=1) is not None:
+                fleet[scanner_id].measure(36.4)
+                await terminal.decision(first, timeout=10)
+                break
+        else:
+            raise TimeoutError("the door never answered")
+        eid = terminal.swipe(card, direction="in")
+        assert (await terminal.wait_pending(eid, timeout=10))["decision"] == "pending"
+        assert workers.stop(owner) == 0, workers.tail(owner)
+        fleet[scanner_id].measure(36.5)
+        final = await terminal.decision(eid, timeout=30)
+        await asyncio.sleep(1)
+        assert (final["decision"], final["reason"]) == ("admit", "ok"), final
+        assert len(terminal.finals(eid)) == 1, terminal.finals(eid)
+    assert await logged_card_counts(partition_dsn, [eid]) == {(terminal_id, eid): 1}
+    assert "left 1 cards waiting for a temperature" in workers.log(owner).read_text()
