@@ -231,6 +231,7 @@ class PartitionOwnership:
         # Leases of ours without a session: claimed now, or left by this id's previous life.
         await self._take(sorted((claimed | held) - owned - set(give)))
         self._sync_subscriptions()
+        self._mqtt.watch_unknown(0 in self.owned)
 
     async def _take(self, taken: list[int]) -> None:
         if not taken:

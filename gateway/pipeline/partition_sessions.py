@@ -78,6 +78,7 @@ class PartitionedMqtt(MqttClient):
         self._devices_of: dict[int, set[str]] = {}  # partition -> device ids subscribed
         self._partition_held = False
         self._judging: set[asyncio.Task[None]] = set()
+        self.watching_unknown = False
         # Called (on the loop) when the broker gave a partition's session to someone else.
         self.on_taken_over: Callable[[int], None] | None = None
         # Whether this worker is sure it still holds a partition's lease (renewed lately).
@@ -245,6 +246,33 @@ class PartitionedMqtt(MqttClient):
                 _LOGGER.exception(
                     "partition %d: handler failed on %d messages", partition, len(tagged)
                 )
+
+    def watch_unknown(self, wanted: bool) -> None:
+        """Receive every device's events at QoS 0 on this worker's own session, to alert
+        on ids not in the roster (one worker does: the owner of partition 0). Events of
+        registered devices are ignored there: their partition's session has them."""
+        topic = self._topics.events
+        if wanted == self.watching_unknown:
+            return
+        self.watching_unknown = wanted
+        if wanted:
+            self.subscribe(topic, 0)
+        else:
+            self.unsubscribe(topic)
+
+    def _deliver(self, batch: list[Message]) -> None:
+        # This worker's own session: only the events of devices the roster does not know.
+        unknown = []
+        for m in batch:
+            parsed = self._topics.parse(m.topic)
+            if (
+                parsed is not None
+                and parsed[1] == "events"
+                and self._partition_of_device(parsed[0]) is None
+            ):
+                unknown.append(m)
+        if unknown:
+            super()._deliver(unknown)
 
     # ---- the MqttClient surface the door path uses ------------------------------
 

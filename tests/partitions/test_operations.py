@@ -176,6 +176,31 @@ async def test_one_device_offline_per_device_drop(
     assert counts == dict.fromkeys(devices, 1), counts
 
 
+async def test_an_unregistered_device_is_alerted_once(
+    workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
+) -> None:
+    """Costs about 12 s: 3 workers; a device id not in the roster sends a card event:
+    one `unknown_device` alert (from the owner of partition 0), not one per worker."""
+    facts = scanner_campus.facts
+    known = plain_doors(scanner_campus)[0]
+    ghost = f"term-ghost-{workers.prefix}"
+    for n in (1, 2, 3):
+        workers.spawn(n)
+    await wait_balanced(partition_dsn, 3)
+    async with (
+        AlertWatch(broker.url, prefix=workers.prefix) as alerts,
+        Fleet(broker.url, [known, ghost], prefix=workers.prefix) as fleet,
+    ):
+        await wait_first_answers(fleet, [known], facts.resident_cards[0])
+        await asyncio.sleep(1.5)  # a tick: partition 0's owner watches for unknown ids
+        eid = fleet[ghost].swipe(facts.resident_cards[1], direction="in")
+        found = await alerts.wait_for("unknown_device", device=ghost, timeout=10)
+        assert found is not None
+        await asyncio.sleep(2)
+        assert len(alerts.matching("unknown_device", device=ghost)) == 1
+        assert eid not in fleet[ghost].decided_at  # nobody decided it
+
+
 async def test_a_card_waiting_for_its_reading_moves_with_its_door(
     workers: Workers, scanner_campus: Campus, partition_dsn: str, broker: BrokerUnderTest
 ) -> None:
