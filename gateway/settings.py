@@ -132,7 +132,14 @@ class Settings(BaseSettings):
     person_session_idle_minutes: int = Field(default=60, ge=1, le=24 * 60)
     person_invitation_days: int = Field(default=7, ge=1, le=90)
     # Tuning with safe defaults.
-    worker_group: str = "campusgate-gateway"
+    # Scale-out (issue 14, README "Scale-out"): doors are hashed into this many partitions,
+    # a property of the campus recorded in the database by the first worker (every worker
+    # must use the same); a worker owns a partition while it holds its lease, renewed
+    # every lease/5 s; a dead worker's partitions are taken once its leases expire.
+    partitions: int = Field(default=64, ge=1, le=4096)
+    partition_lease_s: float = Field(default=5.0, ge=1.0, le=300.0)
+    # MQTT client id of partition n's persistent session: `<prefix><n>`.
+    partition_client_prefix: str = "campusgate-p"
     log_level: str = "INFO"
     # Observability (README "Observability"): `json` writes one JSON object per log line.
     log_format: str = "text"

@@ -354,7 +354,11 @@ class MqttClient:
         on_connected: Callable[[], None] | None = None,
         receive_maximum: int | None = None,
         session_expiry_s: int = SESSION_EXPIRY_S,
+        on_lost: Callable[[int | None], bool] | None = None,
     ) -> None:
+        """`on_lost(reason)` is asked on an unexpected disconnect whether to reconnect;
+        `reason` is the MQTT 5 reason code (0x8E: the session was taken over by another
+        client with this id), None under MQTT 3.1.1, which gives none."""
         if receive_maximum is not None and not 1 <= receive_maximum <= 65535:
             raise ValueError(f"receive_maximum must be 1..65535, not {receive_maximum}")
         self.address = address
@@ -364,6 +368,7 @@ class MqttClient:
         self._keepalive = keepalive
         self._subscriptions = list(subscriptions)
         self._on_connected = on_connected
+        self._on_lost = on_lost
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._inbox: list[Message] = []
@@ -511,6 +516,11 @@ class MqttClient:
         if self.is_connected and not self._closing and (topic, qos) in self._subscriptions:
             _LOGGER.info("MQTT %s: subscribing to %s again", self.client_id, topic)
             self._send_subscribe(topic, qos)
+
+    def unsubscribe(self, topic: str) -> None:
+        self._subscriptions = [(t, q) for t, q in self._subscriptions if t != topic]
+        if self.is_connected:
+            self._client.unsubscribe(topic)
 
     def set_handler(self, on_messages: MessageBatchHandler) -> None:
         """Set the receiver of message batches (before `connect`)."""
@@ -688,6 +698,13 @@ class MqttClient:
             )
             self._on_loop(self._connected.set)
             return
+        if self._on_lost is not None:
+            code = getattr(reason, "value", None) if self.address.protocol is Protocol.V5 else None
+            if not self._on_lost(code):
+                _LOGGER.warning(
+                    "MQTT %s lost its connection (%s); not reconnecting", self.client_id, reason
+                )
+                return
         _LOGGER.warning("MQTT %s lost its connection (%s); reconnecting", self.client_id, reason)
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.ensure_future(self._reconnect_loop(str(reason)))

@@ -19,7 +19,7 @@ from devices.codecs.thermal_estimator import Calibration
 from devices.transports.mqtt import BrokerAddress, Protocol
 from gateway.cli.local_broker import LocalAmqtt, LocalMosquitto, MosquittoError, find_mosquitto
 from gateway.pipeline.allowlists import AllowlistConfig
-from gateway.pipeline.door_worker import GatewayConfig
+from gateway.pipeline.door_worker import GatewayConfig, Partitioning
 from gateway.pipeline.doors import DoorPolicy
 from gateway.pipeline.signing import (
     PublicKeyInfo,
@@ -155,16 +155,8 @@ def gateway_config(
     broker: BrokerAddress,
     *,
     client_id: str,
-    share_group: str | None = None,
+    partitioned: bool = False,
 ) -> GatewayConfig:
-    if share_group and broker.protocol is Protocol.V311:
-        # A `$share/...` filter is an ordinary topic to an MQTT 3.1.1 broker (NATS takes it
-        # and delivers nothing to it): the worker would decide no event at all.
-        raise click.ClickException(
-            "`campusgate worker` shares events through an MQTT 5 shared subscription, and this"
-            " broker is set to MQTT 3.1.1 (CAMPUSGATE_MQTT_PROTOCOL or ?protocol=3.1.1): run"
-            " one `campusgate serve` on it, or use an MQTT 5 broker"
-        )
     return GatewayConfig(
         database_url=dsn,
         broker=broker,
@@ -177,7 +169,13 @@ def gateway_config(
             thermal_calibrations=_calibrations(settings),
         ),
         client_id=client_id,
-        share_group=share_group,
+        partitioning=Partitioning(
+            partitions=settings.partitions,
+            lease_s=settings.partition_lease_s,
+            client_prefix=settings.partition_client_prefix,
+        )
+        if partitioned
+        else None,
         osdp_keys=settings.osdp_keys,
         signing_key=command_signing_key(settings),
         allowlists=None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -29,6 +30,7 @@ from gateway.cli.runtime import (
 from gateway.observe.logs import announce
 from gateway.pipeline.door_worker import Gateway
 from gateway.settings import Settings
+from gateway.store.partition_leases import PartitionCountMismatch, WorkerIdInUse
 
 
 @contextlib.asynccontextmanager
@@ -57,14 +59,14 @@ async def worker_status(settings: Settings, gateway: Gateway) -> AsyncIterator[N
 
 
 async def serve_gateway(
-    ctx: click.Context, *, client_id: str, share_group: str | None, migrate: bool, api: bool = False
+    ctx: click.Context, *, client_id: str, partitioned: bool, migrate: bool, api: bool = False
 ) -> None:
     settings = settings_of(ctx)
     dsn = await open_database(settings, migrate=migrate)
     sock = api_socket(settings, any_port_if_busy=False) if api else None
     broker = await open_broker(settings)
     config = gateway_config(
-        settings, dsn, broker.address, client_id=client_id, share_group=share_group
+        settings, dsn, broker.address, client_id=client_id, partitioned=partitioned
     )
     gateway = Gateway(replace(config, osdp_allow_insecure=settings.osdp_allow_insecure))
     api_process = ApiProcess(settings, dsn, sock) if sock is not None else None
@@ -91,6 +93,19 @@ async def serve_gateway(
                 ) from None
             except ValueError as exc:  # configuration the gateway could only check at start
                 raise click.ClickException(str(exc)) from None
+            except PartitionCountMismatch as exc:
+                raise click.ClickException(
+                    f"CAMPUSGATE_PARTITIONS is {exc.configured} but this campus was set up with "
+                    f"{exc.recorded} partitions (recorded in the database by its first worker); "
+                    f"set CAMPUSGATE_PARTITIONS={exc.recorded} on every worker. Changing the "
+                    "count needs every worker stopped first (docs/operations.md, Scale-out)"
+                ) from None
+            except WorkerIdInUse as exc:
+                raise click.ClickException(
+                    f"worker id {exc.worker} is in use by a live worker (host {exc.host}, "
+                    f"process {exc.pid}); give each worker its own --worker-id, or leave it "
+                    "out for a unique one"
+                ) from None
             announce(
                 f"campusgate gateway {client_id} running; Ctrl-C stops it", settings.log_format
             )
@@ -123,11 +138,24 @@ async def serve_gateway(
     show_default=True,
     help="MQTT client id (keeps the session)",
 )
+@click.option(
+    "--partitioned",
+    is_flag=True,
+    help="decide only the partitions this process holds the lease of, beside `campusgate "
+    "worker` processes (README, Scale-out); --client-id is then the worker id",
+)
 @click.pass_context
-def command(ctx: click.Context, client_id: str) -> None:
+def command(ctx: click.Context, client_id: str, partitioned: bool) -> None:
     """Run the gateway and the HTTP API / console (migrations first)."""
-    run(lambda: serve_gateway(ctx, client_id=client_id, share_group=None, migrate=True, api=True))
+    if partitioned and client_id == "campusgate-gateway":
+        client_id = default_worker_id()
+    run(
+        lambda: serve_gateway(
+            ctx, client_id=client_id, partitioned=partitioned, migrate=True, api=True
+        )
+    )
 
 
 def default_worker_id() -> str:
-    return f"campusgate-worker-{socket.gethostname()}"
+    """Unique per process: two workers on one host must not share an id (issue 14)."""
+    return f"campusgate-worker-{socket.gethostname()}-{os.getpid()}"

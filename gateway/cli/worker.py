@@ -1,4 +1,4 @@
-"""`campusgate worker`: gateway workers only; several share the device topics."""
+"""`campusgate worker`: gateway workers only; several share the campus by partition."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from gateway.cli.serve import default_worker_id, serve_gateway
 
 @click.command()
 @click.option(
-    "--worker-id", default=None, help="MQTT client id of this worker (stable across restarts)"
+    "--worker-id",
+    default=None,
+    help="this worker's id and MQTT client id (default: campusgate-worker-<host>-<pid>)",
 )
 @click.pass_context
 def command(ctx: click.Context, worker_id: str | None) -> None:
-    """Run one gateway worker sharing `P/devices/+/events` with the others (MQTT 5 shared subscription)."""
+    """Run one gateway worker: it owns partitions of the doors by lease in PostgreSQL, one
+    persistent MQTT session each, and takes over those of a worker that dies."""
     settings = settings_of(ctx)
     if not settings.mqtt_url or not settings.database_url:
         # Workers share one broker and one database: embedded ones would be private to each.
@@ -26,7 +29,7 @@ def command(ctx: click.Context, worker_id: str | None) -> None:
         lambda: serve_gateway(
             ctx,
             client_id=worker_id or default_worker_id(),
-            share_group=settings.worker_group,
+            partitioned=True,
             migrate=False,
         )
     )

@@ -52,6 +52,25 @@ class DeviceWatch:
             self._online = {d: online for d, (online, _, _) in (await device_states(conn)).items()}
         self._task = asyncio.create_task(self._touch_loop(), name="device-touch")
 
+    async def adopt(self, device_ids: set[str]) -> None:
+        """Take over devices from another worker (a partition changed hands): their open
+        `device_offline` alerts and last states as the store has them now, so a drop the
+        last owner alerted is not alerted again."""
+        if not device_ids:
+            return
+        async with acquire(self._pool, DEADLINE_S) as conn:
+            alerts = await alert_store.open_alerts(conn, AlertKind.DEVICE_OFFLINE)
+            states = await device_states(conn)
+        open_now = {a.device: a for a in alerts if a.device in device_ids}
+        for device_id in device_ids:
+            alert = open_now.get(device_id)
+            if alert is not None:
+                self._offline[device_id] = alert
+            else:
+                self._offline.pop(device_id, None)
+            if device_id in states:
+                self._online[device_id] = states[device_id][0]
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from devices.transports.mqtt import BrokerAddress, MqttClient
 from gateway.domain.alerts import AlertKind
 from gateway.domain.decisions import Decision, Verdict
+from gateway.domain.partitions import DEFAULT_PARTITIONS, device_partition
 from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.allowlists import AllowlistConfig
@@ -28,7 +29,10 @@ from gateway.pipeline.gathering import GatheringWatch
 from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.offline import OfflineSupport, offline_support, presence_will
+from gateway.pipeline.ownership import PartitionOwnership
+from gateway.pipeline.partition_sessions import PartitionedMqtt
 from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
+from gateway.pipeline.recent_decisions import remember_decisions
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
 from gateway.pipeline.signing import Ed25519CommandSigner
@@ -50,13 +54,24 @@ STATS_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
+class Partitioning:
+    """How a partitioned worker shares the campus (CAMPUSGATE_PARTITIONS and friends)."""
+
+    partitions: int = DEFAULT_PARTITIONS
+    lease_s: float = 5.0
+    client_prefix: str = "campusgate-p"
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     database_url: str
     broker: BrokerAddress
     topic_prefix: str
     policy: DoorPolicy
     client_id: str = "campusgate-gateway"
-    share_group: str | None = None  # MQTT 5 shared subscription group for scale-out
+    # Scale-out (issue 14): None runs the whole campus on one session (`campusgate serve`);
+    # set, the worker owns partitions by lease, one persistent MQTT session each.
+    partitioning: Partitioning | None = None
     osdp_keys: str | None = None  # CAMPUSGATE_OSDP_KEYS, parsed when the serial readers start
     osdp_allow_insecure: bool = False  # CAMPUSGATE_OSDP_ALLOW_INSECURE: keyless readers run
     # Flow control (see devices/transports/mqtt.py): the broker sends at most this many
@@ -95,6 +110,7 @@ class Gateway:
         self.serial: SerialReaders | None = None
         self.offline: OfflineSupport | None = None
         self.spool: Spool | None = None
+        self.ownership: PartitionOwnership | None = None
         self.signer = Ed25519CommandSigner(config.signing_key) if config.signing_key else None
 
     @property
@@ -108,8 +124,13 @@ class Gateway:
         self._pool = await create_pool(config.database_url, min_size=2, max_size=6)
         async with self._pool.acquire() as conn:
             await access_log.ensure_partitions(conn, datetime.now(UTC))
-            recent = await access_log.recent_decisions(
-                conn, datetime.now(UTC) - DEDUPE_HORIZON, with_person=True
+            # A partitioned worker remembers a partition's decisions when it takes it.
+            recent = (
+                []
+                if config.partitioning is not None
+                else await access_log.recent_decisions(
+                    conn, datetime.now(UTC) - DEDUPE_HORIZON, with_person=True
+                )
             )
             # Who is inside now, from the log: the counts survive a restart.
             occupancy = Occupancy()
@@ -136,15 +157,7 @@ class Gateway:
         seen = SeenEvents()
         index = self.roster.index
         now, clock = datetime.now(UTC), time.perf_counter()
-        for device_id, event_id, verdict, reason, person_id, received_at, offline in recent:
-            person = index.person(person_id) if person_id else None
-            decision = Decision.recorded(event_id, verdict, reason, person.name if person else None)
-            if offline:
-                # As the upload desk remembers it: a repeat of an uploaded id opens nothing.
-                decision = decision.as_late()
-            # When it arrived, on this process's clock: a repeat is late by the same measure.
-            arrived = clock - (now - received_at).total_seconds()
-            seen.remember((device_id, event_id), decision, arrived)
+        remember_decisions(seen, recent, index)
 
         if config.spool_path is not None:
             self.spool = Spool(config.spool_path, bound=config.spool_bound)
@@ -152,22 +165,7 @@ class Gateway:
             # (its ack lost with the process) is a repeat, answered as it was decided.
             _remember_spooled(seen, self.spool, index, now, clock)
 
-        subscriptions = [
-            (self._events_filter(), 1),
-            (self.topics.states, 1),
-            (self._shared(self.topics.uploads), 1),
-        ]
-        self.mqtt = MqttClient(
-            config.broker,
-            client_id=config.client_id,
-            clean_start=False,
-            manual_ack=True,
-            subscriptions=subscriptions,
-            receive_maximum=config.receive_maximum,
-            keepalive=config.mqtt_keepalive_s,
-            on_connected=self._announce_signing_key,
-            will=presence_will(self.topics, config.client_id),
-        )
+        self.mqtt = self._client()
         publisher = Publisher(
             self.mqtt,
             self.topics,
@@ -237,6 +235,21 @@ class Gateway:
         # of the cyclic collector's full passes, which otherwise stall the loop for tens of ms.
         gc.freeze()
         await self.mqtt.connect()
+        if isinstance(self.mqtt, PartitionedMqtt) and config.partitioning is not None:
+            self.ownership = PartitionOwnership(
+                pool=self._pool,
+                worker=config.client_id,
+                partitions=config.partitioning.partitions,
+                lease_s=config.partitioning.lease_s,
+                mqtt=self.mqtt,
+                topics=self.topics,
+                roster=self.roster,
+                seen=seen,
+                journal=self.journal,
+                devices=self.devices,
+                forget_devices=self.desk.forget,
+            )
+            await self.ownership.start()
         await self.serial.start()
         self.offline.start()
         self._tasks.append(asyncio.create_task(self._stats_loop(), name="gateway-stats"))
@@ -281,13 +294,49 @@ class Gateway:
             counters=self.counters,
         )
 
-    def _shared(self, topic: str) -> str:
-        return f"$share/{self.config.share_group}/{topic}" if self.config.share_group else topic
+    def _client(self) -> MqttClient:
+        """One session for the whole campus, or the worker's own plus one per partition."""
+        config = self.config
+        will = presence_will(self.topics, config.client_id)
+        partitioning = config.partitioning
+        if partitioning is None:
+            subscriptions = [
+                (self.topics.events, 1),
+                (self.topics.states, 1),
+                (self.topics.uploads, 1),
+            ]
+            return MqttClient(
+                config.broker,
+                client_id=config.client_id,
+                clean_start=False,
+                manual_ack=True,
+                subscriptions=subscriptions,
+                receive_maximum=config.receive_maximum,
+                keepalive=config.mqtt_keepalive_s,
+                on_connected=self._announce_signing_key,
+                will=will,
+            )
+        roster = self.roster
+        assert roster is not None
 
-    def _events_filter(self) -> str:
-        if self.config.share_group:
-            return f"$share/{self.config.share_group}/{self.topics.events}"
-        return self.topics.events
+        def partition_of_device(device_id: str) -> int | None:
+            device = roster.index.device(device_id)
+            if device is None:
+                return None
+            return device_partition(device.door_id, device.id, partitioning.partitions)
+
+        return PartitionedMqtt(
+            config.broker,
+            worker_id=config.client_id,
+            topics=self.topics,
+            client_prefix=partitioning.client_prefix,
+            partition_of_device=partition_of_device,
+            keepalive=config.mqtt_keepalive_s,
+            # The journal's brake is shared by all sessions: each gets a slice of it.
+            receive_maximum=max(100, config.receive_maximum // 16),
+            will=will,
+            on_connected=self._announce_signing_key,
+        )
 
     def _pressure(self, high: bool) -> None:
         # Hold, never stop reading: the connection (keepalive, acks, a reconnect's CONNACK)
@@ -322,26 +371,21 @@ class Gateway:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
+        if self.ownership is not None:  # take no partition while stopping
+            await self.ownership.stop()
         if self.gathering is not None:  # it raises alerts: stop it before the journal
             await self.gathering.stop()
         if self.serial is not None:
             await self.serial.stop()
         if self.mqtt is not None:
             self.mqtt.hold()
-        if self.offline is not None:
-            await self.offline.stop()
-        if self.desk is not None:
-            closed = self.desk.close_windows()
-            if closed:
-                _LOGGER.info("denied %d cards still waiting for a temperature", closed)
+        await self._stop_offline()
+        self._close_windows()
         if self.journal is not None:
             await self.journal.stop()
         if self.spool is not None:
             self.spool.close()
-        if self.mqtt is not None:
-            # Let the follow-ups' publishes and acks reach the broker before saying goodbye.
-            await asyncio.sleep(0.05)
-            await self.mqtt.close()
+        await self._close_mqtt()
         if self.desk is not None:
             await self.desk.stop()
         if self.devices is not None:
@@ -352,6 +396,40 @@ class Gateway:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._pool.close(), 5)
         _LOGGER.info("gateway %s stopped: %s", self.config.client_id, self.counters.snapshot())
+
+    def _close_windows(self) -> None:
+        if self.desk is None:
+            return
+        if self.ownership is not None and self.roster is not None:
+            # Another worker takes these doors within a second: it gets the waiting cards
+            # again from the broker (unacknowledged) and pairs them with their readings.
+            let_go = self.desk.forget({d.id for d in self.roster.index.devices()})
+            if let_go:
+                _LOGGER.info("left %d cards waiting for a temperature to the next owner", let_go)
+            return
+        closed = self.desk.close_windows()
+        if closed:
+            _LOGGER.info("denied %d cards still waiting for a temperature", closed)
+
+    async def _stop_offline(self) -> None:
+        if self.offline is None:
+            return
+        await self.offline.stop()
+        if self.config.partitioning is not None and self.mqtt is not None:
+            # Worker ids are per process: clear this one's presence rather than leave a
+            # retained `false` behind for ever (docs/protocol.md, Offline decisions).
+            self.mqtt.publish(
+                self.topics.gateway_state(self.config.client_id), b"", qos=1, retain=True
+            )
+
+    async def _close_mqtt(self) -> None:
+        if self.mqtt is not None:
+            # Let the follow-ups' publishes and acks reach the broker before saying goodbye.
+            await asyncio.sleep(0.05)
+            await self.mqtt.close()
+        if self.ownership is not None:
+            # Sessions closed, everything taken acknowledged: others may take over at once.
+            await self.ownership.release_all()
 
     async def _stats_loop(self) -> None:
         while True:

@@ -525,6 +525,16 @@ class DoorDesk:
         self._deny_without_reading(keys)
         return len(keys)
 
+    def forget(self, device_ids: set[str]) -> int:
+        """Let go of the cards waiting at these devices, undecided and unacknowledged: their
+        partition went to another worker (issue 14), which gets them again from the broker
+        and pairs them there. Deciding them here too would answer them twice."""
+        keys = [key for key in self._waiting if key[0] in device_ids]
+        for key in keys:
+            self._book.cancel_card(key)
+            del self._waiting[key]
+        return len(keys)
+
     def expire(self, now: float) -> None:
         """Deny the cards whose window passed; alert unpaired fever readings."""
         cards, readings = self._book.expire(now)

@@ -48,6 +48,8 @@ import asyncpg
 
 from gateway.domain.alerts import Alert, AlertStatus
 from gateway.domain.campus import AccessRecord
+from gateway.domain.decisions import Verdict
+from gateway.domain.events import EventType
 from gateway.domain.health import HealthRecord
 from gateway.metrics import Counters
 from gateway.pipeline.spool import Spool, decode, doubt
@@ -475,6 +477,7 @@ class Journal:
         try:
             try:
                 async with within(conn, deadline), conn.transaction():
+                    await _skip_decided_elsewhere(conn, merged)
                     await self._write(conn, merged)
                     await spool_drains.mark_drained(conn, spool.id, seq)
             except TRANSIENT:
@@ -813,3 +816,34 @@ def _which(item: object) -> str:
     if isinstance(item, Alert):
         return f" (alert {item.kind.value} {item.id})"
     return ""
+
+
+async def _skip_decided_elsewhere(conn: asyncpg.Connection, batch: Batch) -> None:
+    """Leave out spooled card decisions another worker logged meanwhile (issue 14).
+
+    A worker cut off from PostgreSQL spools its decisions and acknowledges their events;
+    if its partition was taken over before an acknowledgement reached the broker, the new
+    owner got the event again and decided and logged it. Its row stands; ours would be a
+    second one."""
+    finals = [
+        (r.device_id, r.event_id)
+        for r in batch.records
+        if r.type is EventType.CARD and r.verdict in (Verdict.ADMIT, Verdict.DENY)
+    ]
+    taken = await access_log.decided_cards(conn, finals)
+    if not taken:
+        return
+    _LOGGER.warning(
+        "spool drain: %d card decisions were logged by another worker meanwhile (their "
+        "partition changed hands before the acknowledgement); keeping theirs",
+        len(taken),
+    )
+    batch.records = [
+        r
+        for r in batch.records
+        if not (
+            r.type is EventType.CARD
+            and r.verdict in (Verdict.ADMIT, Verdict.DENY)
+            and (r.device_id, r.event_id) in taken
+        )
+    ]

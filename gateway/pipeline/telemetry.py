@@ -205,6 +205,28 @@ class WorkerCollector(Collector):
                 "Moves to another node of a clustered broker (CAMPUSGATE_MQTT_URL list)",
                 mqtt.broker_moves,
             )
+        ownership = gw.ownership
+        if ownership is not None:
+            yield GaugeMetricFamily(
+                "campusgate_partitions_owned",
+                "Partitions this worker owns (holds the lease and the MQTT session of)",
+                value=len(ownership.owned),
+            )
+            yield GaugeMetricFamily(
+                "campusgate_partitions_live_workers",
+                "Live workers this worker counts when balancing partitions",
+                value=ownership.live_workers,
+            )
+            yield _counter(
+                "campusgate_partition_takeovers",
+                "Partitions this worker took (at start, from dead workers, when balancing)",
+                ownership.takeovers,
+            )
+            yield _counter(
+                "campusgate_partition_losses",
+                "Partitions this worker lost to another worker (lease or broker session)",
+                ownership.losses,
+            )
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
@@ -256,11 +278,21 @@ class WorkerStatus:
         """What the doors are decided on: the roster's age, and where decisions are journaled."""
         gw = self.gateway
         journal, spool = gw.journal, gw.spool
-        return {
+        found: dict[str, object] = {
             "roster_age_s": round(gw.roster.age_s(), 1) if gw.roster is not None else None,
             "journal": "spool" if journal is not None and journal.spooling else "database",
             "spool_items": spool.items if spool is not None else None,
         }
+        ownership = gw.ownership
+        if ownership is not None:  # a partitioned worker (issue 14): what it owns now
+            found["partitions"] = {
+                "worker": ownership.worker,
+                "owned": ownership.owned,
+                "of": ownership.partitions,
+                "live_workers": ownership.live_workers,
+                "lease_fresh": ownership.lease_fresh(),
+            }
+        return found
 
     async def checks(self) -> dict[str, str]:
         """Each part the worker needs and "ok", or what is wrong with it."""

@@ -86,13 +86,18 @@ async def write_access_records(conn: asyncpg.Connection, records: Sequence[Acces
 
 
 async def recent_decisions(
-    conn: asyncpg.Connection, since: datetime, *, with_person: bool = False
+    conn: asyncpg.Connection,
+    since: datetime,
+    *,
+    with_person: bool = False,
+    devices: Sequence[str] | None = None,
 ) -> list[tuple[str, ...]]:
     """(device_id, event_id, decision, reason) of card events finally decided since `since`,
     oldest first; `with_person` adds the person id (or None), `received_at` and whether the
     row came from an offline upload as a fifth, sixth and seventh item.
 
-    Used to re-seed duplicate detection after a restart.
+    Used to re-seed duplicate detection after a restart, or (`devices`: only those) when
+    a worker takes over a partition from another.
     """
     rows = await conn.fetch(
         """
@@ -100,9 +105,11 @@ async def recent_decisions(
                (detail->>'offline') IS NOT NULL AS offline
         FROM access_events
         WHERE received_at >= $1 AND type = 'card' AND decision IN ('admit', 'deny')
+          AND ($2::text[] IS NULL OR device_id = ANY($2::text[]))
         ORDER BY received_at
         """,
         since,
+        list(devices) if devices is not None else None,
     )
     if with_person:
         return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
@@ -157,6 +164,26 @@ async def is_logged(conn: asyncpg.Connection, record: AccessRecord) -> bool:
             record.received_at,
         )
     )
+
+
+async def decided_cards(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Those of `keys` (device, event id) whose card is in the log with a final decision."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT a.device_id, a.event_id
+        FROM access_events a
+        JOIN unnest($1::text[], $2::text[]) AS k(device_id, event_id)
+          ON a.device_id = k.device_id AND a.event_id = k.event_id
+        WHERE a.type = 'card' AND a.decision IN ('admit', 'deny')
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["device_id"], r["event_id"]) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)

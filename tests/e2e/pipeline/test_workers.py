@@ -1,4 +1,4 @@
-"""Two `campusgate worker` processes share the device topics; each event is decided once."""
+"""Two `campusgate worker` processes share the campus by partition; each event is decided once."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def spawn_worker(
         "CAMPUSGATE_DATABASE_URL": dsn,
         "CAMPUSGATE_MQTT_URL": mqtt_url,
         "CAMPUSGATE_TOPIC_PREFIX": prefix,
-        "CAMPUSGATE_WORKER_GROUP": f"group-{prefix}",
+        # Partition sessions of this test only: the broker is shared by the whole session.
+        "CAMPUSGATE_PARTITION_CLIENT_PREFIX": f"{prefix}-p",
         "CAMPUSGATE_LOG_LEVEL": "INFO",
         # Workers on one host need a metrics port each.
         "CAMPUSGATE_METRICS_PORT": str(metrics_port),
@@ -47,7 +48,11 @@ def spawn_worker(
 
 async def test_two_workers_split_the_load(campus_dsn, mqtt_url, prefix, campus, tmp_path):
     facts = campus.facts
-    devices = [facts.gate_device, facts.gate_exit_device, facts.dorm_exit_device]
+    # Every terminal: doors are spread over both workers' partitions (all of them on one
+    # worker's would be a 1 in 2**22 chance).
+    devices = [
+        d for d in facts.mqtt_devices if facts.device_doors[d] not in facts.temperature_doors
+    ]
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
     ports = [free_port(), free_port()]
     workers = [
@@ -63,6 +68,7 @@ async def test_two_workers_split_the_load(campus_dsn, mqtt_url, prefix, campus, 
                     if "up: broker" in log.read_text(errors="replace"):
                         break
                     await asyncio.sleep(0.1)
+            await balanced(campus_dsn, {f"w{n + 1}-{prefix}" for n in range(2)})
             sent = []
             for k in range(200):
                 device = devices[k % len(devices)]
@@ -124,6 +130,23 @@ async def test_two_workers_split_the_load(campus_dsn, mqtt_url, prefix, campus, 
     finally:
         await conn.close()
     assert count == len(sent)
+
+
+async def balanced(dsn: str, workers: set[str], timeout: float = 60) -> None:
+    """Until the workers split the 64 partitions (issue 14) between them, 32 each."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for _ in range(int(timeout * 10)):
+            rows = await conn.fetch(
+                "SELECT worker, count(*) AS n FROM partition_leases"
+                " WHERE expires_at >= now() GROUP BY worker"
+            )
+            if {r["worker"]: r["n"] for r in rows} == dict.fromkeys(workers, 32):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    raise TimeoutError(f"partitions not split between {workers}")
 
 
 async def scrape(url: str) -> dict[tuple[str, str], float]:

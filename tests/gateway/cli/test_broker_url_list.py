@@ -98,20 +98,6 @@ def test_a_bad_protocol_setting_stops_the_command_at_start():
     assert code != 0 and "disagrees with" in output
 
 
-def test_a_worker_refuses_mqtt_311_before_subscribing_to_nothing(db_dsn):
-    """`campusgate worker` shares events through an MQTT 5 shared subscription: on an MQTT
-    3.1.1 broker (NATS) the `$share/...` filter is an ordinary topic, so it would decide
-    nothing. It says so at start instead."""
-    code, output = _start(
-        {
-            "CAMPUSGATE_MQTT_URL": "mqtt://127.0.0.1:1,mqtt://127.0.0.1:2",
-            "CAMPUSGATE_MQTT_PROTOCOL": "3.1.1",
-            "CAMPUSGATE_DATABASE_URL": db_dsn,
-        }
-    )
-    assert code != 0 and "MQTT 5 shared subscription" in output, output
-
-
 def test_the_bench_hands_its_children_the_whole_list_with_the_protocol(tmp_path):
     """`campusgate bench` starts the gateway, the echo responder and the doors from a URL
     alone: each node's URL carries the protocol (and, for mqtts://, the CA file)."""

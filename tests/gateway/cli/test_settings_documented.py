@@ -48,17 +48,17 @@ def test_flags_reach_the_settings(tmp_path, monkeypatch) -> None:
     result = CliRunner().invoke(
         main,
         [
-            "--api-port", "8123", "--api-host", "0.0.0.0", "--worker-group", "gw-east",
+            "--api-port", "8123", "--api-host", "0.0.0.0", "--partition-client-prefix", "gw-east-p",
             "--trace-max-stay-h", "8.5", "--data-dir", str(tmp_path), "show-settings",
         ],
         env={"CAMPUSGATE_API_PORT": "9000"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     settings = SEEN["settings"]
-    assert (settings.api_port, settings.api_host, settings.worker_group) == (
+    assert (settings.api_port, settings.api_host, settings.partition_client_prefix) == (
         8123,
         "0.0.0.0",
-        "gw-east",
+        "gw-east-p",
     )
     assert settings.trace_max_stay_h == 8.5
     assert settings.data_dir == tmp_path

@@ -1,0 +1,178 @@
+"""Partition leases of gateway workers (issue 14): rows with an expiry on the database's clock.
+
+All times are PostgreSQL's `now()`, so workers on hosts with skewed clocks agree on who
+holds what. A lease is only ever taken when free or expired, in one statement, so two
+workers racing for a partition cannot both win.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+class PartitionCountMismatch(Exception):
+    """The worker's partition count differs from the one recorded for the campus."""
+
+    def __init__(self, recorded: int, configured: int) -> None:
+        super().__init__(recorded, configured)
+        self.recorded = recorded
+        self.configured = configured
+
+
+class WorkerIdInUse(Exception):
+    """A live worker of another process already registered this worker id."""
+
+    def __init__(self, worker: str, host: str, pid: int) -> None:
+        super().__init__(worker, host, pid)
+        self.worker, self.host, self.pid = worker, host, pid
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    partition: int
+    worker: str
+    expires_at: datetime
+
+
+async def record_partitions(conn: asyncpg.Connection, partitions: int) -> int:
+    """Record the campus's partition count on first use; raise if it differs from the one
+    recorded. Returns the recorded count."""
+    await conn.execute(
+        "INSERT INTO gateway_partitioning (partitions) VALUES ($1) ON CONFLICT DO NOTHING",
+        partitions,
+    )
+    recorded: int = await conn.fetchval("SELECT partitions FROM gateway_partitioning")
+    if recorded != partitions:
+        raise PartitionCountMismatch(recorded, partitions)
+    return recorded
+
+
+async def register_worker(
+    conn: asyncpg.Connection,
+    worker: str,
+    instance: uuid.UUID,
+    host: str,
+    pid: int,
+    ttl_s: float,
+) -> None:
+    """Register (or renew) this process as a live worker; refuse an id a live other holds."""
+    row = await conn.fetchrow(
+        """
+        INSERT INTO gateway_workers (worker, instance, host, pid, expires_at)
+        VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+        ON CONFLICT (worker) DO UPDATE
+            SET instance = EXCLUDED.instance, host = EXCLUDED.host, pid = EXCLUDED.pid,
+                started_at = CASE WHEN gateway_workers.instance = EXCLUDED.instance
+                                  THEN gateway_workers.started_at ELSE now() END,
+                expires_at = EXCLUDED.expires_at
+            WHERE gateway_workers.instance = EXCLUDED.instance
+               OR gateway_workers.expires_at < now()
+        RETURNING worker
+        """,
+        worker,
+        instance,
+        host,
+        pid,
+        ttl_s,
+    )
+    if row is None:
+        other = await conn.fetchrow(
+            "SELECT host, pid FROM gateway_workers WHERE worker = $1", worker
+        )
+        raise WorkerIdInUse(worker, other["host"] if other else "?", other["pid"] if other else 0)
+
+
+async def live_workers(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT worker FROM gateway_workers WHERE expires_at >= now() ORDER BY worker"
+    )
+    return [r["worker"] for r in rows]
+
+
+async def retire_dead_workers(conn: asyncpg.Connection, after_s: float) -> list[str]:
+    """Forget workers expired for `after_s`; their ids. (Their expired leases stay: free
+    to claim, and renewed by their holder if it was only cut off.)"""
+    rows = await conn.fetch(
+        """
+        DELETE FROM gateway_workers
+        WHERE expires_at < now() - make_interval(secs => $1)
+        RETURNING worker
+        """,
+        after_s,
+    )
+    return [r["worker"] for r in rows]
+
+
+async def renew_leases(conn: asyncpg.Connection, worker: str, ttl_s: float) -> set[int]:
+    """Extend every lease this worker still holds; the partitions it holds.
+
+    A lease that expired but that nobody took is renewed too: the worker kept serving it
+    (e.g. through a database outage) and nobody else could have."""
+    rows = await conn.fetch(
+        """
+        UPDATE partition_leases SET expires_at = now() + make_interval(secs => $2)
+        WHERE worker = $1
+        RETURNING partition
+        """,
+        worker,
+        ttl_s,
+    )
+    return {r["partition"] for r in rows}
+
+
+async def free_partitions(conn: asyncpg.Connection, partitions: int) -> set[int]:
+    """Partitions nobody holds, or whose lease expired."""
+    rows = await conn.fetch(
+        "SELECT partition FROM partition_leases WHERE expires_at >= now() AND partition < $1",
+        partitions,
+    )
+    held = {r["partition"] for r in rows}
+    return set(range(partitions)) - held
+
+
+async def claim(conn: asyncpg.Connection, worker: str, wanted: list[int], ttl_s: float) -> set[int]:
+    """Take those of `wanted` that are free or expired, atomically each; the ones taken."""
+    if not wanted:
+        return set()
+    rows = await conn.fetch(
+        """
+        INSERT INTO partition_leases (partition, worker, expires_at)
+        SELECT p, $2, now() + make_interval(secs => $3) FROM unnest($1::int[]) AS p
+        ON CONFLICT (partition) DO UPDATE
+            SET worker = EXCLUDED.worker, acquired_at = now(), expires_at = EXCLUDED.expires_at
+            WHERE partition_leases.expires_at < now()
+        RETURNING partition
+        """,
+        wanted,
+        worker,
+        ttl_s,
+    )
+    return {r["partition"] for r in rows}
+
+
+async def release(conn: asyncpg.Connection, worker: str, partitions: list[int]) -> None:
+    """Give up leases at once (a clean stop, or over the fair share): others take them."""
+    await conn.execute(
+        "DELETE FROM partition_leases WHERE worker = $1 AND partition = ANY($2::int[])",
+        worker,
+        partitions,
+    )
+
+
+async def deregister_worker(conn: asyncpg.Connection, worker: str, instance: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM partition_leases WHERE worker = $1", worker)
+    await conn.execute(
+        "DELETE FROM gateway_workers WHERE worker = $1 AND instance = $2", worker, instance
+    )
+
+
+async def leases(conn: asyncpg.Connection) -> list[Lease]:
+    """Every lease, for operators (`/readyz`, tests)."""
+    rows = await conn.fetch(
+        "SELECT partition, worker, expires_at FROM partition_leases ORDER BY partition"
+    )
+    return [Lease(r["partition"], r["worker"], r["expires_at"]) for r in rows]
