@@ -34,12 +34,14 @@ class BrokerUnderTest:
     """The broker the workers and the simulated doors use: one URL per node."""
 
     urls: list[str]
+    protocol: str | None = None  # "3.1.1" for NATS
 
     @property
     def url(self) -> str:
-        """What the workers and terminals are given. One node here; a cluster's fixture
-        may give several (CAMPUSGATE_MQTT_URL as the multi-URL branch accepts it)."""
-        return self.urls[0]
+        """What the workers and terminals are given: every node, comma-separated, as
+        CAMPUSGATE_MQTT_URL takes them (with the protocol when not MQTT 5)."""
+        joined = ",".join(self.urls)
+        return f"{joined}?protocol={self.protocol}" if self.protocol else joined
 
 
 @dataclass
