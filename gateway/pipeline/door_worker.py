@@ -31,6 +31,7 @@ from gateway.pipeline.offline import OfflineSupport, offline_support, presence_w
 from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
+from gateway.pipeline.shared_occupancy import SharedOccupancy
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.spool import DEFAULT_BOUND, Spool, left_spools
 from gateway.pipeline.topics import Topics
@@ -91,6 +92,7 @@ class Gateway:
         self.desk: DoorDesk | None = None
         self.devices: DeviceWatch | None = None
         self.gathering: GatheringWatch | None = None
+        self.shared: SharedOccupancy | None = None  # zone counts shared by the workers
         self.serial: SerialReaders | None = None
         self.offline: OfflineSupport | None = None
         self.spool: Spool | None = None
@@ -188,6 +190,7 @@ class Gateway:
         self.journal.on_stall = alerter.database_stall
         self.devices = DeviceWatch(self._pool, self.journal, alerter, self.counters)
         await self.devices.start()
+        self.shared = SharedOccupancy(config.database_url, self.roster, occupancy)
         self.desk = DoorDesk(
             roster=self.roster,
             journal=self.journal,
@@ -197,9 +200,15 @@ class Gateway:
             occupancy=occupancy,
             policy=config.policy,
             counters=self.counters,
+            shared=self.shared,
         )
         self.gathering = GatheringWatch(
-            self._pool, self.roster, occupancy, alerter, max_stay_h=config.policy.max_stay_h
+            self._pool,
+            self.roster,
+            occupancy,
+            alerter,
+            max_stay_h=config.policy.max_stay_h,
+            shared=self.shared,
         )
         await self.gathering.start()
         clocks = DeviceClocks(
@@ -230,6 +239,7 @@ class Gateway:
             allow_insecure_osdp=config.osdp_allow_insecure,
         )
         self.journal.start()
+        self.shared.start()
         self.desk.start()
         # The roster and the remembered decisions live as long as the process: keep them out
         # of the cyclic collector's full passes, which otherwise stall the loop for tens of ms.
@@ -329,6 +339,7 @@ class Gateway:
         if self.offline is not None:
             await self.offline.stop()
         if self.desk is not None:
+            await self.desk.finish_claims()  # each within its deadline: then into the journal
             closed = self.desk.close_windows()
             if closed:
                 _LOGGER.info("denied %d cards still waiting for a temperature", closed)
@@ -342,10 +353,9 @@ class Gateway:
             await self.mqtt.close()
         if self.desk is not None:
             await self.desk.stop()
-        if self.devices is not None:
-            await self.devices.stop()
-        if self.roster is not None:
-            await self.roster.stop()
+        for part in (self.devices, self.shared, self.roster):
+            if part is not None:
+                await part.stop()
         if self._pool is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._pool.close(), 5)

@@ -1,0 +1,185 @@
+"""Zone head counts shared by every gateway worker (migration 0022).
+
+`claim` takes a place in a zone in one atomic statement: the zone's row is locked by the
+UPDATE, so two workers can never both take its last place. `leave` frees a place.
+`reconcile` rebuilds a zone's places from the access log (gateway/store/occupancy.py),
+keeping places claimed too recently to be logged yet. Only zones with a capacity or a
+gathering threshold have rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from gateway.store.occupancy import _INSIDE, _args
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a claim found: taken (or `held` already), the count before it, the crossing."""
+
+    taken: bool
+    before: int
+    crossing: int
+    held: bool = False
+
+
+# $1 zone, $2 person, $3 limit (NULL: none), $4 entered at, $5 capacity (whose reaching
+# counts a crossing; NULL: none). A person who holds a
+# place already keeps it (taken, the count unchanged). The statement's snapshot predates
+# its own UPDATE, so `before` is read from the UPDATE's result where there is one.
+_CLAIM = """
+WITH held AS (
+    SELECT 1 FROM zone_presence WHERE zone_id = $1 AND person_id = $2
+),
+bump AS (
+    UPDATE zone_occupancy
+    SET inside = inside + 1,
+        crossing = crossing + coalesce((inside + 1 = $5::int)::int, 0)
+    WHERE zone_id = $1 AND NOT EXISTS (SELECT 1 FROM held)
+      AND ($3::int IS NULL OR inside < $3::int)
+    RETURNING inside, crossing
+),
+mark AS (
+    INSERT INTO zone_presence (zone_id, person_id, entered_at)
+    SELECT $1, $2, $4 FROM bump
+    ON CONFLICT (zone_id, person_id) DO UPDATE SET entered_at = EXCLUDED.entered_at,
+                                                   claimed_at = now()
+)
+SELECT (SELECT inside FROM bump) AS after,
+       (SELECT crossing FROM bump) AS bump_crossing,
+       EXISTS (SELECT 1 FROM held) AS held,
+       z.inside, z.crossing
+FROM (SELECT 1) one LEFT JOIN zone_occupancy z ON z.zone_id = $1
+"""
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    zone_id: str,
+    person_id: str,
+    capacity: int | None,
+    entered_at: datetime,
+    *,
+    enforce: bool,
+) -> Claim | None:
+    """Take a place in the zone for the person; if `enforce`, only while fewer than
+    `capacity` hold one.
+
+    None: the zone has no row yet (`track` makes them).
+    """
+    limit = capacity if enforce else None
+    row = await conn.fetchrow(_CLAIM, zone_id, person_id, limit, entered_at, capacity)
+    after, bump_crossing, held, inside, crossing = row
+    if inside is None:
+        return None
+    if after is not None:
+        return Claim(True, after - 1, bump_crossing)
+    if held:
+        return Claim(True, inside, crossing, held=True)
+    # Refused: the row was at capacity when the UPDATE looked (the snapshot may be older).
+    return Claim(False, max(inside, capacity or 0), crossing)
+
+
+_LEAVE = """
+WITH gone AS (
+    DELETE FROM zone_presence WHERE zone_id = $1 AND person_id = $2 RETURNING 1
+)
+UPDATE zone_occupancy SET inside = greatest(inside - (SELECT count(*) FROM gone)::int, 0)
+WHERE zone_id = $1
+RETURNING inside
+"""
+
+
+async def leave(conn: asyncpg.Connection, zone_id: str, person_id: str) -> int | None:
+    """Free the person's place in the zone, if they hold one; the zone's count after."""
+    value = await conn.fetchval(_LEAVE, zone_id, person_id)
+    return None if value is None else int(value)
+
+
+async def track(conn: asyncpg.Connection, zone_ids: Iterable[str]) -> list[str]:
+    """Give the zones a row (counted from zero until reconciled); those newly made."""
+    rows = await conn.fetch(
+        "INSERT INTO zone_occupancy (zone_id, reconciled_at) SELECT z, '-infinity' "
+        "FROM unnest($1::text[]) z ON CONFLICT (zone_id) DO NOTHING RETURNING zone_id",
+        sorted(set(zone_ids)),
+    )
+    return [r[0] for r in rows]
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, tuple[int, int]]:
+    """Every tracked zone's (count, crossing)."""
+    rows = await conn.fetch("SELECT zone_id, inside, crossing FROM zone_occupancy")
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+async def due_for_reconcile(conn: asyncpg.Connection, older_than: datetime) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT zone_id FROM zone_occupancy WHERE reconciled_at < $1 ORDER BY zone_id",
+        older_than,
+    )
+    return [r[0] for r in rows]
+
+
+async def reconcile(
+    conn: asyncpg.Connection,
+    zone_id: str,
+    now: datetime,
+    max_stay_h: float,
+    grace: timedelta,
+) -> tuple[int, int] | None:
+    """Rebuild the zone's places from the access log; (count before, count after).
+
+    In one transaction holding the zone's row, so no claim interleaves: places claimed
+    within `grace` (their log rows may not be written yet) stay; older ones stay only if
+    the log says the person is inside (within the presence horizon). None: the row is
+    busy with another worker's reconciliation, or gone.
+    """
+    async with conn.transaction():
+        before = await conn.fetchval(
+            "SELECT inside FROM zone_occupancy WHERE zone_id = $1 FOR UPDATE SKIP LOCKED",
+            zone_id,
+        )
+        if before is None:
+            return None
+        await conn.execute(
+            """
+            DELETE FROM zone_presence p
+            WHERE p.zone_id = $1 AND p.claimed_at < now() - $2::interval
+            """,
+            zone_id,
+            grace,
+        )
+        await conn.execute(
+            _INSIDE
+            + """
+            INSERT INTO zone_presence (zone_id, person_id, entered_at, claimed_at)
+            SELECT zone_id, person_id, received_at, '-infinity' FROM inside
+            ON CONFLICT (zone_id, person_id) DO NOTHING
+            """,
+            *_args(now, max_stay_h, zone_id),
+        )
+        after = await conn.fetchval(
+            """
+            UPDATE zone_occupancy
+            SET inside = (SELECT count(*) FROM zone_presence WHERE zone_id = $1)::int,
+                reconciled_at = now()
+            WHERE zone_id = $1 RETURNING inside
+            """,
+            zone_id,
+        )
+    return int(before), int(after)
+
+
+# One worker at a time is the zones' steward (gathering watch, reconciliation): it holds
+# this session advisory lock, released by PostgreSQL when its session ends (a dead worker).
+_STEWARD_LOCK = "campusgate.zone_steward"
+
+
+async def try_steward_lock(conn: asyncpg.Connection) -> bool:
+    """Take the steward's lock for this session if free; whether this session holds it."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", _STEWARD_LOCK))
