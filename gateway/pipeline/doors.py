@@ -336,7 +336,7 @@ class DoorDesk:
         now: datetime,
     ) -> None:
         door = card.door
-        for kind in self._throttle_zone_full(outcome, door):
+        for kind in self._throttle_zone_full(outcome, door, card.claim):
             detail: dict[str, object] = {
                 "card_uid": card.event.card_uid,
                 "reason": decision.reason.value,
@@ -461,10 +461,21 @@ class DoorDesk:
         caretaker = record.caretaker_id if record is not None else None
         return {"direction": direction.value, "caretaker": caretaker}
 
-    def _throttle_zone_full(self, outcome: Outcome, door: Door) -> tuple[AlertKind, ...]:
-        """The outcome's alerts, less an admitted zone_full already raised for this crossing."""
+    def _throttle_zone_full(
+        self, outcome: Outcome, door: Door, claim: Claim | None
+    ) -> tuple[AlertKind, ...]:
+        """The outcome's alerts, less an admitted zone_full already raised for this crossing.
+
+        With a shared count, the one entry that went past capacity raises it, whichever
+        worker decided it (the store keeps one open per crossing in any case).
+        """
         if not outcome.admitted or AlertKind.ZONE_FULL not in outcome.alerts:
             return outcome.alerts
+        if claim is not None:
+            first = claim.before == self._roster.index.zone_rules(door.zone_id).capacity
+            if first:
+                return outcome.alerts
+            return tuple(k for k in outcome.alerts if k is not AlertKind.ZONE_FULL)
         if door.zone_id in self._full_alerted:
             return tuple(k for k in outcome.alerts if k is not AlertKind.ZONE_FULL)
         self._full_alerted.add(door.zone_id)

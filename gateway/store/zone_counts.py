@@ -29,32 +29,32 @@ class Claim:
 
 
 # $1 zone, $2 person, $3 limit (NULL: none), $4 entered at, $5 capacity (whose reaching
-# counts a crossing; NULL: none). A person who holds a
-# place already keeps it (taken, the count unchanged). The statement's snapshot predates
-# its own UPDATE, so `before` is read from the UPDATE's result where there is one.
+# counts a crossing; NULL: none). The row is updated even when no place is taken, so that
+# the values returned are the row's latest (a refused claim names the current crossing,
+# not that of an older snapshot). A person who holds a place already keeps it.
 _CLAIM = """
 WITH held AS (
     SELECT 1 FROM zone_presence WHERE zone_id = $1 AND person_id = $2
 ),
 bump AS (
     UPDATE zone_occupancy
-    SET inside = inside + 1,
-        crossing = crossing + coalesce((inside + 1 = $5::int)::int, 0)
-    WHERE zone_id = $1 AND NOT EXISTS (SELECT 1 FROM held)
-      AND ($3::int IS NULL OR inside < $3::int)
-    RETURNING inside, crossing
+    SET took = NOT EXISTS (SELECT 1 FROM held) AND ($3::int IS NULL OR inside < $3::int),
+        inside = inside + (NOT EXISTS (SELECT 1 FROM held)
+                           AND ($3::int IS NULL OR inside < $3::int))::int,
+        crossing = crossing + coalesce((NOT EXISTS (SELECT 1 FROM held)
+                                        AND ($3::int IS NULL OR inside < $3::int)
+                                        AND inside + 1 = $5::int)::int, 0)
+    WHERE zone_id = $1
+    RETURNING inside, crossing, took
 ),
 mark AS (
     INSERT INTO zone_presence (zone_id, person_id, entered_at)
-    SELECT $1, $2, $4 FROM bump
+    SELECT $1, $2, $4 FROM bump WHERE took
     ON CONFLICT (zone_id, person_id) DO UPDATE SET entered_at = EXCLUDED.entered_at,
                                                    claimed_at = now()
 )
-SELECT (SELECT inside FROM bump) AS after,
-       (SELECT crossing FROM bump) AS bump_crossing,
-       EXISTS (SELECT 1 FROM held) AS held,
-       z.inside, z.crossing
-FROM (SELECT 1) one LEFT JOIN zone_occupancy z ON z.zone_id = $1
+SELECT b.inside, b.crossing, b.took, EXISTS (SELECT 1 FROM held) AS held
+FROM (SELECT 1) one LEFT JOIN bump b ON true
 """
 
 
@@ -74,15 +74,12 @@ async def claim(
     """
     limit = capacity if enforce else None
     row = await conn.fetchrow(_CLAIM, zone_id, person_id, limit, entered_at, capacity)
-    after, bump_crossing, held, inside, crossing = row
+    inside, crossing, took, held = row
     if inside is None:
         return None
-    if after is not None:
-        return Claim(True, after - 1, bump_crossing)
     if held:
         return Claim(True, inside, crossing, held=True)
-    # Refused: the row was at capacity when the UPDATE looked (the snapshot may be older).
-    return Claim(False, max(inside, capacity or 0), crossing)
+    return Claim(bool(took), inside - bool(took), crossing)
 
 
 _LEAVE = """
@@ -96,8 +93,14 @@ RETURNING inside
 
 
 async def leave(conn: asyncpg.Connection, zone_id: str, person_id: str) -> int | None:
-    """Free the person's place in the zone, if they hold one; the zone's count after."""
-    value = await conn.fetchval(_LEAVE, zone_id, person_id)
+    """Free the person's place in the zone, if they hold one; the zone's count after.
+
+    The zone's row is locked first, as a claim locks it before the person's place: the
+    other order would deadlock with a claim.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM zone_occupancy WHERE zone_id = $1 FOR UPDATE", zone_id)
+        value = await conn.fetchval(_LEAVE, zone_id, person_id)
     return None if value is None else int(value)
 
 

@@ -16,6 +16,7 @@ CREATE TABLE zone_occupancy (
     zone_id       text PRIMARY KEY,
     inside        integer NOT NULL DEFAULT 0 CHECK (inside >= 0),
     crossing      integer NOT NULL DEFAULT 0,
+    took          boolean NOT NULL DEFAULT false,  -- whether the last claim took a place
     reconciled_at timestamptz NOT NULL DEFAULT now()
 );
 
