@@ -40,7 +40,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # A claim is one indexed UPDATE (~0.3 ms on a local database): a claim that takes longer
 # than this is given up on, and the worker counts alone until the database answers again.
-CLAIM_DEADLINE_S = 0.25
+# Well below the journal's deadline, which the decision waits for in any case.
+CLAIM_DEADLINE_S = 0.5
 CONNECT_DEADLINE_S = 2.0
 REFRESH_S = 1.0  # other workers' passages reach this worker's view this often
 RETRY_S = 1.0

@@ -34,7 +34,7 @@ class Claim:
 # not that of an older snapshot). A person who holds a place already keeps it.
 _CLAIM = """
 WITH held AS (
-    SELECT 1 FROM zone_presence WHERE zone_id = $1 AND person_id = $2
+    SELECT 1 FROM zone_presence WHERE zone_id = $1 AND person_id = $2 AND left_at IS NULL
 ),
 bump AS (
     UPDATE zone_occupancy
@@ -51,7 +51,7 @@ mark AS (
     INSERT INTO zone_presence (zone_id, person_id, entered_at)
     SELECT $1, $2, $4 FROM bump WHERE took
     ON CONFLICT (zone_id, person_id) DO UPDATE SET entered_at = EXCLUDED.entered_at,
-                                                   claimed_at = now()
+                                                   claimed_at = now(), left_at = NULL
 )
 SELECT b.inside, b.crossing, b.took, EXISTS (SELECT 1 FROM held) AS held
 FROM (SELECT 1) one LEFT JOIN bump b ON true
@@ -84,7 +84,9 @@ async def claim(
 
 _LEAVE = """
 WITH gone AS (
-    DELETE FROM zone_presence WHERE zone_id = $1 AND person_id = $2 RETURNING 1
+    UPDATE zone_presence SET left_at = now()
+    WHERE zone_id = $1 AND person_id = $2 AND left_at IS NULL
+    RETURNING 1
 )
 UPDATE zone_occupancy SET inside = greatest(inside - (SELECT count(*) FROM gone)::int, 0)
 WHERE zone_id = $1
@@ -138,8 +140,9 @@ async def reconcile(
     """Rebuild the zone's places from the access log; (count before, count after).
 
     In one transaction holding the zone's row, so no claim interleaves: places claimed
-    within `grace` (their log rows may not be written yet) stay; older ones stay only if
-    the log says the person is inside (within the presence horizon). None: the row is
+    within `grace` (their log rows may not be written yet) stay, and so do exits within
+    `grace`; older places stay only if the log says the person is inside (within the
+    presence horizon). None: the row is
     busy with another worker's reconciliation, or gone.
     """
     async with conn.transaction():
@@ -153,6 +156,7 @@ async def reconcile(
             """
             DELETE FROM zone_presence p
             WHERE p.zone_id = $1 AND p.claimed_at < now() - $2::interval
+              AND coalesce(p.left_at, '-infinity') < now() - $2::interval
             """,
             zone_id,
             grace,
@@ -169,7 +173,8 @@ async def reconcile(
         after = await conn.fetchval(
             """
             UPDATE zone_occupancy
-            SET inside = (SELECT count(*) FROM zone_presence WHERE zone_id = $1)::int,
+            SET inside = (SELECT count(*) FROM zone_presence
+                          WHERE zone_id = $1 AND left_at IS NULL)::int,
                 reconciled_at = now()
             WHERE zone_id = $1 RETURNING inside
             """,

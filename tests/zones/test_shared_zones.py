@@ -145,6 +145,22 @@ async def open_alerts(dsn: str, kind: str, zone: str) -> int:
         await conn.close()
 
 
+async def shared_count(dsn: str, zone: str, expected: int, timeout: float = 5.0) -> bool:
+    """Whether the zone's shared count reaches `expected` within `timeout`."""
+    conn = await connect(dsn)
+    try:
+        for _ in range(int(timeout / 0.05)):
+            inside = await conn.fetchval(
+                "SELECT inside FROM zone_occupancy WHERE zone_id = $1", zone
+            )
+            if inside == expected:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+    finally:
+        await conn.close()
+
+
 def decided_by(gateways: list[Gateway]) -> list[int]:
     return [gw.counters.decided for gw in gateways]
 
@@ -173,6 +189,8 @@ async def test_capacity_holds_across_workers(shared_dsn, workers, mqtt_url, pref
             terminal = fleet[f"full-t{p}"]
             answer = await terminal.decision(terminal.swipe(card(p), direction="out"), timeout=10)
             assert answer["decision"] == "admit"
+        # Exits are written behind their decisions, by whichever worker took them.
+        assert await shared_count(shared_dsn, "full", 4)
         retry = []
         for p in refused[:3]:
             terminal = fleet[f"full-t{p}"]

@@ -11,7 +11,8 @@
 -- leaving without a place frees none (as the in-memory count does). `claimed_at` (the
 -- database's clock) lets the reconciliation keep places too young to be in the access log
 -- yet and drop older ones the log does not confirm (a worker died between claiming a
--- place and logging the entry).
+-- place and logging the entry). An exit marks its row `left_at` rather than deleting it,
+-- so that a reconciliation before the exit reaches the log does not count the person again.
 CREATE TABLE zone_occupancy (
     zone_id       text PRIMARY KEY,
     inside        integer NOT NULL DEFAULT 0 CHECK (inside >= 0),
@@ -25,6 +26,7 @@ CREATE TABLE zone_presence (
     person_id  text NOT NULL,
     entered_at timestamptz NOT NULL,
     claimed_at timestamptz NOT NULL DEFAULT now(),
+    left_at    timestamptz,  -- set by an exit: kept a while, so the log cannot revive it
     PRIMARY KEY (zone_id, person_id)
 );
 
