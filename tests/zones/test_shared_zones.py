@@ -171,6 +171,7 @@ async def test_capacity_holds_across_workers(shared_dsn, workers, mqtt_url, pref
         Fleet(mqtt_url, devices("full"), prefix=prefix) as fleet,
         AlertWatch(mqtt_url, prefix=prefix) as watch,
     ):
+        await asyncio.sleep(0.5)  # the watch's subscription settles
         outcomes = await swipe_all(fleet, "full", range(DOORS))
         assert Counter(outcomes) == {"admit/ok": 6, "deny/zone_full": 6}, outcomes
         assert sum(1 for n in decided_by(gateways) if n) >= 2, "one worker took every door"
@@ -216,6 +217,7 @@ async def test_alert_mode_and_gathering_alert_once(shared_dsn, workers, mqtt_url
         Fleet(mqtt_url, devices("busy"), prefix=prefix) as fleet,
         AlertWatch(mqtt_url, prefix=prefix) as watch,
     ):
+        await asyncio.sleep(0.5)  # the watch's subscription settles
         outcomes = await swipe_all(fleet, "busy", range(DOORS))
         assert outcomes == ["admit/ok"] * DOORS  # capacity mode alert: all admitted
         assert sum(1 for n in decided_by(gateways) if n) >= 2, "one worker took every door"
@@ -235,10 +237,12 @@ async def test_two_workers_raise_one_device_offline(shared_dsn, workers, mqtt_ur
     async with Fleet(mqtt_url, devices("full")[:1], prefix=prefix) as fleet:
         await asyncio.sleep(0.5)
         await fleet["full-t0"].crash()  # the broker publishes its will to both workers
-        for _ in range(100):
+        for _ in range(200):
             if all(gw.devices is not None and gw.devices._offline for gw in gateways):
                 break
             await asyncio.sleep(0.05)
+        else:
+            pytest.fail("not every worker saw the device drop")
         await asyncio.gather(*(gw.journal.drain() for gw in gateways if gw.journal))
     conn = await connect(shared_dsn)
     try:
