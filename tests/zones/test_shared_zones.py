@@ -24,6 +24,7 @@ from gateway.pipeline.door_worker import Gateway, GatewayConfig
 from gateway.pipeline.doors import DoorPolicy
 from gateway.services.importer import import_file
 from gateway.store.db import connect
+from gateway.store.levels import write_level
 from gateway.store.migrate import apply_migrations
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -303,3 +304,26 @@ async def test_doors_decide_through_a_database_outage(
     finally:
         await conn.close()
     assert inside == 4 + admitted
+
+
+async def test_a_level_change_reaches_every_worker(shared_dsn, workers, mqtt_url, prefix):
+    """Each worker listens for level changes (NOTIFY): a scaled capacity holds at once."""
+    gateways = await workers(shared_dsn)
+    conn = await connect(shared_dsn)
+    try:
+        await write_level(conn, "full", None, "lockdown", by="test", note="drill")
+    finally:
+        await conn.close()
+    started = asyncio.get_running_loop().time()
+    while any(gw.roster.index.zone_rules("full").capacity != 3 for gw in gateways if gw.roster):
+        assert asyncio.get_running_loop().time() - started < 5, "a worker kept the old level"
+        await asyncio.sleep(0.02)
+    async with Fleet(mqtt_url, devices("full"), prefix=prefix) as fleet:
+        # Lockdown: capacities halved (6 -> 3), a temperature at every door.
+        sent = [
+            (fleet[f"full-t{p}"], fleet[f"full-t{p}"].swipe(card(p), direction="in", celsius=36.5))
+            for p in range(DOORS)
+        ]
+        answers = await asyncio.gather(*(t.decision(eid, timeout=10) for t, eid in sent))
+    outcomes = Counter(f"{a['decision']}/{a['reason']}" for a in answers)
+    assert outcomes == {"admit/ok": 3, "deny/zone_full": DOORS - 3}, outcomes
