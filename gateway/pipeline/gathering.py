@@ -86,7 +86,8 @@ class GatheringWatch:
         self._since.clear()
 
     async def reconcile(self, now: datetime) -> None:
-        """Rebuild the shared counts from the access log (zones not reconciled lately)."""
+        """Rebuild the shared counts from the access log (zones not reconciled lately), and
+        resolve device_offline alerts whose raiser is gone but whose device is back."""
         async with acquire(self._pool, RECONCILE_DEADLINE_S) as conn:
             due = await zone_counts.due_for_reconcile(
                 conn, now - timedelta(seconds=RECONCILE_EVERY_S * 0.8)
@@ -101,6 +102,9 @@ class GatheringWatch:
                         zone_id,
                         *changed,
                     )
+            resolved = await alert_store.resolve_back_online(conn)
+            if resolved:
+                _LOGGER.info("%d device_offline alerts of devices online again resolved", resolved)
 
     async def stop(self) -> None:
         if self._task is not None:

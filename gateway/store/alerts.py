@@ -247,3 +247,28 @@ async def alert_row(conn: asyncpg.Connection, alert_id: str) -> AlertRow | None:
     """One alert as operators read it (`get_alert` is the domain object the gateway keeps)."""
     row = await conn.fetchrow(_ROWS + " WHERE id = $1", alert_id)
     return AlertRow(*row) if row else None
+
+
+async def resolve_back_online(conn: asyncpg.Connection, operator: str = "gateway") -> int:
+    """Resolve open `device_offline` alerts of devices online again since; how many.
+
+    The worker that raised one resolves it when the device comes back; this catches one
+    whose raiser died meanwhile (another worker's duplicate was never stored, migration
+    0022, so that worker has no id to resolve).
+    """
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """
+            UPDATE alerts a SET status = 'resolved', updated_at = now()
+            FROM device_status s
+            WHERE a.kind = 'device_offline' AND a.status <> 'resolved'
+              AND s.device_id = a.device AND s.online AND s.last_seen > a.ts
+            RETURNING a.id
+            """
+        )
+        await conn.executemany(
+            "INSERT INTO alert_history (alert_id, status, operator, note) "
+            "VALUES ($1, 'resolved', $2, 'device back online')",
+            [(r[0], operator) for r in rows],
+        )
+    return len(rows)
