@@ -139,12 +139,17 @@ async def reconcile(
 ) -> tuple[int, int] | None:
     """Rebuild the zone's places from the access log; (count before, count after).
 
-    In one transaction holding the zone's row, so no claim interleaves: places claimed
-    within `grace` (their log rows may not be written yet) stay, and so do exits within
-    `grace`; older places stay only if the log says the person is inside (within the
-    presence horizon). None: the row is
-    busy with another worker's reconciliation, or gone.
+    The places are rewritten in one transaction holding the zone's row, so no claim
+    interleaves: places claimed within `grace` (their log rows may not be written yet)
+    stay, and so do exits within `grace`; older places stay only if the log says the
+    person is inside (within the presence horizon). None: the row is busy with another
+    worker's reconciliation, or gone.
     """
+    # Read the log first, outside the row lock (claims wait while it is held): what it
+    # misses meanwhile is younger than `grace`, and kept below.
+    inside = await conn.fetch(
+        _INSIDE + "SELECT person_id, received_at FROM inside", *_args(now, max_stay_h, zone_id)
+    )
     async with conn.transaction():
         before = await conn.fetchval(
             "SELECT inside FROM zone_occupancy WHERE zone_id = $1 FOR UPDATE SKIP LOCKED",
@@ -162,13 +167,15 @@ async def reconcile(
             grace,
         )
         await conn.execute(
-            _INSIDE
-            + """
+            """
             INSERT INTO zone_presence (zone_id, person_id, entered_at, claimed_at)
-            SELECT zone_id, person_id, received_at, '-infinity' FROM inside
+            SELECT $1, person_id, entered_at, '-infinity'
+            FROM unnest($2::text[], $3::timestamptz[]) AS i (person_id, entered_at)
             ON CONFLICT (zone_id, person_id) DO NOTHING
             """,
-            *_args(now, max_stay_h, zone_id),
+            zone_id,
+            [r[0] for r in inside],
+            [r[1] for r in inside],
         )
         after = await conn.fetchval(
             """
