@@ -200,6 +200,7 @@ class SharedOccupancy:
         conn = await connect(self._dsn, deadline_s=CONNECT_DEADLINE_S)
         try:
             async with within(conn, CONNECT_DEADLINE_S):
+                await zone_counts.relax_commit(conn)
                 self._tracked = frozenset()
                 await self._track(conn)
         except BaseException:
