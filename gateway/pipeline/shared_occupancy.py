@@ -82,6 +82,11 @@ class SharedOccupancy:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tracked: frozenset[str] = frozenset()
+        self._claims: list[
+            tuple[zone_counts.ClaimRequest, asyncio.Future[zone_counts.Claim | None]]
+        ] = []
+        self._claiming = False
+        self._senders: set[asyncio.Task[None]] = set()
         self.steward = False
         self.claims = 0
         self.refused = 0
@@ -115,26 +120,28 @@ class SharedOccupancy:
         return self._crossing.get(zone_id)
 
     async def claim(self, zone_id: str, person_id: str, at: datetime) -> zone_counts.Claim | None:
-        """Take the person's place in a zone with a capacity; None: decide on the own count."""
+        """Take the person's place in a zone with a capacity; None: decide on the own count.
+
+        Claims made while a round trip is under way go together in the next one (as the
+        journal's group commit): claims must take turns on the connection, and one at a
+        time would cap a busy worker at one claim per turn of its event loop.
+        """
         capacity, enforce = self.capacity(zone_id)
-        conn = self._conn
-        if conn is None or conn.is_closed():
+        if not self.connected:
             self.fallbacks += 1
             return None
-        try:
-            async with self._lock, within(conn, CLAIM_DEADLINE_S):
-                if len(self._queue) <= FLUSH_BEFORE_CLAIM:
-                    # This worker's passages just before (an exit) come first, in order.
-                    await self._write_queued(conn)
-                claim = await zone_counts.claim(
-                    conn, zone_id, person_id, capacity, at, enforce=enforce
-                )
-        except (DatabaseStalled, *TRANSIENT) as exc:
-            self._lost(conn, exc)
-            self.fallbacks += 1
-            return None
-        if claim is None:  # a zone counted since the last look: counted from the next tick
-            self._wake.set()
+        future: asyncio.Future[zone_counts.Claim | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        request = zone_counts.ClaimRequest(zone_id, person_id, capacity, at, enforce)
+        self._claims.append((request, future))
+        if not self._claiming:
+            self._claiming = True
+            task = asyncio.create_task(self._send_claims(), name="zone-claims")
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
+        claim = await future
+        if claim is None:
             self.fallbacks += 1
             return None
         self.claims += 1
@@ -142,6 +149,32 @@ class SharedOccupancy:
         self._known[zone_id] = claim.before + (claim.taken and not claim.held)
         self._crossing[zone_id] = claim.crossing
         return claim
+
+    async def _send_claims(self) -> None:
+        """Send the claims waiting, in one round trip each time, until none wait."""
+        try:
+            while self._claims:
+                batch, self._claims = self._claims, []
+                results: list[zone_counts.Claim | None] = [None] * len(batch)
+                conn = self._conn
+                try:
+                    if conn is not None and not conn.is_closed():
+                        async with self._lock, within(conn, CLAIM_DEADLINE_S):
+                            if len(self._queue) <= FLUSH_BEFORE_CLAIM:
+                                # This worker's passages just before (an exit) come first.
+                                await self._write_queued(conn)
+                            results = await zone_counts.claim_many(conn, [r for r, _ in batch])
+                except (DatabaseStalled, *TRANSIENT) as exc:
+                    self._lost(conn, exc)
+                except Exception:  # a bug: these cards are decided on the own count
+                    _LOGGER.exception("claiming places failed")
+                if any(r is None for r in results) and self.connected:
+                    self._wake.set()  # a zone counted since the last look: track it
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._claiming = False
 
     def passed(
         self, zone_id: str, person_id: str, direction: Direction, at: datetime, *, claimed: bool

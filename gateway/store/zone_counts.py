@@ -82,6 +82,45 @@ async def claim(
     return Claim(bool(took), inside - bool(took), crossing)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    zone_id: str
+    person_id: str
+    capacity: int | None
+    entered_at: datetime
+    enforce: bool
+
+
+async def claim_many(conn: asyncpg.Connection, requests: list[ClaimRequest]) -> list[Claim | None]:
+    """`claim` for each request, in one round trip; the results in the requests' order.
+
+    Claims of one zone are made in the order given; the zones are taken in id order, as
+    every worker does, so that two batches never wait on each other's rows.
+    """
+    order = sorted(range(len(requests)), key=lambda n: requests[n].zone_id)
+    picked = [requests[n] for n in order]
+    rows = await conn.fetch(
+        "SELECT k, c_inside, c_crossing, c_took, c_held "
+        "FROM campusgate_claim_places($1::text[], $2::text[], $3::int[], $4::int[], "
+        "$5::timestamptz[])",
+        [r.zone_id for r in picked],
+        [r.person_id for r in picked],
+        [r.capacity if r.enforce else None for r in picked],
+        [r.capacity for r in picked],
+        [r.entered_at for r in picked],
+    )
+    results: list[Claim | None] = [None] * len(requests)
+    for k, inside, crossing, took, held in rows:
+        n = order[k - 1]
+        if inside is None:
+            continue
+        if held:
+            results[n] = Claim(True, inside, crossing, held=True)
+        else:
+            results[n] = Claim(bool(took), inside - bool(took), crossing)
+    return results
+
+
 _LEAVE = """
 WITH gone AS (
     UPDATE zone_presence SET left_at = now()

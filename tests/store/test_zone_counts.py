@@ -63,3 +63,36 @@ async def test_reconcile_drops_places_the_log_never_confirmed(conn) -> None:
     # The exit's mark stays within the grace (the log may not have the exit yet).
     assert await conn.fetchval("SELECT count(*) FROM zone_presence WHERE person_id = 'gone'") == 1
     assert await zone_counts.counts(conn) == {"z": (1, 0)}
+
+
+async def test_claims_in_one_round_trip_keep_order_and_never_deadlock(fresh_db, conn) -> None:
+    await zone_counts.track(conn, ["a", "b"])
+
+    def req(zone: str, person: str) -> zone_counts.ClaimRequest:
+        return zone_counts.ClaimRequest(zone, person, 2, NOW, True)
+
+    results = await zone_counts.claim_many(
+        conn, [req("b", "P1"), req("a", "P1"), req("b", "P2"), req("b", "P3"), req("x", "P1")]
+    )
+    assert [(r.taken, r.before) if r else None for r in results] == [
+        (True, 0),
+        (True, 0),
+        (True, 1),
+        (False, 2),
+        None,  # not counted
+    ]
+    # Two workers' batches over the same zones in opposite orders: no deadlock, and
+    # together they take exactly what is left.
+    await zone_counts.track(conn, ["c", "d"])
+    one, two = await connect(fresh_db), await connect(fresh_db)
+    try:
+        batches = await asyncio.gather(
+            zone_counts.claim_many(one, [req(z, f"Q{n}") for n in range(5) for z in "cd"]),
+            zone_counts.claim_many(two, [req(z, f"R{n}") for n in range(5) for z in "dc"]),
+        )
+    finally:
+        await one.close()
+        await two.close()
+    taken = [r for batch in batches for r in batch if r and r.taken]
+    assert len(taken) == 4  # capacity 2 in each of c and d
+    assert (await zone_counts.counts(conn))["c"] == (2, 1)

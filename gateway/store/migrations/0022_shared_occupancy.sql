@@ -55,3 +55,47 @@ CREATE UNIQUE INDEX alerts_open_once ON alerts (
     (CASE WHEN kind = 'device_offline' THEN device ELSE zone END),
     (coalesce(detail->>'crossing', ''))
 ) WHERE status <> 'resolved' AND kind IN ('device_offline', 'gathering', 'zone_full');
+
+-- Claims in one round trip (gateway/store/zone_counts.py `claim_many`): each in turn, as
+-- the single-claim statement does it. Each UPDATE locks the zone's row and sees its
+-- latest values; the caller orders the claims by zone so that two workers' batches lock
+-- rows in the same order (no deadlock). A person holding a place keeps it (held); a row
+-- missing (a zone not counted yet) gives NULLs.
+CREATE FUNCTION campusgate_claim_places(
+    zones text[], persons text[], limits integer[], caps integer[], entered timestamptz[]
+) RETURNS TABLE (k integer, c_inside integer, c_crossing integer, c_took boolean,
+                 c_held boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+    h boolean;
+    r record;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(zones, 1), 0) LOOP
+        h := EXISTS (SELECT 1 FROM zone_presence p
+                     WHERE p.zone_id = zones[i] AND p.person_id = persons[i]
+                       AND p.left_at IS NULL);
+        UPDATE zone_occupancy z
+        SET took = NOT h AND (limits[i] IS NULL OR z.inside < limits[i]),
+            inside = z.inside + (NOT h AND (limits[i] IS NULL OR z.inside < limits[i]))::int,
+            crossing = z.crossing + coalesce((NOT h AND (limits[i] IS NULL
+                                                         OR z.inside < limits[i])
+                                              AND z.inside + 1 = caps[i])::int, 0)
+        WHERE z.zone_id = zones[i]
+        RETURNING z.inside, z.crossing, z.took INTO r;
+        IF NOT FOUND THEN
+            k := i; c_inside := NULL; c_crossing := NULL; c_took := NULL; c_held := h;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        IF r.took THEN
+            INSERT INTO zone_presence (zone_id, person_id, entered_at)
+            VALUES (zones[i], persons[i], entered[i])
+            ON CONFLICT (zone_id, person_id) DO UPDATE
+                SET entered_at = EXCLUDED.entered_at, claimed_at = now(), left_at = NULL;
+        END IF;
+        k := i; c_inside := r.inside; c_crossing := r.crossing; c_took := r.took; c_held := h;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
