@@ -71,7 +71,9 @@ def bench_cards(people: int = PEOPLE) -> list[str]:
     return [card_uid(i) for i in range(people)]
 
 
-def bench_manifest(doors: int, people: int = PEOPLE) -> dict[str, Any]:
+def bench_manifest(
+    doors: int, people: int = PEOPLE, zone_capacity: int | None = None
+) -> dict[str, Any]:
     """The manifest document (section 6) of the bench's zone, doors, devices and people.
 
     Access goes through an org unit of its own, not a `kind` grant, so no real
@@ -79,7 +81,15 @@ def bench_manifest(doors: int, people: int = PEOPLE) -> dict[str, Any]:
     """
     return {
         "org_units": [{"id": ORG_UNIT_ID, "name": "Load benchmark"}],
-        "zones": [{"id": ZONE_ID, "name": "Load benchmark", "kind": "other"}],
+        "zones": [
+            {
+                "id": ZONE_ID,
+                "name": "Load benchmark",
+                "kind": "other",
+                # With a capacity, every entry claims its place in the shared zone count.
+                **({"capacity": zone_capacity} if zone_capacity is not None else {}),
+            }
+        ],
         "doors": [
             {"id": door_id(i), "zone": ZONE_ID, "direction": "in", "requires_temperature": False}
             for i in range(doors)
@@ -109,6 +119,7 @@ class LoadSpec:
     duration_s: float
     window: int = 64  # outstanding events per terminal at saturation
     grace_s: float = 5.0
+    zone_capacity: int | None = None  # the bench zone's capacity (None: none)
 
     def check(self) -> None:
         """Raise BenchError for arguments that cannot describe a run."""

@@ -67,6 +67,8 @@ class Counters:
     duplicate: int = 0
     unknown_device: int = 0
     alerts: int = 0
+    # Alerts not stored nor published: one of the same kind and subject was open already.
+    alerts_deduplicated: int = 0
     logged: int = 0
     device_time_refused: int = 0  # logged at receipt: the device's `ts` was implausible
     late: int = 0  # final decisions sent too late to unlock (see pipeline/publisher.py)
@@ -98,6 +100,7 @@ class Counters:
             "duplicate": self.duplicate,
             "unknown_device": self.unknown_device,
             "alerts": self.alerts,
+            "alerts_deduplicated": self.alerts_deduplicated,
             "logged": self.logged,
             "device_time_refused": self.device_time_refused,
             "late": self.late,

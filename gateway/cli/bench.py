@@ -162,6 +162,13 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     help="where the simulated doors connect when not at --mqtt-url (e.g. the broker's "
     "device listener, mqtts://host:8885); CAMPUSGATE_MQTT_CA_FILE applies to it too",
 )
+@click.option(
+    "--zone-capacity",
+    type=click.IntRange(1),
+    default=None,
+    help="give the bench zone this capacity, so that every entry claims its place in the "
+    "zone count shared by the workers (its cost on the door path)",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -179,10 +186,18 @@ def command(
     flood_priority: str,
     device_secrets: Path | None,
     device_url: str | None,
+    zone_capacity: int | None,
 ) -> None:
     """Measure the gateway against a bare MQTT echo responder under the same load."""
     settings = settings_of(ctx)
-    spec = LoadSpec(doors=doors, rate=rate, duration_s=duration, window=window, grace_s=grace)
+    spec = LoadSpec(
+        doors=doors,
+        rate=rate,
+        duration_s=duration,
+        window=window,
+        grace_s=grace,
+        zone_capacity=zone_capacity,
+    )
     try:
         spec.check()
     except BenchError as exc:
@@ -280,7 +295,7 @@ async def _bench(
     broker = await open_broker(settings)
     try:
         await _check_broker(broker.address)
-        imported = await _register(dsn, settings, spec.doors)
+        imported = await _register(dsn, settings, spec.doors, spec.zone_capacity)
         changed = sum(c.inserted + c.updated for c in imported.sections.values())
         console.print(
             f"bench roster: {spec.doors} doors, {PEOPLE} people in bench-zone ({changed} rows changed)"
@@ -342,10 +357,14 @@ async def _check_broker(address: BrokerAddress) -> None:
     await client.close()
 
 
-async def _register(dsn: str, settings: Settings, doors: int) -> ImportReport:
+async def _register(
+    dsn: str, settings: Settings, doors: int, zone_capacity: int | None = None
+) -> ImportReport:
     """Upsert the bench roster (idempotent: a re-run changes nothing)."""
     try:
-        manifest = parse_manifest(bench_manifest(doors), "bench roster", settings.tz)
+        manifest = parse_manifest(
+            bench_manifest(doors, zone_capacity=zone_capacity), "bench roster", settings.tz
+        )
         conn = await connect(dsn, timeout=10.0)
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from None

@@ -44,7 +44,8 @@ class Alerter:
         )
         batch = self._journal.current()
         batch.alerts.append(alert)
-        batch.after.append(lambda: self._publisher.alert(alert))
+        # Published once stored: not if an open one of its kind and subject was there already.
+        batch.follow(lambda: self._publisher.alert(alert), needs=(alert,))
         self._counters.alerts += 1
         self._journal.kick()
         return alert

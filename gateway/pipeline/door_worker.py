@@ -35,6 +35,7 @@ from gateway.pipeline.publisher import LATE_AFTER_S, Publisher
 from gateway.pipeline.recent_decisions import remember_decisions
 from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.serial_reader_pool import SerialReaders, parse_osdp_keys
+from gateway.pipeline.shared_occupancy import SharedOccupancy
 from gateway.pipeline.signing import Ed25519CommandSigner
 from gateway.pipeline.spool import DEFAULT_BOUND, Spool, left_spools
 from gateway.pipeline.topics import Topics
@@ -107,6 +108,7 @@ class Gateway:
         self.desk: DoorDesk | None = None
         self.devices: DeviceWatch | None = None
         self.gathering: GatheringWatch | None = None
+        self.shared: SharedOccupancy | None = None  # zone counts shared by the workers
         self.serial: SerialReaders | None = None
         self.offline: OfflineSupport | None = None
         self.spool: Spool | None = None
@@ -187,6 +189,7 @@ class Gateway:
         self.journal.on_stall = alerter.database_stall
         self.devices = DeviceWatch(self._pool, self.journal, alerter, self.counters)
         await self.devices.start()
+        self.shared = SharedOccupancy(config.database_url, self.roster, occupancy)
         self.desk = DoorDesk(
             roster=self.roster,
             journal=self.journal,
@@ -196,9 +199,15 @@ class Gateway:
             occupancy=occupancy,
             policy=config.policy,
             counters=self.counters,
+            shared=self.shared,
         )
         self.gathering = GatheringWatch(
-            self._pool, self.roster, occupancy, alerter, max_stay_h=config.policy.max_stay_h
+            self._pool,
+            self.roster,
+            occupancy,
+            alerter,
+            max_stay_h=config.policy.max_stay_h,
+            shared=self.shared,
         )
         await self.gathering.start()
         clocks = DeviceClocks(
@@ -230,6 +239,7 @@ class Gateway:
             allow_insecure_osdp=config.osdp_allow_insecure,
         )
         self.journal.start()
+        self.shared.start()
         self.desk.start()
         # The roster and the remembered decisions live as long as the process: keep them out
         # of the cyclic collector's full passes, which otherwise stall the loop for tens of ms.
@@ -380,6 +390,8 @@ class Gateway:
         if self.mqtt is not None:
             self.mqtt.hold()
         await self._stop_offline()
+        if self.desk is not None:
+            await self.desk.finish_claims()  # each within its deadline: then into the journal
         self._close_windows()
         if self.journal is not None:
             await self.journal.stop()
@@ -388,10 +400,9 @@ class Gateway:
         await self._close_mqtt()
         if self.desk is not None:
             await self.desk.stop()
-        if self.devices is not None:
-            await self.devices.stop()
-        if self.roster is not None:
-            await self.roster.stop()
+        for part in (self.devices, self.shared, self.roster):
+            if part is not None:
+                await part.stop()
         if self._pool is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._pool.close(), 5)

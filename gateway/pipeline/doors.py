@@ -40,6 +40,7 @@ from gateway.pipeline.dedupe import Duplicates, EventKey
 from gateway.pipeline.journal import Batch, Journal
 from gateway.pipeline.publisher import Publisher
 from gateway.pipeline.roster_state import RosterState
+from gateway.pipeline.shared_occupancy import SharedOccupancy
 from gateway.pipeline.thermal_frames import ThermalDesk, ThermalFrames
 from gateway.policy.decide import (
     Outcome,
@@ -51,6 +52,7 @@ from gateway.policy.decide import (
 )
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.pairing import PairingBook
+from gateway.store.zone_counts import Claim
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class WaitingCard:
     door: Door
     direction: Direction
     companions: list[tuple[AccessRecord, Arrival, EventKey]] = field(default_factory=list)
+    claim: Claim | None = None  # its place in a zone with a capacity, shared by the workers
 
 
 class DoorDesk:
@@ -98,8 +101,12 @@ class DoorDesk:
         occupancy: Occupancy,
         policy: DoorPolicy,
         counters: Counters,
+        shared: SharedOccupancy | None = None,
     ) -> None:
         self._roster = roster
+        # Zone counts shared with the other workers (None: this worker's own count only).
+        self._shared = shared
+        self._claims: set[asyncio.Task[None]] = set()
         self._journal = journal
         self._publisher = publisher
         self._alerter = alerter
@@ -171,7 +178,7 @@ class DoorDesk:
                 return
             celsius = paired
             outcome = self._decide(door, event.card_uid, direction, celsius, window_open=True)
-        self._finalize(WaitingCard(arrival, event, device, door, direction), outcome, celsius)
+        self._conclude(WaitingCard(arrival, event, device, door, direction), outcome, celsius)
 
     def _window_passed(self, arrival: Arrival) -> bool:
         """A card the broker delivers again (the gateway that took it died unanswered) whose
@@ -190,7 +197,10 @@ class DoorDesk:
         celsius: float | None,
         *,
         window_open: bool,
+        occupancy: int | None = None,
     ) -> Outcome:
+        if occupancy is None:
+            occupancy = self._zone_count(door.zone_id, direction)
         return decide(
             self._roster.index,
             door=door,
@@ -200,9 +210,77 @@ class DoorDesk:
             tz=self._policy.tz,
             celsius=celsius,
             fever_threshold_c=self._policy.fever_threshold_c,
-            occupancy=self._occupancy.count(door.zone_id),
+            occupancy=occupancy,
             temperature_window_open=window_open,
         )
+
+    def _zone_count(self, zone_id: str, direction: Direction) -> int:
+        """The count a decision is made on. An entry whose place is claimed in the store
+        is decided as if the zone had room: the claim then settles it (`_conclude`)."""
+        shared = self._shared
+        if shared is None:
+            return self._occupancy.count(zone_id)
+        if (
+            direction is Direction.IN
+            and shared.connected
+            and shared.capacity(zone_id)[0] is not None
+        ):
+            return 0
+        return shared.count(zone_id)
+
+    # ---- shared zone counts (gateway/pipeline/shared_occupancy.py) -------------------
+
+    def _conclude(self, card: WaitingCard, outcome: Outcome, celsius: float | None) -> None:
+        """Finalize; an admitted entry into a zone with a capacity claims its place first."""
+        shared = self._shared
+        if (
+            shared is None
+            or not outcome.admitted
+            or outcome.person is None
+            or card.direction is not Direction.IN
+            or shared.capacity(card.door.zone_id)[0] is None
+        ):
+            self._finalize(card, outcome, celsius)
+            return
+        task = asyncio.create_task(self._claim_then_finalize(shared, card, outcome, celsius))
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+
+    async def _claim_then_finalize(
+        self, shared: SharedOccupancy, card: WaitingCard, outcome: Outcome, celsius: float | None
+    ) -> None:
+        assert outcome.person is not None
+        zone_id = card.door.zone_id
+        try:
+            card.claim = await shared.claim(zone_id, outcome.person.id, datetime.now(UTC))
+            occupancy = card.claim.before if card.claim is not None else shared.count(zone_id)
+            capacity = shared.capacity(zone_id)[0]
+            if capacity is not None and occupancy < capacity:
+                self._full_alerted.discard(zone_id)  # room again: a new crossing alerts anew
+            final = self._decide(
+                card.door,
+                card.event.card_uid,
+                card.direction,
+                celsius,
+                window_open=True,
+                occupancy=occupancy,
+            )
+            if card.claim is not None and card.claim.taken and not final.admitted:
+                # Refused for another reason meanwhile (a roster change): give the place back.
+                shared.passed(
+                    zone_id, outcome.person.id, Direction.OUT, datetime.now(UTC), claimed=False
+                )
+                card.claim = None
+            self._finalize(card, final, celsius)
+        except Exception:  # the card must still be answered: decide it on the own count
+            _LOGGER.exception("claiming a place for %s failed", card.event.event_id)
+            card.claim = None
+            self._finalize(card, outcome, celsius)
+
+    async def finish_claims(self) -> None:
+        """Wait for the claims under way (each within its deadline) to be decided."""
+        while self._claims:
+            await asyncio.gather(*list(self._claims), return_exceptions=True)
 
     def _finalize(self, card: WaitingCard, outcome: Outcome, celsius: float | None) -> None:
         """Decide a card for good: its log row, its alerts, a health change, then the answer."""
@@ -258,7 +336,7 @@ class DoorDesk:
         now: datetime,
     ) -> None:
         door = card.door
-        for kind in self._throttle_zone_full(outcome, door):
+        for kind in self._throttle_zone_full(outcome, door, card.claim):
             detail: dict[str, object] = {
                 "card_uid": card.event.card_uid,
                 "reason": decision.reason.value,
@@ -266,10 +344,12 @@ class DoorDesk:
             if kind is AlertKind.ZONE_FULL:
                 rules = self._roster.index.zone_rules(door.zone_id)
                 detail.update(
-                    occupancy=self._occupancy.count(door.zone_id),
+                    occupancy=self._count_for_alert(card, door.zone_id),
                     capacity=rules.capacity,
                     mode=rules.capacity_mode.value,
                 )
+                if card.claim is not None:  # one open zone_full per zone and crossing
+                    detail["crossing"] = card.claim.crossing
             if kind in (AlertKind.FEVER, AlertKind.TEMPERATURE_INVALID) and celsius is not None:
                 detail["celsius"] = celsius
             if kind is AlertKind.ISOLATION_BREACH and person_id is not None:
@@ -312,6 +392,12 @@ class DoorDesk:
         """An admit passes the door: occupancy, the zone_full throttle and tailgating see it."""
         door = card.door
         count = self._occupancy.passed(door.zone_id, card.direction, person_id, now)
+        if self._shared is not None:
+            if person_id is not None:
+                self._shared.passed(
+                    door.zone_id, person_id, card.direction, now, claimed=card.claim is not None
+                )
+            count = self._shared.count(door.zone_id)
         if door.zone_id in self._full_alerted:
             capacity = self._roster.index.zone_rules(door.zone_id).capacity
             if capacity is None or count < capacity:
@@ -359,16 +445,37 @@ class DoorDesk:
 
         batch.follow(publish_and_ack, needs=(decided,), refused=refused)
 
+    def _count_for_alert(self, card: WaitingCard, zone_id: str) -> int:
+        """The zone's count when the card was decided (before its own passage)."""
+        if card.claim is not None:
+            return card.claim.before
+        return (
+            self._shared.count(zone_id)
+            if self._shared is not None
+            else self._occupancy.count(zone_id)
+        )
+
     def _breach_detail(self, person_id: str, direction: Direction) -> dict[str, object]:
         """Which way a held person went and who looks after them (never their status)."""
         record = self._roster.index.health(person_id)
         caretaker = record.caretaker_id if record is not None else None
         return {"direction": direction.value, "caretaker": caretaker}
 
-    def _throttle_zone_full(self, outcome: Outcome, door: Door) -> tuple[AlertKind, ...]:
-        """The outcome's alerts, less an admitted zone_full already raised for this crossing."""
+    def _throttle_zone_full(
+        self, outcome: Outcome, door: Door, claim: Claim | None
+    ) -> tuple[AlertKind, ...]:
+        """The outcome's alerts, less an admitted zone_full already raised for this crossing.
+
+        With a shared count, the one entry that went past capacity raises it, whichever
+        worker decided it (the store keeps one open per crossing in any case).
+        """
         if not outcome.admitted or AlertKind.ZONE_FULL not in outcome.alerts:
             return outcome.alerts
+        if claim is not None:
+            first = claim.before == self._roster.index.zone_rules(door.zone_id).capacity
+            if first:
+                return outcome.alerts
+            return tuple(k for k in outcome.alerts if k is not AlertKind.ZONE_FULL)
         if door.zone_id in self._full_alerted:
             return tuple(k for k in outcome.alerts if k is not AlertKind.ZONE_FULL)
         self._full_alerted.add(door.zone_id)
@@ -455,7 +562,7 @@ class DoorDesk:
             outcome = self._decide(
                 waiting.door, waiting.event.card_uid, waiting.direction, celsius, window_open=True
             )
-            self._finalize(waiting, outcome, celsius)
+            self._conclude(waiting, outcome, celsius)
             return
         if not self._needs_reading(door):
             self.alert_unpaired_reading(celsius, door, device_id)
@@ -558,7 +665,7 @@ class DoorDesk:
             if outcome.verdict is Verdict.PENDING:  # the policy must not leave it waiting now
                 _LOGGER.error("policy returned pending after the window for %s", key)
                 continue
-            self._finalize(waiting, outcome, None)
+            self._conclude(waiting, outcome, None)
 
 
 def _redelivered_age(arrival: Arrival) -> float:

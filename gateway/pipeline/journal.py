@@ -236,6 +236,7 @@ class Journal:
         self.failures = 0
         self.dropped = 0
         self.stalls = 0
+        self.alerts_deduplicated = 0
 
     @property
     def backlog(self) -> int:
@@ -705,7 +706,7 @@ class Journal:
         self._unsure, self._unsure_backend = batch, self._backend
         try:
             async with within(conn, deadline):
-                await self._write(conn, batch)
+                skipped = await self._write(conn, batch)
         except DatabaseStalled:
             self._misses += 1
             self._conn = None
@@ -731,6 +732,17 @@ class Journal:
             raise
         self._unsure = None
         self._misses = 0
+        self._skip_alerts(skipped)
+
+    def _skip_alerts(self, skipped: list[Alert]) -> None:
+        """Alerts the store did not take since one of the same kind and subject is open
+        (another worker raised it; migration 0022): their publication is not run."""
+        for alert in skipped:
+            self._refused.add(id(alert))
+            self.alerts_deduplicated += 1
+            if self._counters is not None:
+                self._counters.alerts_deduplicated += 1
+            _LOGGER.info("alert %s not stored: one of its kind and subject is open", alert.kind)
 
     async def _already_written(self, conn: asyncpg.Connection, batch: Batch) -> bool:
         """Whether the earlier, unanswered write of `batch` committed.
@@ -756,7 +768,9 @@ class Journal:
             self._conn = conn
         return self._conn
 
-    async def _write(self, conn: asyncpg.Connection, batch: Batch) -> None:
+    async def _write(self, conn: asyncpg.Connection, batch: Batch) -> list[Alert]:
+        """Write `batch` in one transaction; returns its alerts not stored (open already)."""
+        skipped: list[Alert] = []
         started = time.perf_counter()
         if len(batch.records) + len(batch.after) == len(batch):
             # Only log rows: one COPY is atomic by itself, so skip BEGIN and COMMIT round trips.
@@ -765,7 +779,7 @@ class Journal:
             async with conn.transaction():
                 await access_log.write_access_records(conn, batch.records)
                 if batch.alerts:
-                    await alerts.insert_alerts(conn, batch.alerts)
+                    skipped = await alerts.insert_alerts(conn, batch.alerts)
                 for change in batch.alert_changes:
                     # An operator (or another worker) may have resolved it already.
                     with contextlib.suppress(alerts.AlertTransitionError, alerts.AlertNotFound):
@@ -781,6 +795,7 @@ class Journal:
         _LOGGER.debug(
             "journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000
         )
+        return skipped
 
 
 async def _landed(conn: asyncpg.Connection, batch: Batch) -> bool:

@@ -45,38 +45,47 @@ def _alert(r: asyncpg.Record) -> Alert:
     )
 
 
-async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> None:
-    """Store new alerts (an id already stored is left as it is) and open their history."""
+async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> list[Alert]:
+    """Store new alerts and open their history; returns those not stored.
+
+    Not stored: an id stored already, or an alert whose kind and subject has an open alert
+    already (migration 0022: one device_offline per device, one gathering per zone, one
+    zone_full per zone and crossing), as when several workers see the same thing.
+    """
+    skipped: list[Alert] = []
     if not alerts:
-        return
+        return skipped
     async with conn.transaction():
-        await conn.executemany(
-            """
-            WITH new AS (
-                INSERT INTO alerts (id, kind, severity, ts, door, zone, device, person, detail, status)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                ON CONFLICT (id) DO NOTHING
-                RETURNING id, status, ts
-            )
-            INSERT INTO alert_history (alert_id, status, operator, note, ts)
-            SELECT id, status, NULL, 'raised', ts FROM new
-            """,
-            [
-                (
-                    a.id,
-                    a.kind.value,
-                    a.severity.value,
-                    a.ts,
-                    a.door,
-                    a.zone,
-                    a.device,
-                    a.person,
-                    a.detail,
-                    a.status.value,
+        for a in alerts:
+            stored = await conn.fetchval(
+                """
+                WITH new AS (
+                    INSERT INTO alerts
+                        (id, kind, severity, ts, door, zone, device, person, detail, status)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                    ON CONFLICT DO NOTHING
+                    RETURNING id, status, ts
+                ),
+                history AS (
+                    INSERT INTO alert_history (alert_id, status, operator, note, ts)
+                    SELECT id, status, NULL, 'raised', ts FROM new
                 )
-                for a in alerts
-            ],
-        )
+                SELECT count(*) FROM new
+                """,
+                a.id,
+                a.kind.value,
+                a.severity.value,
+                a.ts,
+                a.door,
+                a.zone,
+                a.device,
+                a.person,
+                a.detail,
+                a.status.value,
+            )
+            if not stored:
+                skipped.append(a)
+    return skipped
 
 
 async def is_stored(conn: asyncpg.Connection, alert_id: str) -> bool:
@@ -238,3 +247,28 @@ async def alert_row(conn: asyncpg.Connection, alert_id: str) -> AlertRow | None:
     """One alert as operators read it (`get_alert` is the domain object the gateway keeps)."""
     row = await conn.fetchrow(_ROWS + " WHERE id = $1", alert_id)
     return AlertRow(*row) if row else None
+
+
+async def resolve_back_online(conn: asyncpg.Connection, operator: str = "gateway") -> int:
+    """Resolve open `device_offline` alerts of devices online again since; how many.
+
+    The worker that raised one resolves it when the device comes back; this catches one
+    whose raiser died meanwhile (another worker's duplicate was never stored, migration
+    0022, so that worker has no id to resolve).
+    """
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """
+            UPDATE alerts a SET status = 'resolved', updated_at = now()
+            FROM device_status s
+            WHERE a.kind = 'device_offline' AND a.status <> 'resolved'
+              AND s.device_id = a.device AND s.online AND s.last_seen > a.ts
+            RETURNING a.id
+            """
+        )
+        await conn.executemany(
+            "INSERT INTO alert_history (alert_id, status, operator, note) "
+            "VALUES ($1, 'resolved', $2, 'device back online')",
+            [(r[0], operator) for r in rows],
+        )
+    return len(rows)
