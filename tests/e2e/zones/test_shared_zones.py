@@ -89,8 +89,17 @@ def prefix() -> str:
 Workers = Callable[..., Awaitable[list[Gateway]]]
 
 
+@pytest.fixture(params=["mosquitto"])
+def broker_url(request, mqtt_url) -> str:
+    """The broker of the test: the test Mosquitto, or (parametrized "nats") a three-node
+    NATS cluster, every node's URL, MQTT 3.1.1."""
+    if request.param == "nats":
+        return request.getfixturevalue("nats_cluster").url + "?protocol=3.1.1"
+    return str(mqtt_url)
+
+
 @pytest.fixture
-async def workers(mqtt_url, prefix, tmp_path) -> AsyncIterator[Workers]:
+async def workers(broker_url, prefix, tmp_path) -> AsyncIterator[Workers]:
     started: list[Gateway] = []
 
     async def start(dsn: str, n: int = 3, *, spool: bool = False) -> list[Gateway]:
@@ -98,7 +107,7 @@ async def workers(mqtt_url, prefix, tmp_path) -> AsyncIterator[Workers]:
             gw = Gateway(
                 GatewayConfig(
                     database_url=dsn,
-                    broker=BrokerAddress.parse(mqtt_url),
+                    broker=BrokerAddress.parse(broker_url),
                     topic_prefix=prefix,
                     policy=DoorPolicy(tz=TZ, fever_threshold_c=37.3, temperature_window_s=2.0),
                     client_id=f"w{k}-{prefix}",
@@ -187,11 +196,12 @@ def decided_by(gateways: list[Gateway]) -> list[int]:
     return [gw.counters.decided for gw in gateways]
 
 
-async def test_capacity_holds_across_workers(shared_dsn, workers, mqtt_url, prefix):
+@pytest.mark.parametrize("broker_url", ["mosquitto", "nats"], indirect=True)
+async def test_capacity_holds_across_workers(shared_dsn, workers, broker_url, prefix):
     gateways = await workers(shared_dsn)
     async with (
-        Fleet(mqtt_url, devices("full"), prefix=prefix) as fleet,
-        AlertWatch(mqtt_url, prefix=prefix) as watch,
+        Fleet(broker_url, devices("full"), prefix=prefix) as fleet,
+        AlertWatch(broker_url, prefix=prefix) as watch,
     ):
         await asyncio.sleep(0.5)  # the watch's subscription settles
         outcomes = await swipe_all(fleet, "full", range(DOORS))
