@@ -209,6 +209,18 @@ class Settings(BaseSettings):
             raise ValueError("CAMPUSGATE_MQTT_KEY_FILE needs CAMPUSGATE_MQTT_CERT_FILE too")
         return self
 
+    @model_validator(mode="after")
+    def _check_cas_service(self) -> Settings:
+        # The CAS `service` (where tickets are sent back, and what they are validated
+        # for) must not come from the request's Host header, which a client chooses.
+        if self.cas_url and not self.public_url:
+            raise ValueError(
+                "CAMPUSGATE_CAS_URL needs CAMPUSGATE_PUBLIC_URL (the address people reach "
+                "the gateway at, e.g. https://campusgate.example.edu): CAS tickets are "
+                "issued and validated for it"
+            )
+        return self
+
     def mqtt_options(self) -> dict[str, str | None]:
         """The protocol and the TLS files as keyword arguments of `BrokerAddress.parse`."""
         return {"protocol": self.mqtt_protocol, **self.mqtt_tls_files()}

@@ -82,6 +82,8 @@ def _settings(request: Request) -> Settings:
 
 
 def _base_url(request: Request) -> str:
+    """Where people reach us: CAMPUSGATE_PUBLIC_URL (required with CAS: settings), else
+    the request's own address (for invitations and cookies on a test bench)."""
     return _settings(request).public_url or str(request.base_url).rstrip("/")
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.schemas.common import Timestamp
 from gateway.domain.care import NOTE_MAX, Channel, Feeling, FollowUp
@@ -58,7 +56,9 @@ class CareContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Channel
-    at: datetime | None = Field(None, description="when it happened; default: now")
+    at: AwareDatetime | None = Field(
+        None, description="when it happened, with its offset; default: now"
+    )
     feeling: Feeling = Field(description="how the person says they are")
     temperature_c: float | None = Field(
         None, description="the temperature the person reports (34.0-43.0), if any"

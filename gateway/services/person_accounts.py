@@ -80,10 +80,15 @@ async def invite(
 async def accept_invitation(conn: asyncpg.Connection, token: str, password: str) -> PersonAccount:
     """Set the password of the invitation's person and use the invitation up.
 
-    The password is hashed first (a too-short one is refused before the token is spent);
-    then the token is claimed in one statement, so a replayed or raced link fails. The
+    A token that is not open is refused before any hashing; the password is hashed (a
+    too-short one is refused before the token is spent); then the token is claimed in one
+    statement, so a replayed or raced link fails. The
     person's other sessions end: whoever held the old password is signed out.
     """
+    # A made-up token costs one lookup, not a password hash: hashing is the expensive
+    # step, and this route answers anyone.
+    if not await store.invitation_is_open(conn, token):
+        raise InvitationInvalidError("the invitation link is not valid (used or expired)")
     hashed = await hash_password(password)
     async with conn.transaction():
         account = await store.claim_invitation(conn, token)

@@ -108,6 +108,14 @@ async def declare_return(
     today = now.astimezone(rules.tz).date()
     async with conn.transaction():
         before = await _own(conn, person_id, declaration_id)
+        if not before["planned"]:
+            # A trip an operator filed has its dates from them: the person may not move
+            # them (its return date is when any isolation it causes begins and ends).
+            raise ConflictError("this trip was filed for you: ask your liaison to correct it")
+        if before["returned_at"] is not None:
+            # Once back, the return date stands: declaring an earlier one would shorten
+            # the isolation it began.
+            raise ConflictError("your return is declared already: ask your liaison to correct it")
         if before["cancelled_at"] is not None:
             raise ConflictError("this plan was called off: plan the trip again")
         if return_date > today:

@@ -190,10 +190,16 @@ async def forget_login_failure(conn: asyncpg.Connection, attempt: int) -> None:
 async def recent_login_failures(
     conn: asyncpg.Connection, name: str, address: str, window: timedelta
 ) -> tuple[int, int]:
-    """Failed logins within `window`: (for this name from anywhere, from this address)."""
+    """Failed logins within `window`: (for this name from anywhere, from this address).
+
+    The address count is per realm: people's sign-ins (names `person:...`) and
+    operators' logins are counted apart, so students failing behind one campus NAT
+    never lock the guards out of the console, nor the other way round.
+    """
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM login_failures WHERE name = $1 AND ts > now() - $3::interval),"
-        " (SELECT count(*) FROM login_failures WHERE address = $2 AND ts > now() - $3::interval)",
+        " (SELECT count(*) FROM login_failures WHERE address = $2 AND ts > now() - $3::interval"
+        "  AND (name LIKE 'person:%') = ($1 LIKE 'person:%'))",
         name,
         address,
         window,

@@ -513,3 +513,42 @@ async def test_retention_deletes_ended_sessions_and_old_invitations(world: World
         finally:
             await conn.close()
         assert (await person.get("/api/me")).status_code == 200  # the live one stays
+
+
+def test_cas_needs_the_public_url_so_the_service_never_comes_from_the_host_header() -> None:
+    with pytest.raises(ValueError, match="CAMPUSGATE_PUBLIC_URL"):
+        Settings(cas_url="https://cas.example.edu/cas")
+    assert Settings(cas_url="https://cas.example.edu/cas", public_url="https://cg.example.edu")
+
+
+async def test_people_failing_behind_one_address_do_not_lock_out_its_operators(
+    world: World,
+) -> None:
+    """Students behind one campus NAT: their failures count against people's sign-ins
+    from that address, not against the guards' console logins, and the other way round."""
+    from datetime import timedelta
+
+    from gateway.store.accounts import recent_login_failures, record_login_failure
+
+    window = timedelta(minutes=15)
+    conn = await connect(world.dsn)
+    try:
+        for n in range(5):
+            await record_login_failure(conn, f"person:X{n}", "10.9.9.9")
+        await record_login_failure(conn, "guard-1", "10.9.9.9")
+        assert await recent_login_failures(conn, "person:S001", "10.9.9.9", window) == (0, 5)
+        assert await recent_login_failures(conn, "guard-2", "10.9.9.9", window) == (0, 1)
+    finally:
+        await conn.close()
+
+
+async def test_a_made_up_invitation_token_is_refused_before_any_hashing(world: World) -> None:
+    from unittest import mock
+
+    from gateway.services import person_accounts
+
+    with mock.patch.object(person_accounts, "hash_password") as hashing:
+        async with _client(world) as client:
+            answer = await _accept(client, "made-up-" + "x" * 30, "a good long password")
+    assert answer.status_code == 410
+    hashing.assert_not_called()

@@ -204,3 +204,13 @@ async def test_contacts_go_with_the_health_period(world) -> None:
         assert later.counts["care_contacts"] == 1
     finally:
         await conn.close()
+
+
+async def test_a_contact_time_without_an_offset_is_refused(world) -> None:
+    _, app, _ = world
+    async with await _as_person(app, "T1") as me:
+        answer = await me.post(
+            "/api/me/care/S1/contacts",
+            json={"channel": "phone", "feeling": "well", "at": "2026-12-03T08:00:00"},
+        )
+    assert answer.status_code == 422 and "timezone" in answer.text

@@ -270,3 +270,29 @@ async def test_a_plan_counts_once_its_return_day_is_over(world) -> None:
         await conn.close()
     assert result.isolated == ["S1"], trip
     assert await _status(app, tokens, "S1") == "home_isolation"
+
+
+async def test_a_return_cannot_be_moved_to_shorten_an_isolation(world) -> None:
+    """Only a plan not yet back takes a return, once: an operator's trip, or a return on
+    file, keeps its dates (an earlier return would end the isolation sooner)."""
+    app, tokens = world
+    async with _client(app, tokens["health_officer"]) as officer:
+        filed = await officer.post(
+            "/api/travel/declarations",
+            json={"person_id": "S1", "destination": "武汉", "departure_date": _in(-3),
+                  "return_date": _today()},
+        )  # fmt: skip
+        assert filed.status_code == 201, filed.text
+        filed_id = filed.json()["declaration"]["id"]
+    assert await _status(app, tokens, "S1") == "home_isolation"
+    async with await _as_person(app, "S1") as me:
+        moved = await me.post(f"/api/me/trips/{filed_id}/return", json={"return_date": _in(-3)})
+        assert moved.status_code == 409 and "filed for you" in moved.text
+        plan = (await me.post(
+            "/api/me/trips",
+            json={"destination": "北京", "departure_date": _today(), "return_date": _today()},
+        )).json()["declaration"]  # fmt: skip
+        back = await me.post(f"/api/me/trips/{plan['id']}/return", json={"return_date": _today()})
+        assert back.status_code == 200
+        again = await me.post(f"/api/me/trips/{plan['id']}/return", json={"return_date": _today()})
+        assert again.status_code == 409 and "declared already" in again.text
