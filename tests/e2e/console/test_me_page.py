@@ -20,13 +20,13 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from gateway.pipeline.signing import load_or_create_key
 from gateway.services.importer import import_file
 from gateway.services.person_accounts import invite
-from gateway.pipeline.signing import load_or_create_key
 from gateway.settings import Settings
 from gateway.store.db import connect
-from gateway.store.operators import add_operator
 from gateway.store.migrate import apply_migrations
+from gateway.store.operators import add_operator
 
 from .test_console_browser import ARGS, ARTIFACTS, CHROMIUM
 
@@ -296,7 +296,6 @@ async def test_checkin_form_posts_the_agreed_body_and_shows_the_answer(
             assert len(sent) == 1
         finally:
             await browser.close()
-
 
 
 async def _admin(url: str, dsn: str) -> httpx.AsyncClient:
