@@ -43,7 +43,7 @@ const I18N = {
     places: "访客近 14 天去过的地方", list_hint: "多项请用逗号分隔", request_submit: "提交申请", pass_list: "我申请的通行证",
     no_passes: "暂无通行证", ps_pending: "待审批", ps_approved: "已批准", ps_refused: "未批准", ps_revoked: "已撤销",
     show_token: "显示通行码", copy: "复制", copied: "已复制", token_hint: "请将此通行码发给访客（生成二维码用）：",
-    pass_requested: "申请已提交，等待审批", area_matches: "去过疫情风险地区", bad_dates: "请填写完整的日期",
+    qr_label: "访客通行二维码", pass_requested: "申请已提交，等待审批", area_matches: "去过疫情风险地区", bad_dates: "请填写完整的日期",
     required: "请填写所有必填项", pass_window: "有效期",
   },
   en: {
@@ -90,7 +90,7 @@ const I18N = {
     pass_list: "My passes", no_passes: "No passes yet", ps_pending: "awaiting approval", ps_approved: "approved",
     ps_refused: "refused", ps_revoked: "revoked", show_token: "Show pass code", copy: "Copy", copied: "Copied",
     token_hint: "Send this pass code to the visitor (it is the QR code's content):",
-    pass_requested: "Pass requested; awaiting approval", area_matches: "Been in a listed area", bad_dates: "Fill in the dates",
+    qr_label: "Visitor pass QR code", pass_requested: "Pass requested; awaiting approval", area_matches: "Been in a listed area", bad_dates: "Fill in the dates",
     required: "Fill in every required field", pass_window: "Valid",
   },
 };
@@ -633,8 +633,48 @@ function tokenBox(id) {
   const code = el("code", { text: token, attrs: { id: `pass-${id}-token`, tabindex: "0" } });
   const copy = el("button", { text: t("copy"), attrs: { type: "button", class: "copy-token", "aria-describedby": `pass-${id}-token` } });
   copy.addEventListener("click", () => copyToken(code, copy));
-  box.append(el("p", { className: "muted", text: t("token_hint") }), code, copy, error);
+  const picture = el("div", { className: "qr", attrs: { id: `pass-${id}-qr` } });
+  box.append(picture, el("p", { className: "muted", text: t("token_hint") }), code, copy, error);
+  drawQr(picture, token);
   return box;
+}
+
+// The QR drawing library (vendored qrcode-generator, ~57 kB) loads only when a code is shown.
+let qrLibrary = null;
+function loadQrLibrary() {
+  qrLibrary ??= new Promise((resolve, reject) => {
+    const script = el("script", { attrs: { src: "/static/vendor/qrcode-generator/qrcode.js" } });
+    script.addEventListener("load", () => resolve(window.qrcode));
+    script.addEventListener("error", () => { qrLibrary = null; reject(new Error("QR library not loaded")); });
+    document.head.append(script);
+  });
+  return qrLibrary;
+}
+
+async function drawQr(box, token) {
+  let qrcode;
+  try { qrcode = await loadQrLibrary(); } catch (e) { return; }  // the text still serves
+  const qr = qrcode(0, "M");
+  qr.addData(token);
+  qr.make();
+  const size = qr.getModuleCount();
+  const quiet = 4;
+  // One SVG path of the dark modules, built as DOM nodes (no markup strings under the CSP).
+  let d = "";
+  for (let row = 0; row < size; row += 1) {
+    for (let col = 0; col < size; col += 1) if (qr.isDark(row, col)) d += `M${col + quiet} ${row + quiet}h1v1h-1z`;
+  }
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const side = size + 2 * quiet;
+  for (const [key, value] of [["viewBox", `0 0 ${side} ${side}`], ["role", "img"], ["aria-label", t("qr_label")], ["shape-rendering", "crispEdges"], ["data-modules", String(size)]]) svg.setAttribute(key, value);
+  const back = document.createElementNS(ns, "rect");
+  for (const [key, value] of [["width", String(side)], ["height", String(side)], ["fill", "#fff"]]) back.setAttribute(key, value);
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d);
+  path.setAttribute("fill", "#000");
+  svg.append(back, path);
+  box.replaceChildren(svg);
 }
 
 async function fetchToken(id, error) {

@@ -460,6 +460,8 @@ async def test_staff_host_requests_a_visitor_pass_and_sees_its_token(
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page, problems = await _signed_in_page(browser, url, dsn, "T001", "Zhang Wei")
+            library: list[str] = []
+            page.on("request", lambda r: library.append(r.url) if "qrcode" in r.url else None)
             await page.click("#tab-passes")
             await expect(page.locator("#passes-title")).to_have_text("访客通行证")
             await expect(page.locator("label[for=pass-id-number]")).to_have_text("证件号码")
@@ -491,10 +493,18 @@ async def test_staff_host_requests_a_visitor_pass_and_sees_its_token(
             await page.click("#tab-passes")
             await expect(page.locator("#passes-title")).to_have_text("Visitor passes")
             await expect(item.locator(".pass-status")).to_have_text("approved")
+            assert library == []  # the QR library waits until a code is shown
             await item.locator(".show-token").click()
             token = page.locator(f"#pass-{pass_id}-token")
             await expect(token).to_contain_text("CGQ1.")
             await expect(token).to_be_focused()
+            # The QR picture, drawn by the vendored library loaded only now: the 138-byte
+            # token at level M needs version 8, 49 modules a side.
+            picture = page.locator(f"#pass-{pass_id}-qr svg[role=img]")
+            await expect(picture).to_have_attribute("aria-label", "Visitor pass QR code")
+            await expect(picture).to_have_attribute("data-modules", "49")
+            assert len(await token.text_content() or "") == 138
+            assert len(library) == 1
             await expect(item.locator(".copy-token")).to_have_text("Copy")
             await page.screenshot(path=str(ARTIFACTS / "me-passes-en.png"), full_page=True)
             assert problems == []
