@@ -46,7 +46,7 @@ org_units:
 zones:
   - {id: office, name: CS Office, kind: office}
 people:
-  - {id: S002, kind: student, name: Wang Fang, org_unit: cs}
+  - {id: S002, kind: student, name: Wang Fang, org_unit: cs, phone: "13900000002"}
   - {id: S003, kind: student, name: Li Na, org_unit: cs}
   - {id: T001, kind: staff, name: Zhang Wei, org_unit: cs, phone: "13800000001"}
   - {id: T002, kind: staff, name: Zhao Min, org_unit: cs}
@@ -417,7 +417,7 @@ async def test_caretaker_records_a_call_and_the_flag_clears(me_site: tuple[str, 
             await expect(case).to_contain_text("隔离第 3 天")
             await expect(case.locator(".last-contact")).to_have_text("尚无记录")
             await expect(case.locator(".flag")).to_be_visible()
-            await expect(case.locator('a[href^="tel:"]')).to_have_count(0)  # S002 has no phone
+            await expect(case.locator('a[href="tel:13900000002"]')).to_be_visible()
             await case.locator(".record-contact").click()
             await expect(page.locator("#care-person")).to_have_value("S002")
             await expect(page.locator("#care-channel")).to_be_focused()
