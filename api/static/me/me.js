@@ -449,6 +449,7 @@ function tripItem(trip) {
   const item = el("li", { className: "card", attrs: { "data-trip": String(trip.id) } });
   item.append(el("p", { className: "who" }, el("strong", { text: trip.destination })));
   item.append(el("p", { text: `${formatDay(trip.departure_date)} – ${formatDay(trip.return_date)}` }));
+  if (trip.note) item.append(el("p", { className: "muted", text: trip.note }));
   const state_ = trip.cancelled_at ? "cancelled" : trip.returned_at ? "returned" : null;
   const badge = el("span", { className: "badge", text: t(`ap_${trip.approval}`), attrs: { "data-approval": trip.approval } });
   item.append(el("p", {}, badge, state_ ? el("span", { className: "muted", text: ` · ${t(state_)}` }) : ""));
@@ -546,6 +547,7 @@ async function findCare() {
   sections.care = await response.json();
   $("#tab-care").hidden = sections.care.length === 0;
   renderCare();
+  if (location.hash === "#care" && sections.care.length) show("care-view");  // a reload on #care
 }
 
 async function loadCare() {
