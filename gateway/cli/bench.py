@@ -382,7 +382,12 @@ async def _bench_workers(
         env = _gateway_env(settings, dsn, url)
         env["CAMPUSGATE_SIGN_COMMANDS"] = "true" if signed else "false"
         plan = WorkersPlan(
-            env, settings.topic_prefix, settings.partitions, settings.partition_lease_s, logs
+            env,
+            settings.topic_prefix,
+            settings.partitions,
+            settings.partition_lease_s,
+            logs,
+            broker.address,
         )
         console.print(
             f"bench --workers {workers}: {spec.doors} doors, {settings.partitions} partitions, "

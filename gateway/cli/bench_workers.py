@@ -22,7 +22,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from devices.transports.mqtt import MqttError
+from devices.transports.mqtt import BrokerAddress, MqttClient, MqttError
 from firmware_sim.load_driver import BenchError, ChildProcess, LoadSpec, Phase, PhaseResult
 from gateway.store.db import connect
 from gateway.store.partition_leases import live_holders
@@ -59,6 +59,10 @@ class WorkersPlan:
     partitions: int
     lease_s: float
     logs: Path
+    broker: BrokerAddress  # the workers' broker, as the bench reaches it
+
+    def session_id(self, k: int, partition: int) -> str:
+        return f"campusgate-bench-w{k}-p{partition}"
 
     def prefix(self, k: int) -> str:
         return f"{self.topic_prefix}-w{k}"
@@ -74,7 +78,7 @@ class WorkersPlan:
             CAMPUSGATE_PARTITION_LEASE_S=f"{self.lease_s:g}",
             # Client ids of this step's partition sessions: a dormant session of another
             # step (the broker keeps them) must not be handed this step's events.
-            CAMPUSGATE_PARTITION_CLIENT_PREFIX=f"campusgate-bench-w{k}-p",
+            CAMPUSGATE_PARTITION_CLIENT_PREFIX=self.session_id(k, 0)[:-1],
         )
         return env
 
@@ -136,13 +140,14 @@ async def _step(
     console: Console,
 ) -> tuple[WorkersStep, str | None]:
     children = plan.children(k)
-    console.print(f"{k} worker(s): starting, topic prefix {plan.prefix(k)}", highlight=False)
-    for child in children:
-        await child.start()
     balanced_s: float | None = None
     result: PhaseResult | None = None
     failure: str | None = None
     try:
+        await _end_sessions(plan, k)
+        console.print(f"{k} worker(s): starting, topic prefix {plan.prefix(k)}", highlight=False)
+        for child in children:
+            await child.start()
         started = time.monotonic()
         ids = {plan.worker_id(k, i) for i in range(k)}
         counts = await _watched(children, _wait_balanced(plan, ids))
@@ -168,6 +173,22 @@ async def _step(
             f"(log: {child.log_path})"
         )
     return WorkersStep(k, result, balanced_s), failure
+
+
+async def _end_sessions(plan: WorkersPlan, k: int) -> None:
+    """End this step's partition sessions of an earlier run: the broker keeps them with
+    the events their workers had not taken, which this step's workers would decide first."""
+
+    async def end(partition: int) -> None:
+        client = MqttClient(plan.broker, client_id=plan.session_id(k, partition), clean_start=True)
+        try:
+            await client.connect(5.0)
+        except MqttError as exc:
+            raise BenchError(f"cannot end the bench's earlier partition sessions: {exc}") from None
+        await client.close()
+
+    for first in range(0, plan.partitions, 16):  # a few at a time: the broker serves the doors too
+        await asyncio.gather(*(end(p) for p in range(first, min(first + 16, plan.partitions))))
 
 
 async def _watched(children: list[ChildProcess], work: Awaitable[Any]) -> Any:
