@@ -405,6 +405,7 @@ async def _bench_workers(
                     progress=show,
                     ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
                     cpu_clock=cpu_clock,
+                    probe_every_door=True,
                 )
 
             steps, failure = await run_steps(plan, workers, phase_for, console)
