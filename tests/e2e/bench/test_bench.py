@@ -27,7 +27,7 @@ from firmware_sim.load_driver import (
 from gateway.cli.bench_flood import split_by_flood
 from gateway.store.db import connect
 from gateway.store.migrate import apply_migrations
-from gateway.store.partition_leases import live_holders
+from gateway.store.partition_leases import claim, live_holders, release
 
 PHASE_KEYS = {"sent", "decided", "lost", "per_s", "p50_ms", "p95_ms", "p99_ms"}
 
@@ -346,3 +346,27 @@ def test_bench_workers_refuses_bad_input(
     run = campusgate("--mqtt-url", mqtt_url, "--database-url", bench_db, "bench", *args)
     assert run.returncode == 1, run.stdout
     assert message in run.stderr, run.stderr
+
+
+def test_bench_workers_refuses_a_database_other_workers_serve(mqtt_url: str, bench_db: str) -> None:
+    async def hold(take: bool) -> None:
+        conn = await connect(bench_db)
+        try:
+            if take:
+                assert await claim(conn, "someone-elses-worker", [3], 60.0) == {3}
+            else:
+                await release(conn, "someone-elses-worker", [3])
+        finally:
+            await conn.close()
+
+    asyncio.run(hold(True))
+    try:
+        run = campusgate(
+            "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchbusy",
+            "bench", "--doors", "2", "--rate", "10", "--duration", "1", "--spawn",
+            "--workers", "1",
+        )  # fmt: skip
+    finally:
+        asyncio.run(hold(False))
+    assert run.returncode == 1
+    assert "held by running workers (someone-elses-worker)" in run.stderr, run.stderr
