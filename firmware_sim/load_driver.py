@@ -381,6 +381,7 @@ class Phase:
         username: str | None = None,
         cpu_clock: Callable[[], float | None] | None = None,
         passwords: Mapping[str, str] | None = None,
+        probe_every_door: bool = False,
     ) -> None:
         """`username`: one broker account for every simulated door (`campusgate-sim` of
         `campusgate devices credentials --sim-account`, its password in the URL);
@@ -393,6 +394,7 @@ class Phase:
         self.cards = list(cards) if cards is not None else bench_cards()
         self._progress = progress
         self._ready_timeout_s = ready_timeout_s
+        self._probe_every_door = probe_every_door
         self._meter = _Meter()
         # The terminals do not verify signatures here: a real terminal spends its own CPU
         # on that, and doing it for every door in this one process would measure the load
@@ -441,9 +443,14 @@ class Phase:
             await self._fleet.stop()
 
     async def _probe(self) -> None:
-        """Swipe on one terminal until a final decision comes back: the responder is up."""
-        terminal = self._terminals[0]
+        """Swipe until a final decision comes back: the responder is up. On one terminal,
+        or with `probe_every_door` on each (partitioned workers open their doors'
+        sessions one partition at a time, and the load must not start before all are)."""
+        terminals = self._terminals if self._probe_every_door else self._terminals[:1]
         deadline = time.perf_counter() + self._ready_timeout_s
+        await asyncio.gather(*(self._probe_one(t, deadline) for t in terminals))
+
+    async def _probe_one(self, terminal: SimTerminal, deadline: float) -> None:
         while True:
             event_id = terminal.swipe(self.cards[0])
             try:
@@ -452,9 +459,9 @@ class Phase:
             except TimeoutError:
                 if time.perf_counter() >= deadline:
                     raise BenchError(
-                        f"{self.name}: no decision on {self.prefix}/devices/+/commands "
-                        f"within {self._ready_timeout_s:.0f} s: is it serving this broker "
-                        "and prefix?"
+                        f"{self.name}: no decision on {self.prefix}/devices/"
+                        f"{terminal.device_id}/commands within {self._ready_timeout_s:.0f} s: "
+                        "is it serving this broker and prefix?"
                     ) from None
 
     def _send(self, terminal: SimTerminal, due: float | None) -> None:

@@ -59,6 +59,15 @@ from firmware_sim.load_driver import (
 from gateway.cli import settings_of
 from gateway.cli.api_flood import FLOOD_PRIORITY, ApiFlood, FloodProcess
 from gateway.cli.bench_flood import CpuAccounts, descendants, flooded, split_by_flood
+from gateway.cli.bench_workers import (
+    MAX_WORKERS,
+    WorkersPlan,
+    WorkersStep,
+    check_no_other_workers,
+    check_workers,
+    print_table,
+    run_steps,
+)
 from gateway.cli.local_broker import LocalMosquitto
 from gateway.cli.runtime import Broker, open_broker, open_database
 from gateway.services.accounts import issue_token
@@ -169,6 +178,14 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     help="give the bench zone this capacity, so that every entry claims its place in the "
     "zone count shared by the workers (its cost on the door path)",
 )
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="with --spawn: instead of one `serve`, run the load against 1, 2, ..., N "
+    f"partitioned `campusgate worker` processes in turn (at most {MAX_WORKERS}), each "
+    "step once the partitions are balanced over its workers",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -187,9 +204,12 @@ def command(
     device_secrets: Path | None,
     device_url: str | None,
     zone_capacity: int | None,
+    workers: int | None,
 ) -> None:
     """Measure the gateway against a bare MQTT echo responder under the same load."""
     settings = settings_of(ctx)
+    if workers is not None:
+        _check_workers_options(workers, spawn, signing, repeat, api_flood, device_secrets)
     spec = LoadSpec(
         doors=doors,
         rate=rate,
@@ -226,6 +246,9 @@ def command(
     doors_login = _doors_login(settings, spawn, device_secrets, device_url)
     modes = {"on": (True,), "off": (False,), "both": (True, False)}[signing]
     console = Console(stderr=True)
+    if workers is not None:
+        _bench_workers_command(settings, spec, workers, console, json_path, doors_login, signing)
+        return
     runs, echo, failure, windowed = asyncio.run(
         _bench(
             settings,
@@ -264,12 +287,132 @@ def command(
                 else {}
             ),
         }
-    if json_path is not None:
+    _write_results(json_path, document, console)
+
+
+def _check_workers_options(
+    workers: int,
+    spawn: bool,
+    signing: str,
+    repeat: int,
+    api_flood: int,
+    device_secrets: Path | None,
+) -> None:
+    try:
+        check_workers(workers)
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not spawn:
+        raise click.ClickException(
+            "--workers needs --spawn: the bench starts the workers of each step itself"
+        )
+    clashes = {
+        "--signing both": signing == "both",
+        "--repeat": repeat > 1,
+        "--api-flood": api_flood > 0,
+        # The ACL grants the gateway's account its own prefix only; each step has its own.
+        "--device-secrets": device_secrets is not None,
+    }
+    for option, given in clashes.items():
+        if given:
+            raise click.ClickException(f"--workers cannot be combined with {option}")
+
+
+def _bench_workers_command(
+    settings: Settings,
+    spec: LoadSpec,
+    workers: int,
+    console: Console,
+    json_path: Path | None,
+    doors_login: DoorsLogin | None,
+    signing: str,
+) -> None:
+    steps, echo, failure = asyncio.run(
+        _bench_workers(settings, spec, workers, console, doors_login, signed=signing == "on")
+    )
+    print_table(spec, steps, echo, _fmt)
+    if failure is not None:
+        raise click.ClickException(failure)
+    first = steps[0].result
+    assert first is not None and echo is not None
+    # "gateway" is one worker's run: the section 7 shape, with every step beside it.
+    document = report(spec, first, echo)
+    document["config"] |= {
+        "signing": signing,
+        "workers": workers,
+        "partitions": settings.partitions,
+    }
+    document["workers"] = [step.figures() for step in steps]
+    _write_results(json_path, document, console)
+
+
+def _write_results(json_path: Path | None, document: dict[str, Any], console: Console) -> None:
+    if json_path is None:
+        return
+    try:
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") from None
+    console.print(f"results written to {json_path}")
+
+
+async def _bench_workers(
+    settings: Settings,
+    spec: LoadSpec,
+    workers: int,
+    console: Console,
+    doors_login: DoorsLogin | None,
+    *,
+    signed: bool,
+) -> tuple[list[WorkersStep], PhaseResult | None, str | None]:
+    """The worker steps, then the echo phase; a step's failure is returned (after the
+    echo phase), setup failures raise."""
+    dsn = await open_database(settings, migrate=True)
+    broker = await open_broker(settings)
+    try:
+        await _check_broker(broker.address)
         try:
-            json_path.write_text(json.dumps(document, indent=2) + "\n")
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") from None
-        console.print(f"results written to {json_path}")
+            await check_no_other_workers(dsn)
+        except BenchError as exc:
+            raise click.ClickException(str(exc)) from None
+        await _register(dsn, settings, spec.doors, spec.zone_capacity)
+        logs = Path(tempfile.mkdtemp(prefix="campusgate-bench-"))
+        url = _broker_url(settings, broker)
+        login = doors_login or DoorsLogin(url)
+        env = _gateway_env(settings, dsn, url)
+        env["CAMPUSGATE_SIGN_COMMANDS"] = "true" if signed else "false"
+        plan = WorkersPlan(
+            env,
+            settings.topic_prefix,
+            settings.partitions,
+            settings.partition_lease_s,
+            logs,
+            broker.address,
+        )
+        console.print(
+            f"bench --workers {workers}: {spec.doors} doors, {settings.partitions} partitions, "
+            f"logs in {logs}",
+            highlight=False,
+        )
+        with _progress(console, spec) as show:
+
+            def phase_for(k: int, cpu_clock: Any) -> Phase:
+                return Phase(
+                    f"{k} worker(s)",
+                    login.url,
+                    plan.prefix(k),
+                    spec,
+                    progress=show,
+                    ready_timeout_s=GATEWAY_READY_TIMEOUT_S,
+                    cpu_clock=cpu_clock,
+                    probe_every_door=True,
+                )
+
+            steps, failure = await run_steps(plan, workers, phase_for, console)
+            echo = await _echo_phase(spec, url, logs, show, login=login)
+        return steps, echo, failure
+    finally:
+        await broker.close()
 
 
 async def _bench(

@@ -176,3 +176,11 @@ async def leases(conn: asyncpg.Connection) -> list[Lease]:
         "SELECT partition, worker, expires_at FROM partition_leases ORDER BY partition"
     )
     return [Lease(r["partition"], r["worker"], r["expires_at"]) for r in rows]
+
+
+async def live_holders(conn: asyncpg.Connection) -> dict[int, str]:
+    """partition -> worker, for every unexpired lease (whether the campus is balanced)."""
+    rows = await conn.fetch(
+        "SELECT partition, worker FROM partition_leases WHERE expires_at >= now()"
+    )
+    return {r["partition"]: r["worker"] for r in rows}

@@ -25,7 +25,9 @@ from firmware_sim.load_driver import (
     split_by_windows,
 )
 from gateway.cli.bench_flood import split_by_flood
+from gateway.store.db import connect
 from gateway.store.migrate import apply_migrations
+from gateway.store.partition_leases import claim, live_holders, release
 
 PHASE_KEYS = {"sent", "decided", "lost", "per_s", "p50_ms", "p95_ms", "p99_ms"}
 
@@ -279,3 +281,92 @@ def test_the_api_process_labels_its_database_connections() -> None:
     )
     named = "postgresql://u@h/db?application_name=mine"
     assert with_application_name(named) == named
+
+
+def test_bench_workers_one_then_two_partitioned_workers(
+    mqtt_url: str, bench_db: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "workers.json"
+    run = campusgate(
+        "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchworkers",
+        "bench", "--doors", "6", "--rate", "100", "--duration", "2", "--spawn",
+        "--workers", "2", "--json", str(out),
+        env={"CAMPUSGATE_PARTITIONS": "16", "CAMPUSGATE_PARTITION_LEASE_S": "2"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["config"] == {
+        "doors": 6, "rate": 100, "duration_s": 2, "signing": "on", "workers": 2, "partitions": 16,
+    }  # fmt: skip
+    steps = document["workers"]
+    assert [s["workers"] for s in steps] == [1, 2]
+    for figures in [*steps, document["echo"]]:
+        assert figures["sent"] == 200, figures  # 100/s for 2 s, open loop
+        assert figures["decided"] == figures["sent"]
+        assert figures["lost"] == 0
+        assert figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+    for step in steps:
+        assert step["cpu_us_per_decision"] > 0
+        assert step["balanced_s"] >= 0
+    # The section 7 shape stays: "gateway" is the one-worker step.
+    assert document["gateway"] == {k: v for k, v in steps[0].items() if k in PHASE_KEYS}
+    # Progress and the table, with a row per step and the echo baseline.
+    assert "2 worker(s): 16 partitions balanced (8, 8)" in run.stderr
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in run.stdout.splitlines()]
+    assert {r[0]: r[1:4] for r in rows if len(r) == 9} == {
+        "1": ["200", "200", "0"],
+        "2": ["200", "200", "0"],
+        "echo": ["200", "200", "0"],
+    }, run.stdout
+    # Stopped cleanly: no lease is left behind for the next run.
+    assert asyncio.run(_live_holders(bench_db)) == {}
+
+
+async def _live_holders(dsn: str) -> dict[int, str]:
+    conn = await connect(dsn)
+    try:
+        return await live_holders(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0", "--spawn"], "--workers must be at least 1"),
+        (["--workers", "17", "--spawn"], "--workers must be at most 16"),
+        (["--workers", "2"], "--workers needs --spawn"),
+        (["--workers", "2", "--spawn", "--repeat", "2"], "cannot be combined with --repeat"),
+        (["--workers", "2", "--spawn", "--signing", "both"], "with --signing both"),
+    ],
+)
+def test_bench_workers_refuses_bad_input(
+    mqtt_url: str, bench_db: str, args: list[str], message: str
+) -> None:
+    run = campusgate("--mqtt-url", mqtt_url, "--database-url", bench_db, "bench", *args)
+    assert run.returncode == 1, run.stdout
+    assert message in run.stderr, run.stderr
+
+
+def test_bench_workers_refuses_a_database_other_workers_serve(mqtt_url: str, bench_db: str) -> None:
+    async def hold(take: bool) -> None:
+        conn = await connect(bench_db)
+        try:
+            if take:
+                assert await claim(conn, "someone-elses-worker", [3], 60.0) == {3}
+            else:
+                await release(conn, "someone-elses-worker", [3])
+        finally:
+            await conn.close()
+
+    asyncio.run(hold(True))
+    try:
+        run = campusgate(
+            "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchbusy",
+            "bench", "--doors", "2", "--rate", "10", "--duration", "1", "--spawn",
+            "--workers", "1",
+        )  # fmt: skip
+    finally:
+        asyncio.run(hold(False))
+    assert run.returncode == 1
+    assert "held by running workers (someone-elses-worker)" in run.stderr, run.stderr
