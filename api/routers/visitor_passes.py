@@ -159,7 +159,9 @@ async def approve(
 ) -> dict[str, Any]:
     """Approve: the visitor, a card and grants for the pass's zones within its window go
     into the roster (the doors know them within a second). A pass whose places matched
-    an epidemic area is refused (409) unless `accept_area_match` and a note are given."""
+    an epidemic area is refused (409) unless `accept_area_match` and a note are given.
+    A pass naming a `lab` zone needs an admin (WRITE_GRANTS; 403 for a liaison), and no
+    one approves a pass they host (403)."""
     row = await service.approve(
         conn,
         pass_id,
@@ -167,6 +169,7 @@ async def approve(
         by=operator.name,
         note=body.note,
         accept_area_match=body.accept_area_match,
+        may_open_labs=allowed(operator.account.role, Permission.WRITE_GRANTS),
     )
     return present(row)
 
