@@ -281,9 +281,7 @@ def _check(
     record = index.health(person.id)
     if record is not None and record.holds(now):
         return Verdict.DENY, Reason.HEALTH_HOLD
-    if _needs_checkin(person, rules) and not index.checked_in(
-        person.id, now.astimezone(tz).date()
-    ):
+    if _needs_checkin(person, rules) and not index.checked_in(person.id, now.astimezone(tz).date()):
         return Verdict.DENY, Reason.CHECKIN_REQUIRED
     if not _authorized(index, person, zone, rules, now, tz):
         return Verdict.DENY, Reason.NOT_AUTHORIZED

@@ -55,8 +55,7 @@ async def test_checkins_are_capped_per_day(campus: asyncpg.Connection, fresh_db:
     assert f"at most {MAX_CHECKINS_PER_DAY} check-ins a day" in over.json()["detail"]
     assert await campus.fetchval("SELECT version FROM daily_checkins") == MAX_CHECKINS_PER_DAY
     assert (
-        await campus.fetchval("SELECT count(*) FROM daily_checkin_history")
-        == MAX_CHECKINS_PER_DAY
+        await campus.fetchval("SELECT count(*) FROM daily_checkin_history") == MAX_CHECKINS_PER_DAY
     )
 
 

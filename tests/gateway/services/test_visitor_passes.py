@@ -85,7 +85,7 @@ async def test_lab_passes_need_an_admin_and_no_host_approves_their_own(campus):
     conn = campus
     now = datetime.now(UTC)
     lab = await service.request_pass(conn, request(now), RULES, by="T1", now=now, tz=TZ)
-    with pytest.raises(NotAllowedError, match="lab zone.*lab.*an admin must approve"):
+    with pytest.raises(NotAllowedError, match=r"lab zone.*lab.*an admin must approve"):
         await service.approve(conn, lab["id"], "cs", by="l-cs", note=None)
     with pytest.raises(NotAllowedError, match="own pass"):
         await service.approve(conn, lab["id"], None, by="T1", note=None, may_open_labs=True)
