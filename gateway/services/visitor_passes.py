@@ -7,7 +7,8 @@ pass's end, a random 10-byte card, and one grant per zone valid exactly from the
 start to its end; the roster NOTIFY makes every gateway reload. So before the start, or
 outside the zones, the door says `not_authorized`; after the end (the holder expired) and
 for a revoked pass's card, `card_revoked` when entering, while leaving stays free. Grants
-given to the `visitor` kind as a whole apply to a pass's visitor during the pass. Response
+given to the `visitor` kind as a whole apply to a pass's visitor from approval to the
+pass's end (the holder has an end, not a start). Response
 levels and temperature rules apply as to any visitor. Every step is audited.
 
 A pass naming a `lab` zone needs an approver who may write grants (an admin): a liaison
