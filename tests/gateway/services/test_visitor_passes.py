@@ -122,7 +122,7 @@ async def test_retention_removes_ended_passes_and_their_visitors_details(campus)
     conn = campus
     then = datetime.now(UTC) - timedelta(days=100)
     old = await service.request_pass(conn, request(then), RULES, by="T1", now=then, tz=TZ)
-    old = await service.approve(conn, old["id"], None, by="admin", note=None)
+    old = await service.approve(conn, old["id"], None, by="admin", note=None, may_open_labs=True)
     now = datetime.now(UTC)
     new = await service.request_pass(conn, request(now), RULES, by="T1", now=now, tz=TZ)
     cutoff = now - timedelta(days=90)
