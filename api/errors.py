@@ -20,6 +20,7 @@ from gateway.services.errors import (
     NotAllowedError,
     NotFoundError,
     OutOfRangeError,
+    TooManyError,
 )
 from gateway.store.alerts import AlertNotFound, AlertTransitionError
 
@@ -73,6 +74,7 @@ HANDLERS: dict[type[Exception], Handler] = {
     InvalidReferenceError: _invalid_reference,
     InvalidValueError: _invalid_value,
     LoginThrottledError: _throttled,
+    TooManyError: _plain(status.HTTP_429_TOO_MANY_REQUESTS),
 }
 
 

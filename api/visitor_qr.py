@@ -3,18 +3,23 @@
 The API signs tokens with the same key the gateway signs commands with (and verifies
 tokens with), so a terminal that pinned that key can check a token offline too. The key
 file is the gateway's (CAMPUSGATE_SIGNING_KEY_FILE or <data dir>/keys/command-signing.pem);
-the API reads it and never makes one.
+the API reads it and never makes one. A token opens doors like the card: every fetch is
+audited (`fetch_qr` on the pass; the token itself is not logged).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+import asyncpg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import HTTPException, Request, status
 
 from devices.codecs.visitor_qr import QrClaims, encode_token
+from gateway.services import visitor_passes as service
+from gateway.store.audit import record_audit
 
 # The gateway's default key path under the data dir (gateway/pipeline/signing.py).
 KEY_PATH = ("keys", "command-signing.pem")
@@ -56,3 +61,15 @@ def qr_answer(
     )
     token = encode_token(QrClaims(pass_id, card_uid, ends_at), public_raw, key.sign)
     return {"pass_id": pass_id, "token": token, "ends_at": ends_at}
+
+
+async def fetch_qr(
+    conn: asyncpg.Connection, request: Request, row: dict[str, Any], *, by: str
+) -> dict[str, object]:
+    """The token of an approved pass (409 else), its handing-out audited as `fetch_qr`."""
+    answer = qr_answer(request, *service.issued(row))
+    await record_audit(
+        conn, by, "fetch_qr", "visitor_pass", str(row["id"]),
+        after={"card_uid": row["card_uid"], "ends_at": row["ends_at"].isoformat()},
+    )  # fmt: skip
+    return answer

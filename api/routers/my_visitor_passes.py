@@ -11,8 +11,7 @@ from api.deps import Conn
 from api.person_auth import PersonPrincipal, current_person
 from api.routers.visitor_passes import PassIn, present, request_for
 from api.schemas.visitor_passes import VisitorPass, VisitorQr
-from api.visitor_qr import qr_answer
-from gateway.services import visitor_passes as service
+from api.visitor_qr import fetch_qr
 from gateway.services.errors import NotFoundError
 from gateway.store import visitor_passes as store
 
@@ -40,4 +39,4 @@ async def my_qr(pass_id: int, me: Me, conn: Conn, request: Request) -> dict[str,
     row = await store.get_pass(conn, pass_id)
     if row is None or row["host_id"] != me.person_id:
         raise NotFoundError(f"no visitor pass {pass_id}")
-    return qr_answer(request, *service.issued(row))
+    return await fetch_qr(conn, request, row, by=ACTOR.format(me.person_id))

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from api.deps import Allowed, Conn, OrgScope, Principal
 from api.permissions import Permission, allowed
 from api.schemas.visitor_passes import VisitorPass, VisitorQr
-from api.visitor_qr import qr_answer
+from api.visitor_qr import fetch_qr
 from gateway.domain.privacy import mask_id_number, mask_phone
 from gateway.services import visitor_passes as service
 from gateway.store import visitor_passes as store
@@ -159,7 +159,9 @@ async def approve(
 ) -> dict[str, Any]:
     """Approve: the visitor, a card and grants for the pass's zones within its window go
     into the roster (the doors know them within a second). A pass whose places matched
-    an epidemic area is refused (409) unless `accept_area_match` and a note are given."""
+    an epidemic area is refused (409) unless `accept_area_match` and a note are given.
+    A pass naming a `lab` zone needs an admin (WRITE_GRANTS; 403 for a liaison), and no
+    one approves a pass they host (403)."""
     row = await service.approve(
         conn,
         pass_id,
@@ -167,6 +169,7 @@ async def approve(
         by=operator.name,
         note=body.note,
         accept_area_match=body.accept_area_match,
+        may_open_labs=allowed(operator.account.role, Permission.WRITE_GRANTS),
     )
     return present(row)
 
@@ -190,6 +193,7 @@ async def revoke(
 async def qr(
     pass_id: int, operator: Decider, scope: OrgScope, conn: Conn, request: Request
 ) -> dict[str, Any]:
-    """The pass's QR token (text to render as a QR code); approved passes only (409)."""
+    """The pass's QR token (text to render as a QR code); approved passes only (409).
+    Each fetch is audited (`fetch_qr`): the token opens doors."""
     row = await service.pass_in_scope(conn, pass_id, scope)
-    return qr_answer(request, *service.issued(row))
+    return await fetch_qr(conn, request, row, by=operator.name)

@@ -90,7 +90,7 @@ def encode_token(claims: QrClaims, public_raw: bytes, sign: Callable[[bytes], by
 def decode_token(token: str, public_raw: bytes) -> QrClaims:
     """The claims of a token signed with the key whose raw public half is `public_raw`;
     QrTokenError (with its cause) for anything else. Expiry is not judged here: the door
-    decides by the pass's grants."""
+    decides by the pass's grants and the gateway's reader (gateway/pipeline/visitor_qr.py)."""
     if len(token) > MAX_TOKEN_CHARS or not (shape := _SHAPE.match(token)):
         raise QrTokenError(QrInvalid.MALFORMED, "not a CGQ1 visitor token")
     try:

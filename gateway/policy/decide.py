@@ -16,7 +16,8 @@ issue #5) fit into that order without new reasons: barred visitors and labs open
 only to named people are grant checks (not_authorized), temperature at every door
 is the temperature_required check, scaled capacity is zone_full. A level that asks
 for today's check-in at a zone (issue #15) adds the one new reason, checkin_required,
-judged on the campus day of `now` against the index's check-ins. A zone in capacity
+judged on the campus day of `now` against the index's check-ins, for students and staff
+only (visitors are governed by their pass). A zone in capacity
 mode `alert` admits at capacity and raises zone_full instead of denying. The level
 rules govern entering only: a lockdown gets visitors and lab guests out, it does not
 lock them in.
@@ -165,6 +166,12 @@ def _authorized(
     return any(grant_allows(g, now, local) for g in index.candidate_grants(person, zone.id))
 
 
+def _needs_checkin(person: Person, rules: ZoneRules) -> bool:
+    """Today's check-in is asked of students and staff only: visitors have no account to
+    check in with and are governed by their pass."""
+    return rules.require_checkin and person.kind is not PersonKind.VISITOR
+
+
 def is_fever_reading(celsius: float, threshold_c: float) -> bool:
     """True when a reading is at or above the threshold (compared at 0.01 C)."""
     return round(celsius, _CELSIUS_DIGITS) >= round(threshold_c, _CELSIUS_DIGITS)
@@ -274,7 +281,7 @@ def _check(
     record = index.health(person.id)
     if record is not None and record.holds(now):
         return Verdict.DENY, Reason.HEALTH_HOLD
-    if rules.require_checkin and not index.checked_in(person.id, now.astimezone(tz).date()):
+    if _needs_checkin(person, rules) and not index.checked_in(person.id, now.astimezone(tz).date()):
         return Verdict.DENY, Reason.CHECKIN_REQUIRED
     if not _authorized(index, person, zone, rules, now, tz):
         return Verdict.DENY, Reason.NOT_AUTHORIZED

@@ -6,9 +6,10 @@ day replaces it and both stay in the history. A fever (at or above the campus
 threshold) or any symptom sets `fever_watch` through the health service, so the change
 is audited, reaches every gateway's roster like any health change (within a second) and
 puts the person in the health officers' fever review; a person already under a hold
-keeps it. A reported case contact goes on the officers' review list. The stored row's
-NOTIFY tells the gateways of the check-in itself (a zone that requires it admits the
-same card at once).
+keeps it. A reported case contact goes on the officers' review list. The first row of a
+day NOTIFYs the gateways of the check-in itself (a zone that requires it admits the
+same card at once); same-day corrections notify nothing (migration 0028), and a person
+makes at most MAX_CHECKINS_PER_DAY check-ins a day.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import asyncpg
 
 from gateway.domain.checkin import CheckIn, campus_day
 from gateway.domain.health import HealthStatus
-from gateway.services.errors import ConflictError, NotAllowedError, NotFoundError
+from gateway.services.errors import ConflictError, NotAllowedError, NotFoundError, TooManyError
 from gateway.services.health import change_status, current_status
 from gateway.store import checkins as store
 from gateway.store.audit import record_audit
 
 __all__ = [
     "CHECKIN_ACTOR",
+    "MAX_CHECKINS_PER_DAY",
     "my_checkins",
     "resolve_contact_review",
     "submit_checkin",
@@ -35,6 +37,9 @@ __all__ = [
 
 # The health history's and audit log's operator for what a check-in sets.
 CHECKIN_ACTOR = "checkin"
+# Corrections a person may make in a day: enough for honest mistakes, and a bound on what
+# one person re-submitting in a loop writes (each version stays in the history).
+MAX_CHECKINS_PER_DAY = 20
 
 
 def _actor(person_id: str) -> str:
@@ -61,7 +66,8 @@ async def submit_checkin(
 ) -> dict[str, Any]:
     """Store `checkin` as the person's of today (campus time), with its consequences.
 
-    NotAllowedError for a person who is unknown, inactive or past their validity.
+    NotAllowedError for a person who is unknown, inactive or past their validity;
+    TooManyError past MAX_CHECKINS_PER_DAY check-ins of the day.
     Returns {day, submitted_at, hold, updated}: `hold` is "fever_watch" when the person
     is on fever watch after this check-in, `updated` whether it replaced an earlier one.
     """
@@ -72,6 +78,11 @@ async def submit_checkin(
             raise NotAllowedError(f"no person record {person_id!r}: check-in refused")
         if not person.active or (person.valid_until is not None and now >= person.valid_until):
             raise NotAllowedError(f"person {person_id!r} is deactivated: check-in refused")
+        if await store.versions_of_day(conn, person_id, day) >= MAX_CHECKINS_PER_DAY:
+            raise TooManyError(
+                f"at most {MAX_CHECKINS_PER_DAY} check-ins a day: today's "
+                f"({day.isoformat()}) is stored; try again tomorrow"
+            )
         version = await store.save_checkin(conn, person_id, day, checkin, now)
         hold = await _watch_if_needed(conn, person_id, checkin, now, threshold_c)
         contact = checkin.case_contact and await store.open_contact_review(conn, person_id, day)

@@ -50,3 +50,7 @@ class InvalidValueError(ValueError):
 
 class OutOfRangeError(ValueError):
     """A question the data cannot answer (e.g. a report on a day that has not begun)."""
+
+
+class TooManyError(Exception):
+    """The one asking has done this too often for now (answered 429)."""

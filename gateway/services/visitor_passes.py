@@ -2,11 +2,17 @@
 decides, an approved pass becomes roster data the doors already understand.
 
 Approval writes, through the roster's own write paths (services.roster_admin,
-store.roster_write), a person of kind `visitor` in the host's org unit, a random 10-byte
-card, and one grant per zone valid exactly from the pass's start to its end; the roster
-NOTIFY makes every gateway reload. So outside the window or the zones the door says
-`not_authorized`, a revoked pass's card `card_revoked`, and response levels and
-temperature rules apply as to any visitor. Every step is audited.
+store.roster_write), a person of kind `visitor` in the host's org unit, valid until the
+pass's end, a random 10-byte card, and one grant per zone valid exactly from the pass's
+start to its end; the roster NOTIFY makes every gateway reload. So before the start, or
+outside the zones, the door says `not_authorized`; after the end (the holder expired) and
+for a revoked pass's card, `card_revoked` when entering, while leaving stays free. Grants
+given to the `visitor` kind as a whole apply to a pass's visitor from approval to the
+pass's end (the holder has an end, not a start). Response
+levels and temperature rules apply as to any visitor. Every step is audited.
+
+A pass naming a `lab` zone needs an approver who may write grants (an admin): a liaison
+must not open a lab to an outsider. Nobody approves a pass they host.
 
 Places of the last 14 days are matched against the epidemic areas at request time (the
 travel rules' matching); a pass with a match is shown with it and is not approved
@@ -30,6 +36,7 @@ from gateway.services.errors import (
     ConflictError,
     InvalidReferenceError,
     InvalidValueError,
+    NotAllowedError,
     NotFoundError,
 )
 from gateway.store import roster_write
@@ -196,12 +203,27 @@ async def approve(
     by: str,
     note: str | None,
     accept_area_match: bool = False,
+    may_open_labs: bool = False,
 ) -> dict[str, Any]:
-    """Approve a pending pass: its visitor, card and grants go into the roster."""
+    """Approve a pending pass: its visitor, card and grants go into the roster.
+
+    `may_open_labs`: the approver may write grants (an admin); only then may a pass that
+    names a `lab` zone be approved (NotAllowedError else), as may no pass its host approves.
+    """
     async with conn.transaction():
         row = await pass_in_scope(conn, pass_id, scope, lock=True)
         if row["status"] != "pending":
             raise PassStateError(f"visitor pass {pass_id} is {row['status']}, not pending")
+        if by == row["host_id"]:
+            raise NotAllowedError(
+                f"visitor pass {pass_id} is hosted by {by!r}: a host may not approve their own "
+                "pass; another liaison or an admin must"
+            )
+        if not may_open_labs and (labs := await store.lab_zones(conn, row["zones"])):
+            raise NotAllowedError(
+                f"visitor pass {pass_id} includes lab zone(s) {', '.join(labs)}: "
+                "an admin must approve it (no outsiders in labs without one)"
+            )
         if row["area_matches"] and not (accept_area_match and note):
             raise PassStateError(
                 f"the visitor was in epidemic areas ({', '.join(row['area_matches'])}): "
@@ -214,6 +236,9 @@ async def approve(
             "kind": PersonKind.VISITOR.value,
             "name": row["visitor_name"],
             "org_unit_id": row["host_unit_id"],
+            # The holder expires with the pass: its card and any grant of the `visitor`
+            # kind as a whole stop opening doors at the end (card_revoked; leaving is free).
+            "valid_until": row["ends_at"],
         }
         await roster_admin.create(conn, "person", person, by=by, cards=[uid])
         grants = [

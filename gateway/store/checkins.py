@@ -37,6 +37,14 @@ async def lock_person(conn: asyncpg.Connection, person_id: str) -> Eligibility |
     return None if row is None else Eligibility(row[0], row[1], row[2], row[3])
 
 
+async def versions_of_day(conn: asyncpg.Connection, person_id: str, day: date) -> int:
+    """How many check-ins the person made on `day` (0: none yet)."""
+    version: int | None = await conn.fetchval(
+        "SELECT version FROM daily_checkins WHERE person_id = $1 AND day = $2", person_id, day
+    )
+    return version or 0
+
+
 async def save_checkin(
     conn: asyncpg.Connection, person_id: str, day: date, checkin: CheckIn, at: datetime
 ) -> int:

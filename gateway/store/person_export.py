@@ -13,12 +13,37 @@ from typing import Any
 
 import asyncpg
 
+from gateway.domain.privacy import mask_contact
 from gateway.store.checkins import person_checkins
 from gateway.store.retention import table_exists
 
 
 def _dicts(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
+
+
+_PASS_COLUMNS = (
+    "id, host_id, host_unit_id, visitor_name, phone, id_number, reason, zones, starts_at,"
+    " ends_at, places, area_matches, status, requested_by, requested_at, decided_by,"
+    " decided_at, note, visitor_person_id, card_uid, overstay_alerted_at"
+)
+
+
+async def _visitor_passes(conn: asyncpg.Connection, person_id: str) -> list[dict[str, Any]]:
+    """Passes the person hosted or visited on. The visitor's phone and ID number are the
+    visitor's data: masked in a host's export, in full in the visitor's own (as the
+    person's own row carries them)."""
+    rows = _dicts(
+        await conn.fetch(
+            f"SELECT {_PASS_COLUMNS} FROM visitor_passes"
+            " WHERE host_id = $1 OR visitor_person_id = $1 ORDER BY id",
+            person_id,
+        )
+    )
+    for row in rows:
+        if row["visitor_person_id"] != person_id:
+            row["phone"], row["id_number"] = mask_contact(row["phone"], row["id_number"])
+    return rows
 
 
 async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, Any] | None:
@@ -99,13 +124,7 @@ async def person_record(conn: asyncpg.Connection, person_id: str) -> dict[str, A
         record["person_account"] = dict(account) if account else None
     if await table_exists(conn, "visitor_passes"):
         # Passes the person hosted or visited on (their use is in access_events).
-        record["visitor_passes"] = _dicts(
-            await conn.fetch(
-                "SELECT * FROM visitor_passes WHERE host_id = $1 OR visitor_person_id = $1"
-                " ORDER BY id",
-                person_id,
-            )
-        )
+        record["visitor_passes"] = await _visitor_passes(conn, person_id)
     record["access_events"] = _dicts(
         await conn.fetch(
             "SELECT received_at, device_ts, device_id, event_id, type, door_id, zone_id,"

@@ -37,6 +37,14 @@ async def missing_zones(conn: asyncpg.Connection, zones: Sequence[str]) -> list[
     return [z for z in zones if z not in known]
 
 
+async def lab_zones(conn: asyncpg.Connection, zones: Sequence[str]) -> list[str]:
+    """Those of `zones` whose kind is `lab`, sorted."""
+    rows = await conn.fetch(
+        "SELECT id FROM zones WHERE id = ANY($1::text[]) AND kind = 'lab' ORDER BY id", zones
+    )
+    return [r[0] for r in rows]
+
+
 async def insert_pass(conn: asyncpg.Connection, values: dict[str, Any]) -> int:
     names = list(values)
     marks = ", ".join(f"${i}" for i in range(1, len(names) + 1))

@@ -7,6 +7,7 @@ import pytest
 from checkin_campus import api
 from person_sign_in import person_bearer
 
+from gateway.services.checkin import MAX_CHECKINS_PER_DAY
 from gateway.services.person_accounts import InactivePersonError, UnknownPersonError
 from gateway.store.operators import add_operator
 
@@ -41,6 +42,21 @@ async def test_second_checkin_the_same_day_updates_and_keeps_history(
         "SELECT operator, after FROM audit_log WHERE entity = 'daily_checkin' ORDER BY id"
     )
     assert [r["operator"] for r in audited] == ["person:S1", "person:S1"]
+
+
+async def test_checkins_are_capped_per_day(campus: asyncpg.Connection, fresh_db: str) -> None:
+    async with api(fresh_db) as person:
+        first = await person.check_in("S1", temperature_c=36.4)
+        assert first.status_code == 200, first.text
+        for _ in range(MAX_CHECKINS_PER_DAY - 1):
+            assert (await person.submit(temperature_c=36.5)).status_code == 200
+        over = await person.submit(temperature_c=36.6)
+    assert over.status_code == 429, over.text
+    assert f"at most {MAX_CHECKINS_PER_DAY} check-ins a day" in over.json()["detail"]
+    assert await campus.fetchval("SELECT version FROM daily_checkins") == MAX_CHECKINS_PER_DAY
+    assert (
+        await campus.fetchval("SELECT count(*) FROM daily_checkin_history") == MAX_CHECKINS_PER_DAY
+    )
 
 
 async def test_a_person_sees_only_their_own_checkins(

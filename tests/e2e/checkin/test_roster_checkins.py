@@ -76,3 +76,32 @@ async def test_a_burst_of_checkins_reaches_the_roster_without_a_reload(
     finally:
         await state.stop()
         await pool.close()
+
+
+async def test_only_a_new_person_day_notifies_not_a_same_day_correction(
+    conn: asyncpg.Connection, fresh_db: str
+) -> None:
+    """Security review: a re-submit in a loop must not make every gateway copy the
+    check-in map; doors only need to know that a person checked in on a day."""
+    await conn.execute(
+        "INSERT INTO org_units (id, name) VALUES ('u', 'U');"
+        "INSERT INTO people (id, kind, name, org_unit_id) VALUES ('P1', 'student', 'P', 'u')"
+    )
+    heard: list[str] = []
+    listener = await asyncpg.connect(fresh_db)
+    await listener.add_listener("campusgate_roster", lambda *args: heard.append(args[3]))
+    try:
+        upsert = (
+            "INSERT INTO daily_checkins AS c (person_id, day, location, dormitory, temperature_c)"
+            " VALUES ('P1', $1, 'on_campus', 'D1', $2) ON CONFLICT (person_id, day) DO UPDATE"
+            " SET temperature_c = EXCLUDED.temperature_c, version = c.version + 1"
+        )
+        day = campus_day(datetime.now(UTC), Settings().tz)
+        for n in range(5):
+            await conn.execute(upsert, day, 36.0 + n / 10)
+        moved = day.replace(year=day.year - 1)
+        await conn.execute("UPDATE daily_checkins SET day = $1 WHERE person_id = 'P1'", moved)
+        await asyncio.sleep(0.3)
+    finally:
+        await listener.close()
+    assert heard == [f"daily_checkins:P1:{day.isoformat()}", f"daily_checkins:P1:{moved}"]

@@ -109,7 +109,13 @@ async def test_host_requests_liaison_approves_qr_opens_pass_zones_only(api, gate
 
     audit = await api["admin"].get("/api/audit", params={"entity": "visitor_pass"})
     actions = sorted(e["action"] for e in audit.json() if e["entity_id"] == str(made["id"]))
-    assert actions == ["approve", "request", "revoke"]
+    # Every QR fetch is audited (host and liaison each fetched one; a 409 hands out nothing).
+    assert actions == ["approve", "fetch_qr", "fetch_qr", "request", "revoke"]
+    fetched = [
+        e for e in audit.json() if e["entity_id"] == str(made["id"]) and e["action"] == "fetch_qr"
+    ]
+    assert sorted(e["operator"] for e in fetched) == ["liaison-cs", "person:T1"]
+    assert all(token not in str(e) for e in fetched)  # the token itself is not logged
 
 
 async def test_forged_altered_and_foreign_tokens_are_unknown_cards(api, gateway, fleet, alerts):
@@ -148,7 +154,8 @@ async def test_window_end_denies_and_overstay_alerts_once(api, gateway, fleet, v
     assert await until_outcome(fleet, "term-office", token, "admit/ok") >= 0
     end = datetime.fromisoformat(made["ends_at"])
     await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.2)
-    assert await scan(fleet, "term-office", token) == "deny/not_authorized"
+    # The holder expired with the pass (the roster reload brought its valid_until).
+    assert await scan(fleet, "term-office", token) == "deny/card_revoked"
     conn = await connect(visit_dsn)
     try:
         raised = []
@@ -169,6 +176,24 @@ async def test_window_end_denies_and_overstay_alerts_once(api, gateway, fleet, v
         listed = await api[who].get("/api/alerts", params={"kind": "visitor_overstay"})
         assert listed.status_code == 200, listed.text
         assert len(listed.json()) == 1, who
+    # Leaving is free: the overstaying visitor is let out, logged as the visitor.
+    assert await scan(fleet, "term-office", token, "out") == "admit/ok"
+
+
+async def test_before_its_start_a_pass_opens_nothing(api, gateway, fleet):
+    _, token = await approved(api, **window(3600, 7200))
+    await until_outcome(fleet, "term-office", token, "deny/not_authorized")
+
+
+async def test_a_lab_pass_needs_an_admin(api, gateway, fleet):
+    made = await requested(api, zones=["office", "lab"])
+    liaison = await api["liaison-cs"].post(f"/api/visitor-passes/{made['id']}/approve", json={})
+    assert liaison.status_code == 403
+    assert "lab zone(s) lab: an admin must approve" in liaison.json()["detail"]
+    admin = await api["admin"].post(f"/api/visitor-passes/{made['id']}/approve", json={})
+    assert admin.status_code == 200, admin.text
+    token = (await api.host.get(f"/api/me/visitor-passes/{made['id']}/qr")).json()["token"]
+    await until_outcome(fleet, "term-lab", token, "admit/ok")
 
 
 async def test_refused_pass_issues_nothing(api, gateway, visit_dsn):
@@ -270,12 +295,16 @@ async def test_lockdown_bars_the_visitor(api, gateway, fleet):
 
 async def test_exports_hold_the_pass_for_host_and_visitor(api):
     made, _ = await approved(api)
-    for person in ("T1", made["visitor_person_id"]):
+    # The visitor's contact is theirs: in full in their own export, masked in the host's.
+    for person, id_number in (
+        ("T1", "1101**********1234"),
+        (made["visitor_person_id"], "110101199003071234"),
+    ):
         response = await api["admin"].get(f"/api/people/{person}/export")
         assert response.status_code == 200, response.text
         passes = response.json()["visitor_passes"]
         assert [p["id"] for p in passes] == [made["id"]]
-        assert passes[0]["id_number"] == "110101199003071234"  # exports are unmasked
+        assert passes[0]["id_number"] == id_number
 
 
 async def test_sim_cli_scans_a_token(api, gateway, fleet, mqtt_url, prefix):

@@ -160,3 +160,29 @@ def test_check_in_validation() -> None:
         with pytest.raises(CheckInInvalid) as caught:
             check_in(**args)  # type: ignore[arg-type]
         assert caught.value.field == field
+
+
+def test_visitors_are_governed_by_their_pass_not_the_checkin() -> None:
+    """A pass visitor has no account to check in with: a check-in zone asks students and
+    staff only; the visitor is still bound by the pass's grant window."""
+    end = JUST_AFTER_MIDNIGHT + timedelta(hours=2)
+    roster = CampusRoster(
+        zones=(Zone("dorm", "Dorm", ZoneKind.DORMITORY),),
+        doors=(DORM,),
+        people=(
+            Person("V1", PersonKind.VISITOR, "Zhao", valid_until=end),
+            Person("T1", PersonKind.STAFF, "Chen"),
+        ),
+        cards=(Card("B1", "V1"), Card("B2", "T1")),
+        grants=(
+            Grant(GrantSubject(person_id="V1"), "dorm", None, JUST_AFTER_MIDNIGHT, end),
+            Grant(GrantSubject(person_id="T1"), "dorm"),
+        ),
+        levels=LEVELS,
+        active_levels=ActiveLevels(campus="checkin"),
+    )
+    index = RosterIndex.build(roster)
+    assert _decide(index, "B1") == (Verdict.ADMIT, Reason.OK)
+    assert _decide(index, "B2") == (Verdict.DENY, Reason.CHECKIN_REQUIRED)
+    assert _decide(index, "B1", now=end) == (Verdict.DENY, Reason.CARD_REVOKED)
+    assert _decide(index, "B1", now=end, direction=Direction.OUT) == (Verdict.ADMIT, Reason.OK)

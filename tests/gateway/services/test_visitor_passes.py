@@ -9,7 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.services import visitor_passes as service
-from gateway.services.errors import InvalidReferenceError, InvalidValueError, NotFoundError
+from gateway.services.errors import (
+    InvalidReferenceError,
+    InvalidValueError,
+    NotAllowedError,
+    NotFoundError,
+)
 from gateway.store import retention
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -54,9 +59,12 @@ async def test_approval_writes_a_visitor_card_and_windowed_grants(campus):
     assert made["zones"] == ["office", "lab"] and made["host_unit_id"] == "ai"
     with pytest.raises(NotFoundError):  # another unit's liaison
         await service.approve(conn, made["id"], "math", by="l-math", note=None)
-    done = await service.approve(conn, made["id"], "cs", by="l-cs", note="ok")  # ai is under cs
+    done = await service.approve(  # ai is under cs; a lab zone needs an admin's approval
+        conn, made["id"], "cs", by="l-cs", note="ok", may_open_labs=True
+    )
     person = await conn.fetchrow("SELECT * FROM people WHERE id = $1", done["visitor_person_id"])
     assert (person["kind"], person["org_unit_id"], person["active"]) == ("visitor", "ai", True)
+    assert person["valid_until"] == made["ends_at"]  # the holder expires with the pass
     card = await conn.fetchrow("SELECT * FROM cards WHERE uid = $1", done["card_uid"])
     assert card["person_id"] == person["id"] and not card["revoked"]
     assert len(bytes.fromhex(done["card_uid"])) == 10
@@ -71,6 +79,22 @@ async def test_approval_writes_a_visitor_card_and_windowed_grants(campus):
     revoked = await service.revoke(conn, made["id"], None, by="admin", note=None)
     assert revoked["status"] == "revoked"
     assert await conn.fetchval("SELECT revoked FROM cards WHERE uid = $1", done["card_uid"])
+
+
+async def test_lab_passes_need_an_admin_and_no_host_approves_their_own(campus):
+    conn = campus
+    now = datetime.now(UTC)
+    lab = await service.request_pass(conn, request(now), RULES, by="T1", now=now, tz=TZ)
+    with pytest.raises(NotAllowedError, match=r"lab zone.*lab.*an admin must approve"):
+        await service.approve(conn, lab["id"], "cs", by="l-cs", note=None)
+    with pytest.raises(NotAllowedError, match="own pass"):
+        await service.approve(conn, lab["id"], None, by="T1", note=None, may_open_labs=True)
+    assert (await service.pass_in_scope(conn, lab["id"], None))["status"] == "pending"
+    office = await service.request_pass(
+        conn, request(now, zones=("office",)), RULES, by="T1", now=now, tz=TZ
+    )
+    done = await service.approve(conn, office["id"], "cs", by="l-cs", note=None)
+    assert done["status"] == "approved"
 
 
 async def test_request_checks(campus):
@@ -98,7 +122,7 @@ async def test_retention_removes_ended_passes_and_their_visitors_details(campus)
     conn = campus
     then = datetime.now(UTC) - timedelta(days=100)
     old = await service.request_pass(conn, request(then), RULES, by="T1", now=then, tz=TZ)
-    old = await service.approve(conn, old["id"], None, by="admin", note=None)
+    old = await service.approve(conn, old["id"], None, by="admin", note=None, may_open_labs=True)
     now = datetime.now(UTC)
     new = await service.request_pass(conn, request(now), RULES, by="T1", now=now, tz=TZ)
     cutoff = now - timedelta(days=90)
