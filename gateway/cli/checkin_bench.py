@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import statistics
 import time
@@ -37,6 +38,7 @@ ID_PREFIX = "CKB"
 HOUR_S = 3600.0
 PROGRESS_EVERY = 1000
 HTTP_TIMEOUT_S = 60.0
+SESSION_BATCH = 500
 
 
 @dataclass
@@ -56,9 +58,11 @@ async def make_sessions(conn: Any, ids: list[str]) -> list[str]:
     """The people (students) and a bearer token each."""
     await copy_new_people(conn, [(pid, "student", f"Bench Student {pid}") for pid in ids])
     tokens = []
-    for pid in ids:
-        account = await cas_account(conn, pid)
-        tokens.append((await open_session(conn, account, "cas")).token)
+    for start in range(0, len(ids), SESSION_BATCH):
+        async with conn.transaction():  # one commit per batch, not per person
+            for pid in ids[start : start + SESSION_BATCH]:
+                account = await cas_account(conn, pid)
+                tokens.append((await open_session(conn, account, "cas")).token)
     return tokens
 
 
@@ -112,12 +116,11 @@ async def submit_all(
     return tally, time.perf_counter() - started
 
 
-def _quantile(values: list[float], q: float) -> float:
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-        if len(values) > 1
-        else (values[0] if values else float("nan"))
-    )
+def _quantile(values: list[float], q: int) -> float:
+    """The q-th percentile of sorted `values` (nan when there are none)."""
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def report(people: int, concurrency: int, tally: Tally, seconds: float, stored: int) -> str:
@@ -181,5 +184,6 @@ def command(ctx: click.Context, people: int, concurrency: int, seed: int) -> Non
     """Submit one daily check-in per person through the HTTP API, concurrently, and time it
     (use a scratch database: it adds people)."""
     settings = settings_of(ctx)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per check-in
     dsn = database_url(settings)
     click.echo(run(lambda: _bench(settings, dsn, people, concurrency, seed)))
