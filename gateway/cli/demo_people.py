@@ -30,23 +30,18 @@ ADMIT_WITHIN_S = 10.0  # the approval reaches the gateways through the roster NO
 HTTP_TIMEOUT_S = 15.0
 
 
-def _person(facts: CampusFacts, kind: str, *, card: str | None = None) -> SimPerson:
-    """An active person of `kind` outside the showcase's reserved cards (or holding `card`)."""
+def _student(facts: CampusFacts) -> SimPerson:
+    """An active, healthy student outside the showcase's reserved cards."""
     reserved = set(facts.fever_cards) | set(facts.resident_cards[:4])
     for person in facts.people:
-        if card is not None:
-            if card in person.cards:
-                return person
-            continue
-        if (
-            person.kind == kind
-            and person.active
-            and not person.isolated
-            and person.cards
-            and not set(person.cards) & reserved
-        ):
+        usable = person.active and not person.isolated and person.cards
+        if person.kind == "student" and usable and not set(person.cards) & reserved:
             return person
-    raise LookupError(f"the sample campus has no {kind} for the showcase")
+    raise LookupError("the sample campus has no student for the showcase")
+
+
+def _holder(facts: CampusFacts, card: str) -> SimPerson:
+    return next(p for p in facts.people if card in p.cards)
 
 
 async def person_password(dsn: str, url: str, person_id: str) -> tuple[str, str]:
@@ -93,7 +88,7 @@ async def operator_client(url: str, name: str, password: str) -> httpx.AsyncClie
 async def show_checkin(dsn: str, url: str, facts: CampusFacts, console: Console) -> ScenarioResult:
     """A student's password from an invitation, a sign-in and today's check-in, via the API."""
     result = ScenarioResult("a student checks in on the phone page")
-    student = _person(facts, "student")
+    student = _student(facts)
     _, password = await person_password(dsn, url, student.id)
     console.print(
         f"[bold]check-in page[/bold]: {url}me/  sign in as {student.id} / {password}  "
@@ -157,7 +152,7 @@ async def show_visitor_pass(
     """A staff host requests a pass to the office zone, the admin approves it, the QR token
     is scanned: admitted at the office door, denied at the lab's."""
     result = ScenarioResult("a visitor pass at the doors")
-    host = _person(facts, "staff", card=facts.staff_card)
+    host = _holder(facts, facts.staff_card)  # staff, admitted at the office door
     zone = facts.door_zones[facts.office_door]
     _, password = await person_password(dsn, url, host.id)
     now = datetime.now(UTC)
