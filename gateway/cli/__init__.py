@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, str] = {
     "trace": "gateway.cli.trace",
     "trace-bench": "gateway.cli.trace_bench",
     "allowlist-bench": "gateway.cli.allowlist_bench",
+    "checkin-bench": "gateway.cli.checkin_bench",
     "retention": "gateway.cli.retention",
     "export": "gateway.cli.export",
     "travel": "gateway.cli.travel",

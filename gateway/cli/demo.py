@@ -28,6 +28,7 @@ from gateway.cli import settings_of
 from gateway.cli.api_process import ApiProcess, ApiProcessError, api_socket, console_url
 from gateway.cli.demo_identity import DemoAccounts, make_accounts, probe_enforcement
 from gateway.cli.demo_offline import offline_showcase
+from gateway.cli.demo_people import show_checkin, show_visitor_pass
 from gateway.cli.demo_view import LiveView
 from gateway.cli.demo_workflows import (
     remeasure_fevers,
@@ -328,6 +329,7 @@ async def run_demo(
                 chain=chain,
                 checks=checks,
                 attacker=accounts.login(address, GATEWAY_ACCOUNT) if accounts else None,
+                admin=(logins[0][0], logins[0][2]),
             )
         )
         stopped = asyncio.create_task(stop.wait())
@@ -388,11 +390,13 @@ async def _showcase(
     chain: bool = True,
     checks: list[scenarios.ScenarioResult] | None = None,
     attacker: BrokerAddress | None = None,
+    admin: tuple[str, str] | None = None,
 ) -> list[scenarios.ScenarioResult]:
     """One of each situation, the traced chain (unless `chain` is false) and the daily
     report; the checks' results after `checks` (made and shown already).
 
-    `attacker`: the broker account the forger of commands holds (the fleet's by default)."""
+    `attacker`: the broker account the forger of commands holds (the fleet's by default);
+    `admin`: (name, password) of the operator who approves the visitor pass."""
     console.print("[bold]showcase[/bold]: one of each situation the gateway handles")
     # People an earlier run left inside would fill zones and share the chain's stays, and
     # people it left on fever_watch would be held at the doors.
@@ -434,7 +438,31 @@ async def _showcase(
         )
     else:
         console.print("[bold]contact tracing[/bold]: the chain is skipped (--no-chain)")
-    await show_daily_report(dsn, settings, console)
+    results += await _people_showcase(fleet, campus, dsn, console, url, admin, signed=signed)
+    results.append(await show_daily_report(dsn, settings, console))
+    return results
+
+
+async def _people_showcase(
+    fleet: Fleet,
+    campus: Campus,
+    dsn: str,
+    console: Console,
+    url: str,
+    admin: tuple[str, str] | None,
+    *,
+    signed: bool,
+) -> list[scenarios.ScenarioResult]:
+    """Issue #15: a student's check-in through the API, and a visitor pass at the doors
+    (its QR token is signed with the command-signing key: only when commands are signed)."""
+    console.print("[bold]people[/bold]: a daily check-in on the phone page, a visitor pass")
+    results = [await show_checkin(dsn, url, campus.facts, console)]
+    console.print(str(results[0]), highlight=False)
+    if signed and admin is not None:
+        results.append(await show_visitor_pass(fleet, dsn, url, campus.facts, admin, console))
+        console.print(str(results[-1]), highlight=False)
+    else:
+        console.print("  visitor pass skipped: QR tokens need the command-signing key")
     return results
 
 

@@ -32,6 +32,7 @@ CHAIN_DWELL_S = MIN_OVERLAP_S + 5
 CHAIN_SECOND_MIN_EXPOSURE_S = 60.0
 SHOWN_PER_GENERATION = 10
 WALK_OUT_TIMEOUT_S = 10.0
+MISSING_SHOWN = 5  # of the missing list, on screen (the report files hold it whole)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +183,10 @@ def _label(contact) -> str:  # type: ignore[no-untyped-def]
     )
 
 
-async def show_daily_report(dsn: str, settings: Settings, console: Console) -> None:
+async def show_daily_report(dsn: str, settings: Settings, console: Console) -> ScenarioResult:
     """Generate today's reports so far (campus and each college), write the files, send
-    them when recipients are configured, and print the campus student report's numbers."""
+    them when recipients are configured, and print the campus student report's numbers
+    and the students' and staff's check-in numbers with those missing (issue #15)."""
     conn = await connect(dsn)
     try:
         reports = await generate_reports(
@@ -207,9 +209,50 @@ async def show_daily_report(dsn: str, settings: Settings, console: Console) -> N
         f"{s['denied_total']} denied, {s['outsiders_blocked']['total']} outsiders blocked",
         highlight=False,
     )
+    result = ScenarioResult("daily report with check-in numbers")
+    audiences = (
+        (Audience.STUDENT, "students", "student affairs"),
+        (Audience.STAFF, "staff", "the school office"),
+    )
+    for audience, who, to in audiences:
+        report = next(
+            (r for r in reports if r.org_unit_id is None and r.audience is audience), None
+        )
+        numbers = report.summary.get("checkins") if report else None
+        result.expect(f"{audience.value} report has check-in numbers", "yes", _yes(numbers))
+        if report is None or numbers is None:
+            continue
+        missing = report.lists.get("checkin_missing", [])
+        result.expect(
+            f"{audience.value} missing list = missing count",
+            str(numbers["missing"]),
+            str(len(missing)),
+        )
+        if audience is Audience.STUDENT:  # the showcase's student checked in just before
+            result.expect("students checked in today", "at least 1", _at_least_1(numbers["made"]))
+        rate = "-" if numbers["rate"] is None else f"{numbers['rate']:.1%}"
+        shown = ", ".join(str(p.get("person_id", p)) for p in missing[:MISSING_SHOWN])
+        more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+        console.print(
+            f"  check-ins, {who} (to {to}): {numbers['made']} of "
+            f"{numbers['expected']} ({rate}), {numbers['missing']} missing, "
+            f"{numbers['flagged']} with fever or symptoms, {numbers['case_contact']} case "
+            f"contacts; not checked in: {shown or '-'}{more}",
+            highlight=False,
+        )
     console.print(
         f"  {len(reports)} reports (CSV, XLSX, HTML with charts) in {folder}; "
         "in the console under Daily reports"
         + ("" if settings.report_recipients else "; set CAMPUSGATE_REPORT_RECIPIENTS to send them"),
         highlight=False,
     )
+    console.print(str(result), highlight=False)
+    return result
+
+
+def _yes(value: object) -> str:
+    return "no" if value is None else "yes"
+
+
+def _at_least_1(count: int) -> str:
+    return "at least 1" if count >= 1 else str(count)

@@ -70,7 +70,7 @@ def check_showcase(run: subprocess.CompletedProcess) -> None:
     passed = [line for line in run.stdout.splitlines() if line.startswith("PASS ")]
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAIL ")]
     assert not failed, _failures(run)
-    assert len(passed) >= 16  # 12 MQTT scenarios, OSDP, RDM6300, camera, the chain
+    assert len(passed) >= 19  # 12 MQTT scenarios, OSDP, RDM6300, camera, the chain, people
     # Issue 5: a traced chain (B first generation, C second) and a generated daily report.
     assert any(line.startswith("PASS traced chain") for line in passed), run.stdout
     assert any(line.startswith("PASS  showcase: all") for line in passed), run.stdout
@@ -79,6 +79,17 @@ def check_showcase(run: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     # Issue 12: commands are signed, and the terminals refuse a forged and a replayed one.
     assert any(line.startswith("PASS forged and replayed commands") for line in passed)
+    # Issue 15: a student signs in on /me/ and checks in through the API; a visitor pass
+    # is requested, approved and its QR admitted in its zone and denied in another; the
+    # daily reports carry check-in numbers and the list of those missing.
+    assert re.search(r"check-in page: http://\S+/me/  sign in as \S+ / \S+", run.stdout)
+    assert any(line.startswith("PASS a student checks in on the phone page") for line in passed)
+    for line in ("PASS a visitor pass at the doors", "PASS daily report with check-in numbers"):
+        assert any(p.startswith(line) for p in passed), line
+    assert "expected admit/ok, got admit/ok" in run.stdout
+    assert "expected deny/not_authorized, got deny/not_authorized" in run.stdout
+    assert re.search(r"check-ins, students \(to student affairs\): [1-9]\d* of \d+", run.stdout)
+    assert "check-ins, staff (to the school office)" in run.stdout
     # Issue 13: the gate decides alone while the gateway is stopped, and reconciles.
     assert any(line.startswith("PASS offline: the gate decides alone") for line in passed)
 
