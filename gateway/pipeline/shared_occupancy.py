@@ -232,6 +232,8 @@ class SharedOccupancy:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._senders:  # claims in flight (each within its deadline): not cut mid-statement
+            await asyncio.gather(*self._senders, return_exceptions=True)
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             try:
