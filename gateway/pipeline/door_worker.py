@@ -258,6 +258,7 @@ class Gateway:
                 journal=self.journal,
                 devices=self.devices,
                 forget_devices=self.desk.forget,
+                finish_claims=self.desk.finish_claims,
             )
             await self.ownership.start()
         await self.serial.start()

@@ -106,7 +106,7 @@ class DoorDesk:
         self._roster = roster
         # Zone counts shared with the other workers (None: this worker's own count only).
         self._shared = shared
-        self._claims: set[asyncio.Task[None]] = set()
+        self._claims: dict[asyncio.Task[None], str] = {}  # claim under way -> its device
         self._journal = journal
         self._publisher = publisher
         self._alerter = alerter
@@ -243,8 +243,11 @@ class DoorDesk:
             self._finalize(card, outcome, celsius)
             return
         task = asyncio.create_task(self._claim_then_finalize(shared, card, outcome, celsius))
-        self._claims.add(task)
-        task.add_done_callback(self._claims.discard)
+        self._claims[task] = card.device.id
+        task.add_done_callback(self._claim_done)
+
+    def _claim_done(self, task: asyncio.Task[None]) -> None:
+        self._claims.pop(task, None)
 
     async def _claim_then_finalize(
         self, shared: SharedOccupancy, card: WaitingCard, outcome: Outcome, celsius: float | None
@@ -253,7 +256,7 @@ class DoorDesk:
         zone_id = card.door.zone_id
         try:
             card.claim = await shared.claim(zone_id, outcome.person.id, datetime.now(UTC))
-            occupancy = card.claim.before if card.claim is not None else shared.count(zone_id)
+            occupancy = _occupancy_for(card.claim, shared.count(zone_id))
             capacity = shared.capacity(zone_id)[0]
             if capacity is not None and occupancy < capacity:
                 self._full_alerted.discard(zone_id)  # room again: a new crossing alerts anew
@@ -265,8 +268,10 @@ class DoorDesk:
                 window_open=True,
                 occupancy=occupancy,
             )
-            if card.claim is not None and card.claim.taken and not final.admitted:
+            claim = card.claim
+            if claim is not None and claim.taken and not claim.held and not final.admitted:
                 # Refused for another reason meanwhile (a roster change): give the place back.
+                # A held place was theirs before this swipe: they are still inside.
                 shared.passed(
                     zone_id, outcome.person.id, Direction.OUT, datetime.now(UTC), claimed=False
                 )
@@ -277,10 +282,13 @@ class DoorDesk:
             card.claim = None
             self._finalize(card, outcome, celsius)
 
-    async def finish_claims(self) -> None:
-        """Wait for the claims under way (each within its deadline) to be decided."""
-        while self._claims:
-            await asyncio.gather(*list(self._claims), return_exceptions=True)
+    async def finish_claims(self, device_ids: set[str] | None = None) -> None:
+        """Wait for the claims under way (each within its deadline) to be decided; only
+        those of cards at `device_ids` if given (a partition handed over)."""
+        while tasks := [
+            t for t, d in self._claims.items() if device_ids is None or d in device_ids
+        ]:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _finalize(self, card: WaitingCard, outcome: Outcome, celsius: float | None) -> None:
         """Decide a card for good: its log row, its alerts, a health change, then the answer."""
@@ -640,7 +648,12 @@ class DoorDesk:
         for key in keys:
             self._book.cancel_card(key)
             del self._waiting[key]
-        return len(keys)
+        # Cards whose place is being claimed are let go too: a place claimed without its
+        # log row is dropped by the reconciliation with the access log (docs/architecture.md).
+        claims = [t for t, d in self._claims.items() if d in device_ids]
+        for task in claims:
+            task.cancel()
+        return len(keys) + len(claims)
 
     def expire(self, now: float) -> None:
         """Deny the cards whose window passed; alert unpaired fever readings."""
@@ -666,6 +679,15 @@ class DoorDesk:
                 _LOGGER.error("policy returned pending after the window for %s", key)
                 continue
             self._conclude(waiting, outcome, None)
+
+
+def _occupancy_for(claim: Claim | None, known: int) -> int:
+    """The count an entry is decided on after its claim (`known`: the worker's own view,
+    when the claim was not made). Someone who held a place already is counted in it: the
+    zone is decided without them, as they keep their place (entering twice is one person)."""
+    if claim is None:
+        return known
+    return max(claim.before - 1, 0) if claim.held else claim.before
 
 
 def _redelivered_age(arrival: Arrival) -> float:

@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -66,6 +66,7 @@ class PartitionOwnership:
         journal: Journal,
         devices: DeviceWatch,
         forget_devices: Callable[[set[str]], int],
+        finish_claims: Callable[[set[str]], Awaitable[None]] | None = None,
         tick_s: float | None = None,
     ) -> None:
         self._pool = pool
@@ -80,6 +81,10 @@ class PartitionOwnership:
         self._journal = journal
         self._devices = devices
         self._forget_devices = forget_devices
+        # Wait for the cards of these devices whose zone place is being claimed to be
+        # decided (each within the claim's deadline), so that they are logged and answered
+        # before the partition goes: the new owner would decide them a second time.
+        self._finish_claims = finish_claims
         self.instance = uuid.uuid4()
         self._start = partition_of(worker, partitions)
         self._renewed_at: float | None = None
@@ -281,7 +286,11 @@ class PartitionOwnership:
             self._mqtt.hold_partition(n)
         # Bounded well inside a lease: the renewals wait for this tick.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._journal.drain(), self.lease_s / 2)
+            async with asyncio.timeout(self.lease_s / 2):
+                if self._finish_claims is not None:  # then into the journal, drained next
+                    by_partition = self.devices_by_partition()
+                    await self._finish_claims({d for n in give for d in by_partition.get(n, ())})
+                await self._journal.drain()
         await asyncio.sleep(0.05)  # the follow-ups' acks leave with the next write
         for n in give:
             await self._mqtt.close_partition(n)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -41,11 +42,14 @@ _LOGGER = logging.getLogger(__name__)
 # A claim is one indexed UPDATE (~0.3 ms on a local database): a claim that takes longer
 # than this is given up on, and the worker counts alone until the database answers again.
 # Well below the journal's deadline, which the decision waits for in any case.
+# A claim's whole wait, that for the connection (busy with a flush or a refresh) included.
 CLAIM_DEADLINE_S = 0.5
+CLAIM_STATEMENT_S = 0.25  # of which the statement keeps at least this much
 CONNECT_DEADLINE_S = 2.0
 REFRESH_S = 1.0  # other workers' passages reach this worker's view this often
 RETRY_S = 1.0
 FLUSH_BEFORE_CLAIM = 32  # more queued (an outage's backlog): the background writes them
+WRITE_BATCH = 1_000  # queued passages the background writes in one go
 QUEUE_BOUND = 100_000  # passages kept for the database while it is away
 
 TRANSIENT = (
@@ -92,6 +96,7 @@ class SharedOccupancy:
         self.refused = 0
         self.fallbacks = 0  # entries decided on the worker's own count (database away)
         self.dropped = 0  # passages the queue had no room for while away
+        self.lock_timeouts = 0  # claims given up on while the connection was busy
 
     # ---- what the door desk asks ------------------------------------------------
 
@@ -155,19 +160,7 @@ class SharedOccupancy:
         try:
             while self._claims:
                 batch, self._claims = self._claims, []
-                results: list[zone_counts.Claim | None] = [None] * len(batch)
-                conn = self._conn
-                try:
-                    if conn is not None and not conn.is_closed():
-                        async with self._lock, within(conn, CLAIM_DEADLINE_S):
-                            if len(self._queue) <= FLUSH_BEFORE_CLAIM:
-                                # This worker's passages just before (an exit) come first.
-                                await self._write_queued(conn)
-                            results = await zone_counts.claim_many(conn, [r for r, _ in batch])
-                except (DatabaseStalled, *TRANSIENT) as exc:
-                    self._lost(conn, exc)
-                except Exception:  # a bug: these cards are decided on the own count
-                    _LOGGER.exception("claiming places failed")
+                results = await self._claim_batch([r for r, _ in batch])
                 if any(r is None for r in results) and self.connected:
                     self._wake.set()  # a zone counted since the last look: track it
                 for (_, future), result in zip(batch, results, strict=True):
@@ -175,6 +168,40 @@ class SharedOccupancy:
                         future.set_result(result)
         finally:
             self._claiming = False
+
+    async def _claim_batch(
+        self, requests: list[zone_counts.ClaimRequest]
+    ) -> list[zone_counts.Claim | None]:
+        """The claims' results, all within CLAIM_DEADLINE_S of now, the wait for the
+        connection included (the background may hold it for a flush or a refresh); None
+        for each: decide on the own count."""
+        results: list[zone_counts.Claim | None] = [None] * len(requests)
+        conn = self._conn
+        if conn is None or conn.is_closed():
+            return results
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_DEADLINE_S
+        try:
+            async with asyncio.timeout_at(deadline - CLAIM_STATEMENT_S):
+                await self._lock.acquire()
+        except TimeoutError:
+            # The connection is busy, not lost: these cards alone go on the own count.
+            self.lock_timeouts += 1
+            return results
+        try:
+            if conn is not self._conn:  # dropped while this waited
+                return results
+            async with within(conn, deadline - loop.time()):
+                # This worker's passages just before (an exit) come first, with the claims.
+                at_most = FLUSH_BEFORE_CLAIM if len(self._queue) <= FLUSH_BEFORE_CLAIM else 0
+                results = await self._write_queued(conn, at_most, requests)
+        except (DatabaseStalled, *TRANSIENT) as exc:
+            self._lost(conn, exc)
+        except Exception:  # a bug: these cards are decided on the own count
+            _LOGGER.exception("claiming places failed")
+        finally:
+            self._lock.release()
+        return results
 
     def passed(
         self, zone_id: str, person_id: str, direction: Direction, at: datetime, *, claimed: bool
@@ -205,6 +232,8 @@ class SharedOccupancy:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._senders:  # claims in flight (each within its deadline): not cut mid-statement
+            await asyncio.gather(*self._senders, return_exceptions=True)
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             try:
@@ -255,22 +284,47 @@ class SharedOccupancy:
         conn = self._conn
         while self._queue and conn is not None:
             async with self._lock, within(conn, CONNECT_DEADLINE_S):
-                await self._write_queued(conn, at_most=FLUSH_BEFORE_CLAIM)
+                await self._write_queued(conn, WRITE_BATCH)
 
-    async def _write_queued(self, conn: asyncpg.Connection, at_most: int | None = None) -> None:
-        """Write queued passages, oldest first; the caller holds the lock."""
-        written = 0
-        while self._queue and (at_most is None or written < at_most):
-            passage = self._queue[0]
-            if passage.direction is Direction.IN:
-                capacity, _ = self.capacity(passage.zone_id)
-                await zone_counts.claim(
-                    conn, passage.zone_id, passage.person_id, capacity, passage.at, enforce=False
-                )
-            else:
-                await zone_counts.leave(conn, passage.zone_id, passage.person_id)
+    def _next_passages(self, at_most: int) -> list[Passage]:
+        """The oldest queued passages that can be written together: up to the first that
+        repeats the zone and person of an earlier one (the order of those two matters)."""
+        passages: list[Passage] = []
+        seen: set[tuple[str, str]] = set()
+        for passage in itertools.islice(self._queue, at_most):
+            key = (passage.zone_id, passage.person_id)
+            if key in seen:
+                break
+            seen.add(key)
+            passages.append(passage)
+        return passages
+
+    async def _write_queued(
+        self,
+        conn: asyncpg.Connection,
+        at_most: int,
+        claims: list[zone_counts.ClaimRequest] | None = None,
+    ) -> list[zone_counts.Claim | None]:
+        """Write the oldest queued passages (exits in one statement, then entries in one
+        with the `claims` after them), and make the claims; their results. The caller
+        holds the lock."""
+        passages = self._next_passages(at_most)
+        await zone_counts.leave_many(
+            conn, [(p.zone_id, p.person_id) for p in passages if p.direction is Direction.OUT]
+        )
+        requests = [
+            zone_counts.ClaimRequest(
+                p.zone_id, p.person_id, self.capacity(p.zone_id)[0], p.at, enforce=False
+            )
+            for p in passages
+            if p.direction is Direction.IN
+        ]
+        entries = len(requests)
+        requests += claims or []
+        results = await zone_counts.claim_many(conn, requests) if requests else []
+        for _ in passages:
             self._queue.popleft()
-            written += 1
+        return results[entries:]
 
     async def _refresh(self) -> None:
         conn = self._conn

@@ -145,6 +145,33 @@ async def leave(conn: asyncpg.Connection, zone_id: str, person_id: str) -> int |
     return None if value is None else int(value)
 
 
+# $1 zones, $2 persons. The zones' rows are locked first, in id order (as claims lock
+# them, and before the places, as a claim does), so no claim or other batch deadlocks it.
+_LEAVE_MANY = """
+WITH wanted AS (SELECT DISTINCT z, p FROM unnest($1::text[], $2::text[]) AS w (z, p)),
+locked AS MATERIALIZED (
+    SELECT zone_id FROM zone_occupancy WHERE zone_id IN (SELECT z FROM wanted)
+    ORDER BY zone_id FOR UPDATE
+),
+gone AS (
+    UPDATE zone_presence pr SET left_at = now()
+    FROM wanted w
+    WHERE pr.zone_id = w.z AND pr.person_id = w.p AND pr.left_at IS NULL
+      AND pr.zone_id IN (SELECT zone_id FROM locked)
+    RETURNING pr.zone_id
+)
+UPDATE zone_occupancy o SET inside = greatest(o.inside - g.n, 0)
+FROM (SELECT zone_id, count(*)::int AS n FROM gone GROUP BY zone_id) g
+WHERE o.zone_id = g.zone_id
+"""
+
+
+async def leave_many(conn: asyncpg.Connection, leaving: list[tuple[str, str]]) -> None:
+    """`leave` for each (zone, person), in one statement (one round trip)."""
+    if leaving:
+        await conn.execute(_LEAVE_MANY, [z for z, _ in leaving], [p for _, p in leaving])
+
+
 async def track(conn: asyncpg.Connection, zone_ids: Iterable[str]) -> list[str]:
     """Give the zones a row (counted from zero until reconciled); those newly made."""
     rows = await conn.fetch(

@@ -243,6 +243,26 @@ async def test_capacity_holds_across_workers(shared_dsn, workers, broker_url, pr
     assert logged == DOORS + 2 + 3  # every card event logged once
 
 
+async def test_a_double_swipe_at_a_full_zone_keeps_the_place(shared_dsn, workers, prefix, mqtt_url):
+    """Someone inside swipes in again at another door (likely another worker's) of the
+    full zone: admitted (they hold their place), and the count stays; the next person is
+    refused."""
+    await workers(shared_dsn)
+    async with Fleet(mqtt_url, devices("full"), prefix=prefix) as fleet:
+        assert await swipe_all(fleet, "full", range(6)) == ["admit/ok"] * 6
+        again = []
+        for p, door in ((0, 7), (1, 11), (2, 9)):
+            terminal = fleet[f"full-t{door}"]
+            answer = await terminal.decision(terminal.swipe(card(p), direction="in"), timeout=10)
+            again.append(f"{answer['decision']}/{answer['reason']}")
+        assert again == ["admit/ok"] * 3
+        assert await shared_count(shared_dsn, "full", 6)
+        terminal = fleet["full-t6"]
+        answer = await terminal.decision(terminal.swipe(card(6), direction="in"), timeout=10)
+        assert f"{answer['decision']}/{answer['reason']}" == "deny/zone_full"
+    assert await shared_count(shared_dsn, "full", 6)
+
+
 async def test_alert_mode_and_gathering_alert_once(shared_dsn, workers, mqtt_url, prefix):
     gateways = await workers(shared_dsn)
     async with (

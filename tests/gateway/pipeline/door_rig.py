@@ -10,6 +10,7 @@ end-to-end tests (tests/e2e/pipeline, tests/e2e/serial) keep the real parts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -48,6 +49,7 @@ from gateway.pipeline.ingest import Ingest
 from gateway.pipeline.journal import Batch, Journal
 from gateway.pipeline.publisher import Publisher
 from gateway.pipeline.roster_state import RosterState
+from gateway.pipeline.shared_occupancy import SharedOccupancy
 from gateway.pipeline.topics import Topics
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.roster_index import RosterIndex
@@ -201,7 +203,10 @@ class DoorRig:
         *,
         window_s: float = WINDOW_S,
         late_after_s: float = 10.0,
+        shared_dsn: str | None = None,
     ) -> None:
+        """`shared_dsn`: the zone counts are shared through this database (a real one,
+        `SharedOccupancy`; start it with `start_shared`), as among several workers."""
         self.counters = Counters()
         self.broker = FakeBroker()
         self.journal = FakeJournal()
@@ -218,17 +223,22 @@ class DoorRig:
         alerter = Alerter(journal, self.publisher, self.counters)
         self.seen = SeenEvents()
         duplicates = Duplicates(self.seen, self.publisher, self.counters)
+        occupancy = Occupancy()
+        self.shared = (
+            SharedOccupancy(shared_dsn, self.roster, occupancy) if shared_dsn is not None else None
+        )
         self.desk = DoorDesk(
             roster=self.roster,
             journal=journal,
             publisher=self.publisher,
             alerter=alerter,
             duplicates=duplicates,
-            occupancy=Occupancy(),
+            occupancy=occupancy,
             policy=DoorPolicy(
                 tz=ZoneInfo("UTC"), fever_threshold_c=FEVER_C, temperature_window_s=window_s
             ),
             counters=self.counters,
+            shared=self.shared,
         )
         devices = DeviceWatch(None, journal, alerter, self.counters)  # type: ignore[arg-type]
         clocks = DeviceClocks(alerter, self.counters, max_late=timedelta(hours=12))
@@ -244,6 +254,17 @@ class DoorRig:
             counters=self.counters,
         )
         self._ids = count(1)
+
+    async def start_shared(self) -> SharedOccupancy:
+        """Start the shared counts; once connected and counting the rig's zones."""
+        shared = self.shared
+        assert shared is not None
+        shared.start()
+        for _ in range(200):
+            if shared.connected and {"dorm", "lab"} <= set(shared._known):
+                return shared
+            await asyncio.sleep(0.05)
+        raise AssertionError("the shared zone counts did not connect")
 
     # ---- what devices send -------------------------------------------------------
 

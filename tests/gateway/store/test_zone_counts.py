@@ -96,3 +96,26 @@ async def test_claims_in_one_round_trip_keep_order_and_never_deadlock(fresh_db, 
     taken = [r for batch in batches for r in batch if r and r.taken]
     assert len(taken) == 4  # capacity 2 in each of c and d
     assert (await zone_counts.counts(conn))["c"] == (2, 1)
+
+
+async def test_exits_in_one_statement_free_only_places_held(fresh_db, conn) -> None:
+    await zone_counts.track(conn, ["a", "b"])
+    for zone, person in (("a", "P1"), ("a", "P2"), ("b", "P1"), ("b", "P3")):
+        await zone_counts.claim(conn, zone, person, None, NOW, enforce=False)
+    await zone_counts.leave_many(
+        conn, [("b", "P1"), ("a", "P1"), ("a", "P9"), ("a", "P1"), ("x", "P1")]
+    )
+    assert await zone_counts.counts(conn) == {"a": (1, 0), "b": (1, 0)}
+    # An exit and a claim batch over the same zones in opposite orders: no deadlock.
+    one, two = await connect(fresh_db), await connect(fresh_db)
+    try:
+        await asyncio.gather(
+            zone_counts.leave_many(one, [("b", "P3"), ("a", "P2")]),
+            zone_counts.claim_many(
+                two, [zone_counts.ClaimRequest(z, "Q", None, NOW, False) for z in "ab"]
+            ),
+        )
+    finally:
+        await one.close()
+        await two.close()
+    assert await zone_counts.counts(conn) == {"a": (1, 0), "b": (1, 0)}
