@@ -355,10 +355,13 @@ class MqttClient:
         receive_maximum: int | None = None,
         session_expiry_s: int = SESSION_EXPIRY_S,
         on_lost: Callable[[int | None], bool] | None = None,
+        on_subscribed: Callable[[str], None] | None = None,
     ) -> None:
         """`on_lost(reason)` is asked on an unexpected disconnect whether to reconnect;
         `reason` is the MQTT 5 reason code (0x8E: the session was taken over by another
-        client with this id), None under MQTT 3.1.1, which gives none."""
+        client with this id), None under MQTT 3.1.1, which gives none.
+        `on_subscribed(filter)` is called whenever the broker grants a subscription: after
+        every connect, and when one it refused is granted on a later request."""
         if receive_maximum is not None and not 1 <= receive_maximum <= 65535:
             raise ValueError(f"receive_maximum must be 1..65535, not {receive_maximum}")
         self.address = address
@@ -369,6 +372,7 @@ class MqttClient:
         self._subscriptions = list(subscriptions)
         self._on_connected = on_connected
         self._on_lost = on_lost
+        self._on_subscribed = on_subscribed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._inbox: list[Message] = []
@@ -718,6 +722,8 @@ class MqttClient:
             self._refused(wanted, refused)
         elif wanted is not None:
             self._refusals.pop(wanted[0], None)
+            if self._on_subscribed is not None:
+                self._on_loop(self._on_subscribed, wanted[0])
         self._unacked_subscribes.discard(mid)
         if not self._unacked_subscribes:
             self._on_loop(self._subscribed.set)
