@@ -36,8 +36,11 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 1.0
 # A refused subscription is asked for again after this long, doubling up to the maximum.
+# The maximum stays short: a door whose commands subscription is missing hears no
+# decision, and after a NATS leader election a 30 s wait left doors deaf that long after
+# the cluster was well again; a refused SUBSCRIBE every 5 s costs the broker little.
 RESUBSCRIBE_FIRST_S = 0.5
-RESUBSCRIBE_MAX_S = 30.0
+RESUBSCRIBE_MAX_S = 5.0
 # SUBACK codes that asking again will not change (MQTT 5): not authorized, a topic filter
 # the broker does not take, shared subscriptions or wildcards not supported.
 _FINAL_SUBACK_REFUSALS = frozenset({0x87, 0x8F, 0x9E, 0xA1, 0xA2})
@@ -734,7 +737,7 @@ class MqttClient:
 
         A clustered broker refuses for passing reasons: NATS answers 0x80 when making the
         subscription's JetStream consumer times out (a busy cluster, a leader election).
-        MQTT 3.1.1 has only 0x80, so there every refusal is tried again, every 30 s at most.
+        MQTT 3.1.1 has only 0x80, so there every refusal is tried again, at most 5 s apart.
         """
         self.refused_subscriptions += len(reasons)
         topic = wanted[0] if wanted else "?"
