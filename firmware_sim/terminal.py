@@ -160,6 +160,9 @@ class SimTerminal:
         # events"): a broker that crashes loses what it acknowledged since its last save.
         self._unanswered: dict[str, bytes] = {}
         self.republished = 0  # card events sent again after a reconnect
+        # The commands subscription was granted before (in this power cycle): every later
+        # grant (a reconnect, a refused subscription granted at last) republishes.
+        self._commands_granted = False
         self.dropped_unanswered = 0  # forgotten unanswered events past `MAX_UNANSWERED`
         self.stale: list[str] = []  # event ids whose decision came too long after the swipe
         self.unsolicited: list[str] = []  # decisions for event ids this terminal never sent
@@ -179,6 +182,7 @@ class SimTerminal:
             will=Will(self.state_topic, OFFLINE_WILL, qos=1, retain=True),
             subscriptions=[(self.commands_topic, 1), (self.signing_key_topic, 1)],
             on_connected=self._announce_online,
+            on_subscribed=self._subscribed,
             clean_start=self.session_expiry_s is None,
             session_expiry_s=self.session_expiry_s or 0,
         )
@@ -246,8 +250,17 @@ class SimTerminal:
             qos=1,
             retain=True,
         )
-        if self._client.connects > 1:
+
+    def _subscribed(self, topic: str) -> None:
+        # Republish once the commands subscription is granted, not at the CONNACK: with a
+        # clean session an answer published before the grant finds nobody, and a clustered
+        # broker may refuse the subscription for seconds (NATS during a leader election)
+        # while the terminal stays connected and keeps swiping.
+        if topic != self.commands_topic:
+            return
+        if self._commands_granted:
             self._republish_unanswered()
+        self._commands_granted = True
 
     def _republish_unanswered(self) -> None:
         """Send every card event still without a final decision again, same event_id.
@@ -262,7 +275,7 @@ class SimTerminal:
             self._client.publish(self.events_topic, payload, qos=1)
         if self._unanswered:
             _LOGGER.info(
-                "%s: reconnected; republished %d unanswered card events",
+                "%s: commands subscribed again; republished %d unanswered card events",
                 self.device_id,
                 len(self._unanswered),
             )
@@ -270,6 +283,7 @@ class SimTerminal:
     def _forget_unanswered(self) -> None:
         # The simulator's crash or stop is a power cycle: what was kept in RAM is gone.
         self._unanswered.clear()
+        self._commands_granted = False
 
     # ---- events --------------------------------------------------------------
 

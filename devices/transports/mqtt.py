@@ -36,8 +36,11 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 1.0
 # A refused subscription is asked for again after this long, doubling up to the maximum.
+# The maximum stays short: a door whose commands subscription is missing hears no
+# decision, and after a NATS leader election a 30 s wait left doors deaf that long after
+# the cluster was well again; a refused SUBSCRIBE every 5 s costs the broker little.
 RESUBSCRIBE_FIRST_S = 0.5
-RESUBSCRIBE_MAX_S = 30.0
+RESUBSCRIBE_MAX_S = 5.0
 # SUBACK codes that asking again will not change (MQTT 5): not authorized, a topic filter
 # the broker does not take, shared subscriptions or wildcards not supported.
 _FINAL_SUBACK_REFUSALS = frozenset({0x87, 0x8F, 0x9E, 0xA1, 0xA2})
@@ -355,10 +358,13 @@ class MqttClient:
         receive_maximum: int | None = None,
         session_expiry_s: int = SESSION_EXPIRY_S,
         on_lost: Callable[[int | None], bool] | None = None,
+        on_subscribed: Callable[[str], None] | None = None,
     ) -> None:
         """`on_lost(reason)` is asked on an unexpected disconnect whether to reconnect;
         `reason` is the MQTT 5 reason code (0x8E: the session was taken over by another
-        client with this id), None under MQTT 3.1.1, which gives none."""
+        client with this id), None under MQTT 3.1.1, which gives none.
+        `on_subscribed(filter)` is called whenever the broker grants a subscription: after
+        every connect, and when one it refused is granted on a later request."""
         if receive_maximum is not None and not 1 <= receive_maximum <= 65535:
             raise ValueError(f"receive_maximum must be 1..65535, not {receive_maximum}")
         self.address = address
@@ -369,6 +375,7 @@ class MqttClient:
         self._subscriptions = list(subscriptions)
         self._on_connected = on_connected
         self._on_lost = on_lost
+        self._on_subscribed = on_subscribed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._inbox: list[Message] = []
@@ -718,6 +725,8 @@ class MqttClient:
             self._refused(wanted, refused)
         elif wanted is not None:
             self._refusals.pop(wanted[0], None)
+            if self._on_subscribed is not None:
+                self._on_loop(self._on_subscribed, wanted[0])
         self._unacked_subscribes.discard(mid)
         if not self._unacked_subscribes:
             self._on_loop(self._subscribed.set)
@@ -728,7 +737,7 @@ class MqttClient:
 
         A clustered broker refuses for passing reasons: NATS answers 0x80 when making the
         subscription's JetStream consumer times out (a busy cluster, a leader election).
-        MQTT 3.1.1 has only 0x80, so there every refusal is tried again, every 30 s at most.
+        MQTT 3.1.1 has only 0x80, so there every refusal is tried again, at most 5 s apart.
         """
         self.refused_subscriptions += len(reasons)
         topic = wanted[0] if wanted else "?"

@@ -435,3 +435,22 @@ async def test_a_terminal_acts_on_the_first_final_decision_per_event_only(mqtt_u
         assert len(await terminal.wait_finals(eid, 2)) == 2  # both messages arrived
         assert terminal.unlocked == [eid]
         assert terminal.repeated_finals == 1
+
+
+async def test_a_commands_subscription_granted_again_republishes_the_unanswered(
+    mqtt_url,
+) -> None:
+    """A clustered broker may refuse the commands subscription after a reconnect (NATS
+    during a leader election) and grant it seconds later, the terminal connected all along:
+    answers published meanwhile found nobody, so the grant republishes what is unanswered."""
+    device = _device()
+    events = f"campus/devices/{device}/events"
+    async with Listener(mqtt_url, [events]) as listener, SimTerminal(mqtt_url, device) as t:
+        eid = t.swipe("04A1")  # nobody answers
+        await listener.wait(lambda m: eid.encode() in m.payload)
+        assert t.republished == 0  # the first grant (at start) republishes nothing
+        t._client._subscribe_again(t.commands_topic, 1)  # as after a refusal
+        await asyncio.sleep(0.3)
+        copies = [m for m in listener.messages if json.loads(m.payload)["event_id"] == eid]
+        assert (t.republished, len(copies)) == (1, 2)
+        assert copies[0].payload == copies[1].payload  # byte for byte
