@@ -40,7 +40,10 @@ def test_ci_installs_from_the_lockfile_and_fails_without_a_browser() -> None:
     assert "pip install -q --no-deps -e ." in ci
     assert "export CI=true" in ci
     readme = (ROOT / "README.md").read_text()
-    assert "apt-get install -y mosquitto chromium fonts-wqy-microhei postgresql" in readme
+    # The README's system packages are the ones .ci/run makes sure of.
+    packages = "mosquitto chromium fonts-wqy-microhei nats-server postgresql"
+    assert f"apt-get install -y {packages}" in readme
+    assert "nats-server" in ci
 
 
 def test_ci_checks_types_strictly_where_the_rules_live() -> None:
