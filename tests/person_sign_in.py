@@ -4,6 +4,10 @@ routes themselves (CAS, invitations, passwords) are tested in tests/api/test_per
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+
 from gateway.services.person_accounts import cas_account, open_session
 from gateway.store.db import connect
 
@@ -16,3 +20,16 @@ async def person_bearer(dsn: str, person_id: str) -> str:
     finally:
         await conn.close()
     return opened.token
+
+
+def api_client(app: Any, token: str | None = None) -> httpx.AsyncClient:
+    """An in-process client of `app`, with a bearer token when given."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )
+
+
+async def person_client(app: Any, person_id: str) -> httpx.AsyncClient:
+    """A client of `app` signed in as the person, through a real person session."""
+    return api_client(app, await person_bearer(app.state.settings.database_url, person_id))

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-from person_sign_in import person_bearer
+from person_sign_in import api_client, person_client
 
 from api.app import create_app
 from gateway.services.accounts import set_password
@@ -71,22 +70,9 @@ async def world(database_factory, tmp_path: Path):
         yield dsn, app, tokens
 
 
-def _client(app, token: str | None = None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
-    )
-
-
-async def _as_person(app, person_id: str) -> httpx.AsyncClient:
-    """A client signed in as the person, through a real person session."""
-    token = await person_bearer(app.state.settings.database_url, person_id)
-    return _client(app, token)
-
-
 async def test_quiet_cases_are_flagged_to_the_caretaker_then_the_health_officers(world) -> None:
     _, app, tokens = world
-    async with _client(app, tokens["health_officer"]) as officer:
+    async with api_client(app, tokens["health_officer"]) as officer:
         cases = {c["person_id"]: c for c in (await officer.get("/api/caretakers/follow-up")).json()}
         assert cases["S1"]["follow_up"] == "health_officer" and cases["S1"]["day"] >= 3
         assert cases["S2"]["follow_up"] == "caretaker"
@@ -97,18 +83,18 @@ async def test_quiet_cases_are_flagged_to_the_caretaker_then_the_health_officers
         assert sorted(c["person_id"] for c in both) == ["S1", "S2"]
         bad = await officer.get("/api/caretakers/follow-up?flagged=everyone")
         assert bad.status_code == 422
-    async with _client(app, tokens["liaison"]) as liaison:  # their unit only
+    async with api_client(app, tokens["liaison"]) as liaison:  # their unit only
         seen = (await liaison.get("/api/caretakers/follow-up")).json()
         assert [c["person_id"] for c in seen] == ["S1"]
         # How a person says they are is health data: not for liaisons.
         assert (await liaison.get("/api/caretakers/cases/S1/contacts")).status_code == 403
-    async with _client(app, tokens["guard"]) as guard:
+    async with api_client(app, tokens["guard"]) as guard:
         assert (await guard.get("/api/caretakers/follow-up")).status_code == 403
 
 
 async def test_a_caretaker_records_a_call_and_the_flag_clears(world) -> None:
     dsn, app, tokens = world
-    async with await _as_person(app, "T1") as me:
+    async with await person_client(app, "T1") as me:
         mine = (await me.get("/api/me/care")).json()
         assert [c["person_id"] for c in mine] == ["S1"]
         assert mine[0]["phone"] == "13800138011"  # the caretaker must be able to call
@@ -124,7 +110,7 @@ async def test_a_caretaker_records_a_call_and_the_flag_clears(world) -> None:
         contacts = (await me.get("/api/me/care/S1/contacts")).json()
         assert [c["feeling"] for c in contacts["contacts"]] == ["unwell"]
         assert contacts["case"]["last_contact_at"] == recorded["at"]
-    async with _client(app, tokens["health_officer"]) as officer:
+    async with api_client(app, tokens["health_officer"]) as officer:
         flagged = (await officer.get("/api/caretakers/follow-up?flagged=caretaker")).json()
         assert [c["person_id"] for c in flagged] == ["S2"]
         seen = (await officer.get("/api/caretakers/cases/S1/contacts")).json()
@@ -140,7 +126,7 @@ async def test_a_caretaker_records_a_call_and_the_flag_clears(world) -> None:
         assert [c["note"] for c in export["care_contacts"]] == ["cough"]
     finally:
         await conn.close()
-    async with _client(app, tokens["admin"]) as admin:
+    async with api_client(app, tokens["admin"]) as admin:
         audit = (await admin.get("/api/audit?entity=care_contact")).json()
     assert sorted((a["operator"], a["entity_id"]) for a in audit) == [
         ("health_officer", "S2"),
@@ -150,16 +136,18 @@ async def test_a_caretaker_records_a_call_and_the_flag_clears(world) -> None:
 
 async def test_a_caretaker_reaches_no_case_that_is_not_theirs(world) -> None:
     _, app, _ = world
-    async with await _as_person(app, "T1") as me:
+    async with await person_client(app, "T1") as me:
         for person in ("S2", "S3", "T2", "nobody", "S1'; --"):
             assert (await me.get(f"/api/me/care/{person}/contacts")).status_code == 404
             answer = await me.post(
                 f"/api/me/care/{person}/contacts", json={"channel": "phone", "feeling": "well"}
             )
             assert answer.status_code == 404, person
-    async with await _as_person(app, "S1") as isolated:  # the person themself is nobody's caretaker
+    async with await person_client(
+        app, "S1"
+    ) as isolated:  # the person themself is nobody's caretaker
         assert (await isolated.get("/api/me/care")).json() == []
-    async with _client(app) as anonymous:
+    async with api_client(app) as anonymous:
         assert (await anonymous.get("/api/me/care")).status_code == 401
 
 
@@ -180,7 +168,7 @@ async def test_a_contact_that_cannot_be_recorded_is_refused_clearly(
     world, body: dict[str, object], field_or_text: str
 ) -> None:
     _, app, _ = world
-    async with await _as_person(app, "T1") as me:
+    async with await person_client(app, "T1") as me:
         answer = await me.post("/api/me/care/S1/contacts", json=body)
         assert answer.status_code == 422, answer.text
         assert field_or_text in answer.text
@@ -189,7 +177,7 @@ async def test_a_contact_that_cannot_be_recorded_is_refused_clearly(
 
 async def test_contacts_go_with_the_health_period(world) -> None:
     dsn, app, _ = world
-    async with await _as_person(app, "T1") as me:
+    async with await person_client(app, "T1") as me:
         answer = await me.post(
             "/api/me/care/S1/contacts", json={"channel": "message", "feeling": "well"}
         )
@@ -208,7 +196,7 @@ async def test_contacts_go_with_the_health_period(world) -> None:
 
 async def test_a_contact_time_without_an_offset_is_refused(world) -> None:
     _, app, _ = world
-    async with await _as_person(app, "T1") as me:
+    async with await person_client(app, "T1") as me:
         answer = await me.post(
             "/api/me/care/S1/contacts",
             json={"channel": "phone", "feeling": "well", "at": "2026-12-03T08:00:00"},

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-from person_sign_in import person_bearer
+from person_sign_in import api_client, person_client
 
 from api.app import create_app
 from gateway.services.accounts import set_password
@@ -58,23 +57,10 @@ async def world(database_factory, tmp_path: Path):
     settings = Settings(database_url=dsn, login_failures_per_address=100_000, tz="Asia/Shanghai")
     app = create_app(settings, dsn)
     async with app.router.lifespan_context(app):
-        async with _client(app, tokens["health_officer"]) as officer:
+        async with api_client(app, tokens["health_officer"]) as officer:
             listed = await officer.post("/api/travel/areas", json={"name": "武汉市"})
             assert listed.status_code == 201, listed.text
         yield app, tokens
-
-
-def _client(app, token: str | None = None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
-    )
-
-
-async def _as_person(app, person_id: str) -> httpx.AsyncClient:
-    """A client signed in as the person, through a real person session."""
-    token = await person_bearer(app.state.settings.database_url, person_id)
-    return _client(app, token)
 
 
 def _today() -> str:
@@ -86,14 +72,14 @@ def _in(days: int) -> str:
 
 
 async def _status(app, tokens, person: str) -> str | None:
-    async with _client(app, tokens["health_officer"]) as officer:
+    async with api_client(app, tokens["health_officer"]) as officer:
         current = (await officer.get(f"/api/health/{person}")).json()["current"]
     return None if current is None else current["status"]
 
 
 async def test_a_planned_trip_to_a_listed_area_isolates_on_the_return(world) -> None:
     app, tokens = world
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         plan = await me.post(
             "/api/me/trips",
             json={"destination": "湖北省武汉市", "departure_date": _today(), "return_date": _in(3)},
@@ -117,9 +103,9 @@ async def test_a_planned_trip_to_a_listed_area_isolates_on_the_return(world) -> 
 
 async def test_where_the_level_says_so_a_liaison_approves_or_refuses(world) -> None:
     app, tokens = world
-    async with _client(app, tokens["health_officer"]) as officer:
+    async with api_client(app, tokens["health_officer"]) as officer:
         assert (await officer.put("/api/levels", json={"level": "lockdown"})).status_code == 200
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         first = (await me.post(
             "/api/me/trips",
             json={"destination": "武汉", "departure_date": _today(), "return_date": _today()},
@@ -128,7 +114,7 @@ async def test_where_the_level_says_so_a_liaison_approves_or_refuses(world) -> N
             "/api/me/trips",
             json={"destination": "北京", "departure_date": _in(2), "return_date": _in(4)},
         )).json()["declaration"]  # fmt: skip
-    async with await _as_person(app, "S2") as other_unit:
+    async with await person_client(app, "S2") as other_unit:
         foreign = (await other_unit.post(
             "/api/me/trips",
             json={"destination": "上海", "departure_date": _in(1), "return_date": _in(2)},
@@ -136,7 +122,7 @@ async def test_where_the_level_says_so_a_liaison_approves_or_refuses(world) -> N
     assert first["approval"] == second["approval"] == "pending"
     # A plan waiting (or refused) isolates nobody even when its dates have come.
     assert await _status(app, tokens, "S1") is None
-    async with _client(app, tokens["liaison"]) as liaison:
+    async with api_client(app, tokens["liaison"]) as liaison:
         waiting = (await liaison.get("/api/travel/plans/pending")).json()
         assert [p["id"] for p in waiting] == [first["id"], second["id"]]  # their unit only
         refused = await liaison.post(
@@ -152,10 +138,10 @@ async def test_where_the_level_says_so_a_liaison_approves_or_refuses(world) -> N
         assert outside.status_code == 404  # another unit's person: as if there were none
         assert (await liaison.get("/api/travel/plans/pending")).json() == []
     assert await _status(app, tokens, "S1") is None
-    async with await _as_person(app, "S1") as me:  # went anyway, and says so
+    async with await person_client(app, "S1") as me:  # went anyway, and says so
         back = await me.post(f"/api/me/trips/{first['id']}/return", json={"return_date": _today()})
         assert back.json()["isolated"] is True
-    async with _client(app, tokens["admin"]) as admin:
+    async with api_client(app, tokens["admin"]) as admin:
         actions = [
             a["action"] for a in (await admin.get("/api/audit?entity=travel_declaration")).json()
         ]
@@ -164,7 +150,7 @@ async def test_where_the_level_says_so_a_liaison_approves_or_refuses(world) -> N
 
 async def test_calling_off_before_leaving(world) -> None:
     app, _ = world
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         trip = (await me.post(
             "/api/me/trips",
             json={"destination": "武汉", "departure_date": _in(1), "return_date": _in(2)},
@@ -178,12 +164,12 @@ async def test_calling_off_before_leaving(world) -> None:
 
 async def test_nobody_touches_another_persons_trips(world) -> None:
     app, _ = world
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         trip = (await me.post(
             "/api/me/trips",
             json={"destination": "北京", "departure_date": _in(1), "return_date": _in(2)},
         )).json()["declaration"]  # fmt: skip
-    async with await _as_person(app, "S2") as other:
+    async with await person_client(app, "S2") as other:
         assert (await other.get("/api/me/trips")).json() == []
         for path in (f"{trip['id']}/cancel", "999999/cancel"):
             assert (await other.post(f"/api/me/trips/{path}")).status_code == 404
@@ -191,7 +177,7 @@ async def test_nobody_touches_another_persons_trips(world) -> None:
             f"/api/me/trips/{trip['id']}/return", json={"return_date": _today()}
         )
         assert answer.status_code == 404
-    async with _client(app) as anonymous:
+    async with api_client(app) as anonymous:
         assert (await anonymous.get("/api/me/trips")).status_code == 401
 
 
@@ -226,7 +212,7 @@ async def test_a_plan_that_cannot_be_filed_is_refused_clearly(world, body, text)
     given = {
         k: _in(int(v)) if isinstance(v, str) and v.startswith("+") else v for k, v in body.items()
     }
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         answer = await me.post("/api/me/trips", json=given)
         assert answer.status_code == 422, answer.text
         assert text in answer.text
@@ -236,7 +222,7 @@ async def test_a_plan_that_cannot_be_filed_is_refused_clearly(world, body, text)
 async def test_the_same_plan_twice_is_a_conflict(world) -> None:
     app, _ = world
     trip = {"destination": "北京", "departure_date": _in(1), "return_date": _in(2)}
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         assert (await me.post("/api/me/trips", json=trip)).status_code == 201
         again = await me.post("/api/me/trips", json=trip)
         assert again.status_code == 409 and "planned already" in again.text
@@ -244,7 +230,7 @@ async def test_the_same_plan_twice_is_a_conflict(world) -> None:
 
 async def test_a_plan_isolates_nobody_before_its_traveller_is_back(world) -> None:
     app, tokens = world
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         answer = await me.post(
             "/api/me/trips",
             json={"destination": "武汉", "departure_date": _today(), "return_date": _today()},
@@ -257,7 +243,7 @@ async def test_a_plan_isolates_nobody_before_its_traveller_is_back(world) -> Non
 
 async def test_a_plan_counts_once_its_return_day_is_over(world) -> None:
     app, tokens = world
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         trip = (await me.post(
             "/api/me/trips",
             json={"destination": "武汉", "departure_date": _today(), "return_date": _today()},
@@ -276,7 +262,7 @@ async def test_a_return_cannot_be_moved_to_shorten_an_isolation(world) -> None:
     """Only a plan not yet back takes a return, once: an operator's trip, or a return on
     file, keeps its dates (an earlier return would end the isolation sooner)."""
     app, tokens = world
-    async with _client(app, tokens["health_officer"]) as officer:
+    async with api_client(app, tokens["health_officer"]) as officer:
         filed = await officer.post(
             "/api/travel/declarations",
             json={"person_id": "S1", "destination": "武汉", "departure_date": _in(-3),
@@ -285,7 +271,7 @@ async def test_a_return_cannot_be_moved_to_shorten_an_isolation(world) -> None:
         assert filed.status_code == 201, filed.text
         filed_id = filed.json()["declaration"]["id"]
     assert await _status(app, tokens, "S1") == "home_isolation"
-    async with await _as_person(app, "S1") as me:
+    async with await person_client(app, "S1") as me:
         moved = await me.post(f"/api/me/trips/{filed_id}/return", json={"return_date": _in(-3)})
         assert moved.status_code == 409 and "filed for you" in moved.text
         plan = (await me.post(
