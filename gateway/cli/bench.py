@@ -58,7 +58,13 @@ from firmware_sim.load_driver import (
 )
 from gateway.cli import settings_of
 from gateway.cli.api_flood import FLOOD_PRIORITY, ApiFlood, FloodProcess
-from gateway.cli.bench_flood import CpuAccounts, descendants, flooded, split_by_flood
+from gateway.cli.bench_flood import (
+    CpuAccounts,
+    descendants,
+    flooded,
+    split_by_flood,
+    split_placement,
+)
 from gateway.cli.bench_workers import (
     MAX_WORKERS,
     WorkersPlan,
@@ -68,6 +74,7 @@ from gateway.cli.bench_workers import (
     print_table,
     run_steps,
 )
+from gateway.cli.cpu_priority import parse_cpus
 from gateway.cli.local_broker import LocalMosquitto
 from gateway.cli.runtime import Broker, open_broker, open_database
 from gateway.services.accounts import issue_token
@@ -151,6 +158,14 @@ PLAIN_PROGRESS_EVERY_S = 2.0
     "niceness 0-19 (a real attacker's CPU is another machine's)",
 )
 @click.option(
+    "--split-cpus",
+    metavar="DOOR:API",
+    help="with --flood-windows: keep the door path (gateway, simulated doors, broker, the "
+    "gateway's PostgreSQL backends) on the CPUs DOOR and the API, its flood and its backends "
+    "on API (cpuset lists, e.g. 0:1): what a host that gives the API cores of its own "
+    "measures; needs the right to set CPU affinity of those processes",
+)
+@click.option(
     "--repeat",
     type=click.IntRange(1, 20),
     default=1,
@@ -201,6 +216,7 @@ def command(
     repeat: int,
     flood_windows: float,
     flood_priority: str,
+    split_cpus: str | None,
     device_secrets: Path | None,
     device_url: str | None,
     zone_capacity: int | None,
@@ -236,13 +252,9 @@ def command(
         )
     if repeat > 1 and not spawn:
         raise click.ClickException("--repeat needs --spawn (each run starts a fresh gateway)")
-    if flood_windows and not api_flood:
-        raise click.ClickException("--flood-windows needs --api-flood")
-    if api_flood and not spawn:
-        raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
-    flood_priority = flood_priority.strip().lower()
-    if not (flood_priority == "idle" or (flood_priority.isdigit() and int(flood_priority) <= 19)):
-        raise click.ClickException("--flood-priority must be `idle` or a niceness 0-19")
+    flood_priority, placement = _check_flood_options(
+        api_flood, spawn, flood_windows, flood_priority, split_cpus
+    )
     doors_login = _doors_login(settings, spawn, device_secrets, device_url)
     modes = {"on": (True,), "off": (False,), "both": (True, False)}[signing]
     console = Console(stderr=True)
@@ -260,6 +272,7 @@ def command(
             repeat=repeat,
             flood_windows=flood_windows,
             flood_priority=flood_priority,
+            placement=placement,
             doors_login=doors_login,
         )
     )
@@ -276,6 +289,7 @@ def command(
         document["config"]["flood_priority"] = flood_priority
     if windowed:
         document["config"]["flood_windows_s"] = flood_windows
+        document["config"]["split_cpus"] = split_cpus
         document["api_flood_windows"] = windowed
     if repeat > 1:
         document["config"]["repeat"] = repeat
@@ -426,6 +440,7 @@ async def _bench(
     repeat: int = 1,
     flood_windows: float = 0.0,
     flood_priority: str = FLOOD_PRIORITY,
+    placement: dict[str, frozenset[int]] | None = None,
     doors_login: DoorsLogin | None = None,
 ) -> tuple[dict[bool, list[PhaseResult]], PhaseResult | None, str | None, list[dict[str, Any]]]:
     """The gateway phase (`repeat` times per signing mode) and the echo phase; the gateway's
@@ -467,6 +482,7 @@ async def _bench(
                         flood=flood,
                         flood_windows_s=flood_windows,
                         flood_priority=flood_priority,
+                        placement=placement,
                         broker_pid=_broker_pid(broker),
                         login=login,
                     )
@@ -655,6 +671,7 @@ async def _gateway_phase(
     flood: ApiFlood | None = None,
     flood_windows_s: float = 0.0,
     flood_priority: str = FLOOD_PRIORITY,
+    placement: dict[str, frozenset[int]] | None = None,
     broker_pid: int | None = None,
     login: DoorsLogin | None = None,
 ) -> tuple[PhaseResult | None, str | None]:
@@ -692,7 +709,11 @@ async def _gateway_phase(
     measured = phase(child.cpu_s)
     windows: list[Window] = []
     process = FloodProcess(flood, priority=flood_priority) if flood is not None else None
-    accounts = _cpu_accounts(dsn, child, process, broker_pid) if process is not None else None
+    accounts = (
+        _cpu_accounts(dsn, child, process, broker_pid, placement or {})
+        if process is not None
+        else None
+    )
     try:
         work = flooded(_run_phase(measured), process, flood_windows_s, windows, accounts)
         result = await child.watch(work)
@@ -709,8 +730,47 @@ async def _gateway_phase(
     return result, failure
 
 
+def _check_flood_options(
+    api_flood: int, spawn: bool, windows_s: float, priority: str, split_cpus: str | None
+) -> tuple[str, dict[str, frozenset[int]] | None]:
+    """The flood options checked: the flood's priority, and the CPU placement if asked."""
+    if windows_s and not api_flood:
+        raise click.ClickException("--flood-windows needs --api-flood")
+    if api_flood and not spawn:
+        raise click.ClickException("--api-flood needs --spawn (the bench starts the API it floods)")
+    priority = priority.strip().lower()
+    if not (priority == "idle" or (priority.isdigit() and int(priority) <= 19)):
+        raise click.ClickException("--flood-priority must be `idle` or a niceness 0-19")
+    return priority, _split_placement(split_cpus, windows_s) if split_cpus else None
+
+
+def _split_placement(text: str, flood_windows: float) -> dict[str, frozenset[int]]:
+    """`--split-cpus DOOR:API` as a placement of the run's parts (bench_flood.split_placement)."""
+    if not flood_windows:
+        raise click.ClickException("--split-cpus needs --flood-windows (it is applied per window)")
+    door_text, sep, api_text = text.partition(":")
+    try:
+        door, api = parse_cpus(door_text), parse_cpus(api_text)
+    except ValueError as exc:
+        raise click.ClickException(f"--split-cpus {text}: {exc}") from None
+    available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else frozenset()
+    if not sep or not door or not api or door & api:
+        raise click.ClickException(
+            f"--split-cpus {text}: give two disjoint CPU lists, the door path's and the API's, "
+            "as DOOR:API (e.g. 0:1)"
+        )
+    if not (door | api) <= available:
+        missing = ",".join(str(c) for c in sorted((door | api) - available))
+        raise click.ClickException(f"--split-cpus {text}: CPU {missing} is not available here")
+    return split_placement(door, api)
+
+
 def _cpu_accounts(
-    dsn: str, gateway: ChildProcess, flood: FloodProcess, broker_pid: int | None
+    dsn: str,
+    gateway: ChildProcess,
+    flood: FloodProcess,
+    broker_pid: int | None,
+    placement: dict[str, frozenset[int]],
 ) -> CpuAccounts:
     """Who to charge CPU time to, per flood window: the parts of this bench run."""
 
@@ -726,6 +786,7 @@ def _cpu_accounts(
             "bench": lambda: [os.getpid()],
             "broker": lambda: one(broker_pid),
         },
+        placement=placement,
     )
 
 

@@ -145,6 +145,10 @@ class CpuAccounts:
 
     dsn: str
     parts: dict[str, Callable[[], list[int]]]  # part -> its pids now
+    # `--split-cpus`: part -> the CPUs its processes (every thread) are kept on, applied at
+    # every snapshot so that connections and threads made since are placed too.
+    placement: dict[str, frozenset[int]] = field(default_factory=dict)
+    placed: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # part -> pids
     _conn: asyncpg.Connection | None = None
     _last: Snapshot | None = None
     totals: dict[bool, dict[str, float]] = field(
@@ -196,6 +200,9 @@ class CpuAccounts:
                 )
                 rates["others"] = rates["machine"] - ours
             out["on" if on else "off"] = {k: round(v, 3) for k, v in sorted(rates.items())}
+        if self.placement:
+            # How many processes of each part were kept on their side (--split-cpus).
+            out["placed"] = {part: float(len(pids)) for part, pids in sorted(self.placed.items())}
         return out
 
     async def _snapshot(self) -> Snapshot:
@@ -213,12 +220,45 @@ class CpuAccounts:
                 commits, wal_syncs = counts.commits, counts.wal_syncs
             except (asyncpg.PostgresError, OSError):
                 pass
+        for pid, part in pids.items():
+            if part in self.placement and pin_process(pid, self.placement[part]):
+                self.placed[part].add(pid)
         cpu: dict[int, tuple[str, float]] = {}
         for pid, part in pids.items():
             used = _process_cpu_s(pid)  # None for a server on another host or namespace
             if used is not None:
                 cpu[pid] = (part, used)
         return Snapshot(at, cpu, _machine_busy_s(), commits, wal_syncs)
+
+
+# `--split-cpus DOOR:API`: which side of the machine each part of the run is kept on.
+DOOR_SIDE = ("gateway", "bench", "broker", "postgres_gateway", "postgres_server")
+API_SIDE = ("api", "flood", "postgres_api")
+
+
+def split_placement(
+    door_cpus: frozenset[int], api_cpus: frozenset[int]
+) -> dict[str, frozenset[int]]:
+    """The door path (gateway, simulated doors, broker, the gateway's PostgreSQL backends and
+    the server's own processes) on `door_cpus`; the API, its flood and its backends on
+    `api_cpus`: what a host that gives the API cores of its own would do."""
+    return {part: door_cpus for part in DOOR_SIDE} | {part: api_cpus for part in API_SIDE}
+
+
+def pin_process(pid: int, cpus: frozenset[int]) -> bool:
+    """Keep every thread of `pid` on `cpus` (affinity is per thread on Linux); whether any
+    was placed. A process or thread gone meanwhile, or one this user may not move, is left
+    as it is."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return False
+    placed = False
+    for tid in tids:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, cpus)
+            placed = True
+    return placed
 
 
 def _server_part(process: ServerProcess) -> str:

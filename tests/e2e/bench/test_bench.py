@@ -162,15 +162,23 @@ def test_bench_compares_doors_with_the_flood_running_and_frozen(
     mqtt_url: str, bench_db: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "windows.json"
+    cpus = sorted(os.sched_getaffinity(0))
+    # Door path on one CPU, the API's side on another, where the machine has two.
+    split = ["--split-cpus", f"{cpus[0]}:{cpus[1]}"] if len(cpus) > 1 else []
     run = campusgate(
         "--mqtt-url", mqtt_url, "--database-url", bench_db, "--topic-prefix", "benchwindows",
         "bench", "--doors", "4", "--rate", "100", "--duration", "4", "--spawn",
         "--api-flood", "2", "--flood-windows", "1", "--flood-priority", "10", "--json", str(out),
-        env=ANSWERING_API,
+        *split, env=ANSWERING_API,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["config"]["flood_windows_s"] == 1
+    if split:
+        assert document["config"]["split_cpus"] == split[1]
+        placed = document["api_flood_windows"][0]["per_s"]["placed"]
+        assert placed["gateway"] == 1 and placed["flood"] == 1 and placed["bench"] == 1
+        assert placed["api"] >= 1 and placed["postgres_api"] >= 1, placed
     [windows] = document["api_flood_windows"]
     # Running windows held decisions; the first half second of each counts in neither, and
     # a paused window's decisions count only while no flood request was being answered.
@@ -215,6 +223,20 @@ def test_latencies_split_by_the_window_their_event_was_due_in() -> None:
         (["--flood-windows", "2"], "--api-flood"),
         (["--api-flood", "2", "--spawn", "--flood-priority", "high"], "--flood-priority"),
         (["--repeat", "2"], "--spawn"),
+        (["--api-flood", "2", "--spawn", "--split-cpus", "0:1"], "--flood-windows"),
+        (
+            ["--api-flood", "2", "--spawn", "--flood-windows", "2", "--split-cpus", "0:0"],
+            "disjoint",
+        ),
+        (["--api-flood", "2", "--spawn", "--flood-windows", "2", "--split-cpus", "0"], "DOOR:API"),
+        (
+            ["--api-flood", "2", "--spawn", "--flood-windows", "2", "--split-cpus", "0:x"],
+            "CPU list",
+        ),
+        (
+            ["--api-flood", "2", "--spawn", "--flood-windows", "2", "--split-cpus", "0:4096"],
+            "not available",
+        ),
         (["--rate", "-5"], "--rate"),
         (["--doors", "0"], "--doors"),
         (["--duration", "0"], "--duration"),
