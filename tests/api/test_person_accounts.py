@@ -506,6 +506,36 @@ async def test_cas_login_sets_a_short_lived_state_cookie_named_in_the_service(
         assert "secure" not in header  # plain http on this bench: a Secure cookie would be lost
 
 
+async def test_under_tls_the_state_cookie_is_secure_and_host_only(world: World) -> None:
+    """`__Host-`: Secure, Path=/, no Domain, so no sibling subdomain can plant one."""
+    tls = "https://gate.example.edu"
+    settings = Settings(database_url=world.dsn, cas_url=world.cas.url, public_url=tls)
+    app = create_app(settings, world.dsn)
+    transport = httpx.ASGITransport(app=app, client=("10.0.8.1", 1))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url=tls) as client,
+    ):
+        start = await client.get("/api/person/cas/login")
+        header = start.headers["set-cookie"]
+        assert header.startswith("__Host-cg_person_cas=")
+        assert "Secure" in header and "Path=/" in header and "domain" not in header.lower()
+        service = httpx.URL(start.headers["location"]).params["service"]
+        assert service.startswith(f"{tls}/api/person/cas/callback?state=")
+        # The same value under the plain name (as a subdomain could set it) is not read.
+        cookie = client.cookies["__Host-cg_person_cas"]
+        client.cookies.clear()
+        client.cookies.set("cg_person_cas", cookie)
+        planted = await client.get(_with(service, ticket=world.cas.issue(service, "S001")))
+        assert planted.status_code == 403
+        client.cookies.clear()
+        client.cookies.set("__Host-cg_person_cas", cookie)
+        done = await client.get(_with(service, ticket=world.cas.issue(service, "S001")))
+        assert done.headers["location"] == "/me/"
+        cleared = [c for c in done.headers.get_list("set-cookie") if "__Host-" in c]
+        assert cleared and "Secure" in cleared[0] and "Max-Age=0" in cleared[0]
+
+
 async def test_cas_ticket_in_another_browser_does_not_sign_it_in(world: World) -> None:
     """Login CSRF: the attacker's own ticket, opened by someone else's browser, is refused."""
     async with _client(world) as attacker:
