@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     retention_access_days: int = Field(default=90, ge=15, le=3650)
     retention_health_days: int = Field(default=180, ge=15, le=3650)
     retention_reports_days: int = Field(default=365, ge=1, le=3650)
+    # A person's own sign-in account (and its sessions, invitations) is deleted this many
+    # days after the person was deactivated or passed their valid_until.
+    retention_person_account_days: int = Field(default=30, ge=1, le=3650)
     # Visitor passes (issue #15, point 5): the longest window a pass may span.
     visitor_pass_max_days: int = Field(default=7, ge=1, le=90)
     # Operator security (issue #12, point 6); not in the contract table.

@@ -1,18 +1,29 @@
 """People's sign-in to the mobile page: password (set from an invitation), CAS, sign-out.
 
 Failures say as little as operators' logins do: a wrong id, a wrong password, a person
-without a password and a deactivated person all get the same 401.
+without a password and a deactivated person all get the same 401. A CAS callback is
+accepted only in the browser that started that sign-in (api/cas_state.py), and always
+ends on this site's own page: it takes no return address from the request.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated
+from urllib.parse import urlencode
 
+import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
+from api.cas_state import (
+    LIFETIME_S,
+    LoginStateRefused,
+    check_login_state,
+    cookie_name,
+    new_login_state,
+)
 from api.client_address import client_address
 from api.deps import Conn
 from api.person_auth import (
@@ -38,8 +49,21 @@ from gateway.store.person_accounts import invitation_is_open, person_id_by_colum
 _LOGGER = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/person", tags=["people's sign-in"])
 CurrentPerson = Annotated[PersonPrincipal, Depends(current_person)]
+CAS_LOGIN = "/api/person/cas/login"
 CAS_CALLBACK = "/api/person/cas/callback"
 PAGE = "/me/"
+# Shown when a callback is not the end of a sign-in this browser started (both languages
+# of the page: this answer comes before the page and its language choice).
+STATE_REFUSED_PAGE = f"""<!doctype html>
+<html lang="zh"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>登录未完成 / Sign-in not completed</title></head><body>
+<h1>登录未完成 / Sign-in not completed</h1>
+<p>这次统一身份认证不是在本浏览器中发起的，或发起已超过 {LIFETIME_S // 60} 分钟，因此没有登录。</p>
+<p>This university sign-in was not started in this browser, or was started more than
+{LIFETIME_S // 60} minutes ago, so you were not signed in.</p>
+<p><a href="{CAS_LOGIN}">重新登录 / Sign in again</a></p>
+</body></html>
+"""
 
 
 class SignInConfig(BaseModel):
@@ -99,8 +123,17 @@ def _cas(request: Request) -> CasConfig | None:
     )
 
 
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or _settings(request).public_url.startswith("https:")
+
+
+def _service(request: Request, state: str) -> str:
+    """The CAS service URL of one sign-in: tickets are sent back to it and validated for it."""
+    return f"{_base_url(request)}{CAS_CALLBACK}?{urlencode({'state': state})}"
+
+
 def _set_cookies(request: Request, response: Response, session: OpenedSession) -> None:
-    secure = request.url.scheme == "https" or _settings(request).public_url.startswith("https:")
+    secure = _secure(request)
     max_age = int(PERSON_SESSION_LIFETIME.total_seconds())
     response.set_cookie(
         PERSON_COOKIE, session.token, max_age=max_age, httponly=True, samesite="strict",
@@ -168,27 +201,62 @@ async def accept_invitation(body: InvitationAccept, conn: Conn) -> PasswordSet:
 
 @router.get("/cas/login", include_in_schema=False)
 async def cas_login(request: Request) -> RedirectResponse:
-    """Send the browser to the CAS login page; CAS sends it back with a ticket."""
+    """Send the browser to the CAS login page, bound to it by a one-time state cookie."""
     cas = _cas(request)
     if cas is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "CAS sign-in is not configured")
-    return RedirectResponse(cas.login_url(_base_url(request) + CAS_CALLBACK), status_code=302)
+    login = new_login_state()
+    response = RedirectResponse(cas.login_url(_service(request, login.state)), status_code=302)
+    secure = _secure(request)
+    response.set_cookie(
+        cookie_name(secure), login.cookie, max_age=LIFETIME_S, httponly=True, samesite="lax",
+        secure=secure, path="/",
+    )  # fmt: skip
+    return response
 
 
 @router.get("/cas/callback", include_in_schema=False)
 async def cas_callback(
-    request: Request, conn: Conn, ticket: Annotated[str, Query(min_length=1, max_length=2000)]
-) -> RedirectResponse:
-    """Validate the ticket with the CAS server, map its user to a person, sign them in."""
+    request: Request,
+    conn: Conn,
+    ticket: Annotated[str, Query(min_length=1, max_length=2000)],
+    state: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """Check the browser started this sign-in, validate the ticket with the CAS server,
+    map its user to a person, sign them in. The state cookie is spent whatever happens."""
     cas = _cas(request)
     if cas is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "CAS sign-in is not configured")
     settings = _settings(request)
     address = client_address(request.scope, settings.trusted_proxy_networks)
     limits = LoginLimits(settings.login_failures_per_name, settings.login_failures_per_address)
+    # Counted as a failure from here until it succeeds, the state check included.
     attempt = await people_accounts.start_cas_attempt(conn, address, limits)
+    secure = _secure(request)
+    name = cookie_name(secure)
     try:
-        user = await validate_ticket(cas, ticket, _base_url(request) + CAS_CALLBACK)
+        check_login_state(request.cookies.get(name), state)
+    except LoginStateRefused as exc:
+        # Before CAS is asked: a ticket brought to a browser that did not ask for it is
+        # the login-CSRF this guards against, and it is not spent on the CAS server.
+        _LOGGER.warning("CAS sign-in refused from %s: %s", address, exc)
+        response: Response = HTMLResponse(STATE_REFUSED_PAGE, status.HTTP_403_FORBIDDEN)
+    else:
+        response = await _finish_cas(request, conn, cas, ticket, state, attempt)
+    response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="lax")
+    return response
+
+
+async def _finish_cas(
+    request: Request,
+    conn: asyncpg.Connection,
+    cas: CasConfig,
+    ticket: str,
+    state: str,
+    attempt: int,
+) -> RedirectResponse:
+    try:
+        user = await validate_ticket(cas, ticket, _service(request, state))
     except CasError as exc:
         _LOGGER.info("CAS sign-in refused: %s", exc)
         return RedirectResponse(f"{PAGE}#error=cas_ticket", status_code=302)

@@ -44,7 +44,8 @@ def run(ctx: click.Context, dry_run: bool, mode: str) -> None:
     cut = report.cutoffs
     click.echo(
         f"cut-offs: access {cut.access:%Y-%m-%d %H:%M} UTC, health {cut.health:%Y-%m-%d %H:%M}"
-        f" UTC, reports {cut.reports:%Y-%m-%d %H:%M} UTC"
+        f" UTC, reports {cut.reports:%Y-%m-%d %H:%M} UTC,"
+        f" accounts of people gone before {cut.accounts:%Y-%m-%d %H:%M} UTC"
     )
 
 

@@ -198,6 +198,43 @@ async def purge_stale(conn: asyncpg.Connection, *, dry_run: bool = False) -> dic
     return counts
 
 
+# A roster person `p` who left before the cut-off $1: deactivated, or past their own end.
+DEPARTED_PERSON = "((NOT p.active AND p.deactivated_at < $1) OR p.valid_until < $1)"
+_DEPARTED_ACCOUNTS = (
+    "SELECT a.id FROM person_accounts a JOIN people p ON p.id = a.person_id "
+    f"WHERE {DEPARTED_PERSON}"
+)
+
+
+async def purge_departed(
+    conn: asyncpg.Connection, cutoff: datetime, *, dry_run: bool = False
+) -> dict[str, int]:
+    """Delete (or count) the accounts of people who left the roster before `cutoff`, with
+    their sessions and invitations (cascade); the roster row itself stays."""
+    counts: dict[str, int] = {}
+    async with conn.transaction():
+        for key, table in (
+            ("departed_person_sessions", "person_sessions"),
+            ("departed_person_invitations", "person_invitations"),
+        ):
+            counts[key] = int(
+                await conn.fetchval(
+                    f"SELECT count(*) FROM {table} WHERE account_id IN ({_DEPARTED_ACCOUNTS})",
+                    cutoff,
+                )
+            )
+        if dry_run:
+            counts["person_accounts"] = int(
+                await conn.fetchval(f"SELECT count(*) FROM ({_DEPARTED_ACCOUNTS}) d", cutoff)
+            )
+        else:
+            done = await conn.execute(
+                f"DELETE FROM person_accounts WHERE id IN ({_DEPARTED_ACCOUNTS})", cutoff
+            )
+            counts["person_accounts"] = int(done.split()[-1])
+    return counts
+
+
 @dataclass(frozen=True, slots=True)
 class OwnRecord:
     """What a person may read about themselves."""

@@ -15,6 +15,8 @@ from enum import StrEnum
 
 import asyncpg
 
+from gateway.store.person_accounts import DEPARTED_PERSON
+
 _LOGGER = logging.getLogger(__name__)
 
 # Dropping a partition takes an exclusive lock on access_events: give up quickly rather
@@ -44,6 +46,7 @@ class Cutoffs:
     travel: date  # travel declarations whose isolation ended before this campus day
     isolation_days: int  # a declaration's isolation: return_date + this many days
     reports: datetime  # daily reports and their deliveries
+    accounts: datetime  # person accounts of people who left the roster before this
 
 
 async def table_exists(conn: asyncpg.Connection, table: str) -> bool:
@@ -177,6 +180,48 @@ async def purge_health_history(
             cutoff,
         )
     return {"health_history": _affected(status)}
+
+
+# People who left the roster before the cut-off, with a status unchanged since then.
+_DEPARTED_STATUSES = (
+    "SELECT s.person_id FROM health_status s JOIN people p ON p.id = s.person_id"
+    f" WHERE s.updated_at < $1 AND {DEPARTED_PERSON}"
+)
+# The history row that set such a status (purge_health_history keeps it while it does).
+_DEPARTED_SETTERS = f"""
+FROM health_history h
+WHERE h.changed_at < $1 AND h.person_id IN ({_DEPARTED_STATUSES})
+  AND h.id = (SELECT x.id FROM health_history x WHERE x.person_id = h.person_id
+              ORDER BY x.changed_at DESC, x.id DESC LIMIT 1)
+"""
+
+
+async def purge_departed_statuses(
+    conn: asyncpg.Connection, cutoff: datetime, *, dry_run: bool
+) -> dict[str, int]:
+    """The current status of people who left the roster (deactivated or expired) before
+    the health cut-off, unchanged since then, with the history row that set it: no door
+    or case list needs them. Their other history goes with purge_health_history."""
+    statuses = f"FROM health_status WHERE person_id IN ({_DEPARTED_STATUSES})"
+    if dry_run:
+        return {
+            "health_status_departed": int(
+                await conn.fetchval(f"SELECT count(*) {statuses}", cutoff)
+            ),
+            "health_history_departed": int(
+                await conn.fetchval(f"SELECT count(*) {_DEPARTED_SETTERS}", cutoff)
+            ),
+        }
+    async with conn.transaction():
+        await conn.execute("SET LOCAL campusgate.retention_purge = 'on'")  # as purge_health_history
+        history = await conn.execute(
+            f"DELETE FROM health_history WHERE id IN (SELECT h.id {_DEPARTED_SETTERS})", cutoff
+        )
+        status = await conn.execute(f"DELETE {statuses}", cutoff)
+    return {
+        "health_status_departed": _affected(status),
+        "health_history_departed": _affected(history),
+    }
 
 
 async def purge_readings(

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
+import json
 import re
+import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ import httpx
 import pytest
 from cas_server import CasServer, running_cas
 
+from api import cas_state
 from api.app import create_app
 from gateway.services.accounts import set_password
 from gateway.services.importer import import_file
@@ -289,11 +294,25 @@ async def test_one_address_trying_many_people_is_locked_out(world: World) -> Non
     async with _client(world, client=("10.0.0.78", 1)) as forger:
         seen = len(world.cas.validations)
         for _ in range(12):
-            answer = await forger.get("/api/person/cas/callback", params={"ticket": "ST-made-up"})
+            state = (await _start_cas(forger))[0]  # a state of its own: the ticket reaches CAS
+            params = {"state": state, "ticket": "ST-made-up"}
+            answer = await forger.get("/api/person/cas/callback", params=params)
             assert answer.headers["location"] == "/me/#error=cas_ticket"
-        throttled = await forger.get("/api/person/cas/callback", params={"ticket": "ST-made-up"})
+        state = (await _start_cas(forger))[0]
+        params = {"state": state, "ticket": "ST-made-up"}
+        throttled = await forger.get("/api/person/cas/callback", params=params)
         assert throttled.status_code == 429
         assert len(world.cas.validations) == seen + 12  # the 13th never reached CAS
+    # Callbacks this browser did not start count too, and never reach CAS at all.
+    async with _client(world, client=("10.0.0.79", 1)) as forger:
+        seen = len(world.cas.validations)
+        params = {"state": "0" * 64, "ticket": "ST-made-up"}
+        codes = [
+            (await forger.get("/api/person/cas/callback", params=params)).status_code
+            for _ in range(13)
+        ]
+        assert codes == [403] * 12 + [429]
+        assert len(world.cas.validations) == seen
 
 
 async def test_deactivating_ends_sessions_and_sign_in(world: World) -> None:
@@ -366,23 +385,51 @@ async def test_me_never_shows_anyone_else(world: World) -> None:
         assert me["person_id"] == "S001" and me["caretaker"] is None
 
 
+def _session_cookies(answer: httpx.Response) -> list[str]:
+    """The person-session cookies an answer sets (not the state cookie it clears)."""
+    return [
+        c for c in answer.headers.get_list("set-cookie")
+        if c.startswith(("cg_person=", "cg_person_csrf="))
+    ]  # fmt: skip
+
+
+def _with(url: str, **params: str) -> httpx.URL:
+    """`url` with `params` added to its query (httpx's `params=` would replace the query)."""
+    return httpx.URL(url).copy_merge_params(params)
+
+
+async def _start_cas(client: httpx.AsyncClient, **params: str) -> tuple[str, str, str]:
+    """GET /api/person/cas/login: (the state, the service URL sent to CAS, CAS's login URL)."""
+    start = await client.get("/api/person/cas/login", params=params)
+    assert start.status_code == 302
+    location = start.headers["location"]
+    service = httpx.URL(location).params["service"]
+    state = httpx.URL(service).params["state"]
+    assert service == f"{BASE}/api/person/cas/callback?state={state}"
+    return state, service, location
+
+
+async def _at_cas(world: World, login_url: str, user: str) -> str:
+    """The user "logs in" at the real CAS: the callback URL with a ticket it sends back."""
+    world.cas.next_user = user
+    async with httpx.AsyncClient() as browser:
+        at_cas = await browser.get(login_url)
+    assert at_cas.status_code == 302
+    back: str = at_cas.headers["location"]
+    assert back.startswith(f"{BASE}/api/person/cas/callback?state=")
+    assert "&ticket=ST-" in back
+    return back
+
+
 async def _cas_round(
     world: World, user: str, attributes: dict[str, str] | None = None
 ) -> httpx.Response:
     """Through the real CAS: our redirect, CAS's login, back to the callback with a ticket."""
-    world.cas.next_user = user
     world.cas.next_attributes = attributes or {}
     async with _client(world) as client:
-        start = await client.get("/api/person/cas/login")
-        assert start.status_code == 302
-        location = start.headers["location"]
+        _, _, location = await _start_cas(client)
         assert location.startswith(world.cas.url + "/login?service=")
-        async with httpx.AsyncClient() as browser:
-            at_cas = await browser.get(location)
-        assert at_cas.status_code == 302
-        back = at_cas.headers["location"]
-        assert back.startswith(f"{BASE}/api/person/cas/callback?ticket=ST-")
-        answer = await client.get(back)
+        answer = await client.get(await _at_cas(world, location, user))
         if answer.headers.get("location") == "/me/":
             assert (await client.get("/api/me")).json()["person_id"]
         return answer
@@ -394,18 +441,23 @@ async def test_cas_signs_a_roster_person_in(world: World) -> None:
     assert "cg_person=" in answer.headers["set-cookie"]
     path, ticket = world.cas.validations[-1]
     assert path == "/cas/p3/serviceValidate"
-    # The same ticket again (a replay) is refused by CAS, so no session.
+    # The same ticket again (a replay, from a browser with a sign-in of its own under way)
+    # is refused by CAS, so no session.
     async with _client(world) as replay:
-        again = await replay.get("/api/person/cas/callback", params={"ticket": ticket})
+        state = (await _start_cas(replay))[0]
+        params = {"state": state, "ticket": ticket}
+        again = await replay.get("/api/person/cas/callback", params=params)
         assert again.headers["location"] == "/me/#error=cas_ticket"
-        assert "set-cookie" not in again.headers
+        assert not _session_cookies(again)
         assert (await replay.get("/api/me")).status_code == 401
 
 
 async def test_cas_ticket_for_another_service_is_refused(world: World) -> None:
     ticket = world.cas.issue("https://elsewhere.example.edu/login", "S001")
     async with _client(world) as client:
-        answer = await client.get("/api/person/cas/callback", params={"ticket": ticket})
+        state = (await _start_cas(client))[0]
+        params = {"state": state, "ticket": ticket}
+        answer = await client.get("/api/person/cas/callback", params=params)
         assert answer.headers["location"] == "/me/#error=cas_ticket"
         assert (await client.get("/api/me")).status_code == 401
 
@@ -417,7 +469,7 @@ async def test_cas_user_not_in_roster_and_deactivated_person(world: World) -> No
     try:
         inactive = await _cas_round(world, "S003")
         assert inactive.headers["location"] == "/me/#error=cas_inactive"
-        assert "set-cookie" not in inactive.headers
+        assert not _session_cookies(inactive)
     finally:
         await _sql(world, "UPDATE people SET active = true WHERE id = 'S003'")
 
@@ -435,6 +487,184 @@ async def test_cas_attribute_maps_to_a_roster_column(world: World) -> None:
         assert answer.headers["location"] == "/me/"
         missing = await _cas_round(mapped, "li.hua", {})
         assert missing.headers["location"] == "/me/#error=cas_unknown"
+
+
+async def test_cas_login_sets_a_short_lived_state_cookie_named_in_the_service(
+    world: World,
+) -> None:
+    async with _client(world) as client:
+        state, _, _ = await _start_cas(client)
+        cookie = client.cookies["cg_person_cas"]
+        assert hashlib.sha256(cookie.encode()).hexdigest() == state
+        assert state not in cookie  # the secret itself never goes to CAS or its logs
+    async with _client(world) as client:
+        start = await client.get("/api/person/cas/login")
+        header = start.headers["set-cookie"].lower()
+        assert header.startswith("cg_person_cas=")
+        for part in ("httponly", "samesite=lax", "max-age=600", "path=/"):
+            assert part in header, header
+        assert "secure" not in header  # plain http on this bench: a Secure cookie would be lost
+
+
+async def test_under_tls_the_state_cookie_is_secure_and_host_only(world: World) -> None:
+    """`__Host-`: Secure, Path=/, no Domain, so no sibling subdomain can plant one."""
+    tls = "https://gate.example.edu"
+    settings = Settings(database_url=world.dsn, cas_url=world.cas.url, public_url=tls)
+    app = create_app(settings, world.dsn)
+    transport = httpx.ASGITransport(app=app, client=("10.0.8.1", 1))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url=tls) as client,
+    ):
+        start = await client.get("/api/person/cas/login")
+        header = start.headers["set-cookie"]
+        assert header.startswith("__Host-cg_person_cas=")
+        assert "Secure" in header and "Path=/" in header and "domain" not in header.lower()
+        service = httpx.URL(start.headers["location"]).params["service"]
+        assert service.startswith(f"{tls}/api/person/cas/callback?state=")
+        # The same value under the plain name (as a subdomain could set it) is not read.
+        cookie = client.cookies["__Host-cg_person_cas"]
+        client.cookies.clear()
+        client.cookies.set("cg_person_cas", cookie)
+        planted = await client.get(_with(service, ticket=world.cas.issue(service, "S001")))
+        assert planted.status_code == 403
+        client.cookies.clear()
+        client.cookies.set("__Host-cg_person_cas", cookie)
+        done = await client.get(_with(service, ticket=world.cas.issue(service, "S001")))
+        assert done.headers["location"] == "/me/"
+        cleared = [c for c in done.headers.get_list("set-cookie") if "__Host-" in c]
+        assert cleared and "Secure" in cleared[0] and "Max-Age=0" in cleared[0]
+
+
+async def test_cas_ticket_in_another_browser_does_not_sign_it_in(world: World) -> None:
+    """Login CSRF: the attacker's own ticket, opened by someone else's browser, is refused."""
+    async with _client(world) as attacker:
+        _, _, login_url = await _start_cas(attacker)
+        lure = await _at_cas(world, login_url, "S005")  # a ticket for the attacker's account
+    seen = len(world.cas.validations)
+    failures = "SELECT count(*) FROM login_failures WHERE name = 'person:cas'"
+    failed_before = await _sql(world, failures)
+    async with _signed_in(world, "S001") as victim:  # already signed in as themself
+        refused = await victim.get(lure)
+        assert refused.status_code == 403
+        assert "not started in this browser" in refused.text
+        assert 'href="/api/person/cas/login"' in refused.text  # a way to start again
+        assert not _session_cookies(refused)
+        assert (await victim.get("/api/me")).json()["person_id"] == "S001"
+    assert await _sql(world, failures) == failed_before + 1  # counted as a failed sign-in
+    async with _client(world) as fresh:  # no session, no state cookie
+        refused = await fresh.get(lure)
+        assert refused.status_code == 403 and not _session_cookies(refused)
+        assert (await fresh.get("/api/me")).status_code == 401
+        # With a sign-in of its own under way, the lure's state is not its state.
+        await _start_cas(fresh)
+        refused = await fresh.get(lure)
+        assert refused.status_code == 403 and not _session_cookies(refused)
+        assert (await fresh.get("/api/me")).status_code == 401
+        # The old unbound callback (no state at all) is refused the same way.
+        ticket = httpx.URL(lure).params["ticket"]
+        await _start_cas(fresh)
+        bare = await fresh.get("/api/person/cas/callback", params={"ticket": ticket})
+        assert bare.status_code == 403
+    assert len(world.cas.validations) == seen  # refused before CAS was asked
+    # A wrong cookie under the lure's own state: refused too.
+    async with _client(world) as forged:
+        forged.cookies.set("cg_person_cas", f"{int(time.time())}.not-the-attackers-nonce")
+        refused = await forged.get(lure)
+        assert refused.status_code == 403 and not _session_cookies(refused)
+    # The attacker's own browser, holding the cookie, still signs in with it.
+    async with _client(world) as attacker_again:
+        _, _, login_url = await _start_cas(attacker_again)
+        done = await attacker_again.get(await _at_cas(world, login_url, "S005"))
+        assert done.headers["location"] == "/me/"
+        assert (await attacker_again.get("/api/me")).json()["person_id"] == "S005"
+
+
+async def test_cas_state_is_spent_by_its_callback(world: World) -> None:
+    async with _client(world) as client:
+        _, service, login_url = await _start_cas(client)
+        done = await client.get(await _at_cas(world, login_url, "S001"))
+        assert done.headers["location"] == "/me/"
+        cleared = [c for c in done.headers.get_list("set-cookie") if "cg_person_cas=" in c]
+        assert cleared and "max-age=0" in cleared[0].lower()
+        assert "cg_person_cas" not in client.cookies
+        # A second ticket CAS issued for the same service (state) finds no state here.
+        ticket = world.cas.issue(service, "S005")
+        again = await client.get(_with(service, ticket=ticket))
+        assert again.status_code == 403 and not _session_cookies(again)
+        assert (await client.get("/api/me")).json()["person_id"] == "S001"
+        # A failed callback spends the state as well.
+        _, service, _ = await _start_cas(client)
+        failed = await client.get(_with(service, ticket="ST-made-up"))
+        assert failed.headers["location"] == "/me/#error=cas_ticket"
+        assert "cg_person_cas" not in client.cookies
+
+
+async def test_cas_state_older_than_ten_minutes_is_refused(world: World) -> None:
+    """The browser drops the cookie after Max-Age; the server reads its age as well."""
+    for age, signs_in in ((cas_state.LIFETIME_S + 1, False), (30, True)):
+        cookie = f"{int(time.time()) - age}.{secrets.token_urlsafe(32)}"
+        service = f"{BASE}/api/person/cas/callback?state={cas_state.state_of(cookie)}"
+        ticket = world.cas.issue(service, "S001")  # a ticket CAS issued to that sign-in
+        async with _client(world) as client:
+            client.cookies.set("cg_person_cas", cookie)
+            answer = await client.get(_with(service, ticket=ticket))
+            if signs_in:
+                assert answer.headers["location"] == "/me/", age
+                assert (await client.get("/api/me")).json()["person_id"] == "S001"
+            else:
+                assert answer.status_code == 403 and not _session_cookies(answer), age
+                assert (await client.get("/api/me")).status_code == 401
+
+
+async def test_cas_sign_in_never_leaves_the_site(world: World) -> None:
+    """No return address is taken from the request: `next=` of any shape is never followed."""
+    for target in (
+        "https://evil.example/", "//evil.example/", "/\\evil.example", "http:evil.example",
+        "javascript:alert(1)", "/me/", "%2F%2Fevil.example",
+    ):  # fmt: skip
+        async with _client(world) as client:
+            params = {"next": target, "service": "https://evil.example/"}
+            _, service, login_url = await _start_cas(client, **params)
+            assert "evil" not in login_url and "next" not in login_url
+            back = await _at_cas(world, login_url, "S001")
+            done = await client.get(_with(back, next=target))
+            assert done.status_code == 302 and done.headers["location"] == "/me/", target
+        async with _client(world) as stranger:  # refused: a page, not a redirect anywhere
+            refused = await stranger.get(_with(service, ticket="ST-x", next=target))
+            assert refused.status_code == 403 and "location" not in refused.headers
+            assert "evil" not in refused.text and "javascript" not in refused.text
+
+
+async def test_password_sign_in_and_invitations_refuse_cross_site_forms(world: World) -> None:
+    """Login CSRF through the other doors: a page elsewhere can make a browser POST only
+    a form (urlencoded, multipart, text/plain), never JSON without a CORS pre-flight, and
+    these routes take JSON only; an invitation only sets a password, it signs nobody in."""
+    token = await _invite(world, "S004")
+    body = json.dumps({"token": token, "password": PASSWORD})
+    async with _client(world) as browser:
+        for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+            headers = {"content-type": content_type}
+            answer = await browser.post(
+                "/api/person/invitation/accept", content=body, headers=headers
+            )
+            assert answer.status_code == 422, content_type
+        assert (
+            await browser.post("/api/person/invitation/check", json={"token": token})
+        ).json() == {"valid": True}
+        accepted = await _accept(browser, token)
+        assert accepted.status_code == 200 and not _session_cookies(accepted)
+        assert (await browser.get("/api/me")).status_code == 401
+        login = json.dumps({"person_id": "S004", "password": PASSWORD})
+        for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+            headers = {"content-type": content_type}
+            answer = await browser.post("/api/person/login", content=login, headers=headers)
+            assert answer.status_code == 422 and not _session_cookies(answer), content_type
+        form = await browser.post(
+            "/api/person/login", data={"person_id": "S004", "password": PASSWORD}
+        )
+        assert form.status_code == 422 and not _session_cookies(form)
+        assert (await browser.get("/api/me")).status_code == 401
 
 
 async def test_cas_off_without_settings(world: World) -> None:
