@@ -53,17 +53,22 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def mqtt_connects(port: int, *, timeout: float = 2.0) -> bool:
+def mqtt_connects(port: int, *, timeout: float = 2.0, login: tuple[str, str] | None = None) -> bool:
     """A clean MQTT 3.1.1 session is accepted (CONNACK 0) on 127.0.0.1:`port`.
 
     Raw bytes rather than the client under test, so the fixture does not depend on it.
     NATS answers a CONNECT only once the MQTT streams of the account exist in JetStream,
     which needs a JetStream leader, so this is the readiness that matters to a client.
+    `login`: (username, password), for a cluster with accounts.
     """
     client_id = f"probe-{os.getpid()}-{time.monotonic_ns()}".encode()
-    variable = b"\x00\x04MQTT\x04\x02\x00\x3c"
+    flags = b"\x02" if login is None else b"\xc2"  # clean session (+ username, password)
+    variable = b"\x00\x04MQTT\x04" + flags + b"\x00\x3c"
     payload = len(client_id).to_bytes(2, "big") + client_id
+    for field in login or ():
+        payload += len(field.encode()).to_bytes(2, "big") + field.encode()
     body = variable + payload
+    assert len(body) < 128, "one-byte remaining length"
     packet = b"\x10" + bytes([len(body)]) + body
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -101,7 +106,11 @@ class NatsCluster:
         max_ack_pending: int | None = None,
         ack_wait: str | None = ACK_WAIT,
         name: str = "campusgate-test",
+        accounts: Path | None = None,
+        probe_login: tuple[str, str] | None = None,
     ) -> None:
+        """`accounts`: an `authorization { users: [...] }` file every node includes (read
+        again on `reload`); `probe_login` is then the account the readiness probe uses."""
         if not nats_server_installed():
             raise RuntimeError(
                 "the cluster tests need nats-server (Debian: apt-get install nats-server)"
@@ -112,6 +121,8 @@ class NatsCluster:
         self.max_ack_pending = max_ack_pending
         self.ack_wait = ack_wait
         self.name = name
+        self.accounts = accounts
+        self.probe_login = probe_login
         ports = _free_ports(4 * size)
         self.ports = [NodePorts(*ports[4 * i : 4 * i + 4]) for i in range(size)]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
@@ -143,6 +154,10 @@ class NatsCluster:
             mqtt.append(f"max_ack_pending: {self.max_ack_pending}")
         if self.ack_wait is not None:
             mqtt.append(f'ack_wait: "{self.ack_wait}"')
+        # NATS resolves an include relative to the including file's folder.
+        include = (
+            [f"include {os.path.relpath(self.accounts, self.workdir)}"] if self.accounts else []
+        )
         return "\n".join(
             [
                 f"server_name: n{i}",
@@ -152,6 +167,7 @@ class NatsCluster:
                 "max_file_store: 1GB }",
                 f"cluster {{ name: {self.name}, listen: 127.0.0.1:{p.route}, routes: [{routes}] }}",
                 "mqtt { " + ", ".join(mqtt) + " }",
+                *include,
                 "",
             ]
         )
@@ -191,6 +207,15 @@ class NatsCluster:
             raise RuntimeError(f"node {i} is not running")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+
+    def reload(self, i: int) -> None:
+        """`nats-server --signal reload=PID`: node `i` reads its configuration again."""
+        proc = self.procs[i]
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"node {i} is not running")
+        subprocess.run(
+            [NATS_SERVER, "--signal", f"reload={proc.pid}"], check=True, capture_output=True
+        )
 
     def alive(self, i: int) -> bool:
         proc = self.procs[i]
@@ -246,7 +271,9 @@ class NatsCluster:
                 proc = self.procs[i]
                 if proc is None or proc.poll() is not None:
                     raise RuntimeError(f"nats node {i} exited: {self.log_tail(i)}")
-                if self.meta_leader(i) and mqtt_connects(self.ports[i].mqtt):
+                if self.meta_leader(i) and mqtt_connects(
+                    self.ports[i].mqtt, login=self.probe_login
+                ):
                     pending.discard(i)
             if pending and time.monotonic() > deadline:
                 tails = "\n".join(self.log_tail(i) for i in sorted(pending))

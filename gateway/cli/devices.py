@@ -22,6 +22,7 @@ from gateway.services.broker_credentials import (
     write_credentials,
 )
 from gateway.services.broker_credentials_watch import watch_roster
+from gateway.services.nats_accounts import NATS_ACCOUNTS
 from gateway.store.broker_devices import mqtt_device_ids
 
 
@@ -35,7 +36,8 @@ def command() -> None:
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="directory of passwd, passwd-services, acl, device-secrets.csv, service-secrets.csv",
+    help="directory of passwd, passwd-services, acl, nats-accounts.conf, device-secrets.csv,"
+    " service-secrets.csv",
 )
 @click.option(
     "--rotate",
@@ -47,7 +49,8 @@ def command() -> None:
     "--broker-pid-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Mosquitto's pid_file: send it SIGHUP so it reloads passwd and acl (no restart)",
+    help="the broker's pid file (Mosquitto's or a nats-server's): send it SIGHUP so it"
+    " reloads the accounts (no restart)",
 )
 @click.option(
     "--sim-account",
@@ -68,7 +71,8 @@ def credentials(
     sim_account: bool,
     watch: bool,
 ) -> None:
-    """Write Mosquitto's password file and ACL for every MQTT device of the roster.
+    """Write the broker's accounts for every MQTT device of the roster: Mosquitto's password
+    file and ACL, and the same accounts as a NATS `authorization` file (nats-accounts.conf).
 
     Devices keep their passwords across runs (device-secrets.csv, mode 0600, is the
     source for provisioning firmware); devices gone from the roster are dropped.
@@ -119,6 +123,10 @@ async def _watch(
 def _report(out: Path, outcome: Outcome) -> None:
     for device_id, reason in sorted(outcome.refused.items()):
         click.echo(f"skipped device {device_id!r}: {reason}", err=True)
+    for device_id, reason in sorted(outcome.nats_skipped.items()):
+        click.echo(
+            f"NATS: {reason}" if device_id == "*" else f"NATS: {device_id!r}: {reason}", err=True
+        )
     parts = [f"{outcome.devices} devices"]
     for label, ids in (
         ("added", outcome.added),
@@ -128,7 +136,8 @@ def _report(out: Path, outcome: Outcome) -> None:
         if ids:
             parts.append(f"{label} {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}")
     click.echo(
-        f"wrote {out / PASSWD}, {out / SERVICE_PASSWD}, {out / ACL}, {out / DEVICE_SECRETS}"
+        f"wrote {out / PASSWD}, {out / SERVICE_PASSWD}, {out / ACL}, {out / NATS_ACCOUNTS},"
+        f" {out / DEVICE_SECRETS}"
         f" and {out / SERVICE_SECRETS}"
         f" ({'; '.join(parts)})"
         + ("; broker reloaded" if outcome.reloaded else "; reload the broker (SIGHUP)"),

@@ -1,4 +1,5 @@
-"""Broker accounts from the roster: Mosquitto's password file, a pattern ACL, the secrets.
+"""Broker accounts from the roster: Mosquitto's password file, a pattern ACL, NATS's
+accounts file (gateway/services/nats_accounts.py), the secrets.
 
 One account per MQTT device (username = client id = device id), the gateway's
 account (all events and states in, all commands and alerts out), an integration
@@ -26,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.services.nats_accounts import NATS_ACCOUNTS, write_nats_accounts
+
 PASSWD, ACL = "passwd", "acl"
 # The service listener's password file: the service accounts only, so no device can log in
 # where client ids are not bound to usernames (mosquitto-secure.conf).
@@ -52,6 +55,8 @@ class Outcome:
     rotated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    # Accounts Mosquitto has but NATS cannot (id -> why); "*": no NATS file at all.
+    nats_skipped: dict[str, str] = field(default_factory=dict)
     devices: int = 0
     reloaded: bool = False
 
@@ -207,8 +212,8 @@ def write_credentials(
     rotate: Iterable[str] = (),
     sim_account: bool = False,
 ) -> Outcome:
-    """Make or update `out`/{passwd, passwd-services, acl, device-secrets.csv,
-    service-secrets.csv}.
+    """Make or update `out`/{passwd, passwd-services, acl, nats-accounts.conf,
+    device-secrets.csv, service-secrets.csv}.
 
     Devices already in `device-secrets.csv` keep their passwords unless named in
     `rotate`; devices no longer in `device_ids` are dropped from every file.
@@ -265,7 +270,13 @@ def _write_locked(
     # password (never a secret the broker does not know).
     hash_password_file(out / PASSWD, {**devices, **services})
     hash_password_file(out / SERVICE_PASSWD, services)
-    _write_private(out / ACL, render_acl(prefix, sim_account=sim_account), 0o640)
+    acl = render_acl(prefix, sim_account=sim_account)
+    _write_private(out / ACL, acl, 0o640)
+    try:
+        outcome.nats_skipped = write_nats_accounts(out, devices, services, acl)
+    except ValueError as exc:  # a prefix NATS cannot carry: Mosquitto's files still hold
+        (out / NATS_ACCOUNTS).unlink(missing_ok=True)  # never a file of other grants
+        outcome.nats_skipped = {"*": f"no {NATS_ACCOUNTS}: {exc}"}
     _write_private(
         out / DEVICE_SECRETS,
         _csv(["device_id", "username", "password"], ((d, d, p) for d, p in devices.items())),

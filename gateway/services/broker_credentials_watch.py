@@ -103,4 +103,6 @@ async def _update(
     )
     for device_id, reason in outcome.refused.items():
         _LOGGER.warning("device %s gets no broker account: %s", device_id, reason)
+    for device_id, reason in outcome.nats_skipped.items():
+        _LOGGER.warning("NATS accounts: %s: %s", device_id, reason)
     return outcome

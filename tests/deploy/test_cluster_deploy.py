@@ -18,7 +18,8 @@ import pytest
 import yaml
 from nats_cluster import ACK_WAIT, NATS_SERVER, nats_server_installed
 
-from gateway.services.broker_credentials import render_acl
+from gateway.services.broker_credentials import render_acl, write_credentials
+from gateway.services.nats_accounts import NATS_ACCOUNTS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NATS_CONF = DEPLOY / "nats" / "nats-cluster.conf"
@@ -47,6 +48,11 @@ def test_cluster_compose_files_parse_and_mount_files_that_exist(path: Path) -> N
                 assert (path.parent / source).resolve().exists(), source
     gateway = compose["services"]["gateway"]
     assert gateway["command"] == ["serve"]
+    if path.name == "nats-cluster.yml":  # the folder the nodes' `include` reads
+        for node in brokers:
+            assert (
+                "./secrets/broker:/etc/nats/campusgate:ro" in compose["services"][node]["volumes"]
+            )
 
 
 def test_the_nats_node_configuration_is_valid_and_is_what_the_tests_run(tmp_path: Path) -> None:
@@ -58,6 +64,11 @@ def test_the_nats_node_configuration_is_valid_and_is_what_the_tests_run(tmp_path
     mqtt = text[text.index("\nmqtt {") :]
     assert f'ack_wait: "{ACK_WAIT}"' in mqtt
     assert "stream_replicas: 3" in mqtt and "consumer_replicas: 3" in mqtt
+    # Every node includes the accounts `devices credentials` writes, beside the file in
+    # campusgate/ (where the compose file mounts secrets/broker).
+    assert f"\ninclude ./campusgate/{NATS_ACCOUNTS}\n" in text
+    assert "\nauthorization" not in text.split("\ninclude")[0]  # no second set of users
+    write_credentials(tmp_path / "campusgate", ["term-a"], prefix="campus")
     # Without certificates here: the TLS block out, the store in tmp_path.
     body = re.sub(r"\n  tls \{.*?\n  \}\n", "\n", text, flags=re.S)
     body = body.replace("/data/jetstream", str(tmp_path / "js"))

@@ -63,12 +63,16 @@ def connect(
     key: Path | None = None,
     host: str = "127.0.0.1",
     will_topic: str | None = None,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
 ) -> Probe:
-    """A connected probe; ConnectRefused with the broker's reason (or the TLS error)."""
+    """A connected probe; ConnectRefused with the broker's reason (or the TLS error).
+
+    `protocol` MQTTv311 for NATS: its PUBACK then carries no reason (a refused publish
+    is dropped silently) and a refused subscription is SUBACK 0x80."""
     client = paho.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        protocol=MQTTProtocolVersion.MQTTv5,
+        protocol=protocol,
     )
     probe = Probe(client)
     if username is not None:

@@ -94,6 +94,8 @@ async def test_files_from_the_roster_keep_passwords_rotate_and_drop(
     ]
     assert services == ["campusgate-gateway", "campusgate-integration"]
     assert _mode(out / "passwd-services") == 0o640
+    assert _mode(out / "nats-accounts.conf") == 0o640  # NATS's users: the same accounts
+    assert "nats-accounts.conf" in result.stderr
     assert not any(p in (out / "passwd").read_text() for p in first.values())
     acl = (out / "acl").read_text()
     assert f"pattern write {PREFIX}/devices/%u/events" in acl
@@ -116,6 +118,8 @@ async def test_files_from_the_roster_keep_passwords_rotate_and_drop(
     assert "removed term-2" in dropped.stderr
     assert sorted(_secrets(out)) == ["term-1"]
     assert "term-2:" not in (out / "passwd").read_text()
+    assert '"term-2"' not in (out / "nats-accounts.conf").read_text()
+    assert '"term-1"' in (out / "nats-accounts.conf").read_text()
 
     unknown = await _cli(fresh_db, "--out", str(out), "--rotate", "term-9")
     assert unknown.exit_code != 0 and "cannot rotate term-9" in unknown.stderr
