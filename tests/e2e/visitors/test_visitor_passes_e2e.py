@@ -150,14 +150,14 @@ async def test_forged_altered_and_foreign_tokens_are_unknown_cards(api, gateway,
     assert gateway.counters.qr_invalid["wrong_key"] >= 1
 
 
-async def test_window_end_denies_and_overstay_alerts_once(api, gateway, fleet, visit_dsn):
+async def test_window_end_denies_and_overstay_alerts_once(api, gateway, fleet, campus_dsn):
     made, token = await approved(api, **window(-60, 4))
     assert await until_outcome(fleet, "term-office", token, "admit/ok") >= 0
     end = datetime.fromisoformat(made["ends_at"])
     await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.2)
     # The holder expired with the pass (the roster reload brought its valid_until).
     assert await scan(fleet, "term-office", token) == "deny/card_revoked"
-    conn = await connect(visit_dsn)
+    conn = await connect(campus_dsn)
     try:
         raised = []
         deadline = time.perf_counter() + 5  # the admitted passage reaches the log in batches
@@ -182,14 +182,14 @@ async def test_window_end_denies_and_overstay_alerts_once(api, gateway, fleet, v
 
 
 async def test_overstay_is_published_on_mqtt_once_without_the_visitors_details(
-    api, gateway, fleet, alerts, visit_dsn
+    api, gateway, fleet, alerts, campus_dsn
 ):
     made, token = await approved(api, **window(-60, 3))
     assert await until_outcome(fleet, "term-office", token, "admit/ok") >= 0
     end = datetime.fromisoformat(made["ends_at"])
     await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.2)
     # The job as the API process's scheduler runs it: no broker client there.
-    pool = await create_pool(visit_dsn, min_size=1, max_size=1)
+    pool = await create_pool(campus_dsn, min_size=1, max_size=1)
     try:
         job, ran = overstay_job(pool), {"raised": 0}
         deadline = time.perf_counter() + 5  # the admitted passage reaches the log in batches
@@ -235,7 +235,7 @@ async def test_a_lab_pass_needs_an_admin(api, gateway, fleet):
     await until_outcome(fleet, "term-lab", token, "admit/ok")
 
 
-async def test_refused_pass_issues_nothing(api, gateway, visit_dsn):
+async def test_refused_pass_issues_nothing(api, gateway, campus_dsn):
     made = await requested(api)
     no_note = await api["liaison-cs"].post(f"/api/visitor-passes/{made['id']}/refuse", json={})
     assert no_note.status_code == 422
@@ -247,7 +247,7 @@ async def test_refused_pass_issues_nothing(api, gateway, visit_dsn):
     assert (await api.host.get(f"/api/me/visitor-passes/{made['id']}/qr")).status_code == 409
     late = await api["liaison-cs"].post(f"/api/visitor-passes/{made['id']}/approve", json={})
     assert late.status_code == 409
-    conn = await connect(visit_dsn)
+    conn = await connect(campus_dsn)
     try:
         assert await conn.fetchval("SELECT count(*) FROM people WHERE kind = 'visitor'") == 0
     finally:
