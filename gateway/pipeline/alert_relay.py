@@ -68,5 +68,8 @@ class AlertRelay:
             await asyncio.sleep(self._poll_s)
             try:
                 await self.relay()
-            except Exception:  # a database away or a bug: try again at the next poll
+            except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # The database away: the doors carry on (spool), and so do pending alerts.
+                _LOGGER.warning("alert relay: the database did not answer (%s); retrying", exc)
+            except Exception:  # a bug here must not end the relay for good
                 _LOGGER.exception("alert relay failed; trying again in %.0f s", self._poll_s)
