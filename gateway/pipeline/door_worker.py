@@ -19,6 +19,7 @@ from gateway.domain.alerts import AlertKind
 from gateway.domain.decisions import Decision, Verdict
 from gateway.domain.partitions import DEFAULT_PARTITIONS, device_partition
 from gateway.metrics import Counters
+from gateway.pipeline.alert_relay import AlertRelay
 from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.allowlists import AllowlistConfig
 from gateway.pipeline.dedupe import Duplicates, SeenEvents
@@ -108,6 +109,7 @@ class Gateway:
         self.desk: DoorDesk | None = None
         self.devices: DeviceWatch | None = None
         self.gathering: GatheringWatch | None = None
+        self.relay: AlertRelay | None = None  # alerts the API's jobs stored, to MQTT
         self.shared: SharedOccupancy | None = None  # zone counts shared by the workers
         self.serial: SerialReaders | None = None
         self.offline: OfflineSupport | None = None
@@ -263,6 +265,8 @@ class Gateway:
             await self.ownership.start()
         await self.serial.start()
         self.offline.start()
+        self.relay = AlertRelay(self._pool, publisher)
+        self.relay.start()
         self._tasks.append(asyncio.create_task(self._stats_loop(), name="gateway-stats"))
         _LOGGER.info(
             "gateway %s up: broker %s (of %s), prefix %r, %d recent decisions remembered",
@@ -386,6 +390,8 @@ class Gateway:
             await self.ownership.stop()
         if self.gathering is not None:  # it raises alerts: stop it before the journal
             await self.gathering.stop()
+        if self.relay is not None:  # it publishes: stop it before the MQTT client closes
+            await self.relay.stop()
         if self.serial is not None:
             await self.serial.stop()
         if self.mqtt is not None:

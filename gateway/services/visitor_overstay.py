@@ -3,7 +3,9 @@
 
 Inside means: their last admitted passage in one of the pass's zones since the pass
 began was `in`, with no `out` after (the access log, as occupancy reads it). Several
-servers may run the job: the pass is claimed in the same transaction as the alert.
+servers may run the job: the pass is claimed in the same transaction as the alert. The
+job runs where no MQTT client is: the alert is stored pending publication, and a gateway
+publishes it on `P/alerts/visitor_overstay` (gateway/pipeline/alert_relay.py).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ async def raise_overstays(conn: asyncpg.Connection, now: datetime) -> list[Alert
         async with conn.transaction():
             if await store.claim_overstay(conn, pass_id, now):
                 alert = _alert(pass_id, rows, now)
-                await insert_alerts(conn, [alert])
+                await insert_alerts(conn, [alert], publish_pending=True)
                 raised.append(alert)
     return raised
 

@@ -45,12 +45,16 @@ def _alert(r: asyncpg.Record) -> Alert:
     )
 
 
-async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> list[Alert]:
+async def insert_alerts(
+    conn: asyncpg.Connection, alerts: Sequence[Alert], *, publish_pending: bool = False
+) -> list[Alert]:
     """Store new alerts and open their history; returns those not stored.
 
     Not stored: an id stored already, or an alert whose kind and subject has an open alert
     already (migration 0022: one device_offline per device, one gathering per zone, one
     zone_full per zone and crossing), as when several workers see the same thing.
+    `publish_pending`: raised where no MQTT client is (the API's jobs), so a gateway
+    publishes them (migration 0031, `claim_pending_publications`).
     """
     skipped: list[Alert] = []
     if not alerts:
@@ -61,8 +65,9 @@ async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> li
                 """
                 WITH new AS (
                     INSERT INTO alerts
-                        (id, kind, severity, ts, door, zone, device, person, detail, status)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                        (id, kind, severity, ts, door, zone, device, person, detail, status,
+                         publish_pending)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                     ON CONFLICT DO NOTHING
                     RETURNING id, status, ts
                 ),
@@ -82,10 +87,30 @@ async def insert_alerts(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> li
                 a.person,
                 a.detail,
                 a.status.value,
+                publish_pending,
             )
             if not stored:
                 skipped.append(a)
     return skipped
+
+
+async def claim_pending_publications(conn: asyncpg.Connection, limit: int) -> list[Alert]:
+    """Take up to `limit` alerts waiting to be published (oldest first), as they are now.
+
+    SKIP LOCKED: workers claiming at once take different alerts, so each is published once.
+    """
+    rows = await conn.fetch(
+        """
+        UPDATE alerts SET publish_pending = false
+        WHERE id IN (
+            SELECT id FROM alerts WHERE publish_pending ORDER BY ts LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id, kind, ts, severity, door, zone, device, person, detail, status
+        """,
+        limit,
+    )
+    return sorted((_alert(r) for r in rows), key=lambda a: a.ts)
 
 
 async def is_stored(conn: asyncpg.Connection, alert_id: str) -> bool:

@@ -4,14 +4,15 @@ scanned at a simulated terminal, decided by a running gateway on a real broker."
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from visitors_campus import outcome
 
-from gateway.services.visitor_overstay import raise_overstays
-from gateway.store.db import connect
+from gateway.services.visitor_overstay import overstay_job, raise_overstays
+from gateway.store.db import connect, create_pool
 
 
 def window(start_s: float = -60, end_s: float = 3600) -> dict[str, str]:
@@ -149,14 +150,14 @@ async def test_forged_altered_and_foreign_tokens_are_unknown_cards(api, gateway,
     assert gateway.counters.qr_invalid["wrong_key"] >= 1
 
 
-async def test_window_end_denies_and_overstay_alerts_once(api, gateway, fleet, visit_dsn):
+async def test_window_end_denies_and_overstay_alerts_once(api, gateway, fleet, campus_dsn):
     made, token = await approved(api, **window(-60, 4))
     assert await until_outcome(fleet, "term-office", token, "admit/ok") >= 0
     end = datetime.fromisoformat(made["ends_at"])
     await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.2)
     # The holder expired with the pass (the roster reload brought its valid_until).
     assert await scan(fleet, "term-office", token) == "deny/card_revoked"
-    conn = await connect(visit_dsn)
+    conn = await connect(campus_dsn)
     try:
         raised = []
         deadline = time.perf_counter() + 5  # the admitted passage reaches the log in batches
@@ -180,6 +181,44 @@ async def test_window_end_denies_and_overstay_alerts_once(api, gateway, fleet, v
     assert await scan(fleet, "term-office", token, "out") == "admit/ok"
 
 
+async def test_overstay_is_published_on_mqtt_once_without_the_visitors_details(
+    api, gateway, fleet, alerts, campus_dsn
+):
+    made, token = await approved(api, **window(-60, 3))
+    assert await until_outcome(fleet, "term-office", token, "admit/ok") >= 0
+    end = datetime.fromisoformat(made["ends_at"])
+    await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.2)
+    # The job as the API process's scheduler runs it: no broker client there.
+    pool = await create_pool(campus_dsn, min_size=1, max_size=1)
+    try:
+        job, ran = overstay_job(pool), {"raised": 0}
+        deadline = time.perf_counter() + 5  # the admitted passage reaches the log in batches
+        while not ran["raised"] and time.perf_counter() < deadline:
+            ran = await job.run(datetime.now(UTC))
+            await asyncio.sleep(0.1)
+        assert ran == {"raised": 1}
+        raised_at = time.perf_counter()
+    finally:
+        await pool.close()
+    published = await alerts.wait_for("visitor_overstay", timeout=10)
+    assert published is not None, "visitor_overstay never reached P/alerts/visitor_overstay"
+    print(f"\noverstay stored to published on MQTT: {time.perf_counter() - raised_at:.2f} s")
+    listed = (await api["guard"].get("/api/alerts", params={"kind": "visitor_overstay"})).json()
+    assert [a["id"] for a in listed] == [published["id"]]
+    assert published["severity"] == "medium" and published["status"] == "open"
+    assert published["person"] == made["visitor_person_id"]
+    assert (published["door"], published["zone"]) == ("office-door", "office")
+    assert published["detail"]["pass_id"] == made["id"]
+    assert sorted(published["detail"]) == ["entered_at", "pass_ended", "pass_id", "zones"]
+    # The person is the pass's id: the visitor's name, phone, ID number and reason stay in
+    # the store, where the API masks them.
+    wire = json.dumps(published, ensure_ascii=False)
+    for personal in ("Zhao Lei", "13812345678", "110101199003071234", "project meeting"):
+        assert personal not in wire
+    assert await gateway.relay.relay() == 0  # claimed once: never published again
+    assert len(alerts.matching("visitor_overstay")) == 1
+
+
 async def test_before_its_start_a_pass_opens_nothing(api, gateway, fleet):
     _, token = await approved(api, **window(3600, 7200))
     await until_outcome(fleet, "term-office", token, "deny/not_authorized")
@@ -196,7 +235,7 @@ async def test_a_lab_pass_needs_an_admin(api, gateway, fleet):
     await until_outcome(fleet, "term-lab", token, "admit/ok")
 
 
-async def test_refused_pass_issues_nothing(api, gateway, visit_dsn):
+async def test_refused_pass_issues_nothing(api, gateway, campus_dsn):
     made = await requested(api)
     no_note = await api["liaison-cs"].post(f"/api/visitor-passes/{made['id']}/refuse", json={})
     assert no_note.status_code == 422
@@ -208,7 +247,7 @@ async def test_refused_pass_issues_nothing(api, gateway, visit_dsn):
     assert (await api.host.get(f"/api/me/visitor-passes/{made['id']}/qr")).status_code == 409
     late = await api["liaison-cs"].post(f"/api/visitor-passes/{made['id']}/approve", json={})
     assert late.status_code == 409
-    conn = await connect(visit_dsn)
+    conn = await connect(campus_dsn)
     try:
         assert await conn.fetchval("SELECT count(*) FROM people WHERE kind = 'visitor'") == 0
     finally:

@@ -113,7 +113,7 @@ async def _not_in_force(gateway, zone: str, level: str) -> bool:
     return level not in gateway.roster.index.zone_rules(zone).levels
 
 
-async def test_level_history_audit_and_banner_data(api, zone_dsn):
+async def test_level_history_audit_and_banner_data(api, campus_dsn):
     await set_level(api, "elevated", note="first cases", role="admin")
     await set_level(api, "lockdown", zones=["lab", "office"], note="lab cluster")
     await set_level(api, "lockdown", zones=["lab"])  # no change: not logged again
@@ -135,7 +135,7 @@ async def test_level_history_audit_and_banner_data(api, zone_dsn):
     assert current["campus"]["level"] == "elevated"
     assert [d["name"] for d in current["definitions"]] == ["normal", "elevated", "lockdown"]
 
-    conn = await connect(zone_dsn)
+    conn = await connect(campus_dsn)
     try:
         audit = await conn.fetch(
             "SELECT operator, entity_id, before, after FROM audit_log"

@@ -70,7 +70,7 @@ async def test_enforce_mode_denies_at_capacity(gateway, fleet, alerts):
     assert await passage(fleet, "term-room", "S3", "in") == "admit/ok"
 
 
-async def test_gathering_raised_and_resolved(gateway, fleet, alerts, zone_dsn):
+async def test_gathering_raised_and_resolved(gateway, fleet, alerts, campus_dsn):
     mark = alerts.mark()
     assert await passage(fleet, "term-yard", "S1", "in") == "admit/ok"
     await asyncio.sleep(1.5)  # one person is no gathering
@@ -90,7 +90,7 @@ async def test_gathering_raised_and_resolved(gateway, fleet, alerts, zone_dsn):
         await asyncio.sleep(0.1)
     else:
         pytest.fail("the gathering alert was not resolved")
-    conn = await connect(zone_dsn)
+    conn = await connect(campus_dsn)
     try:
         for _ in range(50):
             if not await open_alerts(conn, "gathering"):

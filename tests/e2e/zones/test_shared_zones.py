@@ -17,16 +17,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from campus_fixtures import imported_campus
 from db_proxy import FaultyProxy
 
 from devices.transports.mqtt import BrokerAddress
 from firmware_sim.fleet import AlertWatch, Fleet
 from gateway.pipeline.door_worker import Gateway, GatewayConfig, Partitioning
 from gateway.pipeline.doors import DoorPolicy
-from gateway.services.importer import import_file
 from gateway.store.db import connect
 from gateway.store.levels import write_level
-from gateway.store.migrate import apply_migrations
 
 TZ = ZoneInfo("Asia/Shanghai")
 DOORS = 12
@@ -69,16 +68,7 @@ def card(n: int) -> str:
 
 @pytest.fixture
 async def shared_dsn(new_database, tmp_path: Path) -> str:
-    dsn = await new_database("shared")
-    await apply_migrations(dsn)
-    path = tmp_path / "campus.yaml"
-    path.write_text(_campus())
-    conn = await connect(dsn)
-    try:
-        await import_file(conn, path, tz=TZ, operator="test")
-    finally:
-        await conn.close()
-    return dsn
+    return await imported_campus(new_database, "shared", _campus(), tmp_path)
 
 
 @pytest.fixture
@@ -334,15 +324,7 @@ async def test_doors_decide_through_a_database_outage(
     prefix,
     tmp_path,
 ):
-    dsn = await new_database("sharedout")
-    await apply_migrations(dsn)
-    path = tmp_path / "campus.yaml"
-    path.write_text(_campus())
-    conn = await connect(dsn)
-    try:
-        await import_file(conn, path, tz=TZ, operator="test")
-    finally:
-        await conn.close()
+    dsn = await imported_campus(new_database, "sharedout", _campus(), tmp_path)
     async with FaultyProxy(dsn) as proxy:
         gateways = await workers(proxy.dsn, 2, spool=True)
         async with Fleet(mqtt_url, devices("full"), prefix=prefix) as fleet:
