@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from devices.transports.mqtt import BrokerAddress, Message, MqttClient, Will
+from devices.transports.mqtt import BrokerAddress, Message, MqttClient, Outage, Will
 from firmware_sim.command_check import (
     CommandRefused,
     CommandVerifier,
@@ -192,6 +192,11 @@ class SimTerminal:
     @property
     def is_connected(self) -> bool:
         return self._client.is_connected
+
+    @property
+    def outage(self) -> Outage | None:
+        """The last loss of the broker connection and the way back (None: never lost)."""
+        return self._client.outage
 
     async def start(self, timeout: float = 10.0) -> None:
         """Connect, subscribe to the commands topic and publish the retained online state."""

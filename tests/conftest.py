@@ -19,11 +19,17 @@ from db_fixtures import (  # noqa: F401  (fixtures for every test: tests/db_fixt
     roster_listener,
 )
 from nats_cluster import NatsCluster, nats_server_installed
+from xdist_groups import group_and_order
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every `serve`/`worker` the tests start would open the worker metrics port (9108) by
 # default, and runs side by side would collide: tests that want the server set a port.
 os.environ.setdefault("CAMPUSGATE_METRICS_PORT", "0")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    group_and_order(items)
 
 
 def _run(coro):

@@ -16,6 +16,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,8 +32,9 @@ _LOGGER = logging.getLogger(__name__)
 
 # Longest a session survives a disconnect when the broker does not cap it (MQTT 5).
 SESSION_EXPIRY_S = 7 * 24 * 3600
-# Reconnect delays: start small, double, and stay short, so that after a broker crash the
-# window in which a session is not there to take messages stays about a second long.
+# Reconnect delays: start small, double after each round of the broker's nodes, and stay
+# short, so that after a broker crash the window in which a session is not there to take
+# messages stays about a second long.
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 1.0
 # A refused subscription is asked for again after this long, doubling up to the maximum.
@@ -44,6 +46,19 @@ RESUBSCRIBE_MAX_S = 5.0
 # SUBACK codes that asking again will not change (MQTT 5): not authorized, a topic filter
 # the broker does not take, shared subscriptions or wildcards not supported.
 _FINAL_SUBACK_REFUSALS = frozenset({0x87, 0x8F, 0x9E, 0xA1, 0xA2})
+
+
+@dataclass(slots=True)
+class Outage:
+    """The last unexpected loss of the connection and the way back, on the perf_counter
+    clock: when it was lost, connect attempts since, the CONNACK that ended it, and when
+    every subscription was granted again (a clustered broker may refuse some for a while).
+    """
+
+    lost_at: float
+    attempts: int = 0
+    connack_at: float | None = None
+    subscribed_at: float | None = None
 
 
 class MqttError(Exception):
@@ -402,6 +417,8 @@ class MqttClient:
         self._node = 0  # index in address.endpoints of the node used (or tried) now
         self.broker_moves = 0  # moves to another node of a clustered broker
         self.refused_subscriptions = 0  # SUBACK failures (logged)
+        self.outage: Outage | None = None  # the last unexpected loss and recovery
+        self._ungranted: set[str] = set()  # filters not granted since the last CONNACK
         if receive_maximum is not None and address.protocol is Protocol.V311:
             _LOGGER.info(
                 "MQTT %s speaks 3.1.1, which has no Receive Maximum: the broker's own limit"
@@ -526,6 +543,7 @@ class MqttClient:
 
     def unsubscribe(self, topic: str) -> None:
         self._subscriptions = [(t, q) for t, q in self._subscriptions if t != topic]
+        self._ungranted.discard(topic)
         if self.is_connected:
             self._client.unsubscribe(topic)
 
@@ -646,17 +664,44 @@ class MqttClient:
         """
         delay = RECONNECT_FIRST_S
         why = f"connection lost: {lost}"
+        nodes = len(self.address.endpoints)
+        tried = 0
         while not self._closing:
             self._move_on(why)
             await asyncio.sleep(delay)
+            tried += 1
+            if self.outage is not None:
+                self.outage.attempts += 1
             try:
                 await self._connect_once(10.0)
-                _LOGGER.info("MQTT %s reconnected to %s", self.client_id, self.endpoint)
+                _LOGGER.info(
+                    "MQTT %s reconnected to %s%s", self.client_id, self.endpoint, self._since_lost()
+                )
                 return
             except MqttError as exc:
                 why = str(exc)
-                _LOGGER.warning("MQTT %s: %s; retrying in %.1f s", self.client_id, exc, delay)
-                delay = min(delay * 2, RECONNECT_MAX_S)
+                # The backoff grows once per round of the nodes, not per attempt: after a
+                # NATS node dies, a surviving node may hold a CONNECT 4 s (its JetStream
+                # request timeout) and then close it, and the next node in turn is often
+                # the dead one; the attempt after that should not wait longer for it.
+                if tried % nodes == 0:
+                    delay = min(delay * 2, RECONNECT_MAX_S)
+                _LOGGER.warning(
+                    "MQTT %s: %s%s; retrying in %.1f s",
+                    self.client_id,
+                    exc,
+                    self._since_lost(),
+                    delay,
+                )
+
+    def _since_lost(self) -> str:
+        """For the log: how long since the connection was lost, and the attempts since."""
+        if self.outage is None:
+            return ""
+        return (
+            f" ({time.perf_counter() - self.outage.lost_at:.2f} s after the loss,"
+            f" attempt {self.outage.attempts})"
+        )
 
     async def _misc_loop(self) -> None:
         while True:
@@ -682,10 +727,14 @@ class MqttClient:
             self._on_loop(self._connected.set)
             return
         self.connects += 1
+        if self.outage is not None and self.outage.connack_at is None:
+            self.outage.connack_at = time.perf_counter()
+        self._ungranted = {t for t, _ in self._subscriptions}
         self._subscribing.clear()
         self._unacked_subscribes = {self._send_subscribe(t, q) for t, q in self._subscriptions}
         if not self._unacked_subscribes:
             self._on_loop(self._subscribed.set)
+            self._granted("")  # nothing to subscribe: back at the CONNACK
         self._on_loop(self._connected.set)
         if self._on_connected is not None:
             self._on_loop(self._on_connected)
@@ -713,6 +762,8 @@ class MqttClient:
                 )
                 return
         _LOGGER.warning("MQTT %s lost its connection (%s); reconnecting", self.client_id, reason)
+        if self.outage is None or self.outage.subscribed_at is not None:
+            self.outage = Outage(lost_at=time.perf_counter())
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.ensure_future(self._reconnect_loop(str(reason)))
 
@@ -725,11 +776,30 @@ class MqttClient:
             self._refused(wanted, refused)
         elif wanted is not None:
             self._refusals.pop(wanted[0], None)
+            self._granted(wanted[0])
             if self._on_subscribed is not None:
                 self._on_loop(self._on_subscribed, wanted[0])
         self._unacked_subscribes.discard(mid)
         if not self._unacked_subscribes:
             self._on_loop(self._subscribed.set)
+
+    def _granted(self, topic: str) -> None:
+        self._ungranted.discard(topic)
+        outage = self.outage
+        if self._ungranted or outage is None or outage.subscribed_at is not None:
+            return
+        if outage.connack_at is None:
+            return
+        outage.subscribed_at = time.perf_counter()
+        _LOGGER.info(
+            "MQTT %s back after %.2f s: CONNACK %.2f s after the loss (%d attempts),"
+            " every subscription granted %.2f s after the CONNACK",
+            self.client_id,
+            outage.subscribed_at - outage.lost_at,
+            outage.connack_at - outage.lost_at,
+            outage.attempts,
+            outage.subscribed_at - outage.connack_at,
+        )
 
     def _refused(self, wanted: tuple[str, int] | None, reasons: list[Any]) -> None:
         """A SUBACK refused the subscription `wanted`: log it and, unless the refusal is

@@ -10,7 +10,8 @@ inherits them: nothing is lost when a worker dies.
 
 `PartitionedMqtt` is the worker's own `MqttClient`; the door path uses it unchanged:
 `publish` to a device topic goes out on that device's partition session (so a device's
-commands keep their order on one session), `ack` goes to the session a message came on.
+commands keep their order on one session), except retained messages (allowlists), which
+go on the worker's own; `ack` goes to the session a message came on.
 """
 
 from __future__ import annotations
@@ -285,7 +286,11 @@ class PartitionedMqtt(MqttClient):
         retain: bool = False,
         expiry_s: int | None = None,
     ) -> None:
-        parsed = self._topics.parse(topic)
+        parsed = self._topics.parse(topic) if not retain else None
+        # Retained messages (allowlists) go on the worker's own session: NATS stores one
+        # synchronously in the connection's read loop, and while its retained-message
+        # stream elects a leader (4-9 s after a node dies) each stalls its connection for
+        # the 4 s of a JetStream request, events, acks and decisions behind it.
         if parsed is not None:
             partition = self._partition_of_device(parsed[0])
             session = self.sessions.get(partition) if partition is not None else None

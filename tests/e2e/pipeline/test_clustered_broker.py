@@ -341,6 +341,12 @@ async def test_a_lost_connection_moves_to_the_next_node(tmp_path):
             lambda: client.is_connected and client.endpoint.port == second_port, 10, "moved"
         )
         assert client.broker_moves == 1 and client.reconnects == 1
+        # The way back is recorded: loss, attempts, CONNACK, then the subscription granted.
+        await until(lambda: client.outage and client.outage.subscribed_at, 5, "resubscribed")
+        outage = client.outage
+        assert outage is not None and outage.attempts >= 1
+        assert outage.connack_at is not None and outage.subscribed_at is not None
+        assert outage.lost_at <= outage.connack_at <= outage.subscribed_at
         probe = MqttClient(BrokerAddress.parse(f"mqtt://127.0.0.1:{second_port}"), client_id="p")
         await probe.connect()
         # Retained: it reaches the client whether its new subscription is in place yet or not.
