@@ -184,10 +184,14 @@ RATE = 100  # card events per second, over all doors
 
 
 class Load:
-    """Card swipes at a steady rate, round robin over the doors, every one remembered."""
+    """Card swipes at a steady rate (`rate` per second, `RATE` unless told), round robin
+    over the doors, every one remembered."""
 
-    def __init__(self, fleet: Fleet, devices: list[str], cards: tuple[str, ...]) -> None:
+    def __init__(
+        self, fleet: Fleet, devices: list[str], cards: tuple[str, ...], rate: float | None = None
+    ) -> None:
         self.fleet, self.devices, self.cards = fleet, devices, cards
+        self.rate = rate if rate is not None else RATE
         self.sent: list[tuple[str, str, float]] = []  # (device, event_id, perf_counter)
         self._task: asyncio.Task[None] | None = None
 
@@ -200,7 +204,7 @@ class Load:
             self.sent.append((device, eid, time.perf_counter()))
             k += 1
             # Steady by the clock, not by the sleeps: a slow tick is caught up.
-            await asyncio.sleep(max(0.0, started + k / RATE - time.perf_counter()))
+            await asyncio.sleep(max(0.0, started + k / self.rate - time.perf_counter()))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
