@@ -59,8 +59,14 @@ def assert_answers_agree(fleet: Fleet, broker: BrokerUnderTest) -> int:
 
 async def assert_all_accounted(load: Load, dsn: str) -> int:
     missing = await load.answered(timeout=120)  # a backlog after the restarts
-    assert missing == [], f"{len(missing)} of {len(load.sent)} unanswered: {missing[:5]}"
     logged = await logged_card_counts(dsn, [e for _, e, _ in load.sent])
+    # Told apart on failure: unanswered but logged (an answer lost, or refused by the
+    # terminal as too old to act on), or never decided at all.
+    refused = sum(t.refused_commands.get("stale", 0) for t in load.fleet)
+    assert missing == [], (
+        f"{len(missing)} of {len(load.sent)} unanswered, {sum(k in logged for k in missing)} "
+        f"of them logged; {refused} answers refused by the terminals as stale: {missing[:5]}"
+    )
     twice = {k: n for k, n in logged.items() if n != 1}
     never = {(d, e) for d, e, _ in load.sent} - set(logged)
     assert twice == {} and never == set(), (twice, list(never)[:5])
