@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -188,20 +188,51 @@ class PartitionOwnership:
             except Exception:
                 _LOGGER.exception("partition balancing failed; trying again")
 
+    async def _renew(self, conn: asyncpg.Connection) -> set[int]:
+        """Renew this worker's registration and every lease it holds; the partitions held."""
+        async with conn.transaction():
+            await leases.register_worker(
+                conn,
+                self.worker,
+                self.instance,
+                socket.gethostname(),
+                os.getpid(),
+                self.lease_s,
+            )
+            held = await leases.renew_leases(conn, self.worker, self.lease_s)
+        self._renewed_at = time.monotonic()
+        return held
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self) -> AsyncIterator[None]:
+        """Renew every tick while the body runs. Opening sessions can take longer than a
+        lease (NATS makes a replicated JetStream consumer per subscription, and confirms
+        them late when busy), and so can a handover's drain: a registration or a lease
+        lapsing meanwhile is taken by another worker, and the partitions ping-pong."""
+
+        async def renew_every_tick() -> None:
+            while True:
+                await asyncio.sleep(self.tick_s)
+                try:
+                    async with acquire(self._pool, DEADLINE_S) as conn:
+                        await self._renew(conn)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
+                    # The balancing loop tells the database's loss when this tick ends.
+                    _LOGGER.warning("partition leases not renewed while balancing (%s)", e)
+
+        task = asyncio.create_task(renew_every_tick(), name="partition-lease-renewal")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def tick(self) -> None:
         owned = set(self.owned)
         async with acquire(self._pool, DEADLINE_S) as conn:
-            async with conn.transaction():
-                await leases.register_worker(
-                    conn,
-                    self.worker,
-                    self.instance,
-                    socket.gethostname(),
-                    os.getpid(),
-                    self.lease_s,
-                )
-                held = await leases.renew_leases(conn, self.worker, self.lease_s)
-            self._renewed_at = now = time.monotonic()
+            held = await self._renew(conn)
+            now = time.monotonic()
             if self._database_lost:
                 self._database_lost = False
                 self._quiet_until = now + self.lease_s
@@ -231,10 +262,12 @@ class PartitionOwnership:
             )
             await self._mqtt.close_partition(n)
             self._let_go([n])
-        if give:
-            await self._release(give)
-        # Leases of ours without a session: claimed now, or left by this id's previous life.
-        await self._take(sorted((claimed | held) - owned - set(give)))
+        async with self._renewing():
+            if give:
+                await self._release(give)
+            # Leases of ours without a session: claimed now, or left by this id's previous
+            # life.
+            await self._take(sorted((claimed | held) - owned - set(give)))
         self._sync_subscriptions()
         self._mqtt.watch_unknown(0 in self.owned)
 
@@ -284,7 +317,7 @@ class PartitionOwnership:
         what was taken, close their sessions, then free the leases."""
         for n in give:
             self._mqtt.hold_partition(n)
-        # Bounded well inside a lease: the renewals wait for this tick.
+        # Bounded (the leases are renewed meanwhile, but the next balancing waits for it).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.lease_s / 2):
                 if self._finish_claims is not None:  # then into the journal, drained next

@@ -37,9 +37,14 @@ async def partition_dsn(database_factory, scanner_campus, tmp_path_factory) -> s
 
 
 @pytest.fixture
-def broker(mqtt_url) -> BrokerUnderTest:
-    """The broker under test; the lead parametrizes this over a clustered one at merge."""
-    return BrokerUnderTest([mqtt_url])
+def broker(request: pytest.FixtureRequest) -> BrokerUnderTest:
+    """The broker under test: the test Mosquitto, or, where a test parametrizes it
+    indirectly with "nats", a three-node NATS cluster of its own (every node's URL,
+    MQTT 3.1.1)."""
+    if getattr(request, "param", "mosquitto") == "nats":
+        cluster = request.getfixturevalue("nats_cluster")
+        return BrokerUnderTest(list(cluster.urls), protocol="3.1.1")
+    return BrokerUnderTest([request.getfixturevalue("mqtt_url")])
 
 
 @pytest.fixture

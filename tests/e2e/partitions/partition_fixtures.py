@@ -184,12 +184,14 @@ RATE = 100  # card events per second, over all doors
 
 
 class Load:
-    """Card swipes at a steady rate, round robin over the doors, every one remembered."""
+    """Card swipes at a steady rate (`rate` per second, `RATE` unless told), round robin
+    over the doors, every one remembered."""
 
     def __init__(
-        self, fleet: Fleet, devices: list[str], cards: tuple[str, ...], rate: float = RATE
+        self, fleet: Fleet, devices: list[str], cards: tuple[str, ...], rate: float | None = None
     ) -> None:
-        self.fleet, self.devices, self.cards, self.rate = fleet, devices, cards, rate
+        self.fleet, self.devices, self.cards = fleet, devices, cards
+        self.rate = rate if rate is not None else RATE
         self.sent: list[tuple[str, str, float]] = []  # (device, event_id, perf_counter)
         self._task: asyncio.Task[None] | None = None
 
