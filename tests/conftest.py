@@ -19,7 +19,7 @@ from db_fixtures import (  # noqa: F401  (fixtures for every test: tests/db_fixt
     roster_listener,
 )
 from nats_cluster import NatsCluster, nats_server_installed
-from xdist_groups import group_and_order
+from xdist_groups import TrafficScheduling, order
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every `serve`/`worker` the tests start would open the worker metrics port (9108) by
@@ -27,9 +27,13 @@ DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 os.environ.setdefault("CAMPUSGATE_METRICS_PORT", "0")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    group_and_order(items)
+    order(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> TrafficScheduling:
+    """Units of work for the xdist workers: tests/xdist_groups.py."""
+    return TrafficScheduling(config, log)
 
 
 def _run(coro):

@@ -182,10 +182,13 @@ async def purge_health_history(
     return {"health_history": _affected(status)}
 
 
-# People who left the roster before the cut-off, with a status unchanged since then.
+# People who left the roster before the cut-off, with a status unchanged since then that
+# no longer holds them: a hold (isolation, a suspected case) stays, so that a person put
+# back on the roster is still held until an officer clears them.
 _DEPARTED_STATUSES = (
     "SELECT s.person_id FROM health_status s JOIN people p ON p.id = s.person_id"
     f" WHERE s.updated_at < $1 AND {DEPARTED_PERSON}"
+    " AND (s.status IN ('clear', 'recovered') OR (s.until IS NOT NULL AND s.until <= now()))"
 )
 # The history row that set such a status (purge_health_history keeps it while it does).
 _DEPARTED_SETTERS = f"""
@@ -200,8 +203,9 @@ async def purge_departed_statuses(
     conn: asyncpg.Connection, cutoff: datetime, *, dry_run: bool
 ) -> dict[str, int]:
     """The current status of people who left the roster (deactivated or expired) before
-    the health cut-off, unchanged since then, with the history row that set it: no door
-    or case list needs them. Their other history goes with purge_health_history."""
+    the health cut-off, unchanged since then and no longer a hold, with the history row
+    that set it: no door or case list needs them. A hold is kept (a person re-activated
+    must not come back unheld). Their other history goes with purge_health_history."""
     statuses = f"FROM health_status WHERE person_id IN ({_DEPARTED_STATUSES})"
     if dry_run:
         return {

@@ -8,10 +8,22 @@
 
 ALTER TABLE audit_log ADD COLUMN redacted_at timestamptz;
 
+-- A snapshot redacted: the keys it had, none of the values.
+CREATE FUNCTION campusgate_audit_redacted(snapshot jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN snapshot IS NULL THEN NULL
+        WHEN jsonb_typeof(snapshot) = 'object' THEN jsonb_build_object('redacted',
+            (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb)
+             FROM jsonb_object_keys(snapshot) k))
+        ELSE '{"redacted": []}'::jsonb END
+$$;
+
 -- audit_log stays append-only (0004) except for one change: with
--- `SET LOCAL campusgate.retention_redact = 'on'` (the retention job's transaction) the
--- snapshots may be replaced and redacted_at set; operator, action, entity, entity_id and
--- ts never change, and a redacted entry is never rewritten again.
+-- `SET LOCAL campusgate.retention_redact = 'on'` (the retention job's transaction) an
+-- entry may be redacted, once. The trigger writes the redacted snapshots itself, from the
+-- old ones, whatever the UPDATE said: a session that sets the (unprivileged) setting can
+-- blank an entry's values, never write others. Operator, action, entity, entity_id and ts
+-- never change.
 CREATE FUNCTION campusgate_audit_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -20,6 +32,8 @@ BEGIN
        AND NEW.id = OLD.id AND NEW.operator = OLD.operator AND NEW.action = OLD.action
        AND NEW.entity = OLD.entity AND NEW.entity_id IS NOT DISTINCT FROM OLD.entity_id
        AND NEW.ts = OLD.ts THEN
+        NEW.before := campusgate_audit_redacted(OLD.before);
+        NEW.after := campusgate_audit_redacted(OLD.after);
         RETURN NEW;
     END IF;
     IF TG_OP = 'DELETE' AND current_setting('campusgate.retention_purge', true) = 'on' THEN

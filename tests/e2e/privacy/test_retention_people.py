@@ -179,11 +179,17 @@ async def test_status_of_people_who_left_goes_after_the_health_period(
     conn = campus
     now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)  # health cut-off 2025-12-17 12:00
     day = timedelta(days=1)
-    await conn.execute("UPDATE people SET active = false WHERE id IN ('S1', 'S3')")
-    for person, left in (("S1", now - 200 * day), ("S3", now - 10 * day)):
+    await conn.execute(
+        "INSERT INTO people (id, kind, name, org_unit_id) VALUES ('S4', 'student', 'Zhao Lei', 'cs')"
+    )
+    await conn.execute("UPDATE people SET active = false WHERE id IN ('S1', 'S3', 'S4')")
+    for person, left in (("S1", now - 200 * day), ("S3", now - 10 * day), ("S4", now - 200 * day)):
         await conn.execute("UPDATE people SET deactivated_at = $2 WHERE id = $1", person, left)
-    for person in ("S1", "S2", "S3"):  # each: a status set 190 days ago, and an older one
-        for status, ago in (("fever_watch", 250), ("suspected", 190)):
+    # Each: a status set 190 days ago, and an older one. S1's last one no longer holds
+    # (recovered); S4 left as long ago, still a suspected case: a hold, kept.
+    current = {"S1": "recovered", "S2": "suspected", "S3": "suspected", "S4": "suspected"}
+    for person, status_now in current.items():
+        for status, ago in (("fever_watch", 250), (status_now, 190)):
             await conn.execute(
                 "INSERT INTO health_history (person_id, status, since, reason, changed_by,"
                 " changed_at) VALUES ($1, $2, $3, 'fever at the gate', 'ho-1', $3)",
@@ -193,20 +199,26 @@ async def test_status_of_people_who_left_goes_after_the_health_period(
             )
         await conn.execute(
             "INSERT INTO health_status (person_id, status, since, reason, updated_at)"
-            " VALUES ($1, 'suspected', $2, 'fever at the gate', $2)",
+            " VALUES ($1, $3, $2, 'fever at the gate', $2)",
             person,
             now - 190 * day,
+            status_now,
         )
     dry = await run_retention(conn, SETTINGS, now, dry_run=True)
     real = await run_retention(conn, SETTINGS, now)
     assert dry.counts == real.counts
     print("counts:", real.counts)
-    assert real.counts["health_status_departed"] == 1  # S1 left 200 days ago
+    assert real.counts["health_status_departed"] == 1  # S1 left 200 days ago, recovered
     assert real.counts["health_history_departed"] == 1
-    assert real.counts["health_history"] == 3  # each one's superseded row
+    assert real.counts["health_history"] == 4  # each one's superseded row
     statuses = await conn.fetch("SELECT person_id FROM health_status ORDER BY person_id")
-    assert [s["person_id"] for s in statuses] == ["S2", "S3"]  # active; left recently
+    # Active; left recently; left long ago but still held (re-activated, still held).
+    assert [s["person_id"] for s in statuses] == ["S2", "S3", "S4"]
     history = await conn.fetch(
         "SELECT person_id, status FROM health_history ORDER BY person_id, changed_at"
     )
-    assert [tuple(h) for h in history] == [("S2", "suspected"), ("S3", "suspected")]
+    assert [tuple(h) for h in history] == [
+        ("S2", "suspected"),
+        ("S3", "suspected"),
+        ("S4", "suspected"),
+    ]

@@ -3,6 +3,7 @@ personal detail, what they keep, and that nothing else of an entry can ever chan
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -65,8 +66,14 @@ async def test_audit_log_refuses_every_other_rewrite(conn: asyncpg.Connection) -
                 await conn.execute("SET LOCAL campusgate.retention_redact = 'on'")
                 await conn.execute(f"UPDATE audit_log SET {change}, redacted_at = now()")
     async with conn.transaction():
+        # With the setting on, a rewrite still only redacts: the trigger writes the
+        # snapshot from the old one, whatever the UPDATE asked for.
         await conn.execute("SET LOCAL campusgate.retention_redact = 'on'")
-        await conn.execute("UPDATE audit_log SET after = NULL, redacted_at = now()")
+        await conn.execute(
+            'UPDATE audit_log SET after = \'{"status": "red"}\', redacted_at = now()'
+        )
+    after = await conn.fetchval("SELECT after::text FROM audit_log")
+    assert json.loads(after) == {"redacted": ["status"]}
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         async with conn.transaction():  # redacted once: never rewritten again
             await conn.execute("SET LOCAL campusgate.retention_redact = 'on'")
