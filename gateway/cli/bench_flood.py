@@ -149,6 +149,7 @@ class CpuAccounts:
     # every snapshot so that connections and threads made since are placed too.
     placement: dict[str, frozenset[int]] = field(default_factory=dict)
     placed: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # part -> pids
+    _original: dict[int, set[int]] = field(default_factory=dict)  # thread -> CPUs before
     _conn: asyncpg.Connection | None = None
     _last: Snapshot | None = None
     totals: dict[bool, dict[str, float]] = field(
@@ -166,6 +167,7 @@ class CpuAccounts:
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
+        unpin(self._original)
 
     async def window_ended(self, on: bool) -> None:
         """Charge what was used since the last call to a running (`on`) or paused window."""
@@ -221,7 +223,7 @@ class CpuAccounts:
             except (asyncpg.PostgresError, OSError):
                 pass
         for pid, part in pids.items():
-            if part in self.placement and pin_process(pid, self.placement[part]):
+            if part in self.placement and pin_process(pid, self.placement[part], self._original):
                 self.placed[part].add(pid)
         cpu: dict[int, tuple[str, float]] = {}
         for pid, part in pids.items():
@@ -245,10 +247,11 @@ def split_placement(
     return {part: door_cpus for part in DOOR_SIDE} | {part: api_cpus for part in API_SIDE}
 
 
-def pin_process(pid: int, cpus: frozenset[int]) -> bool:
+def pin_process(pid: int, cpus: frozenset[int], original: dict[int, set[int]]) -> bool:
     """Keep every thread of `pid` on `cpus` (affinity is per thread on Linux); whether any
-    was placed. A process or thread gone meanwhile, or one this user may not move, is left
-    as it is."""
+    was placed. Each thread's affinity before its first move is kept in `original` (to
+    give back: PostgreSQL's own processes outlive the bench). A process or thread gone
+    meanwhile, or one this user may not move, is left as it is."""
     try:
         tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     except OSError:
@@ -256,9 +259,19 @@ def pin_process(pid: int, cpus: frozenset[int]) -> bool:
     placed = False
     for tid in tids:
         with contextlib.suppress(OSError):
+            before = os.sched_getaffinity(tid)
             os.sched_setaffinity(tid, cpus)
+            original.setdefault(tid, before)
             placed = True
     return placed
+
+
+def unpin(original: dict[int, set[int]]) -> None:
+    """Give the threads moved by `pin_process` their affinity back (those still there)."""
+    for tid, cpus in original.items():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, cpus)
+    original.clear()
 
 
 def _server_part(process: ServerProcess) -> str:

@@ -50,9 +50,11 @@ def test_cluster_compose_files_parse_and_mount_files_that_exist(path: Path) -> N
     assert gateway["command"] == ["serve"]
     if path.name == "nats-cluster.yml":  # the folder the nodes' `include` reads
         for node in brokers:
-            assert (
-                "./secrets/broker:/etc/nats/campusgate:ro" in compose["services"][node]["volumes"]
-            )
+            volumes = compose["services"][node]["volumes"]
+            assert "./secrets/nats:/etc/nats/campusgate:ro" in volumes
+            # Never the folder with the plaintext passwords (device-secrets.csv,
+            # service-secrets.csv): a node holds only the bcrypt hashes.
+            assert not any(v.startswith("./secrets/broker") for v in volumes), volumes
 
 
 def test_the_nats_node_configuration_is_valid_and_is_what_the_tests_run(tmp_path: Path) -> None:
@@ -65,7 +67,7 @@ def test_the_nats_node_configuration_is_valid_and_is_what_the_tests_run(tmp_path
     assert f'ack_wait: "{ACK_WAIT}"' in mqtt
     assert "stream_replicas: 3" in mqtt and "consumer_replicas: 3" in mqtt
     # Every node includes the accounts `devices credentials` writes, beside the file in
-    # campusgate/ (where the compose file mounts secrets/broker).
+    # campusgate/ (where the compose file mounts secrets/nats).
     assert f"\ninclude ./campusgate/{NATS_ACCOUNTS}\n" in text
     assert "\nauthorization" not in text.split("\ninclude")[0]  # no second set of users
     write_credentials(tmp_path / "campusgate", ["term-a"], prefix="campus")
