@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import re
 import socket
 import ssl
@@ -668,7 +669,9 @@ class MqttClient:
         tried = 0
         while not self._closing:
             self._move_on(why)
-            await asyncio.sleep(delay)
+            # Spread out: a fleet that lost the same node must not come back in lockstep
+            # (NATS checks a bcrypt hash at every CONNECT).
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             tried += 1
             if self.outage is not None:
                 self.outage.attempts += 1
