@@ -34,6 +34,7 @@ from gateway.domain.partitions import device_partition, partition_of, rebalance
 from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.device_watch import DeviceWatch
 from gateway.pipeline.journal import Journal
+from gateway.pipeline.lease_fence import LeaseFence
 from gateway.pipeline.partition_sessions import PartitionedMqtt
 from gateway.pipeline.recent_decisions import remember_decisions
 from gateway.pipeline.roster_state import RosterState
@@ -98,6 +99,8 @@ class PartitionOwnership:
         self.losses = 0  # partitions lost to another worker
         mqtt.on_taken_over = self._taken_over
         mqtt.lease_fresh = self.lease_fresh
+        # Each journal write checks that its partitions' leases are still ours (fencing).
+        journal.fence = LeaseFence(worker, partitions, self.partition_of_device)
 
     # ---- what other parts ask ----------------------------------------------------
 
@@ -112,8 +115,9 @@ class PartitionOwnership:
         return device_partition(device.door_id, device.id, self.partitions)
 
     def lease_fresh(self) -> bool:
-        """Whether nobody else can hold this worker's leases: renewed less than a lease ago
-        (less a tick: the database's clock started the lease before our reading did)."""
+        """Whether nobody else can hold this worker's leases: renewed less than a lease ago,
+        counted from before the renewal was sent (the database's now() that started the
+        lease is later than that, however late the answer came), less a tick to spare."""
         renewed = self._renewed_at
         return renewed is not None and time.monotonic() - renewed < self.lease_s - self.tick_s
 
@@ -190,6 +194,9 @@ class PartitionOwnership:
 
     async def tick(self) -> None:
         owned = set(self.owned)
+        # Read before the renewal starts: under load its answer may come seconds after the
+        # database's now() that started the lease, and the lease runs from that now().
+        sent = time.monotonic()
         async with acquire(self._pool, DEADLINE_S) as conn:
             async with conn.transaction():
                 await leases.register_worker(
@@ -201,7 +208,8 @@ class PartitionOwnership:
                     self.lease_s,
                 )
                 held = await leases.renew_leases(conn, self.worker, self.lease_s)
-            self._renewed_at = now = time.monotonic()
+            self._renewed_at = sent
+            now = time.monotonic()
             if self._database_lost:
                 self._database_lost = False
                 self._quiet_until = now + self.lease_s
