@@ -240,6 +240,7 @@ class Journal:
         self._fenced: set[int] = set()  # id() of its items fenced off (partition lost)
         # A partitioned worker's lease check on each write (`PartitionOwnership` sets it).
         self.fence: LeaseFence | None = None
+        self._fence_ready: asyncpg.Connection | None = None  # the connection prepared for it
         self._stalled_since: float | None = None
         # When the open batch and the one being written got their first item (monotonic):
         # the oldest is the write lag that /metrics shows.
@@ -723,6 +724,10 @@ class Journal:
                 self._unsure = None
                 return
             self._unsure = None
+        if self.fence is not None and conn is not self._fence_ready:
+            async with within(conn, CONNECT_DEADLINE_S):
+                await self.fence.prepare(conn)
+            self._fence_ready = conn
         deadline = (self._deadline_s + len(batch) * DEADLINE_PER_ITEM_S) * 2 ** min(self._misses, 3)
         self._unsure, self._unsure_backend = batch, self._backend
         try:

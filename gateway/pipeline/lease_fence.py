@@ -28,6 +28,7 @@ class LeaseFence:
 
     worker: str
     partitions: int
+    lease_s: float
     # The partition of a device the roster knows; None for one it does not (such events
     # come on the worker's own session, not a partition's: never fenced).
     partition_of_device: Callable[[str], int | None]
@@ -58,3 +59,8 @@ class LeaseFence:
         if door_id is not None:
             return partition_of(door_id, self.partitions)
         return None
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        """Once per connection: the server ends it if it hangs inside a write (its lease
+        rows locked) for half a lease, so claims of those rows do not wait for ever."""
+        await leases.bound_idle_transactions(conn, self.lease_s / 2)

@@ -100,7 +100,7 @@ class PartitionOwnership:
         mqtt.on_taken_over = self._taken_over
         mqtt.lease_fresh = self.lease_fresh
         # Each journal write checks that its partitions' leases are still ours (fencing).
-        journal.fence = LeaseFence(worker, partitions, self.partition_of_device)
+        journal.fence = LeaseFence(worker, partitions, lease_s, self.partition_of_device)
 
     # ---- what other parts ask ----------------------------------------------------
 

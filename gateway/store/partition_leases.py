@@ -138,26 +138,34 @@ async def claim(conn: asyncpg.Connection, worker: str, wanted: list[int], ttl_s:
     """Take those of `wanted` that are free or expired, atomically each; the ones taken."""
     if not wanted:
         return set()
-    async with conn.transaction():
-        # Row locks FOR UPDATE first: they wait for a journal write of the holder still
-        # under way (`fence`, FOR KEY SHARE), so that a claim commits after that write and
-        # the new owner's load of recent decisions sees its rows. (The UPDATE below alone
-        # takes FOR NO KEY UPDATE, which KEY SHARE does not block; renewals rely on that.)
-        await conn.execute(
-            """
-            SELECT 1 FROM partition_leases
-            WHERE partition = ANY($1::int[]) AND expires_at < now()
-            ORDER BY partition
-            FOR UPDATE
-            """,
-            wanted,
-        )
-        return await _claim_locked(conn, worker, wanted, ttl_s)
+    try:
+        async with conn.transaction():
+            # Not for long: a holder hung inside its write is ended by the server
+            # (`bound_idle_transactions`); the next tick tries again.
+            await conn.execute(
+                "SELECT set_config('lock_timeout', $1, true)", str(max(1, int(ttl_s * 250)))
+            )
+            return await _claim_locking(conn, worker, wanted, ttl_s)
+    except asyncpg.LockNotAvailableError:
+        return set()
 
 
-async def _claim_locked(
+async def _claim_locking(
     conn: asyncpg.Connection, worker: str, wanted: list[int], ttl_s: float
 ) -> set[int]:
+    # Row locks FOR UPDATE first: they wait for a journal write of the holder still under
+    # way (`fence`, FOR KEY SHARE), so that a claim commits after that write and the new
+    # owner's load of recent decisions sees its rows. (The UPDATE below alone takes FOR NO
+    # KEY UPDATE, which KEY SHARE does not block; renewals rely on that.)
+    await conn.execute(
+        """
+        SELECT 1 FROM partition_leases
+        WHERE partition = ANY($1::int[]) AND expires_at < now()
+        ORDER BY partition
+        FOR UPDATE
+        """,
+        wanted,
+    )
     rows = await conn.fetch(
         """
         INSERT INTO partition_leases (partition, worker, expires_at)
@@ -194,6 +202,16 @@ async def fence(conn: asyncpg.Connection, worker: str, partitions: list[int]) ->
         partitions,
     )
     return {r["partition"] for r in rows}
+
+
+async def bound_idle_transactions(conn: asyncpg.Connection, seconds: float) -> None:
+    """End this session if it ever idles in a transaction longer than `seconds`: a writer
+    that hangs (a stopped process, a host gone quiet) between its fence and its commit would
+    otherwise keep its lease rows locked, and every claim of them waiting."""
+    await conn.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
+        str(max(1, int(seconds * 1000))),
+    )
 
 
 async def release(conn: asyncpg.Connection, worker: str, partitions: list[int]) -> None:
