@@ -47,6 +47,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -546,7 +547,9 @@ class Journal:
         return lost
 
     @staticmethod
-    def _follow(follow_up: Callable[[], None], refused: set[int], fenced: set[int]) -> None:
+    def _follow(
+        follow_up: Callable[[], None], refused: set[int], fenced: AbstractSet[int] = frozenset()
+    ) -> None:
         try:
             if isinstance(follow_up, FollowUp) and any(id(n) in fenced for n in follow_up.needs):
                 if follow_up.fenced is not None:
