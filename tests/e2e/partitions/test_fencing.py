@@ -38,7 +38,7 @@ _FENCED = re.compile(r"journal: (\d+) log rows and (\d+) other items left out")
 
 
 def fenced_rows(workers: Workers, n: int) -> int:
-    return sum(int(m[1]) for m in _FENCED.findall(workers.log(n).read_text(errors="replace")))
+    return sum(int(m[0]) for m in _FENCED.findall(workers.log(n).read_text(errors="replace")))
 
 
 async def test_a_worker_stalled_past_its_lease_logs_nothing_its_successor_logs(
