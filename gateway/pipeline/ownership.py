@@ -13,7 +13,9 @@ worker would have to drop its doors, while issue 13 says the database down must 
 the doors down. With rows, a worker that cannot reach the database keeps serving what it
 holds; nobody else can take it before the database is back and the lease has expired, and
 when someone does, the broker's session takeover (MQTT 5 reason 0x8E) tells the old
-owner, which stops that session and never reconnects it.
+owner, which stops that session and never reconnects it. Until it has noticed, its
+journal writes are fenced by the lease (gateway/pipeline/lease_fence.py): nothing of a
+partition no longer its own is logged or answered.
 """
 
 from __future__ import annotations
