@@ -70,6 +70,8 @@ class Counters:
     # Alerts not stored nor published: one of the same kind and subject was open already.
     alerts_deduplicated: int = 0
     logged: int = 0
+    # Log rows left out of a write: their partition's lease was another worker's by then.
+    fenced: int = 0
     device_time_refused: int = 0  # logged at receipt: the device's `ts` was implausible
     late: int = 0  # final decisions sent too late to unlock (see pipeline/publisher.py)
     redelivered: int = 0  # broker redeliveries of events already answered, acked only
@@ -102,6 +104,7 @@ class Counters:
             "alerts": self.alerts,
             "alerts_deduplicated": self.alerts_deduplicated,
             "logged": self.logged,
+            "fenced": self.fenced,
             "device_time_refused": self.device_time_refused,
             "late": self.late,
             "redelivered": self.redelivered,

@@ -68,6 +68,10 @@ class SeenEvents:
         self.remember(key, decision, arrived, sent_here=decision is not None)
         return flight
 
+    def abandon(self, key: EventKey) -> None:
+        """Forget an event being handled, undecided: another worker decides it now."""
+        self._in_flight.pop(key, None)
+
     def remember(
         self,
         key: EventKey,
@@ -115,6 +119,11 @@ class Duplicates:
     def begin(self, key: EventKey) -> None:
         """A new event is being handled: repeats from now on wait for its outcome."""
         self.seen.begin(key)
+
+    def abandon(self, key: EventKey) -> None:
+        """The event's partition went to another worker before its record was written: it
+        is not answered here (nor its repeats, unacknowledged: the new owner gets them)."""
+        self.seen.abandon(key)
 
     def settle(
         self, key: EventKey, decision: Decision | None, arrived: float | None = None

@@ -451,7 +451,14 @@ class DoorDesk:
                 companion.ack()
                 self._duplicates.settle(companion_key, None)
 
-        batch.follow(publish_and_ack, needs=(decided,), refused=refused)
+        def fenced() -> None:
+            # Its partition's lease was another worker's by the time of the write: the
+            # broker gives that worker the event again, unacknowledged, and it decides.
+            self._duplicates.abandon(key)
+            for _, _, companion_key in companions:
+                self._duplicates.abandon(companion_key)
+
+        batch.follow(publish_and_ack, needs=(decided,), refused=refused, fenced=fenced)
 
     def _count_for_alert(self, card: WaitingCard, zone_id: str) -> int:
         """The zone's count when the card was decided (before its own passage)."""
@@ -596,7 +603,11 @@ class DoorDesk:
             arrival.ack()
             self._duplicates.settle(key, None)
 
-        batch.after.append(ack)
+        # Acknowledged even if refused (a redelivery would be refused the same way); not
+        # if fenced off: the partition's new owner gets it again and logs it.
+        batch.follow(
+            ack, needs=(record,), refused=ack, fenced=lambda: self._duplicates.abandon(key)
+        )
         self._journal.kick()
 
     # ---- door states ------------------------------------------------------------

@@ -31,6 +31,12 @@ answered from the spool well within a second instead of after the write deadline
 
 A follow-up added with `Batch.follow(..., needs=...)` runs only if everything it
 needs was written: a decision is never published whose log row was refused.
+
+A partitioned worker's journal has a `fence` (gateway/pipeline/lease_fence.py): each
+write checks, in its transaction, that the partitions of its rows are still this
+worker's, and leaves out those that are not (`fenced`): their follow-ups run neither
+way (no decision sent, no acknowledgement), since the new owner decides those events.
+The spool's drain is not fenced: what it writes was sent already.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -52,6 +59,7 @@ from gateway.domain.decisions import Verdict
 from gateway.domain.events import EventType
 from gateway.domain.health import HealthRecord
 from gateway.metrics import Counters
+from gateway.pipeline.lease_fence import LeaseFence
 from gateway.pipeline.spool import Spool, decode, doubt
 from gateway.store import access_log, alerts, devices, health, spool_drains
 from gateway.store.db import (
@@ -112,11 +120,13 @@ class AlertChange:
 
 @dataclass(frozen=True, slots=True)
 class FollowUp:
-    """A follow-up that needs items of its batch written: otherwise `refused` runs instead."""
+    """A follow-up that needs items of its batch written: otherwise `refused` runs instead,
+    or `fenced` if one was left out because its partition is another worker's now."""
 
     run: Callable[[], None]
     needs: tuple[object, ...]
     refused: Callable[[], None] | None = None
+    fenced: Callable[[], None] | None = None
 
     def __call__(self) -> None:
         self.run()
@@ -147,10 +157,12 @@ class Batch:
         *,
         needs: tuple[object, ...] = (),
         refused: Callable[[], None] | None = None,
+        fenced: Callable[[], None] | None = None,
     ) -> None:
         """Run `run` once the batch is committed, if every item in `needs` (records, alerts
-        of this batch) was written; if one was refused, run `refused` (if given) instead."""
-        self.after.append(FollowUp(run, needs, refused) if needs else run)
+        of this batch) was written; if one was refused, run `refused` (if given) instead;
+        if one was fenced off (its partition lost), `fenced` (if given)."""
+        self.after.append(FollowUp(run, needs, refused, fenced) if needs else run)
 
     def parts(self) -> list[tuple[str, Batch, object]]:
         """The batch one item at a time: (what, a batch of that item alone, the item)."""
@@ -226,6 +238,10 @@ class Journal:
         self._unsure_backend: tuple[int, object] | None = None
         self._parts: list[tuple[str, Batch, object]] | None = None  # salvage still to do
         self._refused: set[int] = set()  # id() of the pending batch's refused items
+        self._fenced: set[int] = set()  # id() of its items fenced off (partition lost)
+        # A partitioned worker's lease check on each write (`PartitionOwnership` sets it).
+        self.fence: LeaseFence | None = None
+        self._fence_ready: asyncpg.Connection | None = None  # the connection prepared for it
         self._stalled_since: float | None = None
         # When the open batch and the one being written got their first item (monotonic):
         # the oldest is the write lag that /metrics shows.
@@ -235,6 +251,7 @@ class Journal:
         self.written = 0
         self.failures = 0
         self.dropped = 0
+        self.fenced = 0  # log rows left out: their partition's lease was another worker's
         self.stalls = 0
         self.alerts_deduplicated = 0
 
@@ -303,6 +320,7 @@ class Journal:
                 self._pending, self._batch = self._batch, Batch()
                 self._pending_since, self._batch_since = self._batch_since, None
                 self._refused = set()
+                self._fenced = set()
             # A batch being retried is not merged with newer items: if its first try
             # committed after all, exactly it is known to be written.
             pending = self._pending
@@ -351,7 +369,7 @@ class Journal:
 
     def _finish(self, pending: Batch, *, logged: bool) -> None:
         """The batch is durable (in the store, or `logged=False`: in the spool): follow it up."""
-        refused = self._refused
+        refused, fenced = self._refused, self._fenced
         if logged:
             self.flushes += 1
             written = sum(1 for r in pending.records if id(r) not in refused)
@@ -361,8 +379,9 @@ class Journal:
         self._pending = self._pending_since = None
         self._parts = None
         self._refused = set()
+        self._fenced = set()
         for follow_up in pending.after:
-            self._follow(follow_up, refused)
+            self._follow(follow_up, refused, fenced)
         if self._pressured and self.backlog < self._high_water // 2:
             self._pressured = False
             _LOGGER.info("journal backlog down to %d: resuming intake", self.backlog)
@@ -528,8 +547,14 @@ class Journal:
         return lost
 
     @staticmethod
-    def _follow(follow_up: Callable[[], None], refused: set[int]) -> None:
+    def _follow(
+        follow_up: Callable[[], None], refused: set[int], fenced: AbstractSet[int] = frozenset()
+    ) -> None:
         try:
+            if isinstance(follow_up, FollowUp) and any(id(n) in fenced for n in follow_up.needs):
+                if follow_up.fenced is not None:
+                    follow_up.fenced()
+                return
             if isinstance(follow_up, FollowUp) and any(id(n) in refused for n in follow_up.needs):
                 if follow_up.refused is not None:
                     follow_up.refused()
@@ -702,11 +727,15 @@ class Journal:
                 self._unsure = None
                 return
             self._unsure = None
+        if self.fence is not None and conn is not self._fence_ready:
+            async with within(conn, CONNECT_DEADLINE_S):
+                await self.fence.prepare(conn)
+            self._fence_ready = conn
         deadline = (self._deadline_s + len(batch) * DEADLINE_PER_ITEM_S) * 2 ** min(self._misses, 3)
         self._unsure, self._unsure_backend = batch, self._backend
         try:
             async with within(conn, deadline):
-                skipped = await self._write(conn, batch)
+                skipped = await self._write(conn, batch, fence=self.fence)
         except DatabaseStalled:
             self._misses += 1
             self._conn = None
@@ -744,6 +773,26 @@ class Journal:
                 self._counters.alerts_deduplicated += 1
             _LOGGER.info("alert %s not stored: one of its kind and subject is open", alert.kind)
 
+    def _fence_off(self, batch: Batch, fenced: list[object]) -> None:
+        """Leave out of `batch` the items of partitions lost to another worker; say so once."""
+        if not fenced:
+            return
+        gone = {id(item) for item in fenced}
+        self._fenced |= gone
+        rows = sum(1 for r in batch.records if id(r) in gone)
+        batch.records = [r for r in batch.records if id(r) not in gone]
+        batch.alerts = [a for a in batch.alerts if id(a) not in gone]
+        batch.device_states = [d for d in batch.device_states if id(d) not in gone]
+        self.fenced += rows
+        if self._counters is not None:
+            self._counters.fenced += rows
+        _LOGGER.warning(
+            "journal: %d log rows and %d other items left out: their partitions' leases are "
+            "another worker's now, which decides those events again (not acknowledged here)",
+            rows,
+            len(fenced) - rows,
+        )
+
     async def _already_written(self, conn: asyncpg.Connection, batch: Batch) -> bool:
         """Whether the earlier, unanswered write of `batch` committed.
 
@@ -768,15 +817,23 @@ class Journal:
             self._conn = conn
         return self._conn
 
-    async def _write(self, conn: asyncpg.Connection, batch: Batch) -> list[Alert]:
-        """Write `batch` in one transaction; returns its alerts not stored (open already)."""
+    async def _write(
+        self, conn: asyncpg.Connection, batch: Batch, *, fence: LeaseFence | None = None
+    ) -> list[Alert]:
+        """Write `batch` in one transaction; returns its alerts not stored (open already).
+
+        With a `fence`, the items of partitions whose lease is not this worker's any more
+        are left out of `batch` (for good: a retry must look at what was written) and
+        noted in `_fenced`; the lease rows of the others stay locked until the commit."""
         skipped: list[Alert] = []
         started = time.perf_counter()
-        if len(batch.records) + len(batch.after) == len(batch):
+        if fence is None and len(batch.records) + len(batch.after) == len(batch):
             # Only log rows: one COPY is atomic by itself, so skip BEGIN and COMMIT round trips.
             await access_log.write_access_records(conn, batch.records)
         else:
             async with conn.transaction():
+                if fence is not None:
+                    self._fence_off(batch, await fence.fenced(conn, _placed(batch)))
                 await access_log.write_access_records(conn, batch.records)
                 if batch.alerts:
                     skipped = await alerts.insert_alerts(conn, batch.alerts)
@@ -796,6 +853,16 @@ class Journal:
             "journal wrote %d items in %.1f ms", len(batch), (time.perf_counter() - started) * 1000
         )
         return skipped
+
+
+def _placed(batch: Batch) -> list[tuple[object, str | None, str | None]]:
+    """The items of `batch` that belong to a door or device: (item, device id, door id)."""
+    placed: list[tuple[object, str | None, str | None]] = [
+        (r, r.device_id, r.door_id) for r in batch.records
+    ]
+    placed += [(a, a.device, a.door) for a in batch.alerts if a.device or a.door]
+    placed += [(d, d[0], None) for d in batch.device_states]
+    return placed
 
 
 async def _landed(conn: asyncpg.Connection, batch: Batch) -> bool:

@@ -13,7 +13,9 @@ worker would have to drop its doors, while issue 13 says the database down must 
 the doors down. With rows, a worker that cannot reach the database keeps serving what it
 holds; nobody else can take it before the database is back and the lease has expired, and
 when someone does, the broker's session takeover (MQTT 5 reason 0x8E) tells the old
-owner, which stops that session and never reconnects it.
+owner, which stops that session and never reconnects it. Until it has noticed, its
+journal writes are fenced by the lease (gateway/pipeline/lease_fence.py): nothing of a
+partition no longer its own is logged or answered.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from gateway.domain.partitions import device_partition, partition_of, rebalance
 from gateway.pipeline.dedupe import SeenEvents
 from gateway.pipeline.device_watch import DeviceWatch
 from gateway.pipeline.journal import Journal
+from gateway.pipeline.lease_fence import LeaseFence
 from gateway.pipeline.partition_sessions import PartitionedMqtt
 from gateway.pipeline.recent_decisions import remember_decisions
 from gateway.pipeline.roster_state import RosterState
@@ -98,6 +101,8 @@ class PartitionOwnership:
         self.losses = 0  # partitions lost to another worker
         mqtt.on_taken_over = self._taken_over
         mqtt.lease_fresh = self.lease_fresh
+        # Each journal write checks that its partitions' leases are still ours (fencing).
+        journal.fence = LeaseFence(worker, partitions, lease_s, self.partition_of_device)
 
     # ---- what other parts ask ----------------------------------------------------
 
@@ -112,8 +117,9 @@ class PartitionOwnership:
         return device_partition(device.door_id, device.id, self.partitions)
 
     def lease_fresh(self) -> bool:
-        """Whether nobody else can hold this worker's leases: renewed less than a lease ago
-        (less a tick: the database's clock started the lease before our reading did)."""
+        """Whether nobody else can hold this worker's leases: renewed less than a lease ago,
+        counted from before the renewal was sent (the database's now() that started the
+        lease is later than that, however late the answer came), less a tick to spare."""
         renewed = self._renewed_at
         return renewed is not None and time.monotonic() - renewed < self.lease_s - self.tick_s
 
@@ -190,6 +196,9 @@ class PartitionOwnership:
 
     async def _renew(self, conn: asyncpg.Connection) -> set[int]:
         """Renew this worker's registration and every lease it holds; the partitions held."""
+        # Read before the renewal starts: under load its answer may come seconds after the
+        # database's now() that started the lease, and the lease runs from that now().
+        sent = time.monotonic()
         async with conn.transaction():
             await leases.register_worker(
                 conn,
@@ -200,7 +209,7 @@ class PartitionOwnership:
                 self.lease_s,
             )
             held = await leases.renew_leases(conn, self.worker, self.lease_s)
-        self._renewed_at = time.monotonic()
+        self._renewed_at = sent
         return held
 
     @contextlib.asynccontextmanager

@@ -104,6 +104,11 @@ class WorkerCollector(Collector):
         yield _counter(
             "campusgate_access_records_logged", "Access-log rows written durably", c.logged
         )
+        yield _counter(
+            "campusgate_access_records_fenced",
+            "Access-log rows left out: their partition's lease was another worker's by then",
+            c.fenced,
+        )
         yield _counter("campusgate_alerts_raised", "Alerts raised by this worker", c.alerts)
         yield from self._journal()
         yield from self._spool()

@@ -138,6 +138,34 @@ async def claim(conn: asyncpg.Connection, worker: str, wanted: list[int], ttl_s:
     """Take those of `wanted` that are free or expired, atomically each; the ones taken."""
     if not wanted:
         return set()
+    try:
+        async with conn.transaction():
+            # Not for long: a holder hung inside its write is ended by the server
+            # (`bound_idle_transactions`); the next tick tries again.
+            await conn.execute(
+                "SELECT set_config('lock_timeout', $1, true)", str(max(1, int(ttl_s * 250)))
+            )
+            return await _claim_locking(conn, worker, wanted, ttl_s)
+    except asyncpg.LockNotAvailableError:
+        return set()
+
+
+async def _claim_locking(
+    conn: asyncpg.Connection, worker: str, wanted: list[int], ttl_s: float
+) -> set[int]:
+    # Row locks FOR UPDATE first: they wait for a journal write of the holder still under
+    # way (`fence`, FOR KEY SHARE), so that a claim commits after that write and the new
+    # owner's load of recent decisions sees its rows. (The UPDATE below alone takes FOR NO
+    # KEY UPDATE, which KEY SHARE does not block; renewals rely on that.)
+    await conn.execute(
+        """
+        SELECT 1 FROM partition_leases
+        WHERE partition = ANY($1::int[]) AND expires_at < now()
+        ORDER BY partition
+        FOR UPDATE
+        """,
+        wanted,
+    )
     rows = await conn.fetch(
         """
         INSERT INTO partition_leases (partition, worker, expires_at)
@@ -154,17 +182,63 @@ async def claim(conn: asyncpg.Connection, worker: str, wanted: list[int], ttl_s:
     return {r["partition"] for r in rows}
 
 
+async def fence(conn: asyncpg.Connection, worker: str, partitions: list[int]) -> set[int]:
+    """Of `partitions`, those whose lease this worker still holds, their rows locked FOR KEY
+    SHARE until the caller's transaction ends (the journal's write of their rows).
+
+    A lease row that names this worker is ours even if expired: nobody took it, and a claim
+    (which locks the row FOR UPDATE) now waits for our commit. Renewals (FOR NO KEY UPDATE)
+    do not wait, so a slow journal write never holds up our own lease."""
+    if not partitions:
+        return set()
+    rows = await conn.fetch(
+        """
+        SELECT partition FROM partition_leases
+        WHERE worker = $1 AND partition = ANY($2::int[])
+        ORDER BY partition  -- locks in one order everywhere: no deadlock with a claim
+        FOR KEY SHARE
+        """,
+        worker,
+        partitions,
+    )
+    return {r["partition"] for r in rows}
+
+
+async def bound_idle_transactions(conn: asyncpg.Connection, seconds: float) -> None:
+    """End this session if it ever idles in a transaction longer than `seconds`: a writer
+    that hangs (a stopped process, a host gone quiet) between its fence and its commit would
+    otherwise keep its lease rows locked, and every claim of them waiting."""
+    await conn.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
+        str(max(1, int(seconds * 1000))),
+    )
+
+
 async def release(conn: asyncpg.Connection, worker: str, partitions: list[int]) -> None:
     """Give up leases at once (a clean stop, or over the fair share): others take them."""
     await conn.execute(
-        "DELETE FROM partition_leases WHERE worker = $1 AND partition = ANY($2::int[])",
+        """
+        DELETE FROM partition_leases WHERE partition IN (
+            SELECT partition FROM partition_leases
+            WHERE worker = $1 AND partition = ANY($2::int[])
+            ORDER BY partition FOR UPDATE  -- the fence's lock order
+        )
+        """,
         worker,
         partitions,
     )
 
 
 async def deregister_worker(conn: asyncpg.Connection, worker: str, instance: uuid.UUID) -> None:
-    await conn.execute("DELETE FROM partition_leases WHERE worker = $1", worker)
+    await conn.execute(
+        """
+        DELETE FROM partition_leases WHERE partition IN (
+            SELECT partition FROM partition_leases WHERE worker = $1
+            ORDER BY partition FOR UPDATE  -- the fence's lock order
+        )
+        """,
+        worker,
+    )
     await conn.execute(
         "DELETE FROM gateway_workers WHERE worker = $1 AND instance = $2", worker, instance
     )

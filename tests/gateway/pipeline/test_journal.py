@@ -15,7 +15,9 @@ from gateway.domain.decisions import Reason, Verdict
 from gateway.domain.events import EventType
 from gateway.metrics import Counters
 from gateway.pipeline.journal import AlertChange, Journal
+from gateway.pipeline.lease_fence import LeaseFence
 from gateway.store import alerts as alert_store
+from gateway.store import partition_leases as leases
 from gateway.store.db import connect
 from gateway.store.migrate import apply_migrations
 
@@ -135,3 +137,41 @@ async def test_a_decision_whose_row_is_refused_is_never_published(journal_dsn):
     assert (journal.written, journal.dropped) == (1, 1)
     assert counters.logged == 1
     assert counters.rejected_by_cause == {"journal_refused": 1}
+
+
+async def test_a_fenced_write_leaves_out_the_rows_of_partitions_another_worker_holds(
+    journal_dsn,
+):
+    """Issue 14: a worker that lost a partition's lease writes nothing of that partition
+    and neither answers nor acknowledges its events; the new owner decides them."""
+    conn = await connect(journal_dsn)
+    try:
+        assert await leases.claim(conn, "worker-a", [0], 30) == {0}
+        assert await leases.claim(conn, "worker-b", [1], 30) == {1}
+    finally:
+        await conn.close()
+    counters = Counters()
+    journal = Journal(journal_dsn, counters=counters)
+    partition = {"dev-a": 0, "dev-b": 1}
+    journal.fence = LeaseFence("worker-a", 2, 30.0, partition.get)
+    journal.start()
+    outcome: dict[str, str] = {}
+    batch = journal.current()
+    ours = replace(record("e-ours"), device_id="dev-a")
+    lost = replace(record("e-lost"), device_id="dev-b")
+    unknown = replace(record("e-unknown"), device_id="dev-unknown")  # not in the roster
+    batch.records += [ours, lost, unknown]
+    for item in (ours, lost, unknown):
+        batch.follow(
+            lambda e=item.event_id: outcome.__setitem__(e, "sent"),
+            needs=(item,),
+            refused=lambda e=item.event_id: outcome.__setitem__(e, "refused"),
+            fenced=lambda e=item.event_id: outcome.__setitem__(e, "fenced"),
+        )
+    journal.kick()
+    await journal.drain()
+    await journal.stop()
+    assert await logged(journal_dsn) == ["e-ours", "e-unknown"]
+    assert outcome == {"e-ours": "sent", "e-lost": "fenced", "e-unknown": "sent"}
+    assert journal.fenced == counters.fenced == 1
+    assert journal.written == counters.logged == 2
