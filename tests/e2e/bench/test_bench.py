@@ -177,7 +177,8 @@ def test_bench_compares_doors_with_the_flood_running_and_frozen(
     if split:
         assert document["config"]["split_cpus"] == split[1]
         placed = document["api_flood_windows"][0]["per_s"]["placed"]
-        assert placed["gateway"] == 1 and placed["flood"] == 1 and placed["bench"] == 1
+        # The bench: its own process and its database connection.
+        assert placed["gateway"] == 1 and placed["flood"] == 1 and placed["bench"] >= 1
         assert placed["api"] >= 1 and placed["postgres_api"] >= 1, placed
     [windows] = document["api_flood_windows"]
     # Running windows held decisions; the first half second of each counts in neither, and
