@@ -53,6 +53,9 @@ _LOGGER = logging.getLogger(__name__)
 
 DEDUPE_HORIZON = timedelta(hours=24)
 STATS_INTERVAL_S = 60.0
+# How long a starting gateway waits for its spool while another process on the data dir
+# looks into it or drains it as left behind (gateway/pipeline/spool.py, left_spools).
+SPOOL_LOCK_WAIT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +167,11 @@ class Gateway:
         remember_decisions(seen, recent, index)
 
         if config.spool_path is not None:
-            self.spool = Spool(config.spool_path, bound=config.spool_bound)
+            # Off the loop: another worker on this data dir may be looking into this
+            # spool as left behind (a restart of every worker at once); wait for it.
+            self.spool = await asyncio.to_thread(
+                Spool, config.spool_path, bound=config.spool_bound, wait_s=SPOOL_LOCK_WAIT_S
+            )
             # Decisions spooled before a crash are not in the log yet: a redelivery of one
             # (its ack lost with the process) is a repeat, answered as it was decided.
             _remember_spooled(seen, self.spool, index, now, clock)

@@ -105,8 +105,8 @@ def left_spools(own: Path) -> Iterator[Spool]:
 class Spool:
     """Batches in, in order; their items out again for the drain."""
 
-    def __init__(self, path: Path, *, bound: int = DEFAULT_BOUND) -> None:
-        self.file = LocalSpool(path)
+    def __init__(self, path: Path, *, bound: int = DEFAULT_BOUND, wait_s: float = 0.0) -> None:
+        self.file = LocalSpool(path, wait_s=wait_s)
         try:
             _check_format(self.file)
         except SpoolFormatError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,16 +34,26 @@ class SpooledRow:
 class LocalSpool:
     """One SQLite file; thread-safe (one call at a time)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, wait_s: float = 0.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # One process per spool: a second would drain the first one's rows beside it.
+        # `wait_s`: how long to wait for it (a worker starting while another one, on the
+        # same data dir, looks into or drains its spool as left behind: `left_spools`).
         self._flock = path.with_suffix(".lock").open("a")
-        try:
-            fcntl.flock(self._flock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._flock.close()
-            raise SpoolInUse(f"{path} is in use by another gateway process") from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(self._flock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._flock.close()
+                    raise SpoolInUse(
+                        f"{path} is in use by another gateway process (waited {wait_s:.0f} s):"
+                        " is a gateway with this id already running on this data dir?"
+                    ) from None
+                time.sleep(0.1)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
