@@ -18,7 +18,7 @@ from db_fixtures import (  # noqa: F401  (fixtures for every test: tests/db_fixt
     new_database,
     roster_listener,
 )
-from nats_cluster import NatsCluster, nats_server_installed
+from nats_cluster import NatsCluster, require_nats_server
 from xdist_groups import TrafficScheduling, order
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -179,9 +179,6 @@ def nats_cluster(tmp_path) -> Iterator[NatsCluster]:
     Ready when every node sees a JetStream leader and accepts an MQTT session; about 4 s.
     For other options (ack_wait, max_ack_pending) use `NatsCluster` itself.
     """
-    if not nats_server_installed():
-        if os.environ.get("CI"):
-            pytest.fail("nats-server is not installed (.ci/run installs it)")
-        pytest.skip("nats-server is not installed (Debian: apt-get install nats-server)")
+    require_nats_server()
     with NatsCluster(tmp_path / "nats") as cluster:
         yield cluster

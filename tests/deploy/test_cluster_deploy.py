@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from nats_cluster import ACK_WAIT, NATS_SERVER, nats_server_installed
+from nats_cluster import ACK_WAIT, NATS_SERVER, require_nats_server
 
 from gateway.services.broker_credentials import render_acl, write_credentials
 from gateway.services.nats_accounts import NATS_ACCOUNTS
@@ -58,10 +58,7 @@ def test_cluster_compose_files_parse_and_mount_files_that_exist(path: Path) -> N
 
 
 def test_the_nats_node_configuration_is_valid_and_is_what_the_tests_run(tmp_path: Path) -> None:
-    if not nats_server_installed():
-        if os.environ.get("CI"):
-            pytest.fail("nats-server is not installed (.ci/run installs it)")
-        pytest.skip("nats-server is not installed")
+    require_nats_server()
     text = NATS_CONF.read_text()
     mqtt = text[text.index("\nmqtt {") :]
     assert f'ack_wait: "{ACK_WAIT}"' in mqtt

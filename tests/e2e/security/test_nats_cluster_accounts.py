@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from gateway_fixtures import running_gateway
 from mqtt_probe import ConnectRefused, Probe, connect
-from nats_cluster import NatsCluster, nats_server_installed
+from nats_cluster import NatsCluster, require_nats_server
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from devices.transports.mqtt import BrokerAddress, Protocol
@@ -59,10 +58,7 @@ def _credentials(dsn: str, out: Path, *args: str) -> str:
 
 
 def _cluster(workdir: Path, out: Path) -> NatsCluster:
-    if not nats_server_installed():
-        if os.environ.get("CI"):
-            pytest.fail("nats-server is not installed (.ci/run installs it)")
-        pytest.skip("nats-server is not installed (Debian: apt-get install nats-server)")
+    require_nats_server()
     login = (GATEWAY_ACCOUNT, _passwords(out)[GATEWAY_ACCOUNT])
     return NatsCluster(workdir, accounts=out / NATS_ACCOUNTS, probe_login=login)
 

@@ -7,14 +7,13 @@ that it parses is checked here by `nats-server -t` on a node file that includes 
 from __future__ import annotations
 
 import csv
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import bcrypt
 import pytest
-from nats_cluster import NATS_SERVER, nats_server_installed
+from nats_cluster import NATS_SERVER, require_nats_server
 
 from gateway.services.broker_credentials import (
     GATEWAY_ACCOUNT,
@@ -167,10 +166,7 @@ def test_a_prefix_nats_cannot_carry_leaves_no_nats_file(tmp_path: Path) -> None:
 
 
 def test_nats_server_accepts_the_file(tmp_path: Path) -> None:
-    if not nats_server_installed():
-        if os.environ.get("CI"):
-            pytest.fail("nats-server is not installed (.ci/run installs it)")
-        pytest.skip("nats-server is not installed")
+    require_nats_server()
     out = tmp_path / "broker"
     write_credentials(out, ["term-a", "term-b"], prefix="campus", sim_account=True)
     node = tmp_path / "node.conf"
