@@ -64,12 +64,24 @@ class AlertRelay:
                 return published
 
     async def _run(self) -> None:
+        away = False  # the database did not answer the last poll: said once, not every poll
         while True:
             await asyncio.sleep(self._poll_s)
             try:
                 await self.relay()
             except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 # The database away: the doors carry on (spool), and so do pending alerts.
-                _LOGGER.warning("alert relay: the database did not answer (%s); retrying", exc)
+                if not away:
+                    _LOGGER.warning(
+                        "alert relay: the database did not answer (%s); retrying every %.0f s",
+                        exc,
+                        self._poll_s,
+                    )
+                away = True
+                continue
             except Exception:  # a bug here must not end the relay for good
                 _LOGGER.exception("alert relay failed; trying again in %.0f s", self._poll_s)
+                continue
+            if away:
+                _LOGGER.info("alert relay: the database answers again")
+                away = False
