@@ -15,7 +15,7 @@ import logging
 import asyncpg
 
 from gateway.store.alert_feed import AlertChange, alert_change
-from gateway.store.db import connect
+from gateway.store.db import DATABASE_ERRORS, connect
 
 _LOGGER = logging.getLogger(__name__)
 CHANNEL = "campusgate_alert_changes"
@@ -80,7 +80,7 @@ class AlertHub:
             try:
                 async with self._pool.acquire() as conn:
                     change = await alert_change(conn, cursor)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except DATABASE_ERRORS:
                 _LOGGER.exception("cannot read alert change %d", cursor)
                 continue
             if change is None:

@@ -27,6 +27,7 @@ from api.permissions import org_scoped, present_alert, visible_alert_kinds
 from gateway.domain.alerts import AlertKind
 from gateway.domain.operators import OperatorRole
 from gateway.store.alert_feed import AlertChange, alert_changes_after, alert_cursor
+from gateway.store.db import DATABASE_ERRORS
 from gateway.store.org_tree import org_subtree
 
 router = APIRouter()
@@ -228,7 +229,7 @@ async def _recheck(changed: asyncio.Event, still_valid: Callable[[], Awaitable[b
         try:
             if not await still_valid():
                 return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except DATABASE_ERRORS:
             # The database is away: keep the stream (no reconnect storm), check again later.
             _LOGGER.warning("cannot re-check a live stream's credential", exc_info=True)
 

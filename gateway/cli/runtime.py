@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import asyncpg
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -32,7 +31,7 @@ from gateway.pipeline.thermal_frames import parse_calibrations
 from gateway.services.jobs import campus_jobs
 from gateway.services.scheduler import Scheduler
 from gateway.settings import Settings
-from gateway.store.db import create_pool, redact_dsn
+from gateway.store.db import DATABASE_ERRORS, create_pool, redact_dsn
 from gateway.store.embedded import EmbeddedDatabaseError, resolve_database_url
 from gateway.store.migrate import apply_migrations
 
@@ -96,7 +95,7 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> str:
     if migrate:
         try:
             applied = await apply_migrations(dsn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             raise click.ClickException(
                 f"cannot use the database at {redact_dsn(dsn)}: {exc}; check CAMPUSGATE_DATABASE_URL and that PostgreSQL is running"
             ) from None

@@ -21,7 +21,7 @@ import asyncpg
 
 from gateway.pipeline.publisher import Publisher
 from gateway.store import alerts as alert_store
-from gateway.store.db import acquire
+from gateway.store.db import DATABASE_ERRORS, acquire
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class AlertRelay:
             await asyncio.sleep(self._poll_s)
             try:
                 await self.relay()
-            except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except DATABASE_ERRORS as exc:
                 # The database away: the doors carry on (spool), and so do pending alerts.
                 if not away:
                     _LOGGER.warning(

@@ -17,7 +17,7 @@ from gateway.metrics import Counters
 from gateway.pipeline.alerting import Alerter
 from gateway.pipeline.journal import Journal
 from gateway.store import alerts as alert_store
-from gateway.store.db import acquire
+from gateway.store.db import DATABASE_ERRORS, acquire
 from gateway.store.devices import device_states, touch_devices
 
 _LOGGER = logging.getLogger(__name__)
@@ -143,5 +143,5 @@ class DeviceWatch:
         try:
             async with acquire(self._pool, DEADLINE_S) as conn:
                 await touch_devices(conn, seen)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             _LOGGER.warning("could not record when devices were last seen: %s", exc)

@@ -63,6 +63,7 @@ from gateway.pipeline.lease_fence import LeaseFence
 from gateway.pipeline.spool import Spool, decode, doubt
 from gateway.store import access_log, alerts, devices, health, spool_drains
 from gateway.store.db import (
+    DATABASE_AWAY,
     DatabaseStalled,
     backend_identity,
     connect,
@@ -94,16 +95,7 @@ BACKOFF_CAP_S = 0.5
 DRAIN_ITEMS = 5_000
 APPEND_WAIT_S = 0.01  # the drain's look again while an append to the spool is under way
 
-# Errors that mean "the database is not there right now", as opposed to "it refused this".
-TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-)
+TRANSIENT = DATABASE_AWAY  # the database is not there right now (not: it refused this)
 
 
 class DatabaseAway(DatabaseStalled):
@@ -307,7 +299,7 @@ class Journal:
             if conn is not None and not conn.is_closed():
                 try:
                     await asyncio.wait_for(conn.close(), CONNECT_DEADLINE_S)
-                except (TimeoutError, asyncpg.InterfaceError, OSError):
+                except DATABASE_AWAY:
                     conn.terminate()
 
     async def _run(self) -> None:

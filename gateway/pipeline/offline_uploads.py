@@ -42,7 +42,7 @@ from gateway.policy.decide import decide, resolve_direction
 from gateway.policy.occupancy import Occupancy
 from gateway.policy.roster_index import RosterIndex
 from gateway.store import offline_uploads as store
-from gateway.store.db import acquire
+from gateway.store.db import DATABASE_ERRORS, acquire
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class UploadDesk:
         try:
             async with self._lock:
                 acked = await self._reconcile(device_id, events, dropped)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             self._counters.reject("offline_upload_failed")
             _LOGGER.error(
                 "device %s: upload not taken (%s); the terminal will resend", device_id, exc

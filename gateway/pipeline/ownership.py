@@ -43,7 +43,7 @@ from gateway.pipeline.roster_state import RosterState
 from gateway.pipeline.topics import Topics
 from gateway.store import access_log
 from gateway.store import partition_leases as leases
-from gateway.store.db import acquire
+from gateway.store.db import DATABASE_ERRORS, acquire
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class PartitionOwnership:
         try:
             async with acquire(self._pool, DEADLINE_S) as conn:
                 await leases.deregister_worker(conn, self.worker, self.instance)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             _LOGGER.warning(
                 "could not release the partition leases (%s): others take them when they expire",
                 exc,
@@ -184,7 +184,7 @@ class PartitionOwnership:
             await asyncio.sleep(self.tick_s)
             try:
                 await self.tick()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            except DATABASE_ERRORS as exc:
                 # The database away: keep every partition (the doors keep deciding); nobody
                 # can take them before it is back and our leases have expired.
                 self._database_lost = True
@@ -225,7 +225,7 @@ class PartitionOwnership:
                 try:
                     async with acquire(self._pool, DEADLINE_S) as conn:
                         await self._renew(conn)
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
+                except DATABASE_ERRORS as e:
                     # The balancing loop tells the database's loss when this tick ends.
                     _LOGGER.warning("partition leases not renewed while balancing (%s)", e)
 

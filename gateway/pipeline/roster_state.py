@@ -35,7 +35,15 @@ import asyncpg
 
 from gateway.domain.health import HealthRecord
 from gateway.policy.roster_index import RosterIndex
-from gateway.store.db import DatabaseStalled, acquire, ping, set_keepalive, within
+from gateway.store.db import (
+    DATABASE_AWAY,
+    DATABASE_ERRORS,
+    DatabaseStalled,
+    acquire,
+    ping,
+    set_keepalive,
+    within,
+)
 from gateway.store.levels import load_levels
 from gateway.store.roster import load_health, load_roster
 
@@ -189,7 +197,7 @@ class RosterState:
         if listener is not None and not listener.is_closed():
             try:
                 await asyncio.wait_for(listener.close(), PING_DEADLINE_S)
-            except (TimeoutError, asyncpg.InterfaceError, OSError):
+            except DATABASE_AWAY:
                 listener.terminate()
 
     async def _run(self) -> None:
@@ -234,7 +242,7 @@ class RosterState:
                 self._lost_touch()
                 await self._close_listener()
                 await asyncio.sleep(1)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            except DATABASE_ERRORS as exc:
                 _LOGGER.error("roster refresh failed (%s); retrying in 2 s", exc)
                 self._lost_touch()
                 await self._close_listener()

@@ -35,7 +35,7 @@ from gateway.domain.levels import CapacityMode
 from gateway.pipeline.roster_state import RosterState
 from gateway.policy.occupancy import Occupancy
 from gateway.store import zone_counts
-from gateway.store.db import DatabaseStalled, connect, within
+from gateway.store.db import DATABASE_AWAY, DatabaseStalled, connect, within
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,15 +52,7 @@ FLUSH_BEFORE_CLAIM = 32  # more queued (an outage's backlog): the background wri
 WRITE_BATCH = 1_000  # queued passages the background writes in one go
 QUEUE_BOUND = 100_000  # passages kept for the database while it is away
 
-TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-)
+TRANSIENT = DATABASE_AWAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +230,7 @@ class SharedOccupancy:
         if conn is not None and not conn.is_closed():
             try:
                 await asyncio.wait_for(conn.close(), CONNECT_DEADLINE_S)
-            except (TimeoutError, asyncpg.InterfaceError, OSError):
+            except DATABASE_AWAY:
                 conn.terminate()
 
     async def _run(self) -> None:

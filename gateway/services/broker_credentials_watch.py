@@ -23,6 +23,7 @@ from gateway.services.broker_credentials import (
     write_credentials,
 )
 from gateway.store.broker_devices import ROSTER_CHANNEL, mqtt_device_ids
+from gateway.store.db import DATABASE_ERRORS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ async def watch_roster(
                     task.cancel()
                 wake.clear()
                 await asyncio.sleep(DEBOUNCE_S)  # one rewrite for a burst of statements
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             _LOGGER.error("broker accounts: database unavailable (%s); retrying in 2 s", exc)
             current = None  # changes made meanwhile are unknown
             with contextlib.suppress(TimeoutError):

@@ -31,6 +31,23 @@ USER_TIMEOUT_MS = 20_000
 CONNECT_TIMEOUT_S = 5.0
 
 
+# Errors that mean "the database is not there right now" (the connection broke, the server
+# restarts or turns sessions away), as opposed to "it refused this statement". asyncpg raises
+# InternalClientError when the server ends a session while the client is mid-call.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+# Any database failure a background loop logs and retries after.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_AWAY, asyncpg.PostgresError)
+
+
 class DatabaseStalled(TimeoutError):
     """A database call missed its deadline; its connection was dropped."""
 
@@ -181,7 +198,7 @@ async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection, deadline_s: flo
     # A terminated connection is returned at once; a live one is reset, within a deadline.
     try:
         await pool.release(conn, timeout=deadline_s)
-    except (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+    except DATABASE_ERRORS as exc:
         _LOGGER.warning("a database connection could not be reset and was dropped: %s", exc)
 
 
