@@ -50,6 +50,10 @@ _LOGGER = logging.getLogger(__name__)
 DEDUPE_HORIZON = timedelta(hours=24)
 DEADLINE_S = 5.0
 RETIRE_AFTER_S = 60.0  # a worker expired this long is forgotten and its presence cleared
+# After a failed tick (the database away), leases this many long pass before balancing again:
+# every live worker's registration and leases lapsed meanwhile, and a loaded one may need a
+# connect deadline and a tick to renew them; balancing earlier would take its partitions.
+QUIET_LEASES = 2
 
 
 class PartitionOwnership:
@@ -192,6 +196,8 @@ class PartitionOwnership:
                     "partition leases not renewed (%s): keeping partitions %s", exc, self.owned
                 )
             except Exception:
+                # Whatever failed, the next good tick may find others' renewals late too.
+                self._database_lost = True
                 _LOGGER.exception("partition balancing failed; trying again")
 
     async def _renew(self, conn: asyncpg.Connection) -> set[int]:
@@ -244,10 +250,9 @@ class PartitionOwnership:
             now = time.monotonic()
             if self._database_lost:
                 self._database_lost = False
-                self._quiet_until = now + self.lease_s
-                _LOGGER.info(
-                    "database back: leases renewed; balancing again in %.0f s", self.lease_s
-                )
+                quiet_s = QUIET_LEASES * self.lease_s
+                self._quiet_until = now + quiet_s
+                _LOGGER.info("database back: leases renewed; balancing again in %.0f s", quiet_s)
             live = await leases.live_workers(conn)
             self.live_workers = len(live)
             take, give = [], []
